@@ -1,0 +1,1 @@
+"""Accounts, roles, credentials, tokens, sessions and authorization rules."""

@@ -1,0 +1,1 @@
+"""The hub CA, its server certificate, client certificates and revocation."""

@@ -1,0 +1,1 @@
+"""The DigiTwin core: directory, values, action queue, twin cache and notifications."""

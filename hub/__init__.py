@@ -1,0 +1,1 @@
+"""Composition root: configuration, the ``wothub`` command and the runtime."""
