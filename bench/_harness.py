@@ -1,0 +1,63 @@
+"""Shared by every benchmark: best-of timing and the output format.
+
+Each figure is printed next to a baseline measured in the same run, because
+absolute times on shared machines drift; ``ratio`` = ops_per_s / baseline_ops_per_s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class Result:
+    bench: str
+    backend: str
+    ops_per_s: float
+    baseline_ops_per_s: float | None = None
+    baseline: str | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if not self.baseline_ops_per_s:
+            return None
+        return self.ops_per_s / self.baseline_ops_per_s
+
+
+def ops_per_s(run: Callable[[], int]) -> float:
+    """Time one call of ``run`` (which returns how many operations it did)."""
+    started = time.perf_counter()
+    ops = run()
+    return ops / (time.perf_counter() - started)
+
+
+def best_of(rounds: int, *runs: Callable[[], int]) -> list[float]:
+    """Best ops/s of each run over ``rounds``, interleaved so drift hits all alike."""
+    best = [0.0] * len(runs)
+    for _ in range(rounds):
+        for index, run in enumerate(runs):
+            best[index] = max(best[index], ops_per_s(run))
+    return best
+
+
+def arguments(description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--rounds", type=int, default=15, help="best of this many rounds")
+    return parser.parse_args()
+
+
+def report(results: list[Result], as_json: bool) -> None:
+    if as_json:
+        for result in results:
+            print(json.dumps({**asdict(result), "ratio": result.ratio}), flush=True)
+        return
+    print(f"{'bench':<22}{'backend':<10}{'ops/s':>12}{'baseline ops/s':>16}{'ratio':>8}  baseline")
+    for r in results:
+        base = f"{r.baseline_ops_per_s:>16,.0f}" if r.baseline_ops_per_s else f"{'-':>16}"
+        ratio = f"{r.ratio:>8.2f}" if r.ratio else f"{'-':>8}"
+        print(f"{r.bench:<22}{r.backend:<10}{r.ops_per_s:>12,.0f}{base}{ratio}  {r.baseline or ''}")
