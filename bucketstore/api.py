@@ -113,17 +113,21 @@ class Bucket(ABC):
     def set(self, key: str, value: bytes) -> None:
         """Store ``value`` under ``key``, replacing any previous value."""
 
-    @abstractmethod
     def set_many(self, items: Items) -> None:
         """Store every item atomically: after an error (a bad key or value) none is written."""
+        self.batch(set=items)
 
     @abstractmethod
     def delete(self, key: str) -> None:
         """Remove ``key``; removing a missing key is not an error."""
 
-    @abstractmethod
     def delete_many(self, keys: Iterable[str]) -> None:
         """Remove every key atomically."""
+        self.batch(delete=keys)
+
+    @abstractmethod
+    def batch(self, set: Items = (), delete: Iterable[str] = ()) -> None:
+        """Delete ``delete`` and store ``set`` in one atomic write (a key in both ends set)."""
 
     @abstractmethod
     def count(self) -> int:

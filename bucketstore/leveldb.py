@@ -110,32 +110,24 @@ class LevelDBBucket(Bucket):
             raise self._explain(exc, key) from None
         return found
 
-    def set_many(self, items: Items) -> None:
-        pairs = items.items() if isinstance(items, Mapping) else items
+    def batch(self, set: Items = (), delete: Iterable[str] = ()) -> None:
+        pairs = set.items() if isinstance(set, Mapping) else set
         key: Any = _UNSET
         value: Any = _UNSET
         try:
-            # A transaction batch is discarded when the block raises: all or nothing.
             with self._db.write_batch(transaction=True, sync=self._store.sync) as batch:
-                put, prefix = batch.put, self._prefix
+                prefix = self._prefix
+                for key in delete:
+                    if not key:
+                        raise self._explain(None, key)
+                    batch.delete(prefix + key.encode())
+                value = None
                 for key, value in pairs:
                     if not key:
                         raise self._explain(None, key, value)
-                    put(prefix + key.encode(), value)
+                    batch.put(prefix + key.encode(), value)
         except _REFUSALS as exc:
             raise self._explain(exc, key, value) from None
-
-    def delete_many(self, keys: Iterable[str]) -> None:
-        key: Any = _UNSET
-        try:
-            with self._db.write_batch(transaction=True, sync=self._store.sync) as batch:
-                delete, prefix = batch.delete, self._prefix
-                for key in keys:
-                    if not key:
-                        raise self._explain(None, key)
-                    delete(prefix + key.encode())
-        except _REFUSALS as exc:
-            raise self._explain(exc, key) from None
 
     def count(self) -> int:
         try:

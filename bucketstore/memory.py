@@ -45,21 +45,19 @@ class MemoryBucket(Bucket):
         check_value(check_key(key), value)
         self._data[key] = bytes(value)
 
-    def set_many(self, items: Items) -> None:
-        self._check_open()
-        pairs = list(items.items() if isinstance(items, Mapping) else items)
-        for key, value in pairs:  # check everything first: all or nothing
-            check_value(check_key(key), value)
-        self._data.update((key, bytes(value)) for key, value in pairs)
-
     def delete(self, key: str) -> None:
         self._check_open()
         self._data.pop(check_key(key), None)
 
-    def delete_many(self, keys: Iterable[str]) -> None:
+    def batch(self, set: Items = (), delete: Iterable[str] = ()) -> None:
         self._check_open()
-        for key in [check_key(key) for key in keys]:
+        deletes = [check_key(key) for key in delete]
+        pairs = list(set.items() if isinstance(set, Mapping) else set)
+        for key, value in pairs:
+            check_value(check_key(key), value)
+        for key in deletes:
             self._data.pop(key, None)
+        self._data.update((key, bytes(value)) for key, value in pairs)
 
     def count(self) -> int:
         self._check_open()

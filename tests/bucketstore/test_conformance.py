@@ -121,6 +121,20 @@ def test_delete_many_is_all_or_nothing(bucket):
     assert list(bucket.keys()) == ["a", "b"]
 
 
+def test_batch_deletes_and_sets_in_one_write(bucket):
+    fill(bucket, ["old", "both", "keep"])
+    bucket.batch(set={"new": b"n", "both": b"set"}, delete=["old", "both", "missing"])
+    assert dict(bucket.items()) == {"both": b"set", "keep": b"keep", "new": b"n"}
+
+
+@pytest.mark.parametrize("bad_set, bad_delete", [([("k", "str")], []), ([], ["ok", ""])])
+def test_batch_is_all_or_nothing(bucket, bad_set, bad_delete):
+    fill(bucket, ["ok", "x"])
+    with pytest.raises((InvalidKeyError, InvalidValueError)):
+        bucket.batch(set=[("new", b"1"), *bad_set], delete=["x", *bad_delete])
+    assert list(bucket.keys()) == ["ok", "x"]
+
+
 KEYS = ["b", "d", "f", "h"]
 
 
@@ -242,6 +256,7 @@ def test_closed_store_refuses_use(store):
         lambda: bucket.get("k"),
         lambda: bucket.set("k", b"v"),
         lambda: bucket.set_many({"k": b"v"}),
+        lambda: bucket.batch(set={"k": b"v"}),
         lambda: bucket.delete("k"),
         lambda: bucket.count(),
         lambda: list(bucket.items()),
