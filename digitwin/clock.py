@@ -1,0 +1,25 @@
+"""Time as the hub writes it: RFC 3339 UTC with milliseconds, and epoch seconds inside."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+
+def now() -> float:
+    """Seconds since the epoch (wall clock: timestamps and expiries survive restarts)."""
+    return time.time()
+
+
+def rfc3339(seconds: float) -> str:
+    """``2026-11-23T10:15:30.123Z``: fixed width, so these strings sort in time order."""
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_rfc3339(text: str) -> float:
+    """Epoch seconds of an RFC 3339 date-time; an offset (or Z) is required."""
+    moment = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"date-time {text!r} has no time zone offset")
+    return moment.timestamp()

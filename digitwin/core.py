@@ -1,0 +1,429 @@
+"""DigiTwin: the core every binding routes through (via the router).
+
+It keeps, for every Thing, the TD (directory), the latest values (twins), the requests
+waiting for its agent (request queue) and its agent's presence, and it announces every
+change as a notification message through the ``notify`` callback the router installs.
+It knows nothing of protocols, connections or permissions: the router decides who may
+do what, then calls these methods. All calls are synchronous (the store answers in
+microseconds) and must be made from one thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from bucketstore import BucketStore
+
+from . import clock
+from . import operations as ops
+from .directory import Directory, ThingRecord
+from .envelope import ABSENT, NOTIFICATION, TERMINAL, Message
+from .errors import BadRequest, NotFound
+from .requests import Record, RequestQueue
+from .search import search
+from .twins import Twin, TwinCache, TwinStats
+from .twintd import AFFORDANCE_KINDS, FormProvider, build_twin_td
+from .validation import ValidationError, compile_data_schema, validate_td
+
+
+@dataclass(frozen=True)
+class TwinConfig:
+    max_active: int = 1000  # twins kept in memory
+    idle_timeout: float = 600.0  # seconds before an unused twin is unloaded
+    request_ttl: float = 3600.0  # default expiry of queued actions and writes
+    request_retention: float = 86400.0  # how long finished requests stay queryable
+
+
+class DigiTwin:
+    def __init__(
+        self,
+        store: BucketStore,
+        config: TwinConfig | None = None,
+        *,
+        validate: Callable[[Any], None] = validate_td,
+    ) -> None:
+        self.config = config or TwinConfig()
+        self.directory = Directory(store.bucket("things"), validate)
+        self.requests = RequestQueue(
+            store.bucket("requests"),
+            default_ttl=self.config.request_ttl,
+            retention=self.config.request_retention,
+        )
+        self.twins = TwinCache(
+            store.bucket("twins"),
+            self._load_twin,
+            max_active=self.config.max_active,
+            idle_timeout=self.config.idle_timeout,
+        )
+        self._presence_bucket = store.bucket("presence")
+        self._online: set[str] = set()  # agents connected now (none after a restart)
+        self._providers: list[FormProvider] = []
+        self._twin_tds: dict[str, dict[str, Any]] = {}  # twin TDs of active twins
+        self.notify: Callable[[Message], None] = lambda message: None
+
+    # -- bindings' forms -------------------------------------------------------------
+
+    def add_form_provider(self, provider: FormProvider) -> None:
+        self._providers.append(provider)
+        self._twin_tds.clear()
+
+    def remove_form_provider(self, provider: FormProvider) -> None:
+        self._providers.remove(provider)
+        self._twin_tds.clear()
+
+    # -- directory ---------------------------------------------------------------------
+
+    def update_thing(
+        self, td: Any, owner: str | None, *, keep_owner: bool = False
+    ) -> tuple[ThingRecord, bool]:
+        """Register or replace a TD; returns the record and whether it is new."""
+        record, created = self.directory.put(td, owner, keep_owner=keep_owner)
+        self._td_changed(record, created)
+        return record, created
+
+    def patch_thing(
+        self, thing_id: str, patch: Any, owner: str | None, *, keep_owner: bool = False
+    ) -> ThingRecord:
+        record = self.directory.patch(thing_id, patch, owner, keep_owner=keep_owner)
+        self._td_changed(record, created=False)
+        return record
+
+    def delete_thing(
+        self, thing_id: str, owner: str | None, *, keep_owner: bool = False
+    ) -> ThingRecord:
+        record = self.directory.delete(thing_id, owner, keep_owner=keep_owner)
+        self._thing_gone(record)
+        return record
+
+    def thing(self, thing_id: str) -> ThingRecord | None:
+        return self.directory.get(thing_id)
+
+    def owner_of(self, thing_id: str) -> str | None:
+        twin = self.twins.peek(thing_id)
+        if twin is not None:
+            return twin.owner
+        record = self.directory.get(thing_id)
+        return record.owner if record else None
+
+    def twin_td(self, thing_id: str) -> dict[str, Any] | None:
+        """The TD consumers see, with the hub's forms (built once per change)."""
+        cached = self._twin_tds.get(thing_id)
+        if cached is not None:
+            return cached
+        twin = self.twins.get(thing_id)
+        if twin is None:
+            return None
+        built = self._twin_tds[thing_id] = build_twin_td(twin.td, self._providers)
+        return built
+
+    def list_things(self, offset: int = 0, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Twin TDs in id order, built one at a time (no twin is loaded)."""
+        for record in self.directory.records(offset, limit):
+            yield self._twin_tds.get(record.thing_id) or build_twin_td(record.td, self._providers)
+
+    def search_things(self, query: str) -> list[Any]:
+        """RFC 9535 JSONPath over the twin TDs."""
+        return search(query, self.list_things())
+
+    def things_of(self, owner: str) -> list[str]:
+        return self.directory.things_of(owner)
+
+    def purge_expired_things(self, now: float | None = None) -> list[ThingRecord]:
+        purged = self.directory.purge_expired(now)
+        for record in purged:
+            self._thing_gone(record)
+        return purged
+
+    def _td_changed(self, record: ThingRecord, created: bool) -> None:
+        self._twin_tds.pop(record.thing_id, None)
+        twin = self.twins.peek(record.thing_id)
+        if twin is not None:
+            twin.td, twin.owner = record.td, record.owner
+            twin.checkers.clear()
+        self._emit(ops.UPDATE_THING, record.thing_id, value={"created": created})
+
+    def _thing_gone(self, record: ThingRecord) -> None:
+        thing_id = record.thing_id
+        self._twin_tds.pop(thing_id, None)
+        self.twins.forget(thing_id)
+        for cancelled in self.requests.cancel_all_for_thing(
+            thing_id, f"Thing {thing_id} was removed from the directory"
+        ):
+            self._emit_request(cancelled)
+        self._emit(ops.DELETE_THING, thing_id)
+
+    # -- values ------------------------------------------------------------------------
+
+    def report_property(
+        self, thing_id: str, name: str, value: Any, timestamp: str | None = None
+    ) -> dict[str, Any]:
+        """An agent reports a property value; it is checked against the property's schema."""
+        twin = self._twin(thing_id)
+        _check(twin, "properties", name, value)
+        entry = {"value": value, "timestamp": timestamp or clock.rfc3339(clock.now())}
+        twin.properties[name] = entry
+        self.twins.mark_dirty(twin)
+        self._emit(ops.OBSERVE_PROPERTY, thing_id, name, value=value, timestamp=entry["timestamp"])
+        return entry
+
+    def report_event(
+        self, thing_id: str, name: str, value: Any = ABSENT, timestamp: str | None = None
+    ) -> dict[str, Any]:
+        twin = self._twin(thing_id)
+        _affordance(twin, "events", name)
+        if value is not ABSENT:
+            _check(twin, "events", name, value)
+        entry = {
+            "value": None if value is ABSENT else value,
+            "timestamp": timestamp or clock.rfc3339(clock.now()),
+        }
+        twin.events[name] = entry
+        self.twins.mark_dirty(twin)
+        self._emit(ops.SUBSCRIBE_EVENT, thing_id, name, value=value, timestamp=entry["timestamp"])
+        return entry
+
+    def read_property(self, thing_id: str, name: str) -> dict[str, Any]:
+        """{"value", "timestamp"} as last reported, plus "desired" while a write waits.
+
+        A property never reported has no "value"."""
+        twin = self._twin(thing_id)
+        _affordance(twin, "properties", name)
+        out = dict(twin.properties.get(name, {}))
+        if name in twin.desired:
+            out["desired"] = twin.desired[name]
+        return out
+
+    def read_all_properties(self, thing_id: str) -> dict[str, dict[str, Any]]:
+        twin = self._twin(thing_id)
+        return {name: self.read_property(thing_id, name) for name in _names(twin, "properties")}
+
+    def read_event(self, thing_id: str, name: str) -> dict[str, Any]:
+        twin = self._twin(thing_id)
+        _affordance(twin, "events", name)
+        return dict(twin.events.get(name, {}))
+
+    # -- actions and property writes ---------------------------------------------------
+
+    def request(
+        self,
+        operation: str,
+        thing_id: str,
+        name: str,
+        data: Any,
+        sender_id: str,
+        *,
+        correlation_id: str | None = None,
+        ttl: float | None = None,
+    ) -> Record:
+        """Record an ``invokeaction`` or ``writeproperty`` for the Thing's agent (written
+        through before this returns)."""
+        twin = self._twin(thing_id)
+        if operation == ops.INVOKE_ACTION:
+            affordance = _affordance(twin, "actions", name)
+            if data is not ABSENT:
+                _check(twin, "actions", name, data)
+            elif affordance.get("input"):
+                raise BadRequest(f"action {name!r} of {thing_id} needs an input")
+        elif operation == ops.WRITE_PROPERTY:
+            affordance = _affordance(twin, "properties", name)
+            if affordance.get("readOnly"):
+                raise BadRequest(f"property {name!r} of {thing_id} is read-only")
+            if data is ABSENT:
+                raise BadRequest(f"writeproperty {name!r} needs a value")
+            _check(twin, "properties", name, data)
+        else:
+            raise BadRequest(f"{operation} is not queued for agents")
+        record = self.requests.add(
+            operation, thing_id, name, sender_id, data, correlation_id=correlation_id, ttl=ttl
+        )
+        if operation == ops.WRITE_PROPERTY:
+            twin.desired[name] = _desired(record)
+        return record
+
+    def get_request(self, record_id: str) -> Record:
+        record = self.requests.get(record_id)
+        if record is None:
+            raise NotFound(f"no action or write {record_id}", actionID=record_id)
+        return record
+
+    def requests_of(self, thing_id: str, name: str | None = None) -> list[Record]:
+        return self.requests.for_thing(thing_id, name)
+
+    def open_requests_of_agent(self, agent_id: str) -> list[Record]:
+        """Everything not finished for the agent's Things, in order per Thing."""
+        return [
+            record
+            for thing_id in self.directory.things_of(agent_id)
+            for record in self.requests.open_for_thing(thing_id)
+        ]
+
+    def update_request(
+        self,
+        record: Record,
+        status: str,
+        *,
+        output: Any = ABSENT,
+        error: dict[str, Any] | None = None,
+    ) -> Record:
+        """Move a record along its state machine (delivery, agent progress, cancel)."""
+        record = self.requests.update(record, status, output=output, error=error)
+        if record.status in TERMINAL and record.operation == ops.WRITE_PROPERTY:
+            twin = self.twins.peek(record.thing_id)
+            if twin is not None and twin.desired.get(record.name, {}).get("id") == record.id:
+                del twin.desired[record.name]
+        self._emit_request(record)
+        return record
+
+    def expire_requests(self, now: float | None = None) -> list[Record]:
+        expired = self.requests.expire_due(now)
+        for record in expired:
+            twin = self.twins.peek(record.thing_id)
+            if twin is not None and twin.desired.get(record.name, {}).get("id") == record.id:
+                del twin.desired[record.name]
+            self._emit_request(record)
+        return expired
+
+    def next_deadline(self) -> float | None:
+        """The next time a request or a TD expires, if any."""
+        times = [t for t in (self.requests.next_expiry(), self.directory.next_expiry()) if t]
+        return min(times) if times else None
+
+    def _emit_request(self, record: Record) -> None:
+        """Announce a request's new state to whoever subscribed to its Thing's actions."""
+        self._emit(ops.QUERY_ACTION, record.thing_id, record.name, value=record.to_status())
+
+    # -- presence ------------------------------------------------------------------------
+
+    def set_presence(self, agent_id: str, online: bool) -> list[str]:
+        """Mark an agent online or offline; returns the ids of its Things (notified)."""
+        if online == (agent_id in self._online):
+            return []
+        now = clock.now()
+        if online:
+            self._online.add(agent_id)
+        else:
+            self._online.discard(agent_id)
+        self._presence_bucket.set(agent_id, orjson.dumps({"lastSeen": now}))
+        things = self.directory.things_of(agent_id)
+        status = self._presence_of(agent_id, now)
+        for thing_id in things:
+            self._emit(ops.UPDATE_PRESENCE, thing_id, value=status)
+        return things
+
+    def presence(self, thing_id: str) -> dict[str, Any]:
+        """{"online": bool, "lastSeen": RFC 3339 or absent} of the Thing's agent."""
+        owner = self.owner_of(thing_id)
+        if owner is None:
+            return {"online": False}
+        return self._presence_of(owner)
+
+    def _presence_of(self, agent_id: str, seen: float | None = None) -> dict[str, Any]:
+        if seen is None:
+            raw = self._presence_bucket.get(agent_id)
+            seen = orjson.loads(raw)["lastSeen"] if raw else None
+        out: dict[str, Any] = {"online": agent_id in self._online}
+        if seen is not None:
+            out["lastSeen"] = clock.rfc3339(seen)
+        return out
+
+    # -- housekeeping ------------------------------------------------------------------
+
+    def flush(self) -> int:
+        """Write every changed twin's values (the write-behind batch)."""
+        return self.twins.flush()
+
+    def unload_idle(self, now: float | None = None) -> int:
+        for twin_id in [t for t in self._twin_tds if self.twins.peek(t) is None]:
+            del self._twin_tds[twin_id]
+        return self.twins.unload_idle(now)
+
+    def stats(self) -> TwinStats:
+        return self.twins.stats()
+
+    def close(self) -> None:
+        self.flush()
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _twin(self, thing_id: str) -> Twin:
+        twin = self.twins.get(thing_id) if thing_id else None
+        if twin is None:
+            raise NotFound(f"no Thing {thing_id}", thingID=thing_id)
+        return twin
+
+    def _load_twin(self, thing_id: str, stored_values: bytes | None) -> Twin | None:
+        record = self.directory.get(thing_id)
+        if record is None:
+            return None
+        properties, events = Twin.parse_values(stored_values)
+        desired = {
+            r.name: _desired(r)
+            for r in self.requests.open_for_thing(thing_id)
+            if r.operation == ops.WRITE_PROPERTY
+        }
+        return Twin(thing_id, record.owner, record.td, properties, events, desired)
+
+    def _emit(
+        self,
+        operation: str,
+        thing_id: str,
+        name: str | None = None,
+        *,
+        value: Any = ABSENT,
+        timestamp: str = "",
+    ) -> None:
+        self.notify(
+            Message(NOTIFICATION, operation, thing_id, name, value=value, timestamp=timestamp)
+        )
+
+
+def _affordance(twin: Twin, member: str, name: str) -> dict[str, Any]:
+    affordance = (twin.td.get(member) or {}).get(name)
+    if not isinstance(affordance, dict):
+        kind = AFFORDANCE_KINDS[member]
+        raise NotFound(f"Thing {twin.thing_id} has no {kind} {name!r}", thingID=twin.thing_id)
+    return affordance
+
+
+def _names(twin: Twin, member: str) -> list[str]:
+    return list(twin.td.get(member) or {})
+
+
+# Where each kind of affordance keeps the schema of the data it carries.
+_DATA_SCHEMA = {
+    "properties": lambda affordance: affordance,  # a property affordance is a data schema
+    "actions": lambda affordance: affordance.get("input"),
+    "events": lambda affordance: affordance.get("data"),
+}
+_WHAT = {"properties": "property {!r}", "actions": "input of action {!r}", "events": "event {!r}"}
+
+
+def _check(twin: Twin, member: str, name: str, value: Any) -> None:
+    """Check ``value`` against the affordance's data schema (compiled once per TD)."""
+    checker = twin.checkers.get((member, name))
+    if checker is None:
+        schema = _DATA_SCHEMA[member](_affordance(twin, member, name)) or {}
+        try:
+            checker = compile_data_schema(schema)
+        except ValidationError as exc:
+            raise BadRequest(f"the TD's schema for {name!r} is unusable: {exc}") from None
+        twin.checkers[(member, name)] = checker
+    try:
+        checker(value)
+    except ValidationError as exc:
+        raise BadRequest(
+            f"{_WHAT[member].format(name)} does not match its schema: {exc}",
+            validationErrors=[error.as_dict() for error in exc.errors],
+        ) from None
+
+
+def _desired(record: Record) -> dict[str, Any]:
+    return {
+        "value": record.input,
+        "timestamp": clock.rfc3339(record.time_requested),
+        "id": record.id,
+    }

@@ -1,0 +1,238 @@
+"""The one message envelope every binding speaks (DESIGN.md section 2).
+
+Bindings parse what arrives with ``parse_message``, which is strict: an unknown message
+type or operation, a missing required field, a wrong type or an unknown field is an
+``EnvelopeError`` naming the field, and nothing reaches the core. ``senderID`` is always
+the authenticated client's id, whatever the wire said.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from . import clock
+from .operations import (
+    CANCEL_ACTION,
+    NAMED_OPERATIONS,
+    OPERATIONS,
+    QUERY_ACTION,
+    THINGLESS_OPERATIONS,
+)
+
+REQUEST = "request"
+RESPONSE = "response"
+NOTIFICATION = "notification"
+MESSAGE_TYPES = frozenset({REQUEST, RESPONSE, NOTIFICATION})
+
+# ActionStatus states (DESIGN.md section 4).
+PENDING = "pending"
+DELIVERED = "delivered"
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"
+EXPIRED = "expired"
+CANCELLED = "cancelled"
+STATUSES = frozenset({PENDING, DELIVERED, RUNNING, COMPLETED, FAILED, EXPIRED, CANCELLED})
+TERMINAL = frozenset({COMPLETED, FAILED, EXPIRED, CANCELLED})
+
+
+class _Absent:
+    """Marks a data field that is not in the message (JSON null is a real value)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+ABSENT: Any = _Absent()
+
+# Wire name -> attribute name, in the order they are written.
+_FIELDS = {
+    "messageType": "message_type",
+    "operation": "operation",
+    "thingID": "thing_id",
+    "name": "name",
+    "input": "input",
+    "value": "value",
+    "output": "output",
+    "correlationID": "correlation_id",
+    "actionID": "action_id",
+    "ttl": "ttl",
+    "messageID": "message_id",
+    "senderID": "sender_id",
+    "status": "status",
+    "error": "error",
+    "timestamp": "timestamp",
+}
+_DATA_WIRE = frozenset({"input", "value", "output"})
+_TEXT_FIELDS = (
+    "thingID",
+    "name",
+    "correlationID",
+    "actionID",
+    "messageID",
+    "status",
+    "timestamp",
+)
+
+
+class EnvelopeError(ValueError):
+    """A message that does not fit the envelope; ``field`` names the culprit."""
+
+    def __init__(self, field: str, description: str) -> None:
+        super().__init__(f"{field}: {description}")
+        self.field = field
+        self.description = description
+
+
+@dataclass(slots=True)
+class Message:
+    message_type: str
+    operation: str
+    thing_id: str | None = None
+    name: str | None = None
+    input: Any = ABSENT
+    value: Any = ABSENT
+    output: Any = ABSENT
+    correlation_id: str | None = None
+    action_id: str | None = None  # the hub's id of a queued action or property write
+    ttl: float | None = None  # seconds a queued request may wait for its agent
+    message_id: str = ""
+    sender_id: str | None = None
+    status: str | None = None
+    error: dict[str, Any] | None = None
+    timestamp: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.message_id:
+            self.message_id = new_id()
+        if not self.timestamp:
+            self.timestamp = clock.rfc3339(clock.now())
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {}
+        for wire, attribute in _FIELDS.items():
+            value = getattr(self, attribute)
+            # In input / value / output, null is data; elsewhere None means "not set".
+            if value is not ABSENT and (value is not None or wire in _DATA_WIRE):
+                out[wire] = value
+        return out
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+    @property
+    def data(self) -> Any:
+        """The payload, whichever of input / value / output carries it (ABSENT if none)."""
+        for value in (self.input, self.value, self.output):
+            if value is not ABSENT:
+                return value
+        return ABSENT
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def parse_message(raw: bytes | str | dict[str, Any], sender_id: str) -> Message:
+    """Parse and check one message from the wire; ``sender_id`` is the authenticated client."""
+    if isinstance(raw, dict):
+        data = raw
+    else:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise EnvelopeError("(root)", f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise EnvelopeError("(root)", f"a message is a JSON object, not {_json_type(data)}")
+    unknown = sorted(set(data) - set(_FIELDS))
+    if unknown:
+        raise EnvelopeError(unknown[0], "is not a field of the message envelope")
+
+    message_type = _text(data, "messageType", required=True)
+    if message_type not in MESSAGE_TYPES:
+        raise EnvelopeError(
+            "messageType", f"{message_type!r} is not one of {', '.join(sorted(MESSAGE_TYPES))}"
+        )
+    operation = _text(data, "operation", required=True)
+    if operation not in OPERATIONS:
+        raise EnvelopeError("operation", f"unknown operation {operation!r}")
+    for wire in _TEXT_FIELDS:
+        _text(data, wire)
+    if "thingID" not in data and operation not in THINGLESS_OPERATIONS:
+        raise EnvelopeError("thingID", f"is required for {operation}")
+    if "name" not in data and operation in NAMED_OPERATIONS:
+        raise EnvelopeError("name", f"is required for {operation}")
+    if message_type == RESPONSE and "correlationID" not in data:
+        raise EnvelopeError("correlationID", "is required in a response")
+    needs_action = message_type == REQUEST and operation in (QUERY_ACTION, CANCEL_ACTION)
+    if needs_action and "actionID" not in data:
+        raise EnvelopeError("actionID", f"is required for {operation}")
+    ttl = data.get("ttl")
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0):
+        raise EnvelopeError("ttl", "must be a positive number of seconds")
+    status = data.get("status")
+    if status is not None and status not in STATUSES:
+        raise EnvelopeError("status", f"{status!r} is not one of {', '.join(sorted(STATUSES))}")
+    error = data.get("error")
+    if error is not None and not isinstance(error, dict):
+        raise EnvelopeError("error", "must be a problem details object")
+    timestamp = data.get("timestamp")
+    if timestamp is not None:
+        try:
+            clock.parse_rfc3339(timestamp)
+        except ValueError:
+            raise EnvelopeError(
+                "timestamp", f"{timestamp!r} is not an RFC 3339 date-time"
+            ) from None
+
+    return Message(
+        message_type=message_type,
+        operation=operation,
+        thing_id=data.get("thingID"),
+        name=data.get("name"),
+        input=data.get("input", ABSENT),
+        value=data.get("value", ABSENT),
+        output=data.get("output", ABSENT),
+        correlation_id=data.get("correlationID"),
+        action_id=data.get("actionID"),
+        ttl=ttl,
+        message_id=data.get("messageID") or "",
+        sender_id=sender_id,  # never trusted from the wire
+        status=status,
+        error=error,
+        timestamp=timestamp or "",
+    )
+
+
+def _text(data: dict[str, Any], wire: str, required: bool = False) -> Any:
+    value = data.get(wire)
+    if value is None:
+        if required or wire in data:
+            raise EnvelopeError(wire, "is required" if wire not in data else "must not be null")
+        return None
+    if not isinstance(value, str) or not value:
+        raise EnvelopeError(
+            wire,
+            "must not be empty" if value == "" else f"must be a string, not {_json_type(value)}",
+        )
+    return value
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return names.get(type(value), type(value).__name__)

@@ -1,0 +1,316 @@
+"""Action and property-write records, queued for their Thing's agent.
+
+A consumer's ``invokeaction`` or ``writeproperty`` becomes a record that is written
+through to the store before the request is acknowledged. Its state machine:
+
+    pending -> delivered -> running -> completed | failed
+    (any state that is not final) -> expired | cancelled
+
+Records wait in order per Thing until their agent takes them; the agent may see a record
+more than once (at-least-once delivery), always with the same id.
+
+One bucket holds the records and their indexes, so each change is one atomic write:
+
+    r\\0<id>                  the record (JSON)
+    o\\0<thing>\\0<seq>        open (not final) records of a Thing, in arrival order
+    t\\0<thing>\\0<seq>        every retained record of a Thing, in arrival order
+    x\\0<expires ms>\\0<id>    open records by expiry
+    d\\0<ended ms>\\0<id>      final records by end time, for pruning
+    m\\0seq                   the last sequence number given out
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from bucketstore import Bucket
+
+from . import clock
+from .envelope import (
+    ABSENT,
+    CANCELLED,
+    COMPLETED,
+    DELIVERED,
+    EXPIRED,
+    FAILED,
+    PENDING,
+    RUNNING,
+    TERMINAL,
+    new_id,
+)
+from .errors import Conflict
+
+_ALLOWED = {
+    PENDING: {DELIVERED, RUNNING, COMPLETED, FAILED, EXPIRED, CANCELLED},
+    DELIVERED: {DELIVERED, RUNNING, COMPLETED, FAILED, EXPIRED, CANCELLED},
+    RUNNING: {RUNNING, COMPLETED, FAILED, EXPIRED, CANCELLED},
+}
+_SEQ_KEY = "m\x00seq"
+
+
+@dataclass(slots=True)
+class Record:
+    id: str
+    operation: str  # invokeaction or writeproperty
+    thing_id: str
+    name: str
+    sender_id: str
+    input: Any
+    time_requested: float
+    expires: float
+    seq: int
+    status: str = PENDING
+    output: Any = ABSENT
+    error: dict[str, Any] | None = None
+    time_ended: float | None = None
+    correlation_id: str | None = None
+    deliveries: int = 0
+
+    @property
+    def final(self) -> bool:
+        return self.status in TERMINAL
+
+    def to_status(self) -> dict[str, Any]:
+        """The record as the ActionStatus object consumers see."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "thingID": self.thing_id,
+            "name": self.name,
+            "operation": self.operation,
+            "status": self.status,
+            "timeRequested": clock.rfc3339(self.time_requested),
+            "expires": clock.rfc3339(self.expires),
+            "senderID": self.sender_id,
+        }
+        if self.input is not ABSENT:
+            out["input"] = self.input
+        if self.output is not ABSENT:
+            out["output"] = self.output
+        if self.error is not None:
+            out["error"] = self.error
+        if self.time_ended is not None:
+            out["timeEnded"] = clock.rfc3339(self.time_ended)
+        return out
+
+    def to_json(self) -> bytes:
+        data = {
+            "id": self.id,
+            "operation": self.operation,
+            "thingID": self.thing_id,
+            "name": self.name,
+            "senderID": self.sender_id,
+            "timeRequested": self.time_requested,
+            "expires": self.expires,
+            "seq": self.seq,
+            "status": self.status,
+            "error": self.error,
+            "timeEnded": self.time_ended,
+            "correlationID": self.correlation_id,
+            "deliveries": self.deliveries,
+        }
+        if self.input is not ABSENT:
+            data["input"] = self.input
+        if self.output is not ABSENT:
+            data["output"] = self.output
+        return orjson.dumps(data)
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Record:
+        data = orjson.loads(raw)
+        return cls(
+            id=data["id"],
+            operation=data["operation"],
+            thing_id=data["thingID"],
+            name=data["name"],
+            sender_id=data["senderID"],
+            input=data.get("input", ABSENT),
+            time_requested=data["timeRequested"],
+            expires=data["expires"],
+            seq=data["seq"],
+            status=data["status"],
+            output=data.get("output", ABSENT),
+            error=data["error"],
+            time_ended=data["timeEnded"],
+            correlation_id=data["correlationID"],
+            deliveries=data["deliveries"],
+        )
+
+
+def _ms(seconds: float) -> str:
+    return f"{round(seconds * 1000):015d}"
+
+
+def _open_key(record: Record) -> str:
+    return f"o\x00{record.thing_id}\x00{record.seq:016x}"
+
+
+def _thing_key(record: Record) -> str:
+    return f"t\x00{record.thing_id}\x00{record.seq:016x}"
+
+
+def _expiry_key(record: Record) -> str:
+    return f"x\x00{_ms(record.expires)}\x00{record.id}"
+
+
+def _done_key(record: Record) -> str:
+    return f"d\x00{_ms(record.time_ended or 0)}\x00{record.id}"
+
+
+class RequestQueue:
+    """Durable records of queued requests; every change is written before it returns."""
+
+    def __init__(self, bucket: Bucket, *, default_ttl: float = 3600.0, retention: float = 86400.0):
+        self._bucket = bucket
+        self.default_ttl = default_ttl
+        self.retention = retention  # how long final records stay queryable
+        raw = bucket.get(_SEQ_KEY)
+        self._seq = int(raw) if raw else 0
+
+    def add(
+        self,
+        operation: str,
+        thing_id: str,
+        name: str,
+        sender_id: str,
+        input: Any = ABSENT,
+        *,
+        correlation_id: str | None = None,
+        ttl: float | None = None,
+        now: float | None = None,
+    ) -> Record:
+        now = clock.now() if now is None else now
+        ttl = self.default_ttl if ttl is None else ttl
+        if ttl <= 0:
+            raise ValueError(f"ttl must be positive, not {ttl}")
+        self._seq += 1
+        record = Record(
+            id=new_id(),
+            operation=operation,
+            thing_id=thing_id,
+            name=name,
+            sender_id=sender_id,
+            input=input,
+            time_requested=now,
+            expires=now + ttl,
+            seq=self._seq,
+            correlation_id=correlation_id,
+        )
+        self._bucket.batch(
+            set={
+                f"r\x00{record.id}": record.to_json(),
+                _open_key(record): record.id.encode(),
+                _thing_key(record): record.id.encode(),
+                _expiry_key(record): b"",
+                _SEQ_KEY: str(self._seq).encode(),
+            }
+        )
+        return record
+
+    def get(self, record_id: str) -> Record | None:
+        raw = self._bucket.get(f"r\x00{record_id}")
+        return Record.from_json(raw) if raw else None
+
+    def update(
+        self,
+        record: Record,
+        status: str,
+        *,
+        output: Any = ABSENT,
+        error: dict[str, Any] | None = None,
+        now: float | None = None,
+    ) -> Record:
+        """Move ``record`` to ``status`` (refused with Conflict if the state machine forbids)."""
+        if status not in _ALLOWED.get(record.status, ()):
+            raise Conflict(
+                f"{record.operation} {record.id} is {record.status}; it cannot become {status}",
+                actionID=record.id,
+                actionStatus=record.status,
+            )
+        record.status = status
+        if output is not ABSENT:
+            record.output = output
+        if error is not None:
+            record.error = error
+        if status == DELIVERED:
+            record.deliveries += 1
+        deletes = []
+        writes = {}
+        if record.final:
+            record.time_ended = clock.now() if now is None else now
+            writes[_done_key(record)] = b""
+            deletes = [_open_key(record), _expiry_key(record)]
+        writes[f"r\x00{record.id}"] = record.to_json()
+        self._bucket.batch(set=writes, delete=deletes)
+        return record
+
+    def open_for_thing(self, thing_id: str) -> list[Record]:
+        """Records not final yet, in the order they arrived."""
+        return self._records(self._bucket.values(prefix=f"o\x00{thing_id}\x00"))
+
+    def for_thing(self, thing_id: str, name: str | None = None) -> list[Record]:
+        """Every retained record of a Thing (of one affordance if named), newest first."""
+        ids = self._bucket.values(prefix=f"t\x00{thing_id}\x00", reverse=True)
+        records = self._records(ids)
+        return [r for r in records if name is None or r.name == name]
+
+    def _records(self, ids: Any) -> list[Record]:
+        found = self._bucket.get_many([f"r\x00{i.decode()}" for i in ids])
+        return [Record.from_json(raw) for raw in found.values()] if found else []
+
+    def next_expiry(self) -> float | None:
+        """When the next open record expires (epoch seconds), or None."""
+        for key in self._bucket.keys(prefix="x\x00"):
+            return int(key.split("\x00")[1]) / 1000
+        return None
+
+    def expire_due(self, now: float | None = None) -> list[Record]:
+        """Expire every open record whose time has come; returns them."""
+        now = clock.now() if now is None else now
+        due = []
+        limit = _ms(now)
+        for key in self._bucket.keys(prefix="x\x00"):
+            _, expires, record_id = key.split("\x00")
+            if expires > limit:
+                break
+            record = self.get(record_id)
+            if record is not None and not record.final:
+                due.append(self.update(record, EXPIRED, error=expired_problem(record), now=now))
+        return due
+
+    def prune(self, now: float | None = None) -> int:
+        """Forget final records that ended more than ``retention`` seconds ago."""
+        now = clock.now() if now is None else now
+        limit = _ms(now - self.retention)
+        deletes = []
+        for key in self._bucket.keys(prefix="d\x00"):
+            _, ended, record_id = key.split("\x00")
+            if ended > limit:
+                break
+            record = self.get(record_id)
+            deletes.append(key)
+            if record is not None:
+                deletes += [f"r\x00{record_id}", _thing_key(record)]
+        if deletes:
+            self._bucket.delete_many(deletes)
+        return len(deletes)
+
+    def cancel_all_for_thing(self, thing_id: str, reason: str) -> list[Record]:
+        """Cancel every open record of a Thing (its TD was deleted)."""
+        problem = {"type": "about:blank", "title": "Gone", "status": 410, "detail": reason}
+        return [
+            self.update(record, CANCELLED, error=problem)
+            for record in self.open_for_thing(thing_id)
+        ]
+
+
+def expired_problem(record: Record) -> dict[str, Any]:
+    return {
+        "type": "about:blank",
+        "title": "Request Timeout",
+        "status": 408,
+        "detail": f"{record.operation} {record.name!r} on {record.thing_id} expired at "
+        f"{clock.rfc3339(record.expires)} before its agent completed it",
+    }

@@ -1,0 +1,74 @@
+"""The twin TD consumers see: the agent's TD with the hub's forms and security.
+
+Each binding that consumers can use provides a ``FormProvider``; the twin TD replaces
+every form and security definition of the agent's TD with theirs, so a WoT consumer can
+talk to the twin (through the hub) from the TD alone. The agent's TD is never changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import orjson
+
+TD10_CONTEXT = "https://www.w3.org/2019/wot/td/v1"
+TD11_CONTEXT = "https://www.w3.org/2022/wot/td/v1.1"
+AFFORDANCE_KINDS = {"properties": "property", "actions": "action", "events": "event"}
+
+
+class FormProvider(Protocol):
+    """What a binding adds to twin TDs."""
+
+    name: str
+
+    def security_definitions(self) -> dict[str, dict[str, Any]]:
+        """Security schemes this binding's forms refer to, by name."""
+        ...
+
+    def forms(
+        self, thing_id: str, kind: str, name: str | None, affordance: dict[str, Any] | None
+    ) -> list[dict[str, Any]]:
+        """Forms for one affordance (``kind`` property, action or event) or, with kind
+        ``thing`` and no name, the Thing-level forms (readallproperties, ...)."""
+        ...
+
+
+def build_twin_td(td: dict[str, Any], providers: list[FormProvider]) -> dict[str, Any]:
+    """A new TD for consumers; with no providers, the agent's own forms are kept."""
+    twin = orjson.loads(orjson.dumps(td))  # a deep copy, fast
+    twin["@context"] = _context(twin.get("@context"))
+    if not providers:
+        return twin
+    thing_id = twin["id"]
+    definitions: dict[str, dict[str, Any]] = {}
+    for provider in providers:
+        definitions.update(provider.security_definitions())
+    names = list(definitions)
+    if len(names) > 1:
+        # Any one binding's scheme will do: alternatives are a combo oneOf (TD 1.1 5.3.3.5).
+        definitions["hub_combo_sc"] = {"scheme": "combo", "oneOf": names}
+        twin["security"] = ["hub_combo_sc"]
+    else:
+        twin["security"] = names or ["nosec_sc"]
+        definitions = definitions or {"nosec_sc": {"scheme": "nosec"}}
+    twin["securityDefinitions"] = definitions
+    twin.pop("base", None)  # the agent's base would point consumers at the device
+
+    for member, kind in AFFORDANCE_KINDS.items():
+        for name, affordance in (twin.get(member) or {}).items():
+            affordance["forms"] = [
+                form for p in providers for form in p.forms(thing_id, kind, name, affordance)
+            ]
+    thing_forms = [form for p in providers for form in p.forms(thing_id, "thing", None, None)]
+    if thing_forms:
+        twin["forms"] = thing_forms
+    else:
+        twin.pop("forms", None)
+    return twin
+
+
+def _context(context: Any) -> list[Any]:
+    """TD 1.0 first, then TD 1.1, then the rest: what TD 1.0 consumers (node-wot) need."""
+    entries = context if isinstance(context, list) else [context] if context else []
+    rest = [entry for entry in entries if entry not in (TD10_CONTEXT, TD11_CONTEXT)]
+    return [TD10_CONTEXT, TD11_CONTEXT, *rest]

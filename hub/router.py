@@ -1,0 +1,572 @@
+"""The router: every message from every binding passes through here.
+
+authenticate (the binding) -> authorize (the Authorizer) -> dispatch (the DigiTwin core)
+-> deliver (to agents) and fan out (to subscribers).
+
+Bindings open a ``Connection`` per client connection with ``connect``, hand every parsed
+message to ``handle`` (which returns the response, if any), and write out what the
+connection's outbox yields. The router also delivers queued requests when an agent
+connects, tells invokers how their requests end, and expires requests and TDs on time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from digitwin import clock
+from digitwin import operations as ops
+from digitwin.core import DigiTwin
+from digitwin.envelope import (
+    ABSENT,
+    COMPLETED,
+    DELIVERED,
+    FAILED,
+    NOTIFICATION,
+    PENDING,
+    REQUEST,
+    RESPONSE,
+    RUNNING,
+    TERMINAL,
+    Message,
+)
+from digitwin.errors import BadRequest, Conflict, Forbidden, NotFound, Problem
+from digitwin.notifications import NotificationLog
+from digitwin.requests import Record
+
+from .authz import Authorizer, Client
+from .connection import Connection
+from .subscriptions import (
+    ACTION,
+    DIRECTORY,
+    EVENT,
+    KIND_OF_NOTIFICATION,
+    PRESENCE,
+    PROPERTY,
+    Subscriptions,
+)
+
+log = logging.getLogger("wothub.router")
+
+# The permission a subscription of each kind needs, per Thing.
+_PERMISSION_OF_KIND = {
+    PROPERTY: ops.OBSERVE_PROPERTY,
+    EVENT: ops.SUBSCRIBE_EVENT,
+    ACTION: ops.QUERY_ACTION,
+    PRESENCE: ops.READ_THING,
+    DIRECTORY: ops.READ_THING,
+}
+# Subscribe / unsubscribe requests: operation -> (kind, subscribe?, per affordance?)
+_SUBSCRIPTION_OPS = {
+    ops.OBSERVE_PROPERTY: (PROPERTY, True, True),
+    ops.UNOBSERVE_PROPERTY: (PROPERTY, False, True),
+    ops.OBSERVE_ALL_PROPERTIES: (PROPERTY, True, False),
+    ops.UNOBSERVE_ALL_PROPERTIES: (PROPERTY, False, False),
+    ops.SUBSCRIBE_EVENT: (EVENT, True, True),
+    ops.UNSUBSCRIBE_EVENT: (EVENT, False, True),
+    ops.SUBSCRIBE_ALL_EVENTS: (EVENT, True, False),
+    ops.UNSUBSCRIBE_ALL_EVENTS: (EVENT, False, False),
+}
+
+
+class Router:
+    def __init__(
+        self,
+        twin: DigiTwin,
+        authorizer: Authorizer,
+        *,
+        flush_interval: float = 1.0,
+        housekeeping_interval: float = 30.0,
+        log_size: int = 10_000,
+        max_notifications: int = 1000,
+    ) -> None:
+        self.twin = twin
+        self.authorizer = authorizer
+        self.flush_interval = flush_interval
+        self.housekeeping_interval = housekeeping_interval
+        self.max_notifications = max_notifications
+        self.log = NotificationLog(log_size)
+        self.subscriptions = Subscriptions()
+        self._connections: dict[str, list[Connection]] = {}  # client id -> its connections
+        self._origin: dict[str, tuple[Connection, str | None]] = {}  # request id -> asker
+        self._waiters: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake: asyncio.Event | None = None
+        twin.notify = self._publish
+        self._requests: dict[str, Callable[[Connection, Message], Message]] = {
+            ops.READ_PROPERTY: self._read_property,
+            ops.READ_ALL_PROPERTIES: self._read_properties,
+            ops.READ_MULTIPLE_PROPERTIES: self._read_properties,
+            ops.WRITE_PROPERTY: self._queue_request,
+            ops.INVOKE_ACTION: self._queue_request,
+            ops.QUERY_ACTION: self._query_action,
+            ops.QUERY_ALL_ACTIONS: self._query_all_actions,
+            ops.CANCEL_ACTION: self._cancel_action,
+            ops.READ_THING: self._read_thing,
+            ops.UPDATE_THING: self._update_thing,
+            ops.DELETE_THING: self._delete_thing,
+            **{op: self._subscription for op in _SUBSCRIPTION_OPS},
+        }
+        self._reports: dict[str, Callable[[Connection, Message], None]] = {
+            ops.OBSERVE_PROPERTY: self._report_property,
+            ops.OBSERVE_ALL_PROPERTIES: self._report_properties,
+            ops.SUBSCRIBE_EVENT: self._report_event,
+        }
+
+    # -- life cycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._tasks = [
+            asyncio.create_task(self._deadline_loop(), name="router-deadlines"),
+            asyncio.create_task(self._flush_loop(), name="router-flush"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        for connections in list(self._connections.values()):
+            for connection in list(connections):
+                connection.close("hub stopping")
+                self.disconnect(connection)
+        self.twin.flush()
+
+    # -- connections -------------------------------------------------------------------
+
+    def connect(self, client: Client, binding: str) -> Connection:
+        """Open a connection; an agent's first one makes it online and delivers its queue."""
+        connection = Connection(client, binding, max_notifications=self.max_notifications)
+        first = client.id not in self._connections
+        self._connections.setdefault(client.id, []).append(connection)
+        log.debug("connected %s on %s", client.id, binding)
+        if client.is_agent:
+            if first:
+                self.twin.set_presence(client.id, True)
+            for record in self.twin.open_requests_of_agent(client.id):
+                self._deliver(record, connection)
+        return connection
+
+    def disconnect(self, connection: Connection) -> None:
+        connection.close("disconnected")
+        self.subscriptions.drop(connection)
+        client = connection.client
+        connections = self._connections.get(client.id, [])
+        if connection in connections:
+            connections.remove(connection)
+        if not connections:
+            self._connections.pop(client.id, None)
+            if client.is_agent:
+                self.twin.set_presence(client.id, False)
+        log.debug("disconnected %s from %s", client.id, connection.binding)
+
+    def connections(self) -> int:
+        return sum(len(c) for c in self._connections.values())
+
+    def subscribe(
+        self,
+        connection: Connection,
+        kind: str,
+        thing_id: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        """Subscribe a connection (authorized first); bindings use this directly for the
+        kinds that have no WoT operation (presence, directory, action status)."""
+        owner = self.twin.owner_of(thing_id) if thing_id else None
+        self._authorize(connection.client, _PERMISSION_OF_KIND[kind], thing_id, owner)
+        if thing_id is not None and self.twin.thing(thing_id) is None:
+            raise NotFound(f"no Thing {thing_id}", thingID=thing_id)
+        self.subscriptions.add(connection, kind, thing_id, name)
+
+    def replay(self, connection: Connection, after: int) -> bool:
+        """Queue the notifications after sequence number ``after`` that the connection's
+        subscriptions want; False when the log no longer has them all."""
+        missed = self.log.after(after)
+        if missed is None:
+            return False
+        for notification in missed:
+            message = notification.message
+            kind = KIND_OF_NOTIFICATION[message.operation]
+            wildcard = self.subscriptions.wants(connection, kind, message.thing_id, message.name)
+            if wildcard is None or (wildcard and not self._may_see(connection, kind, message)):
+                continue
+            connection.notify(notification.seq, message)
+        return True
+
+    def wait_for(self, record_id: str) -> asyncio.Future[dict[str, Any]]:
+        """A future of the request's final ActionStatus (for bindings that answer
+        synchronously); already done when the request has ended."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        record = self.twin.get_request(record_id)
+        if record.final:
+            future.set_result(record.to_status())
+        else:
+            self._waiters.setdefault(record_id, []).append(future)
+        return future
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    def handle(self, connection: Connection, message: Message) -> Message | None:
+        """Authorize and carry out one message; returns the response to send back, if any
+        (an error response when refused: nothing escapes as an exception)."""
+        message.sender_id = connection.client.id
+        try:
+            if message.message_type == REQUEST:
+                handler = self._requests.get(message.operation)
+                if handler is None:
+                    raise BadRequest(f"{message.operation} is not a request the hub takes")
+                return handler(connection, message)
+            if message.message_type == NOTIFICATION:
+                report = self._reports.get(message.operation)
+                if report is None:
+                    raise BadRequest(
+                        f"agents report with observeproperty, observeallproperties or "
+                        f"subscribeevent notifications, not {message.operation}"
+                    )
+                report(connection, message)
+                return None
+            self._answer(connection, message)
+            return None
+        except Problem as problem:
+            return _error_response(message, problem)
+
+    def _authorize(
+        self, client: Client, operation: str, thing_id: str | None, owner: str | None
+    ) -> None:
+        reason = self.authorizer.authorize(client, operation, thing_id, owner)
+        if reason is not None:
+            log.warning(
+                "refused %s (%s): %s on %s: %s", client.id, client.role, operation, thing_id, reason
+            )
+            raise Forbidden(reason, operation=operation)
+
+    def _thing_access(self, connection: Connection, operation: str, thing_id: str) -> None:
+        self._authorize(connection.client, operation, thing_id, self.twin.owner_of(thing_id))
+
+    # -- consumer requests ---------------------------------------------------------------
+
+    def _read_property(self, connection: Connection, message: Message) -> Message:
+        self._thing_access(connection, ops.READ_PROPERTY, message.thing_id)
+        entry = self.twin.read_property(message.thing_id, message.name)
+        return _response(
+            message,
+            output=entry.get("value", ABSENT),
+            timestamp=entry.get("timestamp", ""),
+        )
+
+    def _read_properties(self, connection: Connection, message: Message) -> Message:
+        self._thing_access(connection, message.operation, message.thing_id)
+        values = self.twin.read_all_properties(message.thing_id)
+        if message.operation == ops.READ_MULTIPLE_PROPERTIES:
+            names = message.data
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise BadRequest("readmultipleproperties takes an array of property names")
+            missing = [name for name in names if name not in values]
+            if missing:
+                raise NotFound(f"Thing {message.thing_id} has no property {missing[0]!r}")
+            values = {name: values[name] for name in names}
+        output = {name: entry["value"] for name, entry in values.items() if "value" in entry}
+        return _response(message, output=output)
+
+    def _queue_request(self, connection: Connection, message: Message) -> Message:
+        self._thing_access(connection, message.operation, message.thing_id)
+        record = self.twin.request(
+            message.operation,
+            message.thing_id,
+            message.name,
+            message.data,
+            connection.client.id,
+            correlation_id=message.correlation_id,
+            ttl=message.ttl,
+        )
+        self._deliver(record)
+        self._origin[record.id] = (connection, message.correlation_id)
+        if self._wake is not None:
+            self._wake.set()  # the new expiry may be the next deadline
+        return _response(message, status=record.status, action_id=record.id)
+
+    def _find_request(self, connection: Connection, message: Message, permission: str) -> Record:
+        record = self.twin.get_request(message.action_id)
+        if message.thing_id is not None and record.thing_id != message.thing_id:
+            raise NotFound(f"Thing {message.thing_id} has no request {message.action_id}")
+        owner = record.sender_id if permission == ops.CANCEL_ACTION else None
+        owner = owner or self.twin.owner_of(record.thing_id)
+        self._authorize(connection.client, permission, record.thing_id, owner)
+        return record
+
+    def _query_action(self, connection: Connection, message: Message) -> Message:
+        record = self._find_request(connection, message, ops.QUERY_ACTION)
+        return _response(message, output=record.to_status(), status=record.status)
+
+    def _query_all_actions(self, connection: Connection, message: Message) -> Message:
+        self._thing_access(connection, ops.QUERY_ALL_ACTIONS, message.thing_id)
+        if self.twin.thing(message.thing_id) is None:
+            raise NotFound(f"no Thing {message.thing_id}", thingID=message.thing_id)
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for record in self.twin.requests_of(message.thing_id):
+            if record.operation == ops.INVOKE_ACTION:
+                grouped.setdefault(record.name, []).append(record.to_status())
+        return _response(message, output=grouped)
+
+    def _cancel_action(self, connection: Connection, message: Message) -> Message:
+        record = self._find_request(connection, message, ops.CANCEL_ACTION)
+        if record.final:
+            raise Conflict(f"{record.operation} {record.id} has already ended ({record.status})")
+        at_agent = record.status in (DELIVERED, RUNNING)
+        record = self.twin.update_request(
+            record,
+            "cancelled",
+            error={
+                "type": "about:blank",
+                "title": "Cancelled",
+                "status": 410,
+                "detail": f"cancelled by {connection.client.id}",
+            },
+        )
+        if at_agent:
+            for agent in self._agent_connections(record.thing_id)[-1:]:
+                agent.send(
+                    Message(
+                        REQUEST,
+                        ops.CANCEL_ACTION,
+                        record.thing_id,
+                        record.name,
+                        action_id=record.id,
+                        sender_id=connection.client.id,
+                    )
+                )
+        return _response(message, output=record.to_status(), status=record.status)
+
+    def _read_thing(self, connection: Connection, message: Message) -> Message:
+        self._thing_access(connection, ops.READ_THING, message.thing_id)
+        td = self.twin.twin_td(message.thing_id)
+        if td is None:
+            raise NotFound(f"no Thing {message.thing_id}", thingID=message.thing_id)
+        return _response(message, output=td)
+
+    def _update_thing(self, connection: Connection, message: Message) -> Message:
+        td = message.data
+        thing_id = td.get("id") if isinstance(td, dict) else None
+        if thing_id is not None and not isinstance(thing_id, str):
+            raise BadRequest("the TD's id must be a string")
+        if message.thing_id is not None and thing_id is not None and message.thing_id != thing_id:
+            raise BadRequest(f"thingID {message.thing_id} differs from the TD's id {thing_id}")
+        owner = self.twin.owner_of(thing_id) if thing_id else None
+        self._authorize(connection.client, ops.UPDATE_THING, thing_id, owner)
+        keep = self.authorizer.overrides_ownership(connection.client)
+        record, created = self.twin.update_thing(td, connection.client.id, keep_owner=keep)
+        if self._wake is not None and record.expires is not None:
+            self._wake.set()
+        return _response(
+            message, thing_id=record.thing_id, output={"id": record.thing_id, "created": created}
+        )
+
+    def _delete_thing(self, connection: Connection, message: Message) -> Message:
+        self._thing_access(connection, ops.DELETE_THING, message.thing_id)
+        keep = self.authorizer.overrides_ownership(connection.client)
+        self.twin.delete_thing(message.thing_id, connection.client.id, keep_owner=keep)
+        return _response(message, status=COMPLETED)
+
+    def _subscription(self, connection: Connection, message: Message) -> Message:
+        kind, subscribe, named = _SUBSCRIPTION_OPS[message.operation]
+        name = message.name if named else None
+        if subscribe:
+            self.subscribe(connection, kind, message.thing_id, name)
+            if named:  # the affordance must exist
+                member = "properties" if kind == PROPERTY else "events"
+                twin = self.twin.twin_td(message.thing_id) or {}
+                if message.name not in (twin.get(member) or {}):
+                    self.subscriptions.remove(connection, kind, message.thing_id, name)
+                    raise NotFound(f"Thing {message.thing_id} has no {kind} {message.name!r}")
+        else:
+            self.subscriptions.remove(connection, kind, message.thing_id, name)
+        return _response(message, status=COMPLETED)
+
+    # -- what agents send ------------------------------------------------------------------
+
+    def _report_property(self, connection: Connection, message: Message) -> None:
+        self._thing_access(connection, ops.REPORT_PROPERTY, message.thing_id)
+        if message.data is ABSENT:
+            raise BadRequest("a property report needs a value")
+        self.twin.report_property(message.thing_id, message.name, message.data, message.timestamp)
+
+    def _report_properties(self, connection: Connection, message: Message) -> None:
+        self._thing_access(connection, ops.REPORT_PROPERTY, message.thing_id)
+        values = message.data
+        if not isinstance(values, dict) or not values:
+            raise BadRequest("observeallproperties reports an object of property values")
+        for name, value in values.items():
+            self.twin.report_property(message.thing_id, name, value, message.timestamp)
+
+    def _report_event(self, connection: Connection, message: Message) -> None:
+        self._thing_access(connection, ops.REPORT_EVENT, message.thing_id)
+        self.twin.report_event(message.thing_id, message.name, message.data, message.timestamp)
+
+    def _answer(self, connection: Connection, message: Message) -> None:
+        """An agent's response to a request it was given: progress or the result."""
+        record_id = message.action_id or message.correlation_id
+        record = self.twin.get_request(record_id)
+        self._thing_access(connection, ops.ANSWER_REQUEST, record.thing_id)
+        status = message.status or (FAILED if message.error else COMPLETED)
+        if status not in (RUNNING, COMPLETED, FAILED):
+            raise BadRequest(f"an agent answers with running, completed or failed, not {status}")
+        error = message.error
+        if status == FAILED and error is None:
+            error = {"type": "about:blank", "title": "Failed", "status": 500, "detail": "failed"}
+        self.twin.update_request(record, status, output=message.output, error=error)
+
+    # -- delivery and fan-out --------------------------------------------------------------
+
+    def _agent_connections(self, thing_id: str) -> list[Connection]:
+        owner = self.twin.owner_of(thing_id)
+        return [c for c in self._connections.get(owner or "", []) if not c.closed]
+
+    def _deliver(self, record: Record, connection: Connection | None = None) -> None:
+        """Send a request to its agent now if it is connected (newest connection)."""
+        if connection is None:
+            connections = self._agent_connections(record.thing_id)
+            if not connections:
+                return
+            connection = connections[-1]
+        connection.send(
+            Message(
+                REQUEST,
+                record.operation,
+                record.thing_id,
+                record.name,
+                input=record.input,
+                correlation_id=record.id,
+                action_id=record.id,
+                sender_id=record.sender_id,
+                timestamp=clock.rfc3339(record.time_requested),
+            )
+        )
+        if record.status in (PENDING, DELIVERED):
+            self.twin.update_request(record, DELIVERED)
+
+    def _publish(self, message: Message) -> None:
+        """The core's notifications: number them, log them, fan them out."""
+        notification = self.log.append(message)
+        if message.operation == ops.QUERY_ACTION:
+            self._request_changed(message.value)
+        kind = KIND_OF_NOTIFICATION[message.operation]
+        for connection, wildcard in self.subscriptions.matching(
+            kind, message.thing_id, message.name
+        ):
+            if wildcard and not self._may_see(connection, kind, message):
+                continue
+            if not connection.notify(notification.seq, message):
+                log.warning("%s fell behind; disconnecting it", connection)
+                self.subscriptions.drop(connection)
+
+    def _may_see(self, connection: Connection, kind: str, message: Message) -> bool:
+        owner = self.twin.owner_of(message.thing_id)
+        permission = _PERMISSION_OF_KIND[kind]
+        return (
+            self.authorizer.authorize(connection.client, permission, message.thing_id, owner)
+            is None
+        )
+
+    def _request_changed(self, status: dict[str, Any]) -> None:
+        """Tell whoever asked for a request how it is doing, and wake synchronous waiters."""
+        record_id = status["id"]
+        final = status["status"] in TERMINAL
+        origin = self._origin.pop(record_id, None) if final else self._origin.get(record_id)
+        if origin is not None:
+            connection, correlation_id = origin
+            if connection.closed:
+                self._origin.pop(record_id, None)
+            else:
+                connection.send(
+                    Message(
+                        RESPONSE,
+                        status["operation"],
+                        status["thingID"],
+                        status["name"],
+                        output=status.get("output", ABSENT),
+                        error=status.get("error"),
+                        status=status["status"],
+                        correlation_id=correlation_id,
+                        action_id=record_id,
+                    )
+                )
+        if final:
+            for future in self._waiters.pop(record_id, []):
+                if not future.done():
+                    future.set_result(status)
+
+    # -- timers ------------------------------------------------------------------------------
+
+    async def _deadline_loop(self) -> None:
+        """Expire requests and TDs when their time comes, even if nothing else happens."""
+        assert self._wake is not None
+        while True:
+            deadline = self.twin.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - clock.now()) + 0.002
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            try:
+                self.expire()
+            except Exception:  # keep the loop alive: the next round tries again
+                log.exception("expiring requests and TDs failed")
+
+    def expire(self, now: float | None = None) -> None:
+        self.twin.expire_requests(now)
+        self.twin.purge_expired_things(now)
+
+    async def _flush_loop(self) -> None:
+        """Write changed twins behind, unload idle ones, prune old request records."""
+        since_housekeeping = 0.0
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            try:
+                self.twin.flush()
+                since_housekeeping += self.flush_interval
+                if since_housekeeping >= self.housekeeping_interval:
+                    since_housekeeping = 0.0
+                    self.twin.unload_idle()
+                    self.twin.requests.prune()
+            except Exception:
+                log.exception("writing twins failed; will retry")
+
+
+def _response(
+    request: Message,
+    *,
+    output: Any = ABSENT,
+    status: str | None = None,
+    action_id: str | None = None,
+    thing_id: str | None = None,
+    timestamp: str = "",
+) -> Message:
+    return Message(
+        RESPONSE,
+        request.operation,
+        thing_id or request.thing_id,
+        request.name,
+        output=output,
+        status=status,
+        correlation_id=request.correlation_id,
+        action_id=action_id,
+        timestamp=timestamp,
+    )
+
+
+def _error_response(message: Message, problem: Problem) -> Message:
+    return Message(
+        RESPONSE,
+        message.operation,
+        message.thing_id,
+        message.name,
+        error=problem.to_dict(),
+        status=FAILED,
+        correlation_id=message.correlation_id or message.message_id,
+        action_id=message.action_id,
+    )
