@@ -510,8 +510,11 @@ class Router:
             deadline = self.twin.next_deadline()
             timeout = None if deadline is None else max(0.0, deadline - clock.now()) + 0.002
             self._wake.clear()
+            # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancellation
+            # that arrives as the wait completes, and then stop() would hang.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             try:
                 self.expire()
             except Exception:  # keep the loop alive: the next round tries again

@@ -1,0 +1,397 @@
+"""The flows of DESIGN.md section 3 through the real router, core and LevelDB store."""
+
+import asyncio
+
+from digitwin import operations as ops
+
+from .conftest import drain, lamp_td, notification, receive, request
+
+LAMP = "urn:dev:ops:32473-lamp-1"
+
+
+async def test_agent_reports_reach_subscribers_and_the_twin(hub):
+    agent = hub.connect("lamp-agent", "agent")
+    hub.register(agent)
+    viewer = hub.connect("vera", "viewer")
+    for op, name in [("observeproperty", "brightness"), ("subscribeevent", "overheated")]:
+        assert hub.router.handle(viewer, request(op, LAMP, name)).status == "completed"
+
+    assert (
+        hub.router.handle(agent, notification("observeproperty", LAMP, "brightness", value=40))
+        is None
+    )
+    assert (
+        hub.router.handle(agent, notification("subscribeevent", LAMP, "overheated", value=81.5))
+        is None
+    )
+
+    prop, event = await receive(viewer), await receive(viewer)
+    assert (prop.operation, prop.name, prop.value) == ("observeproperty", "brightness", 40)
+    assert (event.operation, event.name, event.value) == ("subscribeevent", "overheated", 81.5)
+    # Consumer reads are answered from the twin, never from the device.
+    read = hub.router.handle(viewer, request("readproperty", LAMP, "brightness"))
+    assert read.output == 40 and read.error is None
+    assert hub.router.handle(viewer, request("readallproperties", LAMP)).output == {
+        "brightness": 40
+    }
+
+
+async def test_a_report_for_several_properties_at_once(hub):
+    agent = hub.connect("lamp-agent", "agent")
+    hub.register(agent)
+    hub.router.handle(
+        agent, notification("observeallproperties", LAMP, value={"on": True, "brightness": 7})
+    )
+    viewer = hub.connect("vera", "viewer")
+    out = hub.router.handle(viewer, request("readmultipleproperties", LAMP, input=["on"]))
+    assert out.output == {"on": True}
+
+
+async def test_action_on_a_connected_agent_round_trip(hub):
+    agent = hub.connect("lamp-agent", "agent")
+    hub.register(agent)
+    operator = hub.connect("otto", "operator")
+
+    accepted = hub.router.handle(
+        operator, request("invokeaction", LAMP, "fade", input={"level": 30}, correlationID="mine")
+    )
+    assert accepted.status == "delivered" and accepted.correlation_id == "mine"
+    action_id = accepted.action_id
+
+    delivered = await receive(agent)
+    assert (delivered.operation, delivered.name, delivered.input) == (
+        "invokeaction",
+        "fade",
+        {"level": 30},
+    )
+    assert delivered.action_id == action_id and delivered.sender_id == "otto"
+
+    hub.router.handle(agent, _answer(delivered, status="running"))
+    hub.router.handle(agent, _answer(delivered, output=30))
+
+    running, done = await receive(operator), await receive(operator)
+    assert (running.status, done.status, done.output) == ("running", "completed", 30)
+    assert done.correlation_id == "mine" and done.action_id == action_id
+    status = hub.router.handle(operator, request("queryaction", LAMP, actionID=action_id)).output
+    assert status["status"] == "completed" and status["output"] == 30 and "timeEnded" in status
+
+
+async def test_action_for_an_offline_agent_waits_and_is_delivered_on_connect(hub):
+    agent = hub.connect("lamp-agent", "agent")
+    hub.register(agent)
+    hub.router.disconnect(agent)
+    operator = hub.connect("otto", "operator")
+
+    first = hub.router.handle(operator, request("invokeaction", LAMP, "fade", input={"level": 1}))
+    second = hub.router.handle(operator, request("invokeaction", LAMP, "toggle"))
+    assert first.status == second.status == "pending"
+    assert hub.twin.get_request(first.action_id).status == "pending"
+
+    agent = hub.connect("lamp-agent", "agent")
+    got = await drain(agent)
+    assert [m.action_id for m in got] == [first.action_id, second.action_id]  # in order
+    for delivered in got:
+        hub.router.handle(agent, _answer(delivered, output=1 if delivered.name == "fade" else None))
+    results = [m for m in await drain(operator) if m.status == "completed"]
+    assert {m.action_id for m in results} == {first.action_id, second.action_id}
+
+
+async def test_property_write_keeps_desired_next_to_reported_until_done(hub):
+    agent = hub.connect("lamp-agent", "agent")
+    hub.register(agent)
+    hub.router.handle(agent, notification("observeproperty", LAMP, "brightness", value=10))
+    hub.router.disconnect(agent)
+    manager = hub.connect("mia", "manager")
+
+    write = hub.router.handle(manager, request("writeproperty", LAMP, "brightness", input=90))
+    assert write.status == "pending"
+    state = hub.twin.read_property(LAMP, "brightness")
+    assert state["value"] == 10 and state["desired"]["value"] == 90
+
+    agent = hub.connect("lamp-agent", "agent")
+    delivered = await receive(agent)
+    assert (delivered.operation, delivered.input) == ("writeproperty", 90)
+    hub.router.handle(agent, _answer(delivered))
+    hub.router.handle(agent, notification("observeproperty", LAMP, "brightness", value=90))
+    assert hub.twin.read_property(LAMP, "brightness") == {
+        "value": 90,
+        "timestamp": hub.twin.read_property(LAMP, "brightness")["timestamp"],
+    }
+
+
+async def test_unanswered_delivery_is_redelivered_with_the_same_id(hub):
+    agent = hub.connect("lamp-agent", "agent")
+    hub.register(agent)
+    operator = hub.connect("otto", "operator")
+    accepted = hub.router.handle(operator, request("invokeaction", LAMP, "toggle"))
+    first = await receive(agent)
+    hub.router.disconnect(agent)  # dropped before answering
+
+    agent = hub.connect("lamp-agent", "agent")
+    again = await receive(agent)
+    assert again.action_id == first.action_id == accepted.action_id
+    assert hub.twin.get_request(accepted.action_id).deliveries == 2
+    hub.router.handle(agent, _answer(again))
+    assert hub.twin.get_request(accepted.action_id).status == "completed"
+
+
+async def test_requests_expire_on_time_with_nothing_else_happening(hub):
+    agent = hub.connect("lamp-agent", "agent")
+    hub.register(agent)
+    hub.router.disconnect(agent)
+    operator = hub.connect("otto", "operator")
+    accepted = hub.router.handle(operator, request("invokeaction", LAMP, "toggle", ttl=0.3))
+    assert accepted.status == "pending"
+
+    expired = await receive(operator, timeout=3)
+    assert expired.status == "expired" and expired.action_id == accepted.action_id
+    assert expired.error["status"] == 408
+    agent = hub.connect("lamp-agent", "agent")
+    assert await drain(agent) == []  # nothing left to deliver
+
+
+async def test_cancel_is_for_the_invoker_and_admins_only(hub):
+    agent = hub.connect("lamp-agent", "agent")
+    hub.register(agent)
+    otto, olga = hub.connect("otto", "operator"), hub.connect("olga", "operator")
+    accepted = hub.router.handle(otto, request("invokeaction", LAMP, "toggle"))
+    delivered = await receive(agent)
+
+    refused = hub.router.handle(olga, request("cancelaction", LAMP, actionID=accepted.action_id))
+    assert refused.error["status"] == 403
+    viewer = hub.connect("vera", "viewer")
+    refused = hub.router.handle(viewer, request("cancelaction", LAMP, actionID=accepted.action_id))
+    assert refused.error["status"] == 403
+
+    cancelled = hub.router.handle(otto, request("cancelaction", LAMP, actionID=accepted.action_id))
+    assert cancelled.output["status"] == "cancelled"
+    told = await receive(agent)  # it was delivered, so the agent is told to stop
+    assert (told.operation, told.action_id) == ("cancelaction", accepted.action_id)
+    again = hub.router.handle(otto, request("cancelaction", LAMP, actionID=accepted.action_id))
+    assert again.error["status"] == 409
+    late = hub.router.handle(agent, _answer(delivered))
+    assert late.error["status"] == 409  # the agent's late answer is refused
+
+    second = hub.router.handle(olga, request("invokeaction", LAMP, "toggle"))
+    admin = hub.connect("root", "admin")
+    done = hub.router.handle(admin, request("cancelaction", LAMP, actionID=second.action_id))
+    assert done.output["status"] == "cancelled"
+
+
+async def test_ownership_refusals(hub):
+    lamp_agent, other = hub.connect("lamp-agent", "agent"), hub.connect("other-agent", "agent")
+    hub.register(lamp_agent)
+
+    taken = hub.router.handle(other, request("updatething", input=lamp_td(title="Mine now")))
+    assert taken.error["status"] == 409
+    assert hub.twin.thing(LAMP).td["title"] == "Lamp"
+    for refused in [
+        hub.router.handle(other, notification("observeproperty", LAMP, "on", value=True)),
+        hub.router.handle(other, notification("subscribeevent", LAMP, "overheated", value=1)),
+        hub.router.handle(other, request("deletething", LAMP)),
+    ]:
+        assert refused.error["status"] == 403
+    # An admin may change anyone's TD, and the agent keeps owning it.
+    admin = hub.connect("root", "admin")
+    assert (
+        hub.router.handle(admin, request("updatething", input=lamp_td(title="Renamed"))).error
+        is None
+    )
+    assert hub.twin.thing(LAMP).owner == "lamp-agent"
+
+
+async def test_roles_are_refused_what_they_may_not_do(hub):
+    agent = hub.connect("lamp-agent", "agent")
+    hub.register(agent)
+    viewer, operator = hub.connect("vera", "viewer"), hub.connect("otto", "operator")
+    assert hub.router.handle(viewer, request("invokeaction", LAMP, "toggle")).error["status"] == 403
+    assert (
+        hub.router.handle(operator, request("writeproperty", LAMP, "on", input=True)).error[
+            "status"
+        ]
+        == 403
+    )
+    assert (
+        hub.router.handle(viewer, request("updatething", input=lamp_td("urn:x:1"))).error["status"]
+        == 403
+    )
+    # A consumer cannot pose as an agent reporting values.
+    assert (
+        hub.router.handle(viewer, notification("observeproperty", LAMP, "on", value=True)).error[
+            "status"
+        ]
+        == 403
+    )
+    assert hub.twin.get_request is not None and hub.twin.requests_of(LAMP) == []
+
+
+async def test_schema_refusals(hub):
+    agent = hub.connect("lamp-agent", "agent")
+    bad_td = {**lamp_td(), "security": "undefined_sc"}
+    refused = hub.router.handle(agent, request("updatething", input=bad_td))
+    assert refused.error["status"] == 400
+    assert {e["field"] for e in refused.error["validationErrors"]} >= {"security"}
+    hub.register(agent)
+
+    too_bright = hub.router.handle(
+        agent, notification("observeproperty", LAMP, "brightness", value=101)
+    )
+    assert too_bright.error["status"] == 400
+    manager = hub.connect("mia", "manager")
+    for bad in [
+        request("writeproperty", LAMP, "brightness", input="loud"),
+        request("writeproperty", LAMP, "model", input="x"),  # read-only
+        request("invokeaction", LAMP, "fade", input={"level": -1}),
+        request("invokeaction", LAMP, "fade"),  # input required
+        request("invokeaction", LAMP, "explode"),  # no such action
+    ]:
+        answer = hub.router.handle(manager, bad)
+        assert answer.error["status"] in (400, 404), answer.error
+    assert hub.twin.requests_of(LAMP) == []
+    assert hub.twin.read_property(LAMP, "brightness") == {}
+
+
+async def test_subscriptions_are_per_thing_affordance_or_everything(hub):
+    agent = hub.connect("lamp-agent", "agent")
+    hub.register(agent)
+    hub.register(agent, lamp_td("urn:dev:ops:lamp-2", "Lamp 2"))
+    one_prop, one_thing, everything = (hub.connect(n, "viewer") for n in ("a", "b", "c"))
+    hub.router.handle(one_prop, request("observeproperty", LAMP, "on"))
+    hub.router.handle(one_thing, request("observeallproperties", LAMP))
+    hub.router.handle(everything, request("observeallproperties"))
+
+    hub.router.handle(agent, notification("observeproperty", LAMP, "on", value=True))
+    hub.router.handle(agent, notification("observeproperty", LAMP, "brightness", value=5))
+    hub.router.handle(
+        agent, notification("observeproperty", "urn:dev:ops:lamp-2", "on", value=False)
+    )
+
+    assert [(m.name, m.value) for m in await drain(one_prop)] == [("on", True)]
+    assert [m.name for m in await drain(one_thing)] == ["on", "brightness"]
+    assert len(await drain(everything)) == 3
+    hub.router.handle(one_thing, request("unobserveallproperties", LAMP))
+    hub.router.handle(agent, notification("observeproperty", LAMP, "on", value=False))
+    assert await drain(one_thing) == []
+
+
+async def test_everything_subscriptions_only_show_what_the_client_may_see(hub):
+    mine, theirs = hub.connect("lamp-agent", "agent"), hub.connect("fan-agent", "agent")
+    hub.register(mine)
+    hub.register(theirs, lamp_td("urn:dev:ops:fan-1", "Fan"))
+    hub.router.subscribe(mine, "presence")  # an agent watching presence of every Thing
+    hub.router.handle(
+        theirs, notification("observeproperty", "urn:dev:ops:fan-1", "on", value=1 == 1)
+    )
+    hub.router.disconnect(theirs)
+    assert await drain(mine) == []  # the fan is not the lamp agent's business
+
+
+async def test_presence_follows_agent_connections(hub):
+    agent = hub.connect("lamp-agent", "agent")
+    hub.register(agent)
+    viewer = hub.connect("vera", "viewer")
+    hub.router.subscribe(viewer, "presence", LAMP)
+    assert hub.twin.presence(LAMP)["online"] is True
+
+    second = hub.connect("lamp-agent", "agent")  # a second connection changes nothing
+    hub.router.disconnect(agent)
+    assert hub.twin.presence(LAMP)["online"] is True
+    hub.router.disconnect(second)
+    offline = await receive(viewer)
+    assert offline.operation == ops.UPDATE_PRESENCE and offline.value["online"] is False
+    assert "lastSeen" in hub.twin.presence(LAMP)
+    hub.connect("lamp-agent", "agent")
+    assert (await receive(viewer)).value["online"] is True
+
+
+async def test_td_changes_are_notified_to_directory_subscribers(hub):
+    watcher = hub.connect("vera", "viewer")
+    hub.router.subscribe(watcher, "directory")
+    agent = hub.connect("lamp-agent", "agent")
+    hub.register(agent)
+    hub.register(agent, lamp_td(title="Lamp v2"))
+    hub.router.handle(agent, request("deletething", LAMP))
+    got = [(m.operation, m.thing_id, m.value) for m in await drain(watcher)]
+    assert got[0] == ("updatething", LAMP, {"created": True})
+    assert got[1] == ("updatething", LAMP, {"created": False})
+    assert got[2][:2] == ("deletething", LAMP)
+
+
+async def test_deleting_a_thing_cancels_what_waits_for_it(hub):
+    agent = hub.connect("lamp-agent", "agent")
+    hub.register(agent)
+    hub.router.disconnect(agent)
+    operator = hub.connect("otto", "operator")
+    accepted = hub.router.handle(operator, request("invokeaction", LAMP, "toggle"))
+    agent = hub.connect("lamp-agent", "agent")
+    await drain(agent)
+    hub.router.handle(agent, request("deletething", LAMP))
+    result = [m for m in await drain(operator) if m.action_id == accepted.action_id][-1]
+    assert result.status == "cancelled" and result.error["status"] == 410
+
+
+async def test_slow_subscriber_is_cut_off_without_slowing_others(tmp_path):
+    from .conftest import Hub
+
+    hub = await Hub(tmp_path / "store").open(max_notifications=50)
+    try:
+        agent = hub.connect("lamp-agent", "agent")
+        hub.register(agent)
+        slow, fast = hub.connect("slow", "viewer"), hub.connect("fast", "viewer")
+        for viewer in (slow, fast):
+            hub.router.handle(viewer, request("observeproperty", LAMP, "brightness"))
+        received = 0
+        for level in range(200):  # bounded load; "fast" keeps up, "slow" never reads
+            hub.router.handle(
+                agent, notification("observeproperty", LAMP, "brightness", value=level % 100)
+            )
+            received += len(await drain(fast))
+        assert received == 200
+        assert slow.closed_reason == "overflow"
+        assert hub.router.subscriptions.wants(slow, "property", LAMP, "brightness") is None
+    finally:
+        await hub.close()
+
+
+async def test_sse_style_resume_replays_what_was_missed(hub):
+    agent = hub.connect("lamp-agent", "agent")
+    hub.register(agent)
+    viewer = hub.connect("vera", "viewer")
+    hub.router.handle(viewer, request("observeproperty", LAMP, "on"))
+    hub.router.handle(agent, notification("observeproperty", LAMP, "on", value=True))
+    seq, _ = await viewer.next()
+    hub.router.disconnect(viewer)
+    for value in (False, True):
+        hub.router.handle(agent, notification("observeproperty", LAMP, "on", value=value))
+        hub.router.handle(agent, notification("observeproperty", LAMP, "brightness", value=3))
+
+    again = hub.connect("vera", "viewer")
+    hub.router.handle(again, request("observeproperty", LAMP, "on"))
+    assert hub.router.replay(again, seq) is True
+    assert [m.value for m in await drain(again)] == [False, True]
+    assert hub.router.replay(again, seq + 10_000) is False
+
+
+async def test_synchronous_waiters_get_the_final_status(hub):
+    agent = hub.connect("lamp-agent", "agent")
+    hub.register(agent)
+    operator = hub.connect("otto", "operator")
+    accepted = hub.router.handle(
+        operator, request("invokeaction", LAMP, "fade", input={"level": 5})
+    )
+    waiter = hub.router.wait_for(accepted.action_id)
+    delivered = await receive(agent)
+    hub.router.handle(agent, _answer(delivered, output=5))
+    final = await asyncio.wait_for(waiter, 2)
+    assert final["status"] == "completed" and final["output"] == 5
+    assert hub.router.wait_for(accepted.action_id).result()["output"] == 5
+
+
+def _answer(delivered, status=None, output=None):
+    from .conftest import message
+
+    fields = {"correlationID": delivered.correlation_id, "actionID": delivered.action_id}
+    if status:
+        fields["status"] = status
+    fields["output"] = output
+    return message("response", delivered.operation, delivered.thing_id, delivered.name, **fields)
