@@ -8,9 +8,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+
+
+def unshadow_packages() -> None:
+    """Take bench/ off the import path: bench/bucketstore.py and bench/digitwin.py are
+    named after the packages they measure and would otherwise be imported instead."""
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]
 
 
 @dataclass
@@ -20,6 +31,7 @@ class Result:
     ops_per_s: float
     baseline_ops_per_s: float | None = None
     baseline: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. peak_rss_mb, mean_us
 
     @property
     def ratio(self) -> float | None:
@@ -44,20 +56,29 @@ def best_of(rounds: int, *runs: Callable[[], int]) -> list[float]:
     return best
 
 
-def arguments(description: str) -> argparse.Namespace:
+def arguments(description: str, **extra: dict[str, Any]) -> argparse.Namespace:
+    """Common flags, plus ``extra`` as {flag: add_argument keywords}."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--rounds", type=int, default=15, help="best of this many rounds")
+    for flag, options in extra.items():
+        parser.add_argument(flag, **options)
     return parser.parse_args()
 
 
 def report(results: list[Result], as_json: bool) -> None:
     if as_json:
         for result in results:
-            print(json.dumps({**asdict(result), "ratio": result.ratio}), flush=True)
+            fields = asdict(result)
+            fields.update(fields.pop("extra"))
+            print(json.dumps({**fields, "ratio": result.ratio}), flush=True)
         return
     print(f"{'bench':<22}{'backend':<10}{'ops/s':>12}{'baseline ops/s':>16}{'ratio':>8}  baseline")
     for r in results:
         base = f"{r.baseline_ops_per_s:>16,.0f}" if r.baseline_ops_per_s else f"{'-':>16}"
         ratio = f"{r.ratio:>8.2f}" if r.ratio else f"{'-':>8}"
-        print(f"{r.bench:<22}{r.backend:<10}{r.ops_per_s:>12,.0f}{base}{ratio}  {r.baseline or ''}")
+        extra = "  ".join(f"{k}={v}" for k, v in r.extra.items())
+        print(
+            f"{r.bench:<22}{r.backend:<10}{r.ops_per_s:>12,.0f}{base}{ratio}  "
+            f"{r.baseline or ''}  {extra}".rstrip()
+        )

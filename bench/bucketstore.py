@@ -10,19 +10,13 @@ ratio is therefore the cost of the bucketstore layer itself.
 
 from __future__ import annotations
 
-import sys
 import tempfile
-from pathlib import Path
 
-# This script's name would shadow the package: import the package with the script's
-# folder off the path, then put the folder back for the shared harness.
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+from _harness import Result, arguments, best_of, report, unshadow_packages
+
+unshadow_packages()
 from bucketstore import backend_names, open_store  # noqa: E402
 from bucketstore.leveldb import LevelDBStore  # noqa: E402
-
-sys.path.append(str(HERE))
-from _harness import Result, arguments, best_of, report  # noqa: E402
 
 SINGLE = 50_000  # keys for single set / get
 BATCH = 1_000  # items per set_many

