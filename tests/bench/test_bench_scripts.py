@@ -8,15 +8,19 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
-def test_bucketstore_bench_prints_one_json_object_per_line():
+def run_bench(script, *args):
     run = subprocess.run(
-        [sys.executable, str(BENCH / "bucketstore.py"), "--json", "--rounds", "1"],
+        [sys.executable, str(BENCH / script), "--json", "--rounds", "1", *args],
         capture_output=True,
         text=True,
         timeout=240,
         check=True,
     )
-    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    return [json.loads(line) for line in run.stdout.splitlines()]
+
+
+def test_bucketstore_bench_prints_one_json_object_per_line():
+    lines = run_bench("bucketstore.py")
     benches = {(line["bench"], line["backend"]) for line in lines}
     for backend in ("leveldb", "memory"):
         for bench in ("set", "get", "set_many_1000", "scan_100000"):
@@ -28,3 +32,17 @@ def test_bucketstore_bench_prints_one_json_object_per_line():
             assert line["ratio"] == line["ops_per_s"] / line["baseline_ops_per_s"]
         else:
             assert line["baseline_ops_per_s"] is None and line["ratio"] is None
+
+
+def test_digitwin_bench_prints_its_three_figures_with_baselines():
+    lines = {
+        line["bench"]: line
+        for line in run_bench("digitwin.py", "--tds", "1200", "--updates", "300")
+    }
+    assert set(lines) == {"property_updates", "register_tds", "load_inactive_twin"}
+    for line in lines.values():
+        assert line["ops_per_s"] > 0 and line["baseline_ops_per_s"] > 0
+        assert line["ratio"] == line["ops_per_s"] / line["baseline_ops_per_s"]
+    assert lines["register_tds"]["tds"] == 1200
+    assert lines["register_tds"]["active"] == 1000
+    assert lines["register_tds"]["peak_rss_mb"] > 0
