@@ -395,3 +395,16 @@ def _answer(delivered, status=None, output=None):
         fields["status"] = status
     fields["output"] = output
     return message("response", delivered.operation, delivered.thing_id, delivered.name, **fields)
+
+
+async def test_a_td_with_a_ttl_is_purged_on_time(hub):
+    watcher = hub.connect("vera", "viewer")
+    hub.router.subscribe(watcher, "directory")
+    agent = hub.connect("lamp-agent", "agent")
+    hub.register(agent, {**lamp_td(), "registration": {"ttl": 0.3}})
+    assert hub.twin.thing(LAMP).registration()["ttl"] == 0.3
+    created = await receive(watcher)
+    assert created.operation == "updatething"
+    deleted = await receive(watcher, timeout=3)  # nothing else happens meanwhile
+    assert (deleted.operation, deleted.thing_id) == ("deletething", LAMP)
+    assert hub.twin.thing(LAMP) is None
