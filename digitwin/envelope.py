@@ -9,6 +9,7 @@ the authenticated client's id, whatever the wire said.
 from __future__ import annotations
 
 import itertools
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +78,11 @@ _FIELD_NAMES = frozenset(_FIELDS)
 _DATA_WIRE = frozenset({"input", "value", "output"})
 _TEXT_FIELDS = frozenset(
     {"thingID", "name", "correlationID", "actionID", "messageID", "status", "timestamp"}
+)
+# RFC 3339 date-time; datetime.fromisoformat alone also takes other ISO 8601 forms
+# (basic format, week dates, no seconds) that no consumer expects in a timestamp.
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})", re.ASCII
 )
 
 
@@ -196,6 +202,8 @@ def parse_message(raw: bytes | str | dict[str, Any], sender_id: str) -> Message:
     timestamp = data.get("timestamp")
     if timestamp is not None:
         try:
+            if not _RFC3339.fullmatch(timestamp):
+                raise ValueError(timestamp)
             clock.parse_rfc3339(timestamp)
         except ValueError:
             raise EnvelopeError(

@@ -41,7 +41,7 @@ from .envelope import (
     TERMINAL,
     new_id,
 )
-from .errors import Conflict
+from .errors import Conflict, NotFound
 
 _ALLOWED = {
     PENDING: {DELIVERED, RUNNING, COMPLETED, FAILED, EXPIRED, CANCELLED},
@@ -222,7 +222,14 @@ class RequestQueue:
         error: dict[str, Any] | None = None,
         now: float | None = None,
     ) -> Record:
-        """Move ``record`` to ``status`` (refused with Conflict if the state machine forbids)."""
+        """Move a record to ``status`` (refused with Conflict if the state machine forbids).
+
+        The change applies to the stored record, not to the copy passed in, so a stale
+        copy can never move a record backwards; the updated record is returned."""
+        stored = self.get(record.id)
+        if stored is None:
+            raise NotFound(f"no action or write {record.id}", actionID=record.id)
+        record = stored
         if status not in _ALLOWED.get(record.status, ()):
             raise Conflict(
                 f"{record.operation} {record.id} is {record.status}; it cannot become {status}",
@@ -281,10 +288,12 @@ class RequestQueue:
         return due
 
     def prune(self, now: float | None = None) -> int:
-        """Forget final records that ended more than ``retention`` seconds ago."""
+        """Forget final records that ended more than ``retention`` seconds ago; returns
+        how many."""
         now = clock.now() if now is None else now
         limit = _ms(now - self.retention)
         deletes = []
+        count = 0
         for key in self._bucket.keys(prefix="d\x00"):
             _, ended, record_id = key.split("\x00")
             if ended > limit:
@@ -293,9 +302,10 @@ class RequestQueue:
             deletes.append(key)
             if record is not None:
                 deletes += [f"r\x00{record_id}", _thing_key(record)]
+                count += 1
         if deletes:
             self._bucket.delete_many(deletes)
-        return len(deletes)
+        return count
 
     def cancel_all_for_thing(self, thing_id: str, reason: str) -> list[Record]:
         """Cancel every open record of a Thing (its TD was deleted)."""

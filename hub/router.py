@@ -285,7 +285,7 @@ class Router:
             correlation_id=message.correlation_id,
             ttl=message.ttl,
         )
-        self._deliver(record)
+        record = self._deliver(record)
         self._origin[record.id] = (connection, message.correlation_id)
         if self._wake is not None:
             self._wake.set()  # the new expiry may be the next deadline
@@ -427,12 +427,13 @@ class Router:
         owner = self.twin.owner_of(thing_id)
         return [c for c in self._connections.get(owner or "", []) if not c.closed]
 
-    def _deliver(self, record: Record, connection: Connection | None = None) -> None:
-        """Send a request to its agent now if it is connected (newest connection)."""
+    def _deliver(self, record: Record, connection: Connection | None = None) -> Record:
+        """Send a request to its agent now if it is connected (newest connection);
+        returns the record as it is now."""
         if connection is None:
             connections = self._agent_connections(record.thing_id)
             if not connections:
-                return
+                return record
             connection = connections[-1]
         connection.send(
             Message(
@@ -448,7 +449,8 @@ class Router:
             )
         )
         if record.status in (PENDING, DELIVERED):
-            self.twin.update_request(record, DELIVERED)
+            return self.twin.update_request(record, DELIVERED)
+        return record
 
     def _publish(self, message: Message) -> None:
         """The core's notifications: number them, log them, fan them out."""
