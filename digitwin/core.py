@@ -223,11 +223,7 @@ class DigiTwin:
         through before this returns)."""
         twin = self._twin(thing_id)
         if operation == ops.INVOKE_ACTION:
-            affordance = _affordance(twin, "actions", name)
-            if data is not ABSENT:
-                _check(twin, "actions", name, data)
-            elif affordance.get("input"):
-                raise BadRequest(f"action {name!r} of {thing_id} needs an input")
+            self.check_action_input(thing_id, name, data)
         elif operation == ops.WRITE_PROPERTY:
             affordance = _affordance(twin, "properties", name)
             if affordance.get("readOnly"):
@@ -243,6 +239,15 @@ class DigiTwin:
         if operation == ops.WRITE_PROPERTY:
             twin.desired[name] = _desired(record)
         return record
+
+    def check_action_input(self, thing_id: str, name: str, data: Any) -> None:
+        """Refuse (BadRequest, NotFound) an input that the action's schema does not take."""
+        twin = self._twin(thing_id)
+        affordance = _affordance(twin, "actions", name)
+        if data is not ABSENT:
+            _check(twin, "actions", name, data)
+        elif affordance.get("input"):
+            raise BadRequest(f"action {name!r} of {thing_id} needs an input")
 
     def get_request(self, record_id: str) -> Record:
         record = self.requests.get(record_id)

@@ -6,29 +6,19 @@ object with these two methods.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
-AGENT_ROLES = frozenset({"agent", "service"})  # roles whose clients serve Things
+from auth.identity import Client
 
-
-@dataclass(frozen=True, slots=True)
-class Client:
-    """An authenticated client, as its binding identified it."""
-
-    id: str
-    role: str
-
-    @property
-    def is_agent(self) -> bool:
-        return self.role in AGENT_ROLES
+__all__ = ["Authorizer", "Client"]
 
 
 class Authorizer(Protocol):
     def authorize(
         self, client: Client, operation: str, thing_id: str | None, owner: str | None
     ) -> str | None:
-        """None when ``client`` may perform ``operation``; otherwise why not.
+        """None when ``client`` may perform ``operation``; otherwise why not. It may
+        raise ``Unauthorized`` instead when the client itself is no longer valid.
 
         ``operation`` is a WoT operation name, a hub operation (updatething, ...) or a
         report permission (digitwin.operations.REPORT_*, ANSWER_REQUEST). ``owner`` is

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from auth.accounts import HUB_ID
 from digitwin import clock
 from digitwin import operations as ops
 from digitwin.core import DigiTwin
@@ -39,6 +40,7 @@ from digitwin.requests import Record
 
 from .authz import Authorizer, Client
 from .connection import Connection
+from .services import ServiceThing
 from .subscriptions import (
     ACTION,
     DIRECTORY,
@@ -95,6 +97,7 @@ class Router:
         self._waiters: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._wake: asyncio.Event | None = None
+        self._services: dict[str, ServiceThing] = {}
         twin.notify = self._publish
         self._requests: dict[str, Callable[[Connection, Message], Message]] = {
             ops.READ_PROPERTY: self._read_property,
@@ -137,6 +140,11 @@ class Router:
                 connection.close("hub stopping")
                 self.disconnect(connection)
         self.twin.flush()
+
+    def add_service(self, service: ServiceThing) -> None:
+        """Register one of the hub's own Things (its TD is replaced on every start)."""
+        self.twin.update_thing(service.td, HUB_ID, keep_owner=True)
+        self._services[service.thing_id] = service
 
     # -- connections -------------------------------------------------------------------
 
@@ -275,6 +283,9 @@ class Router:
         return _response(message, output=output)
 
     def _queue_request(self, connection: Connection, message: Message) -> Message:
+        service = self._services.get(message.thing_id)
+        if service is not None:
+            return self._invoke_service(connection, message, service)
         self._thing_access(connection, message.operation, message.thing_id)
         record = self.twin.request(
             message.operation,
@@ -290,6 +301,18 @@ class Router:
         if self._wake is not None:
             self._wake.set()  # the new expiry may be the next deadline
         return _response(message, status=record.status, action_id=record.id)
+
+    def _invoke_service(
+        self, connection: Connection, message: Message, service: ServiceThing
+    ) -> Message:
+        """The hub's own Things answer at once; nothing is queued."""
+        if message.operation != ops.INVOKE_ACTION:
+            raise BadRequest(f"{message.thing_id} has no writable properties")
+        self._thing_access(connection, ops.INVOKE_ACTION, message.thing_id)
+        self.twin.check_action_input(message.thing_id, message.name, message.data)
+        output = service.invoke(connection.client, message.name, message.data)
+        log.info("%s used %s %s", connection.client.id, message.thing_id, message.name)
+        return _response(message, output=output, status=COMPLETED)
 
     def _find_request(self, connection: Connection, message: Message, permission: str) -> Record:
         record = self.twin.get_request(message.action_id)
@@ -470,10 +493,13 @@ class Router:
     def _may_see(self, connection: Connection, kind: str, message: Message) -> bool:
         owner = self.twin.owner_of(message.thing_id)
         permission = _PERMISSION_OF_KIND[kind]
-        return (
-            self.authorizer.authorize(connection.client, permission, message.thing_id, owner)
-            is None
-        )
+        try:
+            reason = self.authorizer.authorize(
+                connection.client, permission, message.thing_id, owner
+            )
+        except Problem:  # the client was removed or disabled meanwhile
+            return False
+        return reason is None
 
     def _request_changed(self, status: dict[str, Any]) -> None:
         """Tell whoever asked for a request how it is doing, and wake synchronous waiters."""

@@ -1,0 +1,171 @@
+"""Client accounts: who may connect, with which role, and how they prove it.
+
+One bucket, key = client id, value = the account as JSON (with its argon2id hash).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+
+from bucketstore import Bucket
+from digitwin import clock
+from digitwin.errors import BadRequest, Conflict, NotFound
+
+from .passwords import Passwords
+from .roles import KIND_ROLES, ROLES
+
+# Ids appear in MQTT topics, NATS subjects and URLs: keep them plain.
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
+HUB_ID = "wothub"  # owner of the hub's own Things; not a client anyone can log in as
+
+
+@dataclass
+class Account:
+    client_id: str
+    kind: str
+    role: str
+    display_name: str
+    enabled: bool
+    created: float
+    updated: float
+    password_hash: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """What administrators see: everything but the hash."""
+        return {
+            "clientID": self.client_id,
+            "kind": self.kind,
+            "role": self.role,
+            "displayName": self.display_name,
+            "enabled": self.enabled,
+            "created": clock.rfc3339(self.created),
+            "updated": clock.rfc3339(self.updated),
+            "hasPassword": self.password_hash is not None,
+        }
+
+
+def check_role(kind: str, role: str) -> None:
+    if kind not in KIND_ROLES:
+        raise BadRequest(f"kind must be one of {', '.join(KIND_ROLES)}, not {kind!r}")
+    if role not in KIND_ROLES[kind]:
+        raise BadRequest(
+            f"a {kind} client may have role {', '.join(KIND_ROLES[kind])}, not {role!r}"
+            if role in ROLES
+            else f"role must be one of {', '.join(ROLES)}, not {role!r}"
+        )
+
+
+class Accounts:
+    """Accounts in a bucket, with an in-memory copy of those read: the authorizer looks
+    up the account behind every request, and only this object writes the bucket."""
+
+    def __init__(self, bucket: Bucket, passwords: Passwords) -> None:
+        self._bucket = bucket
+        self.passwords = passwords
+        self._cache: dict[str, Account | None] = {}
+
+    def get(self, client_id: str) -> Account | None:
+        if client_id in self._cache:
+            return self._cache[client_id]
+        if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
+            return None
+        raw = self._bucket.get(client_id)
+        account = Account(**orjson.loads(raw)) if raw else None
+        if len(self._cache) < 100_000:
+            self._cache[client_id] = account
+        return account
+
+    def require(self, client_id: str) -> Account:
+        account = self.get(client_id)
+        if account is None:
+            raise NotFound(f"no client {client_id!r}", clientID=client_id)
+        return account
+
+    def add(
+        self,
+        client_id: str,
+        kind: str,
+        role: str,
+        *,
+        display_name: str = "",
+        password: str | None = None,
+    ) -> Account:
+        if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
+            raise BadRequest(
+                "a client id is 1-128 letters, digits, '.', '_', '@' or '-', starting with "
+                f"a letter or digit, not {client_id!r}"
+            )
+        if client_id == HUB_ID:
+            raise BadRequest(f"{HUB_ID!r} is reserved for the hub itself")
+        check_role(kind, role)
+        if self._bucket.get(client_id) is not None:
+            raise Conflict(f"client {client_id!r} exists already", clientID=client_id)
+        now = clock.now()
+        account = Account(
+            client_id,
+            kind,
+            role,
+            display_name or client_id,
+            True,
+            now,
+            now,
+            self._hash(password),
+        )
+        self._save(account)
+        return account
+
+    def list(self) -> list[Account]:
+        return [Account(**orjson.loads(raw)) for raw in self._bucket.values()]
+
+    def remove(self, client_id: str) -> Account:
+        account = self.require(client_id)
+        self._bucket.delete(client_id)
+        self._cache.pop(client_id, None)
+        return account
+
+    def update(
+        self,
+        client_id: str,
+        *,
+        role: str | None = None,
+        enabled: bool | None = None,
+        password: str | None = None,
+        display_name: str | None = None,
+    ) -> Account:
+        account = self.require(client_id)
+        if role is not None:
+            check_role(account.kind, role)
+            account.role = role
+        if enabled is not None:
+            account.enabled = bool(enabled)
+        if password is not None:
+            account.password_hash = self._hash(password)
+        if display_name is not None:
+            account.display_name = display_name
+        account.updated = clock.now()
+        self._save(account)
+        return account
+
+    def check_password(self, client_id: str, password: str) -> Account | None:
+        """The enabled account whose password this is, else None (same cost either way)."""
+        account = self.get(client_id)
+        stored = account.password_hash if account is not None else None
+        if self.passwords.verify(stored, password) and account and account.enabled:
+            return account
+        return None
+
+    def _hash(self, password: str | None) -> str | None:
+        if password is None:
+            return None
+        try:
+            return self.passwords.hash(password)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+
+    def _save(self, account: Account) -> None:
+        self._bucket.set(account.client_id, orjson.dumps(asdict(account)))
+        self._cache.pop(account.client_id, None)

@@ -1,0 +1,18 @@
+"""Authentication refusals. They map to HTTP 401 (or 429 while a client id is being
+slowed down) on every binding, and never say whether a client id exists."""
+
+from __future__ import annotations
+
+from digitwin.errors import Problem, Unauthorized
+
+
+class AuthenticationFailed(Unauthorized):
+    """Bad credentials, an unknown or disabled client, an invalid or revoked token."""
+
+
+class TooManyAttempts(Problem):
+    status, title = 429, "Too Many Requests"
+
+    def __init__(self, detail: str, retry_after: float) -> None:
+        super().__init__(detail, retryAfter=round(retry_after, 1))
+        self.retry_after = retry_after

@@ -1,0 +1,205 @@
+"""Authentication: logins, tokens and sessions, and checking credentials of any kind.
+
+Every binding uses this one object, so the same credentials work everywhere: a password
+(argon2id), a bearer token (Ed25519-signed, expiring, refreshable while its session
+lasts, revocable by logout), or a client certificate the hub's CA issued (checked by the
+``certs`` package; this object then checks that the client still exists and is enabled).
+Every failure is the same ``AuthenticationFailed``, whatever the reason, so nothing says
+whether a client id exists; the reason is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bucketstore import BucketStore
+from digitwin import clock
+
+from .accounts import Account, Accounts
+from .errors import AuthenticationFailed
+from .identity import Client
+from .passwords import HashCost, Passwords, random_password
+from .roles import ADMIN
+from .sessions import Sessions
+from .throttle import LoginThrottle, ThrottleConfig
+from .tokens import TokenError, TokenSigner, write_private
+
+log = logging.getLogger("wothub.auth")
+
+_REFUSED = "invalid credentials"
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    # Seconds a token is good for, and a session (within which tokens are refreshed),
+    # per kind of client: people log in again, devices should not have to.
+    token_lifetime: dict[str, float] = field(
+        default_factory=lambda: {"consumer": 3600.0, "agent": 86400.0, "service": 86400.0}
+    )
+    session_lifetime: dict[str, float] = field(
+        default_factory=lambda: {
+            "consumer": 7 * 86400.0,
+            "agent": 365 * 86400.0,
+            "service": 365 * 86400.0,
+        }
+    )
+    throttle: ThrottleConfig = field(default_factory=ThrottleConfig)
+    hash_cost: HashCost = field(default_factory=HashCost)
+
+
+class AuthService:
+    def __init__(self, store: BucketStore, home: Path, config: AuthConfig | None = None) -> None:
+        self.config = config or AuthConfig()
+        self.home = Path(home)
+        self.accounts = Accounts(store.bucket("clients"), Passwords(self.config.hash_cost))
+        self.sessions = Sessions(store.bucket("sessions"))
+        self.signer = TokenSigner.load_or_create(self.home)
+        self.throttle = LoginThrottle(self.config.throttle)
+
+    # -- logging in and out ---------------------------------------------------------------
+
+    def login(self, client_id: Any, password: Any) -> dict[str, Any]:
+        """Check a password and open a session: {"token", "expires", "clientID", "role"}."""
+        return self._open_session(self._check_password(client_id, password, "login"))
+
+    def new_token(self, client_id: str) -> dict[str, Any]:
+        """A token for a client without its password (an administrator's action)."""
+        account = self.accounts.require(client_id)
+        if not account.enabled:
+            raise AuthenticationFailed(f"client {client_id!r} is disabled")
+        return self._open_session(account)
+
+    def refresh(self, token: Any) -> dict[str, Any]:
+        """A new token for the same session, while the session and the client are valid
+        (the old token may have expired; its signature must still be the hub's)."""
+        claims = self._claims(token, allow_expired=True)
+        account = self._valid_account(claims.client_id)
+        session = self.sessions.get(claims.session_id)
+        if session is None or not session.valid() or session.client_id != account.client_id:
+            self._refuse("refresh", claims.client_id, "the session has ended")
+        return self._token(account, session.session_id, session.expires)
+
+    def logout(self, token: Any) -> None:
+        claims = self._claims(token, allow_expired=True)
+        self.sessions.revoke(claims.session_id)
+
+    # -- checking credentials -------------------------------------------------------------
+
+    def authenticate_token(self, token: Any) -> Client:
+        claims = self._claims(token)
+        account = self._valid_account(claims.client_id)
+        session = self.sessions.get(claims.session_id)
+        if session is None or not session.valid() or session.client_id != account.client_id:
+            self._refuse("token", claims.client_id, "the session has ended")
+        return Client(account.client_id, account.role, claims.session_id)
+
+    def authenticate_password(self, client_id: Any, password: Any) -> Client:
+        """For bindings whose clients send a password on every connect (MQTT, NATS)."""
+        account = self._check_password(client_id, password, "password")
+        return Client(account.client_id, account.role)
+
+    def authenticate_certificate(self, certificate: Any, verify: Callable[[Any], str]) -> Client:
+        """``verify`` is the CA's check (it returns the client id or raises); the client
+        must then still exist and be enabled."""
+        try:
+            client_id = verify(certificate)
+        except Exception as exc:  # the CA says why; the client hears only "refused"
+            self._refuse("certificate", "?", str(exc))
+        account = self._valid_account(client_id)
+        return Client(account.client_id, account.role)
+
+    # -- administration -------------------------------------------------------------------
+
+    def add_client(
+        self,
+        client_id: str,
+        kind: str,
+        role: str,
+        *,
+        display_name: str = "",
+        password: str | None = None,
+    ) -> Account:
+        return self.accounts.add(
+            client_id, kind, role, display_name=display_name, password=password
+        )
+
+    def remove_client(self, client_id: str) -> Account:
+        account = self.accounts.remove(client_id)
+        self.sessions.revoke_all(client_id)
+        return account
+
+    def update_client(self, client_id: str, **changes: Any) -> Account:
+        """Change role, enabled, password or display name. Disabling a client or changing
+        its password ends its sessions; every change applies to its very next request."""
+        account = self.accounts.update(client_id, **changes)
+        if changes.get("enabled") is False or changes.get("password") is not None:
+            self.sessions.revoke_all(client_id)
+        return account
+
+    def ensure_admin(self) -> str | None:
+        """On first run, create the ``admin`` client with a random password written once
+        to ``<home>/admin.password`` (mode 0600); returns that path, or None."""
+        if any(account.role == ADMIN for account in self.accounts.list()):
+            return None
+        password = random_password()
+        self.accounts.add(
+            "admin", "consumer", ADMIN, display_name="Administrator", password=password
+        )
+        path = self.home / "admin.password"
+        path.unlink(missing_ok=True)
+        write_private(path, (password + "\n").encode())
+        return str(path)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _check_password(self, client_id: Any, password: Any, what: str) -> Account:
+        """The enabled account with this password, slowed down after repeated failures."""
+        key = client_id if isinstance(client_id, str) else repr(client_id)
+        self.throttle.check(key)
+        account = (
+            self.accounts.check_password(client_id, password)
+            if isinstance(client_id, str)
+            else None
+        )
+        if account is None:
+            self.throttle.failed(key)
+            self._refuse(what, key, "wrong client id or password, or a disabled client")
+        self.throttle.succeeded(key)
+        return account
+
+    def _open_session(self, account: Account) -> dict[str, Any]:
+        lifetime = self.config.session_lifetime.get(account.kind, 86400.0)
+        session = self.sessions.create(account.client_id, lifetime)
+        return self._token(account, session.session_id, session.expires)
+
+    def _token(self, account: Account, session_id: str, session_expires: float) -> dict[str, Any]:
+        lifetime = self.config.token_lifetime.get(account.kind, 3600.0)
+        lifetime = max(1.0, min(lifetime, session_expires - clock.now()))
+        token = self.signer.issue(account.client_id, account.role, session_id, lifetime)
+        return {
+            "token": token,
+            "expires": clock.rfc3339(clock.now() + lifetime),
+            "clientID": account.client_id,
+            "role": account.role,
+        }
+
+    def _claims(self, token: Any, *, allow_expired: bool = False):
+        try:
+            return self.signer.verify(token, allow_expired=allow_expired)
+        except TokenError as exc:
+            self._refuse("token", "?", str(exc))
+
+    def _valid_account(self, client_id: str) -> Account:
+        account = self.accounts.get(client_id)
+        if account is None or not account.enabled:
+            self._refuse("credentials", client_id, "unknown or disabled client")
+        return account
+
+    @staticmethod
+    def _refuse(what: str, client_id: str, reason: str) -> None:
+        log.warning("%s refused for %r: %s", what, client_id, reason)
+        raise AuthenticationFailed(_REFUSED)

@@ -1,0 +1,29 @@
+import pytest
+
+from auth.passwords import HashCost
+from auth.service import AuthConfig, AuthService
+from auth.throttle import ThrottleConfig
+from bucketstore import open_store
+
+# Tests hash with a cheap argon2id cost; the algorithm and code path are the real ones.
+CHEAP = HashCost(time_cost=1, memory_kib=1024, parallelism=1)
+
+
+def make_auth(home, store, **config):
+    config.setdefault("hash_cost", CHEAP)
+    config.setdefault("throttle", ThrottleConfig(free_attempts=3, base_delay=30))
+    return AuthService(store, home, AuthConfig(**config))
+
+
+@pytest.fixture
+def store(tmp_path):
+    with open_store(tmp_path / "store") as store:
+        yield store
+
+
+@pytest.fixture
+def auth(tmp_path, store):
+    auth = make_auth(tmp_path / "home", store)
+    auth.add_client("alice", "consumer", "operator", password="alice-password")
+    auth.add_client("lamp-agent", "agent", "agent", password="agent-password")
+    return auth
