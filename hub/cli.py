@@ -33,6 +33,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="bucket store backend (env WOTHUB_STORE; default %(default)s)",
     )
     run.add_argument(
+        "--server-name",
+        action="append",
+        default=[n for n in os.environ.get("WOTHUB_SERVER_NAMES", "").split(",") if n],
+        help="a DNS name or address clients use to reach the hub, for its TLS certificate "
+        "(repeatable; env WOTHUB_SERVER_NAMES, comma-separated)",
+    )
+    run.add_argument(
         "--log-level",
         default=os.environ.get("WOTHUB_LOG_LEVEL", "INFO"),
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -45,7 +52,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     config = Config(
-        home=args.home or default_home(), store_backend=args.store, log_level=args.log_level
+        home=args.home or default_home(),
+        store_backend=args.store,
+        log_level=args.log_level,
+        server_names=tuple(args.server_name),
     )
     logging.basicConfig(
         level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -25,6 +25,7 @@ class Config:
     home: Path
     store_backend: str = DEFAULT_BACKEND
     log_level: str = "INFO"
+    server_names: tuple[str, ...] = ()  # extra DNS names / addresses for the server cert
 
     @property
     def store_path(self) -> Path:

@@ -1,0 +1,256 @@
+"""The hub's own Things: authentication (refresh, logout), client administration and
+certificates (DESIGN.md section 5). Only administrators may use clients and
+certificates (auth.authorizer); every client may refresh or end its own session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from auth.authorizer import AUTHN_THING, CERTS_THING, CLIENTS_THING
+from auth.identity import Client
+from auth.roles import KIND_ROLES, ROLES
+from auth.service import AuthService
+from certs import CertificateAuthority, CertificateError
+from digitwin.errors import BadRequest
+
+from .services import ServiceThing, service_td
+
+_CLIENT_ID = {"type": "string", "minLength": 1, "maxLength": 128}
+_ACCOUNT = {
+    "type": "object",
+    "properties": {
+        "clientID": {"type": "string"},
+        "kind": {"type": "string", "enum": list(KIND_ROLES)},
+        "role": {"type": "string", "enum": list(ROLES)},
+        "displayName": {"type": "string"},
+        "enabled": {"type": "boolean"},
+        "created": {"type": "string"},
+        "updated": {"type": "string"},
+        "hasPassword": {"type": "boolean"},
+    },
+}
+_TOKEN = {
+    "type": "object",
+    "properties": {
+        "token": {"type": "string"},
+        "expires": {"type": "string"},
+        "clientID": {"type": "string"},
+        "role": {"type": "string"},
+    },
+}
+
+
+def _object(required: list[str], **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required}
+
+
+def authn_thing(auth: AuthService) -> ServiceThing:
+    def refresh(client: Client, data: Any) -> Any:
+        return auth.refresh(data["token"])
+
+    def logout(client: Client, data: Any) -> Any:
+        if isinstance(data, dict) and "token" in data:
+            auth.logout(data["token"])
+        elif client.session_id is not None:
+            auth.sessions.revoke(client.session_id)
+        return None
+
+    td = service_td(
+        AUTHN_THING,
+        "Authentication",
+        "Refresh a token while its session lasts, or end the session. Logging in with a "
+        "password is done on the HTTP binding (POST /authn/login).",
+        {
+            "refresh": {
+                "description": "A new token for the session of the given (possibly expired) token",
+                "input": _object(["token"], token={"type": "string"}),
+                "output": _TOKEN,
+            },
+            "logout": {
+                "description": "End the session of the given token, or of this connection",
+                "input": _object([], token={"type": "string"}),
+            },
+        },
+    )
+    return ServiceThing(td, {"refresh": refresh, "logout": logout})
+
+
+def clients_thing(auth: AuthService, ca: CertificateAuthority) -> ServiceThing:
+    def add(client: Client, data: Any) -> Any:
+        return auth.add_client(
+            data["clientID"],
+            data["kind"],
+            data["role"],
+            display_name=data.get("displayName", ""),
+            password=data.get("password"),
+        ).to_dict()
+
+    def remove(client: Client, data: Any) -> Any:
+        if data["clientID"] == client.id:
+            raise BadRequest("an administrator cannot remove itself")
+        account = auth.remove_client(data["clientID"])
+        ca.revoke_client(account.client_id)  # its certificates must not outlive it
+        return account.to_dict()
+
+    def list_all(client: Client, data: Any) -> Any:
+        return [account.to_dict() for account in auth.accounts.list()]
+
+    def set_role(client: Client, data: Any) -> Any:
+        return auth.update_client(data["clientID"], role=data["role"]).to_dict()
+
+    def set_password(client: Client, data: Any) -> Any:
+        return auth.update_client(data["clientID"], password=data["password"]).to_dict()
+
+    def set_enabled(client: Client, data: Any) -> Any:
+        return auth.update_client(data["clientID"], enabled=data["enabled"]).to_dict()
+
+    def new_token(client: Client, data: Any) -> Any:
+        return auth.new_token(data["clientID"])
+
+    td = service_td(
+        CLIENTS_THING,
+        "Clients",
+        "Administration of the clients (agents, consumers, services) that may connect",
+        {
+            "addClient": {
+                "input": _object(
+                    ["clientID", "kind", "role"],
+                    clientID=_CLIENT_ID,
+                    kind={"type": "string", "enum": list(KIND_ROLES)},
+                    role={"type": "string", "enum": list(ROLES)},
+                    displayName={"type": "string"},
+                    password={"type": "string", "minLength": 8},
+                ),
+                "output": _ACCOUNT,
+            },
+            "removeClient": {
+                "input": _object(["clientID"], clientID=_CLIENT_ID),
+                "output": _ACCOUNT,
+            },
+            "listClients": {"output": {"type": "array", "items": _ACCOUNT}},
+            "setRole": {
+                "input": _object(
+                    ["clientID", "role"],
+                    clientID=_CLIENT_ID,
+                    role={"type": "string", "enum": list(ROLES)},
+                ),
+                "output": _ACCOUNT,
+            },
+            "setPassword": {
+                "input": _object(
+                    ["clientID", "password"],
+                    clientID=_CLIENT_ID,
+                    password={"type": "string", "minLength": 8},
+                ),
+                "output": _ACCOUNT,
+            },
+            "setEnabled": {
+                "input": _object(
+                    ["clientID", "enabled"], clientID=_CLIENT_ID, enabled={"type": "boolean"}
+                ),
+                "output": _ACCOUNT,
+            },
+            "newToken": {"input": _object(["clientID"], clientID=_CLIENT_ID), "output": _TOKEN},
+        },
+    )
+    return ServiceThing(
+        td,
+        {
+            "addClient": add,
+            "removeClient": remove,
+            "listClients": list_all,
+            "setRole": set_role,
+            "setPassword": set_password,
+            "setEnabled": set_enabled,
+            "newToken": new_token,
+        },
+    )
+
+
+_CERTIFICATE = {
+    "type": "object",
+    "properties": {
+        "serial": {"type": "string"},
+        "clientID": {"type": "string"},
+        "notBefore": {"type": "string"},
+        "notAfter": {"type": "string"},
+        "revoked": {"type": "boolean"},
+        "revokedAt": {"type": "string"},
+        "certificate": {"type": "string", "description": "PEM"},
+    },
+}
+_DAYS = {"type": "integer", "minimum": 1, "maximum": 3650}
+
+
+def certs_thing(ca: CertificateAuthority, auth: AuthService) -> ServiceThing:
+    def existing_client(client_id: str) -> str:
+        auth.accounts.require(client_id)  # a certificate only for a client that exists
+        return client_id
+
+    def issue(client: Client, data: Any) -> Any:
+        client_id = existing_client(data["clientID"])
+        try:
+            issued = ca.issue_from_csr(
+                data["csr"].encode(), client_id, days=data.get("days", 365)
+            )
+        except CertificateError as exc:
+            raise BadRequest(str(exc)) from None
+        return {**issued.to_dict(), "caCertificate": ca.ca_cert_pem.decode()}
+
+    def generate(client: Client, data: Any) -> Any:
+        client_id = existing_client(data["clientID"])
+        issued, key_pem = ca.generate_for(client_id, days=data.get("days", 365))
+        return {
+            **issued.to_dict(),
+            "privateKey": key_pem.decode(),
+            "caCertificate": ca.ca_cert_pem.decode(),
+        }
+
+    def list_all(client: Client, data: Any) -> Any:
+        client_id = data.get("clientID") if isinstance(data, dict) else None
+        return [issued.to_dict() for issued in ca.list_issued(client_id)]
+
+    def revoke(client: Client, data: Any) -> Any:
+        try:
+            serial = int(data["serial"], 16)
+            return ca.revoke(serial).to_dict()
+        except (ValueError, CertificateError) as exc:
+            raise BadRequest(f"cannot revoke {data['serial']!r}: {exc}") from None
+
+    td = service_td(
+        CERTS_THING,
+        "Certificates",
+        "Client certificates issued by the hub's CA: issue from a CSR, generate a key pair, "
+        "list, revoke",
+        {
+            "issueCertificate": {
+                "description": "Sign a client's CSR (PEM); the certificate's CN is the client id",
+                "input": _object(
+                    ["clientID", "csr"], clientID=_CLIENT_ID, csr={"type": "string"}, days=_DAYS
+                ),
+                "output": _CERTIFICATE,
+            },
+            "generateCertificate": {
+                "description": "Make a key pair and certificate; the key is returned once",
+                "input": _object(["clientID"], clientID=_CLIENT_ID, days=_DAYS),
+                "output": _CERTIFICATE,
+            },
+            "listCertificates": {
+                "input": _object([], clientID=_CLIENT_ID),
+                "output": {"type": "array", "items": _CERTIFICATE},
+            },
+            "revokeCertificate": {
+                "input": _object(["serial"], serial={"type": "string", "pattern": "^[0-9a-fA-F]+$"}),
+                "output": _CERTIFICATE,
+            },
+        },
+    )
+    return ServiceThing(
+        td,
+        {
+            "issueCertificate": issue,
+            "generateCertificate": generate,
+            "listCertificates": list_all,
+            "revokeCertificate": revoke,
+        },
+    )
