@@ -190,9 +190,7 @@ def certs_thing(ca: CertificateAuthority, auth: AuthService) -> ServiceThing:
     def issue(client: Client, data: Any) -> Any:
         client_id = existing_client(data["clientID"])
         try:
-            issued = ca.issue_from_csr(
-                data["csr"].encode(), client_id, days=data.get("days", 365)
-            )
+            issued = ca.issue_from_csr(data["csr"].encode(), client_id, days=data.get("days", 365))
         except CertificateError as exc:
             raise BadRequest(str(exc)) from None
         return {**issued.to_dict(), "caCertificate": ca.ca_cert_pem.decode()}
@@ -240,7 +238,9 @@ def certs_thing(ca: CertificateAuthority, auth: AuthService) -> ServiceThing:
                 "output": {"type": "array", "items": _CERTIFICATE},
             },
             "revokeCertificate": {
-                "input": _object(["serial"], serial={"type": "string", "pattern": "^[0-9a-fA-F]+$"}),
+                "input": _object(
+                    ["serial"], serial={"type": "string", "pattern": "^[0-9a-fA-F]+$"}
+                ),
                 "output": _CERTIFICATE,
             },
         },

@@ -65,8 +65,7 @@ async def _run_until_signal(hub: Hub) -> None:
     try:
         # Logged only once the handlers are in place, so "started" means "stoppable".
         log.info(
-            "wothub started: %s store at %s; CA and server certificate in %s; "
-            "press Ctrl-C to stop",
+            "wothub started: %s store at %s; CA and server certificate in %s; press Ctrl-C to stop",
             hub.config.store_backend,
             hub.config.store_path,
             hub.config.home / "certs",
