@@ -18,6 +18,7 @@ from typing import Any
 
 from bucketstore import BucketStore
 from digitwin import clock
+from digitwin.errors import Conflict
 
 from .accounts import Account, Accounts
 from .errors import AuthenticationFailed
@@ -69,8 +70,8 @@ class AuthService:
     def new_token(self, client_id: str) -> dict[str, Any]:
         """A token for a client without its password (an administrator's action)."""
         account = self.accounts.require(client_id)
-        if not account.enabled:
-            raise AuthenticationFailed(f"client {client_id!r} is disabled")
+        if not account.enabled:  # the admin's request is fine; the client is not
+            raise Conflict(f"client {client_id!r} is disabled; enable it first")
         return self._open_session(account)
 
     def refresh(self, token: Any) -> dict[str, Any]:
@@ -108,7 +109,11 @@ class AuthService:
         try:
             client_id = verify(certificate)
         except Exception as exc:  # the CA says why; the client hears only "refused"
-            self._refuse("certificate", "?", str(exc))
+            reason = str(exc)
+        else:
+            reason = None
+        if reason is not None:  # raised outside the except, so the cause is not chained
+            self._refuse("certificate", "?", reason)
         account = self._valid_account(client_id)
         return Client(account.client_id, account.role)
 
@@ -191,7 +196,8 @@ class AuthService:
         try:
             return self.signer.verify(token, allow_expired=allow_expired)
         except TokenError as exc:
-            self._refuse("token", "?", str(exc))
+            reason = str(exc)
+        self._refuse("token", "?", reason)  # outside the except: the cause is not chained
 
     def _valid_account(self, client_id: str) -> Account:
         account = self.accounts.get(client_id)

@@ -197,7 +197,10 @@ def certs_thing(ca: CertificateAuthority, auth: AuthService) -> ServiceThing:
 
     def generate(client: Client, data: Any) -> Any:
         client_id = existing_client(data["clientID"])
-        issued, key_pem = ca.generate_for(client_id, days=data.get("days", 365))
+        try:
+            issued, key_pem = ca.generate_for(client_id, days=data.get("days", 365))
+        except CertificateError as exc:  # e.g. an id too long for a certificate's CN
+            raise BadRequest(str(exc)) from None
         return {
             **issued.to_dict(),
             "privateKey": key_pem.decode(),

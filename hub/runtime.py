@@ -77,6 +77,9 @@ async def _run_until_signal(hub: Hub) -> None:
 
 def serve(config: Config) -> int:
     """Run until SIGINT or SIGTERM; return the process exit code."""
+    # The home holds the CA and keys: private before anything is created in it.
+    config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    config.home.chmod(0o700)
     store = open_store(config.store_path, config.store_backend)
     try:
         hub = Hub(config, store)
