@@ -20,13 +20,13 @@ from bucketstore import BucketStore
 
 from . import clock
 from . import operations as ops
-from .directory import Directory, ThingRecord
+from .directory import Directory, ThingRecord, merge_diff
 from .envelope import ABSENT, NOTIFICATION, TERMINAL, Message
 from .errors import BadRequest, NotFound
 from .requests import Record, RequestQueue
 from .search import search
 from .twins import Twin, TwinCache, TwinStats
-from .twintd import AFFORDANCE_KINDS, FormProvider, build_twin_td
+from .twintd import AFFORDANCE_KINDS, FormProvider, build_twin_td, enriched_td
 from .validation import ValidationError, compile_data_schema, validate_td
 
 
@@ -81,15 +81,18 @@ class DigiTwin:
         self, td: Any, owner: str | None, *, keep_owner: bool = False
     ) -> tuple[ThingRecord, bool]:
         """Register or replace a TD; returns the record and whether it is new."""
+        thing_id = td.get("id") if isinstance(td, dict) else None
+        before = self.directory.get(thing_id) if isinstance(thing_id, str) else None
         record, created = self.directory.put(td, owner, keep_owner=keep_owner)
-        self._td_changed(record, created)
+        self._td_changed(record, created, before)
         return record, created
 
     def patch_thing(
         self, thing_id: str, patch: Any, owner: str | None, *, keep_owner: bool = False
     ) -> ThingRecord:
+        before = self.directory.get(thing_id)
         record = self.directory.patch(thing_id, patch, owner, keep_owner=keep_owner)
-        self._td_changed(record, created=False)
+        self._td_changed(record, False, before)
         return record
 
     def delete_thing(
@@ -120,14 +123,27 @@ class DigiTwin:
         built = self._twin_tds[thing_id] = build_twin_td(twin.td, self._providers)
         return built
 
-    def list_things(self, offset: int = 0, limit: int | None = None) -> Iterator[dict[str, Any]]:
-        """Twin TDs in id order, built one at a time (no twin is loaded)."""
+    def list_things(
+        self, offset: int = 0, limit: int | None = None, *, enriched: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """Twin TDs in id order, built one at a time (no twin is loaded); ``enriched``
+        adds the directory's registration information (WoT Discovery)."""
         for record in self.directory.records(offset, limit):
-            yield self._twin_tds.get(record.thing_id) or build_twin_td(record.td, self._providers)
+            td = self._twin_tds.get(record.thing_id) or build_twin_td(record.td, self._providers)
+            yield enriched_td(td, record.registration()) if enriched else td
+
+    def enriched_td(self, thing_id: str) -> dict[str, Any] | None:
+        """The twin TD with its registration information, as the directory serves it."""
+        record = self.directory.get(thing_id)
+        td = self.twin_td(thing_id) if record is not None else None
+        return None if td is None else enriched_td(td, record.registration())
+
+    def count_things(self) -> int:
+        return self.directory.count()
 
     def search_things(self, query: str) -> list[Any]:
-        """RFC 9535 JSONPath over the twin TDs."""
-        return search(query, self.list_things())
+        """RFC 9535 JSONPath over the enriched twin TDs (as the directory serves them)."""
+        return search(query, self.list_things(enriched=True))
 
     def things_of(self, owner: str) -> list[str]:
         return self.directory.things_of(owner)
@@ -138,13 +154,18 @@ class DigiTwin:
             self._thing_gone(record)
         return purged
 
-    def _td_changed(self, record: ThingRecord, created: bool) -> None:
+    def _td_changed(
+        self, record: ThingRecord, created: bool, before: ThingRecord | None = None
+    ) -> None:
         self._twin_tds.pop(record.thing_id, None)
         twin = self.twins.peek(record.thing_id)
         if twin is not None:
             twin.td, twin.owner = record.td, record.owner
             twin.checkers.clear()
-        self._emit(ops.UPDATE_THING, record.thing_id, value={"created": created})
+        change: dict[str, Any] = {"created": created}
+        if before is not None:  # what changed, as a merge patch (WoT Discovery's diff)
+            change["diff"] = merge_diff(before.td, record.td)
+        self._emit(ops.UPDATE_THING, record.thing_id, value=change)
 
     def _thing_gone(self, record: ThingRecord) -> None:
         thing_id = record.thing_id
@@ -246,7 +267,7 @@ class DigiTwin:
         affordance = _affordance(twin, "actions", name)
         if data is not ABSENT:
             _check(twin, "actions", name, data)
-        elif affordance.get("input"):
+        elif _needs_input(affordance.get("input")):
             raise BadRequest(f"action {name!r} of {thing_id} needs an input")
 
     def get_request(self, record_id: str) -> Record:
@@ -384,6 +405,13 @@ class DigiTwin:
         self.notify(
             Message(NOTIFICATION, operation, thing_id, name, value=value, timestamp=timestamp)
         )
+
+
+def _needs_input(schema: Any) -> bool:
+    """An action needs an input unless it has none, or an object with nothing required."""
+    if not schema:
+        return False
+    return not (schema.get("type") == "object" and not schema.get("required"))
 
 
 def _affordance(twin: Twin, member: str, name: str) -> dict[str, Any]:

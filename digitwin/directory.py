@@ -92,6 +92,20 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+def merge_diff(source: Any, target: Any) -> Any:
+    """The RFC 7396 merge patch that turns ``source`` into ``target`` (the inverse of
+    ``merge_patch``): changed members, and null for removed ones."""
+    if not isinstance(source, dict) or not isinstance(target, dict):
+        return copy.deepcopy(target)
+    patch: dict[str, Any] = {key: None for key in source if key not in target}
+    for key, value in target.items():
+        if key not in source:
+            patch[key] = copy.deepcopy(value)
+        elif source[key] != value:
+            patch[key] = merge_diff(source[key], value)
+    return patch
+
+
 def _expiry_key(record: ThingRecord) -> str | None:
     if record.expires is None:
         return None

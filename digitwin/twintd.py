@@ -13,6 +13,7 @@ import orjson
 
 TD10_CONTEXT = "https://www.w3.org/2019/wot/td/v1"
 TD11_CONTEXT = "https://www.w3.org/2022/wot/td/v1.1"
+DISCOVERY_CONTEXT = "https://www.w3.org/2022/wot/discovery"
 AFFORDANCE_KINDS = {"properties": "property", "actions": "action", "events": "event"}
 
 
@@ -72,3 +73,12 @@ def _context(context: Any) -> list[Any]:
     entries = context if isinstance(context, list) else [context] if context else []
     rest = [entry for entry in entries if entry not in (TD10_CONTEXT, TD11_CONTEXT)]
     return [TD10_CONTEXT, TD11_CONTEXT, *rest]
+
+
+def enriched_td(twin_td: dict[str, Any], registration: dict[str, Any]) -> dict[str, Any]:
+    """The twin TD as a directory serves it (WoT Discovery 6.2): with the discovery
+    context and the ``registration`` information. The cached twin TD is not changed."""
+    context = list(twin_td["@context"])
+    if DISCOVERY_CONTEXT not in context:
+        context.append(DISCOVERY_CONTEXT)
+    return {**twin_td, "@context": context, "registration": registration}

@@ -37,6 +37,7 @@ from digitwin.envelope import (
 from digitwin.errors import BadRequest, Conflict, Forbidden, NotFound, Problem
 from digitwin.notifications import NotificationLog
 from digitwin.requests import Record
+from digitwin.search import search
 
 from .authz import Authorizer, Client
 from .connection import Connection
@@ -52,6 +53,9 @@ from .subscriptions import (
 )
 
 log = logging.getLogger("wothub.router")
+
+# A Thing owned by the hub, to ask whether a client may read Things it does not own.
+_ANY_THING = "urn:wothub:directory"
 
 # The permission a subscription of each kind needs, per Thing.
 _PERMISSION_OF_KIND = {
@@ -148,9 +152,15 @@ class Router:
 
     # -- connections -------------------------------------------------------------------
 
-    def connect(self, client: Client, binding: str) -> Connection:
-        """Open a connection; an agent's first one makes it online and delivers its queue."""
+    def connect(
+        self, client: Client, binding: str, *, receives_requests: bool = True
+    ) -> Connection:
+        """Open a connection; an agent's first one makes it online and delivers its queue.
+        A connection that cannot carry requests to an agent (an SSE stream, one HTTP
+        exchange) says so, and then neither changes presence nor gets requests."""
         connection = Connection(client, binding, max_notifications=self.max_notifications)
+        if not receives_requests:
+            return connection
         first = client.id not in self._connections
         self._connections.setdefault(client.id, []).append(connection)
         log.debug("connected %s on %s", client.id, binding)
@@ -165,9 +175,10 @@ class Router:
         connection.close("disconnected")
         self.subscriptions.drop(connection)
         client = connection.client
-        connections = self._connections.get(client.id, [])
-        if connection in connections:
-            connections.remove(connection)
+        connections = self._connections.get(client.id)
+        if connections is None or connection not in connections:
+            return  # a connection that never received requests
+        connections.remove(connection)
         if not connections:
             self._connections.pop(client.id, None)
             if client.is_agent:
@@ -217,6 +228,58 @@ class Router:
         else:
             self._waiters.setdefault(record_id, []).append(future)
         return future
+
+    # -- the directory ---------------------------------------------------------------------
+
+    def list_things(
+        self, client: Client, offset: int = 0, limit: int | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of the enriched twin TDs the client may read, in id order, and how many
+        there are in all. Agents see their own Things only."""
+        self._authorize(client, ops.READ_THING, None, None)
+        if self._reads_every_thing(client):
+            page = list(self.twin.list_things(offset, limit, enriched=True))
+            return page, self.twin.count_things()
+        own = sorted(self.twin.things_of(client.id))
+        chosen = own[offset:] if limit is None else own[offset : offset + limit]
+        return [td for i in chosen if (td := self.twin.enriched_td(i)) is not None], len(own)
+
+    def search_things(self, client: Client, query: str) -> list[Any]:
+        """RFC 9535 JSONPath over the enriched TDs the client may read."""
+        self._authorize(client, ops.READ_THING, None, None)
+        if self._reads_every_thing(client):
+            return self.twin.search_things(query)
+        return search(
+            query, (self.twin.enriched_td(i) for i in sorted(self.twin.things_of(client.id)))
+        )
+
+    def thing_description(self, client: Client, thing_id: str) -> dict[str, Any]:
+        """The enriched twin TD (what a directory serves for one Thing)."""
+        self._authorize(client, ops.READ_THING, thing_id, self.twin.owner_of(thing_id))
+        td = self.twin.enriched_td(thing_id)
+        if td is None:
+            raise NotFound(f"no Thing {thing_id}", thingID=thing_id)
+        return td
+
+    def patch_thing(self, client: Client, thing_id: str, patch: Any) -> None:
+        """Apply an RFC 7396 merge patch to a TD (WoT Discovery partial update)."""
+        owner = self.twin.owner_of(thing_id)
+        if owner is None and self.twin.thing(thing_id) is None:
+            raise NotFound(f"no Thing {thing_id}", thingID=thing_id)
+        self._authorize(client, ops.UPDATE_THING, thing_id, owner)
+        keep = self.authorizer.overrides_ownership(client)
+        record = self.twin.patch_thing(thing_id, patch, client.id, keep_owner=keep)
+        if self._wake is not None and record.expires is not None:
+            self._wake.set()
+
+    def property_state(self, client: Client, thing_id: str, name: str) -> dict[str, Any]:
+        """{"value", "timestamp"} as reported, plus "desired" while a write waits."""
+        self._authorize(client, ops.READ_PROPERTY, thing_id, self.twin.owner_of(thing_id))
+        return self.twin.read_property(thing_id, name)
+
+    def _reads_every_thing(self, client: Client) -> bool:
+        """May the client read a Thing it does not own? (Agents may not.)"""
+        return self.authorizer.authorize(client, ops.READ_THING, _ANY_THING, HUB_ID) is None
 
     # -- dispatch ------------------------------------------------------------------------
 

@@ -313,7 +313,7 @@ async def test_td_changes_are_notified_to_directory_subscribers(hub):
     hub.router.handle(agent, request("deletething", LAMP))
     got = [(m.operation, m.thing_id, m.value) for m in await drain(watcher)]
     assert got[0] == ("updatething", LAMP, {"created": True})
-    assert got[1] == ("updatething", LAMP, {"created": False})
+    assert got[1] == ("updatething", LAMP, {"created": False, "diff": {"title": "Lamp v2"}})
     assert got[2][:2] == ("deletething", LAMP)
 
 
