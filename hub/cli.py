@@ -1,4 +1,11 @@
-"""The ``wothub`` command."""
+"""The ``wothub`` command: ``wothub serve`` here, and any subcommand another module adds.
+
+A module adds a subcommand with ``add_command(name, help, configure_parser, run)``; it must
+be imported before ``build_parser()`` runs. ``run(args)`` returns the exit code; a
+``ConfigError`` it raises becomes a one-line message and exit code 2. Subcommands that
+need the hub's home (to read ``listeners.json``, say) call ``add_home_arguments`` on
+their parser and ``config_from_args`` in ``run``.
+"""
 
 from __future__ import annotations
 
@@ -6,60 +13,106 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-from bucketstore import BucketStoreError, backend_names
+from bucketstore import BucketStoreError
 
-from .config import Config, default_home
-from .runtime import serve
+from .config import CONFIG_FILE_NAME, FLAG_KEYS, Config, ConfigError, build_config
 
 log = logging.getLogger("wothub")
 
+_DEFAULTS = Config(home=Path("."))
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="wothub", description="W3C Web of Things hub")
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("serve", help="run the hub until Ctrl-C or SIGTERM")
-    run.add_argument(
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    configure_parser: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+_commands: dict[str, Command] = {}
+
+
+def add_command(
+    name: str,
+    help: str,
+    configure_parser: Callable[[argparse.ArgumentParser], None],
+    run: Callable[[argparse.Namespace], int],
+) -> None:
+    """Make ``wothub <name>`` a subcommand: ``configure_parser`` adds its arguments to its
+    subparser, ``run`` gets the parsed arguments and returns the exit code."""
+    if name in _commands:
+        raise ValueError(f"wothub command {name!r} is already registered")
+    _commands[name] = Command(name, help, configure_parser, run)
+
+
+def add_home_arguments(parser: argparse.ArgumentParser) -> None:
+    """--home and --config, which every subcommand that finds the hub's files needs."""
+    parser.add_argument(
         "--home",
         type=Path,
-        default=None,
-        help="directory for the hub's data (env WOTHUB_HOME; default %(default)s)",
+        metavar="DIR",
+        help="directory for the hub's data (env WOTHUB_HOME; default $XDG_DATA_HOME/wothub "
+        "or ~/.local/share/wothub)",
     )
-    run.add_argument(
-        "--store",
-        choices=backend_names(),
-        default=os.environ.get("WOTHUB_STORE", "leveldb"),
-        help="bucket store backend (env WOTHUB_STORE; default %(default)s)",
+    parser.add_argument(
+        "--config",
+        dest="config_file",
+        type=Path,
+        metavar="FILE",
+        help=f"configuration file (default <home>/{CONFIG_FILE_NAME}, read if it exists)",
     )
-    run.add_argument(
-        "--server-name",
-        action="append",
-        default=[n for n in os.environ.get("WOTHUB_SERVER_NAMES", "").split(",") if n],
-        help="a DNS name or address clients use to reach the hub, for its TLS certificate "
-        "(repeatable; env WOTHUB_SERVER_NAMES, comma-separated)",
-    )
-    run.add_argument(
-        "--log-level",
-        default=os.environ.get("WOTHUB_LOG_LEVEL", "INFO"),
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        type=str.upper,
-        help="(env WOTHUB_LOG_LEVEL; default %(default)s)",
-    )
-    return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    config = Config(
-        home=args.home or default_home(),
-        store_backend=args.store,
-        log_level=args.log_level,
-        server_names=tuple(args.server_name),
-    )
+def _configure_serve(parser: argparse.ArgumentParser) -> None:
+    # Every default is None: a flag that is not given leaves the environment, the file
+    # and then Config's default to decide. Values are checked by build_config.
+    add_home_arguments(parser)
+    d = _DEFAULTS
+    options: list[tuple[str, str, dict[str, str]]] = [
+        ("--store", "store_backend", {"metavar": "BACKEND"}),
+        ("--server-name", "server_names", {"metavar": "NAME", "action": "append"}),
+        ("--log-level", "log_level", {"metavar": "LEVEL"}),
+        ("--http-host", "http_host", {"metavar": "HOST"}),
+        ("--http-port", "http_port", {"metavar": "N"}),
+        ("--public-url", "public_url", {"metavar": "URL"}),
+        ("--mqtt-port", "mqtt_port", {"metavar": "N"}),
+        ("--nats-port", "nats_port", {"metavar": "N"}),
+    ]
+    helps = {
+        "store_backend": f"bucket store backend (env WOTHUB_STORE; file: store; "
+        f"default {d.store_backend})",
+        "server_names": "a DNS name or address clients use to reach the hub, for its TLS "
+        "certificate (repeatable; replaces env WOTHUB_SERVER_NAMES, comma-separated, "
+        "and file: server_names)",
+        "log_level": "DEBUG, INFO, WARNING or ERROR (env WOTHUB_LOG_LEVEL; file: log_level; "
+        f"default {d.log_level})",
+        "http_host": f"address the HTTPS listener binds (env WOTHUB_HTTP_HOST; file: "
+        f"[http] host; default {d.http_host}, all interfaces)",
+        "http_port": f"HTTPS port, 0 for any free one (env WOTHUB_HTTP_PORT; file: "
+        f"[http] port; default {d.http_port})",
+        "public_url": "base URL clients reach the hub at, used in TD forms (env "
+        "WOTHUB_PUBLIC_URL; file: [http] public_url; default https://<host name>:<port>)",
+        "mqtt_port": f"MQTT port (env WOTHUB_MQTT_PORT; file: [mqtt] port; default {d.mqtt_port})",
+        "nats_port": f"NATS port (env WOTHUB_NATS_PORT; file: [nats] port; default {d.nats_port})",
+    }
+    for flag, dest, extra in options:
+        parser.add_argument(flag, dest=dest, help=helps[dest], **extra)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
     logging.basicConfig(
         level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if config.config_file is not None:
+        log.info("configuration file: %s", config.config_file)
+    from .runtime import serve  # here, so other subcommands do not load the whole hub
+
     try:
         return serve(config)
     except BucketStoreError as exc:
@@ -67,5 +120,45 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+add_command("serve", "run the hub until Ctrl-C or SIGTERM", _configure_serve, _run_serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wothub", description="W3C Web of Things hub")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in _commands.values():
+        command.configure_parser(
+            subparsers.add_parser(command.name, help=command.help, description=command.help)
+        )
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Config:
+    """The configuration, with the flags in ``args`` over ``env`` (default os.environ)."""
+    flags = {key: getattr(args, key) for key in FLAG_KEYS if hasattr(args, key)}
+    return build_config(flags, os.environ if env is None else env)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error argparse has already printed
+        return 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 2
+    try:
+        return _commands[args.command].run(args)
+    except ConfigError as exc:
+        message = str(exc).replace("\n", " ")
+        print(f"wothub: configuration error: {message}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    # Through the module, not this __main__ copy, so subcommands that other modules add
+    # with hub.cli.add_command land in the registry main() reads.
+    from hub.cli import main as _main
+
+    sys.exit(_main())

@@ -1,22 +1,52 @@
-"""Hub configuration: where the hub keeps its data and which store backend it uses.
+"""Hub configuration: where the hub keeps its data, what it listens on, and its limits.
 
-Precedence: command-line flag, then environment variable, then default.
+Each option comes from, in order of precedence: a command-line flag, an environment
+variable, the TOML file ``<home>/wothub.toml`` (or the file ``--config`` names), and
+the default here. The file is checked strictly: an unknown key or a value of the wrong
+type is a ``ConfigError`` naming the file and the key, never ignored. docs/configuration.md
+lists every option.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
+import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import date, datetime, time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from bucketstore import DEFAULT_BACKEND
+from bucketstore import DEFAULT_BACKEND, backend_names
+
+if TYPE_CHECKING:
+    from auth.service import AuthConfig
+
+CONFIG_FILE_NAME = "wothub.toml"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+CLIENT_KINDS = ("consumer", "agent", "service")
 
 
-def default_home() -> Path:
+class ConfigError(ValueError):
+    """A configuration value that cannot be used. ``source`` is the file path, ``"environment"``
+    or ``"command line"``; ``key`` the dotted TOML key, variable or flag (None when the whole
+    source is unusable, e.g. a TOML syntax error)."""
+
+    def __init__(self, message: str, *, source: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.source = source
+        self.key = key
+
+
+def default_home(env: Mapping[str, str] | None = None) -> Path:
     """``$WOTHUB_HOME``, else ``$XDG_DATA_HOME/wothub``, else ``~/.local/share/wothub``."""
-    if home := os.environ.get("WOTHUB_HOME"):
+    env = os.environ if env is None else env
+    if home := env.get("WOTHUB_HOME"):
         return Path(home)
-    data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    data = env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(data) / "wothub"
 
 
@@ -26,7 +56,366 @@ class Config:
     store_backend: str = DEFAULT_BACKEND
     log_level: str = "INFO"
     server_names: tuple[str, ...] = ()  # extra DNS names / addresses for the server cert
+    # HTTPS listener. All interfaces by default: TLS is always on, and a hub is there to be
+    # reached by devices on the network. Port 0 picks a free port (see listeners.json).
+    http_host: str = "0.0.0.0"
+    http_port: int = 8444
+    public_url: str | None = None  # base URL in TD forms; None: from host name and port
+    max_body_bytes: int = 1_048_576
+    sync_wait: float = 2.0  # seconds invokeaction waits for a result before answering 201
+    mqtt_port: int = 8883  # future bindings: parsed now so the file format stays stable
+    nats_port: int = 4222
+    # Per client kind (consumer, agent, service), seconds; None or a missing kind: the
+    # auth package's default. login_throttle: ThrottleConfig fields that are set.
+    token_lifetime: dict[str, float] | None = None
+    session_lifetime: dict[str, float] | None = None
+    login_throttle: dict[str, int | float] | None = None
+    flush_interval: float = 1.0  # router write-behind, seconds
+    notification_log_size: int = 10_000
+    config_file: Path | None = None  # the file the values were read from, if any
 
     @property
     def store_path(self) -> Path:
         return self.home / "store"
+
+    def auth_config(self) -> AuthConfig:
+        """The auth package's defaults, with what this configuration sets."""
+        from auth.service import AuthConfig
+
+        base = AuthConfig()
+        return dataclasses.replace(
+            base,
+            token_lifetime={**base.token_lifetime, **(self.token_lifetime or {})},
+            session_lifetime={**base.session_lifetime, **(self.session_lifetime or {})},
+            throttle=dataclasses.replace(base.throttle, **(self.login_throttle or {})),
+        )
+
+
+# -- kinds of value -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Kind:
+    expected: str | Callable[[], str]  # "a port number ...", for messages
+    check: Callable[[Any], Any]  # typed value -> value to keep; raises ValueError/TypeError
+    parse: Callable[[str], Any] = str  # text of a variable or flag -> typed value
+
+    def describe(self) -> str:
+        return self.expected if isinstance(self.expected, str) else self.expected()
+
+
+def _type_name(value: Any) -> str:
+    for types, name in (
+        (bool, "boolean"),
+        (int, "integer"),
+        (float, "float"),
+        (str, "string"),
+        ((list, tuple), "array"),
+        (dict, "table"),
+        ((datetime, date, time), "date-time"),
+    ):
+        if isinstance(value, types):
+            return name
+    return type(value).__name__
+
+
+def _shown(value: Any, from_text: bool) -> str:
+    if from_text:
+        return repr(value)
+    if isinstance(value, dict | list):
+        return _type_name(value)
+    text = repr(value)
+    return f"{_type_name(value)} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def _convert(kind: _Kind, value: Any, from_text: bool) -> Any:
+    """The value to keep, or ValueError with a message saying what was expected."""
+    try:
+        return kind.check(kind.parse(value) if from_text else value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected {kind.describe()}, got {_shown(value, from_text)}") from None
+
+
+def _integer(low: int, high: int | None = None) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(value)
+        if value < low or (high is not None and value > high):
+            raise ValueError(value)
+        return value
+
+    return check
+
+
+def _seconds(low: float, *, inclusive: bool) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(value)
+        value = float(value)
+        if not math.isfinite(value) or value < low or (value == low and not inclusive):
+            raise ValueError(value)
+        return value
+
+    return check
+
+
+def _word(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    if not value or value != value.strip() or any(c.isspace() for c in value):
+        raise ValueError(value)
+    return value
+
+
+def _log_level(value: Any) -> str:
+    if not isinstance(value, str) or value.upper() not in LOG_LEVELS:
+        raise ValueError(value)
+    return value.upper()
+
+
+def _backend(value: Any) -> str:
+    if not isinstance(value, str) or value not in backend_names():
+        raise ValueError(value)
+    return value
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple):
+        raise TypeError(value)
+    return tuple(_word(name) for name in value)
+
+
+def _split_names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _url(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    parts = urlsplit(value)
+    _ = parts.port  # raises ValueError for a port that is not a number or out of range
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(value)
+    if parts.query or parts.fragment or any(c.isspace() for c in value):
+        raise ValueError(value)
+    return value.rstrip("/")
+
+
+_PORT = _Kind("a port number from 0 to 65535 (0: any free port)", _integer(0, 65535), int)
+_HOST = _Kind("a host name or IP address", _word)
+_URL = _Kind("an http:// or https:// URL with a host and no query, like https://hub.lan:8444", _url)
+_LOG_LEVEL = _Kind(f"one of {', '.join(LOG_LEVELS)}", _log_level)
+_BACKEND = _Kind(lambda: f"a store backend, one of {', '.join(backend_names())}", _backend)
+_NAMES = _Kind("a list of host names or addresses", _names, _split_names)
+_BYTES = _Kind("a whole number of bytes, at least 1", _integer(1), int)
+_COUNT = _Kind("a whole number, at least 1", _integer(1), int)
+_WAIT = _Kind("a number of seconds, 0 or more", _seconds(0, inclusive=True), float)
+_INTERVAL = _Kind("a number of seconds, more than 0", _seconds(0, inclusive=False), float)
+_LIFETIME = _INTERVAL
+
+
+# -- where each option is written -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Value:
+    """A TOML key holding one option (``field`` of Config), or one entry of a _Group."""
+
+    kind: _Kind
+    field: str | None = None
+
+
+@dataclass(frozen=True)
+class _Group:
+    """A TOML table whose entries together are one dict-valued option."""
+
+    field: str
+    entries: dict[str, _Value]
+
+
+_Schema = dict[str, "_Value | _Group | _Schema"]
+
+_LIFETIMES = {kind: _Value(_LIFETIME) for kind in CLIENT_KINDS}
+_SCHEMA: _Schema = {
+    "log_level": _Value(_LOG_LEVEL, "log_level"),
+    "store": _Value(_BACKEND, "store_backend"),
+    "server_names": _Value(_NAMES, "server_names"),
+    "http": {
+        "host": _Value(_HOST, "http_host"),
+        "port": _Value(_PORT, "http_port"),
+        "public_url": _Value(_URL, "public_url"),
+        "max_body_bytes": _Value(_BYTES, "max_body_bytes"),
+        "sync_wait": _Value(_WAIT, "sync_wait"),
+    },
+    "mqtt": {"port": _Value(_PORT, "mqtt_port")},
+    "nats": {"port": _Value(_PORT, "nats_port")},
+    "auth": {
+        "token_lifetime": _Group("token_lifetime", _LIFETIMES),
+        "session_lifetime": _Group("session_lifetime", _LIFETIMES),
+        # The fields of auth.throttle.ThrottleConfig (a test keeps them in step).
+        "login_throttle": _Group(
+            "login_throttle",
+            {
+                "free_attempts": _Value(_Kind("a whole number, 0 or more", _integer(0), int)),
+                "base_delay": _Value(_WAIT),
+                "max_delay": _Value(_WAIT),
+                "max_tracked": _Value(_COUNT),
+            },
+        ),
+    },
+    "router": {
+        "flush_interval": _Value(_INTERVAL, "flush_interval"),
+        "notification_log_size": _Value(_COUNT, "notification_log_size"),
+    },
+}
+
+ENV_VARS: dict[str, str] = {  # variable -> Config field (WOTHUB_HOME: the home itself)
+    "WOTHUB_STORE": "store_backend",
+    "WOTHUB_LOG_LEVEL": "log_level",
+    "WOTHUB_SERVER_NAMES": "server_names",
+    "WOTHUB_HTTP_HOST": "http_host",
+    "WOTHUB_HTTP_PORT": "http_port",
+    "WOTHUB_PUBLIC_URL": "public_url",
+    "WOTHUB_MQTT_PORT": "mqtt_port",
+    "WOTHUB_NATS_PORT": "nats_port",
+}
+
+FLAGS: dict[str, str] = {  # Config field -> the `wothub serve` flag that sets it
+    "store_backend": "--store",
+    "log_level": "--log-level",
+    "server_names": "--server-name",
+    "http_host": "--http-host",
+    "http_port": "--http-port",
+    "public_url": "--public-url",
+    "mqtt_port": "--mqtt-port",
+    "nats_port": "--nats-port",
+}
+
+
+def _scalar_kinds(schema: _Schema) -> dict[str, _Kind]:
+    kinds: dict[str, _Kind] = {}
+    for node in schema.values():
+        if isinstance(node, _Value) and node.field:
+            kinds[node.field] = node.kind
+        elif isinstance(node, dict):
+            kinds.update(_scalar_kinds(node))
+    return kinds
+
+
+_KINDS = _scalar_kinds(_SCHEMA)  # Config field -> kind, for every option that is one value
+FLAG_KEYS = frozenset({"home", "config_file", *_KINDS})  # what build_config takes as flags
+
+
+# -- reading each source ----------------------------------------------------------------
+
+
+def _read_file(path: Path, *, required: bool) -> dict[str, Any] | None:
+    """The options the file sets; None when it is not there and need not be."""
+    source = str(path)
+    try:
+        with path.open("rb") as file:
+            document = tomllib.load(file)
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"{path}: configuration file not found", source=source) from None
+        return None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}", source=source) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})", source=source) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}", source=source) from None
+    values: dict[str, Any] = {}
+    _walk(document, _SCHEMA, (), values, source)
+    return values
+
+
+def _walk(
+    table: dict[str, Any],
+    schema: _Schema | dict[str, _Value],
+    prefix: tuple[str, ...],
+    out: dict[str, Any],
+    source: str,
+) -> None:
+    for key, value in table.items():
+        dotted = ".".join((*prefix, key))
+
+        def fail(problem: str, dotted: str = dotted) -> ConfigError:
+            return ConfigError(f"{source}: {dotted}: {problem}", source=source, key=dotted)
+
+        node = schema.get(key)
+        if node is None:
+            if not prefix and key == "home":
+                raise fail(
+                    "the home cannot be set in a file; use --home or WOTHUB_HOME"
+                    + " (the file is read from the home)"
+                )
+            known = ", ".join(schema)
+            raise fail(f"unknown key (known {'here' if prefix else 'at the top'}: {known})")
+        if isinstance(node, _Value):
+            try:
+                converted = _convert(node.kind, value, from_text=False)
+            except ValueError as exc:
+                raise fail(str(exc)) from None
+            out[node.field or key] = converted
+            continue
+        if not isinstance(value, dict):
+            raise fail(f"expected a table, got {_shown(value, False)}")
+        if isinstance(node, _Group):
+            entries: dict[str, Any] = {}
+            _walk(value, node.entries, (*prefix, key), entries, source)
+            out[node.field] = entries
+        else:
+            _walk(value, node, (*prefix, key), out, source)
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for variable, field in ENV_VARS.items():
+        text = env.get(variable, "").strip()
+        if not text:  # unset and empty are the same
+            continue
+        try:
+            values[field] = _convert(_KINDS[field], text, from_text=True)
+        except ValueError as exc:
+            raise ConfigError(
+                f"environment variable {variable}: {exc}", source="environment", key=variable
+            ) from None
+    return values
+
+
+def _from_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for field, value in flags.items():
+        if field in ("home", "config_file"):
+            continue
+        kind = _KINDS[field]
+        try:
+            values[field] = _convert(kind, value, from_text=isinstance(value, str))
+        except ValueError as exc:
+            flag = FLAGS.get(field, "--" + field.replace("_", "-"))
+            raise ConfigError(f"{flag}: {exc}", source="command line", key=flag) from None
+    return values
+
+
+def build_config(
+    flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+) -> Config:
+    """The configuration from flags, environment and file, flags first.
+
+    ``flags`` maps Config field names (and ``home``, ``config_file``) to what was given on
+    the command line; None or a missing key means "not given". Strings are parsed as an
+    environment variable's text would be. ``env`` defaults to ``os.environ``. The file is
+    ``flags["config_file"]`` (which must then exist) or ``<home>/wothub.toml`` (read when
+    it is there). Raises ConfigError.
+    """
+    given = {key: value for key, value in (flags or {}).items() if value is not None}
+    if unknown := set(given) - FLAG_KEYS:
+        raise TypeError(f"not configuration flags: {', '.join(sorted(unknown))}")
+    env = os.environ if env is None else env
+    home = Path(given["home"]).expanduser() if "home" in given else default_home(env)
+    explicit = "config_file" in given
+    path = Path(given["config_file"]).expanduser() if explicit else home / CONFIG_FILE_NAME
+    from_file = _read_file(path, required=explicit)
+    values = {**(from_file or {}), **_from_env(env), **_from_flags(given)}
+    return Config(home=home, config_file=path if from_file is not None else None, **values)

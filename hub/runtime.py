@@ -5,38 +5,62 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 
 from auth.authorizer import RoleAuthorizer
 from auth.service import AuthService
+from bindings.http.app import HttpBinding
+from bindings.http.tls_server import HttpServer
 from bucketstore import BucketStore, open_store
 from certs import CertificateAuthority
 from digitwin.core import DigiTwin
 
 from .config import Config
 from .hub_things import authn_thing, certs_thing, clients_thing
+from .listeners import remove_listeners, write_listeners
 from .router import Router
 
 log = logging.getLogger("wothub")
+_ANY_ADDRESS = ("", "0.0.0.0", "::")
 
 
 class Hub:
-    """Everything but the network listeners, composed on one store and home."""
+    """The hub's parts composed on one store and home; ``start`` opens the listeners."""
 
     def __init__(self, config: Config, store: BucketStore) -> None:
         self.config = config
         self.store = store
         config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.auth = AuthService(store, config.home)
+        self.auth = AuthService(store, config.home, config.auth_config())
         self.ca = CertificateAuthority.load_or_create(config.home, store.bucket("certs"))
         self.server_certificate = self.ca.ensure_server_certificate(list(config.server_names))
         self.twin = DigiTwin(store)
-        self.router = Router(self.twin, RoleAuthorizer(self.auth.accounts, self.auth.sessions))
+        self.router = Router(
+            self.twin,
+            RoleAuthorizer(self.auth.accounts, self.auth.sessions),
+            flush_interval=config.flush_interval,
+            log_size=config.notification_log_size,
+        )
         for service in (
             authn_thing(self.auth),
             clients_thing(self.auth, self.ca),
             certs_thing(self.ca, self.auth),
         ):
             self.router.add_service(service)
+        self.http = HttpBinding(
+            self.router,
+            self.auth,
+            self.ca.verify_client_certificate,
+            max_body_bytes=config.max_body_bytes,
+            sync_wait=config.sync_wait,
+        )
+        self.http_server = HttpServer(
+            self.http.app(),
+            config.http_host,
+            config.http_port,
+            ssl_context=self.ca.ssl_context_for_server(),
+            server_cert=self.server_certificate.cert_path,
+        )
 
     def first_run(self) -> None:
         """Create the admin client if there is none, telling where its password is."""
@@ -48,12 +72,40 @@ class Hub:
                 password_file,
             )
 
+    @property
+    def base_url(self) -> str:
+        """Where consumers reach the HTTPS API (the forms in twin TDs point there)."""
+        if self.config.public_url:
+            return self.config.public_url
+        host = self.config.http_host
+        if host in _ANY_ADDRESS:
+            host = socket.gethostname()
+        return f"https://{host}:{self.http_server.port}"
+
     async def start(self) -> None:
         await self.router.start()
+        await self.http_server.start()
+        self.http.set_base_url(self.base_url)
+        self.twin.add_form_provider(self.http.forms)
+        listeners = {
+            "https": {
+                "host": self.http_server.addresses[0][0],
+                "port": self.http_server.port,
+                "url": self.base_url,
+                "local_url": self.http_server.url,
+            }
+        }
+        write_listeners(self.config.home, listeners)
+        log.info("HTTPS (directory, WoT HTTP profile, SSE) on %s", self.http_server.url)
 
     async def stop(self) -> None:
-        await self.router.stop()
-        self.twin.close()
+        try:
+            self.http.context.close_streams()  # or open SSE streams hold the server up
+            await self.http_server.stop()
+        finally:
+            remove_listeners(self.config.home)
+            await self.router.stop()
+            self.twin.close()
 
 
 async def _run_until_signal(hub: Hub) -> None:
@@ -61,14 +113,16 @@ async def _run_until_signal(hub: Hub) -> None:
     stopped: asyncio.Future[str] = loop.create_future()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda s=sig: stopped.done() or stopped.set_result(s.name))
-    await hub.start()
     try:
+        await hub.start()
         # Logged only once the handlers are in place, so "started" means "stoppable".
         log.info(
-            "wothub started: %s store at %s; CA and server certificate in %s; press Ctrl-C to stop",
+            "wothub started: %s store at %s; CA and server certificate in %s; "
+            "listeners in %s; press Ctrl-C to stop",
             hub.config.store_backend,
             hub.config.store_path,
             hub.config.home / "certs",
+            hub.config.home / "listeners.json",
         )
         log.info("received %s, stopping", await stopped)
     finally:
@@ -85,6 +139,9 @@ def serve(config: Config) -> int:
         hub = Hub(config, store)
         hub.first_run()
         asyncio.run(_run_until_signal(hub))
+    except OSError as exc:  # e.g. the port is taken
+        log.error("cannot start: %s", exc)
+        return 1
     finally:
         store.close()
     log.info("wothub stopped")

@@ -1,0 +1,63 @@
+"""The HTTP binding: one Starlette application for the directory, the twins, SSE and
+logins, and the forms it adds to every twin TD."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+
+from auth.service import AuthService
+from digitwin.errors import Problem
+from hub.router import Router
+
+from .authn_api import AuthnApi
+from .context import HttpContext
+from .credentials import Credentials
+from .directory_api import DirectoryApi
+from .forms import HttpForms
+from .paths import RawPathRouting
+from .problems import on_error, on_http_exception, on_problem
+from .things_api import ThingsApi
+
+DEFAULT_MAX_BODY = 1 << 20
+
+
+class HttpBinding:
+    def __init__(
+        self,
+        router: Router,
+        auth: AuthService,
+        verify_certificate: Callable[[Any], str],
+        base_url: str = "",
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY,
+        sync_wait: float = 2.0,
+    ) -> None:
+        self.router = router
+        self.forms = HttpForms(base_url)
+        self.context = HttpContext(
+            router, Credentials(auth, verify_certificate), self.forms, sync_wait
+        )
+        self.max_body_bytes = max_body_bytes
+        self.authn = AuthnApi(auth)
+        self.directory = DirectoryApi(self.context)
+        self.things = ThingsApi(self.context)
+
+    def set_base_url(self, base_url: str) -> None:
+        """Where consumers reach this server (known once it listens): the forms' base."""
+        self.forms.base_url = base_url.rstrip("/")
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[*self.authn.routes(), *self.directory.routes(), *self.things.routes()],
+            middleware=[Middleware(RawPathRouting, max_body_bytes=self.max_body_bytes)],
+            exception_handlers={
+                Problem: on_problem,
+                HTTPException: on_http_exception,
+                Exception: on_error,
+            },
+        )

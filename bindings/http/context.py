@@ -1,0 +1,75 @@
+"""What every HTTP handler shares: the router, who is asking, the URLs, and the way a
+request is carried through the router and its answer read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import HTTPConnection, Request
+
+from auth.identity import Client
+from digitwin.envelope import ABSENT, FAILED, Message
+from digitwin.errors import BadRequest
+from hub.connection import Connection
+from hub.router import Router
+
+from .credentials import Credentials
+from .forms import HttpForms
+from .problems import ProblemResponse, UnsupportedMediaType
+
+JSON_TYPES = ("application/json", "application/td+json", "application/ld+json")
+
+
+class HttpContext:
+    def __init__(
+        self, router: Router, credentials: Credentials, forms: HttpForms, sync_wait: float
+    ) -> None:
+        self.router = router
+        self.credentials = credentials
+        self.forms = forms
+        self.sync_wait = sync_wait
+        self.streams: set[Connection] = set()  # open SSE streams, ended when the hub stops
+
+    def client(self, request: HTTPConnection) -> Client:
+        return self.credentials.client(request)
+
+    def connection(self, client: Client, binding: str = "http") -> Connection:
+        """A router connection for one exchange or one stream (it gets no requests)."""
+        return self.router.connect(client, binding, receives_requests=False)
+
+    def close_streams(self) -> None:
+        for connection in list(self.streams):
+            connection.close("hub stopping")
+
+    def call(self, client: Client, message: Message) -> Message:
+        """Carry one request through the router; an error response is raised."""
+        connection = self.connection(client)
+        try:
+            response = self.router.handle(connection, message)
+        finally:
+            connection.close()
+        assert response is not None
+        if response.status == FAILED and response.error is not None:
+            raise ProblemResponse(response.error)
+        return response
+
+
+async def json_body(
+    request: Request, *, required: bool = True, types: tuple[str, ...] = JSON_TYPES
+) -> Any:
+    """The request's JSON body; ABSENT when empty and not required."""
+    body = await request.body()
+    if not body:
+        if required:
+            raise BadRequest("the request needs a JSON body")
+        return ABSENT
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type and media_type not in types:
+        raise UnsupportedMediaType(
+            f"send {' or '.join(types)}, not {media_type}", accepted=list(types)
+        )
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None

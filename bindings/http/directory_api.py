@@ -1,0 +1,207 @@
+"""The WoT Discovery Thing Description Directory API (Discovery 7.3.2): the directory's
+own TD, listing with paging, create / retrieve / update / patch / delete, JSONPath
+search, and TD change notifications over SSE."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from digitwin import operations as ops
+from digitwin.envelope import ABSENT, REQUEST, Message, new_id
+from digitwin.errors import BadRequest, NotFound, Problem
+from digitwin.twintd import DISCOVERY_CONTEXT
+from hub.subscriptions import DIRECTORY
+
+from . import sse
+from .context import HttpContext, json_body
+from .directory_td import directory_td
+from .paths import encode, query_int, segment
+
+TD_JSON = "application/td+json"
+LD_JSON = "application/ld+json"
+MERGE_PATCH = "application/merge-patch+json"
+MAX_PAGE = 1000  # a page never holds more TDs than this, asked for or not
+EVENT_TYPES = {"thing_created", "thing_updated", "thing_deleted"}
+
+
+class DirectoryApi:
+    def __init__(self, context: HttpContext) -> None:
+        self.context = context
+        self.router = context.router
+        self._own_td: tuple[str, bytes] | None = None  # (base URL, TD) made on first use
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/", self.own_td, methods=["GET"]),
+            Route("/.well-known/wot", self.own_td, methods=["GET"]),
+            Route("/things", self.list, methods=["GET"]),
+            Route("/things", self.create_anonymous, methods=["POST"]),
+            Route("/things/{thing}", self.retrieve, methods=["GET"]),
+            Route("/things/{thing}", self.create_or_update, methods=["PUT"]),
+            Route("/things/{thing}", self.patch, methods=["PATCH"]),
+            Route("/things/{thing}", self.delete, methods=["DELETE"]),
+            Route("/search/jsonpath", self.search, methods=["GET"]),
+            Route("/events", self.events, methods=["GET"]),
+            Route("/events/{type}", self.events, methods=["GET"]),
+        ]
+
+    async def own_td(self, request: Request) -> Response:
+        forms = self.context.forms
+        if self._own_td is None or self._own_td[0] != forms.base_url:
+            td = directory_td(forms.base_url, forms.security_definitions())
+            self._own_td = (forms.base_url, orjson.dumps(td))
+        return Response(self._own_td[1], media_type=TD_JSON)
+
+    async def list(self, request: Request) -> Response:
+        client = self.context.client(request)
+        params = request.query_params
+        offset = query_int(params, "offset", 0, minimum=0)
+        limit = query_int(params, "limit", None, minimum=1)
+        form = params.get("format", "array")
+        if form not in ("array", "collection"):
+            raise BadRequest(f"format is array or collection, not {form!r}", parameter="format")
+        page_size = min(limit or MAX_PAGE, MAX_PAGE)
+        items, total = self.router.list_things(client, offset, page_size)
+        headers = {}
+        links = ['</things>; rel="canonical"; etag="v1"']
+        next_url = None
+        if offset + len(items) < total:
+            next_url = _page_url(offset + len(items), page_size, form)
+            links.insert(0, f'<{next_url}>; rel="next"')
+        headers["Link"] = ", ".join(links)
+        if form == "array":
+            return Response(orjson.dumps(items), headers=headers, media_type=LD_JSON)
+        collection: dict[str, Any] = {
+            "@context": DISCOVERY_CONTEXT,
+            "@type": "ThingCollection",
+            "total": total,
+            "members": items,
+            "@id": _page_url(offset, page_size, form),
+        }
+        if next_url:
+            collection["next"] = next_url
+        return Response(orjson.dumps(collection), headers=headers, media_type=LD_JSON)
+
+    async def retrieve(self, request: Request) -> Response:
+        client = self.context.client(request)
+        td = self.router.thing_description(client, _thing(request))
+        return Response(orjson.dumps(td), media_type=TD_JSON)
+
+    async def create_anonymous(self, request: Request) -> Response:
+        client = self.context.client(request)
+        td = await json_body(request)
+        if isinstance(td, dict) and "id" in td:
+            raise BadRequest(
+                "this TD has an id: register it with PUT /things/{id}; POST /things is for "
+                "TDs without one",
+                validationErrors=[{"field": "id", "description": "not allowed in POST"}],
+            )
+        thing_id = self._update(client, td, None)["id"]
+        location = f"/things/{encode(thing_id)}"
+        return Response(status_code=201, headers={"Location": location})
+
+    async def create_or_update(self, request: Request) -> Response:
+        client = self.context.client(request)
+        thing_id = _thing(request)
+        td = await json_body(request)
+        if isinstance(td, dict):
+            if "id" not in td:
+                raise BadRequest(
+                    "the TD has no id; it must be the id in the path",
+                    validationErrors=[{"field": "id", "description": "is required"}],
+                )
+            if td["id"] != thing_id:
+                raise BadRequest(
+                    f"the TD's id {td['id']!r} differs from the id in the path {thing_id!r}",
+                    validationErrors=[{"field": "id", "description": "differs from the path"}],
+                )
+        created = self._update(client, td, thing_id)["created"]
+        return Response(status_code=201 if created else 204)
+
+    async def patch(self, request: Request) -> Response:
+        client = self.context.client(request)
+        patch = await json_body(request, types=(MERGE_PATCH,))
+        if not isinstance(patch, dict):
+            raise BadRequest("a merge patch of a TD is a JSON object")
+        self.router.patch_thing(client, _thing(request), patch)
+        return Response(status_code=204)
+
+    async def delete(self, request: Request) -> Response:
+        client = self.context.client(request)
+        message = Message(REQUEST, ops.DELETE_THING, _thing(request), correlation_id=new_id())
+        self.context.call(client, message)
+        return Response(status_code=204)
+
+    async def search(self, request: Request) -> Response:
+        client = self.context.client(request)
+        query = request.query_params.get("query")
+        if not query:
+            raise BadRequest("search needs a query parameter (RFC 9535 JSONPath)")
+        found = self.router.search_things(client, query)
+        return Response(orjson.dumps(found), media_type="application/json")
+
+    async def events(self, request: Request) -> Response:
+        client = self.context.client(request)
+        wanted = request.path_params.get("type")
+        if wanted is not None and wanted not in EVENT_TYPES:
+            raise NotFound(f"no event type {wanted!r}; there are {sorted(EVENT_TYPES)}")
+        diff = request.query_params.get("diff", "false").lower()
+        if diff not in ("true", "false"):
+            raise BadRequest("diff is true or false", parameter="diff")
+        if request.method == "HEAD":
+            return Response(media_type="text/event-stream")
+        connection = self.context.connection(client, "sse")
+        self.router.subscribe(connection, DIRECTORY)
+
+        def render(message: Message) -> tuple[str, Any] | None:
+            return self._directory_event(client, message, wanted, diff == "true")
+
+        return sse.stream(
+            self.router,
+            connection,
+            render,
+            request.headers.get("last-event-id"),
+            self.context.streams,
+        )
+
+    def _directory_event(
+        self, client: Any, message: Message, wanted: str | None, diff: bool
+    ) -> tuple[str, Any] | None:
+        change = message.value if isinstance(message.value, dict) else {}
+        if message.operation == ops.DELETE_THING:
+            kind = "thing_deleted"
+        else:
+            kind = "thing_created" if change.get("created") else "thing_updated"
+        if wanted is not None and kind != wanted:
+            return None
+        data: dict[str, Any] = {"id": message.thing_id}
+        if diff and kind == "thing_created":
+            with contextlib.suppress(Problem):  # unless deleted since, or unreadable
+                data = self.router.thing_description(client, message.thing_id)
+        elif diff and kind == "thing_updated":
+            data = {**change.get("diff", {}), "id": message.thing_id}
+        return kind, data
+
+    def _update(self, client: Any, td: Any, thing_id: str | None) -> dict[str, Any]:
+        message = Message(REQUEST, ops.UPDATE_THING, thing_id, input=td, correlation_id=new_id())
+        output = self.context.call(client, message).output
+        assert output is not ABSENT
+        return output
+
+
+def _thing(request: Request) -> str:
+    return segment(request.path_params["thing"])
+
+
+def _page_url(offset: int, limit: int, form: str) -> str:
+    query = {"offset": offset, "limit": limit}
+    if form != "array":
+        query["format"] = form
+    return f"/things?{urlencode(query)}"

@@ -1,0 +1,89 @@
+"""RFC 9457 problem details: every HTTP error the hub sends is one of these."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from digitwin.errors import Problem
+
+log = logging.getLogger("wothub.http")
+
+PROBLEM_JSON = "application/problem+json"
+# The scheme a 401 names, so clients know what to send.
+WWW_AUTHENTICATE = 'Bearer realm="wothub", Basic realm="wothub", charset="UTF-8"'
+
+
+class PayloadTooLarge(Problem):
+    status, title = 413, "Content Too Large"
+
+
+class UnsupportedMediaType(Problem):
+    status, title = 415, "Unsupported Media Type"
+
+
+class NotAcceptable(Problem):
+    status, title = 406, "Not Acceptable"
+
+
+def problem_response(problem: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    status = problem.get("status") if isinstance(problem.get("status"), int) else 500
+    if status == 401:
+        headers = {"WWW-Authenticate": WWW_AUTHENTICATE, **(headers or {})}
+    return Response(orjson.dumps(problem), status, headers, media_type=PROBLEM_JSON)
+
+
+async def on_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Problem)
+    problem = exc.to_dict()
+    retry = problem.get("retryAfter")
+    headers = {"Retry-After": str(math.ceil(retry))} if isinstance(retry, int | float) else None
+    return problem_response(problem, headers)
+
+
+async def on_http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route, method not allowed) as problems."""
+    assert isinstance(exc, HTTPException)
+    problem = {"type": "about:blank", "title": _title(exc.status_code), "status": exc.status_code}
+    if exc.detail and exc.detail != problem["title"]:
+        problem["detail"] = exc.detail
+    return problem_response(problem, dict(exc.headers or {}))
+
+
+async def on_error(request: Request, exc: Exception) -> Response:
+    log.exception("%s %s failed", request.method, request.url.path)
+    return problem_response(
+        {
+            "type": "about:blank",
+            "title": "Internal Server Error",
+            "status": 500,
+            "detail": "the hub failed to handle this request; the hub's log says why",
+        }
+    )
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+class ProblemResponse(Problem):
+    """An error response from the router (a problem as a dict), raised to be sent."""
+
+    def __init__(self, problem: dict[str, Any]) -> None:
+        super().__init__(str(problem.get("detail", "")))
+        self.problem = problem
+        self.status = problem.get("status", 500)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.problem)

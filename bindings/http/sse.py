@@ -1,0 +1,81 @@
+"""Notifications as Server-Sent Events, resumable with ``Last-Event-ID``.
+
+Each stream is a router connection that receives no requests: the handler subscribes
+it, then ``stream`` replays what the client missed (when ``Last-Event-ID`` names a
+notification still in the router's log) and writes every notification the connection
+gets until the client goes away. Event ids are ``<epoch>-<sequence>``: the epoch
+changes at each hub start, so an id from an earlier run asks for a fresh start.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+from sse_starlette.sse import EventSourceResponse, ServerSentEvent
+
+from digitwin.envelope import Message
+from hub.connection import OVERFLOW, Connection, ConnectionClosed
+from hub.router import Router
+
+log = logging.getLogger("wothub.http")
+
+# What a notification becomes on one stream: (event name, JSON data), or None to skip.
+Render = Callable[[Message], tuple[str, Any] | None]
+PING_SECONDS = 15
+# Sent when Last-Event-ID is older than the log (or from another run): the client must
+# read the current state again, since some notifications are lost to it.
+RESYNC = "resync"
+
+
+def stream(
+    router: Router,
+    connection: Connection,
+    render: Render,
+    last_event_id: str | None,
+    streams: set[Connection],
+) -> EventSourceResponse:
+    """``streams`` holds the open ones, so the hub can end them when it stops."""
+    missed_some = last_event_id is not None and not _replay(router, connection, last_event_id)
+    epoch = router.log.epoch
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        streams.add(connection)
+        try:
+            if missed_some:
+                detail = "some notifications are no longer available; read the state again"
+                yield ServerSentEvent(orjson.dumps({"detail": detail}).decode(), event=RESYNC)
+            while True:
+                seq, message = await connection.next()
+                rendered = render(message)
+                if rendered is not None:
+                    name, data = rendered
+                    yield ServerSentEvent(
+                        orjson.dumps(data).decode(), event=name, id=f"{epoch}-{seq}"
+                    )
+        except ConnectionClosed as closed:
+            if closed.reason == OVERFLOW:
+                log.warning("%s fell behind its SSE stream; closing it", connection)
+                problem = {
+                    "type": "about:blank",
+                    "title": "Too Slow",
+                    "status": 503,
+                    "detail": "this stream fell too far behind and was closed; reconnect "
+                    "with Last-Event-ID",
+                }
+                yield ServerSentEvent(orjson.dumps(problem).decode(), event="error")
+        finally:
+            streams.discard(connection)
+            router.disconnect(connection)
+
+    return EventSourceResponse(events(), ping=PING_SECONDS, headers={"Cache-Control": "no-store"})
+
+
+def _replay(router: Router, connection: Connection, last_event_id: str) -> bool:
+    """Queue what the client missed; False when that is no longer possible."""
+    epoch, _, seq = last_event_id.strip().rpartition("-")
+    if epoch != router.log.epoch or not seq.isdigit():
+        return False
+    return router.replay(connection, int(seq))

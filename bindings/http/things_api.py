@@ -1,0 +1,300 @@
+"""Interacting with twins over HTTP: the WoT HTTP Basic and SSE profiles.
+
+Reads are answered from the twin. Writes and actions are queued for the device; the
+answer waits a little (``sync_wait``, or ``Prefer: wait=N``) for the device, and
+otherwise says where the request's status lives (201 for actions, 202 for writes, with
+``Location``). Statuses keep the hub's detailed state in ``state`` while ``status``
+uses the profile's four values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from auth.identity import Client
+from digitwin import operations as ops
+from digitwin.envelope import (
+    ABSENT,
+    COMPLETED,
+    DELIVERED,
+    PENDING,
+    REQUEST,
+    Message,
+    new_id,
+)
+from digitwin.errors import BadRequest, NotFound, ServiceUnavailable
+from hub.subscriptions import EVENT, PROPERTY
+
+from . import sse
+from .context import HttpContext, json_body
+from .paths import segment
+from .problems import ProblemResponse
+
+JSON = "application/json"
+MAX_WAIT = 60.0  # the longest Prefer: wait= the hub honours
+# The profile's ActionStatus values, from the hub's request states.
+PROFILE_STATUS = {
+    PENDING: "pending",
+    DELIVERED: "pending",
+    "running": "running",
+    COMPLETED: "completed",
+    "failed": "failed",
+    "expired": "failed",
+    "cancelled": "failed",
+}
+_WAIT = re.compile(r"\bwait\s*=\s*(\d+)")
+
+
+class ThingsApi:
+    def __init__(self, context: HttpContext) -> None:
+        self.context = context
+        self.router = context.router
+        self.forms = context.forms
+
+    def routes(self) -> list[Route]:
+        base = "/things/{thing}"
+        return [
+            Route(f"{base}/properties", self.all_properties, methods=["GET"]),
+            Route(f"{base}/properties", self.write_properties, methods=["PUT"]),
+            Route(f"{base}/properties/{{name}}", self.property, methods=["GET"]),
+            Route(f"{base}/properties/{{name}}", self.write_property, methods=["PUT"]),
+            Route(f"{base}/actions", self.query_all_actions, methods=["GET"]),
+            Route(f"{base}/actions/{{name}}", self.invoke, methods=["POST"]),
+            Route(f"{base}/{{member}}/{{name}}/{{request}}", self.query, methods=["GET"]),
+            Route(f"{base}/{{member}}/{{name}}/{{request}}", self.cancel, methods=["DELETE"]),
+            Route(f"{base}/events", self.events, methods=["GET"]),
+            Route(f"{base}/events/{{name}}", self.events, methods=["GET"]),
+        ]
+
+    # -- properties ---------------------------------------------------------------------
+
+    async def property(self, request: Request) -> Response:
+        client = self.context.client(request)
+        thing, name = _thing(request), _name(request)
+        if _wants_stream(request):
+            return self._stream(request, client, ops.OBSERVE_PROPERTY, thing, name)
+        if request.query_params.get("detail") == "true":
+            state = self.router.property_state(client, thing, name)
+            return _json(state)
+        response = self.context.call(client, _request(ops.READ_PROPERTY, thing, name))
+        if response.output is ABSENT:
+            raise ServiceUnavailable(
+                f"the device has not reported {name!r} of {thing} yet", thingID=thing
+            )
+        headers = {"Last-Modified-Time": response.timestamp} if response.timestamp else None
+        return _json(response.output, headers=headers)
+
+    async def all_properties(self, request: Request) -> Response:
+        client = self.context.client(request)
+        thing = _thing(request)
+        if _wants_stream(request):
+            return self._stream(request, client, ops.OBSERVE_ALL_PROPERTIES, thing, None)
+        response = self.context.call(client, _request(ops.READ_ALL_PROPERTIES, thing))
+        return _json(response.output)
+
+    async def write_property(self, request: Request) -> Response:
+        client = self.context.client(request)
+        thing, name = _thing(request), _name(request)
+        value = await json_body(request)
+        status = await self._queue(request, client, ops.WRITE_PROPERTY, thing, name, value)
+        if status["state"] == COMPLETED:
+            return Response(status_code=204)
+        return self._accepted(202, status)
+
+    async def write_properties(self, request: Request) -> Response:
+        client = self.context.client(request)
+        thing = _thing(request)
+        values = await json_body(request)
+        if not isinstance(values, dict) or not values:
+            raise BadRequest("writemultipleproperties takes an object of property values")
+        statuses = await asyncio.gather(
+            *(
+                self._queue(request, client, ops.WRITE_PROPERTY, thing, name, value)
+                for name, value in values.items()
+            )
+        )
+        if all(status["state"] == COMPLETED for status in statuses):
+            return Response(status_code=204)
+        return _json(list(statuses), status_code=202)
+
+    # -- actions -------------------------------------------------------------------------
+
+    async def invoke(self, request: Request) -> Response:
+        client = self.context.client(request)
+        thing, name = _thing(request), _name(request)
+        data = await json_body(request, required=False)
+        status = await self._queue(request, client, ops.INVOKE_ACTION, thing, name, data)
+        if status["state"] == COMPLETED:
+            output = status.get("output", ABSENT)
+            return Response(status_code=204) if output is ABSENT else _json(output)
+        return self._accepted(201, status)
+
+    async def query(self, request: Request) -> Response:
+        client = self.context.client(request)
+        message = self._status_request(request, ops.QUERY_ACTION)
+        response = self.context.call(client, message)
+        return _json(self._profile_status(response.output))
+
+    async def cancel(self, request: Request) -> Response:
+        client = self.context.client(request)
+        self.context.call(client, self._status_request(request, ops.CANCEL_ACTION))
+        return Response(status_code=204)
+
+    async def query_all_actions(self, request: Request) -> Response:
+        client = self.context.client(request)
+        response = self.context.call(client, _request(ops.QUERY_ALL_ACTIONS, _thing(request)))
+        grouped = {
+            name: [self._profile_status(s) for s in reversed(statuses)]  # newest first
+            for name, statuses in response.output.items()
+        }
+        return _json(grouped)
+
+    # -- events --------------------------------------------------------------------------
+
+    async def events(self, request: Request) -> Response:
+        client = self.context.client(request)
+        name = request.path_params.get("name")
+        operation = ops.SUBSCRIBE_EVENT if name else ops.SUBSCRIBE_ALL_EVENTS
+        return self._stream(
+            request, client, operation, _thing(request), segment(name) if name else None
+        )
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _stream(
+        self, request: Request, client: Client, operation: str, thing: str, name: str | None
+    ) -> Response:
+        """Observe or subscribe: the router refuses what the client may not see."""
+        connection = self.context.connection(client, "sse")
+        response = self.router.handle(connection, _request(operation, thing, name))
+        if response is not None and response.error is not None:
+            self.router.disconnect(connection)
+            raise ProblemResponse(response.error)
+        if request.method == "HEAD":
+            self.router.disconnect(connection)
+            return Response(media_type="text/event-stream")
+        kind = (
+            PROPERTY if operation in (ops.OBSERVE_PROPERTY, ops.OBSERVE_ALL_PROPERTIES) else EVENT
+        )
+        notification = ops.OBSERVE_PROPERTY if kind == PROPERTY else ops.SUBSCRIBE_EVENT
+
+        def render(message: Message) -> tuple[str, Any] | None:
+            if message.operation != notification or message.thing_id != thing:
+                return None
+            return message.name or "", None if message.value is ABSENT else message.value
+
+        return sse.stream(
+            self.router,
+            connection,
+            render,
+            request.headers.get("last-event-id"),
+            self.context.streams,
+        )
+
+    async def _queue(
+        self,
+        request: Request,
+        client: Client,
+        operation: str,
+        thing: str,
+        name: str,
+        data: Any,
+    ) -> dict[str, Any]:
+        """Queue a write or an action; wait a little for the device; the status now."""
+        message = Message(REQUEST, operation, thing, name, input=data, correlation_id=new_id())
+        response = self.context.call(client, message)
+        if response.action_id is None:  # one of the hub's own Things answered at once
+            return {"state": COMPLETED, "output": response.output}
+        wait = self._wait_time(request, thing, name, operation)
+        if response.status == PENDING:
+            wait = 0.0  # the device is offline: nothing will answer soon
+        future = self.router.wait_for(response.action_id)
+        if wait > 0 and not future.done():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await asyncio.shield(future)
+        if future.done():
+            final = future.result()
+            if final["status"] != COMPLETED:
+                raise ProblemResponse(_failure(final))
+            return {**final, "state": COMPLETED}
+        future.cancel()
+        status = self.router.twin.get_request(response.action_id).to_status()
+        return {**status, "state": status["status"]}
+
+    def _wait_time(self, request: Request, thing: str, name: str, operation: str) -> float:
+        prefer = request.headers.get("prefer", "")
+        if "respond-async" in prefer:
+            return 0.0
+        if match := _WAIT.search(prefer):
+            return min(float(match.group(1)), MAX_WAIT)
+        if operation == ops.INVOKE_ACTION:
+            td = self.router.twin.twin_td(thing) or {}
+            if (td.get("actions") or {}).get(name, {}).get("synchronous") is False:
+                return 0.0
+        return self.context.sync_wait
+
+    def _accepted(self, status_code: int, status: dict[str, Any]) -> Response:
+        body = self._profile_status(status)
+        return _json(body, status_code=status_code, headers={"Location": body["href"]})
+
+    def _profile_status(self, status: dict[str, Any]) -> dict[str, Any]:
+        state = status.get("state", status["status"])
+        member = "actions" if status["operation"] == ops.INVOKE_ACTION else "properties"
+        out = {**status, "state": state, "status": PROFILE_STATUS.get(state, state)}
+        out["href"] = self.forms.request_url(
+            status["thingID"], member, status["name"], status["id"]
+        )
+        return out
+
+    def _status_request(self, request: Request, operation: str) -> Message:
+        member = request.path_params["member"]
+        if member not in ("actions", "properties"):
+            raise NotFound(f"no such resource: {request.url.path}")
+        thing, name = _thing(request), _name(request)
+        message = _request(operation, thing, name)
+        message.action_id = segment(request.path_params["request"])
+        return message
+
+
+def _request(operation: str, thing: str, name: str | None = None) -> Message:
+    return Message(REQUEST, operation, thing, name, correlation_id=new_id())
+
+
+def _failure(status: dict[str, Any]) -> dict[str, Any]:
+    error = status.get("error") or {}
+    problem = {
+        "type": "about:blank",
+        "title": "Failed",
+        "status": 500,
+        "detail": f"{status['operation']} {status['name']} {status['status']}",
+        **error,
+    }
+    if not isinstance(problem.get("status"), int) or not 400 <= problem["status"] <= 599:
+        problem["status"] = 500
+    problem["actionStatus"] = {k: v for k, v in status.items() if k != "error"}
+    return problem
+
+
+def _wants_stream(request: Request) -> bool:
+    return "text/event-stream" in request.headers.get("accept", "")
+
+
+def _thing(request: Request) -> str:
+    return segment(request.path_params["thing"])
+
+
+def _name(request: Request) -> str:
+    return segment(request.path_params["name"])
+
+
+def _json(data: Any, *, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), status_code, headers, media_type=JSON)

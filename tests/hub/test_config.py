@@ -1,0 +1,524 @@
+"""Configuration: defaults, <home>/wothub.toml, WOTHUB_* variables and flags, in that order
+of rising precedence; strict checks naming the file, variable or flag; listeners.json."""
+
+import dataclasses
+import json
+import os
+import stat
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from auth.service import AuthConfig
+from auth.throttle import ThrottleConfig
+from hub import cli
+from hub.config import (
+    CONFIG_FILE_NAME,
+    ENV_VARS,
+    FLAGS,
+    Config,
+    ConfigError,
+    build_config,
+    default_home,
+)
+from hub.listeners import (
+    LISTENERS_FILE,
+    is_running,
+    read_listeners,
+    remove_listeners,
+    write_listeners,
+)
+
+
+@pytest.fixture
+def home(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    return home
+
+
+def write_toml(home, text, name=CONFIG_FILE_NAME):
+    path = home / name
+    path.write_text(text)
+    return path
+
+
+def build(home, env=None, **flags):
+    return build_config({"home": home, **flags}, env or {})
+
+
+# -- defaults and the file ------------------------------------------------------------------
+
+
+def test_defaults_without_file_or_environment(home):
+    config = build(home)
+    assert config == Config(home=home)
+    assert config.config_file is None
+    assert (config.http_host, config.http_port, config.public_url) == ("0.0.0.0", 8444, None)
+    assert (config.mqtt_port, config.nats_port, config.max_body_bytes) == (8883, 4222, 1048576)
+    assert (config.flush_interval, config.notification_log_size, config.sync_wait) == (
+        1.0,
+        10000,
+        2.0,
+    )
+    assert config.token_lifetime is config.session_lifetime is config.login_throttle is None
+
+
+def test_every_option_from_the_file(home):
+    path = write_toml(
+        home,
+        """
+log_level = "debug"
+store = "memory"
+server_names = ["hub.lan", "192.168.1.10"]
+
+[http]
+host = "127.0.0.1"
+port = 9443
+public_url = "https://hub.lan:9443/"
+max_body_bytes = 65536
+sync_wait = 0.5
+
+[mqtt]
+port = 18883
+
+[nats]
+port = 14222
+
+[auth]
+token_lifetime = { consumer = 600, agent = 7200.5 }
+session_lifetime = { service = 86400 }
+
+[auth.login_throttle]
+free_attempts = 5
+base_delay = 2
+max_delay = 60.0
+max_tracked = 1000
+
+[router]
+flush_interval = 0.25
+notification_log_size = 500
+""",
+    )
+    config = build(home)
+    assert config == Config(
+        home=home,
+        store_backend="memory",
+        log_level="DEBUG",
+        server_names=("hub.lan", "192.168.1.10"),
+        http_host="127.0.0.1",
+        http_port=9443,
+        public_url="https://hub.lan:9443",
+        max_body_bytes=65536,
+        sync_wait=0.5,
+        mqtt_port=18883,
+        nats_port=14222,
+        token_lifetime={"consumer": 600.0, "agent": 7200.5},
+        session_lifetime={"service": 86400.0},
+        login_throttle={
+            "free_attempts": 5,
+            "base_delay": 2.0,
+            "max_delay": 60.0,
+            "max_tracked": 1000,
+        },
+        flush_interval=0.25,
+        notification_log_size=500,
+        config_file=path,
+    )
+    assert isinstance(config.login_throttle["base_delay"], float)
+
+
+def test_config_flag_names_another_file(home, tmp_path):
+    write_toml(home, "[http]\nport = 1111\n")
+    other = write_toml(tmp_path, "[http]\nport = 2222\n", name="other.toml")
+    config = build(home, config_file=other)
+    assert (config.http_port, config.config_file) == (2222, other)
+
+
+def test_a_named_file_must_exist_the_default_one_need_not(home, tmp_path):
+    assert build(home).config_file is None
+    missing = tmp_path / "missing.toml"
+    with pytest.raises(ConfigError, match="not found") as caught:
+        build(home, config_file=missing)
+    assert str(missing) in str(caught.value)
+
+
+def test_home_from_environment_and_default_home(tmp_path):
+    write_toml(tmp_path, "log_level = 'ERROR'\n")
+    config = build_config({}, {"WOTHUB_HOME": str(tmp_path)})
+    assert (config.home, config.log_level) == (tmp_path, "ERROR")
+    assert default_home({"WOTHUB_HOME": "/srv/wot"}) == Path("/srv/wot")
+    assert default_home({"XDG_DATA_HOME": "/data"}) == Path("/data/wothub")
+    assert default_home({}) == Path.home() / ".local" / "share" / "wothub"
+
+
+# -- precedence: flag > environment > file > default ------------------------------------------
+
+PRECEDENCE = [
+    # field, TOML line (with its table), env text, flag value, expected from file/env/flag
+    ("http_port", "[http]\nport = 1001", "1002", "1003", (1001, 1002, 1003)),
+    ("http_host", "[http]\nhost = '10.0.0.1'", "10.0.0.2", "10.0.0.3", None),
+    ("public_url", "[http]\npublic_url = 'https://a'", "https://b", "https://c", None),
+    ("mqtt_port", "[mqtt]\nport = 2001", "2002", "2003", (2001, 2002, 2003)),
+    ("nats_port", "[nats]\nport = 3001", "3002", "3003", (3001, 3002, 3003)),
+    ("log_level", "log_level = 'DEBUG'", "warning", "error", ("DEBUG", "WARNING", "ERROR")),
+    ("store_backend", "store = 'memory'", "leveldb", "memory", ("memory", "leveldb", "memory")),
+    ("server_names", "server_names = ['f']", "e1, e2", ["g"], (("f",), ("e1", "e2"), ("g",))),
+]
+
+
+@pytest.mark.parametrize(("field", "toml", "env_text", "flag", "expected"), PRECEDENCE)
+def test_flag_over_environment_over_file_over_default(home, field, toml, env_text, flag, expected):
+    from_file, from_env, from_flag = expected or (
+        toml.split("'")[1],
+        env_text,
+        flag,
+    )
+    variable = next(name for name, f in ENV_VARS.items() if f == field)
+    default = getattr(Config(home=home), field)
+
+    assert getattr(build(home), field) == default
+    write_toml(home, toml + "\n")
+    assert getattr(build(home), field) == from_file
+    assert getattr(build(home, {variable: env_text}), field) == from_env
+    assert getattr(build(home, {variable: env_text}, **{field: flag}), field) == from_flag
+    # A flag that was not given (None) leaves the environment's value.
+    assert getattr(build(home, {variable: env_text}, **{field: None}), field) == from_env
+
+
+def test_every_flag_and_variable_is_tested_for_precedence():
+    assert {row[0] for row in PRECEDENCE} == set(ENV_VARS.values()) == set(FLAGS)
+
+
+def test_empty_variable_is_unset(home):
+    write_toml(home, "[http]\nport = 1001\n")
+    assert build(home, {"WOTHUB_HTTP_PORT": ""}).http_port == 1001
+
+
+@pytest.mark.parametrize("source", ["file", "env", "flag", "typed flag"])
+def test_port_zero_means_any_free_port(home, source):
+    if source == "file":
+        write_toml(home, "[http]\nport = 0\n")
+        config = build(home)
+    elif source == "env":
+        config = build(home, {"WOTHUB_HTTP_PORT": "0"})
+    else:
+        config = build(home, http_port="0" if source == "flag" else 0)
+    assert config.http_port == 0
+
+
+# -- errors in the file -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "words"),
+    [
+        ("prot = 1\n", "prot", "unknown key"),
+        ("[http]\nprot = 1\n", "http.prot", "unknown key"),
+        ("[htp]\nport = 1\n", "htp", "unknown key"),
+        ("[auth.token_lifetime]\nconsumers = 60\n", "auth.token_lifetime.consumers", "unknown"),
+        (
+            "[auth.login_throttle]\nfree_attempt = 1\n",
+            "auth.login_throttle.free_attempt",
+            "unknown",
+        ),
+        ("home = '/tmp'\n", "home", "--home"),
+        ("[http]\nport = '8444'\n", "http.port", "expected a port number"),
+        ("[http]\nport = 70000\n", "http.port", "got integer 70000"),
+        ("[http]\nport = true\n", "http.port", "got boolean"),
+        ("[http]\nport = 8444.0\n", "http.port", "got float"),
+        ("[http]\npublic_url = 'ftp://hub'\n", "http.public_url", "https://"),
+        ("[http]\nmax_body_bytes = 0\n", "http.max_body_bytes", "at least 1"),
+        ("[http]\nsync_wait = -1\n", "http.sync_wait", "0 or more"),
+        ("http = 8444\n", "http", "expected a table"),
+        ("server_names = 'hub.lan'\n", "server_names", "list"),
+        ("server_names = ['ok', 3]\n", "server_names", "list"),
+        ("log_level = 'LOUD'\n", "log_level", "DEBUG, INFO"),
+        ("store = 'nosuch'\n", "store", "leveldb"),
+        ("[router]\nflush_interval = 0\n", "router.flush_interval", "more than 0"),
+        ("[router]\nflush_interval = inf\n", "router.flush_interval", "more than 0"),
+        ("[router]\nnotification_log_size = 0\n", "router.notification_log_size", "at least 1"),
+        ("[auth]\ntoken_lifetime = 60\n", "auth.token_lifetime", "expected a table"),
+        ("[auth.session_lifetime]\nagent = 'a year'\n", "auth.session_lifetime.agent", "seconds"),
+    ],
+)
+def test_file_errors_name_file_and_key(home, text, key, words):
+    path = write_toml(home, text)
+    with pytest.raises(ConfigError) as caught:
+        build(home)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: {key}: "), message
+    assert words in message
+    assert (caught.value.source, caught.value.key) == (str(path), key)
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "text", ["[http\nport = 1\n", "log_level = \n", "a = 1\na = 2\n", "port = 08\n"]
+)
+def test_toml_syntax_error_names_file_and_line(home, text):
+    path = write_toml(home, text)
+    with pytest.raises(ConfigError) as caught:
+        build(home)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: invalid TOML: ")
+    assert "line" in message
+    assert caught.value.key is None
+
+
+def test_unreadable_file_is_a_config_error(home):
+    (home / CONFIG_FILE_NAME).mkdir()
+    with pytest.raises(ConfigError, match="cannot read"):
+        build(home)
+    (home / CONFIG_FILE_NAME).rmdir()
+    (home / CONFIG_FILE_NAME).write_bytes(b"log_level = '\xff'\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        build(home)
+
+
+# -- errors in variables and flags ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "text"),
+    [
+        ("WOTHUB_HTTP_PORT", "abc"),
+        ("WOTHUB_HTTP_PORT", "70000"),
+        ("WOTHUB_HTTP_PORT", "-1"),
+        ("WOTHUB_MQTT_PORT", "1.5"),
+        ("WOTHUB_NATS_PORT", "many"),
+        ("WOTHUB_LOG_LEVEL", "LOUD"),
+        ("WOTHUB_STORE", "nosuch"),
+        ("WOTHUB_PUBLIC_URL", "hub.lan:8444"),
+        ("WOTHUB_PUBLIC_URL", "https://hub.lan:99999"),
+        ("WOTHUB_HTTP_HOST", "two words"),
+    ],
+)
+def test_environment_errors_name_the_variable(home, variable, text):
+    with pytest.raises(ConfigError) as caught:
+        build(home, {variable: text})
+    message = str(caught.value)
+    assert message.startswith(f"environment variable {variable}: expected ")
+    assert repr(text) in message
+    assert caught.value.key == variable
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "flag"),
+    [
+        ("http_port", "abc", "--http-port"),
+        ("http_port", 70000, "--http-port"),
+        ("mqtt_port", "-5", "--mqtt-port"),
+        ("log_level", "LOUD", "--log-level"),
+        ("store_backend", "nosuch", "--store"),
+        ("server_names", ["ok", ""], "--server-name"),
+    ],
+)
+def test_flag_errors_name_the_flag(home, field, value, flag):
+    with pytest.raises(ConfigError, match=f"^{flag}: expected "):
+        build(home, **{field: value})
+
+
+def test_a_flag_that_is_no_option_is_a_programming_error(home):
+    with pytest.raises(TypeError, match="token_lifetime"):
+        build(home, token_lifetime={"consumer": 1})
+
+
+def test_bad_environment_is_reported_even_when_a_flag_overrides_it(home):
+    # Every source is checked: a broken variable is a mistake worth hearing about.
+    with pytest.raises(ConfigError, match="WOTHUB_HTTP_PORT"):
+        build(home, {"WOTHUB_HTTP_PORT": "abc"}, http_port=1)
+
+
+# -- the auth package's configuration -------------------------------------------------------
+
+
+def test_auth_config_defaults_are_the_auth_packages(home):
+    assert build(home).auth_config() == AuthConfig()
+
+
+def test_auth_config_overrides_only_what_is_set(home):
+    write_toml(
+        home,
+        "[auth]\ntoken_lifetime = { consumer = 60 }\n[auth.login_throttle]\nfree_attempts = 10\n",
+    )
+    auth = build(home).auth_config()
+    defaults = AuthConfig()
+    assert auth.token_lifetime == {**defaults.token_lifetime, "consumer": 60.0}
+    assert auth.session_lifetime == defaults.session_lifetime
+    assert auth.throttle == dataclasses.replace(defaults.throttle, free_attempts=10)
+    assert auth.hash_cost == defaults.hash_cost
+
+
+def test_login_throttle_keys_are_the_throttle_config_fields(home):
+    fields = {f.name: f.default for f in dataclasses.fields(ThrottleConfig)}
+    write_toml(
+        home, "[auth.login_throttle]\n" + "".join(f"{name} = {v}\n" for name, v in fields.items())
+    )
+    assert build(home).auth_config().throttle == ThrottleConfig()
+
+
+# -- listeners.json ---------------------------------------------------------------------------
+
+HTTPS = {"https": {"host": "127.0.0.1", "port": 8444, "url": "https://127.0.0.1:8444"}}
+
+
+def test_listeners_round_trip(home):
+    path = write_listeners(home, HTTPS)
+    assert path == home / LISTENERS_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    document = read_listeners(home)
+    assert document["pid"] == os.getpid()
+    assert document["listeners"] == HTTPS
+    assert document["started"].endswith("Z") and "T" in document["started"]
+    assert json.loads(path.read_text()) == document
+    assert is_running(document)
+
+
+def test_listeners_rewrite_replaces_the_file_and_keeps_the_start_time(home):
+    first = read_listeners(home) or {}
+    assert first == {}
+    write_listeners(home, HTTPS, started="2026-01-01T00:00:00.000Z")
+    mqtt = {"mqtt": {"host": "0.0.0.0", "port": 8883, "url": "mqtts://hub:8883"}}
+    write_listeners(home, {**HTTPS, **mqtt})
+    document = read_listeners(home)
+    assert document["started"] == "2026-01-01T00:00:00.000Z"
+    assert set(document["listeners"]) == {"https", "mqtt"}
+    assert [p.name for p in home.iterdir()] == [LISTENERS_FILE]  # no temporary files left
+
+
+def test_listeners_failed_write_leaves_the_old_file(home, monkeypatch):
+    write_listeners(home, HTTPS)
+    before = (home / LISTENERS_FILE).read_bytes()
+
+    def broken_replace(src, dst):
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr("hub.listeners.os.replace", broken_replace)
+    with pytest.raises(OSError, match="disk on fire"):
+        write_listeners(home, {})
+    assert (home / LISTENERS_FILE).read_bytes() == before
+    assert [p.name for p in home.iterdir()] == [LISTENERS_FILE]
+
+
+def test_remove_listeners_only_removes_our_own_file(home):
+    assert remove_listeners(home) is False  # nothing there
+    other = os.getpid() + 1
+    write_listeners(home, HTTPS, pid=other)
+    assert remove_listeners(home) is False
+    assert read_listeners(home)["pid"] == other
+    write_listeners(home, HTTPS)
+    assert remove_listeners(home) is True
+    assert not (home / LISTENERS_FILE).exists()
+    assert read_listeners(home) is None
+
+
+def test_read_listeners_ignores_garbage(home):
+    (home / LISTENERS_FILE).write_text("{not json")
+    assert read_listeners(home) is None
+    (home / LISTENERS_FILE).write_text('{"pid": "1"}')
+    assert read_listeners(home) is None
+    assert remove_listeners(home) is False
+    assert (home / LISTENERS_FILE).exists()
+
+
+def test_is_running_for_a_gone_process():
+    assert not is_running({"pid": 2**22 + 12345})
+    assert not is_running({"pid": 0})
+    assert not is_running({})
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in (*ENV_VARS, "WOTHUB_HOME"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def fake_runtime(monkeypatch):
+    """hub.runtime replaced, so `wothub serve` runs in-process without starting a hub."""
+    served = []
+    module = types.ModuleType("hub.runtime")
+
+    def serve(config):
+        served.append(config)
+        return 0
+
+    module.serve = serve
+    monkeypatch.setitem(sys.modules, "hub.runtime", module)
+    return served
+
+
+def test_serve_with_bad_config_file_exits_2_with_one_line(home, capsys, clean_env, fake_runtime):
+    bad = write_toml(home, "[http]\nprot = 8444\n", name="bad.toml")
+    assert cli.main(["serve", "--home", str(home), "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert str(bad) in err and "http.prot" in err and "unknown key" in err
+    assert "Traceback" not in err
+    assert fake_runtime == []
+
+
+def test_serve_with_bad_flag_or_variable_exits_2(
+    home, capsys, clean_env, fake_runtime, monkeypatch
+):
+    assert cli.main(["serve", "--home", str(home), "--http-port", "abc"]) == 2
+    assert "--http-port: expected a port number" in capsys.readouterr().err
+    monkeypatch.setenv("WOTHUB_NATS_PORT", "70000")
+    assert cli.main(["serve", "--home", str(home)]) == 2
+    assert "WOTHUB_NATS_PORT" in capsys.readouterr().err
+    assert fake_runtime == []
+
+
+def test_serve_merges_flags_environment_and_file(home, clean_env, fake_runtime, monkeypatch):
+    write_toml(home, "log_level = 'WARNING'\n[http]\nport = 1001\nhost = '127.0.0.1'\n")
+    monkeypatch.setenv("WOTHUB_HTTP_PORT", "1002")
+    monkeypatch.setenv("WOTHUB_SERVER_NAMES", "env.lan")
+    argv = ["serve", "--home", str(home), "--http-port", "0", "--server-name", "a.lan"]
+    assert cli.main([*argv, "--server-name", "b.lan"]) == 0
+    (config,) = fake_runtime
+    assert config.home == home
+    assert config.http_port == 0  # flag
+    assert config.server_names == ("a.lan", "b.lan")  # flags replace the variable's list
+    assert config.http_host == "127.0.0.1"  # file
+    assert config.log_level == "WARNING"  # file
+    assert config.nats_port == 4222  # default
+    assert config.config_file == home / CONFIG_FILE_NAME
+
+
+def test_usage_errors_and_help_return_codes(capsys):
+    assert cli.main([]) == 2
+    assert cli.main(["serve", "--no-such-flag"]) == 2
+    assert cli.main(["serve", "--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in ("--home", "--config", *FLAGS.values()):
+        assert flag in out
+
+
+def test_other_modules_add_subcommands(home, capsys, clean_env, monkeypatch):
+    monkeypatch.setattr(cli, "_commands", dict(cli._commands))
+    seen = []
+
+    def configure(parser):
+        cli.add_home_arguments(parser)
+        parser.add_argument("action", choices=["list"])
+
+    def run(args):
+        seen.append((args.action, cli.config_from_args(args).home))
+        return 7
+
+    cli.add_command("things", "manage Things", configure, run)
+    with pytest.raises(ValueError, match="already registered"):
+        cli.add_command("things", "again", configure, run)
+    assert cli.main(["things", "--home", str(home), "list"]) == 7
+    assert seen == [("list", home)]
+    assert "things" in cli.build_parser().format_help()
+    # A config error in any subcommand is reported the same way.
+    write_toml(home, "nope = 1\n")
+    assert cli.main(["things", "--home", str(home), "list"]) == 2
+    assert "nope" in capsys.readouterr().err
