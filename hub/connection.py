@@ -35,7 +35,7 @@ class Connection:
         self.binding = binding
         self.max_notifications = max_notifications
         # (sequence number or None, message); a notification carries its sequence number.
-        self._outbox: deque[tuple[int | None, Message]] = deque()
+        self._outbox: deque[tuple[int | None, Any]] = deque()
         self._notifications = 0
         self._ready = asyncio.Event()
         self.closed_reason: str | None = None
@@ -45,8 +45,9 @@ class Connection:
     def closed(self) -> bool:
         return self.closed_reason is not None
 
-    def send(self, message: Message) -> None:
-        """Queue a response or a request (never dropped while the connection is open)."""
+    def send(self, message: Message | dict[str, Any]) -> None:
+        """Queue a response or a request (never dropped while the connection is open);
+        a binding may queue its own ready-made error responses as dicts."""
         if self.closed_reason is None:
             self._outbox.append((None, message))
             self._ready.set()
@@ -63,7 +64,7 @@ class Connection:
         self._ready.set()
         return True
 
-    async def next(self) -> tuple[int | None, Message]:
+    async def next(self) -> tuple[int | None, Any]:
         """The next outgoing message; raises ConnectionClosed once closed and drained,
         or at once when closed by overflow (the backlog is dropped)."""
         while not self._outbox:

@@ -11,6 +11,8 @@ from auth.authorizer import RoleAuthorizer
 from auth.service import AuthService
 from bindings.http.app import HttpBinding
 from bindings.http.tls_server import HttpServer
+from bindings.websocket.forms import WebSocketForms
+from bindings.websocket.server import WebSocketBinding
 from bucketstore import BucketStore, open_store
 from certs import CertificateAuthority
 from digitwin.core import DigiTwin
@@ -54,12 +56,23 @@ class Hub:
             max_body_bytes=config.max_body_bytes,
             sync_wait=config.sync_wait,
         )
+        self.websocket = WebSocketBinding(
+            self.router,
+            self.http.context.credentials,
+            WebSocketForms(self.http.forms.security_definitions),
+            max_message_bytes=config.max_body_bytes,
+        )
         self.http_server = HttpServer(
-            self.http.app(),
+            self.http.app(self.websocket.routes()),
             config.http_host,
             config.http_port,
             ssl_context=self.ca.ssl_context_for_server(),
             server_cert=self.server_certificate.cert_path,
+            # Frames up to twice the limit get an error response naming it; larger
+            # ones are cut off by the server (close code 1009).
+            ws_max_size=2 * config.max_body_bytes,
+            ws_ping_interval=20.0,
+            ws_ping_timeout=20.0,
         )
 
     def first_run(self) -> None:
@@ -86,7 +99,9 @@ class Hub:
         await self.router.start()
         await self.http_server.start()
         self.http.set_base_url(self.base_url)
+        self.websocket.forms.set_base_url(self.base_url)
         self.twin.add_form_provider(self.http.forms)
+        self.twin.add_form_provider(self.websocket.forms)
         listeners = {
             "https": {
                 "host": self.http_server.addresses[0][0],
@@ -96,11 +111,16 @@ class Hub:
             }
         }
         write_listeners(self.config.home, listeners)
-        log.info("HTTPS (directory, WoT HTTP profile, SSE) on %s", self.http_server.url)
+        log.info(
+            "HTTPS (directory, WoT HTTP profile, SSE) on %s, WebSocket on %s",
+            self.http_server.url,
+            self.websocket.forms.url,
+        )
 
     async def stop(self) -> None:
         try:
-            self.http.context.close_streams()  # or open SSE streams hold the server up
+            self.http.context.close_streams()  # or open streams hold the server up
+            self.websocket.close_all()
             await self.http_server.stop()
         finally:
             remove_listeners(self.config.home)

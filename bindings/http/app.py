@@ -9,6 +9,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
 
 from auth.service import AuthService
 from digitwin.errors import Problem
@@ -51,9 +52,16 @@ class HttpBinding:
         """Where consumers reach this server (known once it listens): the forms' base."""
         self.forms.base_url = base_url.rstrip("/")
 
-    def app(self) -> Starlette:
+    def app(self, extra_routes: list[BaseRoute] | None = None) -> Starlette:
+        """The application; ``extra_routes`` are other bindings on the same port
+        (WebSocket)."""
         return Starlette(
-            routes=[*self.authn.routes(), *self.directory.routes(), *self.things.routes()],
+            routes=[
+                *self.authn.routes(),
+                *self.directory.routes(),
+                *self.things.routes(),
+                *(extra_routes or []),
+            ],
             middleware=[Middleware(RawPathRouting, max_body_bytes=self.max_body_bytes)],
             exception_handlers={
                 Problem: on_problem,

@@ -42,7 +42,7 @@ class Credentials:
             if scheme == "bearer" and value.strip():
                 return self.auth.authenticate_token(value.strip())
             if scheme == "basic":
-                client_id, password = _basic(value.strip())
+                client_id, password = basic_credentials(value.strip())
                 return self.auth.authenticate_password(client_id, password)
             raise AuthenticationFailed("unsupported Authorization scheme")
         certificate = peer_certificate(request)
@@ -58,7 +58,7 @@ def peer_certificate(request: HTTPConnection) -> bytes | None:
     return chain[0].encode() if chain else None
 
 
-def _basic(value: str) -> tuple[str, str]:
+def basic_credentials(value: str) -> tuple[str, str]:
     try:
         decoded = base64.b64decode(value, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):

@@ -1,6 +1,6 @@
-"""A real hub (LevelDB in a temp dir, the hub CA, HTTPS on 127.0.0.1, a free port) and
-aiohttp clients that trust its CA. Devices are played by router connections until a
-device binding exists (the router's agent interface)."""
+"""A real hub (LevelDB in a temp dir, the hub CA, HTTPS and WebSocket on 127.0.0.1, a
+free port) and aiohttp clients that trust its CA. Devices can also be played by router
+connections (the router's agent interface), as a binding would hand messages over."""
 
 from __future__ import annotations
 
