@@ -124,6 +124,8 @@ add_command("serve", "run the hub until Ctrl-C or SIGTERM", _configure_serve, _r
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import admin_cli  # noqa: F401  (registers clients, certs and things)
+
     parser = argparse.ArgumentParser(prog="wothub", description="W3C Web of Things hub")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in _commands.values():

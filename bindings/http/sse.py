@@ -40,10 +40,15 @@ def stream(
     """``streams`` holds the open ones, so the hub can end them when it stops."""
     missed_some = last_event_id is not None and not _replay(router, connection, last_event_id)
     epoch = router.log.epoch
+    # Where this stream starts: sent at once, so a client that drops before the first
+    # notification still resumes from here rather than missing what came in between.
+    start_id = f"{epoch}-{router.log.last_seq}"
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         streams.add(connection)
         try:
+            if last_event_id is None or missed_some:
+                yield ServerSentEvent(id=start_id)
             if missed_some:
                 detail = "some notifications are no longer available; read the state again"
                 yield ServerSentEvent(orjson.dumps({"detail": detail}).decode(), event=RESYNC)

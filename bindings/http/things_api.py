@@ -152,7 +152,7 @@ class ThingsApi:
         client = self.context.client(request)
         response = self.context.call(client, _request(ops.QUERY_ALL_ACTIONS, _thing(request)))
         grouped = {
-            name: [self._profile_status(s) for s in reversed(statuses)]  # newest first
+            name: [self._profile_status(s) for s in statuses]  # newest first, as stored
             for name, statuses in response.output.items()
         }
         return _json(grouped)

@@ -1,0 +1,402 @@
+"""``wothub clients | certs | things`` against a real hub over HTTPS: in-process through
+``hub.cli.main`` (in a thread, since main runs its own event loop), and once as the
+installed ``wothub`` script."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from bucketstore import open_store
+from hub.cli import main
+from hub.config import Config
+from hub.runtime import Hub
+
+pytestmark = pytest.mark.timeout(120)
+
+PASSWORD = "a password for tests"
+LAMP = "urn:dev:ops:lamp/1"
+
+
+class Running:
+    def __init__(self, hub: Hub, home: Path, tmp_path: Path) -> None:
+        self.hub = hub
+        self.home = home
+        self.url = hub.http_server.url
+        self.ca_file = home / "certs" / "ca.pem"
+        self.tmp_path = tmp_path
+
+    def token(self, client_id: str, role: str = "admin") -> str:
+        self.hub.auth.add_client(client_id, "consumer", role, password=PASSWORD)
+        return self.hub.auth.login(client_id, PASSWORD)["token"]
+
+    def password_file(self, password: str = PASSWORD, name: str = "password") -> str:
+        path = self.tmp_path / name
+        path.write_text(password + "\n")
+        return str(path)
+
+    def flags(self, token: str) -> list[str]:
+        return ["--url", self.url, "--ca", str(self.ca_file), "--token", token]
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch, tmp_path):
+    for name in list(os.environ):
+        if name.startswith("WOTHUB_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # never the real home
+
+
+@pytest.fixture
+async def running(tmp_path):
+    home = tmp_path / "home"
+    config = Config(home=home, http_host="127.0.0.1", http_port=0, sync_wait=0.5)
+    home.mkdir(mode=0o700)
+    store = open_store(config.store_path, "leveldb")
+    hub = Hub(config, store)
+    hub.first_run()  # the admin client, its password in <home>/admin.password
+    await hub.start()
+    try:
+        yield Running(hub, home, tmp_path)
+    finally:
+        await hub.stop()
+        store.close()
+
+
+async def wothub(capsys, *argv) -> tuple[int, str, str]:
+    code = await asyncio.to_thread(main, [str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def register(running, thing_id=LAMP):
+    td = {
+        "@context": "https://www.w3.org/2022/wot/td/v1.1",
+        "id": thing_id,
+        "title": "Lamp",
+        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
+        "security": "nosec_sc",
+        "properties": {"on": {"type": "boolean", "forms": [{"href": "https://lamp/on"}]}},
+    }
+    running.hub.auth.add_client("lamp-agent", "agent", "agent", password=PASSWORD)
+    from auth.identity import Client
+    from digitwin.envelope import parse_message
+
+    connection = running.hub.router.connect(Client("lamp-agent", "agent"), "test")
+    raw = {"messageType": "request", "operation": "updatething", "input": td, "correlationID": "1"}
+    answer = running.hub.router.handle(connection, parse_message(raw, "lamp-agent"))
+    assert answer.error is None, answer.error
+
+
+# -- finding the hub and logging in ------------------------------------------------------
+
+
+async def test_defaults_from_the_home_of_a_running_hub(running, capsys):
+    # listeners.json gives the URL, certs/ca.pem the CA, admin.password the login.
+    code, out, err = await wothub(capsys, "clients", "list", "--home", running.home)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["ID", "KIND", "ROLE", "ENABLED", "PASSWORD", "NAME"]
+    assert lines[1].split()[:4] == ["admin", "consumer", "admin", "yes"]
+
+
+async def test_environment_variables(running, capsys, monkeypatch):
+    monkeypatch.setenv("WOTHUB_HOME", str(running.home))
+    code, out, err = await wothub(capsys, "clients", "list", "--json")
+    assert code == 0, err
+    assert [a["clientID"] for a in json.loads(out)] == ["admin"]
+
+    monkeypatch.delenv("WOTHUB_HOME")
+    monkeypatch.setenv("WOTHUB_URL", running.url)
+    monkeypatch.setenv("WOTHUB_CA", str(running.ca_file))
+    running.token("ops")
+    monkeypatch.setenv("WOTHUB_CLIENT_ID", "ops")
+    monkeypatch.setenv("WOTHUB_PASSWORD", PASSWORD)
+    code, out, err = await wothub(capsys, "clients", "list", "--json")
+    assert code == 0, err
+    monkeypatch.delenv("WOTHUB_PASSWORD")
+    monkeypatch.setenv("WOTHUB_PASSWORD_FILE", running.password_file())
+    code, out, err = await wothub(capsys, "things", "list")
+    assert code == 0, err
+    monkeypatch.setenv("WOTHUB_TOKEN", running.token("tess"))
+    monkeypatch.setenv("WOTHUB_PASSWORD_FILE", running.password_file("wrong", "wrong"))
+    code, out, err = await wothub(capsys, "things", "list")  # the token wins
+    assert code == 0, err
+
+
+async def test_a_client_id_and_a_password_file(running, capsys):
+    running.token("ops")
+    flags = ["--url", running.url, "--ca", running.ca_file, "--client-id", "ops"]
+    code, out, err = await wothub(
+        capsys, "clients", "list", *flags, "--password-file", running.password_file()
+    )
+    assert code == 0, err
+    assert "ops" in out
+    # Where --password-file is the new client's, --login-password-file is the login's.
+    code, out, err = await wothub(
+        capsys,
+        "clients", "add", "bob", "--kind", "consumer", "--role", "viewer",
+        "--password-file", running.password_file("bob's password", "bob"),
+        *flags, "--login-password-file", running.password_file(),
+    )  # fmt: skip
+    assert code == 0, err
+    assert running.hub.auth.login("bob", "bob's password")["clientID"] == "bob"
+
+
+async def test_hub_not_running(running, capsys, tmp_path, unused_tcp_port):
+    url = f"https://127.0.0.1:{unused_tcp_port}"
+    code, out, err = await wothub(
+        capsys, "clients", "list", "--url", url, "--ca", running.ca_file, "--token", "x"
+    )
+    assert code == 3 and out == ""
+    assert err == (
+        f"wothub: cannot reach the hub at {url}: Connection refused (is `wothub serve` running?)\n"
+    )
+    code, out, err = await wothub(capsys, "things", "list", "--home", tmp_path / "elsewhere")
+    assert code == 3
+    assert "listeners.json" in err and "is `wothub serve` running?" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+async def test_a_listeners_file_left_by_a_crashed_hub(running, capsys, tmp_path):
+    from hub.listeners import write_listeners
+
+    home = tmp_path / "crashed"
+    dead = 2**22 + 12345  # above any default pid_max: no such process
+    write_listeners(home, {"https": {"url": running.url, "local_url": running.url}}, pid=dead)
+    code, _, err = await wothub(capsys, "things", "list", "--home", home)
+    assert code == 3 and f"pid {dead}" in err and "is gone" in err
+
+
+async def test_the_wrong_ca(running, capsys, tmp_path):
+    from certs import CertificateAuthority
+
+    with open_store(tmp_path / "other-store", "memory") as store:
+        other = CertificateAuthority.load_or_create(tmp_path / "other", store.bucket("certs"))
+    other_ca = tmp_path / "other-ca.pem"
+    other_ca.write_bytes(other.ca_cert_pem)
+    token = running.token("ops")
+    code, _, err = await wothub(
+        capsys, "things", "list", "--url", running.url, "--ca", other_ca, "--token", token
+    )
+    assert code == 3 and "cannot verify the hub's certificate" in err
+    code, _, err = await wothub(
+        capsys, "things", "list", "--url", running.url, "--ca", tmp_path / "missing.pem"
+    )
+    assert code == 2 and "cannot read the CA certificate" in err
+
+
+async def test_bad_credentials(running, capsys):
+    running.token("ops")
+    flags = ["--url", running.url, "--ca", running.ca_file, "--client-id", "ops"]
+    wrong = running.password_file("not the password", "wrong")
+    code, out, err = await wothub(capsys, "clients", "list", *flags, "--password-file", wrong)
+    assert code == 4 and out == ""
+    assert err.startswith("wothub: not logged in: 'ops' with the password from ")
+    code, _, err = await wothub(
+        capsys, "clients", "list", "--url", running.url, "--ca", running.ca_file, "--token", "x"
+    )
+    assert code == 4 and err.startswith("wothub: not logged in: ")
+    # No credentials at all (no admin.password readable): a hint what to give.
+    (running.home / "admin.password").unlink()
+    code, _, err = await wothub(capsys, "clients", "list", "--home", running.home)
+    assert code == 4 and "--token" in err
+    code, _, err = await wothub(capsys, "clients", "list", *flags)
+    assert code == 4 and "no password for 'ops'" in err
+
+
+async def test_refused(running, capsys):
+    viewer = running.token("vera", "viewer")
+    code, out, err = await wothub(capsys, "clients", "list", *running.flags(viewer))
+    assert code == 4 and out == ""
+    assert err.startswith("wothub: refused: ") and err.count("\n") == 1
+
+
+# -- wothub clients ----------------------------------------------------------------------
+
+
+async def test_clients(running, capsys):
+    flags = running.flags(running.token("ops"))
+    code, out, err = await wothub(
+        capsys, "clients", "add", "bob", "--kind", "consumer", "--role", "viewer",
+        "--display-name", "Bob", "--password", "bob's password", *flags,
+    )  # fmt: skip
+    assert code == 0, err
+    added = json.loads(out)
+    assert (added["clientID"], added["role"], added["hasPassword"]) == ("bob", "viewer", True)
+
+    code, out, _ = await wothub(capsys, "clients", "list", *flags)
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["admin", "bob", "ops"]
+    assert "Bob" in out
+
+    code, out, _ = await wothub(capsys, "clients", "set-role", "bob", "manager", *flags)
+    assert code == 0 and json.loads(out)["role"] == "manager"
+
+    new = running.password_file("a new password", "new")
+    code, out, err = await wothub(
+        capsys, "clients", "set-password", "bob", "--password-file", new, *flags
+    )
+    assert code == 0, err
+    assert running.hub.auth.login("bob", "a new password")["role"] == "manager"
+
+    code, out, _ = await wothub(capsys, "clients", "new-token", "bob", *flags)
+    token = json.loads(out)["token"]
+    assert running.hub.auth.authenticate_token(token).id == "bob"
+
+    code, out, err = await wothub(capsys, "clients", "remove", "bob", *flags)
+    assert code == 0 and json.loads(out)["clientID"] == "bob"
+    code, out, err = await wothub(capsys, "clients", "remove", "bob", *flags)
+    assert code == 1 and out == "" and err.startswith("wothub: Not Found: ")
+
+
+async def test_set_password_from_standard_input(running, capsys, monkeypatch):
+    import io
+
+    running.hub.auth.add_client("bob", "consumer", "viewer")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("typed in\n"))
+    flags = running.flags(running.token("ops"))
+    code, _, err = await wothub(capsys, "clients", "set-password", "bob", *flags)
+    assert code == 0, err
+    assert running.hub.auth.login("bob", "typed in")["clientID"] == "bob"
+
+
+async def test_invalid_input_is_the_hubs_problem(running, capsys):
+    flags = running.flags(running.token("ops"))
+    code, out, err = await wothub(
+        capsys, "clients", "add", "bob", "--kind", "agent", "--role", "viewer", *flags
+    )
+    assert code == 1 and out == ""
+    assert err.startswith("wothub: ") and err.count("\n") == 1
+    code, _, err = await wothub(capsys, "clients", "add", "bob", "--kind", "x", "--role", "y")
+    assert code == 2 and "invalid choice" in err  # argparse's
+
+
+# -- wothub certs ------------------------------------------------------------------------
+
+
+async def test_certs_generate_list_revoke(running, capsys, tmp_path):
+    running.hub.auth.add_client("sensor-1", "agent", "agent")
+    flags = running.flags(running.token("ops"))
+    out_dir = tmp_path / "out"
+    code, out, err = await wothub(
+        capsys, "certs", "generate", "sensor-1", "--days", "30", "--out-dir", out_dir, *flags
+    )
+    assert code == 0, err
+    summary = json.loads(out)
+    key, cert = Path(summary["privateKey"]), Path(summary["certificate"])
+    assert key == out_dir / "sensor-1.key" and cert == out_dir / "sensor-1.pem"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert (out_dir / "ca.pem").read_bytes() == running.hub.ca.ca_cert_pem
+    loaded = x509.load_pem_x509_certificate(cert.read_bytes())
+    assert loaded.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "sensor-1"
+    assert serialization.load_pem_private_key(key.read_bytes(), None)
+
+    # The key is never overwritten.
+    code, _, err = await wothub(
+        capsys, "certs", "generate", "sensor-1", "--out-dir", out_dir, *flags
+    )
+    assert code == 2 and "exists" in err
+
+    code, out, _ = await wothub(capsys, "certs", "list", "sensor-1", *flags)
+    rows = out.splitlines()
+    assert rows[0].split() == ["SERIAL", "CLIENT", "NOT", "AFTER", "REVOKED"]
+    assert rows[1].split()[0] == summary["serial"] and rows[1].split()[-1] == "no"
+
+    code, out, err = await wothub(capsys, "certs", "revoke", summary["serial"], *flags)
+    assert code == 0, err
+    assert json.loads(out)["revoked"] is True
+    code, out, _ = await wothub(capsys, "certs", "list", "--json", *flags)
+    assert [c["revoked"] for c in json.loads(out)] == [True]
+
+
+async def test_certs_issue_from_a_csr(running, capsys, tmp_path):
+    running.hub.auth.add_client("bob", "consumer", "viewer")
+    flags = running.flags(running.token("ops"))
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bob")]))
+        .sign(key, hashes.SHA256())
+    )
+    csr_file = tmp_path / "bob.csr"
+    csr_file.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+
+    code, out, err = await wothub(capsys, "certs", "issue", "bob", "--csr", csr_file, *flags)
+    assert code == 0, err
+    assert "BEGIN CERTIFICATE" in json.loads(out)["certificate"]
+
+    out_file = tmp_path / "bob.pem"
+    code, out, err = await wothub(
+        capsys, "certs", "issue", "bob", "--csr", csr_file, "--out", out_file, *flags
+    )
+    assert code == 0, err
+    assert json.loads(out)["certificate"] == str(out_file)
+    issued = x509.load_pem_x509_certificate(out_file.read_bytes())
+    assert issued.public_key() == key.public_key()
+
+    code, _, err = await wothub(capsys, "certs", "issue", "bob", "--csr", tmp_path / "no", *flags)
+    assert code == 2 and "cannot read" in err
+    csr_file.write_text("not a CSR")
+    code, _, err = await wothub(capsys, "certs", "issue", "bob", "--csr", csr_file, *flags)
+    assert code == 1 and "certificate signing request" in err
+
+
+# -- wothub things -----------------------------------------------------------------------
+
+
+async def test_things(running, capsys):
+    register(running)
+    flags = running.flags(running.token("ops"))
+    code, out, err = await wothub(capsys, "things", "list", *flags)
+    assert code == 0, err
+    assert any(line.split() == [LAMP, "Lamp"] for line in out.splitlines())
+    code, out, _ = await wothub(capsys, "things", "get", LAMP, *flags)
+    assert json.loads(out)["id"] == LAMP
+    code, out, err = await wothub(capsys, "things", "delete", LAMP, *flags)
+    assert code == 0 and out == "", err
+    code, out, err = await wothub(capsys, "things", "get", LAMP, *flags)
+    assert code == 1 and err.startswith("wothub: Not Found: ")
+
+
+# -- the installed script ----------------------------------------------------------------
+
+
+async def test_the_wothub_script(running):
+    script = Path(sys.executable).parent / "wothub"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WOTHUB_")}
+    env["WOTHUB_HOME"] = str(running.home)
+    process = await asyncio.create_subprocess_exec(
+        script,
+        "clients",
+        "list",
+        "--json",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    assert [a["clientID"] for a in json.loads(out)] == ["admin"]
+
+    process = await asyncio.create_subprocess_exec(
+        script,
+        "things",
+        "get",
+        "urn:nope",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1 and out == b""
+    assert err.decode().startswith("wothub: Not Found: ") and b"Traceback" not in err
