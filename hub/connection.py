@@ -40,6 +40,9 @@ class Connection:
         self._ready = asyncio.Event()
         self.closed_reason: str | None = None
         self.context: dict[str, Any] = {}  # the binding's own per-connection state
+        # A binding's own relay (e.g. the bus publisher of twin notifications): its
+        # subscriptions skip authorization, because the bus decides who receives what.
+        self.trusted = False
 
     @property
     def closed(self) -> bool:
