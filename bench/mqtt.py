@@ -1,0 +1,323 @@
+"""MQTT binding throughput, next to the same messages through the bare broker (same run).
+
+- hub_to_mqtt / hub_to_sse: property updates per second from an MQTT agent (paho, its
+  own process) through the hub (embedded amqtt broker -> envelope parse -> router ->
+  twin -> fan-out) to an MQTT consumer and, at the same time, an SSE consumer (each
+  in its own process). Rate = updates received / time from first to last received.
+- Baseline ``amqtt_direct``: the same messages published and received through a stock
+  amqtt broker (same version, same TLS certificate, no hub) with the same clients.
+- ``mosquitto``: the same again through mosquitto on loopback when it is installed
+  (Debian package ``mosquitto``); otherwise reported as skipped.
+
+Every client is paho-mqtt 2.x over TLS with QoS 0.
+
+    python bench/mqtt.py [--json] [--rounds N] [--updates N]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _harness import Result, arguments, report, unshadow_packages
+
+unshadow_packages()
+
+THING = "urn:dev:bench:lamp-1"
+PASSWORD = "bench password 1"
+IDLE = 3.0  # a consumer stops this long after its last message
+
+
+# -- the client processes ------------------------------------------------------------------
+
+
+def _paho(client_id: str, ca: str, username: str | None):
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                         protocol=mqtt.MQTTv311)  # fmt: skip
+    client.tls_set_context(ssl.create_default_context(cafile=ca))
+    if username:
+        client.username_pw_set(username, PASSWORD)
+    return client
+
+
+def child_subscribe(port: int, ca: str, client_id: str, username: str, topic: str, n: int):
+    import threading
+
+    client = _paho(client_id, ca, username)
+    times: list[float] = []
+    subscribed = threading.Event()
+    client.on_connect = lambda c, *a: c.subscribe(topic, 0)
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.on_message = lambda *a: times.append(time.perf_counter())
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    subscribed.wait(10)
+    print("ready", flush=True)
+    _wait_for(times, n)
+    client.loop_stop()
+    _result(times)
+
+
+def child_sse(url: str, ca: str, token: str, n: int):
+    import aiohttp
+
+    async def run():
+        times: list[float] = []
+        connector = aiohttp.TCPConnector(ssl=ssl.create_default_context(cafile=ca))
+        headers = {"Accept": "text/event-stream", "Authorization": f"Bearer {token}"}
+        async with (
+            aiohttp.ClientSession(connector=connector) as session,
+            session.get(url, headers=headers) as response,
+        ):
+            print("ready", flush=True)
+            while len(times) < n:
+                try:
+                    line = await asyncio.wait_for(response.content.readline(), IDLE)
+                except TimeoutError:
+                    break
+                if line.startswith(b"data:"):
+                    times.append(time.perf_counter())
+        _result(times)
+
+    asyncio.run(run())
+
+
+def child_publish(port: int, ca: str, client_id: str, username: str, topic: str, n: int):
+    import threading
+
+    client = _paho(client_id, ca, username)
+    connected = threading.Event()
+    client.on_connect = lambda *a: connected.set()
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    connected.wait(20)  # QoS 0 messages published before CONNACK are dropped by paho
+    info = None
+    for i in range(n):
+        info = client.publish(topic, b'{"value": %d}' % (i % 100), 0)
+    if info is not None:
+        info.wait_for_publish(30)
+    time.sleep(0.2)
+    client.disconnect()
+    client.loop_stop()
+
+
+def _wait_for(times: list[float], n: int) -> None:
+    deadline = time.monotonic() + 120
+    while len(times) < n and time.monotonic() < deadline:
+        last = times[-1] if times else None
+        time.sleep(0.05)
+        if last is not None and times[-1] == last and time.perf_counter() - last > IDLE:
+            break
+
+
+def _result(times: list[float]) -> None:
+    elapsed = times[-1] - times[0] if len(times) > 1 else 0.0
+    print(json.dumps({"received": len(times), "elapsed": elapsed}), flush=True)
+
+
+# -- orchestration -----------------------------------------------------------------------
+
+
+async def _spawn(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--child", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def _ready(process: asyncio.subprocess.Process) -> None:
+    line = await asyncio.wait_for(process.stdout.readline(), 20)
+    if line.strip() != b"ready":
+        raise RuntimeError(f"a consumer did not start: {line!r}")
+
+
+async def _finish(process: asyncio.subprocess.Process) -> dict:
+    out, _ = await asyncio.wait_for(process.communicate(), 180)
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+def _rate(result: dict) -> float:
+    return result["received"] / result["elapsed"] if result["elapsed"] > 0 else 0.0
+
+
+async def _run(port, ca, n, pub, subs):
+    """Start the consumers, then the publisher; {name: (rate, received)}."""
+    consumers = {name: await _spawn(*args) for name, args in subs.items()}
+    for process in consumers.values():
+        await _ready(process)
+    publisher = await _spawn("pub", str(port), ca, *pub, str(n))
+    await asyncio.wait_for(publisher.wait(), 180)
+    out = {}
+    for name, process in consumers.items():
+        result = await _finish(process)
+        out[name] = (_rate(result), result["received"])
+    return out
+
+
+async def _plain_round(port: int, ca: str, n: int) -> tuple[float, int]:
+    """One run through a broker without the hub: the same clients and messages."""
+    subscriber = ["sub", str(port), ca, "s", "", "bench/level", str(n)]
+    got = await _run(port, ca, n, ["p", "", "bench/level"], {"s": subscriber})
+    return got["s"]
+
+
+async def bench_hub(home: Path, n: int, rounds: int) -> dict[str, tuple[float, int]]:
+    from bindings.mqtt import MqttBinding, topics
+    from bucketstore import open_store
+    from hub.config import Config
+    from hub.runtime import Hub
+
+    config = Config(home=home, http_host="127.0.0.1", http_port=0)
+    home.mkdir(mode=0o700)
+    store = open_store(config.store_path, "leveldb")
+    hub = Hub(config, store)
+    hub.router.max_notifications = max(1000, n)  # measure throughput, not the backlog limit
+    binding = MqttBinding(hub.router, hub.auth, hub.ca, host="127.0.0.1", port=0)
+    await binding.start()
+    hub.twin.add_form_provider(binding.forms)
+    await hub.start()
+    best: dict[str, tuple[float, int]] = {}
+    try:
+        hub.auth.add_client("bench-agent", "agent", "agent", password=PASSWORD)
+        hub.auth.add_client("bench-viewer", "consumer", "viewer", password=PASSWORD)
+        token = hub.auth.login("bench-viewer", PASSWORD)["token"]
+        td = {
+            "@context": "https://www.w3.org/2022/wot/td/v1.1", "id": THING, "title": "Lamp",
+            "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}}, "security": "nosec_sc",
+            "properties": {"level": {"type": "integer", "forms": [{"href": "x"}]}},
+        }  # fmt: skip
+        hub.twin.update_thing(td, "bench-agent")
+        ca = str(hub.ca.ca_cert_path)
+        port = binding.port
+        sse_url = f"{hub.http_server.url}/things/{topics.encode(THING)}/properties/level"
+        for _ in range(rounds):
+            report_topic = topics.agent_topic("bench-agent", "prop", THING, "level")
+            got = await _run(
+                port, ca, n,
+                ["bench-agent", "bench-agent", report_topic],
+                {
+                    "hub_to_mqtt": ["sub", str(port), ca, "bench-viewer/1", "bench-viewer",
+                                    topics.twin_property(THING, "level"), str(n)],
+                    "hub_to_sse": ["sse", sse_url, ca, token, str(n)],
+                },
+            )  # fmt: skip
+            for name, value in got.items():
+                if value[0] > best.get(name, (0, 0))[0]:
+                    best[name] = value
+    finally:
+        await binding.stop()
+        await hub.stop()
+        store.close()
+    return best
+
+
+async def bench_amqtt(home: Path, n: int, rounds: int) -> tuple[float, int]:
+    from amqtt.broker import Broker
+
+    from bucketstore import open_store
+    from certs import CertificateAuthority
+
+    store = open_store(home / "store", "memory")
+    ca = CertificateAuthority.load_or_create(home, store.bucket("certs"))
+    ca.ensure_server_certificate([])
+    broker = Broker({
+        "listeners": {"default": {"type": "tcp", "bind": "127.0.0.1:0", "ssl": True,
+                                  "certfile": str(ca.server_cert_path),
+                                  "keyfile": str(ca.server_key_path)}},
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+    })  # fmt: skip
+    await broker.start()
+    port = broker._servers["default"].instance.sockets[0].getsockname()[1]
+    best = (0.0, 0)
+    try:
+        for _ in range(rounds):
+            best = max(best, await _plain_round(port, str(ca.ca_cert_path), n))
+    finally:
+        await broker.shutdown()
+    return best, ca
+
+
+async def bench_mosquitto(home: Path, ca, n: int, rounds: int) -> tuple[float, int] | None:
+    binary = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
+    )
+    if binary is None:
+        return None
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    conf = home / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+        f"certfile {ca.server_cert_path}\nkeyfile {ca.server_key_path}\n"
+        f"cafile {ca.ca_cert_path}\npersistence false\n"
+    )
+    process = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
+    best = (0.0, 0)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            await asyncio.sleep(0.05)
+        for _ in range(rounds):
+            best = max(best, await _plain_round(port, str(ca.ca_cert_path), n))
+    finally:
+        process.terminate()
+        process.wait(10)
+    return best
+
+
+async def main_async(n: int, rounds: int) -> list[Result]:
+    with tempfile.TemporaryDirectory() as tmp:
+        hub = await bench_hub(Path(tmp) / "hub", n, rounds)
+        (direct, direct_received), ca = await bench_amqtt(Path(tmp) / "amqtt", n, rounds)
+        mosquitto = await bench_mosquitto(Path(tmp) / "amqtt", ca, n, rounds)
+    results = []
+    for name in ("hub_to_mqtt", "hub_to_sse"):
+        rate, received = hub.get(name, (0.0, 0))
+        results.append(Result(name, "amqtt", rate, direct, "amqtt_direct",
+                              {"received": received, "sent": n}))  # fmt: skip
+    extra = {"received": direct_received, "sent": n}
+    if mosquitto is None:
+        print("mosquitto is not installed: its figure is skipped", file=sys.stderr)
+        results.append(Result("amqtt_direct", "amqtt", direct, None, None, extra))
+    else:
+        results.append(Result("amqtt_direct", "amqtt", direct, mosquitto[0], "mosquitto", extra))
+        results.append(Result("mosquitto", "mosquitto", mosquitto[0], None, None,
+                              {"received": mosquitto[1], "sent": n}))  # fmt: skip
+    return results
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        role, args = sys.argv[2], sys.argv[3:]
+        if role == "sub":
+            child_subscribe(int(args[0]), args[1], args[2], args[3], args[4], int(args[5]))
+        elif role == "sse":
+            child_sse(args[0], args[1], args[2], int(args[3]))
+        else:
+            child_publish(int(args[0]), args[1], args[2], args[3], args[4], int(args[5]))
+        return
+    options = arguments(
+        __doc__.splitlines()[0],
+        **{"--updates": {"type": int, "default": 20_000, "help": "property updates per run"}},
+    )
+    results = asyncio.run(main_async(options.updates, max(1, min(options.rounds, 3))))
+    report(results, options.json)
+
+
+if __name__ == "__main__":
+    main()

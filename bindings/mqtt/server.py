@@ -1,0 +1,601 @@
+"""The MQTT binding: an embedded broker whose every message goes through the router.
+
+Devices (agents) register TDs, report values and events and answer requests over MQTT;
+consumers subscribe to twin topics and send requests. Clients never exchange messages
+directly: the broker hands each PUBLISH to this binding (``message``), which parses the
+envelope and passes it to ``router.handle``; what the router has for a client (its
+responses, requests for an agent, twin notifications it subscribed to) is published by
+the hub to that client alone. Topic scheme: docs/mqtt.md and ``topics``.
+
+Authorization: an agent publishes only under ``wot/agent/{its id}/...`` (the router
+then checks it owns the Thing) and subscribes only to its own request topic; every
+client publishes requests only to ``wot/client/{its id}/req`` and gets responses on
+``wot/client/{its id}/resp``; twin topics (``wot/twin/...``) are for the roles that may
+observe, checked by the router's authorizer per Thing. A wildcard filter is accepted
+when it covers something the client may see, and then only that is sent to it.
+
+Bad input (not an envelope, over ``max_message_bytes``, a forbidden topic) is refused
+with an error response on the client's ``resp`` topic and logged; more than
+``max_bad_messages`` in ``bad_message_window`` seconds and the client is disconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import socket
+import ssl
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from auth.identity import Client
+from auth.service import AuthService
+from certs import CertificateAuthority
+from digitwin import operations as ops
+from digitwin.envelope import (
+    ABSENT,
+    NOTIFICATION,
+    REQUEST,
+    RESPONSE,
+    EnvelopeError,
+    Message,
+    parse_message,
+)
+from digitwin.errors import Problem
+from hub.connection import OVERFLOW, Connection, ConnectionClosed
+from hub.router import Router
+from hub.subscriptions import DIRECTORY, EVENT, PROPERTY
+
+from . import topics
+from .broker import PUBLISH, SUBSCRIBE, Link, Refused, WotBroker
+from .forms import MqttForms
+
+log = logging.getLogger("wothub.mqtt")
+
+_ANY_ADDRESS = ("", "0.0.0.0", "::")
+_IDENTIFIER_REJECTED = 2
+_KIND_OF_FAMILY = {topics.PROP: PROPERTY, topics.EVENT: EVENT, topics.TD: DIRECTORY}
+_PERMISSION = {
+    PROPERTY: ops.OBSERVE_PROPERTY,
+    EVENT: ops.SUBSCRIBE_EVENT,
+    DIRECTORY: ops.READ_THING,
+}
+# What an agent topic carries: kind -> (message type, operation without / with a name)
+_AGENT_MESSAGES = {
+    topics.TD: (REQUEST, ops.UPDATE_THING, ops.UPDATE_THING),
+    topics.PROP: (NOTIFICATION, ops.OBSERVE_ALL_PROPERTIES, ops.OBSERVE_PROPERTY),
+    topics.EVENT: (NOTIFICATION, ops.SUBSCRIBE_EVENT, ops.SUBSCRIBE_EVENT),
+    topics.RESP: (RESPONSE, None, None),
+}
+_AGENT_OPERATIONS = {
+    topics.TD: {ops.UPDATE_THING, ops.DELETE_THING},
+    topics.PROP: {ops.OBSERVE_PROPERTY, ops.OBSERVE_ALL_PROPERTIES},
+    topics.EVENT: {ops.SUBSCRIBE_EVENT},
+}
+
+
+@dataclass
+class _Plan:
+    """What one subscription filter covers for one client."""
+
+    responses: bool = False
+    requests: bool = False
+    twin: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class _State:
+    """The binding's side of one MQTT connection."""
+
+    link: Link
+    client: Client
+    connection: Connection  # router.handle and twin subscriptions; yields responses
+    agent_connection: Connection | None = None  # requests for an agent
+    filters: dict[str, tuple[int, _Plan]] = field(default_factory=dict)
+    bad: deque[float] = field(default_factory=deque)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    window: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(64))
+
+    @property
+    def responses_qos(self) -> int | None:
+        granted = [q for q, plan in self.filters.values() if plan.responses]
+        return max(granted) if granted else None
+
+    @property
+    def requests_qos(self) -> int:
+        granted = [q for q, plan in self.filters.values() if plan.requests]
+        return max(granted) if granted else 1
+
+
+class MqttBinding:
+    def __init__(
+        self,
+        router: Router,
+        auth: AuthService,
+        ca: CertificateAuthority,
+        *,
+        host: str = "0.0.0.0",
+        port: int = 8883,
+        plain_port: int | None = None,
+        plain_host: str | None = None,
+        max_message_bytes: int = 1 << 20,
+        public_host: str | None = None,
+        security: Any = None,
+        max_bad_messages: int = 20,
+        bad_message_window: float = 10.0,
+    ) -> None:
+        self.router = router
+        self.auth = auth
+        self.ca = ca
+        self.host = host
+        self.port = port
+        self.plain_port = plain_port
+        self.plain_host = plain_host or "127.0.0.1"
+        self.max_message_bytes = max_message_bytes
+        self.public_host = public_host
+        self.max_bad_messages = max_bad_messages
+        self.bad_message_window = bad_message_window
+        self.forms = MqttForms(security=security)
+        self.broker: WotBroker | None = None
+        self._states: set[_State] = set()
+        self._encoded: dict[int, tuple[Message, bytes]] = {}  # fan-out encodes once
+
+    # -- life cycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        listeners: dict[str, Any] = {
+            "default": {
+                "type": "tcp",
+                "bind": f"{self.host}:{self.port}",
+                "ssl": True,
+                "certfile": str(self.ca.server_cert_path),
+                "keyfile": str(self.ca.server_key_path),
+            }
+        }
+        plain = ()
+        if self.plain_port is not None:
+            listeners["plain"] = {"type": "tcp", "bind": f"{self.plain_host}:{self.plain_port}"}
+            plain = ("plain",)
+        self.broker = WotBroker(
+            {"listeners": listeners, "timeout_disconnect_delay": 2},
+            self,
+            self.ca.ssl_context_for_server,
+            # Packets up to twice the limit (plus topic) are read and refused with an
+            # error response; larger ones end the connection before they are read.
+            cutoff_bytes=2 * self.max_message_bytes + 65_536,
+            plain_listeners=plain,
+        )
+        await self.broker.start()
+        self.port = self.broker.bound_port("default")
+        if self.plain_port is not None:
+            self.plain_port = self.broker.bound_port("plain")
+        self.forms.set_base_url(self.url)
+        log.info("MQTT over TLS on %s:%d", self.host, self.port)
+
+    async def stop(self) -> None:
+        for state in list(self._states):
+            state.connection.close("hub stopping")
+            await state.link.disconnect()
+            self._close(state)
+        if self.broker is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.broker.shutdown(), 10)
+            self.broker = None
+
+    @property
+    def public_name(self) -> str:
+        if self.public_host:
+            return self.public_host
+        return socket.gethostname() if self.host in _ANY_ADDRESS else self.host
+
+    @property
+    def url(self) -> str:
+        return f"mqtts://{self.public_name}:{self.port}"
+
+    def listeners(self) -> dict[str, dict[str, Any]]:
+        out = {"mqtts": {"host": self.host, "port": self.port, "url": self.url}}
+        if self.plain_port is not None:
+            out["mqtt"] = {
+                "host": self.plain_host,
+                "port": self.plain_port,
+                "url": f"mqtt://{self.plain_host}:{self.plain_port}",
+            }
+        return out
+
+    # -- BrokerHooks: authentication -----------------------------------------------------
+
+    def authenticate(
+        self,
+        link: Link,
+        username: str | None,
+        password: str | bytes | None,
+        certificate_der: bytes | None,
+    ) -> Client:
+        if isinstance(password, bytes):
+            password = password.decode("utf-8", "replace")
+        try:
+            if password:
+                if _looks_like_token(password):
+                    client = self.auth.authenticate_token(password)
+                elif username:
+                    client = self.auth.authenticate_password(username, password)
+                else:
+                    raise Refused("a password needs a username (the client id)")
+            elif certificate_der:
+                pem = ssl.DER_cert_to_PEM_cert(certificate_der).encode()
+                client = self.auth.authenticate_certificate(pem, self.ca.verify_client_certificate)
+            else:
+                raise Refused("no credentials: a password, a token or a client certificate")
+        except Problem as problem:
+            raise Refused(problem.detail) from None
+        if username and username != client.id:
+            raise Refused(f"username {username!r} is not the credentials' client {client.id!r}")
+        mqtt_id = link.session.client_id or ""
+        if not mqtt_id:
+            link.session.client_id = f"{client.id}/{secrets.token_hex(6)}"
+        elif mqtt_id != client.id and not mqtt_id.startswith(client.id + "/"):
+            raise Refused(
+                f"MQTT client id {mqtt_id!r} must be {client.id!r} or start with "
+                f"{client.id + '/'!r}",
+                _IDENTIFIER_REJECTED,
+            )
+        log.info("MQTT client %s (%s) connected from %s", client.id, client.role, link.peer)
+        return client
+
+    # -- BrokerHooks: authorization --------------------------------------------------------
+
+    def authorize(self, link: Link, action: str, topic: str) -> bool:
+        client: Client = link.identity
+        if action == PUBLISH:
+            try:
+                published = topics.parse_publish(topic)
+            except topics.TopicError:
+                return False
+            if published.owner != client.id:
+                return False
+            return published.family == topics.CLIENT or client.is_agent
+        if action == SUBSCRIBE:
+            return self._plan(client, topic) is not None
+        return False
+
+    def _plan(self, client: Client, topic_filter: str) -> _Plan | None:
+        """What a filter covers for this client; None when it covers nothing it may see."""
+        if not topics.valid_filter(topic_filter):
+            return None
+        levels = topic_filter.split("/")
+        own = {"C": topics.encode(client.id)}
+        plan = _Plan(
+            responses=topics.match_family(levels, ("wot", "client", "C", "resp"), own)[0],
+            requests=client.is_agent
+            and topics.match_family(levels, ("wot", "agent", "C", "req"), own)[0],
+        )
+        for family, template in topics.TWIN_FAMILIES.items():
+            matched, fixed = topics.match_family(levels, template, {})
+            if not matched:
+                continue
+            try:
+                thing = topics.decode(fixed["T"]) if fixed.get("T") else None
+                name = topics.decode(fixed["N"]) if fixed.get("N") else None
+            except UnicodeDecodeError:
+                return None
+            kind = _KIND_OF_FAMILY[family]
+            owner = self.router.twin.owner_of(thing) if thing else None
+            try:
+                reason = self.router.authorizer.authorize(client, _PERMISSION[kind], thing, owner)
+            except Problem:
+                return None
+            if reason is None:
+                plan.twin.append((kind, thing, name))
+        if not (plan.responses or plan.requests or plan.twin):
+            log.info("refused %s (%s) a subscription to %s", client.id, client.role, topic_filter)
+            return None
+        return plan
+
+    # -- BrokerHooks: connections and subscriptions ------------------------------------------
+
+    def connected(self, link: Link) -> None:
+        client: Client = link.identity
+        connection = self.router.connect(client, "mqtt", receives_requests=False)
+        state = _State(link, client, connection)
+        link.state = state
+        self._states.add(state)
+        self._spawn(state, self._write(state, connection))
+
+    def disconnected(self, link: Link) -> None:
+        state: _State | None = link.state
+        if state is not None:
+            self._close(state)
+            log.info("MQTT client %s disconnected", state.client.id)
+
+    def _close(self, state: _State) -> None:
+        if state not in self._states:
+            return
+        self._states.discard(state)
+        self.router.disconnect(state.connection)
+        if state.agent_connection is not None:
+            self.router.disconnect(state.agent_connection)
+            state.agent_connection = None
+        for task in list(state.tasks):
+            task.cancel()
+
+    def subscribed(self, link: Link, topic_filter: str, qos: int) -> None:
+        state: _State | None = link.state
+        if state is None:
+            return
+        plan = self._plan(state.client, topic_filter)
+        if plan is None:  # the rights changed since SUBACK
+            return
+        state.filters[topic_filter] = (min(qos, 1), plan)
+        self._apply_filters(state)
+        if any(thing is not None for _, thing, _ in plan.twin):
+            self._spawn(state, self._send_retained(state, plan, min(qos, 1)))
+
+    def unsubscribed(self, link: Link, topic_filter: str) -> None:
+        state: _State | None = link.state
+        if state is not None and state.filters.pop(topic_filter, None) is not None:
+            self._apply_filters(state)
+
+    def _apply_filters(self, state: _State) -> None:
+        """Router subscriptions and the request connection from the current filters."""
+        subscriptions = self.router.subscriptions
+        subscriptions.drop(state.connection)
+        wants_requests = False
+        for _, plan in state.filters.values():
+            wants_requests = wants_requests or plan.requests
+            for kind, thing, name in plan.twin:
+                subscriptions.add(state.connection, kind, thing, name)
+        if wants_requests and state.agent_connection is None:
+            # An agent is online for its requests once it listens for them: the router
+            # then delivers what was queued while it was away.
+            agent = self.router.connect(state.client, "mqtt")
+            state.agent_connection = agent
+            self._spawn(state, self._write(state, agent))
+        elif not wants_requests and state.agent_connection is not None:
+            self.router.disconnect(state.agent_connection)
+            state.agent_connection = None
+
+    # -- BrokerHooks: messages from clients ---------------------------------------------------
+
+    def message(self, link: Link, topic: str, payload: bytes) -> None:
+        if link.state is None:
+            link.broker.start_link(link)
+        state: _State | None = link.state
+        if state is None or state.connection.closed:
+            return
+        if len(payload) > self.max_message_bytes:
+            self._bad(
+                state,
+                413,
+                f"a message of {len(payload)} bytes is over the limit of {self.max_message_bytes}",
+            )
+            return
+        try:
+            raw = orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            self._bad(state, 400, f"not valid JSON: {exc}")
+            return
+        if not isinstance(raw, dict):
+            self._bad(state, 400, "a message is a JSON object (the envelope of docs/messages.md)")
+            return
+        published = topics.parse_publish(topic)
+        try:
+            if published.family == topics.AGENT:
+                _fill_from_topic(raw, published)
+            message = parse_message(raw, state.client.id)
+            if published.family == topics.CLIENT and message.message_type != REQUEST:
+                raise EnvelopeError("messageType", "wot/client/{id}/req takes requests")
+        except EnvelopeError as exc:
+            self._bad(
+                state,
+                400,
+                f"not a valid message: {exc.field} {exc.description}",
+                _reply_id(raw),
+                validationErrors=[{"field": exc.field, "description": exc.description}],
+            )
+            return
+        response = self.router.handle(state.connection, message)
+        if response is not None:
+            state.connection.send(response)
+
+    def refused(self, link: Link, topic: str) -> None:
+        state: _State | None = link.state
+        client = link.identity
+        log.warning("refused %s a publish to %s", getattr(client, "id", "?"), topic)
+        if state is not None:
+            self._bad(state, 403, f"{state.client.id} may not publish to {topic}")
+
+    def _bad(
+        self,
+        state: _State,
+        status: int,
+        detail: str,
+        correlation_id: str | None = None,
+        **extra: Any,
+    ) -> None:
+        log.info("bad MQTT message from %s: %s", state.client.id, detail)
+        state.connection.send(_error(correlation_id, status, detail, **extra))
+        now = time.monotonic()
+        state.bad.append(now)
+        while state.bad and state.bad[0] < now - self.bad_message_window:
+            state.bad.popleft()
+        if len(state.bad) > self.max_bad_messages:
+            log.warning("disconnecting MQTT client %s: too many bad messages", state.client.id)
+            state.bad.clear()
+            self._spawn(state, self._disconnect_later(state))
+
+    async def _disconnect_later(self, state: _State) -> None:
+        await asyncio.sleep(0.05)  # let the last error response go out
+        await state.link.disconnect()
+
+    # -- to clients --------------------------------------------------------------------------
+
+    def _spawn(self, state: _State, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        state.tasks.add(task)
+        task.add_done_callback(state.tasks.discard)
+
+    async def _write(self, state: _State, connection: Connection) -> None:
+        client_id = state.client.id
+        try:
+            while True:
+                seq, message = await connection.next()
+                if seq is not None:
+                    sent = self._notification(message)
+                    if sent is not None:
+                        await self._send(state, sent[0], sent[1], 0)
+                elif isinstance(message, Message) and message.message_type == REQUEST:
+                    topic = topics.agent_requests(client_id)
+                    await self._send(state, topic, self._encode(message), state.requests_qos)
+                else:
+                    qos = state.responses_qos
+                    if qos is None:
+                        log.debug("%s does not subscribe to its responses; dropped", client_id)
+                        continue
+                    topic = topics.client_responses(client_id)
+                    await self._send(state, topic, self._encode(message), qos)
+        except ConnectionClosed as closed:
+            if closed.reason == OVERFLOW:
+                log.warning("MQTT client %s fell behind; disconnecting it", client_id)
+                await state.link.disconnect()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("writing to MQTT client %s failed", client_id)
+            await state.link.disconnect()
+
+    async def _send(
+        self, state: _State, topic: str, payload: bytes, qos: int, retain: bool = False
+    ) -> None:
+        if qos == 0:
+            await state.link.publish(topic, payload, 0, retain)
+            return
+        # QoS 1: keep up to 64 in flight rather than wait for each PUBACK in turn.
+        await state.window.acquire()
+        task = asyncio.create_task(state.link.publish(topic, payload, qos, retain))
+        state.tasks.add(task)
+
+        def done(task: asyncio.Task[Any]) -> None:
+            state.tasks.discard(task)
+            state.window.release()
+            if not task.cancelled() and task.exception() is not None:
+                log.info("publish to %s failed: %r", state.client.id, task.exception())
+
+        task.add_done_callback(done)
+
+    def _notification(self, message: Message) -> tuple[str, bytes] | None:
+        thing_id = message.thing_id
+        if message.operation == ops.OBSERVE_PROPERTY:
+            return topics.twin_property(thing_id, message.name), self._encode_value(message)
+        if message.operation == ops.SUBSCRIBE_EVENT:
+            return topics.twin_event(thing_id, message.name), self._encode_value(message)
+        if message.operation == ops.UPDATE_THING:
+            td = self.router.twin.twin_td(thing_id)
+            return topics.twin_td(thing_id), orjson.dumps(td) if td is not None else b""
+        if message.operation == ops.DELETE_THING:
+            return topics.twin_td(thing_id), b""
+        return None
+
+    async def _send_retained(self, state: _State, plan: _Plan, qos: int) -> None:
+        """The twin's latest values for a new subscription, as retained messages."""
+        twin = self.router.twin
+        for kind, thing, name in plan.twin:
+            if thing is None:
+                continue  # filters over every Thing get live values only
+            try:
+                if kind == PROPERTY:
+                    values = twin.read_all_properties(thing)
+                    for prop, entry in values.items():
+                        if (name is None or prop == name) and "value" in entry:
+                            payload = orjson.dumps(entry["value"])
+                            topic = topics.twin_property(thing, prop)
+                            await self._send(state, topic, payload, qos, retain=True)
+                elif kind == DIRECTORY:
+                    td = twin.twin_td(thing)
+                    if td is not None:
+                        await self._send(
+                            state, topics.twin_td(thing), orjson.dumps(td), qos, retain=True
+                        )
+            except Problem:
+                continue
+
+    def _encode(self, message: Message | dict) -> bytes:
+        if isinstance(message, dict):
+            return orjson.dumps(message)
+        cached = self._encoded.get(id(message))
+        if cached is not None and cached[0] is message:
+            return cached[1]
+        data = message.to_json()
+        self._remember(message, data)
+        return data
+
+    def _encode_value(self, message: Message) -> bytes:
+        key = id(message) ^ 1  # not the envelope's cache entry
+        cached = self._encoded.get(key)
+        if cached is not None and cached[0] is message:
+            return cached[1]
+        value = message.value
+        data = orjson.dumps(None if value is ABSENT else value)
+        if len(self._encoded) >= 2048:
+            self._encoded.clear()
+        self._encoded[key] = (message, data)
+        return data
+
+    def _remember(self, message: Message, data: bytes) -> None:
+        if len(self._encoded) >= 2048:
+            self._encoded.clear()
+        self._encoded[id(message)] = (message, data)
+
+
+def _fill_from_topic(raw: dict[str, Any], published: topics.Published) -> None:
+    """Agent topics say what they carry: fill in what the envelope leaves out, refuse
+    what contradicts the topic."""
+    message_type, without_name, with_name = _AGENT_MESSAGES[published.kind]
+    raw.setdefault("messageType", message_type)
+    if raw["messageType"] != message_type:
+        raise EnvelopeError("messageType", f"this topic takes {message_type} messages")
+    if published.kind == topics.RESP:
+        return
+    operation = with_name if published.name is not None else without_name
+    raw.setdefault("operation", operation)
+    if raw["operation"] not in _AGENT_OPERATIONS[published.kind]:
+        raise EnvelopeError("operation", f"{raw['operation']!r} does not go on this topic")
+    for wire, value in (("thingID", published.thing_id), ("name", published.name)):
+        if value is None:
+            continue
+        if raw.setdefault(wire, value) != value:
+            raise EnvelopeError(wire, f"{raw[wire]!r} differs from the topic's {value!r}")
+
+
+def _looks_like_token(password: str) -> bool:
+    return password.startswith("eyJ") and password.count(".") == 2
+
+
+def _error(correlation_id: str | None, status: int, detail: str, **extra: Any) -> dict:
+    titles = {400: "Bad Request", 403: "Forbidden", 413: "Content Too Large"}
+    out: dict[str, Any] = {
+        "messageType": "response",
+        "status": "failed",
+        "error": {
+            "type": "about:blank",
+            "title": titles.get(status, "Error"),
+            "status": status,
+            "detail": detail,
+            **extra,
+        },
+    }
+    if correlation_id:
+        out["correlationID"] = correlation_id
+    return out
+
+
+def _reply_id(raw: dict[str, Any]) -> str | None:
+    for key in ("correlationID", "messageID"):
+        if isinstance(raw.get(key), str):
+            return raw[key]
+    return None

@@ -1,0 +1,66 @@
+"""bindings.mqtt.client against the real hub: an agent and a consumer over MQTT."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bindings.mqtt.client import MqttClient, MqttError
+
+from ..conftest import PASSWORD
+from .conftest import TD, THING
+
+
+def client(mqtt_hub, client_id, **kwargs):
+    kwargs.setdefault("password", PASSWORD)
+    return MqttClient(
+        f"mqtts://127.0.0.1:{mqtt_hub.mqtt.port}",
+        client_id,
+        ca_pem=mqtt_hub.hub.ca.ca_cert_pem,
+        timeout=5,
+        **kwargs,
+    )
+
+
+async def test_agent_and_consumer_clients(mqtt_hub):
+    mqtt_hub.add_agent("lamp-agent")
+    agent = client(mqtt_hub, "lamp-agent")
+    await agent.connect()
+    token = mqtt_hub.add_client("otto", "consumer", "operator")
+    consumer = client(mqtt_hub, "otto", password=None, token=token)
+    await consumer.connect()
+    try:
+        assert await agent.register(TD) == {"id": THING, "created": True}
+        agent.report_property(THING, "level", 12)
+
+        values = consumer.observe(THING, "level")
+        _, value = await asyncio.wait_for(anext(values), 5)
+        assert value == 12  # the retained latest value
+
+        async def serve():
+            async for request in agent.requests():
+                agent.answer(request, output=request["input"])
+                return
+
+        server = asyncio.create_task(serve())
+        await asyncio.sleep(0.2)  # the agent subscribes to its requests
+        response = await consumer.request("invokeaction", THING, "fade", 40)
+        assert response["status"] in ("pending", "delivered")
+        await asyncio.wait_for(server, 5)
+        agent.report_property(THING, "level", 40)
+        _topic, value = await asyncio.wait_for(anext(values), 5)
+        assert value == 40
+        await values.aclose()
+
+        with pytest.raises(MqttError):
+            await consumer.request("deletething", THING)
+    finally:
+        await agent.close()
+        await consumer.close()
+
+
+async def test_wrong_password_raises(mqtt_hub):
+    mqtt_hub.add_agent("lamp-agent")
+    with pytest.raises(MqttError):
+        await client(mqtt_hub, "lamp-agent", password="wrong").connect()

@@ -1,0 +1,374 @@
+"""The MQTT binding end to end: paho-mqtt clients, the embedded broker, the real hub."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import orjson
+
+from bindings.http.paths import encode as http_encode
+from bindings.mqtt import topics
+
+from .conftest import TD, THING, wait_until
+
+LAMP = topics.encode(THING)
+PROP = f"wot/twin/{LAMP}/prop/level"
+EVENT = f"wot/twin/{LAMP}/event/overheated"
+BAD_CREDENTIALS, IDENTIFIER_REJECTED = 134, 133
+
+
+def url(*parts: str) -> str:
+    return "/things/" + "/".join(http_encode(part) for part in parts)
+
+
+async def agent_with_lamp(mqtt_hub, agent_id: str = "lamp-agent", td=TD):
+    """An MQTT agent that registered ``td`` (checked through its response topic)."""
+    if mqtt_hub.hub.auth.accounts.get(agent_id) is None:
+        mqtt_hub.add_agent(agent_id)
+    agent = mqtt_hub.paho(agent_id)
+    assert await agent.connect() == 0
+    assert await agent.subscribe(f"wot/client/{agent_id}/resp") == 1
+    agent.publish(topics.agent_topic(agent_id, "td", td["id"]), {"input": td})
+    _, payload, _ = await agent.next(f"wot/client/{agent_id}/resp")
+    response = orjson.loads(payload)
+    assert response["output"]["id"] == td["id"], response
+    return agent
+
+
+async def sse_stream(session, path):
+    response = await session.get(path, headers={"Accept": "text/event-stream"})
+    assert response.status == 200, await response.text()
+    return response
+
+
+async def next_sse_data(response, timeout=5.0):
+    async with asyncio.timeout(timeout):
+        while True:
+            line = (await response.content.readline()).decode().rstrip("\r\n")
+            if line.startswith("data:"):
+                return json.loads(line[5:].strip())
+
+
+# -- reports, consumers on MQTT and on SSE ---------------------------------------------------
+
+
+async def test_agent_reports_reach_an_mqtt_and_an_sse_consumer(mqtt_hub):
+    agent = await agent_with_lamp(mqtt_hub)
+    token = mqtt_hub.add_client("vera", "consumer", "viewer")
+    viewer = mqtt_hub.paho("vera")
+    assert await viewer.connect() == 0
+    assert await viewer.subscribe(PROP, 0) == 0
+    assert await viewer.subscribe(EVENT, 0) == 0
+    async with mqtt_hub.session(token) as session:
+        stream = await sse_stream(session, url(THING, "properties", "level"))
+        try:
+            agent.publish(topics.agent_topic("lamp-agent", "prop", THING, "level"), {"value": 42})
+            agent.publish(
+                topics.agent_topic("lamp-agent", "event", THING, "overheated"), {"value": 81.5}
+            )
+            _, payload, retain = await viewer.next(PROP)
+            assert (orjson.loads(payload), retain) == (42, False)
+            _topic, payload, _ = await viewer.next(EVENT)
+            assert orjson.loads(payload) == 81.5
+            assert await next_sse_data(stream) == 42
+        finally:
+            stream.close()
+        async with session.get(url(THING, "properties", "level")) as response:
+            assert await response.json() == 42
+
+
+async def test_a_fresh_subscriber_reads_the_retained_value(mqtt_hub):
+    agent = await agent_with_lamp(mqtt_hub)
+    agent.publish(topics.agent_topic("lamp-agent", "prop", THING, "level"), {"value": 7})
+    await wait_until(lambda: mqtt_hub.hub.twin.read_property(THING, "level").get("value") == 7)
+    mqtt_hub.add_client("vera", "consumer", "viewer")
+    reader = mqtt_hub.paho("vera")
+    assert await reader.connect() == 0
+    assert await reader.subscribe(PROP, 1) == 1
+    _topic, payload, retain = await reader.next(PROP)
+    assert (orjson.loads(payload), retain) == (7, True)
+    # the twin TD, retained as well, with mqtts forms
+    assert await reader.subscribe(f"wot/twin/{LAMP}/td", 0) == 0
+    _, payload, retain = await reader.next(f"wot/twin/{LAMP}/td")
+    td = orjson.loads(payload)
+    assert retain and td["id"] == THING
+    form = next(f for f in td["properties"]["level"]["forms"] if f["href"].startswith("mqtts://"))
+    assert form["mqv:filter"] == PROP and form["mqv:retain"] is True
+    assert form["href"] == f"mqtts://127.0.0.1:{mqtt_hub.mqtt.port}/{PROP}"
+    assert "readproperty" in form["op"] and "observeproperty" in form["op"]
+
+
+async def test_twin_td_over_http_carries_mqtts_forms(
+    mqtt_hub,
+):
+    await agent_with_lamp(mqtt_hub)
+    token = mqtt_hub.add_client("vera", "consumer", "viewer")
+    async with mqtt_hub.session(token) as session, session.get(url(THING)) as response:
+        td = await response.json()
+    hrefs = [f["href"] for f in td["events"]["overheated"]["forms"]]
+    assert f"mqtts://127.0.0.1:{mqtt_hub.mqtt.port}/{EVENT}" in hrefs
+    assert any(f.get("mqv:filter") == f"wot/twin/{LAMP}/prop/+" for f in td["forms"])
+
+
+# -- requests: the offline queue, consumers over MQTT --------------------------------------------
+
+
+async def test_queued_request_reaches_the_agent_when_it_reconnects(mqtt_hub):
+    agent = await agent_with_lamp(mqtt_hub)
+    agent.close()
+    await wait_until(lambda: not mqtt_hub.hub.router._connections.get("lamp-agent"))
+    token = mqtt_hub.add_client("otto", "consumer", "operator")
+    async with mqtt_hub.session(token) as session:
+        async with session.post(url(THING, "actions", "fade"), json=30) as response:
+            assert response.status in (201, 202), await response.text()
+            status = await response.json()
+        assert status["status"] == "pending"
+
+        again = mqtt_hub.paho("lamp-agent")
+        assert await again.connect() == 0
+        assert await again.subscribe("wot/agent/lamp-agent/req") == 1
+        _, payload, _ = await again.next("wot/agent/lamp-agent/req")
+        request = orjson.loads(payload)
+        assert (request["operation"], request["name"], request["input"]) == (
+            "invokeaction",
+            "fade",
+            30,
+        )
+        assert request["actionID"] == status["id"] and request["senderID"] == "otto"
+        again.publish(
+            "wot/agent/lamp-agent/resp",
+            {
+                "correlationID": request["correlationID"],
+                "operation": "invokeaction",
+                "thingID": THING,
+                "name": "fade",
+                "status": "completed",
+                "output": 30,
+            },
+        )
+        await wait_until(lambda: mqtt_hub.hub.twin.get_request(status["id"]).final)
+        async with session.get(status["href"]) as response:
+            done = await response.json()
+        assert (done["status"], done["output"]) == ("completed", 30)
+
+
+async def test_consumer_request_over_mqtt_gets_its_responses(mqtt_hub):
+    agent = await agent_with_lamp(mqtt_hub)
+    assert await agent.subscribe("wot/agent/lamp-agent/req") == 1
+    mqtt_hub.add_client("otto", "consumer", "operator")
+    consumer = mqtt_hub.paho("otto")
+    assert await consumer.connect() == 0
+    assert await consumer.subscribe("wot/client/otto/resp") == 1
+    consumer.publish(
+        "wot/client/otto/req",
+        {
+            "messageType": "request",
+            "operation": "invokeaction",
+            "thingID": THING,
+            "name": "fade",
+            "input": 55,
+            "correlationID": "c-1",
+        },
+    )
+    _, payload, _ = await consumer.next("wot/client/otto/resp")
+    first = orjson.loads(payload)
+    assert first["correlationID"] == "c-1" and first["status"] == "delivered"
+    _, payload, _ = await agent.next("wot/agent/lamp-agent/req")
+    request = orjson.loads(payload)
+    agent.publish(
+        "wot/agent/lamp-agent/resp",
+        {
+            "correlationID": request["correlationID"],
+            "operation": "invokeaction",
+            "thingID": THING,
+            "name": "fade",
+            "status": "completed",
+            "output": 55,
+        },
+    )
+    _, payload, _ = await consumer.next("wot/client/otto/resp")
+    last = orjson.loads(payload)
+    assert (last["correlationID"], last["status"], last["output"]) == ("c-1", "completed", 55)
+    # a read is answered from the twin
+    consumer.publish(
+        "wot/client/otto/req",
+        {
+            "messageType": "request",
+            "operation": "readthing",
+            "thingID": THING,
+            "correlationID": "c-2",
+        },
+    )
+    _, payload, _ = await consumer.next("wot/client/otto/resp")
+    assert orjson.loads(payload)["output"]["id"] == THING
+
+
+# -- refusals ------------------------------------------------------------------------------------
+
+
+async def test_wrong_password_and_unknown_client_are_refused(mqtt_hub):
+    mqtt_hub.add_agent("lamp-agent")
+    wrong = mqtt_hub.paho("lamp-agent", password="not it")
+    # paho reports MQTT 3.1.1 CONNACK codes as MQTT 5 reason codes: 4 -> 134, 2 -> 133
+    assert await wrong.connect() == BAD_CREDENTIALS
+    nobody = mqtt_hub.paho("nobody", password="whatever")
+    assert await nobody.connect() == BAD_CREDENTIALS
+    # an MQTT client id that is not the client's
+    mqtt_hub.add_client("vera", "consumer", "viewer")
+    borrowed = mqtt_hub.paho("lamp-agent", username="vera")
+    assert await borrowed.connect() == IDENTIFIER_REJECTED
+
+
+async def test_a_refused_connection_does_not_kick_the_real_client(mqtt_hub):
+    agent = await agent_with_lamp(mqtt_hub)
+    intruder = mqtt_hub.paho("lamp-agent", password="guess")
+    assert await intruder.connect() == BAD_CREDENTIALS
+    agent.publish(topics.agent_topic("lamp-agent", "prop", THING, "level"), {"value": 3})
+    await wait_until(lambda: mqtt_hub.hub.twin.read_property(THING, "level").get("value") == 3)
+    assert not agent.disconnected.is_set()
+
+
+async def test_token_and_client_certificate_authenticate_and_revocation_refuses(mqtt_hub):
+    token = mqtt_hub.add_client("vera", "consumer", "viewer")
+    by_token = mqtt_hub.paho("vera", password=token)
+    assert await by_token.connect() == 0
+    mqtt_hub.add_agent("cert-agent")
+    certfile, keyfile = mqtt_hub.certificate("cert-agent")
+    by_cert = mqtt_hub.paho(
+        "cert-agent", username=None, password=None, certfile=certfile, keyfile=keyfile
+    )
+    assert await by_cert.connect() == 0
+    mqtt_hub.hub.ca.revoke_client("cert-agent")
+    revoked = mqtt_hub.paho(
+        "cert-agent/2", username=None, password=None, certfile=certfile, keyfile=keyfile
+    )
+    assert await revoked.connect() == BAD_CREDENTIALS
+
+
+async def test_agent_cannot_report_for_another_agents_thing(mqtt_hub):
+    await agent_with_lamp(mqtt_hub)
+    mqtt_hub.add_agent("mallory")
+    mallory = mqtt_hub.paho("mallory")
+    assert await mallory.connect() == 0
+    assert await mallory.subscribe("wot/client/mallory/resp") == 1
+    # under its own topics: the router refuses (not its Thing)
+    mallory.publish(topics.agent_topic("mallory", "prop", THING, "level"), {"value": 99})
+    _, payload, _ = await mallory.next("wot/client/mallory/resp")
+    assert orjson.loads(payload)["error"]["status"] == 403
+    # under the owner's topics: the broker refuses the topic
+    mallory.publish(topics.agent_topic("lamp-agent", "prop", THING, "level"), {"value": 98})
+    _, payload, _ = await mallory.next("wot/client/mallory/resp")
+    assert orjson.loads(payload)["error"]["status"] == 403
+    assert "value" not in mqtt_hub.hub.twin.read_property(THING, "level")
+    # nor may it listen to the owner's requests or to the twins
+    assert await mallory.subscribe("wot/agent/lamp-agent/req") == 0x80
+    assert await mallory.subscribe(f"wot/twin/{LAMP}/prop/+") == 0x80
+
+
+async def test_viewer_requests_are_refused(mqtt_hub):
+    agent = await agent_with_lamp(mqtt_hub)
+    assert await agent.subscribe("wot/agent/lamp-agent/req") == 1
+    mqtt_hub.add_client("vera", "consumer", "viewer")
+    viewer = mqtt_hub.paho("vera")
+    assert await viewer.connect() == 0
+    assert await viewer.subscribe("wot/client/vera/resp") == 1
+    viewer.publish(
+        "wot/client/vera/req",
+        {
+            "messageType": "request",
+            "operation": "invokeaction",
+            "thingID": THING,
+            "name": "fade",
+            "input": 1,
+            "correlationID": "v1",
+        },
+    )
+    _, payload, _ = await viewer.next("wot/client/vera/resp")
+    refused = orjson.loads(payload)
+    assert refused["correlationID"] == "v1" and refused["error"]["status"] == 403
+    # another client's request topic, and the agent's topics, are not the viewer's
+    viewer.publish(
+        "wot/client/otto/req",
+        {"messageType": "request", "operation": "readthing", "thingID": THING},
+    )
+    viewer.publish("wot/agent/lamp-agent/resp", {"correlationID": "x"})
+    for _ in range(2):
+        _, payload, _ = await viewer.next("wot/client/vera/resp")
+        assert orjson.loads(payload)["error"]["status"] == 403
+    assert await agent.nothing(0.3) == []
+
+
+async def test_viewer_wildcard_subscription_gets_only_permitted_data(mqtt_hub):
+    agent = await agent_with_lamp(mqtt_hub)
+    assert await agent.subscribe("wot/agent/lamp-agent/req") == 1
+    mqtt_hub.add_client("vera", "consumer", "viewer")
+    viewer = mqtt_hub.paho("vera")
+    assert await viewer.connect() == 0
+    assert await viewer.subscribe("#", 0) == 0
+    mqtt_hub.add_client("otto", "consumer", "operator")
+    operator = mqtt_hub.paho("otto")
+    assert await operator.connect() == 0
+    assert await operator.subscribe("wot/client/otto/resp") == 1
+    operator.publish(
+        "wot/client/otto/req",
+        {
+            "messageType": "request",
+            "operation": "invokeaction",
+            "thingID": THING,
+            "name": "fade",
+            "input": 5,
+            "correlationID": "o1",
+        },
+    )
+    _, _payload, _ = await agent.next("wot/agent/lamp-agent/req")
+    agent.publish(topics.agent_topic("lamp-agent", "prop", THING, "level"), {"value": 5})
+    await operator.next("wot/client/otto/resp")
+    await viewer.next(PROP)
+    seen = {topic for topic, _, _ in await viewer.nothing(0.5)}
+    assert all(topic.startswith("wot/twin/") or topic == "wot/client/vera/resp" for topic in seen)
+
+
+async def test_malformed_oversized_and_garbage_loop(mqtt_hub):
+    agent = await agent_with_lamp(mqtt_hub)
+    bad_topic = topics.agent_topic("lamp-agent", "prop", THING, "level")
+    agent.publish(bad_topic, b"{not json")
+    _, payload, _ = await agent.next("wot/client/lamp-agent/resp")
+    assert orjson.loads(payload)["error"]["status"] == 400
+    agent.publish(bad_topic, orjson.dumps({"value": "x" * (70 * 1024)}))
+    _, payload, _ = await agent.next("wot/client/lamp-agent/resp")
+    assert orjson.loads(payload)["error"]["status"] == 413
+    assert not agent.disconnected.is_set()
+
+    # far over the limit: cut off before it is read
+    huge = mqtt_hub.paho("lamp-agent/huge")
+    assert await huge.connect() == 0
+    huge.publish(bad_topic, b"x" * (300 * 1024))
+    await wait_until(huge.disconnected.is_set)
+
+    # garbage in a loop: disconnected
+    for _ in range(25):
+        agent.publish(bad_topic, b"\xff garbage", qos=0)
+    await wait_until(agent.disconnected.is_set)
+
+    # the hub and the broker carry on
+    fresh = mqtt_hub.paho("lamp-agent/again")
+    assert await fresh.connect() == 0
+    fresh.publish(bad_topic, {"value": 11})
+    await wait_until(lambda: mqtt_hub.hub.twin.read_property(THING, "level").get("value") == 11)
+
+
+async def test_listeners_and_plain_port(mqtt_hub):
+    listeners = mqtt_hub.mqtt.listeners()
+    assert listeners["mqtts"]["port"] == mqtt_hub.mqtt.port
+    assert listeners["mqtts"]["url"] == f"mqtts://127.0.0.1:{mqtt_hub.mqtt.port}"
+    assert "mqtt" not in listeners
+    started = time.monotonic()
+    plain = mqtt_hub.paho("x", tls=False)
+    mqtt_hub.clients.append(plain)
+    plain.client.connect_async("127.0.0.1", mqtt_hub.mqtt.port)
+    plain.client.loop_start()
+    await asyncio.sleep(0.5)
+    assert plain.connack is None  # no MQTT without TLS on the TLS port
+    assert time.monotonic() - started < 5
