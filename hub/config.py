@@ -63,8 +63,20 @@ class Config:
     public_url: str | None = None  # base URL in TD forms; None: from host name and port
     max_body_bytes: int = 1_048_576
     sync_wait: float = 2.0  # seconds invokeaction waits for a result before answering 201
-    mqtt_port: int = 8883  # future bindings: parsed now so the file format stays stable
+    # MQTT: the embedded broker, TLS on all interfaces; a plain-TCP port only when set,
+    # and then on loopback only.
+    mqtt_enabled: bool = True
+    mqtt_host: str = "0.0.0.0"
+    mqtt_port: int = 8883
+    mqtt_plain_port: int | None = None
+    # NATS: a managed nats-server, loopback by default; nats_url instead connects to an
+    # existing server (external mode). nats_ws_port: the WebSocket listener that takes
+    # client certificates (0 picks a free port).
+    nats_enabled: bool = True
+    nats_host: str = "127.0.0.1"
     nats_port: int = 4222
+    nats_ws_port: int = 4223
+    nats_url: str | None = None
     # Per client kind (consumer, agent, service), seconds; None or a missing kind: the
     # auth package's default. login_throttle: ThrottleConfig fields that are set.
     token_lifetime: dict[str, float] | None = None
@@ -201,6 +213,30 @@ def _url(value: Any) -> str:
     return value.rstrip("/")
 
 
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(value)
+    return value
+
+
+def _parse_boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+def _nats_url(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    parts = urlsplit(value)
+    if parts.scheme not in ("nats", "tls") or not parts.hostname:
+        raise ValueError(value)
+    return value
+
+
 _PORT = _Kind("a port number from 0 to 65535 (0: any free port)", _integer(0, 65535), int)
 _HOST = _Kind("a host name or IP address", _word)
 _URL = _Kind("an http:// or https:// URL with a host and no query, like https://hub.lan:8444", _url)
@@ -212,6 +248,8 @@ _COUNT = _Kind("a whole number, at least 1", _integer(1), int)
 _WAIT = _Kind("a number of seconds, 0 or more", _seconds(0, inclusive=True), float)
 _INTERVAL = _Kind("a number of seconds, more than 0", _seconds(0, inclusive=False), float)
 _LIFETIME = _INTERVAL
+_BOOL = _Kind("true or false", _boolean, _parse_boolean)
+_NATS_URL = _Kind("a nats:// or tls:// URL, like tls://nats.lan:4222", _nats_url)
 
 
 # -- where each option is written -------------------------------------------------------
@@ -247,8 +285,19 @@ _SCHEMA: _Schema = {
         "max_body_bytes": _Value(_BYTES, "max_body_bytes"),
         "sync_wait": _Value(_WAIT, "sync_wait"),
     },
-    "mqtt": {"port": _Value(_PORT, "mqtt_port")},
-    "nats": {"port": _Value(_PORT, "nats_port")},
+    "mqtt": {
+        "enabled": _Value(_BOOL, "mqtt_enabled"),
+        "host": _Value(_HOST, "mqtt_host"),
+        "port": _Value(_PORT, "mqtt_port"),
+        "plain_port": _Value(_PORT, "mqtt_plain_port"),
+    },
+    "nats": {
+        "enabled": _Value(_BOOL, "nats_enabled"),
+        "host": _Value(_HOST, "nats_host"),
+        "port": _Value(_PORT, "nats_port"),
+        "ws_port": _Value(_PORT, "nats_ws_port"),
+        "url": _Value(_NATS_URL, "nats_url"),
+    },
     "auth": {
         "token_lifetime": _Group("token_lifetime", _LIFETIMES),
         "session_lifetime": _Group("session_lifetime", _LIFETIMES),
@@ -276,8 +325,15 @@ ENV_VARS: dict[str, str] = {  # variable -> Config field (WOTHUB_HOME: the home 
     "WOTHUB_HTTP_HOST": "http_host",
     "WOTHUB_HTTP_PORT": "http_port",
     "WOTHUB_PUBLIC_URL": "public_url",
+    "WOTHUB_MQTT_ENABLED": "mqtt_enabled",
+    "WOTHUB_MQTT_HOST": "mqtt_host",
     "WOTHUB_MQTT_PORT": "mqtt_port",
+    "WOTHUB_MQTT_PLAIN_PORT": "mqtt_plain_port",
+    "WOTHUB_NATS_ENABLED": "nats_enabled",
+    "WOTHUB_NATS_HOST": "nats_host",
     "WOTHUB_NATS_PORT": "nats_port",
+    "WOTHUB_NATS_WS_PORT": "nats_ws_port",
+    "WOTHUB_NATS_URL": "nats_url",
 }
 
 FLAGS: dict[str, str] = {  # Config field -> the `wothub serve` flag that sets it

@@ -6,11 +6,14 @@ import asyncio
 import logging
 import signal
 import socket
+from urllib.parse import urlsplit
 
 from auth.authorizer import RoleAuthorizer
 from auth.service import AuthService
 from bindings.http.app import HttpBinding
 from bindings.http.tls_server import HttpServer
+from bindings.mqtt import MqttBinding
+from bindings.nats import NatsBinding
 from bindings.websocket.forms import WebSocketForms
 from bindings.websocket.server import WebSocketBinding
 from bucketstore import BucketStore, open_store
@@ -62,6 +65,36 @@ class Hub:
             WebSocketForms(self.http.forms.security_definitions),
             max_message_bytes=config.max_body_bytes,
         )
+        self.mqtt = (
+            MqttBinding(
+                self.router,
+                self.auth,
+                self.ca,
+                host=config.mqtt_host,
+                port=config.mqtt_port,
+                plain_port=config.mqtt_plain_port,
+                max_message_bytes=config.max_body_bytes,
+                public_host=urlsplit(config.public_url).hostname if config.public_url else None,
+                security=self.http.forms.security_definitions,
+            )
+            if config.mqtt_enabled
+            else None
+        )
+        self.nats = (
+            NatsBinding(
+                self.router,
+                self.auth,
+                self.ca,
+                config.home,
+                external_url=config.nats_url,
+                host=config.nats_host,
+                port=config.nats_port,
+                ws_port=config.nats_ws_port,
+                max_message_bytes=config.max_body_bytes,
+            )
+            if config.nats_enabled
+            else None
+        )
         self.http_server = HttpServer(
             self.http.app(self.websocket.routes()),
             config.http_host,
@@ -102,7 +135,7 @@ class Hub:
         self.websocket.forms.set_base_url(self.base_url)
         self.twin.add_form_provider(self.http.forms)
         self.twin.add_form_provider(self.websocket.forms)
-        listeners = {
+        listeners: dict[str, dict] = {
             "https": {
                 "host": self.http_server.addresses[0][0],
                 "port": self.http_server.port,
@@ -110,6 +143,12 @@ class Hub:
                 "local_url": self.http_server.url,
             }
         }
+        for bus in (self.mqtt, self.nats):
+            if bus is not None:
+                await bus.start()
+                self.twin.add_form_provider(bus.forms)
+                listeners.update(bus.listeners())
+                log.info("%s on %s", bus.forms.name.upper(), bus.listeners())
         write_listeners(self.config.home, listeners)
         log.info(
             "HTTPS (directory, WoT HTTP profile, SSE) on %s, WebSocket on %s",
@@ -119,6 +158,9 @@ class Hub:
 
     async def stop(self) -> None:
         try:
+            for bus in (self.nats, self.mqtt):
+                if bus is not None:
+                    await bus.stop()
             self.http.context.close_streams()  # or open streams hold the server up
             self.websocket.close_all()
             await self.http_server.stop()

@@ -46,15 +46,35 @@ class RunningHub:
         return self.hub.router.handle(connection, parse_message(raw, connection.client.id))
 
 
+def hub_config(home, **overrides) -> Config:
+    """A hub configuration for tests: every listener on 127.0.0.1 and a free port; the
+    bus bindings off unless asked for (their tests enable them)."""
+    options = {
+        "http_host": "127.0.0.1",
+        "http_port": 0,
+        "sync_wait": 0.5,
+        "flush_interval": 0.2,
+        "mqtt_enabled": False,
+        "mqtt_host": "127.0.0.1",
+        "mqtt_port": 0,
+        "nats_enabled": False,
+        "nats_host": "127.0.0.1",
+        "nats_port": 0,
+        "nats_ws_port": 0,
+        **overrides,
+    }
+    return Config(home=home, **options)
+
+
 @pytest.fixture
-async def running(tmp_path):
-    config = Config(
-        home=tmp_path / "home",
-        http_host="127.0.0.1",
-        http_port=0,
-        sync_wait=0.5,
-        flush_interval=0.2,
-    )
+def hub_options() -> dict:
+    """Config overrides for ``running``; a test module overrides this fixture."""
+    return {}
+
+
+@pytest.fixture
+async def running(tmp_path, hub_options):
+    config = hub_config(tmp_path / "home", **hub_options)
     config.home.mkdir(mode=0o700)
     store = open_store(config.store_path, "leveldb")
     hub = Hub(config, store)

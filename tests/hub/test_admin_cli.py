@@ -60,7 +60,14 @@ def clean_environment(monkeypatch, tmp_path):
 @pytest.fixture
 async def running(tmp_path):
     home = tmp_path / "home"
-    config = Config(home=home, http_host="127.0.0.1", http_port=0, sync_wait=0.5)
+    config = Config(
+        home=home,
+        http_host="127.0.0.1",
+        http_port=0,
+        sync_wait=0.5,
+        mqtt_enabled=False,  # the admin commands use HTTPS only
+        nats_enabled=False,
+    )
     home.mkdir(mode=0o700)
     store = open_store(config.store_path, "leveldb")
     hub = Hub(config, store)

@@ -1,6 +1,5 @@
 """`wothub serve` opens the store, says where it lives, and stops cleanly on a signal."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -9,10 +8,11 @@ import time
 import pytest
 
 from bucketstore import open_store
+from tests.hub.served import serve_env
 
 
 def start(tmp_path, *args):
-    env = {**os.environ, "WOTHUB_HOME": str(tmp_path / "home")}
+    env = serve_env(WOTHUB_HOME=str(tmp_path / "home"))
     return subprocess.Popen(
         [sys.executable, "-m", "hub.cli", "serve", *args],
         env=env,

@@ -1,7 +1,6 @@
 """What the first ``wothub serve`` on an empty home creates, what later starts keep, and
 what survives a restart of the store (sessions, clients, certificate revocations)."""
 
-import os
 import queue
 import signal
 import stat
@@ -21,6 +20,7 @@ from auth.passwords import HashCost
 from auth.service import AuthConfig, AuthService
 from bucketstore import open_store
 from certs import CertificateAuthority, CertificateError
+from tests.hub.served import serve_env
 
 # Only for the decoy and new hashes made in these tests: a hash written by the hub carries
 # its own (default) cost, which is what verifying it uses.
@@ -36,7 +36,7 @@ class Served:
         self.home = home
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WOTHUB_")}
+        env = serve_env()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "hub.cli", "serve", "--home", str(home), "--log-level", "INFO"],
             env=env,
