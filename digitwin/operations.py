@@ -79,6 +79,8 @@ THINGLESS_OPERATIONS = frozenset(
         SUBSCRIBE_ALL_EVENTS,
         UNSUBSCRIBE_ALL_EVENTS,
         UPDATE_THING,  # a new TD may arrive without an id
+        QUERY_ACTION,  # the actionID names the request, and so its Thing
+        CANCEL_ACTION,
     }
 )
 # Requests that change what a Thing does; they wait in the queue for its agent.

@@ -102,9 +102,18 @@ def tls_extension(
     }
 
 
-def _with_tls(app: Any, tls: dict[str, Any]) -> Any:
+# A scope extension of ours: a callable that drops the connection at once. A binding
+# uses it for a client that stopped reading, whose socket would otherwise never drain
+# (a close frame or transport.close() waits behind the full buffer).
+ABORT_EXTENSION = "wothub.abort"
+
+
+def _with_tls(app: Any, tls: dict[str, Any] | None, abort: Any) -> Any:
     async def app_with_tls(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        scope.setdefault("extensions", {})["tls"] = tls
+        extensions = scope.setdefault("extensions", {})
+        if tls is not None:
+            extensions["tls"] = tls
+        extensions[ABORT_EXTENSION] = abort
         return await app(scope, receive, send)
 
     return app_with_tls
@@ -120,8 +129,8 @@ class _TlsScope:
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
         tls = tls_extension(transport, getattr(self.config, "tls_server_cert", None))
-        if tls is not None:
-            self.app = _with_tls(self.app, tls)
+        abort = getattr(transport, "abort", None)
+        self.app = _with_tls(self.app, tls, abort)
 
 
 @functools.cache

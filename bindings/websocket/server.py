@@ -28,6 +28,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from auth.identity import Client
 from bindings.http.credentials import Credentials, basic_credentials
+from bindings.http.tls_server import ABORT_EXTENSION
 from digitwin.envelope import EnvelopeError, Message, parse_message
 from digitwin.errors import Problem
 from hub.connection import OVERFLOW, Connection, ConnectionClosed
@@ -55,6 +56,7 @@ class WebSocketBinding:
         max_bad_frames: int = 20,
         bad_frame_window: float = 10.0,
         auth_timeout: float = 10.0,
+        send_timeout: float = 10.0,
     ) -> None:
         self.router = router
         self.credentials = credentials
@@ -63,6 +65,7 @@ class WebSocketBinding:
         self.max_bad_frames = max_bad_frames
         self.bad_frame_window = bad_frame_window
         self.auth_timeout = auth_timeout
+        self.send_timeout = send_timeout
         self._open: set[Connection] = set()
         self._encoded: dict[int, tuple[Message, str]] = {}  # fan-out encodes once
 
@@ -187,7 +190,16 @@ class WebSocketBinding:
         try:
             while True:
                 _, message = await connection.next()
-                await websocket.send_text(self._encode(message))
+                try:
+                    async with asyncio.timeout(self.send_timeout):
+                        await websocket.send_text(self._encode(message))
+                except TimeoutError:
+                    # The client stopped reading: a close frame would wait behind the
+                    # full buffer for ever, so drop the connection outright.
+                    log.warning("%s stopped reading; dropping it", connection)
+                    connection.close(OVERFLOW)
+                    _abort(websocket)
+                    return
         except ConnectionClosed as closed:
             if closed.reason == OVERFLOW:
                 log.warning("%s fell behind; disconnecting it", connection)
@@ -241,6 +253,12 @@ def _reply_id(text: str) -> str | None:
         if isinstance(data.get(key), str):
             return data[key]
     return None
+
+
+def _abort(websocket: WebSocket) -> None:
+    abort = websocket.scope.get("extensions", {}).get(ABORT_EXTENSION)
+    if abort is not None:
+        abort()
 
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:

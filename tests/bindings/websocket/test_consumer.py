@@ -1,0 +1,230 @@
+"""A consumer on the WebSocket endpoint: reads, writes, actions, subscriptions and the
+twin TD's ``wss://`` forms. Consumers on the ``websockets`` library, agents on aiohttp
+(the hub's Python client), a real hub."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+
+import pytest
+from websockets.asyncio.client import connect
+
+from bindings.websocket.client import WsClient
+
+pytestmark = pytest.mark.timeout(60)
+
+LAMP = "urn:dev:ops:32473-lamp-1"
+_ids = itertools.count(1)
+
+
+def lamp_td(thing_id: str = LAMP) -> dict:
+    return {
+        "@context": "https://www.w3.org/2022/wot/td/v1.1",
+        "id": thing_id,
+        "title": "Lamp",
+        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
+        "security": "nosec_sc",
+        "properties": {
+            "on": {"type": "boolean", "forms": [{"href": "https://lamp.local/on"}]},
+            "brightness": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 100,
+                "forms": [{"href": "https://lamp.local/brightness"}],
+            },
+            "model": {
+                "type": "string",
+                "readOnly": True,
+                "forms": [{"href": "https://lamp.local/model"}],
+            },
+        },
+        "actions": {"toggle": {"forms": [{"href": "https://lamp.local/toggle"}]}},
+        "events": {
+            "overheated": {"data": {"type": "number"}, "forms": [{"href": "https://lamp.local/oh"}]}
+        },
+    }
+
+
+def ws_url(running) -> str:
+    return running.url.replace("https://", "wss://") + "/ws"
+
+
+def consumer_socket(running, token: str):
+    return connect(
+        ws_url(running),
+        ssl=running.ssl,
+        additional_headers={"Authorization": f"Bearer {token}"},
+        subprotocols=["webthingprotocol"],
+        open_timeout=10,
+    )
+
+
+async def receive(ws, timeout: float = 5.0) -> dict:
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def ask(ws, operation: str, thing_id: str | None = LAMP, name=None, **fields) -> dict:
+    """Send a request and return the response with its correlationID (notifications that
+    arrive meanwhile are not expected in these tests)."""
+    correlation_id = f"c{next(_ids)}"
+    message = {"messageType": "request", "operation": operation, "correlationID": correlation_id}
+    if thing_id is not None:
+        message["thingID"] = thing_id
+    if name is not None:
+        message["name"] = name
+    await ws.send(json.dumps({**message, **fields}))
+    response = await receive(ws)
+    assert response["messageType"] == "response", response
+    assert response["correlationID"] == correlation_id
+    return response
+
+
+@pytest.fixture
+async def lamp(running):
+    """An agent (aiohttp client) that registered the lamp and reported two values."""
+    token = running.add_client("lamp-agent", "agent", "agent")
+    async with WsClient(ws_url(running), ca=running.ssl, token=token) as agent:
+        await agent.register(lamp_td())
+        await agent.report_properties(LAMP, {"on": True, "brightness": 55})
+        for _ in range(100):
+            if "brightness" in running.hub.twin.read_all_properties(LAMP):
+                break
+            await asyncio.sleep(0.02)
+        yield agent
+
+
+async def test_reads(running, lamp):
+    token = running.add_client("vera", "consumer", "viewer")
+    async with consumer_socket(running, token) as ws:
+        one = await ask(ws, "readproperty", name="brightness")
+        assert one["output"] == 55
+        assert one["timestamp"].endswith("Z")
+        everything = await ask(ws, "readallproperties")
+        assert everything["output"] == {"on": True, "brightness": 55}
+        some = await ask(ws, "readmultipleproperties", input=["on"])
+        assert some["output"] == {"on": True}
+        never = await ask(ws, "readproperty", name="model")
+        assert "output" not in never  # no value reported yet: absent, not null
+        missing = await ask(ws, "readthing", "urn:dev:nothing")
+        assert missing["status"] == "failed" and missing["error"]["status"] == 404
+
+
+async def test_twin_td_carries_wss_forms(running, lamp):
+    token = running.add_client("vera", "consumer", "viewer")
+    async with consumer_socket(running, token) as ws:
+        td = (await ask(ws, "readthing"))["output"]
+    url = ws_url(running)
+
+    def ws_forms(affordance: dict) -> list[dict]:
+        return [f for f in affordance["forms"] if f["href"].startswith("wss://")]
+
+    brightness = ws_forms(td["properties"]["brightness"])
+    assert len(brightness) == 1
+    assert brightness[0]["href"] == url
+    assert brightness[0]["subprotocol"] == "webthingprotocol"
+    assert set(brightness[0]["op"]) == {
+        "readproperty",
+        "writeproperty",
+        "observeproperty",
+        "unobserveproperty",
+    }
+    assert "writeproperty" not in ws_forms(td["properties"]["model"])[0]["op"]
+    assert set(ws_forms(td["actions"]["toggle"])[0]["op"]) == {
+        "invokeaction",
+        "queryaction",
+        "cancelaction",
+    }
+    assert set(ws_forms(td["events"]["overheated"])[0]["op"]) == {
+        "subscribeevent",
+        "unsubscribeevent",
+    }
+    top = ws_forms(td)
+    assert top and top[0]["subprotocol"] == "webthingprotocol"
+    assert "observeallproperties" in top[0]["op"]
+    # The same bearer tokens work on both bindings: one scheme for the whole TD.
+    assert td["security"] == ["bearer_sc"]
+    assert td["securityDefinitions"]["bearer_sc"]["scheme"] == "bearer"
+
+
+async def test_write_property_goes_to_the_agent(running, lamp):
+    token = running.add_client("max", "consumer", "manager")
+    async with consumer_socket(running, token) as ws:
+        accepted = await ask(ws, "writeproperty", name="brightness", input=80)
+        assert accepted["status"] == "delivered"
+        request = await lamp.next_request(5)
+        assert (request["operation"], request["name"], request["input"]) == (
+            "writeproperty",
+            "brightness",
+            80,
+        )
+        assert request["senderID"] == "max"
+        await lamp.report_property(LAMP, "brightness", 80)
+        await lamp.answer(request)
+        done = await receive(ws)
+        assert done["correlationID"] == accepted["correlationID"]
+        assert done["status"] == "completed"
+        assert done["actionID"] == accepted["actionID"]
+        assert (await ask(ws, "readproperty", name="brightness"))["output"] == 80
+        bad = await ask(ws, "writeproperty", name="brightness", input=300)
+        assert bad["error"]["status"] == 400
+        read_only = await ask(ws, "writeproperty", name="model", input="x")
+        assert read_only["status"] == "failed"
+
+
+async def test_cancel_reaches_the_agent(running, lamp):
+    token = running.add_client("otto", "consumer", "operator")
+    async with consumer_socket(running, token) as ws:
+        invoked = await ask(ws, "invokeaction", name="toggle")
+        action_id = invoked["actionID"]
+        request = await lamp.next_request(5)
+        assert request["actionID"] == action_id
+        await ws.send(
+            json.dumps(
+                {
+                    "messageType": "request",
+                    "operation": "cancelaction",
+                    "thingID": LAMP,
+                    "actionID": action_id,
+                    "correlationID": "cancel-1",
+                }
+            )
+        )
+        # Two responses: the cancelaction's, and the invoked request's last one (the
+        # latter is queued while the cancel is carried out, so it comes first).
+        got = {m["correlationID"]: m for m in [await receive(ws), await receive(ws)]}
+        assert set(got) == {"cancel-1", invoked["correlationID"]}
+        assert got["cancel-1"]["status"] == "cancelled"
+        assert got["cancel-1"]["output"]["error"]["status"] == 410
+        assert got[invoked["correlationID"]]["status"] == "cancelled"
+        assert got[invoked["correlationID"]]["actionID"] == action_id
+        told = await lamp.next_request(5)
+        assert (told["operation"], told["actionID"]) == ("cancelaction", action_id)
+        again = await ask(ws, "cancelaction", actionID=action_id)
+        assert again["error"]["status"] == 409
+
+
+async def test_subscriptions_start_and_stop(running, lamp):
+    token = running.add_client("vera", "consumer", "viewer")
+    async with consumer_socket(running, token) as ws:
+        assert (await ask(ws, "observeallproperties"))["status"] == "completed"
+        assert (await ask(ws, "subscribeallevents", None))["status"] == "completed"
+        await lamp.report_property(LAMP, "on", False)
+        await lamp.report_event(LAMP, "overheated", 90.5)
+        got = [await receive(ws), await receive(ws)]
+        assert [(m["operation"], m["name"], m["value"]) for m in got] == [
+            ("observeproperty", "on", False),
+            ("subscribeevent", "overheated", 90.5),
+        ]
+        assert all(m["messageType"] == "notification" and m["thingID"] == LAMP for m in got)
+
+        assert (await ask(ws, "unobserveallproperties"))["status"] == "completed"
+        assert (await ask(ws, "unsubscribeallevents", None))["status"] == "completed"
+        await lamp.report_property(LAMP, "on", True)
+        await lamp.report_event(LAMP, "overheated", 91.0)
+        # Still served (a request gets its answer), but no notification came first.
+        assert (await ask(ws, "readproperty", name="on"))["output"] is True
+
+        missing = await ask(ws, "observeproperty", name="colour")
+        assert missing["error"]["status"] == 404
