@@ -175,7 +175,8 @@ class DigiTwin:
             thing_id, f"Thing {thing_id} was removed from the directory"
         ):
             self._emit_request(cancelled)
-        self._emit(ops.DELETE_THING, thing_id)
+        # The former owner: who may see this, now that the directory has forgotten it.
+        self._emit(ops.DELETE_THING, thing_id, value={"owner": record.owner})
 
     # -- values ------------------------------------------------------------------------
 
@@ -246,12 +247,7 @@ class DigiTwin:
         if operation == ops.INVOKE_ACTION:
             self.check_action_input(thing_id, name, data)
         elif operation == ops.WRITE_PROPERTY:
-            affordance = _affordance(twin, "properties", name)
-            if affordance.get("readOnly"):
-                raise BadRequest(f"property {name!r} of {thing_id} is read-only")
-            if data is ABSENT:
-                raise BadRequest(f"writeproperty {name!r} needs a value")
-            _check(twin, "properties", name, data)
+            self.check_write(thing_id, name, data)
         else:
             raise BadRequest(f"{operation} is not queued for agents")
         record = self.requests.add(
@@ -260,6 +256,16 @@ class DigiTwin:
         if operation == ops.WRITE_PROPERTY:
             twin.desired[name] = _desired(record)
         return record
+
+    def check_write(self, thing_id: str, name: str, data: Any) -> None:
+        """Refuse (BadRequest, NotFound) a value the property does not take."""
+        twin = self._twin(thing_id)
+        affordance = _affordance(twin, "properties", name)
+        if affordance.get("readOnly"):
+            raise BadRequest(f"property {name!r} of {thing_id} is read-only")
+        if data is ABSENT:
+            raise BadRequest(f"writeproperty {name!r} needs a value")
+        _check(twin, "properties", name, data)
 
     def check_action_input(self, thing_id: str, name: str, data: Any) -> None:
         """Refuse (BadRequest, NotFound) an input that the action's schema does not take."""

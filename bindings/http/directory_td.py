@@ -26,6 +26,12 @@ def directory_td(base_url: str, security: dict[str, dict[str, Any]]) -> dict[str
     td["version"] = {"instance": "1.0.0"}
     for name in _UNSUPPORTED:
         td["actions"].pop(name, None)
+    # The model leaves out the content type of empty responses, which the TD 1.1 schema
+    # requires; application/x-empty is what the spec's own derived TD uses.
+    for affordance in (*td["properties"].values(), *td["actions"].values()):
+        for form in affordance.get("forms", []):
+            if "response" in form:
+                form["response"].setdefault("contentType", "application/x-empty")
     td["securityDefinitions"] = {"nosec_sc": {"scheme": "nosec"}, **security}
     td["security"] = list(security) or ["nosec_sc"]
     return td

@@ -25,8 +25,13 @@ def encode(thing_id: str) -> str:
 
 
 def segment(raw: str) -> str:
-    """A path parameter, decoded."""
-    return unquote(raw, errors="strict")
+    """A path parameter, decoded; BadRequest when its percent-encoding is not UTF-8."""
+    try:
+        return unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        from digitwin.errors import BadRequest
+
+        raise BadRequest(f"{raw!r} is not percent-encoded UTF-8") from None
 
 
 class RawPathRouting:

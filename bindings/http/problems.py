@@ -10,6 +10,7 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
 
 from digitwin.errors import Problem
 
@@ -43,7 +44,10 @@ async def on_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Problem)
     problem = exc.to_dict()
     retry = problem.get("retryAfter")
-    headers = {"Retry-After": str(math.ceil(retry))} if isinstance(retry, int | float) else None
+    # At least 1: a client still blocked must not be told to retry at once.
+    headers = (
+        {"Retry-After": str(max(1, math.ceil(retry)))} if isinstance(retry, int | float) else None
+    )
     return problem_response(problem, headers)
 
 
@@ -51,9 +55,21 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     """Starlette's own refusals (no such route, method not allowed) as problems."""
     assert isinstance(exc, HTTPException)
     problem = {"type": "about:blank", "title": _title(exc.status_code), "status": exc.status_code}
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # Starlette names the first route's methods only
+        headers["Allow"] = ", ".join(sorted(_methods_of_path(request)))
     if exc.detail and exc.detail != problem["title"]:
         problem["detail"] = exc.detail
-    return problem_response(problem, dict(exc.headers or {}))
+    return problem_response(problem, headers)
+
+
+def _methods_of_path(request: Request) -> set[str]:
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "\x00"})
+        if match == Match.PARTIAL:  # the path matched, the (impossible) method did not
+            methods |= getattr(route, "methods", None) or set()
+    return methods
 
 
 async def on_error(request: Request, exc: Exception) -> Response:

@@ -51,6 +51,8 @@ PROFILE_STATUS = {
     "cancelled": "failed",
 }
 _WAIT = re.compile(r"\bwait\s*=\s*(\d+)")
+# The kind of request whose status lives under each member of a Thing's URL.
+_MEMBER_OPERATION = {"actions": ops.INVOKE_ACTION, "properties": ops.WRITE_PROPERTY}
 
 
 class ThingsApi:
@@ -115,6 +117,7 @@ class ThingsApi:
         values = await json_body(request)
         if not isinstance(values, dict) or not values:
             raise BadRequest("writemultipleproperties takes an object of property values")
+        self.router.check_writes(client, thing, values)  # all or nothing is queued
         statuses = await asyncio.gather(
             *(
                 self._queue(request, client, ops.WRITE_PROPERTY, thing, name, value)
@@ -123,7 +126,7 @@ class ThingsApi:
         )
         if all(status["state"] == COMPLETED for status in statuses):
             return Response(status_code=204)
-        return _json(list(statuses), status_code=202)
+        return _json([self._profile_status(s) for s in statuses], status_code=202)
 
     # -- actions -------------------------------------------------------------------------
 
@@ -139,14 +142,24 @@ class ThingsApi:
 
     async def query(self, request: Request) -> Response:
         client = self.context.client(request)
-        message = self._status_request(request, ops.QUERY_ACTION)
-        response = self.context.call(client, message)
-        return _json(self._profile_status(response.output))
+        return _json(self._profile_status(self._status(request, client)))
 
     async def cancel(self, request: Request) -> Response:
         client = self.context.client(request)
+        self._status(request, client)  # it must be the request this URL names
         self.context.call(client, self._status_request(request, ops.CANCEL_ACTION))
         return Response(status_code=204)
+
+    def _status(self, request: Request, client: Client) -> dict[str, Any]:
+        """The status of the request at this URL: an action under /actions, a write
+        under /properties, of the affordance the URL names."""
+        status = self.context.call(client, self._status_request(request, ops.QUERY_ACTION)).output
+        member = request.path_params["member"]
+        if status["operation"] != _MEMBER_OPERATION[member]:
+            raise NotFound(
+                f"no {member[:-1]} request {status['id']} here", thingID=status["thingID"]
+            )
+        return status
 
     async def query_all_actions(self, request: Request) -> Response:
         client = self.context.client(request)
@@ -257,7 +270,7 @@ class ThingsApi:
 
     def _status_request(self, request: Request, operation: str) -> Message:
         member = request.path_params["member"]
-        if member not in ("actions", "properties"):
+        if member not in _MEMBER_OPERATION:
             raise NotFound(f"no such resource: {request.url.path}")
         thing, name = _thing(request), _name(request)
         message = _request(operation, thing, name)

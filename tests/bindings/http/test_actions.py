@@ -1,0 +1,565 @@
+"""Actions over the WoT HTTP Basic profile: invoke (200 / 204 when the device answers in
+time, 201 + Location otherwise, Prefer: respond-async / wait=N), queryaction,
+cancelaction, queryallactions, the offline queue, and the hub's own Things. Real aiohttp
+clients over HTTPS; the device is a router connection (``running.agent``)."""
+
+import asyncio
+import json
+import time
+from urllib.parse import quote
+
+import pytest
+from yarl import URL
+
+from digitwin.envelope import new_id
+
+pytestmark = pytest.mark.timeout(60)
+
+LAMP = "urn:dev:ops:lamp/1"  # a "/" in the id: it must travel percent-encoded
+AGENT = "lamp-agent"
+JSON = "application/json"
+PROBLEM = "application/problem+json"
+PROFILE_STATUSES = {"pending", "running", "completed", "failed"}
+
+
+def lamp_td(thing_id=LAMP):
+    return {
+        "@context": "https://www.w3.org/2022/wot/td/v1.1",
+        "id": thing_id,
+        "title": "Lamp",
+        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
+        "security": "nosec_sc",
+        "properties": {
+            "brightness": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 100,
+                "forms": [{"href": "https://lamp.local/brightness"}],
+            },
+        },
+        "actions": {
+            "toggle": {"forms": [{"href": "https://lamp.local/toggle"}]},
+            "fade": {
+                "input": {
+                    "type": "object",
+                    "properties": {"level": {"type": "integer", "minimum": 0, "maximum": 100}},
+                    "required": ["level"],
+                },
+                "output": {"type": "integer"},
+                "forms": [{"href": "https://lamp.local/fade"}],
+            },
+            "calibrate": {  # always answered asynchronously
+                "synchronous": False,
+                "forms": [{"href": "https://lamp.local/calibrate"}],
+            },
+        },
+        "events": {
+            "faded": {"data": {"type": "integer"}, "forms": [{"href": "https://lamp.local/f"}]}
+        },
+    }
+
+
+def url(thing=LAMP, *parts):
+    """A resource path with every segment percent-encoded."""
+    return "/".join(["/things", *(quote(p, safe="") for p in (thing, *parts))])
+
+
+def norm(href):
+    return str(URL(href))
+
+
+def register(running, agent_id=AGENT, td=None):
+    conn = running.agent(agent_id)
+    wire = {
+        "messageType": "request",
+        "operation": "updatething",
+        "correlationID": new_id(),
+        "input": td or lamp_td(),
+    }
+    response = running.send(conn, wire)
+    assert response.error is None, response.error
+    return conn
+
+
+def offline(running, conn):
+    running.hub.router.disconnect(conn)
+
+
+async def next_request(conn, timeout=5.0):
+    async with asyncio.timeout(timeout):
+        _, message = await conn.next()
+    return message
+
+
+def answer(running, conn, delivered, **fields):
+    wire = {
+        "messageType": "response",
+        "operation": delivered.operation,
+        "thingID": delivered.thing_id,
+        "name": delivered.name,
+        "correlationID": delivered.correlation_id,
+        "actionID": delivered.action_id,
+        **fields,
+    }
+    result = running.send(conn, wire)
+    assert result is None, result.error
+
+
+async def device(running, conn, *, delay=0.0, **fields):
+    """Take the next request, wait ``delay``, answer it with ``fields``."""
+    delivered = await next_request(conn)
+    if delay:
+        await asyncio.sleep(delay)
+    answer(running, conn, delivered, **fields)
+    return delivered
+
+
+def emit(running, conn, name, value, thing=LAMP):
+    wire = {
+        "messageType": "notification",
+        "operation": "subscribeevent",
+        "thingID": thing,
+        "name": name,
+        "value": value,
+    }
+    assert running.send(conn, wire) is None
+
+
+async def problem_of(response, status):
+    assert response.status == status, await response.text()
+    assert response.content_type == PROBLEM
+    problem = await response.json(content_type=PROBLEM)
+    assert problem["status"] == status
+    return problem
+
+
+async def accepted(response):
+    """A 201: the ActionStatus body, with Location = href."""
+    assert response.status == 201, await response.text()
+    assert response.content_type == JSON
+    status = await response.json()
+    assert response.headers["Location"] == status["href"]
+    assert status["status"] in PROFILE_STATUSES
+    assert status["timeRequested"] and status["id"]
+    return status
+
+
+class Sse:
+    """Server-sent events off an aiohttp response, one at a time, each wait bounded. As
+    the SSE spec has it, a block without data is not an event, though its id still sets
+    ``last_id`` (what a client would send as Last-Event-ID)."""
+
+    def __init__(self, response):
+        self.response = response
+        self.last_id = None
+
+    async def next(self, timeout=5.0):
+        fields, data = {}, []
+        async with asyncio.timeout(timeout):
+            while True:
+                raw = await self.response.content.readline()
+                if not raw:
+                    raise EOFError("the stream ended")
+                line = raw.decode().rstrip("\r\n")
+                if not line:
+                    if "id" in fields:
+                        self.last_id = fields["id"]
+                    if data:
+                        return {
+                            "event": fields.get("event") or "message",
+                            "id": fields.get("id"),
+                            "data": json.loads("\n".join(data)),
+                        }
+                    fields, data = {}, []
+                    continue
+                if line.startswith(":"):
+                    continue
+                name, _, value = line.partition(":")
+                value = value.removeprefix(" ")
+                if name == "data":
+                    data.append(value)
+                else:
+                    fields[name] = value
+
+
+@pytest.fixture
+def otto(running):
+    return running.add_client("otto", "consumer", "operator")
+
+
+@pytest.fixture
+async def operator(running, otto):
+    async with running.session(otto) as session:
+        yield session
+
+
+# -- invoke, answered within the wait -----------------------------------------------------
+
+
+async def test_synchronous_invoke_answers_with_the_output(running, operator):
+    conn = register(running)
+    agent = asyncio.create_task(device(running, conn, output=30))
+    async with operator.post(url(LAMP, "actions", "fade"), json={"level": 30}) as response:
+        assert response.status == 200, await response.text()
+        assert response.content_type == JSON
+        assert await response.json() == 30
+    delivered = await agent
+    assert (delivered.operation, delivered.name, delivered.input) == (
+        "invokeaction",
+        "fade",
+        {"level": 30},
+    )
+    assert delivered.sender_id == "otto" and delivered.thing_id == LAMP
+    status = running.hub.twin.get_request(delivered.action_id).to_status()
+    assert status["status"] == "completed" and status["output"] == 30
+
+
+async def test_an_action_without_output_answers_204(running, operator):
+    conn = register(running)
+    agent = asyncio.create_task(device(running, conn, status="completed"))
+    async with operator.post(url(LAMP, "actions", "toggle")) as response:
+        assert response.status == 204, await response.text()
+        assert await response.read() == b""
+        assert "Content-Type" not in response.headers
+    delivered = await agent
+    assert "input" not in delivered.to_dict()  # no body, no input
+
+
+async def test_prefer_wait_waits_longer_than_the_default(running, operator):
+    conn = register(running)
+    wait = running.hub.config.sync_wait
+    agent = asyncio.create_task(device(running, conn, delay=wait + 0.5, output=7))
+    headers = {"Prefer": "wait=5"}
+    async with operator.post(
+        url(LAMP, "actions", "fade"), json={"level": 7}, headers=headers
+    ) as response:
+        assert response.status == 200, await response.text()
+        assert await response.json() == 7
+    await agent
+
+
+async def test_prefer_respond_async_answers_201_at_once(running, operator):
+    conn = register(running)
+    started = time.monotonic()
+    headers = {"Prefer": "respond-async"}
+    async with operator.post(
+        url(LAMP, "actions", "fade"), json={"level": 3}, headers=headers
+    ) as response:
+        status = await accepted(response)
+    assert time.monotonic() - started < running.hub.config.sync_wait
+    assert (status["status"], status["state"]) == ("pending", "delivered")
+    assert norm(status["href"]).startswith(norm(running.url + url(LAMP, "actions", "fade")))
+    assert norm(status["href"]).endswith("/" + status["id"])
+    delivered = await next_request(conn)
+    assert delivered.action_id == status["id"]
+
+
+async def test_an_action_declared_asynchronous_answers_201_at_once(running, operator):
+    register(running)
+    started = time.monotonic()
+    async with operator.post(url(LAMP, "actions", "calibrate")) as response:
+        status = await accepted(response)
+    assert time.monotonic() - started < running.hub.config.sync_wait
+    assert status["state"] == "delivered"
+
+
+# -- invoke, answered later -----------------------------------------------------------------
+
+
+async def test_slow_device_201_after_the_wait_then_queryaction_follows_it(running, operator):
+    conn = register(running)
+    started = time.monotonic()
+    async with operator.post(url(LAMP, "actions", "fade"), json={"level": 60}) as response:
+        status = await accepted(response)
+        location = response.headers["Location"]
+    waited = time.monotonic() - started
+    assert running.hub.config.sync_wait * 0.9 <= waited < running.hub.config.sync_wait + 2
+    assert (status["status"], status["state"]) == ("pending", "delivered")
+    assert status["input"] == {"level": 60}
+
+    delivered = await next_request(conn)
+    answer(running, conn, delivered, status="running")
+    async with operator.get(location) as response:
+        assert response.status == 200 and response.content_type == JSON
+        now = await response.json()
+    assert (now["status"], now["state"], now["href"]) == ("running", "running", location)
+    assert "timeEnded" not in now
+
+    answer(running, conn, delivered, output=60)
+    async with operator.get(location) as response:
+        done = await response.json()
+    assert (done["status"], done["state"], done["output"]) == ("completed", "completed", 60)
+    assert done["timeEnded"] >= done["timeRequested"]
+
+
+async def test_device_failure_is_a_problem_from_the_device(running, operator):
+    conn = register(running)
+    error = {
+        "type": "https://lamp.example/errors/jammed",
+        "title": "Jammed",
+        "status": 503,
+        "detail": "the dimmer is jammed",
+    }
+    agent = asyncio.create_task(device(running, conn, status="failed", error=error))
+    async with operator.post(url(LAMP, "actions", "fade"), json={"level": 1}) as response:
+        problem = await problem_of(response, 503)
+    await agent
+    assert problem["detail"] == "the dimmer is jammed"
+    assert (problem["title"], problem["type"]) == ("Jammed", error["type"])
+    assert problem["actionStatus"]["status"] == "failed"
+    assert problem["actionStatus"]["name"] == "fade"
+
+
+async def test_device_failure_with_a_status_that_is_no_error_is_500(running, operator):
+    conn = register(running)
+    error = {"title": "Odd", "status": 200, "detail": "not an error status"}
+    agent = asyncio.create_task(device(running, conn, status="failed", error=error))
+    async with operator.post(url(LAMP, "actions", "toggle")) as response:
+        problem = await problem_of(response, 500)
+    await agent
+    assert problem["detail"] == "not an error status"
+
+
+async def test_a_failure_after_the_wait_shows_in_the_status(running, operator):
+    conn = register(running)
+    async with operator.post(url(LAMP, "actions", "toggle")) as response:
+        location = (await accepted(response))["href"]
+    delivered = await next_request(conn)
+    error = {"title": "Broken", "status": 500, "detail": "bulb gone"}
+    answer(running, conn, delivered, status="failed", error=error)
+    async with operator.get(location) as response:
+        status = await response.json()
+    assert (status["status"], status["state"]) == ("failed", "failed")
+    assert status["error"]["detail"] == "bulb gone"
+
+
+# -- cancel -----------------------------------------------------------------------------
+
+
+async def test_cancel_a_pending_action(running, operator):
+    offline(running, register(running))
+    async with operator.post(url(LAMP, "actions", "fade"), json={"level": 2}) as response:
+        status = await accepted(response)
+    assert (status["status"], status["state"]) == ("pending", "pending")
+    location = status["href"]
+
+    async with operator.delete(location) as response:
+        assert response.status == 204, await response.text()
+    async with operator.get(location) as response:
+        after = await response.json()
+    assert (after["status"], after["state"]) == ("failed", "cancelled")
+    assert after["error"]["status"] == 410 and "otto" in after["error"]["detail"]
+    async with operator.delete(location) as response:
+        await problem_of(response, 409)  # already ended
+
+    # Nothing reaches the device when it comes back.
+    conn = running.agent(AGENT)
+    assert conn.pending() == 0
+
+
+async def test_an_operator_cancels_only_its_own_actions(running, operator):
+    offline(running, register(running))
+    olga = running.add_client("olga", "consumer", "operator")
+    vera = running.add_client("vera", "consumer", "viewer")
+    async with operator.post(url(LAMP, "actions", "toggle")) as response:
+        location = (await accepted(response))["href"]
+    for token in (olga, vera):
+        async with running.session(token) as other, other.delete(location) as response:
+            await problem_of(response, 403)
+    async with operator.get(location) as response:
+        assert (await response.json())["state"] == "pending"
+
+    # Its invoker may; so may an administrator (olga's action this time).
+    async with operator.delete(location) as response:
+        assert response.status == 204
+    toggle = url(LAMP, "actions", "toggle")
+    async with running.session(olga) as other, other.post(toggle) as response:
+        theirs = (await accepted(response))["href"]
+    ada = running.add_client("ada", "consumer", "admin")
+    async with running.session(ada) as admin, admin.delete(theirs) as response:
+        assert response.status == 204
+
+
+async def test_cancel_of_an_action_at_the_device_tells_the_device(running, operator):
+    conn = register(running)
+    async with operator.post(
+        url(LAMP, "actions", "toggle"), headers={"Prefer": "respond-async"}
+    ) as response:
+        location = (await accepted(response))["href"]
+    delivered = await next_request(conn)
+    async with operator.delete(location) as response:
+        assert response.status == 204
+    told = await next_request(conn)
+    assert (told.operation, told.action_id) == ("cancelaction", delivered.action_id)
+
+
+async def test_query_and_cancel_of_unknown_actions_are_404(running, operator):
+    offline(running, register(running))
+    missing = url(LAMP, "actions", "toggle", new_id())
+    async with operator.get(missing) as response:
+        await problem_of(response, 404)
+    async with operator.delete(missing) as response:
+        await problem_of(response, 404)
+    async with operator.post(url(LAMP, "actions", "toggle")) as response:
+        action_id = (await accepted(response))["id"]
+    # The right id under another Thing is not found either.
+    other = register(running, "fan-agent", lamp_td("urn:dev:ops:fan-1"))
+    offline(running, other)
+    async with operator.get(url("urn:dev:ops:fan-1", "actions", "toggle", action_id)) as response:
+        await problem_of(response, 404)
+    async with operator.get(url(LAMP, "nonsense", "toggle", action_id)) as response:
+        await problem_of(response, 404)
+
+
+async def test_an_action_id_under_another_action_name_is_404(running, operator):
+    offline(running, register(running))
+    async with operator.post(url(LAMP, "actions", "toggle")) as response:
+        action_id = (await accepted(response))["id"]
+    for path in (
+        url(LAMP, "actions", "fade", action_id),
+        url(LAMP, "properties", "brightness", action_id),
+    ):
+        async with operator.get(path) as response:
+            await problem_of(response, 404)
+
+
+# -- queryallactions ------------------------------------------------------------------------
+
+
+async def invoke_four(running, operator):
+    """Three fades and a toggle, for a device that is away; their ids in order."""
+    offline(running, register(running))
+    fades = []
+    for level in (1, 2, 3):
+        async with operator.post(url(LAMP, "actions", "fade"), json={"level": level}) as response:
+            fades.append((await accepted(response))["id"])
+        await asyncio.sleep(0.005)  # distinct timeRequested
+    async with operator.post(url(LAMP, "actions", "toggle")) as response:
+        toggle = (await accepted(response))["id"]
+    return fades, toggle
+
+
+async def test_queryallactions_groups_statuses_by_action(running, operator):
+    fades, toggle = await invoke_four(running, operator)
+    async with operator.get(url(LAMP, "actions")) as response:
+        assert response.status == 200 and response.content_type == JSON
+        grouped = await response.json()
+    assert set(grouped) == {"fade", "toggle"}
+    assert sorted(s["id"] for s in grouped["fade"]) == sorted(fades)
+    assert [s["id"] for s in grouped["toggle"]] == [toggle]
+    for status in grouped["fade"] + grouped["toggle"]:
+        assert status["status"] == "pending" and status["state"] == "pending"
+        assert norm(status["href"]).endswith("/" + status["id"])
+        async with operator.get(status["href"]) as response:
+            assert (await response.json())["id"] == status["id"]
+
+    vera = running.add_client("vera", "consumer", "viewer")
+    async with running.session(vera) as viewer, viewer.get(url(LAMP, "actions")) as response:
+        assert response.status == 200  # viewers query too
+    async with operator.get(url("urn:dev:ops:nothing", "actions")) as response:
+        await problem_of(response, 404)
+
+
+async def test_queryallactions_newest_first(running, operator):
+    fades, _ = await invoke_four(running, operator)
+    async with operator.get(url(LAMP, "actions")) as response:
+        grouped = await response.json()
+    assert [s["input"] for s in grouped["fade"]] == [{"level": 3}, {"level": 2}, {"level": 1}]
+    assert [s["id"] for s in grouped["fade"]] == fades[::-1]
+    times = [s["timeRequested"] for s in grouped["fade"]]
+    assert times == sorted(times, reverse=True)
+
+
+# -- the offline queue ------------------------------------------------------------------------
+
+
+async def test_an_action_waits_for_its_device_and_the_consumer_sees_it_end(running, operator):
+    offline(running, register(running))
+    started = time.monotonic()
+    async with operator.post(url(LAMP, "actions", "fade"), json={"level": 80}) as response:
+        status = await accepted(response)
+    assert time.monotonic() - started < running.hub.config.sync_wait  # offline: at once
+    assert (status["status"], status["state"]) == ("pending", "pending")
+    location = status["href"]
+
+    stream_headers = {"Accept": "text/event-stream"}
+    async with asyncio.timeout(10):
+        async with operator.get(url(LAMP, "events", "faded"), headers=stream_headers) as stream:
+            assert stream.status == 200
+            events = Sse(stream)
+
+            conn = running.agent(AGENT)  # the device comes back and gets the queued action
+            delivered = await next_request(conn)
+            assert (delivered.name, delivered.input) == ("fade", {"level": 80})
+            assert delivered.action_id == status["id"] and delivered.sender_id == "otto"
+            answer(running, conn, delivered, status="running")
+            answer(running, conn, delivered, output=80)
+            emit(running, conn, "faded", 80)
+
+            event = await events.next()
+            assert (event["event"], event["data"]) == ("faded", 80)
+
+    async with operator.get(location) as response:
+        done = await response.json()
+    assert (done["status"], done["state"], done["output"]) == ("completed", "completed", 80)
+
+
+# -- refusals ---------------------------------------------------------------------------
+
+
+async def test_invalid_input_is_400_with_details(running, operator):
+    register(running)
+    for body in ({"level": -1}, {"level": "high"}, {}, 5):
+        async with operator.post(url(LAMP, "actions", "fade"), json=body) as response:
+            problem = await problem_of(response, 400)
+        assert problem["validationErrors"], problem
+    async with operator.post(url(LAMP, "actions", "fade")) as response:
+        problem = await problem_of(response, 400)  # input required
+    assert "input" in problem["detail"]
+    async with operator.post(
+        url(LAMP, "actions", "fade"), data=b"{level", headers={"Content-Type": JSON}
+    ) as response:
+        await problem_of(response, 400)
+    async with operator.post(
+        url(LAMP, "actions", "fade"), data=b"level=1", headers={"Content-Type": "text/plain"}
+    ) as response:
+        await problem_of(response, 415)
+    async with operator.post(url(LAMP, "actions", "explode")) as response:
+        await problem_of(response, 404)
+    assert running.hub.twin.requests_of(LAMP) == []
+
+
+async def test_a_viewer_may_not_invoke(running):
+    register(running)
+    vera = running.add_client("vera", "consumer", "viewer")
+    toggle = url(LAMP, "actions", "toggle")
+    async with running.session(vera) as viewer, viewer.post(toggle) as response:
+        await problem_of(response, 403)
+    async with running.session() as anonymous, anonymous.post(toggle) as response:
+        await problem_of(response, 401)
+    assert running.hub.twin.requests_of(LAMP) == []
+
+
+# -- the hub's own Things -----------------------------------------------------------------
+
+
+async def test_the_hubs_own_things_answer_at_once(running, admin):
+    running.add_client("vera", "consumer", "viewer")
+    list_clients = url("urn:wothub:clients", "actions", "listClients")
+    async with admin.post(list_clients) as response:
+        assert response.status == 200, await response.text()
+        assert response.content_type == JSON
+        clients = await response.json()
+    assert isinstance(clients, list)
+    assert {"ada", "vera"} <= {c["clientID"] for c in clients}
+    assert running.hub.twin.requests_of("urn:wothub:clients") == []  # nothing queued
+
+
+async def test_a_viewer_may_not_use_the_clients_thing(running):
+    vera = running.add_client("vera", "consumer", "viewer")
+    async with running.session(vera) as viewer:
+        list_clients = url("urn:wothub:clients", "actions", "listClients")
+        async with viewer.post(list_clients) as response:
+            await problem_of(response, 403)
+        async with viewer.get(url("urn:wothub:clients")) as response:
+            await problem_of(response, 403)

@@ -1,0 +1,439 @@
+"""Notifications over the WoT HTTP SSE profile: observeproperty, observeallproperties,
+subscribeevent, subscribeallevents; resuming with Last-Event-ID; refusals before the
+stream starts; HEAD; streams end when the hub stops. Real aiohttp clients over HTTPS;
+the device is a router connection (``running.agent``)."""
+
+import asyncio
+import contextlib
+import json
+import ssl
+import time
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+
+from bucketstore import open_store
+from digitwin.envelope import new_id
+from hub.runtime import Hub
+
+from ..conftest import hub_config
+
+pytestmark = pytest.mark.timeout(60)
+
+LAMP = "urn:dev:ops:lamp/1"  # a "/" in the id: it must travel percent-encoded
+AGENT = "lamp-agent"
+STREAM = {"Accept": "text/event-stream"}
+PROBLEM = "application/problem+json"
+
+
+def lamp_td(thing_id=LAMP):
+    return {
+        "@context": "https://www.w3.org/2022/wot/td/v1.1",
+        "id": thing_id,
+        "title": "Lamp",
+        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
+        "security": "nosec_sc",
+        "properties": {
+            "on": {"type": "boolean", "forms": [{"href": "https://lamp.local/on"}]},
+            "brightness": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 100,
+                "forms": [{"href": "https://lamp.local/brightness"}],
+            },
+        },
+        "actions": {"toggle": {"forms": [{"href": "https://lamp.local/toggle"}]}},
+        "events": {
+            "overheated": {"data": {"type": "number"}, "forms": [{"href": "https://lamp.local/o"}]},
+            "clicked": {"forms": [{"href": "https://lamp.local/c"}]},
+        },
+    }
+
+
+def url(thing=LAMP, *parts):
+    """A resource path with every segment percent-encoded."""
+    return "/".join(["/things", *(quote(p, safe="") for p in (thing, *parts))])
+
+
+def register(running, agent_id=AGENT, td=None):
+    conn = running.agent(agent_id)
+    wire = {
+        "messageType": "request",
+        "operation": "updatething",
+        "correlationID": new_id(),
+        "input": td or lamp_td(),
+    }
+    response = running.send(conn, wire)
+    assert response.error is None, response.error
+    return conn
+
+
+def report(running, conn, name, value, thing=LAMP):
+    wire = {
+        "messageType": "notification",
+        "operation": "observeproperty",
+        "thingID": thing,
+        "name": name,
+        "value": value,
+    }
+    assert running.send(conn, wire) is None
+
+
+def emit(running, conn, name, value=None, thing=LAMP):
+    wire = {"messageType": "notification", "operation": "subscribeevent", "thingID": thing}
+    wire["name"] = name
+    if value is not None:
+        wire["value"] = value
+    assert running.send(conn, wire) is None
+
+
+class Sse:
+    """Server-sent events off an aiohttp response, one at a time, each wait bounded. As
+    the SSE spec has it, a block without data is not an event, though its id still sets
+    ``last_id`` (what a client would send as Last-Event-ID)."""
+
+    def __init__(self, response):
+        self.response = response
+        self.last_id = None
+
+    async def next(self, timeout=5.0):
+        fields, data = {}, []
+        async with asyncio.timeout(timeout):
+            while True:
+                raw = await self.response.content.readline()
+                if not raw:
+                    raise EOFError("the stream ended")
+                line = raw.decode().rstrip("\r\n")
+                if not line:
+                    if "id" in fields:
+                        self.last_id = fields["id"]
+                    if data:
+                        return {
+                            "event": fields.get("event") or "message",
+                            "id": fields.get("id"),
+                            "data": json.loads("\n".join(data)),
+                        }
+                    fields, data = {}, []
+                    continue
+                if line.startswith(":"):
+                    continue
+                name, _, value = line.partition(":")
+                value = value.removeprefix(" ")
+                if name == "data":
+                    data.append(value)
+                else:
+                    fields[name] = value
+
+    async def take(self, count, timeout=5.0):
+        return [await self.next(timeout) for _ in range(count)]
+
+    async def nothing_more(self, within=0.3):
+        """No event arrives for ``within`` seconds."""
+        with contextlib.suppress(TimeoutError):
+            event = await self.next(within)
+            pytest.fail(f"unexpected event {event}")
+
+
+@contextlib.asynccontextmanager
+async def stream(session, path, last_event_id=None):
+    """An open SSE stream (200, text/event-stream), closed on exit."""
+    headers = dict(STREAM)
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = last_event_id
+    async with asyncio.timeout(5):
+        response = await session.get(path, headers=headers)
+    try:
+        assert response.status == 200, await response.text()
+        assert response.content_type == "text/event-stream"
+        yield Sse(response)
+    finally:
+        response.close()
+
+
+async def problem_of(response, status):
+    assert response.status == status, await response.text()
+    assert response.content_type == PROBLEM
+    problem = await response.json(content_type=PROBLEM)
+    assert problem["status"] == status
+    return problem
+
+
+@pytest.fixture
+async def viewer(running):
+    token = running.add_client("vera", "consumer", "viewer")
+    async with running.session(token) as session:
+        yield session
+
+
+def seq_of(event_id, epoch):
+    prefix, _, seq = event_id.rpartition("-")
+    assert prefix == epoch, event_id
+    return int(seq)
+
+
+# -- streams ------------------------------------------------------------------------------
+
+
+async def test_observeproperty_streams_reported_values(running, viewer):
+    conn = register(running)
+    epoch = running.hub.router.log.epoch
+    async with stream(viewer, url(LAMP, "properties", "brightness")) as events:
+        assert events.response.headers["Cache-Control"] == "no-store"
+        report(running, conn, "brightness", 40)
+        report(running, conn, "on", True)  # another property: not on this stream
+        report(running, conn, "brightness", 41)
+        first, second = await events.take(2)
+        assert [(e["event"], e["data"]) for e in (first, second)] == [
+            ("brightness", 40),
+            ("brightness", 41),
+        ]
+        assert seq_of(first["id"], epoch) < seq_of(second["id"], epoch)
+        await events.nothing_more()
+
+
+async def test_observeallproperties_names_each_property(running, viewer):
+    conn = register(running)
+    other = register(running, "fan-agent", lamp_td("urn:dev:ops:fan-1"))
+    async with stream(viewer, url(LAMP, "properties")) as events:
+        report(running, conn, "on", True)
+        report(running, other, "on", False, "urn:dev:ops:fan-1")  # another Thing
+        report(running, conn, "brightness", 7)
+        got = [(e["event"], e["data"]) for e in await events.take(2)]
+        assert got == [("on", True), ("brightness", 7)]
+        await events.nothing_more()
+
+
+async def test_subscribeevent_and_subscribeallevents(running, viewer):
+    conn = register(running)
+    async with (
+        stream(viewer, url(LAMP, "events", "overheated")) as one,
+        stream(viewer, url(LAMP, "events")) as every,
+    ):
+        emit(running, conn, "overheated", 81.5)
+        emit(running, conn, "clicked")  # an event without data
+        report(running, conn, "on", True)  # a property: on neither stream
+        event = await one.next()
+        assert (event["event"], event["data"]) == ("overheated", 81.5)
+        assert [(e["event"], e["data"]) for e in await every.take(2)] == [
+            ("overheated", 81.5),
+            ("clicked", None),
+        ]
+        await one.nothing_more(0.2)
+        await every.nothing_more(0.2)
+
+
+# -- resuming -----------------------------------------------------------------------------
+
+
+async def test_resume_with_last_event_id_loses_and_repeats_nothing(running, viewer):
+    conn = register(running)
+    path = url(LAMP, "properties", "brightness")
+    async with stream(viewer, path) as events:
+        for level in (1, 2, 3):
+            report(running, conn, "brightness", level)
+        seen = await events.take(3)
+    assert [e["data"] for e in seen] == [1, 2, 3]
+    await asyncio.sleep(0.1)  # the hub notices the stream is gone
+
+    for level in (4, 5, 6, 7, 8):  # while disconnected
+        report(running, conn, "brightness", level)
+        report(running, conn, "on", level % 2 == 0)  # not on this stream
+
+    async with stream(viewer, path, last_event_id=seen[-1]["id"]) as events:
+        missed = await events.take(5)
+        report(running, conn, "brightness", 9)
+        live = await events.next()
+        await events.nothing_more()
+    assert [e["data"] for e in missed] == [4, 5, 6, 7, 8]
+    assert live["data"] == 9
+    ids = [e["id"] for e in seen + missed + [live]]
+    epoch = running.hub.router.log.epoch
+    seqs = [seq_of(i, epoch) for i in ids]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+
+async def test_a_stream_dropped_before_any_notification_resumes_from_its_start(running, viewer):
+    conn = register(running)
+    path = url(LAMP, "properties", "brightness")
+    async with stream(viewer, path) as events:
+        await events.nothing_more()
+        start = events.last_id  # the stream says where it starts, before any event
+    assert start is not None
+    seq_of(start, running.hub.router.log.epoch)
+    report(running, conn, "brightness", 1)
+    report(running, conn, "brightness", 2)
+    async with stream(viewer, path, last_event_id=start) as events:
+        assert [e["data"] for e in await events.take(2)] == [1, 2]
+        await events.nothing_more()
+
+
+async def test_last_event_id_from_another_run_asks_for_a_resync(running, viewer):
+    conn = register(running)
+    report(running, conn, "brightness", 1)
+    path = url(LAMP, "properties", "brightness")
+    for stale in ("0badbeef-3", "not an id", f"{running.hub.router.log.epoch}-999999"):
+        async with stream(viewer, path, last_event_id=stale) as events:
+            resync = await events.next()
+            assert resync["event"] == "resync", (stale, resync)
+            assert resync["id"] is None and resync["data"]["detail"]
+            report(running, conn, "brightness", 2)
+            event = await events.next()
+            assert (event["event"], event["data"]) == ("brightness", 2)
+
+
+async def test_last_event_id_older_than_the_log_asks_for_a_resync(tmp_path):
+    async with started_hub(tmp_path, notification_log_size=4) as hub:
+        conn = register(hub)
+        token = hub.add_client("vera", "consumer", "viewer")
+        path = url(LAMP, "properties", "brightness")
+        async with hub.session(token) as viewer:
+            async with stream(viewer, path) as events:
+                report(hub, conn, "brightness", 1)
+                last = await events.next()
+            for level in range(2, 12):  # more than the log keeps
+                report(hub, conn, "brightness", level)
+            async with stream(viewer, path, last_event_id=last["id"]) as events:
+                assert (await events.next())["event"] == "resync"
+                report(hub, conn, "brightness", 50)
+                assert (await events.next())["data"] == 50
+
+
+# -- refusals -------------------------------------------------------------------------------
+
+
+async def test_a_viewer_observes_but_an_agent_may_not_observe_another_agents_thing(running, viewer):
+    conn = register(running)
+    async with stream(viewer, url(LAMP, "properties", "on")) as events:
+        report(running, conn, "on", True)
+        assert (await events.next())["data"] is True
+
+    fan = running.add_client("fan-agent", "agent", "agent")
+    async with running.session(fan) as agent:
+        for path in (
+            url(LAMP, "properties", "on"),
+            url(LAMP, "properties"),
+            url(LAMP, "events", "overheated"),
+            url(LAMP, "events"),
+        ):
+            async with asyncio.timeout(5), agent.get(path, headers=STREAM) as response:
+                await problem_of(response, 403)
+    async with (
+        running.session() as anonymous,
+        asyncio.timeout(5),
+        anonymous.get(url(LAMP, "events"), headers=STREAM) as r,
+    ):
+        await problem_of(r, 401)
+    await asyncio.sleep(0.1)
+    # Refused streams leave nothing subscribed behind.
+    assert running.hub.http.context.streams == set()
+
+
+async def test_unknown_affordances_and_things_are_404(running, viewer):
+    register(running)
+    for path in (
+        url(LAMP, "properties", "colour"),
+        url(LAMP, "events", "exploded"),
+        url("urn:dev:ops:nothing", "properties", "on"),
+        url("urn:dev:ops:nothing", "properties"),
+        url("urn:dev:ops:nothing", "events"),
+    ):
+        async with asyncio.timeout(5), viewer.get(path, headers=STREAM) as response:
+            await problem_of(response, 404)
+
+
+async def test_head_on_a_stream_url_answers_at_once(running, viewer):
+    register(running)
+    for path in (url(LAMP, "properties", "on"), url(LAMP, "properties"), url(LAMP, "events")):
+        async with asyncio.timeout(5), viewer.head(path, headers=STREAM) as response:
+            assert response.status == 200
+            assert response.content_type == "text/event-stream"
+    fan = running.add_client("fan-agent", "agent", "agent")
+    async with (
+        running.session(fan) as agent,
+        asyncio.timeout(5),
+        agent.head(url(LAMP, "events"), headers=STREAM) as r,
+    ):
+        assert r.status == 403
+    assert running.hub.http.context.streams == set()
+
+
+# -- the hub stops ------------------------------------------------------------------------
+
+
+class StartedHub:
+    """What the ``running`` fixture offers, for a hub this test stops itself."""
+
+    def __init__(self, hub):
+        self.hub = hub
+        self.url = hub.http_server.url
+        self.ssl = ssl.create_default_context(cadata=hub.ca.ca_cert_pem.decode())
+
+    def session(self, token):
+        return aiohttp.ClientSession(
+            self.url,
+            headers={"Authorization": f"Bearer {token}"},
+            connector=aiohttp.TCPConnector(ssl=self.ssl),
+        )
+
+    def add_client(self, client_id, kind, role):
+        self.hub.auth.add_client(client_id, kind, role, password="correct horse battery")
+        return self.hub.auth.login(client_id, "correct horse battery")["token"]
+
+    def agent(self, client_id):
+        from auth.identity import Client
+
+        if self.hub.auth.accounts.get(client_id) is None:
+            self.hub.auth.add_client(client_id, "agent", "agent")
+        return self.hub.router.connect(Client(client_id, "agent"), "test")
+
+    def send(self, connection, raw):
+        from digitwin.envelope import parse_message
+
+        return self.hub.router.handle(connection, parse_message(raw, connection.client.id))
+
+
+@contextlib.asynccontextmanager
+async def started_hub(tmp_path, **config):
+    config = hub_config(tmp_path / "home", **config)
+    config.home.mkdir(mode=0o700)
+    store = open_store(config.store_path, "leveldb")
+    hub = Hub(config, store)
+    await hub.start()
+    state = {"stopped": False}
+    started = StartedHub(hub)
+    started.stop = _stopper(hub, state)
+    try:
+        yield started
+    finally:
+        if not state["stopped"]:
+            await hub.stop()
+        store.close()
+
+
+def _stopper(hub, state):
+    async def stop():
+        state["stopped"] = True
+        await hub.stop()
+
+    return stop
+
+
+async def test_streams_end_when_the_hub_stops(tmp_path):
+    async with started_hub(tmp_path) as hub:
+        conn = register(hub)
+        token = hub.add_client("vera", "consumer", "viewer")
+        async with (
+            hub.session(token) as viewer,
+            stream(viewer, url(LAMP, "properties", "on")) as one,
+            stream(viewer, url(LAMP, "events")) as other,
+        ):
+            report(hub, conn, "on", True)
+            assert (await one.next())["data"] is True
+            started = time.monotonic()
+            async with asyncio.timeout(5):
+                await hub.stop()
+            assert time.monotonic() - started < 5
+            for events in (one, other):
+                with pytest.raises((EOFError, aiohttp.ClientPayloadError)):
+                    await events.next(timeout=5)

@@ -1,0 +1,179 @@
+"""`wothub serve` end to end over HTTPS with curl: listeners.json says where it listens,
+the first-run admin password logs in, a registered TD survives a restart, SIGTERM stops
+it cleanly and removes listeners.json."""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from urllib.parse import quote
+
+import pytest
+
+from tests.hub.served import serve_env
+
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl"),
+]
+
+THING = "urn:dev:ops:serve-test/1"
+TD = {
+    "@context": "https://www.w3.org/2022/wot/td/v1.1",
+    "id": THING,
+    "title": "Served lamp",
+    "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
+    "security": "nosec_sc",
+    "properties": {"on": {"type": "boolean", "forms": [{"href": "https://lamp.local/on"}]}},
+}
+
+
+class Served:
+    """``wothub serve`` on a free loopback port; its log goes to a file (never blocks)."""
+
+    def __init__(self, home, log_path):
+        self.home = home
+        self.log_path = log_path
+        self.log_file = open(log_path, "a")  # noqa: SIM115 (closed in stop)
+        env = serve_env()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hub.cli",
+                "serve",
+                "--home",
+                str(home),
+                "--http-port",
+                "0",
+                "--http-host",
+                "127.0.0.1",
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log_file,
+            stderr=self.log_file,
+        )
+
+    @property
+    def log(self):
+        return self.log_path.read_text()
+
+    def wait_for_listeners(self, timeout=30.0):
+        """The https listener from <home>/listeners.json, once this process wrote it."""
+        path = self.home / "listeners.json"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"wothub exited with {self.process.returncode}: {self.log}")
+            try:
+                document = json.loads(path.read_text())
+            except (FileNotFoundError, ValueError):
+                document = None
+            if document and document.get("pid") == self.process.pid:
+                return document["listeners"]["https"]
+            time.sleep(0.05)
+        pytest.fail(f"no listeners.json within {timeout}s: {self.log}")
+
+    def stop(self, timeout=15.0):
+        """SIGTERM and the exit code (killed if it does not stop in time)."""
+        try:
+            self.process.send_signal(signal.SIGTERM)
+            return self.process.wait(timeout=timeout)
+        finally:
+            self.kill()
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        self.log_file.close()
+
+
+class Curl:
+    """curl against the hub, trusting only its CA."""
+
+    def __init__(self, base_url, ca_file):
+        self.base_url = base_url
+        self.ca_file = ca_file
+
+    def __call__(self, method, path, body=None, token=None):
+        """(status, body as JSON or None)."""
+        command = ["curl", "--silent", "--show-error", "--max-time", "10"]
+        command += ["--cacert", str(self.ca_file), "-X", method]
+        command += ["--write-out", "\n%{http_code}"]
+        if token:
+            command += ["-H", f"Authorization: Bearer {token}"]
+        if body is not None:
+            command += ["-H", "Content-Type: application/json", "--data-binary", "@-"]
+        result = subprocess.run(
+            [*command, self.base_url + path],
+            input=json.dumps(body) if body is not None else "",
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        assert result.returncode == 0, result.stderr
+        text, _, code = result.stdout.rpartition("\n")
+        return int(code), json.loads(text) if text.strip() else None
+
+    def login(self, password):
+        status, body = self("POST", "/authn/login", {"clientID": "admin", "password": password})
+        assert status == 200, body
+        assert body["clientID"] == "admin" and body["role"] == "admin"
+        return body["token"]
+
+
+def thing_path():
+    return "/things/" + quote(THING, safe="")
+
+
+def test_serve_over_https_keeps_tds_and_the_admin_password(tmp_path):
+    home = tmp_path / "home"
+    hub = Served(home, tmp_path / "first.log")
+    try:
+        https = hub.wait_for_listeners()
+        assert https["url"].startswith("https://127.0.0.1:")
+        assert https["port"] not in (0, 8444)
+        ca_file = home / "certs" / "ca.pem"
+        assert ca_file.is_file()
+        curl = Curl(https["url"], ca_file)
+
+        password = (home / "admin.password").read_text().strip()
+        token = curl.login(password)
+        status, problem = curl("POST", "/authn/login", {"clientID": "admin", "password": "x" * 9})
+        assert status == 401 and problem["status"] == 401
+
+        assert curl("GET", thing_path(), token=token)[0] == 404
+        assert curl("PUT", thing_path(), TD, token=token)[0] == 201
+        status, td = curl("GET", thing_path(), token=token)
+        assert status == 200 and td["title"] == "Served lamp"
+        # The forms point at the URL listeners.json gives.
+        hrefs = [f["href"] for f in td["properties"]["on"]["forms"]]
+        assert any(h.startswith(https["url"] + "/things/") for h in hrefs), hrefs
+        assert curl("GET", thing_path())[0] == 401  # no credentials
+
+        assert hub.stop() == 0, hub.log
+    finally:
+        hub.kill()
+    assert not (home / "listeners.json").exists()
+    assert "wothub stopped" in hub.log
+
+    # Again on the same home: the same password, the TD still there.
+    again = Served(home, tmp_path / "second.log")
+    try:
+        https = again.wait_for_listeners()
+        curl = Curl(https["url"], home / "certs" / "ca.pem")
+        token = curl.login(password)
+        status, td = curl("GET", thing_path(), token=token)
+        assert status == 200, td
+        assert td["id"] == THING and td["title"] == "Served lamp"
+        status, things = curl("GET", "/things", token=token)
+        assert status == 200 and THING in [t["id"] for t in things]
+        assert again.stop() == 0, again.log
+    finally:
+        again.kill()
+    assert not (home / "listeners.json").exists()
+    assert "first run" not in again.log
