@@ -238,6 +238,18 @@ class BucketStore(ABC):
     @abstractmethod
     def closed(self) -> bool: ...
 
+    def snapshot(self) -> Iterator[tuple[str, str, bytes]]:
+        """(bucket, key, value) for every item, as the store is at this call (later
+        writes are not seen), in bucket and key order. Backends with snapshots iterate
+        lazily; this default copies everything at once."""
+        return iter(
+            [
+                (name, key, value)
+                for name in self.buckets()
+                for key, value in self.bucket(name).items()
+            ]
+        )
+
     def __enter__(self) -> BucketStore:
         return self
 

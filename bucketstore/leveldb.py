@@ -214,6 +214,22 @@ class LevelDBStore(BucketStore):
             raise StoreClosedError(f"store {self.path} is closed")
         return [key.decode() for key in self._meta.iterator(include_value=False)]
 
+    def snapshot(self) -> Iterator[tuple[str, str, bytes]]:
+        """A LevelDB snapshot: taken now, read lazily (also from another thread)."""
+        if self._db.closed:
+            raise StoreClosedError(f"store {self.path} is closed")
+        snapshot = self._db.snapshot()
+
+        def items() -> Iterator[tuple[str, str, bytes]]:
+            try:
+                for raw, value in snapshot.iterator(start=b"\x01"):  # after the meta keys
+                    name, _, key = raw.partition(b"\x00")
+                    yield name.decode(), key.decode(), value
+            finally:
+                snapshot.close()
+
+        return items()
+
     def close(self) -> None:
         self._db.close()
 

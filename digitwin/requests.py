@@ -22,6 +22,7 @@ One bucket holds the records and their indexes, so each change is one atomic wri
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import orjson
@@ -256,6 +257,18 @@ class RequestQueue:
     def open_for_thing(self, thing_id: str) -> list[Record]:
         """Records not final yet, in the order they arrived."""
         return self._records(self._bucket.values(prefix=f"o\x00{thing_id}\x00"))
+
+    def count_open(self, thing_id: str, at_most: int | None = None) -> int:
+        """How many records of the Thing are not final (counting stops at ``at_most``)."""
+        keys = self._bucket.keys(prefix=f"o\x00{thing_id}\x00")
+        return sum(1 for _ in (keys if at_most is None else islice(keys, at_most)))
+
+    def open_by_status(self) -> dict[str, int]:
+        """How many records are open in each state (pending, delivered, running)."""
+        counts: dict[str, int] = {}
+        for record in self._records(self._bucket.values(prefix="o\x00")):
+            counts[record.status] = counts.get(record.status, 0) + 1
+        return counts
 
     def for_thing(self, thing_id: str, name: str | None = None) -> list[Record]:
         """Every retained record of a Thing (of one affordance if named), newest first."""

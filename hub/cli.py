@@ -77,6 +77,7 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
         ("--store", "store_backend", {"metavar": "BACKEND"}),
         ("--server-name", "server_names", {"metavar": "NAME", "action": "append"}),
         ("--log-level", "log_level", {"metavar": "LEVEL"}),
+        ("--log-format", "log_format", {"metavar": "FORMAT"}),
         ("--http-host", "http_host", {"metavar": "HOST"}),
         ("--http-port", "http_port", {"metavar": "N"}),
         ("--public-url", "public_url", {"metavar": "URL"}),
@@ -91,6 +92,8 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
         "and file: server_names)",
         "log_level": "DEBUG, INFO, WARNING or ERROR (env WOTHUB_LOG_LEVEL; file: log_level; "
         f"default {d.log_level})",
+        "log_format": "text (human-readable) or json (one object a line) (env "
+        f"WOTHUB_LOG_FORMAT; file: log_format; default {d.log_format})",
         "http_host": f"address the HTTPS listener binds (env WOTHUB_HTTP_HOST; file: "
         f"[http] host; default {d.http_host}, all interfaces)",
         "http_port": f"HTTPS port, 0 for any free one (env WOTHUB_HTTP_PORT; file: "
@@ -106,9 +109,9 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
 
 def _run_serve(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    logging.basicConfig(
-        level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from .logs import setup_logging
+
+    setup_logging(config.log_level, config.log_format)
     if config.config_file is not None:
         log.info("configuration file: %s", config.config_file)
     from .runtime import serve  # here, so other subcommands do not load the whole hub
@@ -124,7 +127,11 @@ add_command("serve", "run the hub until Ctrl-C or SIGTERM", _configure_serve, _r
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import admin_cli  # noqa: F401  (registers clients, certs and things)
+    from . import (
+        admin_cli,  # noqa: F401  (registers clients, certs and things)
+        backup,  # noqa: F401  (registers backup and restore)
+        demo,  # noqa: F401  (registers demo)
+    )
 
     parser = argparse.ArgumentParser(prog="wothub", description="W3C Web of Things hub")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -25,8 +25,11 @@ from bucketstore import DEFAULT_BACKEND, backend_names
 if TYPE_CHECKING:
     from auth.service import AuthConfig
 
+    from .limits import Limits
+
 CONFIG_FILE_NAME = "wothub.toml"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
 CLIENT_KINDS = ("consumer", "agent", "service")
 
 
@@ -55,6 +58,7 @@ class Config:
     home: Path
     store_backend: str = DEFAULT_BACKEND
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one JSON object per line (hub/logs.py)
     server_names: tuple[str, ...] = ()  # extra DNS names / addresses for the server cert
     # HTTPS listener. All interfaces by default: TLS is always on, and a hub is there to be
     # reached by devices on the network. Port 0 picks a free port (see listeners.json).
@@ -84,11 +88,35 @@ class Config:
     login_throttle: dict[str, int | float] | None = None
     flush_interval: float = 1.0  # router write-behind, seconds
     notification_log_size: int = 10_000
+    # GET /metrics without a token from any address (default: loopback only, else an
+    # admin's token).
+    metrics_public: bool = False
+    # [limits]: each refusal names its limit (hub/limits.py, docs/operations.md).
+    max_td_bytes: int = 1_048_576  # as large as a request body may be
+    max_value_bytes: int = 65_536
+    max_things_per_agent: int = 1000
+    max_queued_actions: int = 1000  # open actions and writes per Thing
+    max_requests_per_second: float = 1000.0  # per client (token bucket)
+    request_burst: int | None = None  # the bucket's size; None: 2 seconds' worth
+    max_connections_per_client: int = 100
     config_file: Path | None = None  # the file the values were read from, if any
 
     @property
     def store_path(self) -> Path:
         return self.home / "store"
+
+    def limits(self) -> Limits:
+        from .limits import Limits
+
+        return Limits(
+            max_td_bytes=self.max_td_bytes,
+            max_value_bytes=self.max_value_bytes,
+            max_things_per_agent=self.max_things_per_agent,
+            max_queued_actions=self.max_queued_actions,
+            max_requests_per_second=self.max_requests_per_second,
+            request_burst=self.request_burst,
+            max_connections_per_client=self.max_connections_per_client,
+        )
 
     def auth_config(self) -> AuthConfig:
         """The auth package's defaults, with what this configuration sets."""
@@ -185,6 +213,12 @@ def _log_level(value: Any) -> str:
     return value.upper()
 
 
+def _log_format(value: Any) -> str:
+    if not isinstance(value, str) or value.lower() not in LOG_FORMATS:
+        raise ValueError(value)
+    return value.lower()
+
+
 def _backend(value: Any) -> str:
     if not isinstance(value, str) or value not in backend_names():
         raise ValueError(value)
@@ -241,6 +275,8 @@ _PORT = _Kind("a port number from 0 to 65535 (0: any free port)", _integer(0, 65
 _HOST = _Kind("a host name or IP address", _word)
 _URL = _Kind("an http:// or https:// URL with a host and no query, like https://hub.lan:8444", _url)
 _LOG_LEVEL = _Kind(f"one of {', '.join(LOG_LEVELS)}", _log_level)
+_LOG_FORMAT = _Kind(f"one of {', '.join(LOG_FORMATS)}", _log_format)
+_RATE = _Kind("a number of requests a second, more than 0", _seconds(0, inclusive=False), float)
 _BACKEND = _Kind(lambda: f"a store backend, one of {', '.join(backend_names())}", _backend)
 _NAMES = _Kind("a list of host names or addresses", _names, _split_names)
 _BYTES = _Kind("a whole number of bytes, at least 1", _integer(1), int)
@@ -276,6 +312,7 @@ _Schema = dict[str, "_Value | _Group | _Schema"]
 _LIFETIMES = {kind: _Value(_LIFETIME) for kind in CLIENT_KINDS}
 _SCHEMA: _Schema = {
     "log_level": _Value(_LOG_LEVEL, "log_level"),
+    "log_format": _Value(_LOG_FORMAT, "log_format"),
     "store": _Value(_BACKEND, "store_backend"),
     "server_names": _Value(_NAMES, "server_names"),
     "http": {
@@ -316,11 +353,24 @@ _SCHEMA: _Schema = {
         "flush_interval": _Value(_INTERVAL, "flush_interval"),
         "notification_log_size": _Value(_COUNT, "notification_log_size"),
     },
+    "metrics": {
+        "public": _Value(_BOOL, "metrics_public"),
+    },
+    "limits": {
+        "max_td_bytes": _Value(_BYTES, "max_td_bytes"),
+        "max_value_bytes": _Value(_BYTES, "max_value_bytes"),
+        "max_things_per_agent": _Value(_COUNT, "max_things_per_agent"),
+        "max_queued_actions": _Value(_COUNT, "max_queued_actions"),
+        "max_requests_per_second": _Value(_RATE, "max_requests_per_second"),
+        "request_burst": _Value(_COUNT, "request_burst"),
+        "max_connections_per_client": _Value(_COUNT, "max_connections_per_client"),
+    },
 }
 
 ENV_VARS: dict[str, str] = {  # variable -> Config field (WOTHUB_HOME: the home itself)
     "WOTHUB_STORE": "store_backend",
     "WOTHUB_LOG_LEVEL": "log_level",
+    "WOTHUB_LOG_FORMAT": "log_format",
     "WOTHUB_SERVER_NAMES": "server_names",
     "WOTHUB_HTTP_HOST": "http_host",
     "WOTHUB_HTTP_PORT": "http_port",
@@ -339,6 +389,7 @@ ENV_VARS: dict[str, str] = {  # variable -> Config field (WOTHUB_HOME: the home 
 FLAGS: dict[str, str] = {  # Config field -> the `wothub serve` flag that sets it
     "store_backend": "--store",
     "log_level": "--log-level",
+    "log_format": "--log-format",
     "server_names": "--server-name",
     "http_host": "--http-host",
     "http_port": "--http-port",

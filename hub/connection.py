@@ -43,6 +43,8 @@ class Connection:
         # A binding's own relay (e.g. the bus publisher of twin notifications): its
         # subscriptions skip authorization, because the bus decides who receives what.
         self.trusted = False
+        # Counted against the client's max_connections_per_client until disconnected.
+        self.counted = False
 
     @property
     def closed(self) -> bool:

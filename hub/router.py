@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +42,9 @@ from digitwin.search import search
 
 from .authz import Authorizer, Client
 from .connection import Connection
+from .limits import LimitExceeded, Limits, RateLimiter, check_size
+from .logs import current as _log_context
+from .metrics import HubMetrics
 from .services import ServiceThing
 from .subscriptions import (
     ACTION,
@@ -88,6 +92,8 @@ class Router:
         housekeeping_interval: float = 30.0,
         log_size: int = 10_000,
         max_notifications: int = 1000,
+        limits: Limits | None = None,
+        metrics: HubMetrics | None = None,
     ) -> None:
         self.twin = twin
         self.authorizer = authorizer
@@ -102,6 +108,13 @@ class Router:
         self._tasks: list[asyncio.Task[None]] = []
         self._wake: asyncio.Event | None = None
         self._services: dict[str, ServiceThing] = {}
+        self.limits = limits or Limits()
+        self.metrics = metrics or HubMetrics()
+        self.metrics.watch(self)
+        rate = self.limits.max_requests_per_second
+        self._rate = RateLimiter(rate, self.limits.request_burst) if rate else None
+        self._open: dict[str, int] = {}  # client id -> connections counted against its limit
+        self._open_by_binding: dict[str, int] = {}
         twin.notify = self._publish
         self._requests: dict[str, Callable[[Connection, Message], Message]] = {
             ops.READ_PROPERTY: self._read_property,
@@ -153,12 +166,24 @@ class Router:
     # -- connections -------------------------------------------------------------------
 
     def connect(
-        self, client: Client, binding: str, *, receives_requests: bool = True
+        self,
+        client: Client,
+        binding: str,
+        *,
+        receives_requests: bool = True,
+        counted: bool = True,
     ) -> Connection:
         """Open a connection; an agent's first one makes it online and delivers its queue.
         A connection that cannot carry requests to an agent (an SSE stream, one HTTP
-        exchange) says so, and then neither changes presence nor gets requests."""
+        exchange) says so, and then neither changes presence nor gets requests.
+
+        A ``counted`` connection (every one but a single HTTP exchange, or a second
+        router connection for the same network connection) counts against the client's
+        ``max_connections_per_client``: over it, LimitExceeded; ``disconnect`` releases it."""
+        if counted:
+            self._count_connection(client, binding)
         connection = Connection(client, binding, max_notifications=self.max_notifications)
+        connection.counted = counted
         if not receives_requests:
             return connection
         first = client.id not in self._connections
@@ -184,6 +209,9 @@ class Router:
     def disconnect(self, connection: Connection) -> None:
         connection.close("disconnected")
         self.subscriptions.drop(connection)
+        if connection.counted:
+            connection.counted = False
+            self._uncount_connection(connection.client.id, connection.binding)
         client = connection.client
         connections = self._connections.get(client.id)
         if connections is None or connection not in connections:
@@ -197,6 +225,55 @@ class Router:
 
     def connections(self) -> int:
         return sum(len(c) for c in self._connections.values())
+
+    def open_connections(self) -> dict[str, int]:
+        """Open client connections per binding (HTTP exchanges excluded)."""
+        return {binding: n for binding, n in self._open_by_binding.items() if n}
+
+    def subscribers(self) -> dict[str, int]:
+        """Connections with at least one subscription, per binding."""
+        counts: dict[str, int] = {}
+        for connection in self.subscriptions.connections():
+            counts[connection.binding] = counts.get(connection.binding, 0) + 1
+        return counts
+
+    def _count_connection(self, client: Client, binding: str) -> None:
+        open_now = self._open.get(client.id, 0)
+        maximum = self.limits.max_connections_per_client
+        if maximum is not None and open_now >= maximum and client.id != HUB_ID:
+            self.metrics.refused(429, "max_connections_per_client")
+            raise LimitExceeded(
+                "max_connections_per_client",
+                f"{client.id} has {open_now} connections open, the most the hub allows "
+                f"one client (max_connections_per_client); close one first",
+                retry_after=5,
+            )
+        self._open[client.id] = open_now + 1
+        self._open_by_binding[binding] = self._open_by_binding.get(binding, 0) + 1
+
+    def _uncount_connection(self, client_id: str, binding: str) -> None:
+        left = self._open.get(client_id, 0) - 1
+        if left > 0:
+            self._open[client_id] = left
+        else:
+            self._open.pop(client_id, None)
+        self._open_by_binding[binding] = max(0, self._open_by_binding.get(binding, 0) - 1)
+
+    def admit(self, client: Client) -> None:
+        """Take one request from the client's rate (max_requests_per_second); over it,
+        LimitExceeded with the seconds to wait. The router calls this for every message
+        it handles; bindings call it for what they serve without a message."""
+        if self._rate is None:
+            return
+        wait = self._rate.take(client.id)
+        if wait:
+            self.metrics.refused(429, "max_requests_per_second")
+            raise LimitExceeded(
+                "max_requests_per_second",
+                f"{client.id} sent more than {self._rate.rate:g} requests a second "
+                f"(max_requests_per_second, bursts of {self._rate.burst:g}); slow down",
+                retry_after=wait,
+            )
 
     def subscribe(
         self,
@@ -247,6 +324,7 @@ class Router:
     ) -> tuple[list[dict[str, Any]], int]:
         """A page of the enriched twin TDs the client may read, in id order, and how many
         there are in all. Agents see their own Things only."""
+        self.admit(client)
         self._authorize(client, ops.READ_THING, None, None)
         if self._reads_every_thing(client):
             page = list(self.twin.list_things(offset, limit, enriched=True))
@@ -257,6 +335,7 @@ class Router:
 
     def search_things(self, client: Client, query: str) -> list[Any]:
         """RFC 9535 JSONPath over the enriched TDs the client may read."""
+        self.admit(client)
         self._authorize(client, ops.READ_THING, None, None)
         if self._reads_every_thing(client):
             return self.twin.search_things(query)
@@ -266,6 +345,7 @@ class Router:
 
     def thing_description(self, client: Client, thing_id: str) -> dict[str, Any]:
         """The enriched twin TD (what a directory serves for one Thing)."""
+        self.admit(client)
         self._authorize(client, ops.READ_THING, thing_id, self.twin.owner_of(thing_id))
         td = self.twin.enriched_td(thing_id)
         if td is None:
@@ -274,6 +354,8 @@ class Router:
 
     def patch_thing(self, client: Client, thing_id: str, patch: Any) -> None:
         """Apply an RFC 7396 merge patch to a TD (WoT Discovery partial update)."""
+        self.admit(client)
+        check_size("max_td_bytes", self.limits.max_td_bytes, patch, "the TD patch")
         owner = self.twin.owner_of(thing_id)
         if owner is None and self.twin.thing(thing_id) is None:
             raise NotFound(f"no Thing {thing_id}", thingID=thing_id)
@@ -285,8 +367,29 @@ class Router:
 
     def property_state(self, client: Client, thing_id: str, name: str) -> dict[str, Any]:
         """{"value", "timestamp"} as reported, plus "desired" while a write waits."""
+        self.admit(client)
         self._authorize(client, ops.READ_PROPERTY, thing_id, self.twin.owner_of(thing_id))
         return self.twin.read_property(thing_id, name)
+
+    def thing_presence(self, client: Client, thing_id: str) -> dict[str, Any]:
+        """{"owner", "online", "lastSeen"}: the Thing's agent and whether it is connected."""
+        owner = self.twin.owner_of(thing_id)
+        if owner is None and self.twin.thing(thing_id) is None:
+            raise NotFound(f"no Thing {thing_id}", thingID=thing_id)
+        if owner != client.id:  # who may list a Thing may see its presence
+            self._authorize(client, ops.READ_THING, None, None)
+            if not self._reads_every_thing(client):
+                raise NotFound(f"no Thing {thing_id}", thingID=thing_id)
+        if owner == HUB_ID:  # the hub's own Things are there whenever the hub answers
+            return {"owner": owner, "online": True}
+        return {"owner": owner, **self.twin.presence(thing_id)}
+
+    def check_writes(self, client: Client, thing_id: str, values: dict[str, Any]) -> None:
+        """Refuse a set of property writes unless every one would be accepted, so a
+        writemultipleproperties is queued whole or not at all."""
+        self._authorize(client, ops.WRITE_PROPERTY, thing_id, self.twin.owner_of(thing_id))
+        for name, value in values.items():
+            self.twin.check_write(thing_id, name, value)
 
     def _reads_every_thing(self, client: Client) -> bool:
         """May the client read a Thing it does not own? (Agents may not.)"""
@@ -297,8 +400,26 @@ class Router:
     def handle(self, connection: Connection, message: Message) -> Message | None:
         """Authorize and carry out one message; returns the response to send back, if any
         (an error response when refused: nothing escapes as an exception)."""
+        started = time.perf_counter()
         message.sender_id = connection.client.id
+        metrics = self.metrics
+        metrics.messages_in(connection.binding, message.operation).inc()
+        context = _log_context.set((connection, message))
         try:
+            response = self._dispatch(connection, message)
+            if response is not None:
+                metrics.messages_out(connection.binding, message.operation).inc()
+                if response.error is not None:
+                    metrics.refused_problem(response.error)
+            return response
+        finally:
+            _log_context.reset(context)
+            metrics.router_seconds.observe(time.perf_counter() - started)
+
+    def _dispatch(self, connection: Connection, message: Message) -> Message | None:
+        try:
+            if not connection.trusted and message.message_type != RESPONSE:
+                self.admit(connection.client)
             if message.message_type == REQUEST:
                 handler = self._requests.get(message.operation)
                 if handler is None:
@@ -361,6 +482,20 @@ class Router:
         if service is not None:
             return self._invoke_service(connection, message, service)
         self._thing_access(connection, message.operation, message.thing_id)
+        limits = self.limits
+        what = "the action input" if message.operation == ops.INVOKE_ACTION else "the value"
+        check_size("max_value_bytes", limits.max_value_bytes, message.data, what)
+        maximum = limits.max_queued_actions
+        if maximum is not None:
+            queued = self.twin.requests.count_open(message.thing_id, maximum)
+            if queued >= maximum:
+                raise LimitExceeded(
+                    "max_queued_actions",
+                    f"{message.thing_id} has {queued} actions and writes waiting for its "
+                    f"agent, the most the hub queues for one Thing (max_queued_actions); "
+                    f"try again when the agent has taken some",
+                    retry_after=30,
+                )
         record = self.twin.request(
             message.operation,
             message.thing_id,
@@ -390,8 +525,11 @@ class Router:
 
     def _find_request(self, connection: Connection, message: Message, permission: str) -> Record:
         record = self.twin.get_request(message.action_id)
-        if message.thing_id is not None and record.thing_id != message.thing_id:
-            raise NotFound(f"Thing {message.thing_id} has no request {message.action_id}")
+        if (message.thing_id is not None and record.thing_id != message.thing_id) or (
+            message.name is not None and record.name != message.name
+        ):
+            where = message.thing_id if message.name is None else f"{message.name!r}"
+            raise NotFound(f"{where} has no request {message.action_id}")
         owner = record.sender_id if permission == ops.CANCEL_ACTION else None
         owner = owner or self.twin.owner_of(record.thing_id)
         self._authorize(connection.client, permission, record.thing_id, owner)
@@ -456,6 +594,17 @@ class Router:
             raise BadRequest(f"thingID {message.thing_id} differs from the TD's id {thing_id}")
         owner = self.twin.owner_of(thing_id) if thing_id else None
         self._authorize(connection.client, ops.UPDATE_THING, thing_id, owner)
+        check_size("max_td_bytes", self.limits.max_td_bytes, td, "the TD")
+        maximum = self.limits.max_things_per_agent
+        if owner is None and maximum is not None and connection.client.is_agent:
+            owned = len(self.twin.things_of(connection.client.id))
+            if owned >= maximum:
+                raise LimitExceeded(
+                    "max_things_per_agent",
+                    f"{connection.client.id} has registered {owned} Things, the most the "
+                    f"hub takes from one agent (max_things_per_agent); delete one first",
+                    retry_after=60,
+                )
         keep = self.authorizer.overrides_ownership(connection.client)
         record, created = self.twin.update_thing(td, connection.client.id, keep_owner=keep)
         if self._wake is not None and record.expires is not None:
@@ -491,6 +640,7 @@ class Router:
         self._thing_access(connection, ops.REPORT_PROPERTY, message.thing_id)
         if message.data is ABSENT:
             raise BadRequest("a property report needs a value")
+        check_size("max_value_bytes", self.limits.max_value_bytes, message.data, "the value")
         self.twin.report_property(message.thing_id, message.name, message.data, message.timestamp)
 
     def _report_properties(self, connection: Connection, message: Message) -> None:
@@ -498,11 +648,13 @@ class Router:
         values = message.data
         if not isinstance(values, dict) or not values:
             raise BadRequest("observeallproperties reports an object of property values")
+        check_size("max_value_bytes", self.limits.max_value_bytes, values, "the values")
         for name, value in values.items():
             self.twin.report_property(message.thing_id, name, value, message.timestamp)
 
     def _report_event(self, connection: Connection, message: Message) -> None:
         self._thing_access(connection, ops.REPORT_EVENT, message.thing_id)
+        check_size("max_value_bytes", self.limits.max_value_bytes, message.data, "the event")
         self.twin.report_event(message.thing_id, message.name, message.data, message.timestamp)
 
     def _answer(self, connection: Connection, message: Message) -> None:
@@ -532,6 +684,7 @@ class Router:
             if not connections:
                 return record
             connection = connections[-1]
+        self.metrics.messages_out(connection.binding, record.operation).inc()
         connection.send(
             Message(
                 REQUEST,
@@ -560,14 +713,19 @@ class Router:
         ):
             if wildcard and not self._may_see(connection, kind, message):
                 continue
-            if not connection.notify(notification.seq, message):
+            if connection.notify(notification.seq, message):
+                self.metrics.messages_out(connection.binding, message.operation).inc()
+            else:
                 log.warning("%s fell behind; disconnecting it", connection)
                 self.subscriptions.drop(connection)
 
     def _may_see(self, connection: Connection, kind: str, message: Message) -> bool:
         if connection.trusted:
             return True
-        owner = self.twin.owner_of(message.thing_id)
+        if message.operation == ops.DELETE_THING and isinstance(message.value, dict):
+            owner = message.value.get("owner")  # the TD, and its owner, are gone
+        else:
+            owner = self.twin.owner_of(message.thing_id)
         permission = _PERMISSION_OF_KIND[kind]
         try:
             reason = self.authorizer.authorize(
@@ -587,6 +745,7 @@ class Router:
             if connection.closed:
                 self._origin.pop(record_id, None)
             else:
+                self.metrics.messages_out(connection.binding, status["operation"]).inc()
                 connection.send(
                     Message(
                         RESPONSE,
@@ -625,8 +784,21 @@ class Router:
                 log.exception("expiring requests and TDs failed")
 
     def expire(self, now: float | None = None) -> None:
-        self.twin.expire_requests(now)
+        expired = self.twin.expire_requests(now)
+        if expired:
+            self.metrics.actions_expired.inc(len(expired))
         self.twin.purge_expired_things(now)
+
+    def flush(self) -> int:
+        """Write the changed twins' values (one batch); timed for the metrics."""
+        started = time.perf_counter()
+        written = self.twin.flush()
+        if written:
+            metrics = self.metrics
+            metrics.store_batches.inc()
+            metrics.store_batch_twins.inc(written)
+            metrics.store_batch_seconds.observe(time.perf_counter() - started)
+        return written
 
     async def _flush_loop(self) -> None:
         """Write changed twins behind, unload idle ones, prune old request records."""
@@ -634,7 +806,7 @@ class Router:
         while True:
             await asyncio.sleep(self.flush_interval)
             try:
-                self.twin.flush()
+                self.flush()
                 since_housekeeping += self.flush_interval
                 if since_housekeeping >= self.housekeeping_interval:
                     since_housekeeping = 0.0

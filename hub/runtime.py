@@ -23,6 +23,8 @@ from digitwin.core import DigiTwin
 from .config import Config
 from .hub_things import authn_thing, certs_thing, clients_thing
 from .listeners import remove_listeners, write_listeners
+from .metrics import HubMetrics
+from .operations import CountRefusals, Operations
 from .router import Router
 
 log = logging.getLogger("wothub")
@@ -45,7 +47,10 @@ class Hub:
             RoleAuthorizer(self.auth.accounts, self.auth.sessions),
             flush_interval=config.flush_interval,
             log_size=config.notification_log_size,
+            limits=config.limits(),
+            metrics=HubMetrics(),
         )
+        self.started = False  # all listeners up (GET /ready)
         for service in (
             authn_thing(self.auth),
             clients_thing(self.auth, self.ca),
@@ -95,8 +100,10 @@ class Hub:
             if config.nats_enabled
             else None
         )
+        self.operations = Operations(self)  # /health, /ready, /metrics, backups
+        app = self.http.app([*self.websocket.routes(), *self.operations.routes()])
         self.http_server = HttpServer(
-            self.http.app(self.websocket.routes()),
+            CountRefusals(app, self.router.metrics),
             config.http_host,
             config.http_port,
             ssl_context=self.ca.ssl_context_for_server(),
@@ -150,6 +157,7 @@ class Hub:
                 listeners.update(bus.listeners())
                 log.info("%s on %s", bus.forms.name.upper(), bus.listeners())
         write_listeners(self.config.home, listeners)
+        self.started = True
         log.info(
             "HTTPS (directory, WoT HTTP profile, SSE) on %s, WebSocket on %s",
             self.http_server.url,
@@ -157,6 +165,7 @@ class Hub:
         )
 
     async def stop(self) -> None:
+        self.started = False
         try:
             for bus in (self.nats, self.mqtt):
                 if bus is not None:

@@ -66,6 +66,10 @@ class Subscriptions:
             if not entry:
                 del self._index[(kind, thing_id)]
 
+    def connections(self) -> list[Connection]:
+        """The connections that have at least one subscription."""
+        return [connection for connection, keys in self._by_connection.items() if keys]
+
     def drop(self, connection: Connection) -> None:
         """Forget every subscription of a connection."""
         for key in self._by_connection.pop(connection, set()):

@@ -35,8 +35,11 @@ class HttpContext:
         return self.credentials.client(request)
 
     def connection(self, client: Client, binding: str = "http") -> Connection:
-        """A router connection for one exchange or one stream (it gets no requests)."""
-        return self.router.connect(client, binding, receives_requests=False)
+        """A router connection for one exchange or one stream (it gets no requests);
+        a stream counts against the client's concurrent connections, an exchange not."""
+        return self.router.connect(
+            client, binding, receives_requests=False, counted=binding != "http"
+        )
 
     def close_streams(self) -> None:
         for connection in list(self.streams):
@@ -56,18 +59,24 @@ class HttpContext:
 
 
 async def json_body(
-    request: Request, *, required: bool = True, types: tuple[str, ...] = JSON_TYPES
+    request: Request,
+    *,
+    required: bool = True,
+    types: tuple[str, ...] = JSON_TYPES,
+    strict_type: bool = False,
 ) -> Any:
-    """The request's JSON body; ABSENT when empty and not required."""
+    """The request's JSON body; ABSENT when empty and not required. A missing
+    Content-Type is taken for JSON unless ``strict_type``."""
     body = await request.body()
     if not body:
         if required:
             raise BadRequest("the request needs a JSON body")
         return ABSENT
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type and media_type not in types:
+    if (media_type or strict_type) and media_type not in types:
         raise UnsupportedMediaType(
-            f"send {' or '.join(types)}, not {media_type}", accepted=list(types)
+            f"send {' or '.join(types)}, not {media_type or 'no Content-Type'}",
+            accepted=list(types),
         )
     try:
         return orjson.loads(body)

@@ -144,6 +144,7 @@ class MqttBinding:
         self.forms = MqttForms(security=security)
         self.broker: WotBroker | None = None
         self._states: set[_State] = set()
+        self._refusals: set[asyncio.Future[None]] = set()  # disconnects of refused links
         self._encoded: dict[int, tuple[Message, bytes]] = {}  # fan-out encodes once
 
     # -- life cycle --------------------------------------------------------------------
@@ -301,7 +302,13 @@ class MqttBinding:
 
     def connected(self, link: Link) -> None:
         client: Client = link.identity
-        connection = self.router.connect(client, "mqtt", receives_requests=False)
+        try:
+            connection = self.router.connect(client, "mqtt", receives_requests=False)
+        except Problem as problem:  # a limit: max_connections_per_client
+            log.warning("MQTT client %s refused: %s", client.id, problem.detail)
+            self._refusals.add(task := asyncio.ensure_future(link.disconnect()))
+            task.add_done_callback(self._refusals.discard)
+            return
         state = _State(link, client, connection)
         link.state = state
         self._states.add(state)
@@ -353,7 +360,8 @@ class MqttBinding:
         if wants_requests and state.agent_connection is None:
             # An agent is online for its requests once it listens for them: the router
             # then delivers what was queued while it was away.
-            agent = self.router.connect(state.client, "mqtt")
+            # Not counted again: the same network connection as state.connection.
+            agent = self.router.connect(state.client, "mqtt", counted=False)
             state.agent_connection = agent
             self._spawn(state, self._write(state, agent))
         elif not wants_requests and state.agent_connection is not None:

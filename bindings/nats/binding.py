@@ -35,6 +35,7 @@ from auth.identity import Client
 from auth.roles import AGENT
 from digitwin import operations as ops
 from digitwin.envelope import NOTIFICATION, REQUEST, RESPONSE, EnvelopeError, Message, parse_message
+from digitwin.errors import Problem
 from hub.connection import OVERFLOW, Connection, ConnectionClosed
 from hub.router import Router
 from hub.subscriptions import DIRECTORY, EVENT, PRESENCE, PROPERTY
@@ -269,7 +270,11 @@ class NatsBinding:
         client = self._client_of(client_id)
         if client is None:
             return None
-        connection = self.router.connect(client, "nats")
+        try:
+            connection = self.router.connect(client, "nats")
+        except Problem as problem:  # a limit: max_connections_per_client
+            log.warning("NATS client %s refused: %s", client_id, problem.detail)
+            return None
         peer = _Peer(connection)
         peer.nats_ids = {key for key, c in self._logins.items() if c.id == client_id}
         self._peers[client_id] = peer
@@ -331,6 +336,10 @@ class NatsBinding:
         if tokens[1] == "agent" and tokens[3] == subjects.HELLO:
             if msg.reply:
                 await self._nc.publish(msg.reply, b"{}")
+            return
+        if tokens[1] == "agent" and tokens[3:] == [subjects.REQ]:
+            # The hub's own requests to the agent, heard back on wot.agent.*.>: refusing
+            # them would answer on this same subject, and loop.
             return
         if len(msg.data) > self.max_message_bytes:
             await self._refuse_async(peer, msg, None, 413, "message too large")

@@ -42,6 +42,7 @@ log = logging.getLogger("wothub.websocket")
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_POLICY = 1008  # repeated bad frames
 CLOSE_TOO_SLOW = 1013  # "try again later": the client fell behind its notifications
+CLOSE_TRY_LATER = 1013  # and: a limit refused the connection (the error frame names it)
 CLOSE_GOING_AWAY = 1001  # the hub is stopping
 
 
@@ -83,7 +84,14 @@ class WebSocketBinding:
         client = await self._authenticate(websocket)
         if client is None:
             return
-        connection = self.router.connect(client, "websocket")
+        try:
+            connection = self.router.connect(client, "websocket")
+        except Problem as problem:  # a limit (max_connections_per_client): say which
+            refusal = {"messageType": "response", "status": "failed", "error": problem.to_dict()}
+            with contextlib.suppress(Exception):
+                await websocket.send_text(orjson.dumps(refusal).decode())
+            await _close(websocket, CLOSE_TRY_LATER, f"refused: {problem.detail}")
+            return
         self._open.add(connection)
         writer = asyncio.create_task(self._write(websocket, connection))
         try:

@@ -164,6 +164,7 @@ PRECEDENCE = [
     ("mqtt_port", "[mqtt]\nport = 2001", "2002", "2003", (2001, 2002, 2003)),
     ("nats_port", "[nats]\nport = 3001", "3002", "3003", (3001, 3002, 3003)),
     ("log_level", "log_level = 'DEBUG'", "warning", "error", ("DEBUG", "WARNING", "ERROR")),
+    ("log_format", "log_format = 'json'", "TEXT", "json", ("json", "text", "json")),
     ("store_backend", "store = 'memory'", "leveldb", "memory", ("memory", "leveldb", "memory")),
     ("server_names", "server_names = ['f']", "e1, e2", ["g"], (("f",), ("e1", "e2"), ("g",))),
     ("mqtt_enabled", "[mqtt]\nenabled = false", "yes", False, (False, True, False)),

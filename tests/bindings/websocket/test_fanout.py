@@ -46,6 +46,12 @@ def request(operation: str, name: str, correlation_id: str = "s") -> str:
 
 
 @pytest.fixture
+def hub_options() -> dict:
+    # 200 connections of one client: above the default max_connections_per_client.
+    return {"max_connections_per_client": 250}
+
+
+@pytest.fixture
 async def sensor(running):
     token = running.add_client("sensor-agent", "agent", "agent")
     async with WsClient(ws_url(running), ca=running.ssl, token=token) as agent:

@@ -1,0 +1,219 @@
+"""Backups of a running hub, and restoring one into an empty home.
+
+``wothub backup FILE`` asks the running hub (``POST /admin/backup``, an administrator's
+credentials, found as the other admin commands find them) for a gzipped tar of:
+
+- ``store/``: a LevelDB copy of a snapshot of the store, taken at one instant while the
+  hub keeps serving (the twins' write-behind values are flushed first);
+- ``certs/`` and ``keys/``: the CA, the server certificate and the token signing key;
+- ``wothub.toml`` when the home has one;
+- ``wothub-backup.json``: what the file is, when it was made, by which hub.
+
+The store is locked by the hub's process, so only the running hub can read it; it does
+the work in a worker thread and never stops serving. ``wothub restore FILE --home DIR``
+unpacks a backup into a home that is empty or missing, and refuses any other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .cli import add_command
+
+if TYPE_CHECKING:
+    from .runtime import Hub
+
+BACKUP_PATH = "/admin/backup"
+MANIFEST = "wothub-backup.json"
+FORMAT = 1
+_TREES = ("store", "certs", "keys")
+_FILES = ("wothub.toml",)
+_BATCH = 1000
+
+
+# -- making one (in the hub) ---------------------------------------------------------------
+
+
+async def make_backup(hub: Hub) -> Path:
+    """Write a backup of the running hub to a new temporary file; returns its path (the
+    caller deletes it). The snapshot is taken on the event loop, between two messages,
+    so it is consistent; copying and packing run in a worker thread."""
+    hub.router.flush()  # values written behind are in the snapshot too
+    items = hub.store.snapshot()
+    return await asyncio.to_thread(_pack, items, hub.config.home, hub.store.backend)
+
+
+def _pack(items: Iterator[tuple[str, str, bytes]], home: Path, backend: str) -> Path:
+    from bucketstore.leveldb import LevelDBStore
+
+    with tempfile.TemporaryDirectory(prefix="wothub-backup-") as work:
+        copy = LevelDBStore(Path(work) / "store")
+        count = 0
+        try:
+            count = _copy(items, copy)
+        finally:
+            copy.close()
+        manifest = {
+            "format": FORMAT,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "storeBackend": backend,
+            "items": count,
+        }
+        descriptor, name = tempfile.mkstemp(prefix="wothub-backup-", suffix=".tar.gz")
+        os.close(descriptor)
+        with tarfile.open(name, "w:gz") as tar:
+            data = json.dumps(manifest, indent=2).encode()
+            info = tarfile.TarInfo(MANIFEST)
+            info.size, info.mtime, info.mode = len(data), int(time.time()), 0o600
+            tar.addfile(info, io.BytesIO(data))
+            tar.add(Path(work) / "store", "store")
+            for tree in ("certs", "keys"):
+                if (home / tree).is_dir():
+                    tar.add(home / tree, tree)
+            for file in _FILES:
+                if (home / file).is_file():
+                    tar.add(home / file, file)
+        return Path(name)
+
+
+def _copy(items: Iterator[tuple[str, str, bytes]], store: Any) -> int:
+    count = 0
+    batch: list[tuple[str, bytes]] = []
+    current: str | None = None
+    for bucket, key, value in items:
+        if bucket != current or len(batch) >= _BATCH:
+            if batch and current is not None:
+                store.bucket(current).set_many(batch)
+            batch, current = [], bucket
+        batch.append((key, value))
+        count += 1
+    if batch and current is not None:
+        store.bucket(current).set_many(batch)
+    return count
+
+
+# -- restoring one ----------------------------------------------------------------------------
+
+
+class RestoreError(Exception):
+    pass
+
+
+def restore(file: Path, home: Path) -> dict[str, Any]:
+    """Unpack the backup ``file`` into ``home`` (missing or empty); returns its manifest."""
+    if home.exists() and (not home.is_dir() or any(home.iterdir())):
+        raise RestoreError(
+            f"{home} is not empty: restore only into a new or empty home (a running or "
+            f"existing hub's data is never overwritten)"
+        )
+    try:
+        tar = tarfile.open(file, "r:*")  # noqa: SIM115 (closed by the with below)
+    except (OSError, tarfile.TarError) as exc:
+        raise RestoreError(f"cannot read {file}: {exc}") from None
+    with tar:
+        members = tar.getmembers()
+        names = {m.name for m in members}
+        if MANIFEST not in names:
+            raise RestoreError(f"{file} is not a wothub backup (no {MANIFEST})")
+        try:
+            manifest = json.loads(tar.extractfile(MANIFEST).read())  # type: ignore[union-attr]
+        except (ValueError, AttributeError):
+            manifest = None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            found = manifest.get("format") if isinstance(manifest, dict) else None
+            raise RestoreError(f"{file}: not a backup this hub knows (format {found})")
+        for member in members:
+            _check_member(member, file)
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        home.chmod(0o700)
+        tar.extractall(home, members=[m for m in members if m.name != MANIFEST], filter="data")
+    for tree in _TREES:
+        if (home / tree).is_dir():
+            (home / tree).chmod(0o700)
+    for key in [*home.glob("certs/*.key"), *home.glob("keys/*")]:
+        key.chmod(0o600)
+    return manifest
+
+
+def _check_member(member: tarfile.TarInfo, file: Path) -> None:
+    path = Path(member.name)
+    top = path.parts[0] if path.parts else ""
+    if (
+        path.is_absolute()
+        or ".." in path.parts
+        or not (member.isfile() or member.isdir())
+        or (top not in _TREES and member.name not in (*_FILES, MANIFEST))
+    ):
+        raise RestoreError(f"{file}: unexpected entry {member.name!r}; not restoring it")
+
+
+# -- the commands ------------------------------------------------------------------------------
+
+
+def _configure_backup(parser: argparse.ArgumentParser) -> None:
+    from .admin_cli import add_connection_arguments
+
+    parser.add_argument("file", metavar="FILE", type=Path, help="where to write the backup")
+    add_connection_arguments(parser, password_file=True)
+
+
+async def _download(client: Any, args: argparse.Namespace) -> int:
+    target: Path = args.file
+    response = await client._send("POST", client._url(BACKUP_PATH), extra_time=600.0)
+    partial = target.with_name(target.name + ".partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(response.raw)
+    partial.replace(target)
+    print(f"backup written to {target} ({len(response.raw)} bytes)")
+    return 0
+
+
+def _run_backup(args: argparse.Namespace) -> int:
+    from .admin_cli import run_action
+
+    return run_action(args, _download)
+
+
+def _configure_restore(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", type=Path, help="a file `wothub backup` wrote")
+    parser.add_argument(
+        "--home",
+        type=Path,
+        metavar="DIR",
+        required=True,
+        help="the new hub's home: must be missing or empty",
+    )
+
+
+def _run_restore(args: argparse.Namespace) -> int:
+    try:
+        manifest = restore(args.file, args.home)
+    except RestoreError as exc:
+        print(f"wothub: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"restored the backup of {manifest.get('created')} into {args.home}; start it "
+        f"with `wothub serve --home {args.home}`"
+    )
+    return 0
+
+
+add_command(
+    "backup",
+    "write a backup of the running hub (store, certificates, keys) to FILE",
+    _configure_backup,
+    _run_backup,
+)
+add_command("restore", "unpack a backup into a new, empty home", _configure_restore, _run_restore)

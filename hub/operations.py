@@ -1,0 +1,139 @@
+"""Operating endpoints on the HTTPS port: ``/metrics``, ``/health``, ``/ready`` and the
+backup download (docs/operations.md).
+
+- ``GET /health``: 200 while the process serves HTTP at all (liveness); no auth.
+- ``GET /ready``: 200 when the store is open, every listener is up and the managed
+  nats-server runs; else 503 with a problem listing what is not (``checks``); no auth.
+- ``GET /metrics``: Prometheus text. Without a token only from a loopback address
+  (or from anywhere with ``[metrics] public = true``); otherwise an admin's credentials.
+- ``POST /admin/backup``: a gzipped tar of a consistent snapshot (hub/backup.py);
+  admins only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from digitwin.errors import Forbidden
+
+from .backup import BACKUP_PATH, make_backup
+from .metrics import CONTENT_TYPE
+
+if TYPE_CHECKING:
+    from .runtime import Hub
+
+ADMIN = "admin"
+
+
+class Operations:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/health", self.health, methods=["GET", "HEAD"]),
+            Route("/ready", self.ready, methods=["GET", "HEAD"]),
+            Route("/metrics", self.metrics, methods=["GET"]),
+            Route(BACKUP_PATH, self.backup, methods=["POST"]),
+        ]
+
+    async def health(self, request: Request) -> Response:
+        return _json({"status": "ok"})
+
+    async def ready(self, request: Request) -> Response:
+        checks = self.checks()
+        failing = [name for name, ok in checks.items() if not ok]
+        if not failing:
+            return _json({"status": "ready", "checks": checks})
+        problem = {
+            "type": "about:blank",
+            "title": "Service Unavailable",
+            "status": 503,
+            "detail": f"not ready: {', '.join(failing)}",
+            "checks": checks,
+        }
+        return Response(
+            orjson.dumps(problem),
+            503,
+            {"Retry-After": "5"},
+            media_type="application/problem+json",
+        )
+
+    def checks(self) -> dict[str, bool]:
+        hub = self.hub
+        checks = {
+            "store": not hub.store.closed,
+            "https": hub.http_server.running and hub.started,
+        }
+        if hub.mqtt is not None:
+            checks["mqtt"] = hub.mqtt.broker is not None
+        if hub.nats is not None:
+            server = hub.nats.server
+            if hub.config.nats_url is None:  # managed: the process must be alive
+                process = server.process if server is not None else None
+                checks["nats-server"] = process is not None and process.returncode is None
+            checks["nats"] = hub.nats.url is not None and hub.started
+        return checks
+
+    async def metrics(self, request: Request) -> Response:
+        if not (self.hub.config.metrics_public or _from_loopback(request)):
+            self._require_admin(request)
+        return Response(self.hub.router.metrics.exposition(), media_type=CONTENT_TYPE)
+
+    async def backup(self, request: Request) -> Response:
+        self._require_admin(request)
+        path = await make_backup(self.hub)
+        return FileResponse(
+            path,
+            media_type="application/gzip",
+            filename="wothub-backup.tar.gz",
+            background=BackgroundTask(os.unlink, path),
+        )
+
+    def _require_admin(self, request: Request) -> None:
+        client = self.hub.http.context.client(request)  # 401 without credentials
+        self.hub.router.admit(client)
+        if client.role != ADMIN:
+            raise Forbidden(f"{request.url.path} is for administrators; {client.id} is not one")
+
+
+def _from_loopback(request: Request) -> bool:
+    host = request.client.host if request.client else None
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status, media_type="application/json")
+
+
+class CountRefusals:
+    """ASGI middleware counting HTTP 401 answers in the metrics (authentication happens
+    in the HTTP binding before any message reaches the router, which counts the rest)."""
+
+    def __init__(self, app: ASGIApp, metrics: Any) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def counting_send(message: Any) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 401:
+                self.metrics.refused(401, "unauthorized")
+            await send(message)
+
+        await self.app(scope, receive, counting_send)

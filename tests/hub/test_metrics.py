@@ -1,0 +1,124 @@
+"""/metrics: the figures move as traffic flows, and who may read them."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from auth.identity import Client
+from digitwin.envelope import parse_message
+from hub import operations
+from hub.operations import _from_loopback
+from tests.bindings.conftest import hub_options, running  # noqa: F401
+from tests.hub.operating import THING, ask, register, sign_td, socket
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def scrape(hub) -> dict[tuple[str, tuple], float]:
+    """Every sample: (name, sorted labels) -> value."""
+    async with hub.session() as anyone, anyone.get("/metrics") as response:
+        assert response.status == 200
+        assert response.content_type == "text/plain"
+        text = await response.text()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples, name, **labels) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def test_metrics_follow_the_traffic(running):  # noqa: F811
+    before = await scrape(running)
+    register(running, "sign-agent", sign_td())
+    token = running.add_client("otto", "consumer", "operator")
+    async with running.session(token) as consumer:
+        for _ in range(3):
+            async with consumer.get(f"/things/{THING}/properties/text") as response:
+                assert response.status == 503  # never reported: still a message handled
+        for _ in range(2):  # the agent is offline: both stay queued
+            async with consumer.post(f"/things/{THING}/actions/say", json="hi") as response:
+                assert response.status == 201
+    async with (
+        running.session("not-a-token") as stranger,
+        stranger.get(f"/things/{THING}") as response,
+    ):
+        assert response.status == 401
+    viewer = running.add_client("vic", "consumer", "viewer")
+    async with socket(running, viewer) as ws:
+        answer = await ask(
+            ws, operation="invokeaction", thingID=THING, name="say", input="x", correlationID="1"
+        )
+        assert answer["error"]["status"] == 403
+        await ask(ws, operation="subscribeevent", thingID=THING, name="said", correlationID="2")
+        during = await scrape(running)
+    after = await scrape(running)
+
+    reads = {"binding": "http", "operation": "readproperty"}
+    name = "wothub_messages_in_total"
+    assert value(after, name, **reads) - value(before, name, **reads) == 3
+    assert value(after, "wothub_messages_in_total", binding="http", operation="invokeaction") == 2
+    assert value(after, "wothub_messages_out_total", binding="http", operation="invokeaction") == 2
+    assert value(after, name, binding="websocket", operation="invokeaction") == 1
+    handled = "wothub_router_seconds_count"
+    assert value(after, handled) - value(before, handled) >= 7
+    assert value(after, "wothub_actions_queued", state="pending") == 2
+    assert value(after, "wothub_twins", state="active") >= 1
+    assert value(after, "wothub_refused_total", status="401", reason="unauthorized") == 1
+    assert value(after, "wothub_refused_total", status="403", reason="forbidden") == 1
+    # While the WebSocket was open it was a connection and a subscriber; then not.
+    assert value(during, "wothub_connections", binding="websocket") == 1
+    assert value(during, "wothub_subscribers", binding="websocket") == 1
+    assert value(after, "wothub_connections", binding="websocket") == 0
+    assert value(after, "wothub_subscribers", binding="websocket") == 0
+
+
+async def test_expired_actions_and_write_batches_are_counted(running):  # noqa: F811
+    register(running, "sign-agent", sign_td())
+    router = running.hub.router
+    running.add_client("ada", "consumer", "admin")
+    consumer = router.connect(Client("ada", "admin"), "test")
+    invoke = {
+        "messageType": "request",
+        "operation": "invokeaction",
+        "thingID": THING,
+        "name": "say",
+        "input": "hi",
+        "correlationID": "c",
+    }
+    assert router.handle(consumer, parse_message(invoke, "ada")).error is None
+    agent = running.agent("sign-agent")
+    report = {"operation": "observeproperty", "thingID": THING, "name": "text", "value": "a"}
+    running.send(agent, {"messageType": "notification", **report})
+    router.disconnect(agent)
+    router.flush()
+    router.expire(now=time.time() + 7200)  # past the default expiry
+    samples = await scrape(running)
+    assert value(samples, "wothub_actions_expired_total") == 1
+    assert value(samples, "wothub_store_write_batches_total") >= 1
+    assert value(samples, "wothub_store_write_batch_seconds_count") >= 1
+
+
+async def test_remote_scrapes_need_an_admin(running, monkeypatch):  # noqa: F811
+    class Request:
+        def __init__(self, host):
+            self.client = type("Address", (), {"host": host})()
+
+    assert _from_loopback(Request("127.0.0.1")) and _from_loopback(Request("::1"))
+    assert not _from_loopback(Request("192.0.2.7"))
+    monkeypatch.setattr(operations, "_from_loopback", lambda request: False)
+    async with running.session() as anyone, anyone.get("/metrics") as response:
+        assert response.status == 401
+    viewer = running.add_client("vic", "consumer", "viewer")
+    async with running.session(viewer) as consumer, consumer.get("/metrics") as response:
+        assert response.status == 403
+    admin = running.add_client("ada", "consumer", "admin")
+    async with running.session(admin) as consumer, consumer.get("/metrics") as response:
+        assert response.status == 200
+        assert "wothub_router_seconds" in await response.text()
