@@ -18,6 +18,7 @@ from hub.router import Router
 from .authn_api import AuthnApi
 from .context import HttpContext
 from .credentials import Credentials
+from .dashboard import Dashboard
 from .directory_api import DirectoryApi
 from .forms import HttpForms
 from .paths import RawPathRouting
@@ -47,6 +48,7 @@ class HttpBinding:
         self.authn = AuthnApi(auth)
         self.directory = DirectoryApi(self.context)
         self.things = ThingsApi(self.context)
+        self.dashboard = Dashboard(self.directory.own_td)
 
     def set_base_url(self, base_url: str) -> None:
         """Where consumers reach this server (known once it listens): the forms' base."""
@@ -58,6 +60,7 @@ class HttpBinding:
         return Starlette(
             routes=[
                 *self.authn.routes(),
+                *self.dashboard.routes(),
                 *self.directory.routes(),
                 *self.things.routes(),
                 *(extra_routes or []),

@@ -17,7 +17,7 @@ from digitwin import operations as ops
 from digitwin.envelope import ABSENT, REQUEST, Message, new_id
 from digitwin.errors import BadRequest, NotFound, Problem
 from digitwin.twintd import DISCOVERY_CONTEXT
-from hub.subscriptions import DIRECTORY
+from hub.subscriptions import DIRECTORY, PRESENCE
 
 from . import sse
 from .context import HttpContext, json_body
@@ -29,6 +29,10 @@ LD_JSON = "application/ld+json"
 MERGE_PATCH = "application/merge-patch+json"
 MAX_PAGE = 1000  # a page never holds more TDs than this, asked for or not
 EVENT_TYPES = {"thing_created", "thing_updated", "thing_deleted"}
+# Not WoT Discovery: an agent going on- or offline, for the Things it owns. Sent on
+# /events/thing_presence, or on /events with ?presence=true (the dashboard's stream).
+PRESENCE_EVENT = "thing_presence"
+MAX_PRESENCE_IDS = 1000
 
 
 class DirectoryApi:
@@ -39,7 +43,7 @@ class DirectoryApi:
 
     def routes(self) -> list[Route]:
         return [
-            Route("/", self.own_td, methods=["GET"]),
+            # "/" is the dashboard's (bindings/http/dashboard): this TD, unless HTML is asked for
             Route("/.well-known/wot", self.own_td, methods=["GET"]),
             Route("/things", self.list, methods=["GET"]),
             Route("/things", self.create_anonymous, methods=["POST"]),
@@ -48,6 +52,7 @@ class DirectoryApi:
             Route("/things/{thing}", self.patch, methods=["PATCH"]),
             Route("/things/{thing}", self.delete, methods=["DELETE"]),
             Route("/search/jsonpath", self.search, methods=["GET"]),
+            Route("/presence", self.presence, methods=["GET"]),
             Route("/events", self.events, methods=["GET"]),
             Route("/events/{type}", self.events, methods=["GET"]),
         ]
@@ -127,7 +132,7 @@ class DirectoryApi:
 
     async def patch(self, request: Request) -> Response:
         client = self.context.client(request)
-        patch = await json_body(request, types=(MERGE_PATCH,))
+        patch = await json_body(request, types=(MERGE_PATCH,), strict_type=True)  # a MUST
         if not isinstance(patch, dict):
             raise BadRequest("a merge patch of a TD is a JSON object")
         self.router.patch_thing(client, _thing(request), patch)
@@ -147,18 +152,44 @@ class DirectoryApi:
         found = self.router.search_things(client, query)
         return Response(orjson.dumps(found), media_type="application/json")
 
+    async def presence(self, request: Request) -> Response:
+        """``?id=..&id=..``: {thing id: {"owner", "online", "lastSeen"}} for the Things
+        named that the client may read (the others are left out)."""
+        client = self.context.client(request)
+        ids = request.query_params.getlist("id")
+        if not ids:
+            raise BadRequest("name the Things: ?id=<thing id>&id=...", parameter="id")
+        if len(ids) > MAX_PRESENCE_IDS:
+            raise BadRequest(f"at most {MAX_PRESENCE_IDS} ids at once", parameter="id")
+        found: dict[str, Any] = {}
+        for thing_id in ids:
+            with contextlib.suppress(Problem):  # unknown, or not the client's to see
+                found[thing_id] = self.router.thing_presence(client, thing_id)
+        return Response(orjson.dumps(found), media_type="application/json")
+
     async def events(self, request: Request) -> Response:
         client = self.context.client(request)
         wanted = request.path_params.get("type")
-        if wanted is not None and wanted not in EVENT_TYPES:
-            raise NotFound(f"no event type {wanted!r}; there are {sorted(EVENT_TYPES)}")
+        if wanted is not None and wanted not in EVENT_TYPES | {PRESENCE_EVENT}:
+            known = sorted(EVENT_TYPES | {PRESENCE_EVENT})
+            raise NotFound(f"no event type {wanted!r}; there are {known}")
         diff = request.query_params.get("diff", "false").lower()
         if diff not in ("true", "false"):
             raise BadRequest("diff is true or false", parameter="diff")
+        presence = request.query_params.get("presence", "false").lower()
+        if presence not in ("true", "false"):
+            raise BadRequest("presence is true or false", parameter="presence")
         if request.method == "HEAD":
             return Response(media_type="text/event-stream")
         connection = self.context.connection(client, "sse")
-        self.router.subscribe(connection, DIRECTORY)
+        try:
+            if wanted != PRESENCE_EVENT:
+                self.router.subscribe(connection, DIRECTORY)
+            if wanted == PRESENCE_EVENT or (wanted is None and presence == "true"):
+                self.router.subscribe(connection, PRESENCE)
+        except Exception:
+            self.router.disconnect(connection)  # releases it (connection limits)
+            raise
 
         def render(message: Message) -> tuple[str, Any] | None:
             return self._directory_event(client, message, wanted, diff == "true")
@@ -175,6 +206,8 @@ class DirectoryApi:
         self, client: Any, message: Message, wanted: str | None, diff: bool
     ) -> tuple[str, Any] | None:
         change = message.value if isinstance(message.value, dict) else {}
+        if message.operation == ops.UPDATE_PRESENCE:
+            return PRESENCE_EVENT, {**change, "id": message.thing_id}
         if message.operation == ops.DELETE_THING:
             kind = "thing_deleted"
         else:

@@ -1,0 +1,315 @@
+// One Thing, built from its twin TD alone: properties with live values (SSE), the
+// desired value while a write waits for the device, forms for writable properties and
+// actions made from their data schemas, the requests and their states, and events.
+
+import * as api from "./api.js";
+import { Chart } from "./chart.js";
+import { presenceBadge } from "./directory.js";
+import { h, clear, show, when, problemText } from "./dom.js";
+import { schemaForm, fillForm } from "./schema.js";
+
+const FINAL = new Set(["completed", "failed", "expired", "cancelled"]);
+const AFFORDANCE_KEYS = new Set(["forms", "observable", "readOnly", "writeOnly", "uriVariables"]);
+
+function dataSchema(affordance) {
+  // a property affordance is its own data schema, with interaction keys around it
+  const schema = {};
+  for (const [key, value] of Object.entries(affordance)) if (!AFFORDANCE_KEYS.has(key)) schema[key] = value;
+  return schema;
+}
+
+const isNumeric = (schema) => schema.type === "number" || schema.type === "integer";
+
+export async function thingPage(view, id, signal) {
+  clear(view, h("p", { class: "loading" }, "Loading…"));
+  const base = api.thingPath(id);
+  const td = await api.request("GET", base, null, { signal });
+  const found = await api.request("GET", `/presence?id=${encodeURIComponent(id)}`, null, { signal }).catch(() => ({}));
+  let presence = found[id];
+  document.title = `${td.title || id} · wothub`;
+
+  const presenceEl = h("span", { id: "thing-presence" }, presenceBadge(presence));
+  const types = [].concat(td["@type"] || []).join(", ");
+  const header = h(
+    "header",
+    { class: "thing-header" },
+    h("a", { href: "#/", class: "back" }, "← Things"),
+    h("h1", { id: "thing-title" }, td.title || id),
+    h("div", { class: "id" }, id),
+    h("p", { class: "meta" }, types ? h("span", {}, types) : "", h("span", {}, "owner ", h("strong", { id: "thing-owner" }, presence?.owner || "—")), presenceEl),
+    td.description ? h("p", { class: "description" }, td.description) : "",
+  );
+
+  const properties = Object.entries(td.properties || {});
+  const actions = Object.entries(td.actions || {});
+  const cards = new Map(); // property name -> card
+  const propertySection = h("section", { id: "properties" }, h("h2", {}, "Properties"), properties.length ? "" : h("p", { class: "empty" }, "No properties."));
+  const propertyGrid = h("div", { class: "cards" });
+  propertySection.append(propertyGrid);
+  for (const [name, affordance] of properties) {
+    const card = propertyCard(base, name, affordance, signal);
+    cards.set(name, card);
+    propertyGrid.append(card.element);
+  }
+
+  const statusBody = h("tbody", { id: "requests-body" });
+  const statusSection = h(
+    "section",
+    { id: "requests" },
+    h("h2", {}, "Requests"),
+    h("div", { class: "table-wrap" }, h("table", { class: "requests" }, h("thead", {}, h("tr", {}, h("th", {}, "Action"), h("th", {}, "State"), h("th", {}, "Requested"), h("th", {}, "Ended"), h("th", {}, "Result"), h("th", {}, ""))), statusBody)),
+  );
+  const refreshStatuses = async () => {
+    try {
+      const grouped = await api.request("GET", `${base}/actions`, null, { signal });
+      renderStatuses(statusBody, grouped, base, refreshStatuses);
+    } catch (error) {
+      if (!signal.aborted && error.status !== 401) clear(statusBody, h("tr", {}, h("td", { colspan: 6, class: "error" }, problemText(error))));
+    }
+  };
+
+  const actionSection = h("section", { id: "actions" }, h("h2", {}, "Actions"));
+  if (!actions.length) actionSection.append(h("p", { class: "empty" }, "No actions."));
+  else if (!api.may.invoke()) actionSection.append(h("p", { class: "refused", id: "actions-refused" }, `Your role (${api.current().role}) may not invoke actions.`));
+  const actionGrid = h("div", { class: "cards" });
+  actionSection.append(actionGrid);
+  for (const [name, affordance] of actions) actionGrid.append(actionCard(base, name, affordance, refreshStatuses));
+
+  const eventLog = h("ol", { id: "event-log", class: "event-log" });
+  const eventSection = h("section", { id: "events" }, h("h2", {}, "Events"), Object.keys(td.events || {}).length ? eventLog : h("p", { class: "empty" }, "No events."));
+
+  const live = h("span", { class: "live", id: "live-state" }, "connecting…");
+  clear(view, h("article", { class: "thing" }, live, header, propertySection, actionSection, actions.length ? statusSection : "", eventSection));
+
+  // the values now (with their timestamps and any desired value), then live
+  await Promise.all([...cards.values()].map((card) => card.refresh()));
+  if (properties.length) {
+    api.stream(
+      `${base}/properties`,
+      (name, value) => {
+        if (name === "resync") cards.forEach((card) => card.refresh());
+        else cards.get(name)?.update(value, new Date().toISOString());
+      },
+      {
+        signal,
+        onState: (s) => {
+          live.textContent = s === "open" ? "live" : "reconnecting…";
+          live.classList.toggle("on", s === "open");
+        },
+      },
+    );
+  } else {
+    live.hidden = true;
+  }
+  if (Object.keys(td.events || {}).length) {
+    api.stream(
+      `${base}/events`,
+      (name, data) => {
+        if (name === "resync" || name === "error") return;
+        const title = td.events[name]?.title || name;
+        eventLog.prepend(h("li", { "data-event": name }, h("time", {}, new Date().toLocaleTimeString()), h("strong", {}, title), h("code", {}, show(data))));
+        while (eventLog.children.length > 200) eventLog.lastChild.remove();
+      },
+      { signal },
+    );
+  }
+  api.stream(
+    "/events/thing_presence",
+    (name, data) => {
+      if (name !== "thing_presence" || data.id !== id) return;
+      presence = { ...(presence || {}), online: data.online, lastSeen: data.lastSeen };
+      clear(presenceEl, presenceBadge(presence));
+      if (actions.length) refreshStatuses();
+    },
+    { signal },
+  );
+  // requests change state at the device: look again every 2 s while this page is shown
+  if (actions.length) await refreshStatuses();
+  const poll = setInterval(() => {
+    if (actions.length) refreshStatuses();
+    for (const card of cards.values()) if (card.pending()) card.refresh();
+  }, 2000);
+  signal.addEventListener("abort", () => clearInterval(poll));
+}
+
+function propertyCard(base, name, affordance, signal) {
+  const schema = dataSchema(affordance);
+  const path = `${base}/properties/${encodeURIComponent(name)}`;
+  const value = h("span", { class: "value" }, "—");
+  const unit = affordance.unit ? h("span", { class: "unit" }, affordance.unit) : "";
+  const stamp = h("small", { class: "timestamp" }, "");
+  const desired = h("div", { class: "desired", hidden: true });
+  const chart = isNumeric(schema) ? new Chart(affordance.title || name) : null;
+  const flags = [affordance.readOnly && "read-only", affordance.writeOnly && "write-only", affordance.observable && "observable"].filter(Boolean);
+  const element = h(
+    "div",
+    { class: "card property", "data-property": name },
+    h("h3", {}, affordance.title || name, flags.map((f) => h("span", { class: "badge" }, f))),
+    affordance.description ? h("p", { class: "help" }, affordance.description) : "",
+    h("div", { class: "reading" }, value, unit),
+    stamp,
+    desired,
+    chart ? chart.element : "",
+  );
+  let pendingWrite = false;
+  let current;
+
+  const card = {
+    element,
+    pending: () => pendingWrite,
+    update(v, timestamp) {
+      current = v;
+      value.textContent = show(v);
+      stamp.textContent = timestamp ? `reported ${when(timestamp)}` : "";
+      if (chart) chart.add(v);
+      if (pendingWrite) card.refresh();
+    },
+    async refresh() {
+      if (affordance.writeOnly) return;
+      try {
+        const detail = await api.request("GET", `${path}?detail=true`, null, { signal });
+        if ("value" in detail && (detail.value !== current || !stamp.textContent)) {
+          current = detail.value;
+          value.textContent = show(detail.value);
+          if (chart && !chart.values.length) chart.add(detail.value);
+        }
+        if (detail.timestamp) stamp.textContent = `reported ${when(detail.timestamp)}`;
+        pendingWrite = "desired" in detail;
+        desired.hidden = !pendingWrite;
+        if (pendingWrite) {
+          // {"value", "timestamp", "id"}: the write waiting for the device
+          const wanted = detail.desired && typeof detail.desired === "object" && "value" in detail.desired ? detail.desired : { value: detail.desired };
+          clear(desired, "desired ", h("strong", {}, show(wanted.value)), unit ? ` ${affordance.unit}` : "", ` · waiting for the device${wanted.timestamp ? ` since ${when(wanted.timestamp)}` : ""}`);
+        }
+      } catch (error) {
+        if (!signal.aborted && error.status !== 401) stamp.textContent = problemText(error);
+      }
+    },
+  };
+
+  if (!affordance.readOnly && api.may.write()) {
+    const form = schemaForm(schema, { idPrefix: `p-${name}` });
+    const message = h("p", { class: "form-message", role: "status" });
+    const button = h("button", { type: "submit" }, "Set");
+    const el = h("form", { class: "write", "data-write": name, novalidate: true }, form.element, button, message);
+    el.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      message.textContent = "";
+      message.className = "form-message";
+      const { value: v, errors } = form.read();
+      if (v === undefined) errors["(root)"] = errors["(root)"] || "enter a value";
+      if (form.showErrors(errors)) return;
+      button.disabled = true;
+      try {
+        const answer = await api.exchange("PUT", path, v, { signal });
+        message.textContent = answer.status === 202 ? "Queued: the device will get it when it connects." : "Written.";
+        await card.refresh();
+      } catch (error) {
+        if (!form.showErrors(error.fields)) {
+          message.textContent = problemText(error);
+          message.classList.add("error");
+        }
+      } finally {
+        button.disabled = false;
+      }
+    });
+    element.append(el);
+    // prefill with the value as it is once known
+    const first = card.refresh;
+    card.refresh = async () => {
+      await first();
+      if (!el.dataset.filled && current !== undefined) {
+        fillForm(form, current);
+        el.dataset.filled = "1";
+      }
+    };
+  }
+  return card;
+}
+
+function actionCard(base, name, affordance, refreshStatuses) {
+  const path = `${base}/actions/${encodeURIComponent(name)}`;
+  const element = h(
+    "div",
+    { class: "card action", "data-action": name },
+    h("h3", {}, affordance.title || name, affordance.safe ? h("span", { class: "badge" }, "safe") : ""),
+    affordance.description ? h("p", { class: "help" }, affordance.description) : "",
+  );
+  if (!api.may.invoke()) return element;
+  const form = affordance.input ? schemaForm(affordance.input, { idPrefix: `a-${name}` }) : null;
+  const result = h("pre", { class: "result", hidden: true });
+  const message = h("p", { class: "form-message", role: "status" });
+  const button = h("button", { type: "submit" }, "Invoke");
+  const el = h("form", { class: "invoke", "data-invoke": name, novalidate: true }, form ? form.element : "", button, message, result);
+  el.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    message.textContent = "";
+    message.className = "form-message";
+    result.hidden = true;
+    let input = null;
+    if (form) {
+      const read = form.read();
+      if (form.showErrors(read.errors)) return;
+      input = read.value;
+    }
+    button.disabled = true;
+    try {
+      const answer = await api.exchange("POST", path, input);
+      if (answer.status === 201) {
+        message.textContent = `Queued (${answer.data.state}): see Requests below.`;
+      } else {
+        message.textContent = "Completed.";
+        if (answer.data !== null) {
+          result.textContent = JSON.stringify(answer.data, null, 2);
+          result.hidden = false;
+        }
+      }
+    } catch (error) {
+      if (!form || !form.showErrors(error.fields)) {
+        message.textContent = problemText(error);
+        message.classList.add("error");
+      }
+    } finally {
+      button.disabled = false;
+      refreshStatuses();
+    }
+  });
+  element.append(el);
+  return element;
+}
+
+function renderStatuses(body, grouped, base, refresh) {
+  const all = Object.values(grouped).flat();
+  all.sort((a, b) => (b.timeRequested || "").localeCompare(a.timeRequested || ""));
+  const signature = JSON.stringify(all.slice(0, 50));
+  if (body.dataset.signature === signature) return; // unchanged: keep the buttons as they are
+  body.dataset.signature = signature;
+  const rows = all.slice(0, 50).map((s) => {
+    let cancel = "";
+    if (!FINAL.has(s.state) && api.may.invoke()) {
+      cancel = h("button", { type: "button", class: "secondary small", "data-cancel": s.id }, "Cancel");
+      cancel.addEventListener("click", async () => {
+        cancel.disabled = true;
+        try {
+          await api.request("DELETE", `${base}/actions/${encodeURIComponent(s.name)}/${encodeURIComponent(s.id)}`);
+        } catch (error) {
+          cancel.replaceWith(h("span", { class: "error" }, problemText(error)));
+          return;
+        }
+        refresh();
+      });
+    }
+    const result = s.error ? problemText({ problem: s.error }) : s.output !== undefined ? show(s.output) : "";
+    return h(
+      "tr",
+      { "data-request": s.id, "data-state": s.state },
+      h("td", { "data-label": "Action" }, s.name),
+      h("td", { "data-label": "State" }, h("span", { class: `state state-${s.state}` }, s.state)),
+      h("td", { "data-label": "Requested" }, when(s.timeRequested)),
+      h("td", { "data-label": "Ended" }, when(s.timeEnded)),
+      h("td", { "data-label": "Result", class: s.error ? "error" : "" }, result),
+      h("td", {}, cancel),
+    );
+  });
+  clear(body, rows.length ? rows : h("tr", {}, h("td", { colspan: 6, class: "empty" }, "No requests yet.")));
+}

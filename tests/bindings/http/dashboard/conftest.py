@@ -1,0 +1,121 @@
+"""The dashboard in a real headless Chromium (Debian's ``chromium`` package, installed
+by ``make test``), driven by Playwright's async API (its sync API cannot run inside the
+pytest-asyncio loop). Browsers are never downloaded: Playwright is given the system
+binary. Screenshots go to tests/output/screenshots/ (git-ignored) for a person to see.
+
+Without chromium the tests skip, saying why; where CI is set they fail instead, since
+CI installs it."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ...conftest import PASSWORD
+
+SCREENSHOTS = Path(__file__).resolve().parents[3] / "output" / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _missing(reason: str):
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI must run the browser tests (make test installs chromium)")
+    pytest.skip(reason)
+
+
+def chromium_path() -> str:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    _missing(
+        "chromium is not installed (make test installs Debian's chromium package when run "
+        "as root or with sudo)"
+    )
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture
+async def browser():
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        _missing("playwright is not installed (pip install -e '.[dev]')")
+    executable = chromium_path()
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+class Dashboard:
+    """One browser context (its own memory, so its own login) on the hub's dashboard."""
+
+    def __init__(self, page, url: str, name: str) -> None:
+        self.page = page
+        self.url = url
+        self.name = name
+        self.errors: list[str] = []
+        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        page.on(
+            "console",
+            lambda msg: (
+                self.errors.append(msg.text)
+                if msg.type == "error" and "status of 4" not in msg.text
+                else None
+            ),
+        )
+
+    async def open(self, path: str = "/") -> None:
+        await self.page.goto(self.url + path)
+
+    async def login(self, client_id: str, password: str = PASSWORD) -> None:
+        await self.open()
+        await self.page.fill("#login-id", client_id)
+        await self.page.fill("#login-password", password)
+        await self.page.click("#login-form button[type=submit]")
+        await self.page.wait_for_selector("#who:has-text('" + client_id + "')")
+
+    async def shot(self, label: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{self.name}-{re.sub(r'[^a-z0-9-]+', '-', label.lower())}.png"
+        await self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@pytest.fixture
+async def open_dashboard(browser, running, request):
+    """``await open_dashboard(label, mobile=False)``: a fresh browser context's page."""
+    contexts = []
+
+    async def make(label: str = "", *, mobile: bool = False) -> Dashboard:
+        options = {"ignore_https_errors": True, "accept_downloads": True}
+        if mobile:
+            options.update(viewport={"width": 390, "height": 844}, is_mobile=True)
+        else:
+            options.update(viewport={"width": 1280, "height": 900})
+        context = await browser.new_context(**options)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        name = request.node.name.removeprefix("test_") + (f"-{label}" if label else "")
+        return Dashboard(await context.new_page(), running.url, name)
+
+    yield make
+    for context in contexts:
+        await context.close()
