@@ -82,3 +82,25 @@ def report(results: list[Result], as_json: bool) -> None:
             f"{r.bench:<22}{r.backend:<10}{r.ops_per_s:>12,.0f}{base}{ratio}  "
             f"{r.baseline or ''}  {extra}".rstrip()
         )
+
+
+def bench_config(home: Path, **overrides: Any) -> Any:
+    """A hub configuration for benchmarks: every listener on 127.0.0.1 and a free port,
+    the bus bindings off unless asked for, and no per-client request rate (a benchmark
+    measures how fast the hub goes, not its flood protection)."""
+    from hub.config import Config
+
+    options: dict[str, Any] = {
+        "http_host": "127.0.0.1",
+        "http_port": 0,
+        "mqtt_enabled": False,
+        "mqtt_host": "127.0.0.1",
+        "mqtt_port": 0,
+        "nats_enabled": False,
+        "nats_host": "127.0.0.1",
+        "nats_port": 0,
+        "nats_ws_port": 0,
+        "max_requests_per_second": None,
+        **overrides,
+    }
+    return Config(home=Path(home), **options)

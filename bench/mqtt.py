@@ -17,6 +17,7 @@ Every client is paho-mqtt 2.x over TLS with QoS 0.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import os
 import shutil
@@ -28,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _harness import Result, arguments, report, unshadow_packages
+from _harness import Result, arguments, bench_config, report, unshadow_packages
 
 unshadow_packages()
 
@@ -173,20 +174,17 @@ async def _plain_round(port: int, ca: str, n: int) -> tuple[float, int]:
 
 
 async def bench_hub(home: Path, n: int, rounds: int) -> dict[str, tuple[float, int]]:
-    from bindings.mqtt import MqttBinding, topics
+    from bindings.mqtt import topics
     from bucketstore import open_store
-    from hub.config import Config
     from hub.runtime import Hub
 
-    config = Config(home=home, http_host="127.0.0.1", http_port=0)
+    config = bench_config(home, mqtt_enabled=True)
     home.mkdir(mode=0o700)
     store = open_store(config.store_path, "leveldb")
     hub = Hub(config, store)
     hub.router.max_notifications = max(1000, n)  # measure throughput, not the backlog limit
-    binding = MqttBinding(hub.router, hub.auth, hub.ca, host="127.0.0.1", port=0)
-    await binding.start()
-    hub.twin.add_form_provider(binding.forms)
     await hub.start()
+    binding = hub.mqtt
     best: dict[str, tuple[float, int]] = {}
     try:
         hub.auth.add_client("bench-agent", "agent", "agent", password=PASSWORD)
@@ -216,7 +214,6 @@ async def bench_hub(home: Path, n: int, rounds: int) -> dict[str, tuple[float, i
                 if value[0] > best.get(name, (0, 0))[0]:
                     best[name] = value
     finally:
-        await binding.stop()
         await hub.stop()
         store.close()
     return best
@@ -262,6 +259,9 @@ async def bench_mosquitto(home: Path, ca, n: int, rounds: int) -> tuple[float, i
         f"listener {port} 127.0.0.1\nallow_anonymous true\n"
         f"certfile {ca.server_cert_path}\nkeyfile {ca.server_key_path}\n"
         f"cafile {ca.ca_cert_path}\npersistence false\n"
+        # Run as us: started as root, mosquitto would switch to its own user, who may
+        # not read the (0600) key.
+        f"user {getpass.getuser()}\n"
     )
     process = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
     best = (0.0, 0)

@@ -27,7 +27,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import orjson
-from _harness import Result, arguments, report, unshadow_packages
+from _harness import Result, arguments, bench_config, report, unshadow_packages
 
 unshadow_packages()
 import aiohttp  # noqa: E402
@@ -36,7 +36,6 @@ import nats  # noqa: E402
 from bindings.nats import NatsBinding  # noqa: E402
 from bindings.nats.client import NatsAgent, NatsConsumer  # noqa: E402
 from bucketstore import open_store  # noqa: E402
-from hub.config import Config  # noqa: E402
 from hub.runtime import Hub  # noqa: E402
 
 THING = "urn:dev:bench:lamp-1"
@@ -93,18 +92,15 @@ async def sse_reader(session: aiohttp.ClientSession, counter: Counter, ready: as
 
 async def measure(args) -> list[Result]:
     with tempfile.TemporaryDirectory() as tmp:
-        config = Config(home=Path(tmp) / "home", http_host="127.0.0.1", http_port=0)
+        config = bench_config(Path(tmp) / "home", nats_enabled=True, nats_ws_port=None)
         config.home.mkdir(mode=0o700)
         store = open_store(config.store_path, "leveldb")
         hub = Hub(config, store)
         await hub.start()
-        binding = NatsBinding(hub.router, hub.auth, hub.ca, config.home, port=0, ws_port=None)
-        await binding.start()
-        hub.twin.add_form_provider(binding.forms)
+        binding = hub.nats
         try:
             return await _measure(args, hub, binding)
         finally:
-            await binding.stop()
             await hub.stop()
             store.close()
 

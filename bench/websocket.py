@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _harness import Result, arguments, report, unshadow_packages
+from _harness import Result, arguments, bench_config, report, unshadow_packages
 
 unshadow_packages()
 import aiohttp  # noqa: E402
@@ -57,7 +57,6 @@ from starlette.websockets import WebSocket, WebSocketDisconnect  # noqa: E402
 from bindings.http.tls_server import HttpServer  # noqa: E402
 from bucketstore import open_store  # noqa: E402
 from certs import CertificateAuthority  # noqa: E402
-from hub.config import Config  # noqa: E402
 from hub.runtime import Hub  # noqa: E402
 
 THING = "urn:dev:bench:thermostat-1"
@@ -104,7 +103,7 @@ async def control(hello: dict[str, Any]) -> None:
 
 async def serve_hub() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        config = Config(home=Path(tmp) / "home", http_host="127.0.0.1", http_port=0)
+        config = bench_config(Path(tmp) / "home")
         config.home.mkdir(mode=0o700)
         store = open_store(config.store_path, "leveldb")
         try:

@@ -17,7 +17,7 @@ from .conftest import TD, THING, wait_until
 
 pytestmark = pytest.mark.skipif(
     shutil.which("mosquitto_pub") is None or shutil.which("mosquitto_sub") is None,
-    reason="the mosquitto clients are not installed (make install-system installs them)",
+    reason="the mosquitto clients are not installed (make system-packages installs them)",
 )
 
 

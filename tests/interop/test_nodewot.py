@@ -1,0 +1,335 @@
+"""Eclipse Thingweb node-wot (the WoT reference implementation, pinned in
+tests/interop/nodewot/package-lock.json) as a consumer of the hub's twin TDs.
+
+A real hub (HTTPS, the embedded MQTT broker, NATS; 127.0.0.1, free ports) with a lamp
+played by a router connection (the router's agent interface, as a binding would hand
+messages over): it answers writes and actions and reports a temperature and an event
+every 100 ms. node-wot runs as a subprocess (tests/interop/nodewot/consume.js), trusts
+the hub CA through NODE_EXTRA_CA_CERTS, and fetches the TDs from the directory.
+
+node-wot's HTTP client opens SSE streams without credentials and reads only unnamed
+events; consume.js completes it there (see the comment at its top). Everything else is
+node-wot as published. ``make test`` installs node-wot first (``npm ci``); run by hand,
+the tests skip when tests/interop/nodewot/node_modules is missing, unless
+WOTHUB_REQUIRE_NODEWOT is set (then they fail)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bucketstore import open_store
+from digitwin.envelope import new_id
+from digitwin.validation import validate_td
+from hub.runtime import Hub
+from tests.bindings.conftest import PASSWORD, RunningHub, hub_config
+
+pytestmark = pytest.mark.timeout(180)
+
+NODEWOT = Path(__file__).parent / "nodewot"
+SCRIPT = NODEWOT / "consume.js"
+LAMP = "urn:dev:interop:lamp-1"
+AGENT = "interop-lamp-agent"
+CONSUMER = "nodewot"
+FORM_OR_SECURITY = ("form", "security", "credential", "scheme")
+
+
+def _node_missing() -> str | None:
+    if shutil.which("node") is None:
+        return "node is not installed (make test installs it)"
+    if not (NODEWOT / "node_modules" / "@node-wot" / "core").is_dir():
+        return f"node-wot is not installed: run `npm ci` in {NODEWOT} (make test does)"
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _needs_node():
+    missing = _node_missing()
+    if missing:
+        if os.environ.get("WOTHUB_REQUIRE_NODEWOT"):
+            pytest.fail(missing)
+        pytest.skip(missing)
+
+
+def lamp_td() -> dict:
+    return {
+        "@context": "https://www.w3.org/2022/wot/td/v1.1",
+        "id": LAMP,
+        "title": "Interop lamp",
+        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
+        "security": "nosec_sc",
+        "properties": {
+            "brightness": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 100,
+                "observable": True,
+                "forms": [{"href": "https://lamp.local/brightness"}],
+            },
+            "temperature": {
+                "type": "number",
+                "readOnly": True,
+                "observable": True,
+                "forms": [{"href": "https://lamp.local/temperature"}],
+            },
+        },
+        "actions": {
+            "fade": {
+                "input": {
+                    "type": "object",
+                    "properties": {"level": {"type": "integer", "minimum": 0, "maximum": 100}},
+                    "required": ["level"],
+                },
+                "output": {"type": "integer"},
+                "forms": [{"href": "https://lamp.local/fade"}],
+            },
+            "calibrate": {
+                "synchronous": False,
+                "input": {"type": "object", "properties": {"passes": {"type": "integer"}}},
+                "output": {"type": "object"},
+                "forms": [{"href": "https://lamp.local/calibrate"}],
+            },
+        },
+        "events": {
+            "overheated": {
+                "data": {"type": "number"},
+                "forms": [{"href": "https://lamp.local/overheated"}],
+            }
+        },
+    }
+
+
+class Lamp:
+    """The device, on the router's agent interface."""
+
+    def __init__(self, running: RunningHub) -> None:
+        self.running = running
+        self.conn = running.agent(AGENT)
+        self.brightness = 10
+        self.temperature = 20.0
+        self.requests: list[tuple[str, str, object]] = []
+        self._tasks: list[asyncio.Task] = []
+
+    def _send(self, wire: dict):
+        return self.running.send(self.conn, wire)
+
+    def report(self, name: str, value) -> None:
+        wire = {"messageType": "notification", "operation": "observeproperty"}
+        assert self._send({**wire, "thingID": LAMP, "name": name, "value": value}) is None
+
+    def emit(self, name: str, value) -> None:
+        wire = {"messageType": "notification", "operation": "subscribeevent"}
+        assert self._send({**wire, "thingID": LAMP, "name": name, "value": value}) is None
+
+    def answer(self, request, **fields) -> None:
+        wire = {
+            "messageType": "response",
+            "operation": request.operation,
+            "thingID": request.thing_id,
+            "name": request.name,
+            "correlationID": request.correlation_id,
+            "actionID": request.action_id,
+            **fields,
+        }
+        assert self._send(wire) is None
+
+    def start(self) -> None:
+        wire = {"messageType": "request", "operation": "updatething", "correlationID": new_id()}
+        response = self._send({**wire, "input": lamp_td()})
+        assert response.error is None, response.error
+        self.report("brightness", self.brightness)
+        self.report("temperature", self.temperature)
+        self._tasks = [asyncio.create_task(self._serve()), asyncio.create_task(self._tick())]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.running.hub.router.disconnect(self.conn)
+
+    async def _tick(self) -> None:
+        for _ in range(3000):  # bounded: 5 minutes at most
+            await asyncio.sleep(0.1)
+            self.temperature = round(self.temperature + 0.5, 1)
+            self.report("temperature", self.temperature)
+            self.emit("overheated", self.temperature)
+
+    async def _serve(self) -> None:
+        while True:
+            _, request = await self.conn.next()
+            if getattr(request, "message_type", None) != "request":
+                continue
+            data = request.input if isinstance(request.input, dict | int | float) else None
+            self.requests.append((request.operation, request.name, data))
+            if request.operation == "writeproperty":
+                self.brightness = request.input
+                self.report("brightness", self.brightness)
+                self.answer(request, status="completed")
+            elif request.name == "fade":
+                self.answer(request, status="completed", output=request.input["level"])
+            elif request.name == "calibrate":
+                self._tasks.append(asyncio.create_task(self._calibrate(request)))
+
+    async def _calibrate(self, request) -> None:
+        self.answer(request, status="running")
+        await asyncio.sleep(0.3)
+        passes = (request.input or {}).get("passes", 1)
+        self.answer(request, status="completed", output={"passes": passes, "offset": 0.25})
+
+
+@pytest.fixture
+async def hub(tmp_path):
+    config = hub_config(tmp_path / "home", mqtt_enabled=True, nats_enabled=True)
+    config.home.mkdir(mode=0o700)
+    store = open_store(config.store_path, "leveldb")
+    hub = Hub(config, store)
+    await hub.start()
+    running = RunningHub(hub)
+    lamp = Lamp(running)
+    lamp.start()
+    try:
+        yield running, lamp
+    finally:
+        await lamp.stop()
+        await hub.stop()
+        store.close()
+
+
+async def node(running: RunningHub, scenario: str, *, env: dict | None = None) -> tuple[dict, str]:
+    """Run consume.js; its result (stdout's JSON) and its stderr (node-wot's warnings)."""
+    if running.hub.auth.accounts.get(CONSUMER) is None:
+        running.add_client(CONSUMER, "consumer", "manager")  # writes need a manager
+    token = running.hub.auth.login(CONSUMER, PASSWORD)["token"]
+    ca_file = running.hub.config.home / "certs" / "ca.pem"
+    assert ca_file.is_file()
+    environment = {
+        **os.environ,
+        "HUB_URL": running.url,
+        "HUB_TOKEN": token,
+        "THING_ID": LAMP,
+        "MQTT_USER": CONSUMER,
+        "NODE_EXTRA_CA_CERTS": str(ca_file),
+        "DEBUG": "node-wot:*:warn,node-wot:*:error",
+        "DEBUG_COLORS": "0",
+        **(env or {}),
+    }
+    process = await asyncio.create_subprocess_exec(
+        "node",
+        str(SCRIPT),
+        scenario,
+        cwd=NODEWOT,
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(120):
+            out, err = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    stderr = err.decode(errors="replace")
+    assert process.returncode == 0, f"node {scenario} failed:\n{stderr}"
+    return json.loads(out.decode().strip().splitlines()[-1]), stderr
+
+
+def warnings_about_forms_or_security(stderr: str) -> list[str]:
+    return [
+        line
+        for line in stderr.splitlines()
+        if ":warn" in line or ":error" in line
+        if any(word in line.lower() for word in FORM_OR_SECURITY)
+    ]
+
+
+async def test_every_twin_td_validates_and_node_wot_takes_it_without_warnings(hub):
+    running, _ = hub
+    admin = running.add_client("interop-admin", "consumer", "admin")
+    async with running.session(admin) as session:
+        response = await session.get("/things", params={"limit": "1000"})
+        assert response.status == 200
+        tds = await response.json()
+    ids = {td["id"] for td in tds}
+    assert LAMP in ids and "urn:wothub:clients" in ids
+    for td in tds:  # the TD 1.1 JSON Schema (and the hub's own checks)
+        validate_td(td)
+        assert td["@context"][0] == "https://www.w3.org/2019/wot/td/v1"
+        assert td["security"] == ["bearer_sc"]
+
+    result, stderr = await node(running, "validate")
+    reports = {report["id"]: report for report in result["things"]}
+    assert LAMP in reports
+    for report in reports.values():
+        assert report["valid"], report
+        assert report["consumed"], report
+        assert report["clients"] > 0, report
+    # The lamp's forms node-wot has a client for: every https:// and mqtts:// one.
+    assert set(reports[LAMP]["skipped"]) <= {"wss", "nats"}
+    assert warnings_about_forms_or_security(stderr) == [], stderr
+
+
+async def test_node_wot_reads_writes_invokes_and_observes_over_https(hub):
+    running, lamp = hub
+    result, stderr = await node(running, "http")
+
+    assert result["brightness"] == 10
+    assert result["brightnessAfterWrite"] == 42
+    assert lamp.brightness == 42
+    assert result["all"]["brightness"] == 42
+    assert isinstance(result["all"]["temperature"], float | int)
+
+    assert result["fade"] == 7
+    accepted = result["calibrateAccepted"]
+    assert accepted["status"] in ("pending", "running")
+    assert accepted["href"].startswith(running.url)
+    final = result["calibrateFinal"]
+    assert final["status"] == "completed", final
+    assert final["output"] == {"passes": 2, "offset": 0.25}
+
+    observed = result["observed"]
+    assert len(observed) == 2 and all(isinstance(v, float | int) for v in observed)
+    assert observed[1] >= observed[0]
+    assert len(result["events"]) == 1 and isinstance(result["events"][0], float | int)
+
+    assert ("writeproperty", "brightness", None) in [
+        (op, name, None) for op, name, _ in lamp.requests
+    ]
+    assert ("invokeaction", "fade", {"level": 7}) in lamp.requests
+    assert ("invokeaction", "calibrate", {"passes": 2}) in lamp.requests
+    assert warnings_about_forms_or_security(stderr) == [], stderr
+
+
+async def test_node_wot_sse_needs_the_credentials_it_does_not_send(hub):
+    """Without consume.js's completion, node-wot's SSE stream is refused: the hub does
+    not serve twins to anonymous clients (the TD declares the bearer scheme)."""
+    running, _ = hub
+    token = running.add_client("probe", "consumer", "viewer")
+    async with running.session() as anonymous:
+        response = await anonymous.get(
+            f"/things/{LAMP}/properties/temperature", headers={"Accept": "text/event-stream"}
+        )
+        assert response.status == 401
+    async with running.session(token) as session:
+        response = await session.get(
+            f"/things/{LAMP}/properties/temperature", headers={"Accept": "text/event-stream"}
+        )
+        assert response.status == 200
+        response.close()
+
+
+async def test_node_wot_reads_observes_and_subscribes_over_mqtt(hub):
+    running, _ = hub
+    result, stderr = await node(running, "mqtt")
+    assert result["brightness"] == 10  # the twin's value, sent retained on subscribe
+    observed = result["observed"]
+    assert len(observed) == 2 and all(isinstance(v, float | int) for v in observed)
+    assert len(result["events"]) == 1
+    assert warnings_about_forms_or_security(stderr) == [], stderr
