@@ -32,6 +32,9 @@ class TokenClaims:
     expires: float
 
 
+_VERIFIED_MAX = 10_000  # signature-checked tokens remembered at once
+
+
 class TokenError(Exception):
     """The token is malformed, expired or not signed by this hub."""
 
@@ -48,6 +51,7 @@ class TokenSigner:
     def __init__(self, key: Ed25519PrivateKey) -> None:
         self._key = key
         self._public = key.public_key()
+        self._verified: dict[str, TokenClaims] = {}
 
     @classmethod
     def load_or_create(cls, home: Path) -> TokenSigner:
@@ -81,9 +85,25 @@ class TokenSigner:
         return jwt.encode(claims, self._key, algorithm="EdDSA")
 
     def verify(self, token: Any, *, allow_expired: bool = False) -> TokenClaims:
-        """The token's claims; TokenError says why not. ``allow_expired`` is for refresh."""
+        """The token's claims; TokenError says why not. ``allow_expired`` is for refresh.
+
+        A token whose signature was checked is remembered (bounded), so a client that
+        sends the same token with every request pays for the Ed25519 check once; the
+        expiry is still checked every time, and the session and account by the caller."""
         if not isinstance(token, str) or not token:
             raise TokenError("no token")
+        known = self._verified.get(token)
+        if known is not None:
+            if not allow_expired and known.expires <= clock.now():
+                raise TokenError("the token has expired")
+            return known
+        claims = self._decode(token, allow_expired)
+        if len(self._verified) >= _VERIFIED_MAX:
+            self._verified.clear()  # simpler than LRU; refilled by the next requests
+        self._verified[token] = claims
+        return claims
+
+    def _decode(self, token: str, allow_expired: bool) -> TokenClaims:
         try:
             claims = jwt.decode(
                 token,

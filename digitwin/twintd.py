@@ -21,6 +21,7 @@ class FormProvider(Protocol):
     """What a binding adds to twin TDs."""
 
     name: str
+    # Optional: ``context`` maps the prefixes of the provider's form terms to their IRIs.
 
     def security_definitions(self) -> dict[str, dict[str, Any]]:
         """Security schemes this binding's forms refer to, by name."""
@@ -41,6 +42,10 @@ def build_twin_td(td: dict[str, Any], providers: list[FormProvider]) -> dict[str
     if not providers:
         return twin
     thing_id = twin["id"]
+    # Prefixes the providers' form terms use (mqv:, nats:), declared in the @context.
+    prefixes = {k: v for p in providers for k, v in getattr(p, "context", {}).items()}
+    if prefixes:
+        twin["@context"] = _with_prefixes(twin["@context"], prefixes)
     definitions: dict[str, dict[str, Any]] = {}
     for provider in providers:
         definitions.update(provider.security_definitions())
@@ -66,6 +71,13 @@ def build_twin_td(td: dict[str, Any], providers: list[FormProvider]) -> dict[str
     else:
         twin.pop("forms", None)
     return twin
+
+
+def _with_prefixes(context: list[Any], prefixes: dict[str, str]) -> list[Any]:
+    """The context with a map of the prefixes it does not define yet."""
+    defined = {k for entry in context if isinstance(entry, dict) for k in entry}
+    missing = {k: v for k, v in prefixes.items() if k not in defined}
+    return [*context, missing] if missing else context
 
 
 def _context(context: Any) -> list[Any]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from sse_starlette.sse import EventSourceResponse, ServerSentEvent
+from starlette.background import BackgroundTask
 
 from digitwin.envelope import Message
 from hub.connection import OVERFLOW, Connection, ConnectionClosed
@@ -75,7 +76,18 @@ def stream(
             streams.discard(connection)
             router.disconnect(connection)
 
-    return EventSourceResponse(events(), ping=PING_SECONDS, headers={"Cache-Control": "no-store"})
+    def release() -> None:
+        # Also when the client left before the stream started (then the generator's
+        # finally never runs); disconnect is idempotent.
+        streams.discard(connection)
+        router.disconnect(connection)
+
+    return EventSourceResponse(
+        events(),
+        ping=PING_SECONDS,
+        headers={"Cache-Control": "no-store"},
+        background=BackgroundTask(release),
+    )
 
 
 def _replay(router: Router, connection: Connection, last_event_id: str) -> bool:

@@ -22,6 +22,7 @@ class MqttForms:
     (``mqtts://host:port``)."""
 
     name = "mqtt"
+    context = {"mqv": "https://www.w3.org/2019/wot/mqtt#"}  # the W3C MQTT binding's terms
 
     def __init__(
         self,

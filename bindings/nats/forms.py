@@ -33,6 +33,7 @@ class NatsForms:
     """A ``digitwin.twintd.FormProvider``."""
 
     name = "nats"
+    context = {"nats": NAMESPACE}
 
     def __init__(self, url: str = "") -> None:
         self.url = url
