@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from . import clock
+from .errors import problem_title
 from .operations import (
     CANCEL_ACTION,
     NAMED_OPERATIONS,
@@ -252,3 +253,24 @@ def _json_type(value: Any) -> str:
     if isinstance(value, int | float):
         return "a number"
     return names.get(type(value), type(value).__name__)
+
+
+def error_frame(
+    correlation_id: str | None, status: int, detail: str, **extensions: Any
+) -> dict[str, Any]:
+    """The error response a bus binding sends for a frame it could not even parse (so
+    there is no Message to answer): an RFC 9457 problem in the envelope's shape."""
+    out: dict[str, Any] = {
+        "messageType": RESPONSE,
+        "status": FAILED,
+        "error": {
+            "type": "about:blank",
+            "title": problem_title(status),
+            "status": status,
+            "detail": detail,
+            **extensions,
+        },
+    }
+    if correlation_id:
+        out["correlationID"] = correlation_id
+    return out

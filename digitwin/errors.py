@@ -6,7 +6,21 @@ error response on the buses) without knowing which one it is.
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
+
+# RFC 9110's names where Python's (older) HTTPStatus phrases differ.
+_RFC9110_TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
+
+
+def problem_title(status: int) -> str:
+    """The title of a problem with this HTTP status (RFC 9110's reason phrase)."""
+    if status in _RFC9110_TITLES:
+        return _RFC9110_TITLES[status]
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 class Problem(Exception):

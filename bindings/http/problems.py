@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
 
-from digitwin.errors import Problem
+from digitwin.errors import Problem, problem_title
 
 log = logging.getLogger("wothub.http")
 
@@ -54,7 +54,11 @@ async def on_problem(request: Request, exc: Exception) -> Response:
 async def on_http_exception(request: Request, exc: Exception) -> Response:
     """Starlette's own refusals (no such route, method not allowed) as problems."""
     assert isinstance(exc, HTTPException)
-    problem = {"type": "about:blank", "title": _title(exc.status_code), "status": exc.status_code}
+    problem = {
+        "type": "about:blank",
+        "title": problem_title(exc.status_code),
+        "status": exc.status_code,
+    }
     headers = dict(exc.headers or {})
     if exc.status_code == 405:  # Starlette names the first route's methods only
         headers["Allow"] = ", ".join(sorted(_methods_of_path(request)))
@@ -82,15 +86,6 @@ async def on_error(request: Request, exc: Exception) -> Response:
             "detail": "the hub failed to handle this request; the hub's log says why",
         }
     )
-
-
-def _title(status: int) -> str:
-    from http import HTTPStatus
-
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
 
 
 class ProblemResponse(Problem):

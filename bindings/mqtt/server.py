@@ -45,6 +45,7 @@ from digitwin.envelope import (
     RESPONSE,
     EnvelopeError,
     Message,
+    error_frame,
     parse_message,
 )
 from digitwin.errors import Problem
@@ -427,7 +428,7 @@ class MqttBinding:
         **extra: Any,
     ) -> None:
         log.info("bad MQTT message from %s: %s", state.client.id, detail)
-        state.connection.send(_error(correlation_id, status, detail, **extra))
+        state.connection.send(error_frame(correlation_id, status, detail, **extra))
         now = time.monotonic()
         state.bad.append(now)
         while state.bad and state.bad[0] < now - self.bad_message_window:
@@ -582,24 +583,6 @@ def _fill_from_topic(raw: dict[str, Any], published: topics.Published) -> None:
 
 def _looks_like_token(password: str) -> bool:
     return password.startswith("eyJ") and password.count(".") == 2
-
-
-def _error(correlation_id: str | None, status: int, detail: str, **extra: Any) -> dict:
-    titles = {400: "Bad Request", 403: "Forbidden", 413: "Content Too Large"}
-    out: dict[str, Any] = {
-        "messageType": "response",
-        "status": "failed",
-        "error": {
-            "type": "about:blank",
-            "title": titles.get(status, "Error"),
-            "status": status,
-            "detail": detail,
-            **extra,
-        },
-    }
-    if correlation_id:
-        out["correlationID"] = correlation_id
-    return out
 
 
 def _reply_id(raw: dict[str, Any]) -> str | None:

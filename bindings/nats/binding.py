@@ -34,7 +34,15 @@ from nats.aio.msg import Msg
 from auth.identity import Client
 from auth.roles import AGENT
 from digitwin import operations as ops
-from digitwin.envelope import NOTIFICATION, REQUEST, RESPONSE, EnvelopeError, Message, parse_message
+from digitwin.envelope import (
+    NOTIFICATION,
+    REQUEST,
+    RESPONSE,
+    EnvelopeError,
+    Message,
+    error_frame,
+    parse_message,
+)
 from digitwin.errors import Problem
 from hub.connection import OVERFLOW, Connection, ConnectionClosed
 from hub.router import Router
@@ -377,19 +385,7 @@ class NatsBinding:
         self.refused += 1
         who = peer.connection.client.id if peer else "?"
         log.warning("refused a NATS message from %s on %s: %s", who, msg.subject, detail)
-        error = {
-            "messageType": RESPONSE,
-            "status": "failed",
-            "error": {
-                "type": "about:blank",
-                "title": "Bad Request" if status == 400 else "Content Too Large",
-                "status": status,
-                "detail": detail,
-                **extra,
-            },
-        }
-        if correlation_id:
-            error["correlationID"] = correlation_id
+        error = error_frame(correlation_id, status, detail, **extra)
         subject = msg.reply or (self._default_subject(peer, None) if peer else None)
         return subject, orjson.dumps(error)
 

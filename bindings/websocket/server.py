@@ -29,7 +29,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from auth.identity import Client
 from bindings.http.credentials import Credentials, basic_credentials
 from bindings.http.tls_server import ABORT_EXTENSION
-from digitwin.envelope import EnvelopeError, Message, parse_message
+from digitwin.envelope import EnvelopeError, Message, error_frame, parse_message
 from digitwin.errors import Problem
 from hub.connection import OVERFLOW, Connection, ConnectionClosed
 from hub.router import Router
@@ -172,9 +172,9 @@ class WebSocketBinding:
         """Carry one frame to the router; an error response (as a dict) if it is bad."""
         text = frame.get("text")
         if text is None:
-            return _error(None, 400, "binary frames are not accepted: send JSON text")
+            return error_frame(None, 400, "binary frames are not accepted: send JSON text")
         if len(text) > self.max_message_bytes:
-            return _error(
+            return error_frame(
                 None,
                 413,
                 f"a message of {len(text)} characters is over the limit of "
@@ -183,7 +183,7 @@ class WebSocketBinding:
         try:
             message = parse_message(text, connection.client.id)
         except EnvelopeError as exc:
-            return _error(
+            return error_frame(
                 _reply_id(text),
                 400,
                 f"not a valid message: {exc}",
@@ -228,24 +228,6 @@ class WebSocketBinding:
             self._encoded.clear()
         self._encoded[id(message)] = (message, text)
         return text
-
-
-def _error(correlation_id: str | None, status: int, detail: str, **extra: Any) -> dict:
-    titles = {400: "Bad Request", 413: "Content Too Large"}
-    out: dict[str, Any] = {
-        "messageType": "response",
-        "status": "failed",
-        "error": {
-            "type": "about:blank",
-            "title": titles.get(status, "Error"),
-            "status": status,
-            "detail": detail,
-            **extra,
-        },
-    }
-    if correlation_id:
-        out["correlationID"] = correlation_id
-    return out
 
 
 def _reply_id(text: str) -> str | None:
