@@ -4,7 +4,6 @@ cancelaction, queryallactions, the offline queue, and the hub's own Things. Real
 clients over HTTPS; the device is a router connection (``running.agent``)."""
 
 import asyncio
-import json
 import time
 from urllib.parse import quote
 
@@ -12,6 +11,8 @@ import pytest
 from yarl import URL
 
 from digitwin.envelope import new_id
+
+from ..sse_reader import SseReader
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -144,42 +145,7 @@ async def accepted(response):
     return status
 
 
-class Sse:
-    """Server-sent events off an aiohttp response, one at a time, each wait bounded. As
-    the SSE spec has it, a block without data is not an event, though its id still sets
-    ``last_id`` (what a client would send as Last-Event-ID)."""
-
-    def __init__(self, response):
-        self.response = response
-        self.last_id = None
-
-    async def next(self, timeout=5.0):
-        fields, data = {}, []
-        async with asyncio.timeout(timeout):
-            while True:
-                raw = await self.response.content.readline()
-                if not raw:
-                    raise EOFError("the stream ended")
-                line = raw.decode().rstrip("\r\n")
-                if not line:
-                    if "id" in fields:
-                        self.last_id = fields["id"]
-                    if data:
-                        return {
-                            "event": fields.get("event") or "message",
-                            "id": fields.get("id"),
-                            "data": json.loads("\n".join(data)),
-                        }
-                    fields, data = {}, []
-                    continue
-                if line.startswith(":"):
-                    continue
-                name, _, value = line.partition(":")
-                value = value.removeprefix(" ")
-                if name == "data":
-                    data.append(value)
-                else:
-                    fields[name] = value
+Sse = SseReader
 
 
 @pytest.fixture

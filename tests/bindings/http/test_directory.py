@@ -16,6 +16,8 @@ import pytest
 from digitwin.twintd import DISCOVERY_CONTEXT
 from digitwin.validation import validate_td
 
+from ..sse_reader import SseReader
+
 pytestmark = pytest.mark.timeout(60)
 
 TD_JSON = "application/td+json"
@@ -579,47 +581,6 @@ async def test_jsonpath_without_a_query_is_400(admin):
 
 
 # -- SSE notifications ----------------------------------------------------------------------
-
-
-class SseReader:
-    """Events from an open text/event-stream response, each {"event", "data", "id"}, as
-    an EventSource dispatches them: an event without data is not dispatched, but its id
-    becomes ``last_id`` (what a browser would send as Last-Event-ID)."""
-
-    def __init__(self, resp) -> None:
-        self.resp = resp
-        self.last_id: str | None = None
-
-    async def next(self, timeout: float = 5.0) -> dict:
-        event: dict = {}
-        data: list[str] = []
-        async with asyncio.timeout(timeout):
-            while True:
-                raw = await self.resp.content.readline()
-                if not raw:
-                    raise EOFError("the stream ended")
-                line = raw.decode().rstrip("\r\n")
-                if not line:
-                    if "id" in event:
-                        self.last_id = event["id"]
-                    if data:
-                        event["data"] = json.loads("\n".join(data))
-                        return event
-                    event = {}
-                    continue
-                if line.startswith(":"):
-                    continue  # a comment (ping)
-                name, _, value = line.partition(":")
-                value = value.removeprefix(" ")
-                if name == "data":
-                    data.append(value)
-                elif name in ("event", "id"):
-                    event[name] = value
-
-    async def nothing_within(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            event = await self.next(seconds)
-            raise AssertionError(f"unexpected event {event}")
 
 
 @contextlib.asynccontextmanager

@@ -5,7 +5,6 @@ the device is a router connection (``running.agent``)."""
 
 import asyncio
 import contextlib
-import json
 import ssl
 import time
 from urllib.parse import quote
@@ -18,6 +17,7 @@ from digitwin.envelope import new_id
 from hub.runtime import Hub
 
 from ..conftest import hub_config
+from ..sse_reader import SseReader
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -88,51 +88,13 @@ def emit(running, conn, name, value=None, thing=LAMP):
     assert running.send(conn, wire) is None
 
 
-class Sse:
-    """Server-sent events off an aiohttp response, one at a time, each wait bounded. As
-    the SSE spec has it, a block without data is not an event, though its id still sets
-    ``last_id`` (what a client would send as Last-Event-ID)."""
-
-    def __init__(self, response):
-        self.response = response
-        self.last_id = None
-
-    async def next(self, timeout=5.0):
-        fields, data = {}, []
-        async with asyncio.timeout(timeout):
-            while True:
-                raw = await self.response.content.readline()
-                if not raw:
-                    raise EOFError("the stream ended")
-                line = raw.decode().rstrip("\r\n")
-                if not line:
-                    if "id" in fields:
-                        self.last_id = fields["id"]
-                    if data:
-                        return {
-                            "event": fields.get("event") or "message",
-                            "id": fields.get("id"),
-                            "data": json.loads("\n".join(data)),
-                        }
-                    fields, data = {}, []
-                    continue
-                if line.startswith(":"):
-                    continue
-                name, _, value = line.partition(":")
-                value = value.removeprefix(" ")
-                if name == "data":
-                    data.append(value)
-                else:
-                    fields[name] = value
-
+class Sse(SseReader):
     async def take(self, count, timeout=5.0):
         return [await self.next(timeout) for _ in range(count)]
 
     async def nothing_more(self, within=0.3):
         """No event arrives for ``within`` seconds."""
-        with contextlib.suppress(TimeoutError):
-            event = await self.next(within)
-            pytest.fail(f"unexpected event {event}")
+        await self.nothing_within(within)
 
 
 @contextlib.asynccontextmanager
