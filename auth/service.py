@@ -60,6 +60,8 @@ class AuthService:
         self.sessions = Sessions(store.bucket("sessions"))
         self.signer = TokenSigner.load_or_create(self.home)
         self.throttle = LoginThrottle(self.config.throttle)
+        # Told of every refused credential, whatever the binding (the hub counts them).
+        self.on_refused: Callable[[], None] | None = None
 
     # -- logging in and out ---------------------------------------------------------------
 
@@ -205,7 +207,8 @@ class AuthService:
             self._refuse("credentials", client_id, "unknown or disabled client")
         return account
 
-    @staticmethod
-    def _refuse(what: str, client_id: str, reason: str) -> None:
+    def _refuse(self, what: str, client_id: str, reason: str) -> None:
         log.warning("%s refused for %r: %s", what, client_id, reason)
+        if self.on_refused is not None:
+            self.on_refused()
         raise AuthenticationFailed(_REFUSED)

@@ -50,6 +50,8 @@ class Hub:
             limits=config.limits(),
             metrics=HubMetrics(),
         )
+        # Credentials refused on any binding (HTTP 401 answers are counted apart).
+        self.auth.on_refused = lambda: self.router.metrics.refused(401, "invalid_credentials")
         self.started = False  # all listeners up (GET /ready)
         for service in (
             authn_thing(self.auth),

@@ -122,3 +122,20 @@ async def test_remote_scrapes_need_an_admin(running, monkeypatch):  # noqa: F811
     async with running.session(admin) as consumer, consumer.get("/metrics") as response:
         assert response.status == 200
         assert "wothub_router_seconds" in await response.text()
+
+
+async def test_credentials_refused_on_any_binding_are_counted(running):  # noqa: F811
+    from websockets.exceptions import ConnectionClosed
+
+    before = await scrape(running)
+    async with socket(running, "not-a-token") as ws:  # WebSocket: closed with 4401
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+    async with running.session() as anyone:
+        login = {"clientID": "nobody", "password": "wrong password"}
+        async with anyone.post("/authn/login", json=login) as response:
+            assert response.status == 401
+    after = await scrape(running)
+    refused = {"status": "401", "reason": "invalid_credentials"}
+    name = "wothub_refused_total"
+    assert value(after, name, **refused) - value(before, name, **refused) == 2
