@@ -118,6 +118,9 @@ class Directory:
     def __init__(self, bucket: Bucket, validate: Callable[[Any], None]) -> None:
         self._bucket = bucket
         self._validate = validate
+        # check_size(td, owner) refuses a TD too large to keep (the hub's limit), whether
+        # it arrives whole or is the result of a merge patch; None: no limit.
+        self.check_size: Callable[[dict[str, Any], str | None], None] | None = None
 
     def get(self, thing_id: str) -> ThingRecord | None:
         raw = self._bucket.get(_TD + thing_id) if thing_id else None
@@ -146,6 +149,8 @@ class Directory:
         if "id" not in td:
             td["id"] = f"urn:uuid:{uuid.uuid4()}"
         thing_id = td["id"]
+        if self.check_size is not None:
+            self.check_size(td, owner)
         self._check(td)
         registration = td.pop("registration", None) or {}
         now = clock.now() if now is None else now

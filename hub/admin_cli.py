@@ -479,11 +479,15 @@ async def _certs_generate(client, args) -> int:
     ca_path = directory / "ca.pem"
     if key_path.exists():  # checked before the hub makes a key nobody would get
         raise CommandError(f"{key_path} exists; remove it or choose --out-dir", EXIT_USAGE)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        message = f"cannot create {directory}: {exc.strerror or exc}"
+        raise CommandError(message, EXIT_USAGE) from None
     data: dict[str, Any] = {"clientID": args.id}
     if args.days is not None:
         data["days"] = args.days
     issued = await client.invoke_service(CERTS_THING, "generateCertificate", data)
-    directory.mkdir(parents=True, exist_ok=True)
     _write(key_path, issued["privateKey"].encode(), 0o600, exclusive=True)
     _write(cert_path, issued["certificate"].encode(), 0o644)
     _write(ca_path, issued["caCertificate"].encode(), 0o644)

@@ -25,9 +25,12 @@ import sys
 import tarfile
 import tempfile
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from digitwin import clock
 
 from .cli import add_command
 
@@ -66,7 +69,7 @@ def _pack(items: Iterator[tuple[str, str, bytes]], home: Path, backend: str) -> 
             copy.close()
         manifest = {
             "format": FORMAT,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "created": clock.rfc3339_now(),
             "storeBackend": backend,
             "items": count,
         }
@@ -121,23 +124,30 @@ def restore(file: Path, home: Path) -> dict[str, Any]:
         tar = tarfile.open(file, "r:*")  # noqa: SIM115 (closed by the with below)
     except (OSError, tarfile.TarError) as exc:
         raise RestoreError(f"cannot read {file}: {exc}") from None
-    with tar:
-        members = tar.getmembers()
-        names = {m.name for m in members}
-        if MANIFEST not in names:
-            raise RestoreError(f"{file} is not a wothub backup (no {MANIFEST})")
-        try:
-            manifest = json.loads(tar.extractfile(MANIFEST).read())  # type: ignore[union-attr]
-        except (ValueError, AttributeError):
-            manifest = None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            found = manifest.get("format") if isinstance(manifest, dict) else None
-            raise RestoreError(f"{file}: not a backup this hub knows (format {found})")
-        for member in members:
-            _check_member(member, file)
-        home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        home.chmod(0o700)
-        tar.extractall(home, members=[m for m in members if m.name != MANIFEST], filter="data")
+    try:
+        with tar:
+            return _unpack(tar, file, home)
+    except (OSError, EOFError, tarfile.TarError, zlib.error) as exc:  # truncated, corrupt
+        raise RestoreError(f"cannot read {file}: {exc}") from None
+
+
+def _unpack(tar: tarfile.TarFile, file: Path, home: Path) -> dict[str, Any]:
+    members = tar.getmembers()
+    names = {m.name for m in members}
+    if MANIFEST not in names:
+        raise RestoreError(f"{file} is not a wothub backup (no {MANIFEST})")
+    try:
+        manifest = json.loads(tar.extractfile(MANIFEST).read())  # type: ignore[union-attr]
+    except (ValueError, AttributeError):
+        manifest = None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise RestoreError(f"{file}: not a backup this hub knows (format {found})")
+    for member in members:
+        _check_member(member, file)
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    home.chmod(0o700)
+    tar.extractall(home, members=[m for m in members if m.name != MANIFEST], filter="data")
     for tree in _TREES:
         if (home / tree).is_dir():
             (home / tree).chmod(0o700)
@@ -169,12 +179,21 @@ def _configure_backup(parser: argparse.ArgumentParser) -> None:
 
 
 async def _download(client: Any, args: argparse.Namespace) -> int:
+    from .admin_cli import EXIT_USAGE, CommandError
+
     target: Path = args.file
-    response = await client._send("POST", client._url(BACKUP_PATH), extra_time=600.0)
     partial = target.with_name(target.name + ".partial")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:  # before the download: a backup nobody can write is not worth taking
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        raise CommandError(f"cannot write {partial}: {exc.strerror or exc}", EXIT_USAGE) from None
     with os.fdopen(descriptor, "wb") as out:
-        out.write(response.raw)
+        try:
+            response = await client._send("POST", client._url(BACKUP_PATH), extra_time=600.0)
+            out.write(response.raw)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
     partial.replace(target)
     print(f"backup written to {target} ({len(response.raw)} bytes)")
     return 0

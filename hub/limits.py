@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from digitwin.errors import Problem
+from digitwin.errors import Problem, problem_title
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class LimitExceeded(Problem):
         super().__init__(detail, **extensions)
         self.limit = limit
         self.status = status
-        self.title = "Content Too Large" if status == 413 else "Too Many Requests"
+        self.title = problem_title(status)
 
 
 def json_size(value: Any) -> int:
@@ -97,6 +97,3 @@ class RateLimiter:
             return 0.0
         bucket[0] = tokens
         return (1.0 - tokens) / self.rate
-
-    def forget(self, client_id: str) -> None:
-        self._buckets.pop(client_id, None)

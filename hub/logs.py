@@ -17,16 +17,16 @@ import logging
 import re
 import sys
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from digitwin import clock
 
 # (connection, message) while the router handles a message.
 current: ContextVar[tuple[Any, Any] | None] = ContextVar("wothub_message", default=None)
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-LOG_FORMATS = ("text", "json")
 _FIELDS = ("clientID", "binding", "operation", "thingID", "correlationID")
 
 _SECRETS = [
@@ -66,7 +66,7 @@ def context_fields() -> dict[str, Any]:
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": clock.rfc3339(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": redact(record.getMessage()),

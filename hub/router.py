@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from auth.accounts import HUB_ID
+from auth.authorizer import DIRECTORY_THING
 from digitwin import clock
 from digitwin import operations as ops
 from digitwin.core import DigiTwin
@@ -58,8 +59,9 @@ from .subscriptions import (
 
 log = logging.getLogger("wothub.router")
 
-# A Thing owned by the hub, to ask whether a client may read Things it does not own.
-_ANY_THING = "urn:wothub:directory"
+# A Thing owned by the hub (the directory itself), to ask whether a client may read
+# Things it does not own.
+_ANY_THING = DIRECTORY_THING
 
 # The permission a subscription of each kind needs, per Thing.
 _PERMISSION_OF_KIND = {
@@ -111,6 +113,8 @@ class Router:
         self.limits = limits or Limits()
         self.metrics = metrics or HubMetrics()
         self.metrics.watch(self)
+        if self.limits.max_td_bytes is not None:  # whole TDs and merge-patch results
+            twin.directory.check_size = self._check_td_size
         rate = self.limits.max_requests_per_second
         self._rate = RateLimiter(rate, self.limits.request_burst) if rate else None
         self._open: dict[str, int] = {}  # client id -> connections counted against its limit
@@ -240,7 +244,7 @@ class Router:
     def _count_connection(self, client: Client, binding: str) -> None:
         open_now = self._open.get(client.id, 0)
         maximum = self.limits.max_connections_per_client
-        if maximum is not None and open_now >= maximum and client.id != HUB_ID:
+        if maximum is not None and open_now >= maximum:
             self.metrics.refused(429, "max_connections_per_client")
             raise LimitExceeded(
                 "max_connections_per_client",
@@ -263,11 +267,18 @@ class Router:
         """Take one request from the client's rate (max_requests_per_second); over it,
         LimitExceeded with the seconds to wait. The router calls this for every message
         it handles; bindings call it for what they serve without a message."""
+        try:
+            self._take_rate(client)
+        except LimitExceeded:
+            self.metrics.refused(429, "max_requests_per_second")
+            raise
+
+    def _take_rate(self, client: Client) -> None:
+        """``admit`` without counting the refusal (handle counts its error responses)."""
         if self._rate is None:
             return
         wait = self._rate.take(client.id)
         if wait:
-            self.metrics.refused(429, "max_requests_per_second")
             raise LimitExceeded(
                 "max_requests_per_second",
                 f"{client.id} sent more than {self._rate.rate:g} requests a second "
@@ -355,7 +366,6 @@ class Router:
     def patch_thing(self, client: Client, thing_id: str, patch: Any) -> None:
         """Apply an RFC 7396 merge patch to a TD (WoT Discovery partial update)."""
         self.admit(client)
-        check_size("max_td_bytes", self.limits.max_td_bytes, patch, "the TD patch")
         owner = self.twin.owner_of(thing_id)
         if owner is None and self.twin.thing(thing_id) is None:
             raise NotFound(f"no Thing {thing_id}", thingID=thing_id)
@@ -388,8 +398,31 @@ class Router:
         """Refuse a set of property writes unless every one would be accepted, so a
         writemultipleproperties is queued whole or not at all."""
         self._authorize(client, ops.WRITE_PROPERTY, thing_id, self.twin.owner_of(thing_id))
+        self._check_queueable(thing_id, [(f"the value of {n!r}", v) for n, v in values.items()])
         for name, value in values.items():
             self.twin.check_write(thing_id, name, value)
+
+    def _check_queueable(self, thing_id: str, inputs: list[tuple[str, Any]]) -> None:
+        """The limits on queued requests, for ``inputs`` ((what, data) each) about to be
+        queued together: their sizes, and room for all of them in the Thing's queue."""
+        limits = self.limits
+        for what, data in inputs:
+            check_size("max_value_bytes", limits.max_value_bytes, data, what)
+        maximum = limits.max_queued_actions
+        if maximum is not None:
+            queued = self.twin.requests.count_open(thing_id, maximum)
+            if queued + len(inputs) > maximum:
+                raise LimitExceeded(
+                    "max_queued_actions",
+                    f"{thing_id} has {queued} actions and writes waiting for its agent; "
+                    f"{len(inputs)} more would pass the most the hub queues for one Thing "
+                    f"(max_queued_actions); try again when the agent has taken some",
+                    retry_after=30,
+                )
+
+    def _check_td_size(self, td: dict[str, Any], owner: str | None) -> None:
+        if owner != HUB_ID:  # the hub's own Things are not a client's TDs
+            check_size("max_td_bytes", self.limits.max_td_bytes, td, "the TD")
 
     def _reads_every_thing(self, client: Client) -> bool:
         """May the client read a Thing it does not own? (Agents may not.)"""
@@ -419,7 +452,7 @@ class Router:
     def _dispatch(self, connection: Connection, message: Message) -> Message | None:
         try:
             if not connection.trusted and message.message_type != RESPONSE:
-                self.admit(connection.client)
+                self._take_rate(connection.client)
             if message.message_type == REQUEST:
                 handler = self._requests.get(message.operation)
                 if handler is None:
@@ -482,20 +515,8 @@ class Router:
         if service is not None:
             return self._invoke_service(connection, message, service)
         self._thing_access(connection, message.operation, message.thing_id)
-        limits = self.limits
         what = "the action input" if message.operation == ops.INVOKE_ACTION else "the value"
-        check_size("max_value_bytes", limits.max_value_bytes, message.data, what)
-        maximum = limits.max_queued_actions
-        if maximum is not None:
-            queued = self.twin.requests.count_open(message.thing_id, maximum)
-            if queued >= maximum:
-                raise LimitExceeded(
-                    "max_queued_actions",
-                    f"{message.thing_id} has {queued} actions and writes waiting for its "
-                    f"agent, the most the hub queues for one Thing (max_queued_actions); "
-                    f"try again when the agent has taken some",
-                    retry_after=30,
-                )
+        self._check_queueable(message.thing_id, [(what, message.data)])
         record = self.twin.request(
             message.operation,
             message.thing_id,
@@ -594,7 +615,6 @@ class Router:
             raise BadRequest(f"thingID {message.thing_id} differs from the TD's id {thing_id}")
         owner = self.twin.owner_of(thing_id) if thing_id else None
         self._authorize(connection.client, ops.UPDATE_THING, thing_id, owner)
-        check_size("max_td_bytes", self.limits.max_td_bytes, td, "the TD")
         maximum = self.limits.max_things_per_agent
         if owner is None and maximum is not None and connection.client.is_agent:
             owned = len(self.twin.things_of(connection.client.id))

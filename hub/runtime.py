@@ -23,7 +23,6 @@ from digitwin.core import DigiTwin
 from .config import Config
 from .hub_things import authn_thing, certs_thing, clients_thing
 from .listeners import remove_listeners, write_listeners
-from .metrics import HubMetrics
 from .operations import CountRefusals, Operations
 from .router import Router
 
@@ -48,7 +47,6 @@ class Hub:
             flush_interval=config.flush_interval,
             log_size=config.notification_log_size,
             limits=config.limits(),
-            metrics=HubMetrics(),
         )
         # Credentials refused on any binding (HTTP 401 answers are counted apart).
         self.auth.on_refused = lambda: self.router.metrics.refused(401, "invalid_credentials")

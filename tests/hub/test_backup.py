@@ -112,3 +112,18 @@ def test_restore_refuses_a_non_empty_home_and_foreign_files(tmp_path):
     with pytest.raises(RestoreError, match="not empty"):
         restore(backup, home)
     assert cli.main(["restore", str(backup), "--home", str(tmp_path / "new")]) == 1
+
+
+def test_a_truncated_backup_is_a_clear_error_not_a_traceback(tmp_path, capsys):
+    source = tmp_path / "source"
+    (source / "certs").mkdir(parents=True)
+    (source / "certs" / "ca.pem").write_bytes(b"x" * 200_000)  # big enough to cut in two
+    backup = tmp_path / "b.tar.gz"
+    with tarfile.open(backup, "w:gz") as tar:
+        tar.add(source / "certs", "certs")
+    data = backup.read_bytes()
+    backup.write_bytes(data[: len(data) // 2])
+    with pytest.raises(RestoreError, match="cannot read"):
+        restore(backup, tmp_path / "new")
+    assert cli.main(["restore", str(backup), "--home", str(tmp_path / "other")]) == 1
+    assert "cannot read" in capsys.readouterr().err

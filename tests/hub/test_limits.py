@@ -60,6 +60,16 @@ async def test_td_size_over_http(running):  # noqa: F811
             f"/things/{THING}", json=patch, headers={"Content-Type": "application/merge-patch+json"}
         ) as refused:
             await assert_http_refused(refused, 413, "max_td_bytes")
+        # Patches each under the limit may not grow the TD past it: the result counts.
+        headers = {"Content-Type": "application/merge-patch+json"}
+        statuses = []
+        for i in range(5):
+            patch = {f"note{i}": "z" * 1500}
+            async with agent.patch(f"/things/{THING}", json=patch, headers=headers) as response:
+                statuses.append(response.status)
+                if response.status != 204:
+                    await assert_http_refused(response, 413, "max_td_bytes")
+        assert statuses[0] == 204 and statuses[-1] == 413, statuses
 
 
 @limited()
