@@ -328,6 +328,20 @@ class Router:
             self._waiters.setdefault(record_id, []).append(future)
         return future
 
+    def stop_waiting(self, record_id: str, future: asyncio.Future[dict[str, Any]]) -> None:
+        """Forget a ``wait_for`` future the binding no longer waits on."""
+        waiters = self._waiters.get(record_id)
+        if waiters is not None and future in waiters:
+            waiters.remove(future)
+            if not waiters:
+                del self._waiters[record_id]
+        future.cancel()
+
+    def request_status(self, record_id: str) -> dict[str, Any]:
+        """The ActionStatus of a request the caller was just answered about (by handle,
+        which authorized it): what a binding reports after waiting."""
+        return self.twin.get_request(record_id).to_status()
+
     # -- the directory ---------------------------------------------------------------------
 
     def list_things(
@@ -354,9 +368,13 @@ class Router:
             query, (self.twin.enriched_td(i) for i in sorted(self.twin.things_of(client.id)))
         )
 
-    def thing_description(self, client: Client, thing_id: str) -> dict[str, Any]:
-        """The enriched twin TD (what a directory serves for one Thing)."""
-        self.admit(client)
+    def thing_description(
+        self, client: Client, thing_id: str, *, admit: bool = True
+    ) -> dict[str, Any]:
+        """The enriched twin TD (what a directory serves for one Thing). ``admit=False``
+        when it is not the client's request (a notification rendered for its stream)."""
+        if admit:
+            self.admit(client)
         self._authorize(client, ops.READ_THING, thing_id, self.twin.owner_of(thing_id))
         td = self.twin.enriched_td(thing_id)
         if td is None:

@@ -161,6 +161,7 @@ class DirectoryApi:
             raise BadRequest("name the Things: ?id=<thing id>&id=...", parameter="id")
         if len(ids) > MAX_PRESENCE_IDS:
             raise BadRequest(f"at most {MAX_PRESENCE_IDS} ids at once", parameter="id")
+        self.router.admit(client)  # one request, however many ids
         found: dict[str, Any] = {}
         for thing_id in ids:
             with contextlib.suppress(Problem):  # unknown, or not the client's to see
@@ -217,7 +218,7 @@ class DirectoryApi:
         data: dict[str, Any] = {"id": message.thing_id}
         if diff and kind == "thing_created":
             with contextlib.suppress(Problem):  # unless deleted since, or unreadable
-                data = self.router.thing_description(client, message.thing_id)
+                data = self.router.thing_description(client, message.thing_id, admit=False)
         elif diff and kind == "thing_updated":
             data = {**change.get("diff", {}), "id": message.thing_id}
         return kind, data

@@ -29,10 +29,6 @@ class UnsupportedMediaType(Problem):
     status, title = 415, "Unsupported Media Type"
 
 
-class NotAcceptable(Problem):
-    status, title = 406, "Not Acceptable"
-
-
 def problem_response(problem: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     status = problem.get("status") if isinstance(problem.get("status"), int) else 500
     if status == 401:

@@ -18,6 +18,7 @@ from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
 from digitwin.envelope import Message
+from digitwin.errors import ServiceUnavailable
 from hub.connection import OVERFLOW, Connection, ConnectionClosed
 from hub.router import Router
 
@@ -64,13 +65,9 @@ def stream(
         except ConnectionClosed as closed:
             if closed.reason == OVERFLOW:
                 log.warning("%s fell behind its SSE stream; closing it", connection)
-                problem = {
-                    "type": "about:blank",
-                    "title": "Too Slow",
-                    "status": 503,
-                    "detail": "this stream fell too far behind and was closed; reconnect "
-                    "with Last-Event-ID",
-                }
+                problem = ServiceUnavailable(
+                    "this stream fell too far behind and was closed; reconnect with Last-Event-ID"
+                ).to_dict()
                 yield ServerSentEvent(orjson.dumps(problem).decode(), event="error")
         finally:
             streams.discard(connection)

@@ -27,10 +27,11 @@ from digitwin.envelope import (
     DELIVERED,
     PENDING,
     REQUEST,
+    TERMINAL,
     Message,
     new_id,
 )
-from digitwin.errors import BadRequest, NotFound, ServiceUnavailable
+from digitwin.errors import BadRequest, NotFound, ServiceUnavailable, problem_title
 from hub.subscriptions import EVENT, PROPERTY
 
 from . import sse
@@ -229,18 +230,18 @@ class ThingsApi:
         wait = self._wait_time(request, thing, name, operation)
         if response.status == PENDING:
             wait = 0.0  # the device is offline: nothing will answer soon
-        future = self.router.wait_for(response.action_id)
-        if wait > 0 and not future.done():
+        if wait > 0:
+            future = self.router.wait_for(response.action_id)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await asyncio.shield(future)
-        if future.done():
-            final = future.result()
-            if final["status"] != COMPLETED:
-                raise ProblemResponse(_failure(final))
-            return {**final, "state": COMPLETED}
-        future.cancel()
-        status = self.router.twin.get_request(response.action_id).to_status()
+            if not future.done():
+                self.router.stop_waiting(response.action_id, future)
+        status = self.router.request_status(response.action_id)
+        if status["status"] in TERMINAL:
+            if status["status"] != COMPLETED:
+                raise ProblemResponse(_failure(status))
+            return {**status, "state": COMPLETED}
         return {**status, "state": status["status"]}
 
     def _wait_time(self, request: Request, thing: str, name: str, operation: str) -> float:
@@ -282,8 +283,14 @@ def _request(operation: str, thing: str, name: str | None = None) -> Message:
     return Message(REQUEST, operation, thing, name, correlation_id=new_id())
 
 
+# Statuses an agent's error may not pass on to the consumer as they are: they speak of the
+# consumer's own credentials or request rate, and a client would log in again or back off
+# and repeat the action. They become 502 (the device failed), the agent's in agentStatus.
+_NOT_FROM_AGENTS = frozenset({401, 403, 407, 429})
+
+
 def _failure(status: dict[str, Any]) -> dict[str, Any]:
-    error = status.get("error") or {}
+    error = {k: v for k, v in (status.get("error") or {}).items() if k != "retryAfter"}
     problem = {
         "type": "about:blank",
         "title": "Failed",
@@ -291,8 +298,12 @@ def _failure(status: dict[str, Any]) -> dict[str, Any]:
         "detail": f"{status['operation']} {status['name']} {status['status']}",
         **error,
     }
-    if not isinstance(problem.get("status"), int) or not 400 <= problem["status"] <= 599:
+    code = problem["status"]
+    if not isinstance(code, int) or not 400 <= code <= 599:
         problem["status"] = 500
+    elif code in _NOT_FROM_AGENTS:
+        problem["agentStatus"], problem["status"] = code, 502
+        problem["title"] = problem_title(502)
     problem["actionStatus"] = {k: v for k, v in status.items() if k != "error"}
     return problem
 

@@ -87,7 +87,7 @@ class WebSocketBinding:
         try:
             connection = self.router.connect(client, "websocket")
         except Problem as problem:  # a limit (max_connections_per_client): say which
-            refusal = {"messageType": "response", "status": "failed", "error": problem.to_dict()}
+            refusal = error_frame(None, problem.status, problem.detail, **problem.extensions)
             with contextlib.suppress(Exception):
                 await websocket.send_text(orjson.dumps(refusal).decode())
             await _close(websocket, CLOSE_TRY_LATER, f"refused: {problem.detail}")

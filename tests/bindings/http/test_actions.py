@@ -286,6 +286,22 @@ async def test_device_failure_with_a_status_that_is_no_error_is_500(running, ope
     assert problem["detail"] == "not an error status"
 
 
+@pytest.mark.parametrize("agent_status", [401, 403, 429])
+async def test_a_device_failure_never_speaks_of_the_consumers_credentials(
+    running, operator, agent_status
+):
+    # A 401 would make clients log in again and send the action twice; a 429 back off.
+    conn = register(running)
+    error = {"title": "Locked", "status": agent_status, "detail": "no", "retryAfter": 60}
+    agent = asyncio.create_task(device(running, conn, status="failed", error=error))
+    async with operator.post(url(LAMP, "actions", "toggle")) as response:
+        problem = await problem_of(response, 502)
+        assert "WWW-Authenticate" not in response.headers
+        assert "Retry-After" not in response.headers
+    await agent
+    assert (problem["agentStatus"], problem["detail"]) == (agent_status, "no")
+
+
 async def test_a_failure_after_the_wait_shows_in_the_status(running, operator):
     conn = register(running)
     async with operator.post(url(LAMP, "actions", "toggle")) as response:
