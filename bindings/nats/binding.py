@@ -260,7 +260,9 @@ class NatsBinding:
             if peer is not None:
                 peer.nats_ids.add(key)
             return
-        self._logins.pop(key, None)
+        seen = self._logins.pop(key, None)
+        if seen is not None:  # a token login's user is "[REDACTED]", a certificate's ""
+            client_id = seen.id
         peer = self._peers.get(client_id or "")
         if peer is None:
             return
@@ -275,6 +277,8 @@ class NatsBinding:
         peer = self._peers.get(client_id)
         if peer is not None and not peer.connection.closed:
             return peer
+        if peer is not None:  # closed (it fell behind): release it before replacing it
+            self.router.disconnect(peer.connection)
         client = self._client_of(client_id)
         if client is None:
             return None
@@ -338,16 +342,17 @@ class NatsBinding:
         except (UnicodeDecodeError, IndexError):
             self._refuse(None, msg, None, 400, f"bad subject {msg.subject}")
             return
+        if tokens[1] == "agent" and tokens[3:] == [subjects.REQ]:
+            # The hub's own requests to the agent, heard back on wot.agent.*.>: refusing
+            # them would answer on this same subject, and loop; looking up the peer
+            # could bring a departed agent back online.
+            return
         peer = self._peer(client_id)
         if peer is None:
             return
         if tokens[1] == "agent" and tokens[3] == subjects.HELLO:
             if msg.reply:
                 await self._nc.publish(msg.reply, b"{}")
-            return
-        if tokens[1] == "agent" and tokens[3:] == [subjects.REQ]:
-            # The hub's own requests to the agent, heard back on wot.agent.*.>: refusing
-            # them would answer on this same subject, and loop.
             return
         if len(msg.data) > self.max_message_bytes:
             await self._refuse_async(peer, msg, None, 413, "message too large")
@@ -410,7 +415,8 @@ class NatsBinding:
         except ConnectionClosed as closed:
             if closed.reason == OVERFLOW:
                 log.warning("%s fell behind on NATS", connection)
-                self._peers.pop(connection.client.id, None)
+                if self._peers.get(connection.client.id) is peer:  # not its successor
+                    del self._peers[connection.client.id]
                 self.router.disconnect(connection)
 
     async def _publish(self, subject: str, payload: bytes) -> None:
@@ -436,13 +442,24 @@ class NatsBinding:
             try:
                 _, message = await self._twin.next()
             except ConnectionClosed as closed:
-                log.error("the NATS twin publisher stopped: %s", closed.reason)
+                if closed.reason != OVERFLOW:
+                    return  # the binding is stopping
+                # NATS fell behind (reconnecting, say): what is lost is lost, but the
+                # relay starts again rather than leaving wot.twin silent for good.
+                log.error("the NATS twin relay fell behind; starting it again")
+                self.router.disconnect(self._twin)
+                self._start_twin_publisher()
                 return
             kind = _TWIN_KINDS.get(message.operation)
             if kind is None or message.thing_id is None:
                 continue
             name = message.name if kind in ("prop", "event") else None
-            await self._publish(subjects.twin(message.thing_id, kind, name), message.to_json())
+            try:
+                subject = subjects.twin(message.thing_id, kind, name)
+            except ValueError:  # a name no subject can carry: skip it, keep relaying
+                log.exception("cannot relay %s of %s on NATS", message.operation, message.thing_id)
+                continue
+            await self._publish(subject, message.to_json())
 
 
 def _check_subject(tokens: list[str], message: Message, client: Client) -> str | None:

@@ -29,7 +29,8 @@ class NatsHub:
     async def agent(self, client_id: str, **kwargs) -> NatsAgent:
         if self.hub.auth.accounts.get(client_id) is None:
             self.add(client_id, "agent", "agent")
-        kwargs.setdefault("password", PASSWORD)
+        if "token" not in kwargs and "certificate" not in kwargs:
+            kwargs.setdefault("password", PASSWORD)
         async with asyncio.timeout(10):
             return await NatsAgent.connect(self.url, client_id, ca_pem=self.ca_pem, **kwargs)
 

@@ -133,6 +133,19 @@ async def test_requests_queue_while_the_agent_is_offline(nats_hub):
     assert update["output"] == 42
 
 
+async def test_an_agent_logged_in_with_a_token_goes_offline_when_it_leaves(nats_hub):
+    # The server's disconnect event names a token login's user "[REDACTED]": the hub
+    # must find the agent from its own record of the login.
+    nats_hub.add("lamp-agent", "agent", "agent")
+    token = nats_hub.hub.auth.login("lamp-agent", PASSWORD)["token"]
+    agent = await nats_hub.agent("lamp-agent", token=token)
+    await agent.register(td())
+    await until(lambda: nats_hub.hub.twin.presence(LAMP)["online"])
+    await agent.close()
+    await until(lambda: not nats_hub.hub.twin.presence(LAMP)["online"])
+    assert "lamp-agent" not in nats_hub.binding._peers
+
+
 async def test_refused_logins(nats_hub):
     hub = nats_hub.hub
     nats_hub.add("vera")

@@ -16,8 +16,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from bucketstore import open_store
-from hub.config import Config
 from hub.runtime import Hub
+
+from ..conftest import hub_config
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -58,15 +59,9 @@ class SmallHub:
 
 @pytest.fixture
 async def small(tmp_path):
-    """A hub as tests/bindings/conftest.py builds it, with max_body_bytes = 4 KiB."""
-    config = Config(
-        home=tmp_path / "home",
-        http_host="127.0.0.1",
-        http_port=0,
-        sync_wait=0.5,
-        flush_interval=0.2,
-        max_body_bytes=LIMIT,
-    )
+    """A hub as tests/bindings/conftest.py builds it (loopback, free ports, no bus
+    bindings), with max_body_bytes = 4 KiB."""
+    config = hub_config(tmp_path / "home", max_body_bytes=LIMIT)
     config.home.mkdir(mode=0o700)
     store = open_store(config.store_path, "leveldb")
     hub = Hub(config, store)
