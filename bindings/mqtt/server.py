@@ -263,6 +263,10 @@ class MqttBinding:
                 return False
             return published.family == topics.CLIENT or client.is_agent
         if action == SUBSCRIBE:
+            try:  # a subscription is a request like any other: it spends the rate
+                self.router.admit(client)
+            except Problem:
+                return False
             return self._plan(client, topic) is not None
         return False
 
@@ -572,6 +576,8 @@ def _fill_from_topic(raw: dict[str, Any], published: topics.Published) -> None:
         return
     operation = with_name if published.name is not None else without_name
     raw.setdefault("operation", operation)
+    if not isinstance(raw["operation"], str):
+        raise EnvelopeError("operation", "must be a string")
     if raw["operation"] not in _AGENT_OPERATIONS[published.kind]:
         raise EnvelopeError("operation", f"{raw['operation']!r} does not go on this topic")
     for wire, value in (("thingID", published.thing_id), ("name", published.name)):

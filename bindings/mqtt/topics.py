@@ -20,22 +20,12 @@ stays readable. The same encoded text is used in the href path of the twin TD's 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import quote, unquote
+
+from bindings.addresses import decode, encode
 
 ROOT = "wot"
 AGENT, CLIENT, TWIN = "agent", "client", "twin"
 REQ, RESP, TD, PROP, EVENT = "req", "resp", "td", "prop", "event"
-
-_SAFE = "_~:-"  # plus ASCII letters and digits, which quote never encodes
-
-
-def encode(text: str) -> str:
-    """One topic level: percent-encode everything outside A-Z a-z 0-9 _ ~ : -."""
-    return quote(text, safe=_SAFE)
-
-
-def decode(level: str) -> str:
-    return unquote(level, errors="strict")
 
 
 # -- building topics ---------------------------------------------------------------------

@@ -24,26 +24,13 @@ stays readable.
 
 from __future__ import annotations
 
-from urllib.parse import unquote
+from bindings.addresses import decode as decode  # the subject codec, for the binding
+from bindings.addresses import encode
 
 PREFIX = "wot"
-_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_~:-")
 
 # Kinds of agent subjects (the fourth token).
 HELLO, TD, PROP, EVENT, RESP, REQ = "hello", "td", "prop", "event", "resp", "req"
-
-
-def encode(text: str) -> str:
-    """One subject token for an id or a name."""
-    if not text:
-        raise ValueError("an empty id or name has no subject token")
-    if all(ch in _SAFE for ch in text):
-        return text
-    return "".join(ch if ch in _SAFE else "".join(f"%{b:02X}" for b in ch.encode()) for ch in text)
-
-
-def decode(token: str) -> str:
-    return unquote(token, errors="strict")
 
 
 def inbox_prefix(client_id: str) -> str:

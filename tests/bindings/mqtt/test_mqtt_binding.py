@@ -336,6 +336,10 @@ async def test_malformed_oversized_and_garbage_loop(mqtt_hub):
     agent.publish(bad_topic, b"{not json")
     _, payload, _ = await agent.next("wot/client/lamp-agent/resp")
     assert orjson.loads(payload)["error"]["status"] == 400
+    agent.publish(bad_topic, orjson.dumps({"operation": [], "value": 1}))  # not a string
+    _, payload, _ = await agent.next("wot/client/lamp-agent/resp")
+    error = orjson.loads(payload)["error"]
+    assert error["status"] == 400 and "operation" in error["detail"]
     agent.publish(bad_topic, orjson.dumps({"value": "x" * (70 * 1024)}))
     _, payload, _ = await agent.next("wot/client/lamp-agent/resp")
     assert orjson.loads(payload)["error"]["status"] == 413

@@ -1,0 +1,22 @@
+"""MQTT topics and NATS subjects encode ids the same way (DESIGN.md section 7)."""
+
+import pytest
+
+from bindings import addresses
+from bindings.mqtt import topics
+from bindings.nats import subjects
+
+
+def test_both_buses_encode_ids_alike_and_never_leave_a_separator_raw():
+    thing = "urn:dev:ops:lamp.1/a+b#c*>d%e f é"
+    level = addresses.encode(thing)
+    assert topics.twin_property(thing, "on") == f"wot/twin/{level}/prop/on"
+    assert subjects.twin(thing, "prop", "on") == f"wot.twin.{level}.prop.on"
+    assert not set(level) & set("./+#*> ")
+    assert addresses.decode(level) == thing
+    assert addresses.encode("urn:dev:ops:32473-lamp-1") == "urn:dev:ops:32473-lamp-1"
+
+
+def test_an_empty_id_has_no_address():
+    with pytest.raises(ValueError):
+        addresses.encode("")
