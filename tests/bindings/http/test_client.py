@@ -218,7 +218,9 @@ async def test_ca_as_a_file_and_as_text(running, tmp_path):
     add_client(running, "vera", "viewer")
     for ca in (path, str(path), running.hub.ca.ca_cert_pem.decode()):
         async with HttpConsumer(running.url, ca=ca) as client:
-            await client.login("vera", PASSWORD)
+            login = await client.login("vera", PASSWORD)
+            assert login["clientID"] == "vera"
+            assert [td async for td in client.things()]  # the hub's own Things at least
 
 
 async def test_unreachable_and_untrusted_hubs(running, unused_tcp_port):
