@@ -104,3 +104,59 @@ def bench_config(home: Path, **overrides: Any) -> Any:
         **overrides,
     }
     return Config(home=Path(home), **options)
+
+
+class ServerProcess:
+    """A benchmark's server (``script --serve KIND``) in its own process, so its CPU is
+    not the load generator's; driven by one-line commands on stdin, each answered by
+    one JSON line on stdout (the first line, the server's hello, needs no command)."""
+
+    REPLY_TIMEOUT = 120.0  # the longest a server may take to answer a control command
+
+    def __init__(self, script: str, kind: str, *extra_args: str) -> None:
+        self.script, self.kind, self.extra_args = script, kind, extra_args
+        self.process: Any = None  # an asyncio.subprocess.Process once started
+        self.server_cpu = 0.0  # server CPU seconds over the timed rounds
+        self.ops = 0  # operations over the timed rounds
+
+    async def start(self) -> dict[str, Any]:
+        """Start it; returns its hello."""
+        import asyncio
+
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, self.script, "--serve", self.kind, *self.extra_args,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        return await self._reply()
+
+    async def ask(self, *command: object) -> dict[str, Any]:
+        self.process.stdin.write((" ".join(map(str, command)) + "\n").encode())
+        await self.process.stdin.drain()
+        return await self._reply()
+
+    async def _reply(self) -> dict[str, Any]:
+        import asyncio
+
+        line = await asyncio.wait_for(self.process.stdout.readline(), self.REPLY_TIMEOUT)
+        if not line:
+            raise RuntimeError(f"the {self.kind} server ended (exit {await self.process.wait()})")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(f"the {self.kind} server: {reply['error']}")
+        return reply
+
+    async def stop(self) -> None:
+        import asyncio
+        import contextlib
+
+        if self.process is None or self.process.returncode is not None:
+            return
+        with contextlib.suppress(ConnectionError):
+            self.process.stdin.write(b"quit\n")
+            await self.process.stdin.drain()
+            self.process.stdin.close()
+        try:
+            await asyncio.wait_for(self.process.wait(), 30)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import cProfile
 import json
 import os
@@ -59,7 +58,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _harness import Result, arguments, bench_config, report, unshadow_packages
+from _harness import Result, ServerProcess, arguments, bench_config, report, unshadow_packages
 
 unshadow_packages()
 import aiohttp  # noqa: E402
@@ -82,7 +81,6 @@ PROPERTY = "temperature"
 PATH = f"/things/{THING}/properties/{PROPERTY}"
 PASSWORD = "bench password, not a secret"
 WINDOW = 100  # the most notifications a stream may have queued before the agent waits
-REPLY_TIMEOUT = 120.0  # the longest a server may take to answer a control command
 TD = {
     "@context": "https://www.w3.org/2022/wot/td/v1.1",
     "id": THING,
@@ -299,42 +297,18 @@ async def serve_bare(profile: str | None) -> None:
 # -- the load (this process) ----------------------------------------------------------------
 
 
-class Server:
+class Server(ServerProcess):
     """A server subprocess and the client side's view of it."""
 
     def __init__(self, kind: str, profile: str | None) -> None:
-        self.kind = kind
-        self.profile = profile
-        self.process: asyncio.subprocess.Process | None = None
-        self.server_cpu = 0.0  # server CPU seconds over the timed rounds
-        self.ops = 0  # operations over the timed rounds
+        super().__init__(
+            __file__, kind, *(["--profile", f"{profile}-{kind}.prof"] if profile else [])
+        )
 
     async def start(self) -> None:
-        args = [sys.executable, __file__, "--serve", self.kind]
-        if self.profile:
-            args += ["--profile", f"{self.profile}-{self.kind}.prof"]
-        self.process = await asyncio.create_subprocess_exec(
-            *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
-        )
-        hello = await self._reply()
+        hello = await super().start()
         self.url, self.token = hello["url"], hello["token"]
         self.ssl = ssl.create_default_context(cadata=hello["ca"])
-
-    async def _reply(self) -> dict[str, Any]:
-        assert self.process is not None and self.process.stdout is not None
-        line = await asyncio.wait_for(self.process.stdout.readline(), REPLY_TIMEOUT)
-        if not line:
-            raise RuntimeError(f"the {self.kind} server ended (exit {await self.process.wait()})")
-        reply = json.loads(line)
-        if "error" in reply:
-            raise RuntimeError(f"the {self.kind} server: {reply['error']}")
-        return reply
-
-    async def ask(self, *command: object) -> dict[str, Any]:
-        assert self.process is not None and self.process.stdin is not None
-        self.process.stdin.write((" ".join(map(str, command)) + "\n").encode())
-        await self.process.stdin.drain()
-        return await self._reply()
 
     def session(self, limit: int, **headers: str) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(
@@ -343,20 +317,6 @@ class Server:
             connector=aiohttp.TCPConnector(ssl=self.ssl, limit=limit),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60),
         )
-
-    async def stop(self) -> None:
-        if self.process is None or self.process.returncode is not None:
-            return
-        with contextlib.suppress(ConnectionError):
-            assert self.process.stdin is not None
-            self.process.stdin.write(b"quit\n")
-            await self.process.stdin.drain()
-            self.process.stdin.close()
-        try:
-            await asyncio.wait_for(self.process.wait(), 30)
-        except TimeoutError:
-            self.process.kill()
-            await self.process.wait()
 
 
 class Timed:

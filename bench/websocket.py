@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _harness import Result, arguments, bench_config, report, unshadow_packages
+from _harness import Result, ServerProcess, arguments, bench_config, report, unshadow_packages
 
 unshadow_packages()
 import aiohttp  # noqa: E402
@@ -63,7 +63,6 @@ THING = "urn:dev:bench:thermostat-1"
 PROPERTY = "temperature"
 PASSWORD = "bench password, not a secret"
 WINDOW = 200  # the most values the agent may be ahead of the slowest consumer
-REPLY_TIMEOUT = 120.0
 TD = {
     "@context": "https://www.w3.org/2022/wot/td/v1.1",
     "id": THING,
@@ -189,47 +188,16 @@ async def serve_bare() -> None:
 # -- the load (this process) ----------------------------------------------------------------
 
 
-class Server:
+class Server(ServerProcess):
     def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.process: asyncio.subprocess.Process | None = None
-        self.server_cpu = 0.0
-        self.ops = 0
+        super().__init__(__file__, kind)
 
     async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "--serve", self.kind,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        self.hello = await self._reply()
+        self.hello = await super().start()
         self.ssl = ssl.create_default_context(cadata=self.hello["ca"])
 
-    async def _reply(self) -> dict[str, Any]:
-        assert self.process is not None and self.process.stdout is not None
-        line = await asyncio.wait_for(self.process.stdout.readline(), REPLY_TIMEOUT)
-        if not line:
-            raise RuntimeError(f"the {self.kind} server ended (exit {await self.process.wait()})")
-        return json.loads(line)
-
     async def cpu(self) -> float:
-        assert self.process is not None and self.process.stdin is not None
-        self.process.stdin.write(b"cpu\n")
-        await self.process.stdin.drain()
-        return (await self._reply())["cpu"]
-
-    async def stop(self) -> None:
-        if self.process is None or self.process.returncode is not None:
-            return
-        with contextlib.suppress(ConnectionError):
-            assert self.process.stdin is not None
-            self.process.stdin.write(b"quit\n")
-            await self.process.stdin.drain()
-            self.process.stdin.close()
-        try:
-            await asyncio.wait_for(self.process.wait(), 30)
-        except TimeoutError:
-            self.process.kill()
-            await self.process.wait()
+        return (await self.ask("cpu"))["cpu"]
 
     async def open(self, session: aiohttp.ClientSession, role: str):
         hub = self.kind == "hub"
