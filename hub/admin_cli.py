@@ -28,14 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from auth.authorizer import CERTS_THING, CLIENTS_THING
+from auth.roles import KIND_ROLES, ROLES
+
 from .cli import add_command
 from .config import default_home
 from .listeners import LISTENERS_FILE, is_running, read_listeners
 
-CLIENTS_THING = "urn:wothub:clients"
-CERTS_THING = "urn:wothub:certs"
-KINDS = ("consumer", "agent", "service")
-ROLES = ("viewer", "operator", "manager", "admin", "agent", "service")
+KINDS = tuple(KIND_ROLES)
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_AUTH = 1, 2, 3, 4
 

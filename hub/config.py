@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from auth.roles import KIND_ROLES
 from bucketstore import DEFAULT_BACKEND, backend_names
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 CONFIG_FILE_NAME = "wothub.toml"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
-CLIENT_KINDS = ("consumer", "agent", "service")
+CLIENT_KINDS = tuple(KIND_ROLES)  # consumer, agent, service
 
 
 class ConfigError(ValueError):
