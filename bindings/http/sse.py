@@ -5,6 +5,10 @@ it, then ``stream`` replays what the client missed (when ``Last-Event-ID`` names
 notification still in the router's log) and writes every notification the connection
 gets until the client goes away. Event ids are ``<epoch>-<sequence>``: the epoch
 changes at each hub start, so an id from an earlier run asks for a fresh start.
+
+Every event carries data: a stream opens with a comment, never with an id-only block,
+which many SSE clients hand on as an event with empty data (a JSON decoder then fails).
+The id rides on each real event, so a client resumes from the last one it saw.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ PING_SECONDS = 15
 # Sent when Last-Event-ID is older than the log (or from another run): the client must
 # read the current state again, since some notifications are lost to it.
 RESYNC = "resync"
+OPENED = "stream open"
 
 
 def stream(
@@ -42,15 +47,12 @@ def stream(
     """``streams`` holds the open ones, so the hub can end them when it stops."""
     missed_some = last_event_id is not None and not _replay(router, connection, last_event_id)
     epoch = router.log.epoch
-    # Where this stream starts: sent at once, so a client that drops before the first
-    # notification still resumes from here rather than missing what came in between.
-    start_id = f"{epoch}-{router.log.last_seq}"
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         streams.add(connection)
         try:
-            if last_event_id is None or missed_some:
-                yield ServerSentEvent(id=start_id)
+            # Sent at once, so the client sees the stream open (headers and a first byte).
+            yield ServerSentEvent(comment=OPENED)
             if missed_some:
                 detail = "some notifications are no longer available; read the state again"
                 yield ServerSentEvent(orjson.dumps({"detail": detail}).decode(), event=RESYNC)

@@ -9,13 +9,17 @@ import json
 
 
 class SseReader:
-    """Each event is {"event", "data", "id"} (``event`` is "message" when unnamed). A
-    block without data is not an event, but its id still becomes ``last_id`` (what a
-    client would send as Last-Event-ID)."""
+    """Each event is {"event", "data", "id"} (``event`` is "message" when unnamed).
+
+    Strict, like the SSE clients that hand every block with fields on as an event and
+    decode its data as JSON: a block with an ``id:`` or ``event:`` but no data, or data
+    that is not JSON, fails the read. Comments (``:`` lines) are skipped; ``comments``
+    keeps them in order."""
 
     def __init__(self, response) -> None:
         self.response = response
         self.last_id: str | None = None
+        self.comments: list[str] = []
 
     async def next(self, timeout: float = 5.0) -> dict:
         fields: dict[str, str] = {}
@@ -27,18 +31,20 @@ class SseReader:
                     raise EOFError("the stream ended")
                 line = raw.decode().rstrip("\r\n")
                 if not line:
+                    if not data:
+                        if fields:
+                            raise AssertionError(f"an event without data: {fields}")
+                        continue
                     if "id" in fields:
                         self.last_id = fields["id"]
-                    if data:
-                        return {
-                            "event": fields.get("event") or "message",
-                            "id": fields.get("id"),
-                            "data": json.loads("\n".join(data)),
-                        }
-                    fields, data = {}, []
-                    continue
+                    return {
+                        "event": fields.get("event") or "message",
+                        "id": fields.get("id"),
+                        "data": json.loads("\n".join(data)),
+                    }
                 if line.startswith(":"):
-                    continue  # a comment (ping)
+                    self.comments.append(line[1:].strip())  # a ping, or the opening
+                    continue
                 name, _, value = line.partition(":")
                 value = value.removeprefix(" ")
                 if name == "data":

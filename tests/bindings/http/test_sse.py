@@ -215,18 +215,20 @@ async def test_resume_with_last_event_id_loses_and_repeats_nothing(running, view
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
 
 
-async def test_a_stream_dropped_before_any_notification_resumes_from_its_start(running, viewer):
+async def test_a_stream_opens_with_a_comment_and_every_event_has_data(running, viewer):
+    # The reader is strict: an id-only or data-less block fails it, as it fails the
+    # SSE clients that decode each block as JSON.
     conn = register(running)
     path = url(LAMP, "properties", "brightness")
     async with stream(viewer, path) as events:
-        await events.nothing_more()
-        start = events.last_id  # the stream says where it starts, before any event
-    assert start is not None
-    seq_of(start, running.hub.router.log.epoch)
-    report(running, conn, "brightness", 1)
+        report(running, conn, "brightness", 1)
+        first = await events.next()
+        assert events.comments[:1] == ["stream open"]
+    assert first["data"] == 1 and first["id"] == events.last_id
     report(running, conn, "brightness", 2)
-    async with stream(viewer, path, last_event_id=start) as events:
-        assert [e["data"] for e in await events.take(2)] == [1, 2]
+    async with stream(viewer, path, last_event_id=first["id"]) as events:
+        resumed = await events.next()
+        assert resumed["data"] == 2 and resumed["id"] != first["id"]
         await events.nothing_more()
 
 
