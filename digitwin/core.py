@@ -22,7 +22,7 @@ from . import clock
 from . import operations as ops
 from .directory import Directory, ThingRecord, merge_diff
 from .envelope import ABSENT, NOTIFICATION, TERMINAL, Message
-from .errors import BadRequest, NotFound
+from .errors import BadRequest, MethodNotAllowed, NotFound
 from .requests import Record, RequestQueue
 from .search import search
 from .twins import Twin, TwinCache, TwinStats
@@ -186,6 +186,10 @@ class DigiTwin:
         """An agent reports a property value; it is checked against the property's schema."""
         twin = self._twin(thing_id)
         _check(twin, "properties", name, value)
+        if twin.td["properties"][name].get("writeOnly"):  # _check found the affordance
+            raise BadRequest(
+                f"property {name!r} of {thing_id} is write-only: the hub keeps no value of it"
+            )
         entry = {"value": value, "timestamp": timestamp or clock.rfc3339_now()}
         twin.properties[name] = entry
         self.twins.mark_dirty(twin)
@@ -213,15 +217,26 @@ class DigiTwin:
 
         A property never reported has no "value"."""
         twin = self._twin(thing_id)
-        _affordance(twin, "properties", name)
+        if _affordance(twin, "properties", name).get("writeOnly"):
+            raise MethodNotAllowed(
+                f"property {name!r} of {thing_id} is write-only: it cannot be read or observed",
+                thingID=thing_id,
+                allow=["writeproperty"],
+            )
         out = dict(twin.properties.get(name, {}))
         if name in twin.desired:
             out["desired"] = twin.desired[name]
         return out
 
     def read_all_properties(self, thing_id: str) -> dict[str, dict[str, Any]]:
+        """Every property but the write-only ones."""
         twin = self._twin(thing_id)
-        return {name: self.read_property(thing_id, name) for name in _names(twin, "properties")}
+        properties = twin.td.get("properties") or {}
+        return {
+            name: self.read_property(thing_id, name)
+            for name, affordance in properties.items()
+            if not (isinstance(affordance, dict) and affordance.get("writeOnly"))
+        }
 
     def read_event(self, thing_id: str, name: str) -> dict[str, Any]:
         twin = self._twin(thing_id)
@@ -426,10 +441,6 @@ def _affordance(twin: Twin, member: str, name: str) -> dict[str, Any]:
         kind = AFFORDANCE_KINDS[member]
         raise NotFound(f"Thing {twin.thing_id} has no {kind} {name!r}", thingID=twin.thing_id)
     return affordance
-
-
-def _names(twin: Twin, member: str) -> list[str]:
-    return list(twin.td.get(member) or {})
 
 
 # Where each kind of affordance keeps the schema of the data it carries.

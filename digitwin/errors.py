@@ -58,6 +58,12 @@ class NotFound(Problem):
     status, title = 404, "Not Found"
 
 
+class MethodNotAllowed(Problem):
+    """The affordance exists but does not allow this operation (a write-only property read)."""
+
+    status, title = 405, "Method Not Allowed"
+
+
 class Conflict(Problem):
     status, title = 409, "Conflict"
 

@@ -516,15 +516,14 @@ class Router:
 
     def _read_properties(self, connection: Connection, message: Message) -> Message:
         self._thing_access(connection, message.operation, message.thing_id)
-        values = self.twin.read_all_properties(message.thing_id)
         if message.operation == ops.READ_MULTIPLE_PROPERTIES:
             names = message.data
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 raise BadRequest("readmultipleproperties takes an array of property names")
-            missing = [name for name in names if name not in values]
-            if missing:
-                raise NotFound(f"Thing {message.thing_id} has no property {missing[0]!r}")
-            values = {name: values[name] for name in names}
+            # Each one read: an unknown name is refused (404), a write-only one too (405).
+            values = {name: self.twin.read_property(message.thing_id, name) for name in names}
+        else:
+            values = self.twin.read_all_properties(message.thing_id)
         output = {name: entry["value"] for name, entry in values.items() if "value" in entry}
         return _response(message, output=output)
 
@@ -662,12 +661,13 @@ class Router:
         name = message.name if named else None
         if subscribe:
             self.subscribe(connection, kind, message.thing_id, name)
-            if named:  # the affordance must exist
-                member = "properties" if kind == PROPERTY else "events"
-                twin = self.twin.twin_td(message.thing_id) or {}
-                if message.name not in (twin.get(member) or {}):
+            if named:  # the affordance must exist and be readable (not write-only)
+                read = self.twin.read_property if kind == PROPERTY else self.twin.read_event
+                try:
+                    read(message.thing_id, message.name)
+                except Problem:
                     self.subscriptions.remove(connection, kind, message.thing_id, name)
-                    raise NotFound(f"Thing {message.thing_id} has no {kind} {message.name!r}")
+                    raise
         else:
             self.subscriptions.remove(connection, kind, message.thing_id, name)
         return _response(message, status=COMPLETED)

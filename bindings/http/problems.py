@@ -40,11 +40,18 @@ async def on_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Problem)
     problem = exc.to_dict()
     retry = problem.get("retryAfter")
-    # At least 1: a client still blocked must not be told to retry at once.
-    headers = (
-        {"Retry-After": str(max(1, math.ceil(retry)))} if isinstance(retry, int | float) else None
-    )
-    return problem_response(problem, headers)
+    headers = {}
+    if isinstance(retry, int | float):
+        # At least 1: a client still blocked must not be told to retry at once.
+        headers["Retry-After"] = str(max(1, math.ceil(retry)))
+    if problem.get("status") == 405 and isinstance(problem.get("allow"), list):
+        # The core names the operations the affordance allows; HTTP names methods.
+        methods = {_OPERATION_METHODS.get(op) for op in problem["allow"]} - {None}
+        headers["Allow"] = ", ".join(sorted(methods))
+    return problem_response(problem, headers or None)
+
+
+_OPERATION_METHODS = {"readproperty": "GET", "writeproperty": "PUT", "invokeaction": "POST"}
 
 
 async def on_http_exception(request: Request, exc: Exception) -> Response:

@@ -49,12 +49,15 @@ class NatsForms:
     ) -> list[dict[str, Any]]:
         if not self.url:
             return []
+        affordance = affordance or {}
         out = []
         for op in _REQUESTS[kind]:
-            if op == "writeproperty" and affordance and affordance.get("readOnly"):
+            if op == "writeproperty" and affordance.get("readOnly"):
+                continue
+            if op == "readproperty" and affordance.get("writeOnly"):
                 continue
             out.append(self._form(op, f"{subjects.PREFIX}.client.{CLIENT}.req.{op}", "request"))
-        if kind == "property":
+        if kind == "property" and not affordance.get("writeOnly"):
             subject = subjects.twin(thing_id, "prop", name)
             out.append(self._form(["observeproperty", "unobserveproperty"], subject))
         elif kind == "event":

@@ -25,6 +25,9 @@ _OPS = {
 }
 
 
+_READS = ("readproperty", "observeproperty", "unobserveproperty")
+
+
 class WebSocketForms:
     """A ``digitwin.twintd.FormProvider``; the URL follows the HTTPS base URL."""
 
@@ -56,6 +59,8 @@ class WebSocketForms:
         ops = list(_OPS[kind])
         if kind == "property" and affordance and affordance.get("readOnly"):
             ops.remove("writeproperty")
+        if kind == "property" and affordance and affordance.get("writeOnly"):
+            ops = [op for op in ops if op not in _READS]
         return [
             {
                 "href": self.url,
