@@ -67,7 +67,10 @@ class Config:
     http_port: int = 8444
     public_url: str | None = None  # base URL in TD forms; None: from host name and port
     max_body_bytes: int = 1_048_576
-    sync_wait: float = 2.0  # seconds invokeaction waits for a result before answering 201
+    sync_wait: float = 2.0  # seconds a write waits for the device before answering 202
+    # Seconds an invokeaction without Prefer (a client that expects the output) waits for
+    # the device before answering 504 (docs/http.md).
+    action_timeout: float = 60.0
     # MQTT: the embedded broker, TLS on all interfaces; a plain-TCP port only when set,
     # and then on loopback only.
     mqtt_enabled: bool = True
@@ -322,6 +325,7 @@ _SCHEMA: _Schema = {
         "public_url": _Value(_URL, "public_url"),
         "max_body_bytes": _Value(_BYTES, "max_body_bytes"),
         "sync_wait": _Value(_WAIT, "sync_wait"),
+        "action_timeout": _Value(_WAIT, "action_timeout"),
     },
     "mqtt": {
         "enabled": _Value(_BOOL, "mqtt_enabled"),

@@ -63,6 +63,7 @@ class Hub:
             self.ca.verify_client_certificate,
             max_body_bytes=config.max_body_bytes,
             sync_wait=config.sync_wait,
+            action_timeout=config.action_timeout,
         )
         self.websocket = WebSocketBinding(
             self.router,

@@ -38,11 +38,16 @@ class HttpBinding:
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY,
         sync_wait: float = 2.0,
+        action_timeout: float = 60.0,
     ) -> None:
         self.router = router
         self.forms = HttpForms(base_url)
         self.context = HttpContext(
-            router, Credentials(auth, verify_certificate), self.forms, sync_wait
+            router,
+            Credentials(auth, verify_certificate),
+            self.forms,
+            sync_wait,
+            action_timeout,
         )
         self.max_body_bytes = max_body_bytes
         self.authn = AuthnApi(auth)

@@ -28,7 +28,7 @@ import ssl
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import quote, unquote, urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import aiohttp
 from yarl import URL
@@ -48,6 +48,8 @@ __all__ = [
 _SAFE = ":@!$&'()*+,;="  # what stays unencoded in a path segment (as the hub's paths.py)
 JSON_TYPES = ("application/json", "application/td+json", "application/ld+json")
 MERGE_PATCH = "application/merge-patch+json"
+# Seconds ``invoke`` lets the hub wait for the device before it answers with the status.
+ACTION_WAIT = 2.0
 DIRECTORY_EVENT_TYPES = ("thing_created", "thing_updated", "thing_deleted")
 
 
@@ -276,8 +278,7 @@ class HttpConsumer:
         response = await self._send(
             "POST", self._url("/things"), json=td, content_type="application/td+json"
         )
-        location = response.headers.get("Location", "")
-        return unquote(urlsplit(location).path.rstrip("/").rsplit("/", 1)[-1])
+        return response.headers["Location"]  # the id itself (docs/http.md)
 
     async def patch_thing(self, thing_id: str, patch: Mapping[str, Any]) -> None:
         """A JSON merge patch (RFC 7396) of a TD."""
@@ -333,7 +334,9 @@ class HttpConsumer:
     ) -> Any:
         """The action's output (None when it has none) when it finished in time, else its
         ``ActionStatus`` (``href`` to query or cancel it). ``wait``: seconds the hub may
-        wait for the device (``Prefer: wait``); ``respond_async``: do not wait at all."""
+        wait for the device (``Prefer: wait``, default ``ACTION_WAIT``); ``respond_async``:
+        do not wait at all."""
+        wait = ACTION_WAIT if wait is None else wait
         response = await self._send(
             "POST",
             self._url(_affordance_path(thing_id, "actions", name)),

@@ -23,12 +23,18 @@ JSON_TYPES = ("application/json", "application/td+json", "application/ld+json")
 
 class HttpContext:
     def __init__(
-        self, router: Router, credentials: Credentials, forms: HttpForms, sync_wait: float
+        self,
+        router: Router,
+        credentials: Credentials,
+        forms: HttpForms,
+        sync_wait: float,
+        action_timeout: float,
     ) -> None:
         self.router = router
         self.credentials = credentials
         self.forms = forms
-        self.sync_wait = sync_wait
+        self.sync_wait = sync_wait  # writes: then 202
+        self.action_timeout = action_timeout  # actions without Prefer: then 504
         self.streams: set[Connection] = set()  # open SSE streams, ended when the hub stops
 
     def client(self, request: HTTPConnection) -> Client:

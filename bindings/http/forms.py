@@ -1,15 +1,22 @@
 """The forms and security the HTTP binding puts in every twin TD (WoT HTTP Basic and
 SSE profiles), and the URL of each resource. One place for URLs, so the forms and
-the routes cannot drift apart."""
+the routes cannot drift apart.
+
+Each observable affordance has two forms: long polling first (``subprotocol:
+longpoll``, what node-wot and other clients that pick the first usable form can
+follow with their ordinary HTTP client and credentials), then SSE (the WoT HTTP SSE
+profile's form, lossless and resumable). See docs/http.md."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from .longpoll import PARAMETER as LONGPOLL_PARAMETER
 from .paths import encode
 
 JSON = "application/json"
 SSE = "sse"
+LONGPOLL = "longpoll"
 
 
 class HttpForms:
@@ -57,7 +64,7 @@ class HttpForms:
             return [{"href": href, "op": "invokeaction", "contentType": JSON}]
         if kind == "event":
             href = self.affordance_url(thing_id, "events", name)
-            return [_sse(href, ["subscribeevent", "unsubscribeevent"])]
+            return _observe(href, ["subscribeevent", "unsubscribeevent"])
         return self._thing_forms(thing_id)
 
     def _property_forms(
@@ -70,8 +77,9 @@ class HttpForms:
         if not affordance.get("readOnly"):
             ops.append("writeproperty")
         forms = [{"href": href, "op": ops, "contentType": JSON}] if ops else []
-        # The twin can stream every property the device reports, observable or not.
-        forms.append(_sse(href, ["observeproperty", "unobserveproperty"]))
+        if not affordance.get("writeOnly"):
+            # The twin can stream every property the device reports, observable or not.
+            forms += _observe(href, ["observeproperty", "unobserveproperty"])
         return forms
 
     def _thing_forms(self, thing_id: str) -> list[dict[str, Any]]:
@@ -94,3 +102,9 @@ class HttpForms:
 
 def _sse(href: str, ops: list[str]) -> dict[str, Any]:
     return {"href": href, "op": ops, "subprotocol": SSE, "contentType": JSON}
+
+
+def _observe(href: str, ops: list[str]) -> list[dict[str, Any]]:
+    """A long-poll form, then the SSE form, for one affordance."""
+    poll = {"href": f"{href}?{LONGPOLL_PARAMETER}=true", "op": ops, "subprotocol": LONGPOLL}
+    return [{**poll, "contentType": JSON}, _sse(href, ops)]

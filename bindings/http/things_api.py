@@ -5,6 +5,12 @@ answer waits a little (``sync_wait``, or ``Prefer: wait=N``) for the device, and
 otherwise says where the request's status lives (201 for actions, 202 for writes, with
 ``Location``). Statuses keep the hub's detailed state in ``state`` while ``status``
 uses the profile's four values.
+
+Only a client that asks for it (``Prefer: respond-async`` or ``wait=N``, RFC 7240), or
+an action its TD declares ``synchronous: false``, gets an ActionStatus for an action
+that has not finished: a client that knows nothing of the async profile (node-wot)
+would take it for the output. Without Prefer, the hub waits up to ``action_timeout``
+for the output, also while the device is offline, and then answers 504.
 """
 
 from __future__ import annotations
@@ -34,10 +40,10 @@ from digitwin.envelope import (
 from digitwin.errors import BadRequest, NotFound, ServiceUnavailable, problem_title
 from hub.subscriptions import EVENT, PROPERTY
 
-from . import sse
+from . import longpoll, sse
 from .context import HttpContext, json_body
 from .paths import segment
-from .problems import ProblemResponse
+from .problems import ProblemResponse, problem_response
 
 JSON = "application/json"
 MAX_WAIT = 60.0  # the longest Prefer: wait= the hub honours
@@ -83,7 +89,7 @@ class ThingsApi:
         client = self.context.client(request)
         thing, name = _thing(request), _name(request)
         if _wants_stream(request):
-            return self._stream(request, client, ops.OBSERVE_PROPERTY, thing, name)
+            return await self._stream(request, client, ops.OBSERVE_PROPERTY, thing, name)
         if request.query_params.get("detail") == "true":
             state = self.router.property_state(client, thing, name)
             return _json(state)
@@ -99,7 +105,7 @@ class ThingsApi:
         client = self.context.client(request)
         thing = _thing(request)
         if _wants_stream(request):
-            return self._stream(request, client, ops.OBSERVE_ALL_PROPERTIES, thing, None)
+            return await self._stream(request, client, ops.OBSERVE_ALL_PROPERTIES, thing, None)
         response = self.context.call(client, _request(ops.READ_ALL_PROPERTIES, thing))
         return _json(response.output)
 
@@ -107,7 +113,8 @@ class ThingsApi:
         client = self.context.client(request)
         thing, name = _thing(request), _name(request)
         value = await json_body(request)
-        status = await self._queue(request, client, ops.WRITE_PROPERTY, thing, name, value)
+        wait = self._write_wait(request)
+        status = await self._queue(client, ops.WRITE_PROPERTY, thing, name, value, wait)
         if status["state"] == COMPLETED:
             return Response(status_code=204)
         return self._accepted(202, status)
@@ -119,9 +126,10 @@ class ThingsApi:
         if not isinstance(values, dict) or not values:
             raise BadRequest("writemultipleproperties takes an object of property values")
         self.router.check_writes(client, thing, values)  # all or nothing is queued
+        wait = self._write_wait(request)
         statuses = await asyncio.gather(
             *(
-                self._queue(request, client, ops.WRITE_PROPERTY, thing, name, value)
+                self._queue(client, ops.WRITE_PROPERTY, thing, name, value, wait)
                 for name, value in values.items()
             )
         )
@@ -135,11 +143,16 @@ class ThingsApi:
         client = self.context.client(request)
         thing, name = _thing(request), _name(request)
         data = await json_body(request, required=False)
-        status = await self._queue(request, client, ops.INVOKE_ACTION, thing, name, data)
+        wait, takes_status = self._action_wait(request, thing, name)
+        status = await self._queue(
+            client, ops.INVOKE_ACTION, thing, name, data, wait, while_offline=not takes_status
+        )
         if status["state"] == COMPLETED:
             output = status.get("output", ABSENT)
             return Response(status_code=204) if output is ABSENT else _json(output)
-        return self._accepted(201, status)
+        if takes_status:
+            return self._accepted(201, status)
+        return self._unfinished(status, wait)
 
     async def query(self, request: Request) -> Response:
         client = self.context.client(request)
@@ -177,24 +190,26 @@ class ThingsApi:
         client = self.context.client(request)
         name = request.path_params.get("name")
         operation = ops.SUBSCRIBE_EVENT if name else ops.SUBSCRIBE_ALL_EVENTS
-        return self._stream(
+        return await self._stream(
             request, client, operation, _thing(request), segment(name) if name else None
         )
 
     # -- internals -----------------------------------------------------------------------
 
-    def _stream(
+    async def _stream(
         self, request: Request, client: Client, operation: str, thing: str, name: str | None
     ) -> Response:
-        """Observe or subscribe: the router refuses what the client may not see."""
+        """Observe or subscribe, as an SSE stream or one long poll: the router refuses
+        what the client may not see."""
         connection = self.context.connection(client, "sse")
         response = self.router.handle(connection, _request(operation, thing, name))
         if response is not None and response.error is not None:
             self.router.disconnect(connection)
             raise ProblemResponse(response.error)
+        poll = longpoll.wanted(request)
         if request.method == "HEAD":
             self.router.disconnect(connection)
-            return Response(media_type="text/event-stream")
+            return Response(media_type=JSON if poll else "text/event-stream")
         kind = (
             PROPERTY if operation in (ops.OBSERVE_PROPERTY, ops.OBSERVE_ALL_PROPERTIES) else EVENT
         )
@@ -205,6 +220,20 @@ class ThingsApi:
                 return None
             return message.name or "", None if message.value is ABSENT else message.value
 
+        if poll:
+
+            def render_named(message: Message) -> tuple[str, Any] | None:
+                # A Thing-wide poll answers {name: value}: no event name says which it is.
+                rendered = render(message)
+                return None if rendered is None else (rendered[0], {rendered[0]: rendered[1]})
+
+            return await longpoll.next_value(
+                request,
+                self.router,
+                connection,
+                render if name else render_named,
+                self.context.streams,
+            )
         return sse.stream(
             self.router,
             connection,
@@ -215,20 +244,22 @@ class ThingsApi:
 
     async def _queue(
         self,
-        request: Request,
         client: Client,
         operation: str,
         thing: str,
         name: str,
         data: Any,
+        wait: float,
+        *,
+        while_offline: bool = False,
     ) -> dict[str, Any]:
-        """Queue a write or an action; wait a little for the device; the status now."""
+        """Queue a write or an action; wait up to ``wait`` for the device (while it is
+        offline too, if ``while_offline``); the status now."""
         message = Message(REQUEST, operation, thing, name, input=data, correlation_id=new_id())
         response = self.context.call(client, message)
         if response.action_id is None:  # one of the hub's own Things answered at once
             return {"state": COMPLETED, "output": response.output}
-        wait = self._wait_time(request, thing, name, operation)
-        if response.status == PENDING:
+        if response.status == PENDING and not while_offline:
             wait = 0.0  # the device is offline: nothing will answer soon
         if wait > 0:
             future = self.router.wait_for(response.action_id)
@@ -244,17 +275,37 @@ class ThingsApi:
             return {**status, "state": COMPLETED}
         return {**status, "state": status["status"]}
 
-    def _wait_time(self, request: Request, thing: str, name: str, operation: str) -> float:
-        prefer = request.headers.get("prefer", "")
-        if "respond-async" in prefer:
-            return 0.0
-        if match := _WAIT.search(prefer):
-            return min(float(match.group(1)), MAX_WAIT)
-        if operation == ops.INVOKE_ACTION:
-            td = self.router.twin.twin_td(thing) or {}
-            if (td.get("actions") or {}).get(name, {}).get("synchronous") is False:
-                return 0.0
-        return self.context.sync_wait
+    def _write_wait(self, request: Request) -> float:
+        wait = _preferred_wait(request)
+        return self.context.sync_wait if wait is None else wait
+
+    def _action_wait(self, request: Request, thing: str, name: str) -> tuple[float, bool]:
+        """How long to wait for the device, and whether the client takes an ActionStatus
+        (201) when the action has not finished by then, rather than an error (504)."""
+        wait = _preferred_wait(request)
+        if wait is not None:
+            return wait, True
+        td = self.router.twin.twin_td(thing) or {}
+        if (td.get("actions") or {}).get(name, {}).get("synchronous") is False:
+            return 0.0, True  # the TD tells every client to expect the status
+        return self.context.action_timeout, False
+
+    def _unfinished(self, status: dict[str, Any], wait: float) -> Response:
+        """504 for a client that expected the output: the action goes on regardless."""
+        body = self._profile_status(status)
+        if body["state"] == PENDING:
+            what = "is offline: the action waits in the hub's queue until it connects"
+        else:
+            what = f"has not finished the action within {wait:g} s: it goes on"
+        problem = {
+            "type": "about:blank",
+            "title": problem_title(504),
+            "status": 504,
+            "detail": f"the device {what}; its status is at Location (send Prefer: "
+            "respond-async to be answered 201 with the status instead)",
+            "actionStatus": body,
+        }
+        return problem_response(problem, {"Location": body["href"]})
 
     def _accepted(self, status_code: int, status: dict[str, Any]) -> Response:
         body = self._profile_status(status)
@@ -308,8 +359,18 @@ def _failure(status: dict[str, Any]) -> dict[str, Any]:
     return problem
 
 
+def _preferred_wait(request: Request) -> float | None:
+    """The wait a client that takes an ActionStatus asked for (RFC 7240 ``Prefer:
+    wait=N``, or ``respond-async``: 0 unless a wait is given); None without either."""
+    prefer = request.headers.get("prefer", "")
+    if match := _WAIT.search(prefer):
+        return min(float(match.group(1)), MAX_WAIT)
+    return 0.0 if "respond-async" in prefer else None
+
+
 def _wants_stream(request: Request) -> bool:
-    return "text/event-stream" in request.headers.get("accept", "")
+    """An SSE stream or a long poll rather than the current value."""
+    return longpoll.wanted(request) or "text/event-stream" in request.headers.get("accept", "")
 
 
 def _thing(request: Request) -> str:

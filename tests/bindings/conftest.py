@@ -53,6 +53,7 @@ def hub_config(home, **overrides) -> Config:
         "http_host": "127.0.0.1",
         "http_port": 0,
         "sync_wait": 0.5,
+        "action_timeout": 1.0,
         "flush_interval": 0.2,
         "mqtt_enabled": False,
         "mqtt_host": "127.0.0.1",

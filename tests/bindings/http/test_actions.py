@@ -21,6 +21,8 @@ AGENT = "lamp-agent"
 JSON = "application/json"
 PROBLEM = "application/problem+json"
 PROFILE_STATUSES = {"pending", "running", "completed", "failed"}
+# A client of the async profile: the status (201) when the device has not finished in 1 s.
+STATUS_WANTED = {"Prefer": "wait=1"}
 
 
 def lamp_td(thing_id=LAMP):
@@ -235,11 +237,13 @@ async def test_an_action_declared_asynchronous_answers_201_at_once(running, oper
 async def test_slow_device_201_after_the_wait_then_queryaction_follows_it(running, operator):
     conn = register(running)
     started = time.monotonic()
-    async with operator.post(url(LAMP, "actions", "fade"), json={"level": 60}) as response:
+    async with operator.post(
+        url(LAMP, "actions", "fade"), json={"level": 60}, headers=STATUS_WANTED
+    ) as response:
         status = await accepted(response)
         location = response.headers["Location"]
     waited = time.monotonic() - started
-    assert running.hub.config.sync_wait * 0.9 <= waited < running.hub.config.sync_wait + 2
+    assert 0.9 <= waited < 3
     assert (status["status"], status["state"]) == ("pending", "delivered")
     assert status["input"] == {"level": 60}
 
@@ -256,6 +260,73 @@ async def test_slow_device_201_after_the_wait_then_queryaction_follows_it(runnin
         done = await response.json()
     assert (done["status"], done["state"], done["output"]) == ("completed", "completed", 60)
     assert done["timeEnded"] >= done["timeRequested"]
+
+
+# -- invoke by a client that expects the output (no Prefer) ----------------------------------
+
+
+async def test_without_prefer_an_unfinished_action_is_504_and_goes_on(running, operator):
+    """A client that knows nothing of the async profile must not take a status for the
+    output: after action_timeout it gets an error that says where the status is."""
+    conn = register(running)
+    started = time.monotonic()
+    async with operator.post(url(LAMP, "actions", "fade"), json={"level": 9}) as response:
+        problem = await problem_of(response, 504)
+        location = response.headers["Location"]
+    assert time.monotonic() - started >= running.hub.config.action_timeout * 0.9
+    assert problem["title"] == "Gateway Timeout"
+    assert "has not finished" in problem["detail"] and "Prefer: respond-async" in problem["detail"]
+    assert problem["actionStatus"]["href"] == location
+    assert problem["actionStatus"]["state"] == "delivered"
+
+    delivered = await next_request(conn)  # the action still reached the device
+    answer(running, conn, delivered, output=9)
+    async with operator.get(location) as response:
+        done = await response.json()
+    assert (done["status"], done["output"]) == ("completed", 9)
+
+
+async def test_without_prefer_the_output_of_a_device_back_in_time_is_the_answer(running, operator):
+    offline(running, register(running))
+
+    async def comes_back():
+        async with asyncio.timeout(5):  # once the request is queued
+            while not running.hub.twin.requests_of(LAMP, "fade"):
+                await asyncio.sleep(0.01)
+        conn = running.agent(AGENT)
+        delivered = await next_request(conn)
+        answer(running, conn, delivered, output=delivered.input["level"])
+
+    back = asyncio.create_task(comes_back())
+    async with operator.post(url(LAMP, "actions", "fade"), json={"level": 4}) as response:
+        assert response.status == 200, await response.text()
+        assert await response.json() == 4
+    await back
+
+
+async def test_without_prefer_an_action_for_an_offline_device_is_504_and_stays_queued(
+    running, operator
+):
+    offline(running, register(running))
+    async with operator.post(url(LAMP, "actions", "toggle")) as response:
+        problem = await problem_of(response, 504)
+    assert "offline" in problem["detail"]
+    assert problem["actionStatus"]["state"] == "pending"
+    conn = running.agent(AGENT)  # when it connects, it gets it
+    delivered = await next_request(conn)
+    assert delivered.action_id == problem["actionStatus"]["id"]
+
+
+async def test_respond_async_with_a_wait_waits_for_the_output(running, operator):
+    conn = register(running)
+    agent = asyncio.create_task(device(running, conn, delay=0.2, output=5))
+    headers = {"Prefer": "respond-async, wait=5"}
+    async with operator.post(
+        url(LAMP, "actions", "fade"), json={"level": 5}, headers=headers
+    ) as response:
+        assert response.status == 200, await response.text()
+        assert await response.json() == 5
+    await agent
 
 
 async def test_device_failure_is_a_problem_from_the_device(running, operator):
@@ -304,7 +375,7 @@ async def test_a_device_failure_never_speaks_of_the_consumers_credentials(
 
 async def test_a_failure_after_the_wait_shows_in_the_status(running, operator):
     conn = register(running)
-    async with operator.post(url(LAMP, "actions", "toggle")) as response:
+    async with operator.post(url(LAMP, "actions", "toggle"), headers=STATUS_WANTED) as response:
         location = (await accepted(response))["href"]
     delivered = await next_request(conn)
     error = {"title": "Broken", "status": 500, "detail": "bulb gone"}
@@ -320,7 +391,9 @@ async def test_a_failure_after_the_wait_shows_in_the_status(running, operator):
 
 async def test_cancel_a_pending_action(running, operator):
     offline(running, register(running))
-    async with operator.post(url(LAMP, "actions", "fade"), json={"level": 2}) as response:
+    async with operator.post(
+        url(LAMP, "actions", "fade"), json={"level": 2}, headers=STATUS_WANTED
+    ) as response:
         status = await accepted(response)
     assert (status["status"], status["state"]) == ("pending", "pending")
     location = status["href"]
@@ -343,7 +416,7 @@ async def test_an_operator_cancels_only_its_own_actions(running, operator):
     offline(running, register(running))
     olga = running.add_client("olga", "consumer", "operator")
     vera = running.add_client("vera", "consumer", "viewer")
-    async with operator.post(url(LAMP, "actions", "toggle")) as response:
+    async with operator.post(url(LAMP, "actions", "toggle"), headers=STATUS_WANTED) as response:
         location = (await accepted(response))["href"]
     for token in (olga, vera):
         async with running.session(token) as other, other.delete(location) as response:
@@ -355,7 +428,10 @@ async def test_an_operator_cancels_only_its_own_actions(running, operator):
     async with operator.delete(location) as response:
         assert response.status == 204
     toggle = url(LAMP, "actions", "toggle")
-    async with running.session(olga) as other, other.post(toggle) as response:
+    async with (
+        running.session(olga) as other,
+        other.post(toggle, headers=STATUS_WANTED) as response,
+    ):
         theirs = (await accepted(response))["href"]
     ada = running.add_client("ada", "consumer", "admin")
     async with running.session(ada) as admin, admin.delete(theirs) as response:
@@ -382,7 +458,7 @@ async def test_query_and_cancel_of_unknown_actions_are_404(running, operator):
         await problem_of(response, 404)
     async with operator.delete(missing) as response:
         await problem_of(response, 404)
-    async with operator.post(url(LAMP, "actions", "toggle")) as response:
+    async with operator.post(url(LAMP, "actions", "toggle"), headers=STATUS_WANTED) as response:
         action_id = (await accepted(response))["id"]
     # The right id under another Thing is not found either.
     other = register(running, "fan-agent", lamp_td("urn:dev:ops:fan-1"))
@@ -395,7 +471,7 @@ async def test_query_and_cancel_of_unknown_actions_are_404(running, operator):
 
 async def test_an_action_id_under_another_action_name_is_404(running, operator):
     offline(running, register(running))
-    async with operator.post(url(LAMP, "actions", "toggle")) as response:
+    async with operator.post(url(LAMP, "actions", "toggle"), headers=STATUS_WANTED) as response:
         action_id = (await accepted(response))["id"]
     for path in (
         url(LAMP, "actions", "fade", action_id),
@@ -413,10 +489,12 @@ async def invoke_four(running, operator):
     offline(running, register(running))
     fades = []
     for level in (1, 2, 3):
-        async with operator.post(url(LAMP, "actions", "fade"), json={"level": level}) as response:
+        async with operator.post(
+            url(LAMP, "actions", "fade"), json={"level": level}, headers=STATUS_WANTED
+        ) as response:
             fades.append((await accepted(response))["id"])
         await asyncio.sleep(0.005)  # distinct timeRequested
-    async with operator.post(url(LAMP, "actions", "toggle")) as response:
+    async with operator.post(url(LAMP, "actions", "toggle"), headers=STATUS_WANTED) as response:
         toggle = (await accepted(response))["id"]
     return fades, toggle
 
@@ -458,7 +536,9 @@ async def test_queryallactions_newest_first(running, operator):
 async def test_an_action_waits_for_its_device_and_the_consumer_sees_it_end(running, operator):
     offline(running, register(running))
     started = time.monotonic()
-    async with operator.post(url(LAMP, "actions", "fade"), json={"level": 80}) as response:
+    async with operator.post(
+        url(LAMP, "actions", "fade"), json={"level": 80}, headers=STATUS_WANTED
+    ) as response:
         status = await accepted(response)
     assert time.monotonic() - started < running.hub.config.sync_wait  # offline: at once
     assert (status["status"], status["state"]) == ("pending", "pending")

@@ -397,7 +397,9 @@ async def test_the_twin_td_forms_carry_the_hrefs_used_here(running, admin):
         assert form["contentType"] == JSON
         observing = {"observeproperty", "observeallproperties", "subscribeevent"}
         observing |= {"subscribeallevents"}
-        assert (form.get("subprotocol") == "sse") == bool(observing & set(ops)), form
+        # Observing has two forms: long polling (what node-wot reads) and SSE.
+        assert (form.get("subprotocol") in ("sse", "longpoll")) == bool(observing & set(ops))
+        assert (form.get("subprotocol") == "longpoll") == form["href"].endswith("?longpoll=true")
 
     base = running.url
     hrefs = {id(f): norm(f["href"]) for f in every}
@@ -406,12 +408,14 @@ async def test_the_twin_td_forms_carry_the_hrefs_used_here(running, admin):
         base + url(LAMP, "properties", "brightness")
     )
     assert forms_with(brightness, "writeproperty") == forms_with(brightness, "readproperty")
-    assert forms_with(brightness, "observeproperty")[0]["subprotocol"] == "sse"
+    observe = forms_with(brightness, "observeproperty")
+    assert [f["subprotocol"] for f in observe] == ["longpoll", "sse"]
+    assert norm(observe[1]["href"]) == hrefs[id(forms_with(brightness, "readproperty")[0])]
     model = td["properties"]["model"]["forms"]
     assert forms_with(model, "readproperty") and not forms_with(model, "writeproperty")
     invoke = forms_with(td["actions"]["toggle"]["forms"], "invokeaction")[0]
     assert norm(invoke["href"]) == norm(base + url(LAMP, "actions", "toggle"))
-    subscribe = forms_with(td["events"]["overheated"]["forms"], "subscribeevent")[0]
+    subscribe = forms_with(td["events"]["overheated"]["forms"], "subscribeevent")[-1]
     assert norm(subscribe["href"]) == norm(base + url(LAMP, "events", "overheated"))
     thing = {op: found[0]["href"] for op in TD11_OPS if (found := forms_with(td["forms"], op))}
     assert {op: norm(href) for op, href in thing.items()} == {

@@ -26,7 +26,8 @@ OPERATIONS = (
     "PUT thing",
 )
 # The status each role gets for each operation; the device is offline, so writes answer
-# 202 and actions 201 at once.
+# 202, and actions asked with Prefer: respond-async 201, at once.
+ASYNC = {"Prefer": "respond-async"}
 OK = {
     "readproperty": 200,
     "queryallactions": 200,
@@ -95,7 +96,8 @@ async def prepare(running):
     assert running.send(conn, reported) is None
     running.hub.router.disconnect(conn)
     otto = running.add_client("otto", "consumer", "operator")
-    async with running.session(otto) as session, session.post(url("actions", "toggle")) as r:
+    toggle = url("actions", "toggle")
+    async with running.session(otto) as session, session.post(toggle, headers=ASYNC) as r:
         assert r.status == 201, await r.text()
         return r.headers["Location"]
 
@@ -114,7 +116,7 @@ async def attempt(session, operation, others_action):
         case "writeproperty":
             request = session.put(url("properties", "on"), json=False)
         case "invokeaction":
-            request = session.post(url("actions", "toggle"))
+            request = session.post(url("actions", "toggle"), headers=ASYNC)
         case "cancel another's action":
             request = session.delete(others_action)
         case "PUT thing":

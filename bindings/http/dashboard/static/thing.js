@@ -254,7 +254,8 @@ function actionCard(base, name, affordance, refreshStatuses) {
     }
     button.disabled = true;
     try {
-      const answer = await api.exchange("POST", path, input);
+      // Prefer: the status (201) when the device has not finished within 2 s.
+      const answer = await api.exchange("POST", path, input, { headers: { Prefer: "wait=2" } });
       if (answer.status === 201) {
         message.textContent = `Queued (${answer.data.state}): see Requests below.`;
       } else {
