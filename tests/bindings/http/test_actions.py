@@ -1,5 +1,5 @@
 """Actions over the WoT HTTP Basic profile: invoke (200 / 204 when the device answers in
-time, 201 + Location otherwise, Prefer: respond-async / wait=N), queryaction,
+time, 504 or 201 + Location otherwise, Prefer: respond-async / wait=N), queryaction,
 cancelaction, queryallactions, the offline queue, and the hub's own Things. Real aiohttp
 clients over HTTPS; the device is a router connection (``running.agent``)."""
 
@@ -11,6 +11,7 @@ import pytest
 from yarl import URL
 
 from digitwin.envelope import new_id
+from tests.waiting import until
 
 from ..sse_reader import SseReader
 
@@ -290,9 +291,7 @@ async def test_without_prefer_the_output_of_a_device_back_in_time_is_the_answer(
     offline(running, register(running))
 
     async def comes_back():
-        async with asyncio.timeout(5):  # once the request is queued
-            while not running.hub.twin.requests_of(LAMP, "fade"):
-                await asyncio.sleep(0.01)
+        await until(lambda: running.hub.twin.requests_of(LAMP, "fade"), timeout=5)  # queued
         conn = running.agent(AGENT)
         delivered = await next_request(conn)
         answer(running, conn, delivered, output=delivered.input["level"])

@@ -338,6 +338,57 @@ async def test_write_to_a_read_only_property_is_400(running, manager):
     assert running.hub.twin.requests_of(LAMP) == []
 
 
+def with_a_secret(td):
+    """The lamp with a write-only property (a PIN: set, never read back)."""
+    td["properties"]["pin"] = {
+        "type": "string",
+        "writeOnly": True,
+        "forms": [{"href": "https://lamp.local/pin"}],
+    }
+    return td
+
+
+async def test_a_write_only_property_is_written_never_read(running, admin, manager):
+    conn = register(running, td=with_a_secret(lamp_td()))
+    report(running, conn, "on", True)
+    pin = url(LAMP, "properties", "pin")
+    async with running.session(manager) as session:
+        writing = asyncio.create_task(answer_writes(running, conn, report_value=False))
+        async with session.put(pin, json="1234") as response:
+            assert response.status == 204, await response.text()
+        assert (await writing)[0].input == "1234"
+        async with session.get(pin) as response:
+            problem = await problem_of(response, 405)
+            assert response.headers["Allow"] == "PUT"
+        assert "write-only" in problem["detail"]
+        async with session.get(pin, headers={"Accept": "text/event-stream"}) as response:
+            await problem_of(response, 405)  # observing it is reading it
+        async with session.get(url(LAMP, "properties")) as response:
+            assert await response.json() == {"on": True}  # readallproperties leaves it out
+    async with admin.get(url(LAMP)) as response:
+        td = await response.json(content_type=None)
+    ops = {
+        op
+        for form in td["properties"]["pin"]["forms"]
+        for op in ([form["op"]] if isinstance(form["op"], str) else form["op"])
+    }
+    assert "writeproperty" in ops
+    assert not ops & {"readproperty", "observeproperty", "unobserveproperty"}, ops
+
+
+async def test_a_device_may_not_report_a_write_only_value(running):
+    conn = register(running, td=with_a_secret(lamp_td()))
+    wire = {
+        "messageType": "notification",
+        "operation": "observeproperty",
+        "thingID": LAMP,
+        "name": "pin",
+        "value": "1234",
+    }
+    refused = running.send(conn, wire)
+    assert refused is not None and refused.error["status"] == 400
+
+
 async def test_a_value_its_schema_refuses_is_400_with_details(running, manager):
     register(running)
     async with running.session(manager) as session:
