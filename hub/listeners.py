@@ -7,7 +7,12 @@ still there::
 
     {"pid": 4242, "started": "2026-11-23T10:15:30.123Z",
      "listeners": {"https": {"host": "0.0.0.0", "port": 8444,
-                             "url": "https://hub.lan:8444"}}}
+                             "url": "https://hub.lan:8444",
+                             "local_url": "https://127.0.0.1:8444"}}}
+
+``url`` is what remote clients use (the public URL); ``local_url`` is the one for clients
+on this machine: a listener bound to every interface is reached on loopback, an address
+the hub's certificate names (``0.0.0.0`` is no address a client can verify).
 """
 
 from __future__ import annotations
@@ -20,12 +25,27 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from digitwin.clock import rfc3339_now
 
 LISTENERS_FILE = "listeners.json"
 
 log = logging.getLogger("wothub")
+
+
+# Wildcard listen addresses, and the loopback address a local client reaches each on.
+_LOOPBACK_OF = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "[::1]"}
+
+
+def local_url(url: str) -> str:
+    """``url`` with a wildcard host (``0.0.0.0``, ``::``) as loopback, else unchanged."""
+    parts = urlsplit(url)
+    loopback = _LOOPBACK_OF.get(parts.hostname or "")
+    if loopback is None:
+        return url
+    netloc = f"{loopback}:{parts.port}" if parts.port else loopback
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def listeners_path(home: Path) -> Path:
@@ -54,7 +74,7 @@ def write_listeners(
     document = {
         "pid": pid,
         "started": started,
-        "listeners": {name: dict(listener) for name, listener in listeners.items()},
+        "listeners": {name: _with_local_url(listener) for name, listener in listeners.items()},
     }
     data = (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -71,6 +91,18 @@ def write_listeners(
             os.unlink(temporary)
         raise
     return path
+
+
+def _with_local_url(listener: Mapping[str, Any]) -> dict[str, Any]:
+    """The listener with ``local_url``: its own, or ``url`` on the bound host and port."""
+    out = dict(listener)
+    url, host, port = out.get("url"), out.get("host"), out.get("port")
+    if "local_url" in out:
+        out["local_url"] = local_url(out["local_url"])
+    elif isinstance(url, str) and isinstance(host, str) and isinstance(port, int):
+        bound = f"[{host}]" if ":" in host else host
+        out["local_url"] = local_url(f"{urlsplit(url).scheme}://{bound}:{port}")
+    return out
 
 
 def read_listeners(home: Path) -> dict[str, Any] | None:

@@ -380,10 +380,31 @@ def test_listeners_round_trip(home):
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     document = read_listeners(home)
     assert document["pid"] == os.getpid()
-    assert document["listeners"] == HTTPS
+    local = {"local_url": "https://127.0.0.1:8444"}
+    assert document["listeners"] == {"https": {**HTTPS["https"], **local}}
     assert document["started"].endswith("Z") and "T" in document["started"]
     assert json.loads(path.read_text()) == document
     assert is_running(document)
+
+
+def test_a_wildcard_listener_is_reached_locally_on_loopback(home):
+    # 0.0.0.0 is no address a client can verify the hub's certificate for.
+    write_listeners(
+        home,
+        {
+            "https": {"host": "0.0.0.0", "port": 8444, "url": "https://hub.lan:8444"},
+            "mqtts": {"host": "::", "port": 8883, "url": "mqtts://hub.lan:8883"},
+            "nats": {"host": "0.0.0.0", "port": 4222, "local_url": "nats://0.0.0.0:4222"},
+            "named": {"host": "hub.lan", "port": 1, "url": "https://hub.lan:1"},
+        },
+    )
+    local = {name: v.get("local_url") for name, v in read_listeners(home)["listeners"].items()}
+    assert local == {
+        "https": "https://127.0.0.1:8444",
+        "mqtts": "mqtts://[::1]:8883",
+        "nats": "nats://127.0.0.1:4222",
+        "named": "https://hub.lan:1",
+    }
 
 
 def test_listeners_rewrite_replaces_the_file_and_keeps_the_start_time(home):
