@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
 import socket
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from auth.authorizer import RoleAuthorizer
@@ -138,7 +141,8 @@ class Hub:
 
     async def start(self) -> None:
         await self.router.start()
-        await self.http_server.start()
+        with _listening("HTTPS", self.config.http_host, self.config.http_port):
+            await self.http_server.start()
         self.http.set_base_url(self.base_url)
         self.websocket.forms.set_base_url(self.base_url)
         self.twin.add_form_provider(self.http.forms)
@@ -151,9 +155,14 @@ class Hub:
                 "local_url": self.http_server.url,
             }
         }
-        for bus in (self.mqtt, self.nats):
+        buses = (
+            ("MQTT", self.mqtt, self.config.mqtt_host, self.config.mqtt_port),
+            ("NATS", self.nats, self.config.nats_host, self.config.nats_port),
+        )
+        for name, bus, host, port in buses:
             if bus is not None:
-                await bus.start()
+                with _listening(name, host, port):
+                    await bus.start()
                 self.twin.add_form_provider(bus.forms)
                 listeners.update(bus.listeners())
                 log.info("%s on %s", bus.forms.name.upper(), bus.listeners())
@@ -178,6 +187,23 @@ class Hub:
             remove_listeners(self.config.home)
             await self.router.stop()
             self.twin.close()
+
+
+class CannotListen(OSError):
+    """A listener could not bind its address (taken, or not this machine's)."""
+
+
+@contextlib.contextmanager
+def _listening(name: str, host: str, port: int) -> Iterator[None]:
+    """Names the listener, its address and its port in a bind error."""
+    try:
+        yield
+    except CannotListen:
+        raise
+    except OSError as exc:
+        where = exc.filename or (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise CannotListen(f"the {name} listener cannot listen on {where}: {reason}") from exc
 
 
 async def _run_until_signal(hub: Hub) -> None:
@@ -212,7 +238,12 @@ def serve(config: Config) -> int:
         hub.first_run()
         asyncio.run(_run_until_signal(hub))
     except OSError as exc:  # e.g. the port is taken
-        log.error("cannot start: %s", exc)
+        log.error(
+            "cannot start: %s. The hub's home %s (CA, keys, admin password) is kept and "
+            "used again at the next start",
+            exc,
+            config.home,
+        )
         return 1
     finally:
         store.close()

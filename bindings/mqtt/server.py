@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from amqtt.errors import BrokerError
 
 from auth.identity import Client
 from auth.service import AuthService
@@ -173,7 +174,12 @@ class MqttBinding:
             cutoff_bytes=2 * self.max_message_bytes + 65_536,
             plain_listeners=plain,
         )
-        await self.broker.start()
+        try:
+            await self.broker.start()
+        except BrokerError as exc:
+            if isinstance(exc.__cause__, OSError):  # the address is taken: say so plainly
+                raise exc.__cause__ from None
+            raise
         self.port = self.broker.bound_port("default")
         if self.plain_port is not None:
             self.plain_port = self.broker.bound_port("plain")

@@ -59,6 +59,19 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def ensure_free(host: str, port: int) -> None:
+    """OSError (EADDRINUSE) when something listens on ``host:port`` already: the
+    readiness check would take that listener for nats-server, which exits at once."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nats-server binds
+        try:
+            sock.bind((host, port))
+        except OSError as exc:  # the address that failed rides along (the WebSocket port?)
+            where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            raise OSError(exc.errno, exc.strerror, where) from None
+
+
 @dataclass
 class NatsKeys:
     """The hub's NATS identities; ``load_or_create`` keeps them in ``<home>/nats``."""
@@ -202,6 +215,9 @@ log_file: "{self.log_path}"
 
     async def start(self) -> None:
         self._stopping = False
+        for port in (self.port, self.ws_port):
+            if port is not None:
+                ensure_free(self.host, port)
         self.write_config()
         await self._spawn()
         self._supervisor = asyncio.create_task(self._supervise(), name="nats-server")

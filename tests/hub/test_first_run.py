@@ -3,6 +3,7 @@ what survives a restart of the store (sessions, clients, certificate revocations
 
 import queue
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -262,3 +263,32 @@ def test_sessions_clients_and_revocations_survive_a_restart(tmp_path):
             revoked_cert.serial: True,
             gone_cert.serial: True,
         }
+
+
+@pytest.mark.parametrize(
+    ("listener", "variable"),
+    [("HTTPS", "WOTHUB_HTTP_PORT"), ("MQTT", "WOTHUB_MQTT_PORT"), ("NATS", "WOTHUB_NATS_PORT")],
+)
+def test_a_taken_port_names_the_listener_and_its_address(tmp_path, listener, variable):
+    home = tmp_path / "home"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "hub.cli", "serve", "--home", str(home)],
+            env=serve_env(**{variable: str(port)}),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if "ERROR wothub:" in line]
+    assert len(errors) == 1, done.stderr
+    assert f"the {listener} listener cannot listen on 127.0.0.1:{port}" in errors[0]
+    assert "Address already in use" in errors[0]
+    # What the first start made is there, said to be kept, and the next start uses it.
+    assert f"{home} (CA, keys, admin password) is kept" in errors[0]
+    assert (home / "certs" / "ca.key").exists() and (home / "admin.password").exists()
+    assert "Traceback" not in done.stderr.split("ERROR wothub:")[-1]
