@@ -12,6 +12,9 @@ from websockets.asyncio.client import connect
 from tests.bindings.conftest import PASSWORD, RunningHub, hub_config  # noqa: F401
 
 THING = "urn:dev:ops:ops-sign-1"
+# An action for an offline device: take the queued status at once (201), not wait for
+# the output (504 after http.action_timeout).
+ASYNC = {"Prefer": "respond-async"}
 
 
 def sign_td(thing_id: str = THING, padding: int = 0) -> dict:

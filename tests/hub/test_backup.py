@@ -13,7 +13,7 @@ from hub import cli
 from hub.backup import RestoreError, restore
 from hub.runtime import Hub
 from tests.bindings.conftest import PASSWORD, hub_config, hub_options, running  # noqa: F401
-from tests.hub.operating import THING, register, sign_td
+from tests.hub.operating import ASYNC, THING, register, sign_td
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -53,7 +53,8 @@ async def test_backup_during_writes_restores_to_an_equal_hub(running, tmp_path):
     queued = []
     async with running.session(admin_token) as admin:
         for n in range(3):  # the agent is offline: these wait in the queue
-            async with admin.post(f"/things/{THING}/actions/say", json=f"m{n}") as response:
+            say = f"/things/{THING}/actions/say"
+            async with admin.post(say, json=f"m{n}", headers=ASYNC) as response:
                 assert response.status == 201
                 queued.append((await response.json())["id"])
     ca = tmp_path / "ca.pem"

@@ -10,7 +10,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.bindings.conftest import admin, hub_options, running  # noqa: F401
-from tests.hub.operating import THING, ask, receive, register, send, sign_td, socket
+from tests.hub.operating import ASYNC, THING, ask, receive, register, send, sign_td, socket
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -169,7 +169,7 @@ async def test_queued_actions_per_thing_over_http_and_websocket(running):  # noq
     async with running.session(token) as consumer:
         url = f"/things/{THING}/actions/say"
         for _ in range(2):
-            async with consumer.post(url, json="hi") as accepted:
+            async with consumer.post(url, json="hi", headers=ASYNC) as accepted:
                 assert accepted.status == 201
         async with consumer.post(url, json="hi") as refused:
             await assert_http_refused(refused, 429, "max_queued_actions")

@@ -12,7 +12,7 @@ from digitwin.envelope import parse_message
 from hub import operations
 from hub.operations import _from_loopback
 from tests.bindings.conftest import hub_options, running  # noqa: F401
-from tests.hub.operating import THING, ask, register, sign_td, socket
+from tests.hub.operating import ASYNC, THING, ask, register, sign_td, socket
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -43,7 +43,8 @@ async def test_metrics_follow_the_traffic(running):  # noqa: F811
             async with consumer.get(f"/things/{THING}/properties/text") as response:
                 assert response.status == 503  # never reported: still a message handled
         for _ in range(2):  # the agent is offline: both stay queued
-            async with consumer.post(f"/things/{THING}/actions/say", json="hi") as response:
+            say = f"/things/{THING}/actions/say"
+            async with consumer.post(say, json="hi", headers=ASYNC) as response:
                 assert response.status == 201
     async with (
         running.session("not-a-token") as stranger,
