@@ -78,6 +78,7 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
         ("--server-name", "server_names", {"metavar": "NAME", "action": "append"}),
         ("--log-level", "log_level", {"metavar": "LEVEL"}),
         ("--log-format", "log_format", {"metavar": "FORMAT"}),
+        ("--host", "host", {"metavar": "HOST"}),
         ("--http-host", "http_host", {"metavar": "HOST"}),
         ("--http-port", "http_port", {"metavar": "N"}),
         ("--public-url", "public_url", {"metavar": "URL"}),
@@ -94,8 +95,10 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
         f"default {d.log_level})",
         "log_format": "text (human-readable) or json (one object a line) (env "
         f"WOTHUB_LOG_FORMAT; file: log_format; default {d.log_format})",
-        "http_host": f"address the HTTPS listener binds (env WOTHUB_HTTP_HOST; file: "
-        f"[http] host; default {d.http_host}, all interfaces)",
+        "host": "address every listener binds unless it has its own: 0.0.0.0 for every "
+        f"interface (env WOTHUB_HOST; file: host; default {d.host}, this machine only)",
+        "http_host": "address the HTTPS listener binds (env WOTHUB_HTTP_HOST; file: "
+        "[http] host; default: --host)",
         "http_port": f"HTTPS port, 0 for any free one (env WOTHUB_HTTP_PORT; file: "
         f"[http] port; default {d.http_port})",
         "public_url": "base URL clients reach the hub at, used in TD forms (env "

@@ -61,9 +61,12 @@ class Config:
     log_level: str = "INFO"
     log_format: str = "text"  # or "json": one JSON object per line (hub/logs.py)
     server_names: tuple[str, ...] = ()  # extra DNS names / addresses for the server cert
-    # HTTPS listener. All interfaces by default: TLS is always on, and a hub is there to be
-    # reached by devices on the network. Port 0 picks a free port (see listeners.json).
-    http_host: str = "0.0.0.0"
+    # The address every listener binds unless it has its own (http_host, mqtt_host,
+    # nats_host). Loopback by default, as mosquitto 2 does: a fresh hub is reachable from
+    # this machine only until someone decides to open it ("0.0.0.0": every interface,
+    # TLS and authentication on every listener). Port 0 picks a free port.
+    host: str = "127.0.0.1"
+    http_host: str | None = None
     http_port: int = 8444
     public_url: str | None = None  # base URL in TD forms; None: from host name and port
     max_body_bytes: int = 1_048_576
@@ -71,17 +74,17 @@ class Config:
     # Seconds an invokeaction without Prefer (a client that expects the output) waits for
     # the device before answering 504 (docs/http.md).
     action_timeout: float = 60.0
-    # MQTT: the embedded broker, TLS on all interfaces; a plain-TCP port only when set,
-    # and then on loopback only.
+    # MQTT: the embedded broker, TLS; a plain-TCP port only when set, and then on
+    # loopback only.
     mqtt_enabled: bool = True
-    mqtt_host: str = "0.0.0.0"
+    mqtt_host: str | None = None
     mqtt_port: int = 8883
     mqtt_plain_port: int | None = None
-    # NATS: a managed nats-server, loopback by default; nats_url instead connects to an
-    # existing server (external mode). nats_ws_port: the WebSocket listener that takes
-    # client certificates (0 picks a free port).
+    # NATS: a managed nats-server; nats_url instead connects to an existing server
+    # (external mode). nats_ws_port: the WebSocket listener that takes client
+    # certificates (0 picks a free port).
     nats_enabled: bool = True
-    nats_host: str = "127.0.0.1"
+    nats_host: str | None = None
     nats_port: int = 4222
     nats_ws_port: int = 4223
     nats_url: str | None = None
@@ -104,6 +107,17 @@ class Config:
     request_burst: int | None = None  # the bucket's size; None: 2 seconds' worth
     max_connections_per_client: int = 100
     config_file: Path | None = None  # the file the values were read from, if any
+
+    def __post_init__(self) -> None:
+        for listener in ("http_host", "mqtt_host", "nats_host"):  # not set: ``host``
+            if getattr(self, listener) is None:
+                object.__setattr__(self, listener, self.host)
+
+    @property
+    def only_loopback(self) -> bool:
+        """Whether no listener can be reached from another machine."""
+        hosts = (self.http_host, self.mqtt_host, self.nats_host)
+        return all(host in ("127.0.0.1", "::1", "localhost") for host in hosts)
 
     @property
     def store_path(self) -> Path:
@@ -319,6 +333,7 @@ _SCHEMA: _Schema = {
     "log_format": _Value(_LOG_FORMAT, "log_format"),
     "store": _Value(_BACKEND, "store_backend"),
     "server_names": _Value(_NAMES, "server_names"),
+    "host": _Value(_HOST, "host"),
     "http": {
         "host": _Value(_HOST, "http_host"),
         "port": _Value(_PORT, "http_port"),
@@ -377,6 +392,7 @@ ENV_VARS: dict[str, str] = {  # variable -> Config field (WOTHUB_HOME: the home 
     "WOTHUB_LOG_LEVEL": "log_level",
     "WOTHUB_LOG_FORMAT": "log_format",
     "WOTHUB_SERVER_NAMES": "server_names",
+    "WOTHUB_HOST": "host",
     "WOTHUB_HTTP_HOST": "http_host",
     "WOTHUB_HTTP_PORT": "http_port",
     "WOTHUB_PUBLIC_URL": "public_url",
@@ -396,6 +412,7 @@ FLAGS: dict[str, str] = {  # Config field -> the `wothub serve` flag that sets i
     "log_level": "--log-level",
     "log_format": "--log-format",
     "server_names": "--server-name",
+    "host": "--host",
     "http_host": "--http-host",
     "http_port": "--http-port",
     "public_url": "--public-url",

@@ -189,6 +189,16 @@ class Hub:
             self.twin.close()
 
 
+def _reach(config: Config) -> str:
+    """Who can connect, for the start line: loopback is the default until opened."""
+    if config.only_loopback:
+        return (
+            "only this machine can connect (host 127.0.0.1, the default): set host = "
+            '"0.0.0.0" in wothub.toml (or WOTHUB_HOST, --host) to let devices on the network in'
+        )
+    return "devices on the network can connect (TLS and authentication on every listener)"
+
+
 class CannotListen(OSError):
     """A listener could not bind its address (taken, or not this machine's)."""
 
@@ -216,11 +226,12 @@ async def _run_until_signal(hub: Hub) -> None:
         # Logged only once the handlers are in place, so "started" means "stoppable".
         log.info(
             "wothub started: %s store at %s; CA and server certificate in %s; "
-            "listeners in %s; press Ctrl-C to stop",
+            "listeners in %s; %s; press Ctrl-C to stop",
             hub.config.store_backend,
             hub.config.store_path,
             hub.config.home / "certs",
             hub.config.home / "listeners.json",
+            _reach(hub.config),
         )
         log.info("received %s, stopping", await stopped)
     finally:

@@ -1,5 +1,7 @@
 """`wothub serve` opens the store, says where it lives, and stops cleanly on a signal."""
 
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -40,6 +42,8 @@ def test_serve_logs_store_location_and_stops_on_signal(tmp_path, sig):
     try:
         line = wait_for_line(hub, "wothub started")
         assert str(tmp_path / "home" / "store") in line
+        # Every listener is on loopback here: the line says so, and how to open the hub.
+        assert "only this machine can connect" in line and 'host = "0.0.0.0"' in line
         hub.send_signal(sig)
         wait_for_line(hub, "wothub stopped")
         assert hub.wait(timeout=10) == 0
@@ -65,3 +69,35 @@ def test_store_held_elsewhere_is_a_clear_error_not_a_traceback(tmp_path):
     assert hub.returncode == 1
     assert "already open" in err
     assert "Traceback" not in err
+
+
+def test_the_readme_path_works_with_the_default_settings(tmp_path):
+    # `make run`, then `make demo` and the admin CLI in other terminals: nothing set but
+    # free ports (the defaults bind loopback, so this stays on 127.0.0.1).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WOTHUB_", "XDG_"))}
+    env["HOME"] = str(tmp_path)
+    ports = ("HTTP_PORT", "MQTT_PORT", "NATS_PORT", "NATS_WS_PORT")
+    serve_only = {**env, **{f"WOTHUB_{name}": "0" for name in ports}}
+    wothub = [sys.executable, "-m", "hub.cli"]
+    hub = subprocess.Popen([*wothub, "serve"], env=serve_only, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_line(hub, "wothub started", timeout=60)
+        listeners = tmp_path / ".local" / "share" / "wothub" / "listeners.json"
+        local_url = json.loads(listeners.read_text())["listeners"]["https"]["local_url"]
+        assert local_url.startswith("https://127.0.0.1:")
+        demo = subprocess.run(
+            [*wothub, "demo", "--duration", "5"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        listed = subprocess.run(
+            [*wothub, "clients", "list"], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert listed.returncode == 0, listed.stdout + listed.stderr
+        assert "admin" in listed.stdout and "demo" in listed.stdout  # the demo's agents
+    finally:
+        hub.send_signal(signal.SIGTERM)
+        hub.wait(timeout=20)

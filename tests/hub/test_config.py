@@ -56,7 +56,9 @@ def test_defaults_without_file_or_environment(home):
     config = build(home)
     assert config == Config(home=home)
     assert config.config_file is None
-    assert (config.http_host, config.http_port, config.public_url) == ("0.0.0.0", 8444, None)
+    assert (config.http_host, config.http_port, config.public_url) == ("127.0.0.1", 8444, None)
+    assert config.host == config.mqtt_host == config.nats_host == "127.0.0.1"
+    assert config.only_loopback  # until opened (docs/configuration.md)
     assert (config.mqtt_port, config.nats_port, config.max_body_bytes) == (8883, 4222, 1048576)
     assert (config.flush_interval, config.notification_log_size, config.sync_wait) == (
         1.0,
@@ -159,6 +161,7 @@ def test_home_from_environment_and_default_home(tmp_path):
 PRECEDENCE = [
     # field, TOML line (with its table), env text, flag value, expected from file/env/flag
     ("http_port", "[http]\nport = 1001", "1002", "1003", (1001, 1002, 1003)),
+    ("host", "host = '10.0.3.1'", "10.0.3.2", "10.0.3.3", None),
     ("http_host", "[http]\nhost = '10.0.0.1'", "10.0.0.2", "10.0.0.3", None),
     ("public_url", "[http]\npublic_url = 'https://a'", "https://b", "https://c", None),
     ("mqtt_port", "[mqtt]\nport = 2001", "2002", "2003", (2001, 2002, 2003)),
@@ -194,6 +197,19 @@ def test_flag_over_environment_over_file_over_default(home, field, toml, env_tex
     assert getattr(build(home, {variable: env_text}, **{field: flag}), field) == from_flag
     # A flag that was not given (None) leaves the environment's value.
     assert getattr(build(home, {variable: env_text}, **{field: None}), field) == from_env
+
+
+def test_every_listener_binds_host_unless_it_has_its_own(home):
+    write_toml(home, "host = '0.0.0.0'\n[mqtt]\nhost = '10.0.1.1'\n")
+    config = build(home)
+    assert (config.http_host, config.mqtt_host, config.nats_host) == (
+        "0.0.0.0",
+        "10.0.1.1",
+        "0.0.0.0",
+    )
+    assert not config.only_loopback
+    flagged = build(home, {"WOTHUB_HOST": "10.0.9.9"}, host="127.0.0.1")
+    assert (flagged.http_host, flagged.mqtt_host) == ("127.0.0.1", "10.0.1.1")
 
 
 def test_every_flag_and_variable_is_tested_for_precedence():
