@@ -6,95 +6,16 @@ back, and both processes stop cleanly."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import signal
-import sys
 import time
 
 import pytest
 
 from bindings.http.client import ActionStatus, HttpConsumer
 from hub.demo import DOOR, LAMP, THERMOSTAT
-from tests.hub.served import serve_env
+from tests.hub.served import Process, serve_env, wait_listeners
 
 pytestmark = pytest.mark.timeout(150)
-
-
-class Process:
-    """A subprocess whose output lines are collected as they come."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.lines: list[str] = []
-        self.process: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task | None = None
-        self._seen = asyncio.Condition()
-
-    async def start(self, *args: str, env: dict[str, str]) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "hub.cli",
-            *args,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        while line := await self.process.stdout.readline():
-            async with self._seen:
-                self.lines.append(line.decode(errors="replace").rstrip())
-                self._seen.notify_all()
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    async def wait_for(self, text: str, timeout: float, start: int = 0) -> int:
-        """The index of the first line from ``start`` on that contains ``text``."""
-        async with asyncio.timeout(timeout), self._seen:
-            while True:
-                for index in range(start, len(self.lines)):
-                    if text in self.lines[index]:
-                        return index
-                await self._seen.wait()
-
-    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
-        assert self.process is not None
-        if self.process.returncode is None:
-            self.process.send_signal(sig)
-        try:
-            async with asyncio.timeout(timeout):
-                code = await self.process.wait()
-        except TimeoutError:
-            self.process.kill()
-            await self.process.wait()
-            raise AssertionError(f"{self.name} did not stop in time:\n{self.output}") from None
-        if self._reader is not None:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(5):
-                    await self._reader
-        return code
-
-
-async def wait_listeners(home, process: Process, timeout: float = 40.0) -> dict:
-    path = home / "listeners.json"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.process is not None
-        if process.process.returncode is not None:
-            pytest.fail(f"wothub serve exited:\n{process.output}")
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            document = json.loads(path.read_text())
-            if document.get("pid") == process.process.pid and "nats" in document["listeners"]:
-                return document["listeners"]
-        await asyncio.sleep(0.05)
-    pytest.fail(f"no listeners.json within {timeout} s:\n{process.output}")
 
 
 async def until(predicate, timeout: float, what: str):

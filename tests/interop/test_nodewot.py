@@ -7,11 +7,15 @@ messages over): it answers writes and actions and reports a temperature and an e
 every 100 ms. node-wot runs as a subprocess (tests/interop/nodewot/consume.js), trusts
 the hub CA through NODE_EXTRA_CA_CERTS, and fetches the TDs from the directory.
 
-node-wot's HTTP client opens SSE streams without credentials and reads only unnamed
-events; consume.js completes it there (see the comment at its top). Everything else is
-node-wot as published. ``make test`` installs node-wot first (``npm ci``); run by hand,
-the tests skip when tests/interop/nodewot/node_modules is missing, unless
-WOTHUB_REQUIRE_NODEWOT is set (then they fail)."""
+node-wot is used as published, configured the documented way only: the bearer token
+through ``servient.addCredentials``, the hub CA through NODE_EXTRA_CA_CERTS, TLS
+verification on. It observes and subscribes through the twins' long-poll forms (its
+SSE client would send no credentials; docs/http.md). Last, node-wot uses every
+affordance of every demo twin, with `wothub serve` and `wothub demo` as subprocesses.
+
+``make test`` installs node-wot first (``npm ci``); run by hand, the tests skip when
+tests/interop/nodewot/node_modules is missing, unless WOTHUB_REQUIRE_NODEWOT
+is set (then they fail)."""
 
 from __future__ import annotations
 
@@ -20,15 +24,20 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
 
+from bindings.http.client import HttpConsumer
 from bucketstore import open_store
 from digitwin.envelope import new_id
 from digitwin.validation import validate_td
+from hub.demo import DOOR, THERMOSTAT
+from hub.demo import LAMP as LAMP_ID
 from hub.runtime import Hub
 from tests.bindings.conftest import PASSWORD, RunningHub, hub_config
+from tests.hub.served import Process, serve_env, wait_listeners
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -202,23 +211,28 @@ async def hub(tmp_path):
         store.close()
 
 
-async def node(running: RunningHub, scenario: str, *, env: dict | None = None) -> tuple[dict, str]:
-    """Run consume.js; its result (stdout's JSON) and its stderr (node-wot's warnings)."""
+async def node(running: RunningHub, scenario: str) -> tuple[dict, str]:
+    """Run consume.js on the test hub as CONSUMER (a manager: writes need one)."""
     if running.hub.auth.accounts.get(CONSUMER) is None:
-        running.add_client(CONSUMER, "consumer", "manager")  # writes need a manager
+        running.add_client(CONSUMER, "consumer", "manager")
     token = running.hub.auth.login(CONSUMER, PASSWORD)["token"]
-    ca_file = running.hub.config.home / "certs" / "ca.pem"
+    return await run_node(scenario, running.url, token, running.hub.config.home)
+
+
+async def run_node(scenario: str, url: str, token: str, home: Path) -> tuple[dict, str]:
+    """Run consume.js against the hub at ``url`` whose CA is in ``home``; its result
+    (stdout's JSON) and its stderr (node-wot's warnings)."""
+    ca_file = home / "certs" / "ca.pem"
     assert ca_file.is_file()
     environment = {
         **os.environ,
-        "HUB_URL": running.url,
+        "HUB_URL": url,
         "HUB_TOKEN": token,
         "THING_ID": LAMP,
         "MQTT_USER": CONSUMER,
         "NODE_EXTRA_CA_CERTS": str(ca_file),
         "DEBUG": "node-wot:*:warn,node-wot:*:error",
         "DEBUG_COLORS": "0",
-        **(env or {}),
     }
     process = await asyncio.create_subprocess_exec(
         "node",
@@ -230,7 +244,7 @@ async def node(running: RunningHub, scenario: str, *, env: dict | None = None) -
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        async with asyncio.timeout(120):
+        async with asyncio.timeout(150):
             out, err = await process.communicate()
     finally:
         if process.returncode is None:
@@ -307,24 +321,6 @@ async def test_node_wot_reads_writes_invokes_and_observes_over_https(hub):
     assert warnings_about_forms_or_security(stderr) == [], stderr
 
 
-async def test_node_wot_sse_needs_the_credentials_it_does_not_send(hub):
-    """Without consume.js's completion, node-wot's SSE stream is refused: the hub does
-    not serve twins to anonymous clients (the TD declares the bearer scheme)."""
-    running, _ = hub
-    token = running.add_client("probe", "consumer", "viewer")
-    async with running.session() as anonymous:
-        response = await anonymous.get(
-            f"/things/{LAMP}/properties/temperature", headers={"Accept": "text/event-stream"}
-        )
-        assert response.status == 401
-    async with running.session(token) as session:
-        response = await session.get(
-            f"/things/{LAMP}/properties/temperature", headers={"Accept": "text/event-stream"}
-        )
-        assert response.status == 200
-        response.close()
-
-
 async def test_node_wot_reads_observes_and_subscribes_over_mqtt(hub):
     running, _ = hub
     result, stderr = await node(running, "mqtt")
@@ -333,3 +329,84 @@ async def test_node_wot_reads_observes_and_subscribes_over_mqtt(hub):
     assert len(observed) == 2 and all(isinstance(v, float | int) for v in observed)
     assert len(result["events"]) == 1
     assert warnings_about_forms_or_security(stderr) == [], stderr
+
+
+# -- every demo twin, as `make run` + `make demo` serve them ----------------------------------
+
+JSON_TYPES = {
+    "boolean": bool,
+    "integer": int,
+    "number": float | int,
+    "string": str,
+    "object": dict,
+    "array": list,
+}
+
+
+def of_its_type(value, schema) -> bool:
+    wanted = JSON_TYPES.get(schema.get("type"))
+    if wanted is None:
+        return True
+    if schema.get("type") in ("integer", "number") and isinstance(value, bool):
+        return False
+    return isinstance(value, wanted)
+
+
+async def test_node_wot_uses_every_affordance_of_every_demo_twin(tmp_path):
+    home = tmp_path / "home"
+    env = serve_env(WOTHUB_HOME=str(home))
+    serve, demo = Process("wothub serve"), Process("wothub demo")
+    await serve.start("serve", env=env)
+    try:
+        listeners = await wait_listeners(home, serve)
+        # The door stays online (it would queue node-wot's actions while away).
+        await demo.start("demo", "--door-online", "600", "--door-offline", "1", env=env)
+        for bus in ("MQTT", "NATS", "WebSocket"):
+            await demo.wait_for(f"online over {bus}", 30)
+        url = listeners["https"]["local_url"]
+        ca = (home / "certs" / "ca.pem").read_bytes()
+        password = (home / "admin.password").read_text().strip()
+        async with HttpConsumer(url, ca=ca) as admin:
+            await admin.login("admin", password)
+            tds = [td async for td in admin.things() if td["id"] in (THERMOSTAT, LAMP_ID, DOOR)]
+            assert len(tds) == 3
+            await admin.invoke_service(
+                "urn:wothub:clients",
+                "addClient",
+                {"clientID": CONSUMER, "kind": "consumer", "role": "manager", "password": PASSWORD},
+            )
+        async with HttpConsumer(url, ca=ca) as consumer:
+            token = (await consumer.login(CONSUMER, PASSWORD))["token"]
+
+        result, stderr = await run_node("demo", url, token, home)
+    finally:
+        await demo.stop(signal.SIGKILL)
+        await serve.stop(signal.SIGTERM)
+
+    assert warnings_about_forms_or_security(stderr) == [], stderr
+    assert set(result["things"]) == {THERMOSTAT, LAMP_ID, DOOR}
+    for td in tds:
+        report = result["things"][td["id"]]
+        properties = td["properties"]
+        for name, prop in properties.items():
+            assert of_its_type(report["read"][name], prop), (td["id"], name, report["read"])
+            if prop.get("observable"):
+                values = report["observed"][name]
+                assert values and all(of_its_type(v, prop) for v in values), (name, values)
+        writable = {name for name, prop in properties.items() if not prop.get("readOnly")}
+        assert set(report["written"]) == writable, td["id"]
+        for name, event in td["events"].items():
+            data = report["events"][name]
+            assert data and all(of_its_type(d, event["data"]) for d in data), (name, data)
+        assert set(report["invoked"]) == set(td["actions"])
+        for name, action in td["actions"].items():
+            output = report["invoked"][name]
+            assert of_its_type(output, action["output"]), (td["id"], name, output)
+    thermostat, lamp, door = (result["things"][i] for i in (THERMOSTAT, LAMP_ID, DOOR))
+    # The writes took (read back from the twin), the actions' outputs are the devices'.
+    assert thermostat["written"]["mode"] == "heat"
+    assert lamp["written"] == {"brightness": 35, "on": True}
+    assert door["written"] == {"armed": False}
+    assert thermostat["invoked"]["boost"] == {"boost": True, "minutes": 1}
+    assert lamp["invoked"]["fade"] == 80
+    assert door["invoked"]["selfTest"]["ok"] is True

@@ -206,7 +206,8 @@ async def test_offline_queue_is_delivered_first_when_the_agent_connects(running,
         )  # fmt: skip
         assert (await receive(watcher))["status"] == "completed"
 
-        async with http.post(f"/things/{LAMP}/actions/fade", json={"level": 70}) as resp:
+        fade, queued = f"/things/{LAMP}/actions/fade", {"Prefer": "respond-async"}  # offline
+        async with http.post(fade, json={"level": 70}, headers=queued) as resp:
             body = await resp.json()
             assert resp.status == 201, body
             location = resp.headers["Location"]

@@ -5,8 +5,13 @@
 //                              and a client with security for every form it can use
 //   node consume.js http       the lamp over HTTPS: read, write, invoke (sync and async,
 //                              then query the action), subscribe to an event, observe a
-//                              property (SSE)
+//                              property (the long-poll forms)
 //   node consume.js mqtt       the lamp over MQTT: read (retained), observe, subscribe
+//   node consume.js demo       every demo twin (`wothub demo`) over HTTPS: observe every
+//                              observable property and subscribe every event, then read
+//                              every readable property, write every writable one and
+//                              invoke every action, until every observation and
+//                              subscription has had a value
 //
 // Environment: HUB_URL (https://127.0.0.1:port), HUB_TOKEN (a bearer token), THING_ID,
 // MQTT_USER (the client id, for MQTT), NODE_EXTRA_CA_CERTS (the hub CA).
@@ -19,31 +24,6 @@ const HUB_URL = process.env.HUB_URL;
 const TOKEN = process.env.HUB_TOKEN;
 const THING_ID = process.env.THING_ID;
 const TIMEOUT_MS = Number(process.env.STEP_TIMEOUT_MS || 10000);
-
-// -- node-wot 0.9.2's SSE client, completed -----------------------------------------------
-// node-wot opens SSE streams with `new EventSource(href)`: no credentials (so a hub that
-// requires its declared bearer scheme answers 401), and only `onmessage`, which gets
-// events without an `event:` field, while the WoT HTTP SSE profile names each event
-// after its affordance. This wrapper of the `eventsource` module node-wot loads adds
-// what the TD's security says (the bearer token) and hands the affordance's named
-// events to onmessage. Nothing else of node-wot is changed. SSE_SHIM=0 turns it off.
-if (process.env.SSE_SHIM !== "0") {
-    const bindingHttp = require.resolve("@node-wot/binding-http");
-    const path = require.resolve("eventsource", { paths: [bindingHttp] });
-    const Original = require(path);
-    class AuthorizedEventSource extends Original {
-        constructor(url, init = {}) {
-            const headers = { ...(init.headers || {}), Authorization: `Bearer ${TOKEN}` };
-            super(url, { ...init, headers });
-            const segments = new URL(url).pathname.split("/");
-            const name = decodeURIComponent(segments[segments.length - 1]);
-            if (name !== "properties" && name !== "events") {
-                this.on(name, (event) => this.emit("message", event));
-            }
-        }
-    }
-    require.cache[path].exports = AuthorizedEventSource;
-}
 
 const { Servient } = require("@node-wot/core");
 const { isThingDescription, getLastValidationErrors } = require("@node-wot/core/dist/validation");
@@ -237,12 +217,106 @@ async function mqtt() {
     return result;
 }
 
-const scenarios = { validate, http, mqtt };
+
+// -- demo -------------------------------------------------------------------------------
+
+const DEMO_PREFIX = "urn:wothub:demo:";
+
+// What to write to each writable property and invoke each action with, and what makes
+// the demo devices notify: every write and action is one the devices answer.
+const WRITES = {
+    "urn:wothub:demo:thermostat": { mode: "heat" }, // setpoint: see reachSetpoint
+    "urn:wothub:demo:lamp": { brightness: 35, on: true },
+    "urn:wothub:demo:door": { armed: false },
+};
+const INPUTS = {
+    "urn:wothub:demo:thermostat": { boost: 1 },
+    "urn:wothub:demo:lamp": { toggle: undefined, fade: { level: 80 } },
+    "urn:wothub:demo:door": { selfTest: undefined },
+};
+
+async function valueOf(promise, what) {
+    return (await withTimeout(promise, what)).value();
+}
+
+// setpointReached fires when the temperature comes within 0.2 of the setpoint: move the
+// setpoint away (not reached), wait for a temperature step, then set it to the current
+// temperature (the next step reaches it).
+async function reachSetpoint(thing, report) {
+    const id = thing.getThingDescription().id;
+    const temperature = await valueOf(thing.readProperty("temperature"), `${id} temperature`);
+    await withTimeout(thing.writeProperty("setpoint", Math.min(30, temperature + 3)), "setpoint");
+    const before = temperature;
+    for (let i = 0; i < 50; i++) {
+        const now = await valueOf(thing.readProperty("temperature"), `${id} temperature`);
+        if (now !== before) break;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const now = await valueOf(thing.readProperty("temperature"), `${id} temperature`);
+    const setpoint = Math.round(now * 100) / 100;
+    await withTimeout(thing.writeProperty("setpoint", setpoint), "setpoint");
+    report.written.setpoint = await valueOf(thing.readProperty("setpoint"), "setpoint back");
+}
+
+async function demo() {
+    const tds = (await fetchThings()).filter((td) => td.id.startsWith(DEMO_PREFIX));
+    if (tds.length === 0) throw new Error("no demo twins in the directory");
+    const { servient, WoT } = await start([new HttpsClientFactory()], tds);
+    const result = { things: {} };
+    const waits = [];
+    const subscriptions = [];
+    const consumed = [];
+    for (const td of tds) {
+        const thing = await WoT.consume(td);
+        const report = { read: {}, written: {}, invoked: {}, observed: {}, events: {} };
+        result.things[td.id] = report;
+        consumed.push({ td, thing, report });
+        // Observations and subscriptions first: what the writes and actions cause arrives.
+        for (const [name, property] of Object.entries(td.properties || {})) {
+            if (!property.observable || property.writeOnly) continue;
+            const values = collect(1);
+            report.observed[name] = values.values;
+            subscriptions.push(
+                await withTimeout(thing.observeProperty(name, values.listener), `observe ${name}`),
+            );
+            waits.push(withTimeout(values.finished, `a value of ${td.id} ${name}`, 45000));
+        }
+        for (const name of Object.keys(td.events || {})) {
+            const values = collect(1);
+            report.events[name] = values.values;
+            subscriptions.push(
+                await withTimeout(thing.subscribeEvent(name, values.listener), `subscribe ${name}`),
+            );
+            waits.push(withTimeout(values.finished, `an event ${td.id} ${name}`, 45000));
+        }
+    }
+    for (const { td, thing, report } of consumed) {
+        for (const [name, property] of Object.entries(td.properties || {})) {
+            if (property.writeOnly) continue;
+            report.read[name] = await valueOf(thing.readProperty(name), `read ${td.id} ${name}`);
+        }
+        for (const [name, value] of Object.entries(WRITES[td.id] || {})) {
+            await withTimeout(thing.writeProperty(name, value), `write ${td.id} ${name}`);
+            report.written[name] = await valueOf(thing.readProperty(name), `read back ${name}`);
+        }
+        if (td.properties && td.properties.setpoint) await reachSetpoint(thing, report);
+        for (const [name, input] of Object.entries(INPUTS[td.id] || {})) {
+            const output = thing.invokeAction(name, input);
+            report.invoked[name] = await valueOf(output, `invoke ${td.id} ${name}`);
+        }
+    }
+    await Promise.all(waits);
+    for (const subscription of subscriptions) await subscription.stop();
+    await servient.shutdown();
+    return result;
+}
+
+const scenarios = { validate, http, mqtt, demo };
 
 async function main() {
     const scenario = scenarios[process.argv[2]];
     if (scenario == null) throw new Error(`usage: node consume.js ${Object.keys(scenarios)}`);
-    const result = await withTimeout(scenario(), `scenario ${process.argv[2]}`, 60000);
+    const result = await withTimeout(scenario(), `scenario ${process.argv[2]}`, 90000);
     process.stdout.write(JSON.stringify(result) + "\n");
 }
 
