@@ -378,3 +378,55 @@ async def test_listeners_and_plain_port(mqtt_hub):
     await asyncio.sleep(0.5)
     assert plain.connack is None  # no MQTT without TLS on the TLS port
     assert time.monotonic() - started < 5
+
+
+# -- write-only properties -------------------------------------------------------------------
+
+
+async def test_a_write_only_property_is_written_never_read(mqtt_hub):
+    td = json.loads(json.dumps(TD))
+    td["properties"]["pin"] = {"type": "string", "writeOnly": True, "forms": [{"href": "x"}]}
+    agent = await agent_with_lamp(mqtt_hub, td=td)
+    assert await agent.subscribe("wot/agent/lamp-agent/req") == 1
+    mqtt_hub.add_client("max", "consumer", "manager")
+    consumer = mqtt_hub.paho("max")
+    assert await consumer.connect() == 0
+    assert await consumer.subscribe("wot/client/max/resp") == 1
+    pin = f"wot/twin/{LAMP}/prop/pin"
+    assert await consumer.subscribe(pin, 1) == 1
+    assert await consumer.subscribe(PROP, 1) == 1
+
+    def ask(correlation_id, operation, **fields):
+        request = {"messageType": "request", "operation": operation, "thingID": THING}
+        consumer.publish(
+            "wot/client/max/req", {**request, "correlationID": correlation_id, **fields}
+        )
+
+    async def answer(correlation_id):
+        while True:
+            _, payload, _ = await consumer.next("wot/client/max/resp")
+            response = orjson.loads(payload)
+            if response["correlationID"] == correlation_id:
+                return response
+
+    ask("r-1", "readthing")
+    twin = (await answer("r-1"))["output"]
+    assert not [f for f in twin["properties"]["pin"]["forms"] if f["href"].startswith("mqtt")]
+    assert [f for f in twin["properties"]["level"]["forms"] if f["href"].startswith("mqtt")]
+    ask("r-2", "readproperty", name="pin")
+    assert (await answer("r-2"))["error"]["status"] == 405
+    ask("r-3", "readmultipleproperties", input=["level", "pin"])
+    assert (await answer("r-3"))["error"]["status"] == 405
+    ask("r-4", "writeproperty", name="pin", input="1234")
+    assert (await answer("r-4"))["status"] == "delivered"
+    _, payload, _ = await agent.next("wot/agent/lamp-agent/req")
+    assert (orjson.loads(payload)["name"], orjson.loads(payload)["input"]) == ("pin", "1234")
+
+    # A device's report of it is refused, so no value is ever published or retained: the
+    # level report after it (a barrier) arrives, the pin never did.
+    agent.publish(topics.agent_topic("lamp-agent", "prop", THING, "pin"), {"value": "1234"})
+    agent.publish(topics.agent_topic("lamp-agent", "prop", THING, "level"), {"value": 5})
+    seen = []
+    while not seen or seen[-1][0] != PROP:
+        seen.append(await consumer.next())
+    assert [topic for topic, _, _ in seen if topic == pin] == []

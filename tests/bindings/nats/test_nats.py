@@ -99,6 +99,37 @@ async def test_agent_registers_and_reports_to_nats_and_sse_consumers(nats_hub, r
         assert (await events.get())["name"] == "clicked"
 
 
+async def test_a_write_only_property_is_written_never_read(nats_hub):
+    lamp = td()
+    lamp["properties"]["pin"] = {"type": "string", "writeOnly": True, "forms": [{"href": "x"}]}
+    agent = await nats_hub.agent("lamp-agent")
+    await agent.register(lamp)
+    await agent.report_property(LAMP, "brightness", 7)
+    consumer = await nats_hub.consumer("max", role="manager")
+    await until(lambda: "brightness" in nats_hub.hub.twin.read_all_properties(LAMP))
+
+    twin = await consumer.read_thing(LAMP)
+    ops = [f["op"] for f in twin["properties"]["pin"]["forms"] if "nats:subject" in f]
+    assert ops and all(op == "writeproperty" for op in ops), ops
+    assert any(f.get("op") == "readproperty" for f in twin["properties"]["brightness"]["forms"])
+    with pytest.raises(HubError) as refused:
+        await consumer.read_property(LAMP, "pin")
+    assert refused.value.status == 405
+    with pytest.raises(HubError) as refused:
+        await consumer.request("readmultipleproperties", LAMP, input=["brightness", "pin"])
+    assert refused.value.status == 405
+    assert (await consumer.request("readallproperties", LAMP))["output"] == {"brightness": 7}
+    accepted = await consumer.write_property(LAMP, "pin", "1234")
+    assert accepted["status"] == "delivered"
+    async with asyncio.timeout(5):
+        request = await agent.requests.get()
+    assert (request["operation"], request["name"], request["input"]) == (
+        "writeproperty",
+        "pin",
+        "1234",
+    )
+
+
 async def test_requests_queue_while_the_agent_is_offline(nats_hub):
     agent = await nats_hub.agent("lamp-agent")
     await agent.register(td())

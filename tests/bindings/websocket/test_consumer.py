@@ -39,6 +39,11 @@ def lamp_td(thing_id: str = LAMP) -> dict:
                 "readOnly": True,
                 "forms": [{"href": "https://lamp.local/model"}],
             },
+            "pin": {
+                "type": "string",
+                "writeOnly": True,
+                "forms": [{"href": "https://lamp.local/pin"}],
+            },
         },
         "actions": {"toggle": {"forms": [{"href": "https://lamp.local/toggle"}]}},
         "events": {
@@ -146,6 +151,25 @@ async def test_twin_td_carries_wss_forms(running, lamp):
     # The same bearer tokens work on both bindings: one scheme for the whole TD.
     assert td["security"] == ["bearer_sc"]
     assert td["securityDefinitions"]["bearer_sc"]["scheme"] == "bearer"
+
+
+async def test_a_write_only_property_is_written_never_read(running, lamp):
+    token = running.add_client("max", "consumer", "manager")
+    async with consumer_socket(running, token) as ws:
+        td = (await ask(ws, "readthing"))["output"]
+        pin = [f for f in td["properties"]["pin"]["forms"] if f["href"].startswith("wss://")]
+        assert [f["op"] for f in pin] == [["writeproperty"]]
+        for operation in ("readproperty", "observeproperty"):
+            refused = await ask(ws, operation, name="pin")
+            assert refused["status"] == "failed", refused
+            assert refused["error"]["status"] == 405, refused
+        some = await ask(ws, "readmultipleproperties", input=["on", "pin"])
+        assert some["error"]["status"] == 405
+        assert "pin" not in (await ask(ws, "readallproperties"))["output"]
+        accepted = await ask(ws, "writeproperty", name="pin", input="1234")
+        assert accepted["status"] == "delivered"
+        request = await lamp.next_request(5)
+        assert (request["name"], request["input"]) == ("pin", "1234")
 
 
 async def test_write_property_goes_to_the_agent(running, lamp):
