@@ -16,7 +16,7 @@ from .identity import Client
 from .roles import ADMIN, AGENT, PERMISSIONS
 from .sessions import Sessions
 
-# The hub's own Things (DESIGN.md section 5).
+# The hub's own Things (docs/architecture.md).
 DIRECTORY_THING = "urn:wothub:directory"
 AUTHN_THING = "urn:wothub:authn"
 CLIENTS_THING = "urn:wothub:clients"

@@ -1,4 +1,4 @@
-"""Roles and what each may do (DESIGN.md section 6), as a table, plus ownership."""
+"""Roles and what each may do (docs/auth.md), as a table, plus ownership."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Ids and names in bus addresses: one level of an MQTT topic, one token of a NATS
-subject (DESIGN.md section 7: one scheme for both buses).
+subject (one scheme for both buses: docs/nats.md, docs/mqtt.md).
 
 Every character outside ``A-Z a-z 0-9 _ ~ : -`` is percent-encoded as the %XX of its
 UTF-8 bytes, so ``/ + # . * > %`` and spaces never appear raw and a URN such as

@@ -1,4 +1,4 @@
-"""The one message envelope every binding speaks (DESIGN.md section 2).
+"""The one message envelope every binding speaks (docs/messages.md).
 
 Bindings parse what arrives with ``parse_message``, which is strict: an unknown message
 type or operation, a missing required field, a wrong type or an unknown field is an
@@ -31,7 +31,7 @@ RESPONSE = "response"
 NOTIFICATION = "notification"
 MESSAGE_TYPES = frozenset({REQUEST, RESPONSE, NOTIFICATION})
 
-# ActionStatus states (DESIGN.md section 4).
+# ActionStatus states (docs/messages.md).
 PENDING = "pending"
 DELIVERED = "delivered"
 RUNNING = "running"

@@ -1,5 +1,5 @@
 """The hub's own Things: authentication (refresh, logout), client administration and
-certificates (DESIGN.md section 5). Only administrators may use clients and
+certificates (docs/architecture.md). Only administrators may use clients and
 certificates (auth.authorizer); every client may refresh or end its own session."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The MQTT topic scheme (docs/mqtt.md; DESIGN.md section 7).
+"""The MQTT topic scheme (docs/mqtt.md).
 
 Thing ids, client ids and affordance names each fill one topic level, percent-encoded:
 every character outside ``A-Z a-z 0-9 _ ~ : -`` becomes ``%XX`` (UTF-8 bytes), so ``/``,

@@ -1,4 +1,4 @@
-"""The NATS subject scheme (DESIGN.md section 7, docs/nats.md): one token per id.
+"""The NATS subject scheme (docs/nats.md): one token per id.
 
 Client ids, Thing ids and affordance names are percent-encoded into one subject token:
 every character outside ``A-Z a-z 0-9 _ ~ : -`` becomes ``%XX`` (UTF-8 bytes), so ``.``,

@@ -1,4 +1,4 @@
-"""MQTT topics and NATS subjects encode ids the same way (DESIGN.md section 7)."""
+"""MQTT topics and NATS subjects encode ids the same way (docs/nats.md, docs/mqtt.md)."""
 
 import pytest
 

@@ -1,5 +1,5 @@
 """Fixtures for router tests: a real LevelDB store, the real core and router, and the
-role table of DESIGN.md section 6 standing in for the auth package's authorizer."""
+role table of docs/auth.md standing in for the auth package's authorizer."""
 
 import asyncio
 import itertools
@@ -40,7 +40,7 @@ ROLES = {
 
 
 class RoleTable:
-    """DESIGN.md section 6 as a table (the auth package replaces it)."""
+    """The roles of docs/auth.md as a table (the auth package replaces it)."""
 
     def authorize(self, client, operation, thing_id, owner):
         if client.role == "admin":

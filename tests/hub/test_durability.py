@@ -1,4 +1,4 @@
-"""What survives a restart and a kill -9 (DESIGN.md section 4, durability)."""
+"""What survives a restart and a kill -9 (docs/architecture.md, what is kept where)."""
 
 import asyncio
 import json

@@ -1,4 +1,4 @@
-"""The flows of DESIGN.md section 3 through the real router, core and LevelDB store."""
+"""The flows of docs/architecture.md through the real router, core and LevelDB store."""
 
 import asyncio
 

@@ -1,4 +1,4 @@
-"""Who may do what over HTTP (DESIGN.md section 6), as a table: viewer reads, observes and
+"""Who may do what over HTTP (docs/auth.md), as a table: viewer reads, observes and
 queries; operator also invokes and cancels its own actions; manager also writes
 properties; admin does everything; an agent acts on its own Things only."""
 
