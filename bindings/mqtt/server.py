@@ -61,7 +61,8 @@ from .forms import MqttForms
 log = logging.getLogger("wothub.mqtt")
 
 _ANY_ADDRESS = ("", "0.0.0.0", "::")
-_IDENTIFIER_REJECTED = 2
+# What amqtt makes of an empty MQTT client id (amqtt.utils.gen_client_id).
+_GENERATED_ID = "amqtt/"
 _KIND_OF_FAMILY = {topics.PROP: PROPERTY, topics.EVENT: EVENT, topics.TD: DIRECTORY}
 _PERMISSION = {
     PROPERTY: ops.OBSERVE_PROPERTY,
@@ -244,15 +245,7 @@ class MqttBinding:
             raise Refused(problem.detail) from None
         if username and username != client.id:
             raise Refused(f"username {username!r} is not the credentials' client {client.id!r}")
-        mqtt_id = link.session.client_id or ""
-        if not mqtt_id:
-            link.session.client_id = f"{client.id}/{secrets.token_hex(6)}"
-        elif mqtt_id != client.id and not mqtt_id.startswith(client.id + "/"):
-            raise Refused(
-                f"MQTT client id {mqtt_id!r} must be {client.id!r} or start with "
-                f"{client.id + '/'!r}",
-                _IDENTIFIER_REJECTED,
-            )
+        link.session.client_id = _session_id(client.id, link.session.client_id or "")
         log.info("MQTT client %s (%s) connected from %s", client.id, client.role, link.peer)
         return client
 
@@ -602,3 +595,16 @@ def _reply_id(raw: dict[str, Any]) -> str | None:
         if isinstance(raw.get(key), str):
             return raw[key]
     return None
+
+
+def _session_id(client_id: str, mqtt_id: str) -> str:
+    """The broker session of a connection: under the client's own id, so no client can
+    take over another's session whatever MQTT client id it sends. ``client`` and
+    ``client/anything`` stay as they are (several connections of one client); an empty
+    id (which amqtt replaces with ``amqtt/<random>``) becomes ``client/<random>``; any
+    other id (``mosq-…`` from mosquitto_sub) is kept after ``client/``."""
+    if mqtt_id == client_id or mqtt_id.startswith(client_id + "/"):
+        return mqtt_id
+    if not mqtt_id or mqtt_id.startswith(_GENERATED_ID):
+        return f"{client_id}/{secrets.token_hex(6)}"
+    return f"{client_id}/{mqtt_id}"

@@ -16,7 +16,7 @@ from .conftest import TD, THING, wait_until
 LAMP = topics.encode(THING)
 PROP = f"wot/twin/{LAMP}/prop/level"
 EVENT = f"wot/twin/{LAMP}/event/overheated"
-BAD_CREDENTIALS, IDENTIFIER_REJECTED = 134, 133
+BAD_CREDENTIALS = 134
 
 
 def url(*parts: str) -> str:
@@ -217,10 +217,27 @@ async def test_wrong_password_and_unknown_client_are_refused(mqtt_hub):
     assert await wrong.connect() == BAD_CREDENTIALS
     nobody = mqtt_hub.paho("nobody", password="whatever")
     assert await nobody.connect() == BAD_CREDENTIALS
-    # an MQTT client id that is not the client's
+
+
+async def test_any_mqtt_client_id_connects_and_none_takes_over_another_clients_session(
+    mqtt_hub,
+):
+    agent = await agent_with_lamp(mqtt_hub)
     mqtt_hub.add_client("vera", "consumer", "viewer")
-    borrowed = mqtt_hub.paho("lamp-agent", username="vera")
-    assert await borrowed.connect() == IDENTIFIER_REJECTED
+    # paho with no client id, mosquitto_sub's own kind of id, another client's id: all
+    # connect as vera, each in a session of vera's (docs/mqtt.md).
+    for mqtt_id in ("", "mosq-3f9a1c", "lamp-agent"):
+        viewer = mqtt_hub.paho(mqtt_id, username="vera")
+        assert await viewer.connect() == 0, mqtt_id
+        assert await viewer.subscribe(PROP, 1) == 1
+    sessions = set(mqtt_hub.mqtt.broker.sessions)
+    assert "vera/mosq-3f9a1c" in sessions and "vera/lamp-agent" in sessions
+    assert any(s.startswith("vera/") and len(s) == len("vera/") + 12 for s in sessions), sessions
+    # The agent whose id was borrowed keeps its connection, and the viewers get its values.
+    agent.publish(topics.agent_topic("lamp-agent", "prop", THING, "level"), {"value": 9})
+    _, payload, _ = await viewer.next(PROP)
+    assert orjson.loads(payload) == 9
+    assert not agent.disconnected.is_set()
 
 
 async def test_a_refused_connection_does_not_kick_the_real_client(mqtt_hub):
