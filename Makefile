@@ -9,6 +9,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+ARGS ?=  # flags for `make run` / `make demo`, e.g. make run ARGS="--http-port 9444"
 NODEWOT := tests/interop/nodewot
 NODEWOT_STAMP := $(NODEWOT)/node_modules/.installed-stamp
 NODE_MAJOR_MIN := 18
@@ -16,7 +17,7 @@ NODE_MAJOR_MIN := 18
 .PHONY: run test lint format bench demo install node system-packages clean
 
 run: $(STAMP)
-	$(BIN)/wothub serve
+	$(BIN)/wothub serve $(ARGS)
 
 test: $(STAMP) $(NODEWOT_STAMP) system-packages
 	WOTHUB_REQUIRE_NODEWOT=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -35,7 +36,7 @@ bench: $(STAMP)
 
 # Simulated devices on the hub `make run` started (in another terminal).
 demo: $(STAMP)
-	$(BIN)/wothub demo
+	$(BIN)/wothub demo $(ARGS)
 
 install: $(STAMP) $(NODEWOT_STAMP) system-packages
 

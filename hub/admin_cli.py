@@ -328,8 +328,19 @@ async def _clients_list(client, args) -> int:
     return _listing(args, sorted(accounts, key=lambda a: a["clientID"]), _CLIENT_COLUMNS)
 
 
+def _role_of(kind: str, role: str | None) -> str:
+    """``--role``, or the one role ``--kind`` allows (agent, service)."""
+    if role is not None:
+        return role
+    roles = KIND_ROLES[kind]
+    if len(roles) == 1:
+        return roles[0]
+    raise CommandError(f"a {kind} needs --role, one of: {', '.join(roles)}", EXIT_USAGE)
+
+
 async def _clients_add(client, args) -> int:
-    data: dict[str, Any] = {"clientID": args.id, "kind": args.kind, "role": args.role}
+    role = _role_of(args.kind, args.role)
+    data: dict[str, Any] = {"clientID": args.id, "kind": args.kind, "role": role}
     if args.display_name:
         data["displayName"] = args.display_name
     password = args.password
@@ -386,7 +397,9 @@ def _configure_clients(parser: argparse.ArgumentParser) -> None:
     def add(sub: argparse.ArgumentParser) -> None:
         with_id(sub)
         sub.add_argument("--kind", required=True, choices=KINDS)
-        sub.add_argument("--role", required=True, choices=ROLES)
+        sub.add_argument(
+            "--role", choices=ROLES, help="needed for a consumer; an agent or service has one"
+        )
         sub.add_argument("--display-name", metavar="NAME")
         given = sub.add_mutually_exclusive_group()
         given.add_argument(

@@ -137,12 +137,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     parser = argparse.ArgumentParser(prog="wothub", description="W3C Web of Things hub")
+    parser.add_argument("--version", action="version", version=f"wothub {_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in _commands.values():
         command.configure_parser(
             subparsers.add_parser(command.name, help=command.help, description=command.help)
         )
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("wothub")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

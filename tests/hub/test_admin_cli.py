@@ -288,6 +288,17 @@ async def test_invalid_input_is_the_hubs_problem(running, capsys):
     assert code == 2 and "invalid choice" in err  # argparse's
 
 
+async def test_the_role_follows_from_the_kind_where_only_one_fits(running, capsys):
+    flags = running.flags(running.token("ops"))
+    code, _, err = await wothub(capsys, "clients", "add", "sensor-9", "--kind", "agent", *flags)
+    assert code == 0, err
+    assert running.hub.auth.accounts.get("sensor-9").role == "agent"
+    code, out, err = await wothub(capsys, "clients", "add", "bob", "--kind", "consumer", *flags)
+    assert (code, out) == (2, "")
+    assert "a consumer needs --role, one of: viewer, operator, manager, admin" in err
+    assert running.hub.auth.accounts.get("bob") is None
+
+
 # -- wothub certs ------------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -101,3 +102,25 @@ def test_the_readme_path_works_with_the_default_settings(tmp_path):
     finally:
         hub.send_signal(signal.SIGTERM)
         hub.wait(timeout=20)
+
+
+def test_version_is_the_installed_package_s(capsys):
+    import importlib.metadata
+
+    from hub.cli import main
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"wothub {importlib.metadata.version('wothub')}"
+
+
+def test_make_passes_args_through_to_run_and_demo():
+    root = Path(__file__).resolve().parents[2]
+    for target in ("run", "demo"):
+        planned = subprocess.run(
+            ["make", "-n", "-C", str(root), target, "ARGS=--help --home /x"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert planned.returncode == 0, planned.stderr
+        assert f"wothub {'serve' if target == 'run' else target} --help --home /x" in planned.stdout
