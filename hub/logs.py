@@ -89,9 +89,30 @@ class TextFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+# Libraries whose INFO lines are their own workings, not the hub's: an access line per
+# request (the dashboard polls), amqtt's state machine, uvicorn's start-up steps. They
+# log at WARNING and above unless the hub runs at DEBUG.
+CHATTY_LIBRARIES = ("uvicorn.access", "uvicorn.error", "transitions", "amqtt")
+
+
+class _SslEofNoise(logging.Filter):
+    """asyncio warns that ``eof_received`` returning true has no effect under TLS, once
+    per TLS connection closed by the peer: it is about asyncio's internals, not a fault."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "eof_received() has no effect when using ssl" not in record.getMessage()
+
+
+_EOF_NOISE = _SslEofNoise()
+
+
 def setup_logging(level: str, log_format: str = "text") -> None:
     """Log to standard error at ``level`` in ``log_format`` (text or json); like
     logging.basicConfig, nothing changes when the root logger has handlers already."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     logging.basicConfig(level=level, handlers=[handler])
+    quiet = logging.getLevelName(level) > logging.DEBUG
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.NOTSET)
+    logging.getLogger("asyncio").addFilter(_EOF_NOISE)

@@ -1,14 +1,22 @@
-"""Structured logs: JSON lines with the message's context; secrets never logged."""
+"""Structured logs: JSON lines with the message's context; secrets never logged; at
+INFO only the hub's own lines."""
 
 from __future__ import annotations
 
 import json
 import logging
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
 
 import pytest
 
 from hub.logs import JsonFormatter, current, redact
 from tests.bindings.conftest import PASSWORD, hub_options, running  # noqa: F401
+from tests.hub.served import serve_env
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -54,3 +62,43 @@ def test_json_lines_carry_the_message_context():
     assert line["operation"] == "invokeaction" and line["thingID"] == "urn:lamp"
     assert line["correlationID"] == "c-1"
     assert redact("Authorization: Bearer abcdefghijkl") == "Authorization: Bearer ***"
+
+
+def test_info_logs_are_the_hubs_own_lines(tmp_path):
+    # A hub serving requests (the dashboard's, the demo's over TLS) and stopping: at INFO
+    # no access line per request, no state-machine chatter, no asyncio TLS noise.
+    home = tmp_path / "home"
+    env = serve_env(WOTHUB_HOME=str(home))
+    hub = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "serve", "--log-level", "INFO"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while "wothub started" not in "".join(lines[-1:]):
+            assert time.monotonic() < deadline, "".join(lines)
+            lines.append(hub.stderr.readline())
+        url = json.loads((home / "listeners.json").read_text())["listeners"]["https"]["local_url"]
+        context = ssl.create_default_context(cafile=str(home / "certs" / "ca.pem"))
+        for _ in range(3):
+            with urllib.request.urlopen(url + "/.well-known/wot", context=context) as response:
+                assert response.status == 200
+        demo = subprocess.run(
+            [sys.executable, "-m", "hub.cli", "demo", "--duration", "3"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert demo.returncode == 0, demo.stderr
+    finally:
+        hub.send_signal(signal.SIGTERM)
+        _, rest = hub.communicate(timeout=30)
+    log = "".join(lines) + rest
+    assert "wothub stopped" in log
+    for noise in ("uvicorn.access", "transitions.core", "amqtt.broker:", "eof_received()"):
+        assert noise not in log, noise
+    assert "nats-server exited" not in log  # not while the hub itself stops
