@@ -233,6 +233,13 @@ async def _run_until_signal(hub: Hub) -> None:
             hub.config.home / "listeners.json",
             _reach(hub.config),
         )
+        if not hub.config.public_url:
+            log.info(
+                "twin TDs and Location headers point at %s; if clients elsewhere reach the "
+                "hub by another name or address, set public_url (WOTHUB_PUBLIC_URL, "
+                "--public-url) and add the name to server_names",
+                hub.base_url,
+            )
         log.info("received %s, stopping", await stopped)
     finally:
         await hub.stop()

@@ -45,6 +45,9 @@ def test_serve_logs_store_location_and_stops_on_signal(tmp_path, sig):
         assert str(tmp_path / "home" / "store") in line
         # Every listener is on loopback here: the line says so, and how to open the hub.
         assert "only this machine can connect" in line and 'host = "0.0.0.0"' in line
+        # Which URL the twin TDs carry, and how to change it.
+        forms = wait_for_line(hub, "twin TDs and Location headers point at https://127.0.0.1:")
+        assert "set public_url" in forms
         hub.send_signal(sig)
         wait_for_line(hub, "wothub stopped")
         assert hub.wait(timeout=10) == 0
