@@ -138,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="wothub", description="W3C Web of Things hub")
     parser.add_argument("--version", action="version", version=f"wothub {_version()}")
+    # Also taken before the command (`wothub --home DIR clients list`); the command's
+    # own flag wins when both are given.
+    parser.add_argument("--home", dest="before_home", type=Path, metavar="DIR", help="as --home")
+    parser.add_argument("--url", dest="before_url", metavar="URL", help="as a command's --url")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in _commands.values():
         command.configure_parser(
@@ -156,7 +160,17 @@ def _version() -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    return build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
+    for name in ("home", "url"):
+        before = getattr(args, f"before_{name}")
+        delattr(args, f"before_{name}")
+        if before is None:
+            continue
+        if not hasattr(args, name):
+            build_parser().error(f"the {args.command} command does not take --{name}")
+        if getattr(args, name) is None:
+            setattr(args, name, before)
+    return args
 
 
 def config_from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Config:

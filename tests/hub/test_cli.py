@@ -127,3 +127,13 @@ def test_make_passes_args_through_to_run_and_demo():
         )
         assert planned.returncode == 0, planned.stderr
         assert f"wothub {'serve' if target == 'run' else target} --help --home /x" in planned.stdout
+
+
+def test_home_and_url_may_come_before_the_command():
+    from hub.cli import main, parse_args
+
+    args = parse_args(["--home", "/a", "--url", "https://hub:1", "clients", "list"])
+    assert (args.home, args.url) == (Path("/a"), "https://hub:1")
+    assert parse_args(["--home", "/a", "clients", "list", "--home", "/b"]).home == Path("/b")
+    assert parse_args(["--home", "/a", "serve"]).home == Path("/a")
+    assert main(["--url", "https://hub:1", "serve"]) == 2  # serve has no --url: a usage error
