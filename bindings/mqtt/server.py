@@ -465,12 +465,7 @@ class MqttBinding:
                     topic = topics.agent_requests(client_id)
                     await self._send(state, topic, self._encode(message), state.requests_qos)
                 else:
-                    qos = state.responses_qos
-                    if qos is None:
-                        log.debug("%s does not subscribe to its responses; dropped", client_id)
-                        continue
-                    topic = topics.client_responses(client_id)
-                    await self._send(state, topic, self._encode(message), qos)
+                    await self._respond(client_id, self._encode(message))
         except ConnectionClosed as closed:
             if closed.reason == OVERFLOW:
                 log.warning("MQTT client %s fell behind; disconnecting it", client_id)
@@ -480,6 +475,21 @@ class MqttBinding:
         except Exception:
             log.exception("writing to MQTT client %s failed", client_id)
             await state.link.disconnect()
+
+    async def _respond(self, client_id: str, payload: bytes) -> None:
+        """A response (or error) for a client goes to every connection of that client
+        that subscribes to its response topic, not only to the one that asked: the
+        usual `mosquitto_sub` in one terminal and `mosquitto_pub` in another."""
+        topic = topics.client_responses(client_id)
+        listeners = [
+            (state, qos)
+            for state in list(self._states)
+            if state.client.id == client_id and (qos := state.responses_qos) is not None
+        ]
+        if not listeners:
+            log.debug("no connection of %s subscribes to its responses; dropped", client_id)
+        for state, qos in listeners:
+            await self._send(state, topic, payload, qos)
 
     async def _send(
         self, state: _State, topic: str, payload: bytes, qos: int, retain: bool = False

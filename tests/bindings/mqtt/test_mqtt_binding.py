@@ -447,3 +447,27 @@ async def test_a_write_only_property_is_written_never_read(mqtt_hub):
     while not seen or seen[-1][0] != PROP:
         seen.append(await consumer.next())
     assert [topic for topic, _, _ in seen if topic == pin] == []
+
+
+async def test_a_response_reaches_every_connection_of_the_client_that_listens_for_it(mqtt_hub):
+    # mosquitto_sub in one terminal, mosquitto_pub in another: the answer to the second
+    # connection's request arrives on the first.
+    await agent_with_lamp(mqtt_hub)
+    mqtt_hub.add_client("otto", "consumer", "operator")
+    watcher, asker = mqtt_hub.paho("otto/watch"), mqtt_hub.paho("otto/ask")
+    assert await watcher.connect() == 0 and await asker.connect() == 0
+    assert await watcher.subscribe("wot/client/otto/resp") == 1
+    request = {"messageType": "request", "operation": "readthing", "thingID": THING}
+    asker.publish("wot/client/otto/req", {**request, "correlationID": "from-the-other"})
+    _, payload, _ = await watcher.next("wot/client/otto/resp")
+    answer = orjson.loads(payload)
+    assert answer["correlationID"] == "from-the-other" and answer["output"]["id"] == THING
+
+
+async def test_an_agents_invalid_report_is_answered_on_its_response_topic(mqtt_hub):
+    agent = await agent_with_lamp(mqtt_hub)  # subscribed to wot/client/lamp-agent/resp
+    agent.publish(topics.agent_topic("lamp-agent", "prop", THING, "level"), {"value": 300})
+    _, payload, _ = await agent.next("wot/client/lamp-agent/resp")
+    error = orjson.loads(payload)["error"]
+    assert error["status"] == 400 and "level" in json.dumps(error)
+    assert "value" not in mqtt_hub.hub.twin.read_property(THING, "level")
