@@ -164,6 +164,19 @@ async def test_requests_queue_while_the_agent_is_offline(nats_hub):
     assert update["output"] == 42
 
 
+async def test_later_responses_reach_every_connection_of_the_client(nats_hub):
+    agent = await nats_hub.agent("lamp-agent")
+    await agent.register(td())
+    agent.on_request = lambda message: message["input"] + 1
+    asker = await nats_hub.consumer("otto", role="operator")
+    watcher = await nats_hub.consumer("otto", role="operator")  # a second connection
+    accepted = await asker.invoke_action(LAMP, "fade", 41)
+    async with asyncio.timeout(5):
+        while (update := await watcher.responses.get()).get("status") != "completed":
+            pass
+    assert update["actionID"] == accepted["actionID"] and update["output"] == 42
+
+
 async def test_an_agent_logged_in_with_a_token_goes_offline_when_it_leaves(nats_hub):
     # The server's disconnect event names a token login's user "[REDACTED]": the hub
     # must find the agent from its own record of the login.
