@@ -243,7 +243,12 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _listing(args: argparse.Namespace, rows: list[dict[str, Any]], columns) -> int:
+def _shown(args: argparse.Namespace, result: dict[str, Any], columns) -> int:
+    """One result: a one-row table, or JSON with --json."""
+    return _listing(args, result, columns) if args.json else _listing(args, [result], columns)
+
+
+def _listing(args: argparse.Namespace, rows: Any, columns) -> int:
     if args.json:
         print_json(rows)
     else:
@@ -288,7 +293,7 @@ def add_connection_arguments(parser: argparse.ArgumentParser, *, password_file: 
         help="file whose first line is the login password (env WOTHUB_PASSWORD_FILE, or "
         "the password itself in WOTHUB_PASSWORD; default for admin: <home>/admin.password)",
     )
-    parser.add_argument("--json", action="store_true", help="print lists as JSON")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def _subcommands(
@@ -348,19 +353,21 @@ async def _clients_add(client, args) -> int:
         password = _read_secret(Path(args.password_file))
     if password is not None:
         data["password"] = password
-    print_json(await client.invoke_service(CLIENTS_THING, "addClient", data))
-    return 0
+    return _shown(
+        args, await client.invoke_service(CLIENTS_THING, "addClient", data), _CLIENT_COLUMNS
+    )
 
 
 async def _clients_remove(client, args) -> int:
-    print_json(await client.invoke_service(CLIENTS_THING, "removeClient", {"clientID": args.id}))
-    return 0
+    removed = await client.invoke_service(CLIENTS_THING, "removeClient", {"clientID": args.id})
+    return _shown(args, removed, _CLIENT_COLUMNS)
 
 
 async def _clients_set_role(client, args) -> int:
     data = {"clientID": args.id, "role": args.role}
-    print_json(await client.invoke_service(CLIENTS_THING, "setRole", data))
-    return 0
+    return _shown(
+        args, await client.invoke_service(CLIENTS_THING, "setRole", data), _CLIENT_COLUMNS
+    )
 
 
 async def _clients_set_password(client, args) -> int:
@@ -369,8 +376,8 @@ async def _clients_set_password(client, args) -> int:
     else:
         password = _ask_password(args.id)
     data = {"clientID": args.id, "password": password}
-    print_json(await client.invoke_service(CLIENTS_THING, "setPassword", data))
-    return 0
+    changed = await client.invoke_service(CLIENTS_THING, "setPassword", data)
+    return _shown(args, changed, _CLIENT_COLUMNS)
 
 
 def _ask_password(client_id: str) -> str:
@@ -386,8 +393,8 @@ def _ask_password(client_id: str) -> str:
 
 
 async def _clients_new_token(client, args) -> int:
-    print_json(await client.invoke_service(CLIENTS_THING, "newToken", {"clientID": args.id}))
-    return 0
+    token = await client.invoke_service(CLIENTS_THING, "newToken", {"clientID": args.id})
+    return _shown(args, token, [("clientID", "ID"), ("expires", "EXPIRES"), ("token", "TOKEN")])
 
 
 def _configure_clients(parser: argparse.ArgumentParser) -> None:
@@ -462,6 +469,14 @@ def _file_name(client_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._@-]", "_", client_id).lstrip(".") or "client"
 
 
+_ISSUED_COLUMNS = [
+    ("serial", "SERIAL"),
+    ("clientID", "CLIENT"),
+    ("notAfter", "NOT AFTER"),
+    ("certificate", "CERTIFICATE"),
+]
+
+
 def _summary(issued: Mapping[str, Any], **files: str) -> dict[str, Any]:
     keep = ("serial", "clientID", "notBefore", "notAfter")
     return {**{k: issued[k] for k in keep if k in issued}, **files}
@@ -481,8 +496,7 @@ async def _certs_issue(client, args) -> int:
         return 0
     out = Path(args.out)
     _write(out, issued["certificate"].encode(), 0o644)
-    print_json(_summary(issued, certificate=str(out)))
-    return 0
+    return _shown(args, _summary(issued, certificate=str(out)), _ISSUED_COLUMNS)
 
 
 async def _certs_generate(client, args) -> int:
@@ -504,10 +518,10 @@ async def _certs_generate(client, args) -> int:
     _write(key_path, issued["privateKey"].encode(), 0o600, exclusive=True)
     _write(cert_path, issued["certificate"].encode(), 0o644)
     _write(ca_path, issued["caCertificate"].encode(), 0o644)
-    print_json(
-        _summary(issued, certificate=str(cert_path), privateKey=str(key_path), ca=str(ca_path))
+    summary = _summary(
+        issued, certificate=str(cert_path), privateKey=str(key_path), ca=str(ca_path)
     )
-    return 0
+    return _shown(args, summary, [*_ISSUED_COLUMNS, ("privateKey", "KEY"), ("ca", "CA")])
 
 
 def _write(path: Path, data: bytes, mode: int, *, exclusive: bool = False) -> None:
@@ -536,8 +550,7 @@ async def _certs_list(client, args) -> int:
 
 async def _certs_revoke(client, args) -> int:
     revoked = await client.invoke_service(CERTS_THING, "revokeCertificate", {"serial": args.serial})
-    print_json({k: v for k, v in revoked.items() if k != "certificate"})
-    return 0
+    return _shown(args, {k: v for k, v in revoked.items() if k != "certificate"}, _CERT_COLUMNS)
 
 
 def _configure_certs(parser: argparse.ArgumentParser) -> None:
@@ -606,7 +619,7 @@ async def _things_get(client, args) -> int:
 
 async def _things_delete(client, args) -> int:
     await client.delete_thing(args.id)
-    return 0
+    return _shown(args, {"id": args.id, "deleted": True}, [("id", "ID"), ("deleted", "DELETED")])
 
 
 def _configure_things(parser: argparse.ArgumentParser) -> None:

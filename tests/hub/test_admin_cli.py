@@ -236,7 +236,7 @@ async def test_clients(running, capsys):
     flags = running.flags(running.token("ops"))
     code, out, err = await wothub(
         capsys, "clients", "add", "bob", "--kind", "consumer", "--role", "viewer",
-        "--display-name", "Bob", "--password", "bob's password", *flags,
+        "--display-name", "Bob", "--password", "bob's password", "--json", *flags,
     )  # fmt: skip
     assert code == 0, err
     added = json.loads(out)
@@ -247,7 +247,12 @@ async def test_clients(running, capsys):
     assert "Bob" in out
 
     code, out, _ = await wothub(capsys, "clients", "set-role", "bob", "manager", *flags)
-    assert code == 0 and json.loads(out)["role"] == "manager"
+    header, row = out.splitlines()  # a human table unless --json
+    assert header.split()[:3] == ["ID", "KIND", "ROLE"] and row.split()[:3] == [
+        "bob",
+        "consumer",
+        "manager",
+    ]
 
     new = running.password_file("a new password", "new")
     code, out, err = await wothub(
@@ -256,11 +261,11 @@ async def test_clients(running, capsys):
     assert code == 0, err
     assert running.hub.auth.login("bob", "a new password")["role"] == "manager"
 
-    code, out, _ = await wothub(capsys, "clients", "new-token", "bob", *flags)
+    code, out, _ = await wothub(capsys, "clients", "new-token", "bob", "--json", *flags)
     token = json.loads(out)["token"]
     assert running.hub.auth.authenticate_token(token).id == "bob"
 
-    code, out, err = await wothub(capsys, "clients", "remove", "bob", *flags)
+    code, out, err = await wothub(capsys, "clients", "remove", "bob", "--json", *flags)
     assert code == 0 and json.loads(out)["clientID"] == "bob"
     code, out, err = await wothub(capsys, "clients", "remove", "bob", *flags)
     assert code == 1 and out == "" and err.startswith("wothub: Not Found: ")
@@ -307,8 +312,9 @@ async def test_certs_generate_list_revoke(running, capsys, tmp_path):
     flags = running.flags(running.token("ops"))
     out_dir = tmp_path / "out"
     code, out, err = await wothub(
-        capsys, "certs", "generate", "sensor-1", "--days", "30", "--out-dir", out_dir, *flags
-    )
+        capsys, "certs", "generate", "sensor-1", "--days", "30", "--out-dir", out_dir, "--json",
+        *flags,
+    )  # fmt: skip
     assert code == 0, err
     summary = json.loads(out)
     key, cert = Path(summary["privateKey"]), Path(summary["certificate"])
@@ -332,7 +338,8 @@ async def test_certs_generate_list_revoke(running, capsys, tmp_path):
 
     code, out, err = await wothub(capsys, "certs", "revoke", summary["serial"], *flags)
     assert code == 0, err
-    assert json.loads(out)["revoked"] is True
+    row = out.splitlines()[1].split()  # SERIAL CLIENT NOT AFTER REVOKED
+    assert (row[0], row[1], row[-1]) == (summary["serial"], "sensor-1", "yes")
     code, out, _ = await wothub(capsys, "certs", "list", "--json", *flags)
     assert [c["revoked"] for c in json.loads(out)] == [True]
 
@@ -355,7 +362,7 @@ async def test_certs_issue_from_a_csr(running, capsys, tmp_path):
 
     out_file = tmp_path / "bob.pem"
     code, out, err = await wothub(
-        capsys, "certs", "issue", "bob", "--csr", csr_file, "--out", out_file, *flags
+        capsys, "certs", "issue", "bob", "--csr", csr_file, "--out", out_file, "--json", *flags
     )
     assert code == 0, err
     assert json.loads(out)["certificate"] == str(out_file)
@@ -381,7 +388,8 @@ async def test_things(running, capsys):
     code, out, _ = await wothub(capsys, "things", "get", LAMP, *flags)
     assert json.loads(out)["id"] == LAMP
     code, out, err = await wothub(capsys, "things", "delete", LAMP, *flags)
-    assert code == 0 and out == "", err
+    assert code == 0, err
+    assert [line.split() for line in out.splitlines()] == [["ID", "DELETED"], [LAMP, "yes"]]
     code, out, err = await wothub(capsys, "things", "get", LAMP, *flags)
     assert code == 1 and err.startswith("wothub: Not Found: ")
 
