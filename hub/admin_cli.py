@@ -122,12 +122,16 @@ def find_target(args: argparse.Namespace) -> Target:
             target.password_source = str(default)
         except OSError:
             pass
+    if target.password is None and client_id is not None and sys.stdin.isatty():
+        # Nothing given, someone at a terminal: ask (no echo), as ssh or psql do.
+        target.password = getpass.getpass(f"password for {client_id}: ")
+        target.password_source = "the terminal"
     if target.password is not None:
         target.client_id = client_id or "admin"
     elif client_id is not None:
         raise CommandError(
             f"no password for {client_id!r}: give --login-password-file, or set "
-            f"WOTHUB_PASSWORD_FILE or WOTHUB_PASSWORD",
+            f"WOTHUB_PASSWORD_FILE or WOTHUB_PASSWORD (or run it at a terminal to be asked)",
             EXIT_AUTH,
         )
     return target

@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pty
+import select
 import stat
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -426,3 +429,43 @@ async def test_the_wothub_script(running):
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 1 and out == b""
     assert err.decode().startswith("wothub: Not Found: ") and b"Traceback" not in err
+
+
+def _at_a_terminal(argv: list[str], env: dict[str, str], answer: str) -> tuple[str, int]:
+    """Run ``wothub argv`` on a pseudo-terminal; type ``answer`` at the first ``:`` prompt.
+    Everything the terminal showed, and the exit code."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: its controlling terminal is the pty, as in a shell
+        os.execve(sys.executable, [sys.executable, "-m", "hub.cli", *argv], env)
+    shown, answered = b"", False
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1.0)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+        if not answered and b": " in shown:
+            os.write(fd, answer.encode() + b"\n")
+            answered = True
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return shown.decode(errors="replace"), os.waitstatus_to_exitcode(status)
+
+
+async def test_at_a_terminal_the_login_password_is_asked_without_echo(running):
+    running.hub.auth.add_client("bob", "consumer", "admin", password="bob's password")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WOTHUB_")}
+    argv = ["clients", "list", "--url", running.url, "--ca", str(running.ca_file)]
+    shown, code = await asyncio.to_thread(
+        _at_a_terminal, [*argv, "--client-id", "bob"], env, "bob's password"
+    )
+    assert code == 0, shown
+    assert "password for bob: " in shown
+    assert "bob's password" not in shown  # not echoed
+    assert any(line.split()[:1] == ["bob"] for line in shown.splitlines()), shown
