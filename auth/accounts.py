@@ -150,14 +150,6 @@ class Accounts:
         self._save(account)
         return account
 
-    def check_password(self, client_id: str, password: str) -> Account | None:
-        """The enabled account whose password this is, else None (same cost either way)."""
-        account = self.get(client_id)
-        stored = account.password_hash if account is not None else None
-        if self.passwords.verify(stored, password) and account and account.enabled:
-            return account
-        return None
-
     def _hash(self, password: str | None) -> str | None:
         if password is None:
             return None

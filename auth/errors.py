@@ -1,5 +1,6 @@
 """Authentication refusals. They map to HTTP 401 (or 429 while a client id is being
-slowed down) on every binding, and never say whether a client id exists."""
+slowed down, 503 while too many password checks are under way) on every binding, and
+never say whether a client id exists."""
 
 from __future__ import annotations
 
@@ -12,6 +13,16 @@ class AuthenticationFailed(Unauthorized):
 
 class TooManyAttempts(Problem):
     status, title = 429, "Too Many Requests"
+
+    def __init__(self, detail: str, retry_after: float) -> None:
+        super().__init__(detail, retryAfter=round(retry_after, 1))
+        self.retry_after = retry_after
+
+
+class Busy(Problem):
+    """Too much work under way to take this one now (password checks)."""
+
+    status, title = 503, "Service Unavailable"
 
     def __init__(self, detail: str, retry_after: float) -> None:
         super().__init__(detail, retryAfter=round(retry_after, 1))

@@ -10,6 +10,7 @@ whether a client id exists; the reason is logged.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,12 +23,14 @@ from digitwin.errors import Conflict
 
 from .accounts import Account, Accounts
 from .errors import AuthenticationFailed
+from .hash_pool import HashPool
 from .identity import Client
 from .passwords import HashCost, Passwords, random_password
 from .roles import ADMIN
 from .sessions import Sessions
 from .throttle import LoginThrottle, ThrottleConfig
 from .tokens import TokenError, TokenSigner, write_private
+from .verified import RecentVerifications
 
 log = logging.getLogger("wothub.auth")
 
@@ -48,8 +51,16 @@ class AuthConfig:
             "service": 365 * 86400.0,
         }
     )
+    # How long after its expiry a token may still be refreshed: a session whose last
+    # token is older than that has been idle too long and ends (log in again).
+    refresh_grace: dict[str, float] = field(
+        default_factory=lambda: {"consumer": 3600.0, "agent": 86400.0, "service": 86400.0}
+    )
     throttle: ThrottleConfig = field(default_factory=ThrottleConfig)
     hash_cost: HashCost = field(default_factory=HashCost)
+    hash_workers: int = 0  # password checks at once (0: one per core but one)
+    hash_queue: int = 8  # checks waiting for a worker before more are refused (503)
+    verified_ttl: float = 900.0  # seconds a successful password check is remembered
 
 
 class AuthService:
@@ -60,14 +71,20 @@ class AuthService:
         self.sessions = Sessions(store.bucket("sessions"))
         self.signer = TokenSigner.load_or_create(self.home)
         self.throttle = LoginThrottle(self.config.throttle)
+        self.hash_pool = HashPool(self.config.hash_workers or None, self.config.hash_queue)
+        self.verified = RecentVerifications(self.config.verified_ttl)
         # Told of every refused credential, whatever the binding (the hub counts them).
         self.on_refused: Callable[[], None] | None = None
 
     # -- logging in and out ---------------------------------------------------------------
 
-    def login(self, client_id: Any, password: Any) -> dict[str, Any]:
-        """Check a password and open a session: {"token", "expires", "clientID", "role"}."""
-        return self._open_session(self._check_password(client_id, password, "login"))
+    async def login(
+        self, client_id: Any, password: Any, source: str | None = None
+    ) -> dict[str, Any]:
+        """Check a password and open a session: {"token", "expires", "clientID", "role"}.
+        ``source`` is the client's network address (for the throttle)."""
+        account = await self._check_password(client_id, password, "login", source)
+        return self._open_session(account)
 
     def new_token(self, client_id: str) -> dict[str, Any]:
         """A token for a client without its password (an administrator's action)."""
@@ -78,9 +95,13 @@ class AuthService:
 
     def refresh(self, token: Any) -> dict[str, Any]:
         """A new token for the same session, while the session and the client are valid
-        (the old token may have expired; its signature must still be the hub's)."""
+        (the old token may have expired up to ``refresh_grace`` ago; its signature must
+        still be the hub's)."""
         claims = self._claims(token, allow_expired=True)
         account = self._valid_account(claims.client_id)
+        grace = self.config.refresh_grace.get(account.kind, 3600.0)
+        if claims.expires + grace <= clock.now():
+            self._refuse("refresh", claims.client_id, "the token expired too long ago")
         session = self.sessions.get(claims.session_id)
         if session is None or not session.valid() or session.client_id != account.client_id:
             self._refuse("refresh", claims.client_id, "the session has ended")
@@ -100,9 +121,12 @@ class AuthService:
             self._refuse("token", claims.client_id, "the session has ended")
         return Client(account.client_id, account.role, claims.session_id)
 
-    def authenticate_password(self, client_id: Any, password: Any) -> Client:
-        """For bindings whose clients send a password on every connect (MQTT, NATS)."""
-        account = self._check_password(client_id, password, "password")
+    async def authenticate_password(
+        self, client_id: Any, password: Any, source: str | None = None
+    ) -> Client:
+        """For HTTP Basic and bindings whose clients send a password on every connect
+        (MQTT, NATS); ``source`` is the client's network address (for the throttle)."""
+        account = await self._check_password(client_id, password, "password", source)
         return Client(account.client_id, account.role)
 
     def authenticate_certificate(self, certificate: Any, verify: Callable[[Any], str]) -> Client:
@@ -137,6 +161,7 @@ class AuthService:
     def remove_client(self, client_id: str) -> Account:
         account = self.accounts.remove(client_id)
         self.sessions.revoke_all(client_id)
+        self.verified.forget(client_id)
         return account
 
     def update_client(self, client_id: str, **changes: Any) -> Account:
@@ -145,6 +170,7 @@ class AuthService:
         account = self.accounts.update(client_id, **changes)
         if changes.get("enabled") is False or changes.get("password") is not None:
             self.sessions.revoke_all(client_id)
+        self.verified.forget(client_id)  # checked afresh with the new role or password
         return account
 
     def ensure_admin(self) -> str | None:
@@ -163,19 +189,41 @@ class AuthService:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _check_password(self, client_id: Any, password: Any, what: str) -> Account:
-        """The enabled account with this password, slowed down after repeated failures."""
+    async def _check_password(
+        self, client_id: Any, password: Any, what: str, source: str | None
+    ) -> Account:
+        """The enabled account with this password. Never blocks the event loop: a
+        password proven right recently is recognised at once; any other is checked on
+        the hash pool, if its address may try now, after the throttle's delay for a
+        client id being guessed at (see throttle)."""
         key = client_id if isinstance(client_id, str) else repr(client_id)
-        self.throttle.check(key)
-        account = (
-            self.accounts.check_password(client_id, password)
-            if isinstance(client_id, str)
-            else None
-        )
-        if account is None:
-            self.throttle.failed(key)
+        account = self.accounts.get(client_id) if isinstance(client_id, str) else None
+        if (
+            account is not None
+            and account.enabled
+            and isinstance(password, str)
+            and self.verified.matches(key, password, account.password_hash)
+        ):
+            self.throttle.succeeded(key)
+            return account  # a password just proven right: admitted from any address
+        self.throttle.check_source(source)
+        self.throttle.begin(source)
+        try:
+            delay = self.throttle.account_delay(key)
+            if delay > 0:
+                await asyncio.sleep(delay)  # slowed, never refused: the owner still gets in
+            stored = account.password_hash if account is not None else None
+            matched = await self.hash_pool.run(
+                lambda: self.accounts.passwords.verify(stored, password)
+            )
+        finally:
+            self.throttle.end(source)
+        account = self.accounts.get(key) if matched else None  # current after the wait
+        if account is None or not account.enabled or account.password_hash != stored:
+            self.throttle.failed(source, key)
             self._refuse(what, key, "wrong client id or password, or a disabled client")
         self.throttle.succeeded(key)
+        self.verified.remember(key, password, stored)
         return account
 
     def _open_session(self, account: Account) -> dict[str, Any]:

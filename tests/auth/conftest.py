@@ -9,9 +9,15 @@ from bucketstore import open_store
 CHEAP = HashCost(time_cost=1, memory_kib=1024, parallelism=1)
 
 
+# Addresses wait long (a test sees the refusal), client ids are slowed briefly.
+TEST_THROTTLE = ThrottleConfig(
+    source_free=6, source_base_delay=30, account_base_delay=0.01, account_max_delay=0.05
+)
+
+
 def make_auth(home, store, **config):
     config.setdefault("hash_cost", CHEAP)
-    config.setdefault("throttle", ThrottleConfig(free_attempts=3, base_delay=30))
+    config.setdefault("throttle", TEST_THROTTLE)
     return AuthService(store, home, AuthConfig(**config))
 
 

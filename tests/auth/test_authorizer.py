@@ -76,7 +76,7 @@ def test_role_changed_mid_session_applies_to_the_next_request(auth, authorizer):
 
 
 def test_removed_disabled_or_logged_out_clients_are_unauthenticated(auth, authorizer):
-    token = auth.login("alice", "alice-password")["token"]
+    token = auth.new_token("alice")["token"]
     alice = auth.authenticate_token(token)
     assert authorizer.authorize(alice, "readproperty", THING, "x") is None
     auth.logout(token)

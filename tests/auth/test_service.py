@@ -15,8 +15,8 @@ from digitwin.errors import BadRequest, Conflict
 from .conftest import make_auth
 
 
-def test_login_gives_a_token_that_authenticates(auth):
-    login = auth.login("alice", "alice-password")
+async def test_login_gives_a_token_that_authenticates(auth):
+    login = await auth.login("alice", "alice-password")
     client = auth.authenticate_token(login["token"])
     assert (client.id, client.role) == ("alice", "operator")
     assert client.session_id is not None
@@ -27,34 +27,36 @@ def test_login_gives_a_token_that_authenticates(auth):
     "client_id, password",
     [("alice", "wrong-password"), ("nobody", "alice-password"), ("", "x"), (None, None), (5, [])],
 )
-def test_failed_logins_all_look_the_same(auth, client_id, password):
+async def test_failed_logins_all_look_the_same(auth, client_id, password):
     with pytest.raises(AuthenticationFailed) as refused:
-        auth.login(client_id, password)
+        await auth.login(client_id, password)
     assert refused.value.status == 401
     assert refused.value.detail == "invalid credentials"  # never "no such client"
 
 
-def test_disabled_client_cannot_log_in_and_its_tokens_stop_working(auth):
-    token = auth.login("alice", "alice-password")["token"]
+async def test_disabled_client_cannot_log_in_and_its_tokens_stop_working(auth):
+    token = (await auth.login("alice", "alice-password"))["token"]
     auth.update_client("alice", enabled=False)
     with pytest.raises(AuthenticationFailed):
         auth.authenticate_token(token)
     with pytest.raises(AuthenticationFailed):
-        auth.login("alice", "alice-password")
+        await auth.login("alice", "alice-password")
     auth.update_client("alice", enabled=True)
     with pytest.raises(AuthenticationFailed):  # disabling ended the session for good
         auth.authenticate_token(token)
 
 
-def test_removed_client_tokens_are_refused(auth):
-    token = auth.login("alice", "alice-password")["token"]
+async def test_removed_client_tokens_are_refused(auth):
+    token = (await auth.login("alice", "alice-password"))["token"]
     auth.remove_client("alice")
     with pytest.raises(AuthenticationFailed):
         auth.authenticate_token(token)
 
 
-def test_expired_token_is_refused_but_can_be_refreshed_within_its_session(auth):
-    session_id = auth.authenticate_token(auth.login("alice", "alice-password")["token"]).session_id
+async def test_expired_token_is_refused_but_can_be_refreshed_within_its_session(auth):
+    session_id = auth.authenticate_token(
+        (await auth.login("alice", "alice-password"))["token"]
+    ).session_id
     expired = auth.signer.issue("alice", "operator", session_id, lifetime=-10)
     with pytest.raises(AuthenticationFailed):
         auth.authenticate_token(expired)
@@ -62,8 +64,8 @@ def test_expired_token_is_refused_but_can_be_refreshed_within_its_session(auth):
     assert auth.authenticate_token(fresh).id == "alice"
 
 
-def test_tampered_token_is_refused(auth):
-    token = auth.login("alice", "alice-password")["token"]
+async def test_tampered_token_is_refused(auth):
+    token = (await auth.login("alice", "alice-password"))["token"]
     header, _, signature = token.split(".")
     claims = jwt.decode(token, options={"verify_signature": False})
     forged_payload = jwt.encode({**claims, "role": "admin"}, "k" * 32).split(".")[1]
@@ -72,8 +74,8 @@ def test_tampered_token_is_refused(auth):
             auth.authenticate_token(forged)
 
 
-def test_token_signed_by_another_key_is_refused(auth):
-    login = auth.login("alice", "alice-password")
+async def test_token_signed_by_another_key_is_refused(auth):
+    login = await auth.login("alice", "alice-password")
     claims = jwt.decode(login["token"], options={"verify_signature": False})
     other = jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA")
     with pytest.raises(AuthenticationFailed):
@@ -83,8 +85,8 @@ def test_token_signed_by_another_key_is_refused(auth):
         auth.authenticate_token(unsigned)
 
 
-def test_logout_revokes_the_session_and_refresh(auth):
-    token = auth.login("alice", "alice-password")["token"]
+async def test_logout_revokes_the_session_and_refresh(auth):
+    token = (await auth.login("alice", "alice-password"))["token"]
     auth.logout(token)
     with pytest.raises(AuthenticationFailed):
         auth.authenticate_token(token)
@@ -92,29 +94,77 @@ def test_logout_revokes_the_session_and_refresh(auth):
         auth.refresh(token)
 
 
-def test_password_change_ends_sessions(auth):
-    token = auth.login("alice", "alice-password")["token"]
+async def test_password_change_ends_sessions(auth):
+    token = (await auth.login("alice", "alice-password"))["token"]
     auth.update_client("alice", password="new-password-1")
     with pytest.raises(AuthenticationFailed):
         auth.authenticate_token(token)
-    assert auth.authenticate_password("alice", "new-password-1").id == "alice"
+    assert (await auth.authenticate_password("alice", "new-password-1")).id == "alice"
 
 
-def test_role_change_shows_on_the_next_authentication(auth):
-    token = auth.login("alice", "alice-password")["token"]
+async def test_role_change_shows_on_the_next_authentication(auth):
+    token = (await auth.login("alice", "alice-password"))["token"]
     auth.update_client("alice", role="manager")
     assert auth.authenticate_token(token).role == "manager"
 
 
-def test_repeated_failures_slow_the_client_id_down_known_or_not(auth):
-    for client_id in ("alice", "nobody"):
-        for _ in range(4):  # three free failures, then each one costs a wait
-            with pytest.raises(AuthenticationFailed):
-                auth.login(client_id, "wrong")
-        with pytest.raises(TooManyAttempts) as slowed:
-            auth.login(client_id, "alice-password")  # refused without checking the password
-        assert slowed.value.status == 429 and slowed.value.retry_after > 0
-    assert auth.login("lamp-agent", "agent-password")["clientID"] == "lamp-agent"
+async def test_guesses_from_one_address_are_refused_there_and_not_elsewhere(auth):
+    for number in range(6):  # made-up client ids: the address is what is counted
+        with pytest.raises(AuthenticationFailed):
+            await auth.login(f"guess-{number}", "wrong", source="10.0.0.9")
+    checked = auth.hash_pool.checks
+    with pytest.raises(TooManyAttempts) as refused:
+        await auth.login("alice", "alice-password", source="10.0.0.9")
+    assert refused.value.status == 429 and refused.value.retry_after > 0
+    assert auth.hash_pool.checks == checked  # refused without an argon2 check
+    login = await auth.login("alice", "alice-password", source="10.0.0.1")
+    assert login["clientID"] == "alice"
+
+
+async def test_a_guesser_cannot_keep_the_owner_out(auth):
+    for _ in range(5):  # past account_free: each further check for alice is delayed
+        with pytest.raises(AuthenticationFailed):
+            await auth.login("alice", "wrong", source="10.0.0.9")
+    assert auth.throttle.account_delay("alice") > 0
+    login = await auth.login("alice", "alice-password", source="10.0.0.1")
+    assert login["clientID"] == "alice"  # slowed, not refused
+    assert auth.throttle.account_delay("alice") == 0  # the owner's success clears it
+
+
+async def test_a_recent_password_costs_no_second_argon2_check(auth):
+    await auth.authenticate_password("lamp-agent", "agent-password")
+    checked = auth.hash_pool.checks
+    for _ in range(3):  # a device reconnecting
+        client = await auth.authenticate_password("lamp-agent", "agent-password")
+        assert client.id == "lamp-agent"
+    assert auth.hash_pool.checks == checked
+    with pytest.raises(AuthenticationFailed):  # a wrong one is still checked
+        await auth.authenticate_password("lamp-agent", "agent-passwore")
+    assert auth.hash_pool.checks == checked + 1
+
+
+async def test_remembered_passwords_follow_password_role_and_removal(auth):
+    await auth.authenticate_password("alice", "alice-password")
+    auth.update_client("alice", role="manager")
+    assert (await auth.authenticate_password("alice", "alice-password")).role == "manager"
+    auth.update_client("alice", password="alice-password-2")
+    with pytest.raises(AuthenticationFailed):
+        await auth.authenticate_password("alice", "alice-password")
+    assert (await auth.authenticate_password("alice", "alice-password-2")).id == "alice"
+    auth.remove_client("alice")
+    with pytest.raises(AuthenticationFailed):
+        await auth.authenticate_password("alice", "alice-password-2")
+
+
+async def test_refresh_takes_a_token_only_shortly_after_its_expiry(auth):
+    token = (await auth.login("lamp-agent", "agent-password"))["token"]
+    session_id = auth.authenticate_token(token).session_id
+    grace = auth.config.refresh_grace["agent"]
+    lately = auth.signer.issue("lamp-agent", "agent", session_id, lifetime=-(grace - 60))
+    assert auth.refresh(lately)["clientID"] == "lamp-agent"
+    stale = auth.signer.issue("lamp-agent", "agent", session_id, lifetime=-(grace + 60))
+    with pytest.raises(AuthenticationFailed):
+        auth.refresh(stale)
 
 
 def test_client_ids_roles_and_passwords_are_checked(auth):
@@ -133,7 +183,7 @@ def test_client_ids_roles_and_passwords_are_checked(auth):
         auth.add_client("short", "consumer", "viewer", password="short")
 
 
-def test_signing_key_and_admin_password_files_are_private(tmp_path, store):
+async def test_signing_key_and_admin_password_files_are_private(tmp_path, store):
     auth = make_auth(tmp_path / "home", store)
     path = auth.ensure_admin()
     assert path is not None and auth.ensure_admin() is None  # only on first run
@@ -141,21 +191,21 @@ def test_signing_key_and_admin_password_files_are_private(tmp_path, store):
         assert stat.S_IMODE(os.stat(file).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(tmp_path / "home" / "keys").st_mode) == 0o700
     password = (tmp_path / "home" / "admin.password").read_text().strip()
-    assert auth.authenticate_password("admin", password).role == "admin"
+    assert (await auth.authenticate_password("admin", password)).role == "admin"
 
 
-def test_restart_keeps_clients_sessions_and_revocations(tmp_path):
+async def test_restart_keeps_clients_sessions_and_revocations(tmp_path):
     home = tmp_path / "home"
     with open_store(tmp_path / "store") as store:
         auth = make_auth(home, store)
         auth.add_client("carol", "consumer", "viewer", password="carol-password")
-        kept = auth.login("carol", "carol-password")["token"]
-        ended = auth.login("carol", "carol-password")["token"]
+        kept = (await auth.login("carol", "carol-password"))["token"]
+        ended = (await auth.login("carol", "carol-password"))["token"]
         auth.logout(ended)
     with open_store(tmp_path / "store") as store:
         auth = make_auth(home, store)
         assert auth.authenticate_token(kept).id == "carol"
         with pytest.raises(AuthenticationFailed):
             auth.authenticate_token(ended)
-        assert auth.authenticate_password("carol", "carol-password").id == "carol"
+        assert (await auth.authenticate_password("carol", "carol-password")).id == "carol"
         assert TokenSigner.load_or_create(home).verify(kept).client_id == "carol"

@@ -11,7 +11,7 @@ from digitwin import clock
 
 
 def test_a_remembered_token_still_expires(auth, monkeypatch):
-    token = auth.login("alice", "alice-password")["token"]
+    token = auth.new_token("alice")["token"]
     claims = auth.signer.verify(token)
     assert auth.signer.verify(token) is claims  # the second time from memory
     monkeypatch.setattr(clock, "now", lambda: claims.expires + 1)
@@ -21,7 +21,7 @@ def test_a_remembered_token_still_expires(auth, monkeypatch):
 
 
 def test_a_token_first_seen_expired_is_not_valid_later(auth):
-    session_id = auth.authenticate_token(auth.login("alice", "alice-password")["token"]).session_id
+    session_id = auth.authenticate_token(auth.new_token("alice")["token"]).session_id
     expired = auth.signer.issue("alice", "operator", session_id, lifetime=-10)
     auth.signer.verify(expired, allow_expired=True)  # remembered by a refresh
     with pytest.raises(AuthenticationFailed):
@@ -29,7 +29,7 @@ def test_a_token_first_seen_expired_is_not_valid_later(auth):
 
 
 def test_a_remembered_token_of_an_ended_session_is_refused(auth):
-    token = auth.login("alice", "alice-password")["token"]
+    token = auth.new_token("alice")["token"]
     auth.authenticate_token(token)
     auth.logout(token)
     with pytest.raises(AuthenticationFailed):
@@ -37,7 +37,7 @@ def test_a_remembered_token_of_an_ended_session_is_refused(auth):
 
 
 def test_a_changed_token_is_checked_in_full(auth):
-    token = auth.login("alice", "alice-password")["token"]
+    token = auth.new_token("alice")["token"]
     auth.authenticate_token(token)
     with pytest.raises(AuthenticationFailed):
         auth.authenticate_token(token[:-2] + ("AA" if not token.endswith("AA") else "BB"))
