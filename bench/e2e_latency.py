@@ -211,7 +211,7 @@ async def _measure(args, hub: Hub) -> list[dict]:
         "websocket": send_ws,
     }
     receivers = {name: Receiver() for name in senders}
-    token = hub.auth.login("e2e-viewer", PASSWORD)["token"]
+    token = hub.auth.new_token("e2e-viewer")["token"]
     session = aiohttp.ClientSession(
         hub.http_server.url,
         headers={"Authorization": f"Bearer {token}"},

@@ -133,7 +133,7 @@ class ServedHub(Served):
         self._send({"messageType": "request", "operation": "updatething", "input": TD})
         self.publish(21.5)
         hub.auth.add_client("bench-viewer", "consumer", "viewer", password=PASSWORD)
-        self.token = hub.auth.login("bench-viewer", PASSWORD)["token"]
+        self.token = hub.auth.new_token("bench-viewer")["token"]
         self.streams = hub.http.context.streams
 
     def _send(self, raw: dict[str, Any]) -> None:

@@ -189,7 +189,7 @@ async def bench_hub(home: Path, n: int, rounds: int) -> dict[str, tuple[float, i
     try:
         hub.auth.add_client("bench-agent", "agent", "agent", password=PASSWORD)
         hub.auth.add_client("bench-viewer", "consumer", "viewer", password=PASSWORD)
-        token = hub.auth.login("bench-viewer", PASSWORD)["token"]
+        token = hub.auth.new_token("bench-viewer")["token"]
         td = {
             "@context": "https://www.w3.org/2022/wot/td/v1.1", "id": THING, "title": "Lamp",
             "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}}, "security": "nosec_sc",

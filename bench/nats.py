@@ -144,7 +144,7 @@ async def _measure(args, hub: Hub, binding: NatsBinding) -> list[Result]:
     await raw_sub.subscribe("bench.rpc", cb=responder)
     await raw_sub.flush()
 
-    token = hub.auth.login("bench-viewer", PASSWORD)["token"]
+    token = hub.auth.new_token("bench-viewer")["token"]
     session = aiohttp.ClientSession(
         hub.http_server.url,
         headers={"Authorization": f"Bearer {token}"},

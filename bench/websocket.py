@@ -115,7 +115,7 @@ async def serve_hub() -> None:
                     ("bench-viewer", "consumer", "viewer"),
                 ):
                     hub.auth.add_client(client_id, kind, role, password=PASSWORD)
-                    tokens[kind] = hub.auth.login(client_id, PASSWORD)["token"]
+                    tokens[kind] = hub.auth.new_token(client_id)["token"]
                 await control(
                     {
                         "url": hub.websocket.forms.url,

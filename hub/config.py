@@ -92,7 +92,14 @@ class Config:
     # auth package's default. login_throttle: ThrottleConfig fields that are set.
     token_lifetime: dict[str, float] | None = None
     session_lifetime: dict[str, float] | None = None
+    refresh_grace: dict[str, float] | None = None
     login_throttle: dict[str, int | float] | None = None
+    # Password checks: threads (0: one per core but one), how many may wait for one
+    # before more are refused (503), seconds a successful check is remembered (0: never).
+    hash_workers: int = 0
+    hash_queue: int = 8
+    verified_ttl: float = 900.0
+    password_hash: dict[str, int] | None = None  # HashCost fields that are set
     flush_interval: float = 1.0  # router write-behind, seconds
     notification_log_size: int = 10_000
     # GET /metrics without a token from any address (default: loopback only, else an
@@ -145,7 +152,12 @@ class Config:
             base,
             token_lifetime={**base.token_lifetime, **(self.token_lifetime or {})},
             session_lifetime={**base.session_lifetime, **(self.session_lifetime or {})},
+            refresh_grace={**base.refresh_grace, **(self.refresh_grace or {})},
             throttle=dataclasses.replace(base.throttle, **(self.login_throttle or {})),
+            hash_cost=dataclasses.replace(base.hash_cost, **(self.password_hash or {})),
+            hash_workers=self.hash_workers,
+            hash_queue=self.hash_queue,
+            verified_ttl=self.verified_ttl,
         )
 
 
@@ -299,6 +311,7 @@ _BACKEND = _Kind(lambda: f"a store backend, one of {', '.join(backend_names())}"
 _NAMES = _Kind("a list of host names or addresses", _names, _split_names)
 _BYTES = _Kind("a whole number of bytes, at least 1", _integer(1), int)
 _COUNT = _Kind("a whole number, at least 1", _integer(1), int)
+_COUNT_OR_ZERO = _Kind("a whole number, 0 or more", _integer(0), int)
 _WAIT = _Kind("a number of seconds, 0 or more", _seconds(0, inclusive=True), float)
 _INTERVAL = _Kind("a number of seconds, more than 0", _seconds(0, inclusive=False), float)
 _LIFETIME = _INTERVAL
@@ -358,13 +371,30 @@ _SCHEMA: _Schema = {
     "auth": {
         "token_lifetime": _Group("token_lifetime", _LIFETIMES),
         "session_lifetime": _Group("session_lifetime", _LIFETIMES),
+        "refresh_grace": _Group("refresh_grace", {k: _Value(_WAIT) for k in CLIENT_KINDS}),
+        "hash_workers": _Value(_COUNT_OR_ZERO, "hash_workers"),
+        "hash_queue": _Value(_COUNT_OR_ZERO, "hash_queue"),
+        "verified_ttl": _Value(_WAIT, "verified_ttl"),
+        # The fields of auth.passwords.HashCost: argon2id's cost for new hashes.
+        "password_hash": _Group(
+            "password_hash",
+            {
+                "time_cost": _Value(_COUNT),
+                "memory_kib": _Value(_Kind("a whole number, at least 8", _integer(8), int)),
+                "parallelism": _Value(_COUNT),
+            },
+        ),
         # The fields of auth.throttle.ThrottleConfig (a test keeps them in step).
         "login_throttle": _Group(
             "login_throttle",
             {
-                "free_attempts": _Value(_Kind("a whole number, 0 or more", _integer(0), int)),
-                "base_delay": _Value(_WAIT),
-                "max_delay": _Value(_WAIT),
+                "source_free": _Value(_COUNT_OR_ZERO),
+                "source_base_delay": _Value(_WAIT),
+                "source_max_delay": _Value(_WAIT),
+                "account_free": _Value(_COUNT_OR_ZERO),
+                "account_base_delay": _Value(_WAIT),
+                "account_max_delay": _Value(_WAIT),
+                "forget_after": _Value(_INTERVAL),
                 "max_tracked": _Value(_COUNT),
             },
         ),

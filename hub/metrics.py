@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
@@ -178,3 +178,28 @@ class _StateCollector(Collector):
         for binding, count in sorted(router.subscribers().items()):
             subscribers.add_metric([binding], count)
         yield subscribers
+
+
+class HealthCollector(Collector):
+    """What says whether the hub keeps up: event-loop lag and password checks."""
+
+    def __init__(self, loop_lag: Any, hash_pool: Any) -> None:
+        self.loop_lag = loop_lag
+        self.hash_pool = hash_pool
+
+    def collect(self):  # type: ignore[override]
+        yield GaugeMetricFamily(
+            "wothub_event_loop_lag_seconds",
+            "The most the event loop ran late since the previous scrape",
+            value=self.loop_lag.take_worst(),
+        )
+        yield CounterMetricFamily(
+            "wothub_password_checks",
+            "argon2id password checks made (a remembered password costs none)",
+            value=self.hash_pool.checks,
+        )
+        yield GaugeMetricFamily(
+            "wothub_password_checks_under_way",
+            "Password checks running or waiting for a thread",
+            value=self.hash_pool.under_way,
+        )

@@ -86,11 +86,11 @@ class Operations:
 
     async def metrics(self, request: Request) -> Response:
         if not (self.hub.config.metrics_public or _from_loopback(request)):
-            self._require_admin(request)
+            await self._require_admin(request)
         return Response(self.hub.router.metrics.exposition(), media_type=CONTENT_TYPE)
 
     async def backup(self, request: Request) -> Response:
-        self._require_admin(request)
+        await self._require_admin(request)
         path = await make_backup(self.hub)
         return FileResponse(
             path,
@@ -99,8 +99,8 @@ class Operations:
             background=BackgroundTask(os.unlink, path),
         )
 
-    def _require_admin(self, request: Request) -> None:
-        client = self.hub.http.context.client(request)  # 401 without credentials
+    async def _require_admin(self, request: Request) -> None:
+        client = await self.hub.http.context.client(request)  # 401 without credentials
         self.hub.router.admit(client)
         if client.role != ADMIN:
             raise Forbidden(f"{request.url.path} is for administrators; {client.id} is not one")

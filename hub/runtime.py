@@ -26,6 +26,8 @@ from digitwin.core import DigiTwin
 from .config import Config
 from .hub_things import authn_thing, certs_thing, clients_thing
 from .listeners import remove_listeners, write_listeners
+from .loop_lag import LoopLag
+from .metrics import HealthCollector
 from .operations import CountRefusals, Operations
 from .router import Router
 
@@ -53,6 +55,8 @@ class Hub:
         )
         # Credentials refused on any binding (HTTP 401 answers are counted apart).
         self.auth.on_refused = lambda: self.router.metrics.refused(401, "invalid_credentials")
+        self.loop_lag = LoopLag()
+        self.router.metrics.registry.register(HealthCollector(self.loop_lag, self.auth.hash_pool))
         self.started = False  # all listeners up (GET /ready)
         for service in (
             authn_thing(self.auth),
@@ -140,6 +144,7 @@ class Hub:
         return f"https://{host}:{self.http_server.port}"
 
     async def start(self) -> None:
+        self.loop_lag.start()
         await self.router.start()
         with _listening("HTTPS", self.config.http_host, self.config.http_port):
             await self.http_server.start()
@@ -187,6 +192,8 @@ class Hub:
             remove_listeners(self.config.home)
             await self.router.stop()
             self.twin.close()
+            self.auth.hash_pool.close()
+            await self.loop_lag.stop()
 
 
 def _reach(config: Config) -> str:

@@ -14,6 +14,7 @@ from auth.service import AuthService
 from digitwin.errors import BadRequest
 
 from .context import json_body
+from .credentials import source_address
 
 
 class AuthnApi:
@@ -29,7 +30,9 @@ class AuthnApi:
 
     async def login(self, request: Request) -> Response:
         body = _object(await json_body(request), "clientID", "password")
-        return _json(self.auth.login(body["clientID"], body["password"]))
+        return _json(
+            await self.auth.login(body["clientID"], body["password"], source_address(request))
+        )
 
     async def refresh(self, request: Request) -> Response:
         return _json(self.auth.refresh(await _token(request)))

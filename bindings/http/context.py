@@ -37,8 +37,8 @@ class HttpContext:
         self.action_timeout = action_timeout  # actions without Prefer: then 504
         self.streams: set[Connection] = set()  # open SSE streams, ended when the hub stops
 
-    def client(self, request: HTTPConnection) -> Client:
-        return self.credentials.client(request)
+    async def client(self, request: HTTPConnection) -> Client:
+        return await self.credentials.client(request)
 
     def connection(self, client: Client, binding: str = "http") -> Connection:
         """A router connection for one exchange or one stream (it gets no requests);

@@ -25,16 +25,16 @@ class Credentials:
         self.auth = auth
         self.verify_certificate = verify_certificate
 
-    def client(self, request: HTTPConnection) -> Client:
+    async def client(self, request: HTTPConnection) -> Client:
         """The authenticated client, or Unauthorized (401)."""
-        found = self.optional_client(request)
+        found = await self.optional_client(request)
         if found is None:
             raise Unauthorized(
                 "authentication required: a bearer token, HTTP Basic or a client certificate"
             )
         return found
 
-    def optional_client(self, request: HTTPConnection) -> Client | None:
+    async def optional_client(self, request: HTTPConnection) -> Client | None:
         header = request.headers.get("authorization")
         if header:
             scheme, _, value = header.partition(" ")
@@ -43,12 +43,19 @@ class Credentials:
                 return self.auth.authenticate_token(value.strip())
             if scheme == "basic":
                 client_id, password = basic_credentials(value.strip())
-                return self.auth.authenticate_password(client_id, password)
+                return await self.auth.authenticate_password(
+                    client_id, password, source_address(request)
+                )
             raise AuthenticationFailed("unsupported Authorization scheme")
         certificate = peer_certificate(request)
         if certificate is not None:
             return self.auth.authenticate_certificate(certificate, self.verify_certificate)
         return None
+
+
+def source_address(request: HTTPConnection) -> str | None:
+    """The client's address, as the login throttle counts it."""
+    return request.client.host if request.client is not None else None
 
 
 def peer_certificate(request: HTTPConnection) -> bytes | None:

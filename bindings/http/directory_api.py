@@ -65,7 +65,7 @@ class DirectoryApi:
         return Response(self._own_td[1], media_type=TD_JSON)
 
     async def list(self, request: Request) -> Response:
-        client = self.context.client(request)
+        client = await self.context.client(request)
         params = request.query_params
         offset = query_int(params, "offset", 0, minimum=0)
         limit = query_int(params, "limit", None, minimum=1)
@@ -95,12 +95,12 @@ class DirectoryApi:
         return Response(orjson.dumps(collection), headers=headers, media_type=LD_JSON)
 
     async def retrieve(self, request: Request) -> Response:
-        client = self.context.client(request)
+        client = await self.context.client(request)
         td = self.router.thing_description(client, _thing(request))
         return Response(orjson.dumps(td), media_type=TD_JSON)
 
     async def create_anonymous(self, request: Request) -> Response:
-        client = self.context.client(request)
+        client = await self.context.client(request)
         td = await json_body(request)
         if isinstance(td, dict) and "id" in td:
             raise BadRequest(
@@ -114,7 +114,7 @@ class DirectoryApi:
         return Response(status_code=201, headers={"Location": thing_id})
 
     async def create_or_update(self, request: Request) -> Response:
-        client = self.context.client(request)
+        client = await self.context.client(request)
         thing_id = _thing(request)
         td = await json_body(request)
         if isinstance(td, dict):
@@ -132,7 +132,7 @@ class DirectoryApi:
         return Response(status_code=201 if created else 204)
 
     async def patch(self, request: Request) -> Response:
-        client = self.context.client(request)
+        client = await self.context.client(request)
         patch = await json_body(request, types=(MERGE_PATCH,), strict_type=True)  # a MUST
         if not isinstance(patch, dict):
             raise BadRequest("a merge patch of a TD is a JSON object")
@@ -140,13 +140,13 @@ class DirectoryApi:
         return Response(status_code=204)
 
     async def delete(self, request: Request) -> Response:
-        client = self.context.client(request)
+        client = await self.context.client(request)
         message = Message(REQUEST, ops.DELETE_THING, _thing(request), correlation_id=new_id())
         self.context.call(client, message)
         return Response(status_code=204)
 
     async def search(self, request: Request) -> Response:
-        client = self.context.client(request)
+        client = await self.context.client(request)
         query = request.query_params.get("query")
         if not query:
             raise BadRequest("search needs a query parameter (RFC 9535 JSONPath)")
@@ -156,7 +156,7 @@ class DirectoryApi:
     async def presence(self, request: Request) -> Response:
         """``?id=..&id=..``: {thing id: {"owner", "online", "lastSeen"}} for the Things
         named that the client may read (the others are left out)."""
-        client = self.context.client(request)
+        client = await self.context.client(request)
         ids = request.query_params.getlist("id")
         if not ids:
             raise BadRequest("name the Things: ?id=<thing id>&id=...", parameter="id")
@@ -170,7 +170,7 @@ class DirectoryApi:
         return Response(orjson.dumps(found), media_type="application/json")
 
     async def events(self, request: Request) -> Response:
-        client = self.context.client(request)
+        client = await self.context.client(request)
         wanted = request.path_params.get("type")
         if wanted is not None and wanted not in EVENT_TYPES | {PRESENCE_EVENT}:
             known = sorted(EVENT_TYPES | {PRESENCE_EVENT})

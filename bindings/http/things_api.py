@@ -86,7 +86,7 @@ class ThingsApi:
     # -- properties ---------------------------------------------------------------------
 
     async def property(self, request: Request) -> Response:
-        client = self.context.client(request)
+        client = await self.context.client(request)
         thing, name = _thing(request), _name(request)
         if _wants_stream(request):
             return await self._stream(request, client, ops.OBSERVE_PROPERTY, thing, name)
@@ -102,7 +102,7 @@ class ThingsApi:
         return _json(response.output, headers=headers)
 
     async def all_properties(self, request: Request) -> Response:
-        client = self.context.client(request)
+        client = await self.context.client(request)
         thing = _thing(request)
         if _wants_stream(request):
             return await self._stream(request, client, ops.OBSERVE_ALL_PROPERTIES, thing, None)
@@ -110,7 +110,7 @@ class ThingsApi:
         return _json(response.output)
 
     async def write_property(self, request: Request) -> Response:
-        client = self.context.client(request)
+        client = await self.context.client(request)
         thing, name = _thing(request), _name(request)
         value = await json_body(request)
         wait = self._write_wait(request)
@@ -120,7 +120,7 @@ class ThingsApi:
         return self._accepted(202, status)
 
     async def write_properties(self, request: Request) -> Response:
-        client = self.context.client(request)
+        client = await self.context.client(request)
         thing = _thing(request)
         values = await json_body(request)
         if not isinstance(values, dict) or not values:
@@ -140,7 +140,7 @@ class ThingsApi:
     # -- actions -------------------------------------------------------------------------
 
     async def invoke(self, request: Request) -> Response:
-        client = self.context.client(request)
+        client = await self.context.client(request)
         thing, name = _thing(request), _name(request)
         data = await json_body(request, required=False)
         wait, takes_status = self._action_wait(request, thing, name)
@@ -155,11 +155,11 @@ class ThingsApi:
         return self._unfinished(status, wait)
 
     async def query(self, request: Request) -> Response:
-        client = self.context.client(request)
+        client = await self.context.client(request)
         return _json(self._profile_status(self._status(request, client)))
 
     async def cancel(self, request: Request) -> Response:
-        client = self.context.client(request)
+        client = await self.context.client(request)
         self._status(request, client)  # it must be the request this URL names
         self.context.call(client, self._status_request(request, ops.CANCEL_ACTION))
         return Response(status_code=204)
@@ -176,7 +176,7 @@ class ThingsApi:
         return status
 
     async def query_all_actions(self, request: Request) -> Response:
-        client = self.context.client(request)
+        client = await self.context.client(request)
         response = self.context.call(client, _request(ops.QUERY_ALL_ACTIONS, _thing(request)))
         grouped = {
             name: [self._profile_status(s) for s in statuses]  # newest first, as stored
@@ -187,7 +187,7 @@ class ThingsApi:
     # -- events --------------------------------------------------------------------------
 
     async def events(self, request: Request) -> Response:
-        client = self.context.client(request)
+        client = await self.context.client(request)
         name = request.path_params.get("name")
         operation = ops.SUBSCRIBE_EVENT if name else ops.SUBSCRIBE_ALL_EVENTS
         return await self._stream(

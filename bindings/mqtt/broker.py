@@ -106,8 +106,8 @@ class BrokerHooks(Protocol):
     """What the broker asks of the hub; every method but ``authenticate`` is called
     after the client is authenticated. Exceptions are logged, never raised to amqtt."""
 
-    def authenticate(self, link: Link, username: str | None, password: str | None,
-                     certificate_der: bytes | None) -> Any:  # fmt: skip
+    async def authenticate(self, link: Link, username: str | None, password: str | None,
+                           certificate_der: bytes | None) -> Any:  # fmt: skip
         """The client's identity, or raise Refused. May set ``link.session.client_id``
         (e.g. when the client sent none)."""
 
@@ -148,7 +148,7 @@ class HubAuthPlugin(BaseAuthPlugin):
             if ssl_object is not None:
                 certificate = ssl_object.getpeercert(binary_form=True)
             try:
-                link.identity = hooks.authenticate(
+                link.identity = await hooks.authenticate(
                     link, session.username, session.password, certificate
                 )
                 link.authenticated = True

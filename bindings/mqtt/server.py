@@ -34,6 +34,7 @@ from typing import Any
 
 import orjson
 from amqtt.errors import BrokerError
+from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, SERVER_UNAVAILABLE
 
 from auth.identity import Client
 from auth.service import AuthService
@@ -219,7 +220,7 @@ class MqttBinding:
 
     # -- BrokerHooks: authentication -----------------------------------------------------
 
-    def authenticate(
+    async def authenticate(
         self,
         link: Link,
         username: str | None,
@@ -233,7 +234,8 @@ class MqttBinding:
                 if _looks_like_token(password):
                     client = self.auth.authenticate_token(password)
                 elif username:
-                    client = self.auth.authenticate_password(username, password)
+                    source = link.peer.rsplit(":", 1)[0]  # the address, for the throttle
+                    client = await self.auth.authenticate_password(username, password, source)
                 else:
                     raise Refused("a password needs a username (the client id)")
             elif certificate_der:
@@ -241,8 +243,9 @@ class MqttBinding:
                 client = self.auth.authenticate_certificate(pem, self.ca.verify_client_certificate)
             else:
                 raise Refused("no credentials: a password, a token or a client certificate")
-        except Problem as problem:
-            raise Refused(problem.detail) from None
+        except Problem as problem:  # throttled or busy: "server unavailable", retry later
+            code = SERVER_UNAVAILABLE if problem.status in (429, 503) else BAD_USERNAME_PASSWORD
+            raise Refused(problem.detail, code) from None
         if username and username != client.id:
             raise Refused(f"username {username!r} is not the credentials' client {client.id!r}")
         link.session.client_id = _session_id(client.id, link.session.client_id or "")

@@ -116,6 +116,7 @@ class NatsBinding:
         self._logins: dict[tuple[str, int], Client] = {}
         self._twin: Connection | None = None
         self._twin_writer: asyncio.Task[None] | None = None
+        self._logins_under_way: set[asyncio.Task[None]] = set()
         self.refused = 0  # malformed or mismatched messages (for tests and stats)
 
     # -- life cycle ----------------------------------------------------------------------
@@ -182,6 +183,8 @@ class NatsBinding:
         )
 
     async def stop(self) -> None:
+        for task in list(self._logins_under_way):
+            task.cancel()
         if self._twin_writer is not None:
             self._twin_writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -228,8 +231,15 @@ class NatsBinding:
     # -- the auth callout ----------------------------------------------------------------
 
     async def _on_auth(self, msg: Msg) -> None:
+        # Each login is answered on a task of its own: a password check waits for the
+        # hash pool, and the logins behind it (tokens, certificates) must not queue.
+        task = asyncio.create_task(self._answer_auth(msg))
+        self._logins_under_way.add(task)
+        task.add_done_callback(self._logins_under_way.discard)
+
+    async def _answer_auth(self, msg: Msg) -> None:
         try:
-            reply = self.callout.respond(msg.data, msg.headers)
+            reply = await self.callout.respond(msg.data, msg.headers)
             if reply is not None and msg.reply:
                 await msg.respond(reply)
         except Exception:

@@ -115,7 +115,7 @@ class AuthCallout:
         self.account = account
         self.on_login: Any = None  # called with each Login
 
-    def respond(self, data: bytes, headers: dict[str, str] | None) -> bytes | None:
+    async def respond(self, data: bytes, headers: dict[str, str] | None) -> bytes | None:
         """The reply to one request (None when it cannot even be read: no reply)."""
         server_xkey = (headers or {}).get(XKEY_HEADER)
         try:
@@ -132,7 +132,7 @@ class AuthCallout:
             return None
         info = nats.get("client_info") or {}
         try:
-            client, method = self._authenticate(nats)
+            client, method = await self._authenticate(nats)
         except (Problem, AuthenticationFailed, ValueError) as exc:
             log.info(
                 "NATS login refused from %s (user %r): %s",
@@ -167,7 +167,7 @@ class AuthCallout:
             "nats": {"type": "authorization_response", "version": 2, **result},
         }
 
-    def _authenticate(self, nats: dict[str, Any]) -> tuple[Client, str]:
+    async def _authenticate(self, nats: dict[str, Any]) -> tuple[Client, str]:
         tls = nats.get("client_tls") or {}
         chains = tls.get("verified_chains") or []
         certificate = (chains[0][0] if chains and chains[0] else None) or next(
@@ -194,5 +194,6 @@ class AuthCallout:
                 raise ValueError(f"the token is {client.id}'s, not {user}'s")
             return client, "token"
         if user and password:
-            return self.auth.authenticate_password(user, password), "password"
+            source = (nats.get("client_info") or {}).get("host")  # for the throttle
+            return await self.auth.authenticate_password(user, password, source), "password"
         raise ValueError("no credentials")

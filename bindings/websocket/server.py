@@ -27,7 +27,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from auth.identity import Client
-from bindings.http.credentials import Credentials, basic_credentials
+from bindings.http.credentials import Credentials, basic_credentials, source_address
 from bindings.http.tls_server import ABORT_EXTENSION
 from digitwin.envelope import EnvelopeError, Message, error_frame, parse_message
 from digitwin.errors import Problem
@@ -107,7 +107,7 @@ class WebSocketBinding:
 
     async def _authenticate(self, websocket: WebSocket) -> Client | None:
         try:
-            client = self.credentials.optional_client(websocket)
+            client = await self.credentials.optional_client(websocket)
             if client is None:
                 client = await self._first_frame_login(websocket)
         except Problem as problem:
@@ -140,7 +140,10 @@ class WebSocketBinding:
         if scheme.lower() == "bearer":
             return self.credentials.auth.authenticate_token(value.strip())
         if scheme.lower() == "basic":
-            return self.credentials.auth.authenticate_password(*basic_credentials(value.strip()))
+            client_id, password = basic_credentials(value.strip())
+            return await self.credentials.auth.authenticate_password(
+                client_id, password, source_address(websocket)
+            )
         raise TimeoutError
 
     # -- reading and writing ----------------------------------------------------------

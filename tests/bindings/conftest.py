@@ -33,7 +33,7 @@ class RunningHub:
     def add_client(self, client_id: str, kind: str = "consumer", role: str = "viewer") -> str:
         """Add a client with PASSWORD; returns a token for it."""
         self.hub.auth.add_client(client_id, kind, role, password=PASSWORD)
-        return self.hub.auth.login(client_id, PASSWORD)["token"]
+        return self.hub.auth.new_token(client_id)["token"]
 
     def agent(self, client_id: str):
         """A device connected through the router's agent interface (as a binding would)."""

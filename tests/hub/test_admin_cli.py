@@ -41,7 +41,7 @@ class Running:
 
     def token(self, client_id: str, role: str = "admin") -> str:
         self.hub.auth.add_client(client_id, "consumer", role, password=PASSWORD)
-        return self.hub.auth.login(client_id, PASSWORD)["token"]
+        return self.hub.auth.new_token(client_id)["token"]
 
     def password_file(self, password: str = PASSWORD, name: str = "password") -> str:
         path = self.tmp_path / name
@@ -160,7 +160,7 @@ async def test_a_client_id_and_a_password_file(running, capsys):
         *flags, "--login-password-file", running.password_file(),
     )  # fmt: skip
     assert code == 0, err
-    assert running.hub.auth.login("bob", "bob's password")["clientID"] == "bob"
+    assert (await running.hub.auth.login("bob", "bob's password"))["clientID"] == "bob"
 
 
 async def test_hub_not_running(running, capsys, tmp_path, unused_tcp_port):
@@ -262,7 +262,7 @@ async def test_clients(running, capsys):
         capsys, "clients", "set-password", "bob", "--password-file", new, *flags
     )
     assert code == 0, err
-    assert running.hub.auth.login("bob", "a new password")["role"] == "manager"
+    assert (await running.hub.auth.login("bob", "a new password"))["role"] == "manager"
 
     code, out, _ = await wothub(capsys, "clients", "new-token", "bob", "--json", *flags)
     token = json.loads(out)["token"]
@@ -282,7 +282,7 @@ async def test_set_password_from_standard_input(running, capsys, monkeypatch):
     flags = running.flags(running.token("ops"))
     code, _, err = await wothub(capsys, "clients", "set-password", "bob", *flags)
     assert code == 0, err
-    assert running.hub.auth.login("bob", "typed in")["clientID"] == "bob"
+    assert (await running.hub.auth.login("bob", "typed in"))["clientID"] == "bob"
 
 
 async def test_invalid_input_is_the_hubs_problem(running, capsys):

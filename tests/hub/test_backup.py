@@ -89,7 +89,7 @@ async def test_backup_during_writes_restores_to_an_equal_hub(running, tmp_path):
     try:
         assert hub.twin.thing(THING) is not None
         assert hub.ca.ca_cert_pem == running.hub.ca.ca_cert_pem
-        assert hub.auth.login("carol", PASSWORD)["token"]
+        assert (await hub.auth.login("carol", PASSWORD))["token"]
         # Tokens signed before the backup still verify: the signing key came along.
         assert hub.auth.authenticate_token(admin_token).id == "ada"
         restored = [r.id for r in hub.twin.requests.open_for_thing(THING)]

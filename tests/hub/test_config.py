@@ -92,11 +92,15 @@ port = 14222
 [auth]
 token_lifetime = { consumer = 600, agent = 7200.5 }
 session_lifetime = { service = 86400 }
+refresh_grace = { agent = 600 }
+hash_workers = 2
+hash_queue = 4
+verified_ttl = 60
 
 [auth.login_throttle]
-free_attempts = 5
-base_delay = 2
-max_delay = 60.0
+source_free = 5
+source_base_delay = 2
+account_max_delay = 60.0
 max_tracked = 1000
 
 [router]
@@ -119,17 +123,21 @@ notification_log_size = 500
         nats_port=14222,
         token_lifetime={"consumer": 600.0, "agent": 7200.5},
         session_lifetime={"service": 86400.0},
+        refresh_grace={"agent": 600.0},
+        hash_workers=2,
+        hash_queue=4,
+        verified_ttl=60.0,
         login_throttle={
-            "free_attempts": 5,
-            "base_delay": 2.0,
-            "max_delay": 60.0,
+            "source_free": 5,
+            "source_base_delay": 2.0,
+            "account_max_delay": 60.0,
             "max_tracked": 1000,
         },
         flush_interval=0.25,
         notification_log_size=500,
         config_file=path,
     )
-    assert isinstance(config.login_throttle["base_delay"], float)
+    assert isinstance(config.login_throttle["source_base_delay"], float)
 
 
 def test_config_flag_names_another_file(home, tmp_path):
@@ -245,8 +253,8 @@ def test_port_zero_means_any_free_port(home, source):
         ("[htp]\nport = 1\n", "htp", "unknown key"),
         ("[auth.token_lifetime]\nconsumers = 60\n", "auth.token_lifetime.consumers", "unknown"),
         (
-            "[auth.login_throttle]\nfree_attempt = 1\n",
-            "auth.login_throttle.free_attempt",
+            "[auth.login_throttle]\nsource_fre = 1\n",
+            "auth.login_throttle.source_fre",
             "unknown",
         ),
         ("home = '/tmp'\n", "home", "--home"),
@@ -367,14 +375,16 @@ def test_auth_config_defaults_are_the_auth_packages(home):
 def test_auth_config_overrides_only_what_is_set(home):
     write_toml(
         home,
-        "[auth]\ntoken_lifetime = { consumer = 60 }\n[auth.login_throttle]\nfree_attempts = 10\n",
+        "[auth]\ntoken_lifetime = { consumer = 60 }\n[auth.login_throttle]\nsource_free = 10\n",
     )
     auth = build(home).auth_config()
     defaults = AuthConfig()
     assert auth.token_lifetime == {**defaults.token_lifetime, "consumer": 60.0}
     assert auth.session_lifetime == defaults.session_lifetime
-    assert auth.throttle == dataclasses.replace(defaults.throttle, free_attempts=10)
+    assert auth.throttle == dataclasses.replace(defaults.throttle, source_free=10)
     assert auth.hash_cost == defaults.hash_cost
+    assert (auth.hash_workers, auth.hash_queue) == (defaults.hash_workers, defaults.hash_queue)
+    assert auth.refresh_grace == defaults.refresh_grace
 
 
 def test_login_throttle_keys_are_the_throttle_config_fields(home):

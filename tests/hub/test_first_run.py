@@ -101,7 +101,7 @@ def mode(path):
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_first_run_creates_ca_keys_and_admin_password(tmp_path):
+async def test_first_run_creates_ca_keys_and_admin_password(tmp_path):
     home = tmp_path / "home"
     log = serve_once(home)
 
@@ -137,11 +137,11 @@ def test_first_run_creates_ca_keys_and_admin_password(tmp_path):
     # That password logs in as the administrator.
     with open_store(home / "store") as store:
         auth = AuthService(store, home, CHEAP)
-        login = auth.login("admin", password.strip())
+        login = await auth.login("admin", password.strip())
         assert (login["clientID"], login["role"]) == ("admin", "admin")
         assert auth.authenticate_token(login["token"]).role == "admin"
         with pytest.raises(AuthenticationFailed):
-            auth.login("admin", password.strip() + "x")
+            (await auth.login("admin", password.strip() + "x"))
 
 
 def test_the_home_directory_is_private_whatever_the_umask(tmp_path):
@@ -150,7 +150,7 @@ def test_the_home_directory_is_private_whatever_the_umask(tmp_path):
     assert mode(home) & 0o077 == 0, oct(mode(home))
 
 
-def test_later_starts_keep_the_ca_keys_and_do_not_rewrite_the_password(tmp_path):
+async def test_later_starts_keep_the_ca_keys_and_do_not_rewrite_the_password(tmp_path):
     home = tmp_path / "home"
     serve_once(home)
     kept = ("certs/ca.pem", "certs/ca.key", "keys/token-signing.key", "certs/server.pem")
@@ -181,7 +181,7 @@ def test_later_starts_keep_the_ca_keys_and_do_not_rewrite_the_password(tmp_path)
         auth = AuthService(store, home, CHEAP)
         admins = [a.client_id for a in auth.accounts.list() if a.role == "admin"]
         assert admins == ["admin"]
-        assert auth.login("admin", password.strip())["role"] == "admin"
+        assert (await auth.login("admin", password.strip()))["role"] == "admin"
 
 
 def make_csr_pem(common_name):
@@ -194,7 +194,7 @@ def make_csr_pem(common_name):
     return csr.public_bytes(serialization.Encoding.PEM)
 
 
-def test_sessions_clients_and_revocations_survive_a_restart(tmp_path):
+async def test_sessions_clients_and_revocations_survive_a_restart(tmp_path):
     home, path = tmp_path / "home", tmp_path / "store"
     with open_store(path) as store:
         auth = AuthService(store, home, CHEAP)
@@ -203,8 +203,8 @@ def test_sessions_clients_and_revocations_survive_a_restart(tmp_path):
         auth.add_client("lamp-agent", "agent", "agent")
         auth.add_client("gone", "consumer", "operator")
         auth.add_client("off", "consumer", "operator")
-        kept_token = auth.login("vera", "vera-password")["token"]
-        ended_token = auth.login("vera", "vera-password")["token"]
+        kept_token = (await auth.login("vera", "vera-password"))["token"]
+        ended_token = (await auth.login("vera", "vera-password"))["token"]
         auth.logout(ended_token)
         agent_token = auth.new_token("lamp-agent")["token"]
         off_token = auth.new_token("off")["token"]
@@ -241,7 +241,7 @@ def test_sessions_clients_and_revocations_survive_a_restart(tmp_path):
         with pytest.raises(AuthenticationFailed):
             auth.refresh(ended_token)
         # The password still works; the disabled client stays disabled.
-        assert auth.login("vera", "vera-password")["clientID"] == "vera"
+        assert (await auth.login("vera", "vera-password"))["clientID"] == "vera"
         auth.update_client("off", enabled=True)
         with pytest.raises(AuthenticationFailed):  # disabling ended its session for good
             auth.authenticate_token(off_token)

@@ -216,7 +216,7 @@ async def test_set_password_changes_the_login_and_ends_sessions(hub, admin):
         )
     )
     assert changed["hasPassword"] is True
-    assert hub.auth.login("vera", "new-password-1")["clientID"] == "vera"
+    assert (await hub.auth.login("vera", "new-password-1"))["clientID"] == "vera"
     with pytest.raises(AuthenticationFailed):
         hub.auth.authenticate_token(old_token)
 

@@ -215,7 +215,7 @@ async def node(running: RunningHub, scenario: str) -> tuple[dict, str]:
     """Run consume.js on the test hub as CONSUMER (a manager: writes need one)."""
     if running.hub.auth.accounts.get(CONSUMER) is None:
         running.add_client(CONSUMER, "consumer", "manager")
-    token = running.hub.auth.login(CONSUMER, PASSWORD)["token"]
+    token = running.hub.auth.new_token(CONSUMER)["token"]
     return await run_node(scenario, running.url, token, running.hub.config.home)
 
 

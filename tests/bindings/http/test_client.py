@@ -105,7 +105,7 @@ class Device:
 def add_client(running, client_id, role):
     """A consumer with PASSWORD; returns a token for it."""
     running.hub.auth.add_client(client_id, "consumer", role, password=PASSWORD)
-    return running.hub.auth.login(client_id, PASSWORD)["token"]
+    return running.hub.auth.new_token(client_id)["token"]
 
 
 def consumer(running, **kwargs) -> HttpConsumer:

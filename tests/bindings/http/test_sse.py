@@ -342,7 +342,7 @@ class StartedHub:
 
     def add_client(self, client_id, kind, role):
         self.hub.auth.add_client(client_id, kind, role, password="correct horse battery")
-        return self.hub.auth.login(client_id, "correct horse battery")["token"]
+        return self.hub.auth.new_token(client_id)["token"]
 
     def agent(self, client_id):
         from auth.identity import Client

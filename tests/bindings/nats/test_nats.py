@@ -181,7 +181,7 @@ async def test_an_agent_logged_in_with_a_token_goes_offline_when_it_leaves(nats_
     # The server's disconnect event names a token login's user "[REDACTED]": the hub
     # must find the agent from its own record of the login.
     nats_hub.add("lamp-agent", "agent", "agent")
-    token = nats_hub.hub.auth.login("lamp-agent", PASSWORD)["token"]
+    token = nats_hub.hub.auth.new_token("lamp-agent")["token"]
     agent = await nats_hub.agent("lamp-agent", token=token)
     await agent.register(td())
     await until(lambda: nats_hub.hub.twin.presence(LAMP)["online"])
@@ -205,7 +205,7 @@ async def test_refused_logins(nats_hub):
                 max_reconnect_attempts=0,
             )
     # A token works in the token field and in the password field.
-    token = hub.auth.login("vera", PASSWORD)["token"]
+    token = hub.auth.new_token("vera")["token"]
     consumer = await nats_hub.consumer("vera", token=token)
     assert consumer.nc.is_connected
 

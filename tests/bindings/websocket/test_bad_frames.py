@@ -43,7 +43,7 @@ class SmallHub:
 
     def token(self, client_id: str, kind: str = "consumer", role: str = "viewer") -> str:
         self.hub.auth.add_client(client_id, kind, role, password=PASSWORD)
-        return self.hub.auth.login(client_id, PASSWORD)["token"]
+        return self.hub.auth.new_token(client_id)["token"]
 
     def connect(self, token: str, **kwargs):
         return connect(

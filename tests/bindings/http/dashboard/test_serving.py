@@ -113,7 +113,7 @@ async def test_presence_of_things_and_their_owners(running):
     async with running.session() as http, http.get(f"/presence?{query}") as response:
         assert response.status == 401
     # an agent sees its own Things only
-    agent_token = running.hub.auth.login(AGENT, "correct horse battery")["token"]
+    agent_token = running.hub.auth.new_token(AGENT)["token"]
     async with running.session(agent_token) as http, http.get(f"/presence?{query}") as response:
         assert set(await response.json()) == {LAMP}
     running.hub.router.disconnect(conn)
