@@ -59,17 +59,21 @@ def lamp_td(thing_id=LAMP, title="Desk lamp"):
 
 
 def register(running, agent_id=AGENT, td=None):
+    return register_all(running, agent_id, [td or lamp_td()])
+
+
+def register_all(running, agent_id, tds):
+    """Connect the agent and register its TDs; returns its connection."""
     conn = running.agent(agent_id)
-    response = running.send(
-        conn,
-        {
+    for td in tds:
+        wire = {
             "messageType": "request",
             "operation": "updatething",
             "correlationID": new_id(),
-            "input": td or lamp_td(),
-        },
-    )
-    assert response.error is None, response.error
+            "input": td,
+        }
+        response = running.send(conn, wire)
+        assert response.error is None, response.error
     return conn
 
 
