@@ -76,6 +76,7 @@ class ThingsApi:
             Route(f"{base}/properties/{{name}}", self.property, methods=["GET"]),
             Route(f"{base}/properties/{{name}}", self.write_property, methods=["PUT"]),
             Route(f"{base}/actions", self.query_all_actions, methods=["GET"]),
+            Route(f"{base}/writes", self.query_all_writes, methods=["GET"]),
             Route(f"{base}/actions/{{name}}", self.invoke, methods=["POST"]),
             Route(f"{base}/{{member}}/{{name}}/{{request}}", self.query, methods=["GET"]),
             Route(f"{base}/{{member}}/{{name}}/{{request}}", self.cancel, methods=["DELETE"]),
@@ -182,6 +183,20 @@ class ThingsApi:
             name: [self._profile_status(s) for s in statuses]  # newest first, as stored
             for name, statuses in response.output.items()
         }
+        return _json(grouped)
+
+    async def query_all_writes(self, request: Request) -> Response:
+        """The Thing's property writes, as queryallactions lists its actions: WoT has no
+        operation for this, so who may query the Thing's actions may list its writes (the
+        router checks that, and that the Thing exists)."""
+        client = self.context.client(request)
+        thing = _thing(request)
+        self.context.call(client, _request(ops.QUERY_ALL_ACTIONS, thing))
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for record in self.router.twin.requests_of(thing):  # newest first, as stored
+            if record.operation == ops.WRITE_PROPERTY:
+                status = self._profile_status(record.to_status())
+                grouped.setdefault(record.name, []).append(status)
         return _json(grouped)
 
     # -- events --------------------------------------------------------------------------

@@ -255,6 +255,49 @@ async def test_write_to_an_offline_device_is_202_then_completes_when_it_connects
         assert detail["value"] == 90 and "desired" not in detail
 
 
+async def test_a_things_writes_are_listed_as_its_actions_are(running, manager):
+    conn = register(running)
+    running.hub.router.disconnect(conn)
+    async with running.session(manager) as session:
+        for value in (20, 30):
+            async with session.put(url(LAMP, "properties", "brightness"), json=value) as r:
+                assert r.status == 202, await r.text()
+        async with session.put(url(LAMP, "properties", "on"), json=True) as r:
+            on = await r.json()
+
+    viewer = running.add_client("vera", "consumer", "viewer")  # who may query actions
+    async with running.session(viewer) as session:
+        async with session.get(url(LAMP, "writes")) as response:
+            assert response.status == 200 and response.content_type == JSON
+            writes = await response.json()
+        assert sorted(writes) == ["brightness", "on"]
+        assert [s["input"] for s in writes["brightness"]] == [30, 20]  # newest first
+        assert writes["on"][0]["id"] == on["id"] and writes["on"][0]["href"] == on["href"]
+        for status in (*writes["brightness"], *writes["on"]):
+            assert (status["state"], status["status"], status["senderID"]) == (
+                "pending",
+                "pending",
+                "mia",
+            )
+        async with session.get(url(LAMP, "actions")) as response:
+            assert await response.json() == {}  # writes are not actions
+
+        await answer_writes(running, running.agent(AGENT), 3)
+        async with session.get(url(LAMP, "writes")) as response:
+            writes = await response.json()
+        assert {s["state"] for s in (*writes["brightness"], *writes["on"])} == {"completed"}
+        async with session.get(url("urn:dev:ops:nothing", "writes")) as response:
+            await problem_of(response, 404)
+
+    stranger = running.add_client("other-agent", "agent", "agent")  # not the lamp's agent
+    async with running.session(stranger) as session:
+        async with session.get(url(LAMP, "actions")) as response:
+            refused = response.status
+        async with session.get(url(LAMP, "writes")) as response:
+            await problem_of(response, refused)
+    assert refused in (403, 404)
+
+
 async def test_write_to_a_device_that_does_not_answer_in_time_is_202(running, manager):
     conn = register(running)
     async with running.session(manager) as session:

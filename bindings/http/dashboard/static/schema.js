@@ -132,19 +132,34 @@ function build(schema, path, label, required, idPrefix, fields) {
   };
 }
 
-// Set a form field's value (used to prefill a property's write form).
+// Show `value` in a form made by schemaForm (a property's write form follows the
+// property's value): each field gets the part of the value at its path.
 export function fillForm(form, value) {
-  const input = form.element.querySelector("input:not([disabled]), select, textarea");
-  if (!input || value === undefined) return;
-  if (input.tagName === "SELECT") {
-    for (const option of input.options) {
-      if (option.textContent === String(value)) input.value = option.value;
+  if (value === undefined) return;
+  const fields = [form.element, ...form.element.querySelectorAll(".field[data-field]")];
+  for (const field of fields.filter((f) => f.matches(".field[data-field]"))) {
+    const input = field.querySelector(":scope > .input-row > :is(input, select, textarea)");
+    if (!input || input.disabled) continue;
+    const part = at(value, field.dataset.field);
+    if (input.tagName === "SELECT") {
+      const option = [...input.options].find((o) => o.textContent === String(part));
+      input.value = option ? option.value : "";
+    } else if (input.tagName === "TEXTAREA") {
+      input.value = part === undefined ? "" : JSON.stringify(part);
+    } else {
+      input.value = part === undefined || part === null ? "" : String(part);
     }
-  } else if (input.tagName === "TEXTAREA") {
-    input.value = JSON.stringify(value);
-  } else {
-    input.value = value;
   }
+}
+
+function at(value, path) {
+  if (path === ROOT) return value;
+  let here = value;
+  for (const key of path.split(".")) {
+    if (here === null || typeof here !== "object") return undefined;
+    here = here[key];
+  }
+  return here;
 }
 
 const TYPES = {

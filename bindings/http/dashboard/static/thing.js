@@ -1,6 +1,7 @@
 // One Thing, built from its twin TD alone: properties with live values (SSE), the
 // desired value while a write waits for the device, forms for writable properties and
-// actions made from their data schemas, the requests and their states, and events.
+// actions made from their data schemas, the requests (actions and writes) and their
+// states, and events.
 
 import * as api from "./api.js";
 import { Chart } from "./chart.js";
@@ -9,6 +10,13 @@ import { h, clear, show, when, problemText } from "./dom.js";
 import { schemaForm, fillForm } from "./schema.js";
 
 const FINAL = new Set(["completed", "failed", "expired", "cancelled"]);
+const WRITE = "writeproperty";
+// What a form says while its request has not ended, by the request's state.
+const UNDER_WAY = {
+  pending: "Queued: the device will get it when it connects.",
+  delivered: "Sent to the device: waiting for its answer.",
+  running: "The device is carrying it out.",
+};
 const AFFORDANCE_KEYS = new Set(["forms", "observable", "readOnly", "writeOnly", "uriVariables"]);
 
 function dataSchema(affordance) {
@@ -42,44 +50,66 @@ export async function thingPage(view, id, signal) {
 
   const properties = Object.entries(td.properties || {});
   const actions = Object.entries(td.actions || {});
+  const writable = properties.some(([, affordance]) => !affordance.readOnly);
+  const hasRequests = actions.length > 0 || writable;
+
+  const statusBody = h("tbody", { id: "requests-body" });
+  const heads = ["Request", "State", "Requested by", "Requested", "Ended", "Result", ""];
+  const statusSection = h(
+    "section",
+    { id: "requests" },
+    h("h2", {}, "Requests"),
+    h("div", { class: "table-wrap" }, h("table", { class: "requests" }, h("thead", {}, h("tr", {}, heads.map((text) => h("th", {}, text)))), statusBody)),
+  );
+  // forms waiting for their request's end: request id -> onStatus(status)
+  const watchers = new Map();
+  const refreshStatuses = async () => {
+    try {
+      const [invoked, written] = await Promise.all([
+        actions.length ? api.request("GET", `${base}/actions`, null, { signal }) : {},
+        writable ? api.request("GET", `${base}/writes`, null, { signal }) : {},
+      ]);
+      const all = [...Object.values(invoked).flat(), ...Object.values(written).flat()];
+      for (const status of all) watchers.get(status.id)?.(status);
+      renderStatuses(statusBody, all, base, td, refreshStatuses);
+    } catch (error) {
+      if (!signal.aborted && error.status !== 401) clear(statusBody, h("tr", {}, h("td", { colspan: heads.length, class: "error" }, problemText(error))));
+    }
+  };
+  const requests = {
+    refresh: refreshStatuses,
+    // call onStatus with the request's status at each look until it has ended
+    watch(id, onStatus) {
+      watchers.set(id, (status) => {
+        if (FINAL.has(status.state)) watchers.delete(id);
+        onStatus(status);
+      });
+    },
+    unwatch: (id) => watchers.delete(id),
+  };
+
   const cards = new Map(); // property name -> card
   const propertySection = h("section", { id: "properties" }, h("h2", {}, "Properties"), properties.length ? "" : h("p", { class: "empty" }, "No properties."));
   const propertyGrid = h("div", { class: "cards" });
   propertySection.append(propertyGrid);
   for (const [name, affordance] of properties) {
-    const card = propertyCard(base, name, affordance, signal);
+    const card = propertyCard(base, name, affordance, requests, signal);
     cards.set(name, card);
     propertyGrid.append(card.element);
   }
-
-  const statusBody = h("tbody", { id: "requests-body" });
-  const statusSection = h(
-    "section",
-    { id: "requests" },
-    h("h2", {}, "Requests"),
-    h("div", { class: "table-wrap" }, h("table", { class: "requests" }, h("thead", {}, h("tr", {}, h("th", {}, "Action"), h("th", {}, "State"), h("th", {}, "Requested"), h("th", {}, "Ended"), h("th", {}, "Result"), h("th", {}, ""))), statusBody)),
-  );
-  const refreshStatuses = async () => {
-    try {
-      const grouped = await api.request("GET", `${base}/actions`, null, { signal });
-      renderStatuses(statusBody, grouped, base, refreshStatuses);
-    } catch (error) {
-      if (!signal.aborted && error.status !== 401) clear(statusBody, h("tr", {}, h("td", { colspan: 6, class: "error" }, problemText(error))));
-    }
-  };
 
   const actionSection = h("section", { id: "actions" }, h("h2", {}, "Actions"));
   if (!actions.length) actionSection.append(h("p", { class: "empty" }, "No actions."));
   else if (!api.may.invoke()) actionSection.append(h("p", { class: "refused", id: "actions-refused" }, `Your role (${api.current().role}) may not invoke actions.`));
   const actionGrid = h("div", { class: "cards" });
   actionSection.append(actionGrid);
-  for (const [name, affordance] of actions) actionGrid.append(actionCard(base, name, affordance, refreshStatuses));
+  for (const [name, affordance] of actions) actionGrid.append(actionCard(base, name, affordance, requests));
 
   const eventLog = h("ol", { id: "event-log", class: "event-log" });
   const eventSection = h("section", { id: "events" }, h("h2", {}, "Events"), Object.keys(td.events || {}).length ? eventLog : h("p", { class: "empty" }, "No events."));
 
   const live = h("span", { class: "live", id: "live-state" }, "connecting…");
-  clear(view, h("article", { class: "thing" }, live, header, propertySection, actionSection, actions.length ? statusSection : "", eventSection));
+  clear(view, h("article", { class: "thing" }, live, header, propertySection, actionSection, hasRequests ? statusSection : "", eventSection));
 
   // the values now (with their timestamps and any desired value), then live
   await Promise.all([...cards.values()].map((card) => card.refresh()));
@@ -119,20 +149,20 @@ export async function thingPage(view, id, signal) {
       if (name !== "thing_presence" || data.id !== id) return;
       presence = { ...(presence || {}), online: data.online, lastSeen: data.lastSeen };
       clear(presenceEl, presenceBadge(presence));
-      if (actions.length) refreshStatuses();
+      if (hasRequests) refreshStatuses();
     },
     { signal },
   );
   // requests change state at the device: look again every 2 s while this page is shown
-  if (actions.length) await refreshStatuses();
+  if (hasRequests) await refreshStatuses();
   const poll = setInterval(() => {
-    if (actions.length) refreshStatuses();
+    if (hasRequests) refreshStatuses();
     for (const card of cards.values()) if (card.pending()) card.refresh();
   }, 2000);
   signal.addEventListener("abort", () => clearInterval(poll));
 }
 
-function propertyCard(base, name, affordance, signal) {
+function propertyCard(base, name, affordance, requests, signal) {
   const schema = dataSchema(affordance);
   const path = `${base}/properties/${encodeURIComponent(name)}`;
   const value = h("span", { class: "value" }, "—");
@@ -153,6 +183,7 @@ function propertyCard(base, name, affordance, signal) {
   );
   let pendingWrite = false;
   let current;
+  let follow = () => {}; // the write form, if any, shows the value as it changes
 
   const card = {
     element,
@@ -162,6 +193,7 @@ function propertyCard(base, name, affordance, signal) {
       value.textContent = show(v);
       stamp.textContent = timestamp ? `reported ${when(timestamp)}` : "";
       if (chart) chart.add(v);
+      follow();
       if (pendingWrite) card.refresh();
     },
     async refresh() {
@@ -172,6 +204,7 @@ function propertyCard(base, name, affordance, signal) {
           current = detail.value;
           value.textContent = show(detail.value);
           if (chart && !chart.values.length) chart.add(detail.value);
+          follow();
         }
         if (detail.timestamp) stamp.textContent = `reported ${when(detail.timestamp)}`;
         pendingWrite = "desired" in detail;
@@ -192,17 +225,45 @@ function propertyCard(base, name, affordance, signal) {
     const message = h("p", { class: "form-message", role: "status" });
     const button = h("button", { type: "submit" }, "Set");
     const el = h("form", { class: "write", "data-write": name, novalidate: true }, form.element, button, message);
+    // The input shows the value as it changes, unless the user is editing it: a field
+    // of the form has the focus, or holds a change not sent yet (Escape drops it).
+    let changed = false;
+    let watched = null; // the id of the write this form's message follows
+    el.addEventListener("input", () => (changed = true));
+    el.addEventListener("keydown", (event) => {
+      if (event.key !== "Escape" || !changed) return;
+      changed = false;
+      form.showErrors({});
+      fillForm(form, current);
+    });
+    const editing = () => changed || (el.contains(document.activeElement) && document.activeElement.matches("input, select, textarea"));
+    follow = () => {
+      if (current !== undefined && !editing()) fillForm(form, current);
+    };
     el.addEventListener("submit", async (event) => {
       event.preventDefault();
       message.textContent = "";
       message.className = "form-message";
+      if (watched) requests.unwatch(watched);
+      watched = null;
       const { value: v, errors } = form.read();
       if (v === undefined) errors["(root)"] = errors["(root)"] || "enter a value";
       if (form.showErrors(errors)) return;
       button.disabled = true;
       try {
         const answer = await api.exchange("PUT", path, v, { signal });
-        message.textContent = answer.status === 202 ? "Queued: the device will get it when it connects." : "Written.";
+        changed = false;
+        if (answer.status === 202) {
+          watched = answer.data.id;
+          showProgress(message, answer.data, "Written.");
+          requests.watch(watched, (status) => {
+            showProgress(message, status, "Written.");
+            if (FINAL.has(status.state)) card.refresh(); // no longer desired
+          });
+          requests.refresh();
+        } else {
+          message.textContent = "Written.";
+        }
         await card.refresh();
       } catch (error) {
         if (!form.showErrors(error.fields)) {
@@ -214,20 +275,25 @@ function propertyCard(base, name, affordance, signal) {
       }
     });
     element.append(el);
-    // prefill with the value as it is once known
-    const first = card.refresh;
-    card.refresh = async () => {
-      await first();
-      if (!el.dataset.filled && current !== undefined) {
-        fillForm(form, current);
-        el.dataset.filled = "1";
-      }
-    };
   }
   return card;
 }
 
-function actionCard(base, name, affordance, refreshStatuses) {
+// A form's message for its request: under way, done, or how it ended otherwise.
+function showProgress(message, status, done) {
+  message.className = "form-message";
+  if (status.state === "completed") {
+    message.textContent = done;
+  } else if (FINAL.has(status.state)) {
+    const detail = status.error?.detail || status.error?.title;
+    message.textContent = `${status.state[0].toUpperCase()}${status.state.slice(1)}${detail ? `: ${detail}` : "."}`;
+    message.classList.add("error");
+  } else {
+    message.textContent = UNDER_WAY[status.state] || status.state;
+  }
+}
+
+function actionCard(base, name, affordance, requests) {
   const path = `${base}/actions/${encodeURIComponent(name)}`;
   const element = h(
     "div",
@@ -241,11 +307,19 @@ function actionCard(base, name, affordance, refreshStatuses) {
   const message = h("p", { class: "form-message", role: "status" });
   const button = h("button", { type: "submit" }, "Invoke");
   const el = h("form", { class: "invoke", "data-invoke": name, novalidate: true }, form ? form.element : "", button, message, result);
+  const showOutput = (output) => {
+    if (output === null || output === undefined) return;
+    result.textContent = JSON.stringify(output, null, 2);
+    result.hidden = false;
+  };
+  let watched = null; // the id of the action this form's message follows
   el.addEventListener("submit", async (event) => {
     event.preventDefault();
     message.textContent = "";
     message.className = "form-message";
     result.hidden = true;
+    if (watched) requests.unwatch(watched);
+    watched = null;
     let input = null;
     if (form) {
       const read = form.read();
@@ -257,13 +331,15 @@ function actionCard(base, name, affordance, refreshStatuses) {
       // Prefer: the status (201) when the device has not finished within 2 s.
       const answer = await api.exchange("POST", path, input, { headers: { Prefer: "wait=2" } });
       if (answer.status === 201) {
-        message.textContent = `Queued (${answer.data.state}): see Requests below.`;
+        watched = answer.data.id;
+        showProgress(message, answer.data, "Completed.");
+        requests.watch(watched, (status) => {
+          showProgress(message, status, "Completed.");
+          if (status.state === "completed") showOutput(status.output);
+        });
       } else {
         message.textContent = "Completed.";
-        if (answer.data !== null) {
-          result.textContent = JSON.stringify(answer.data, null, 2);
-          result.hidden = false;
-        }
+        showOutput(answer.data);
       }
     } catch (error) {
       if (!form || !form.showErrors(error.fields)) {
@@ -272,27 +348,29 @@ function actionCard(base, name, affordance, refreshStatuses) {
       }
     } finally {
       button.disabled = false;
-      refreshStatuses();
+      requests.refresh();
     }
   });
   element.append(el);
   return element;
 }
 
-function renderStatuses(body, grouped, base, refresh) {
-  const all = Object.values(grouped).flat();
+function renderStatuses(body, all, base, td, refresh) {
   all.sort((a, b) => (b.timeRequested || "").localeCompare(a.timeRequested || ""));
-  const signature = JSON.stringify(all.slice(0, 50));
+  const shown = all.slice(0, 50);
+  const signature = JSON.stringify(shown);
   if (body.dataset.signature === signature) return; // unchanged: keep the buttons as they are
   body.dataset.signature = signature;
-  const rows = all.slice(0, 50).map((s) => {
+  const rows = shown.map((s) => {
+    const write = s.operation === WRITE;
+    const member = write ? "properties" : "actions";
     let cancel = "";
     if (!FINAL.has(s.state) && api.may.invoke()) {
       cancel = h("button", { type: "button", class: "secondary small", "data-cancel": s.id }, "Cancel");
       cancel.addEventListener("click", async () => {
         cancel.disabled = true;
         try {
-          await api.request("DELETE", `${base}/actions/${encodeURIComponent(s.name)}/${encodeURIComponent(s.id)}`);
+          await api.request("DELETE", `${base}/${member}/${encodeURIComponent(s.name)}/${encodeURIComponent(s.id)}`);
         } catch (error) {
           cancel.replaceWith(h("span", { class: "error" }, problemText(error)));
           return;
@@ -300,17 +378,20 @@ function renderStatuses(body, grouped, base, refresh) {
         refresh();
       });
     }
+    const title = td[member]?.[s.name]?.title || s.name;
+    const what = write ? [h("span", { class: "badge" }, "write"), ` ${title} = `, h("code", {}, show(s.input))] : [h("span", { class: "badge" }, "action"), ` ${title}`];
     const result = s.error ? problemText({ problem: s.error }) : s.output !== undefined ? show(s.output) : "";
     return h(
       "tr",
-      { "data-request": s.id, "data-state": s.state },
-      h("td", { "data-label": "Action" }, s.name),
+      { "data-request": s.id, "data-state": s.state, "data-kind": write ? "write" : "action" },
+      h("td", { "data-label": "Request" }, what),
       h("td", { "data-label": "State" }, h("span", { class: `state state-${s.state}` }, s.state)),
+      h("td", { "data-label": "Requested by", class: "requested-by" }, s.senderID || ""),
       h("td", { "data-label": "Requested" }, when(s.timeRequested)),
       h("td", { "data-label": "Ended" }, when(s.timeEnded)),
       h("td", { "data-label": "Result", class: s.error ? "error" : "" }, result),
       h("td", {}, cancel),
     );
   });
-  clear(body, rows.length ? rows : h("tr", {}, h("td", { colspan: 6, class: "empty" }, "No requests yet.")));
+  clear(body, rows.length ? rows : h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No requests yet.")));
 }

@@ -50,9 +50,10 @@ def chromium_path() -> str:
 @pytest.fixture
 async def browser():
     try:
-        from playwright.async_api import async_playwright
+        from playwright.async_api import async_playwright, expect
     except ImportError:
         _missing("playwright is not installed (pip install -e '.[dev]')")
+    expect.set_options(timeout=10_000)  # as the contexts' default timeout below
     executable = chromium_path()
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
