@@ -334,6 +334,10 @@ class NatsBinding:
             await self._handle(msg)
         except Exception:
             log.exception("handling a NATS message on %s failed", msg.subject)
+            if msg.reply and self._nc is not None:  # a bug of ours: still an answer
+                error = error_frame(_reply_id(msg.data), 500, "the hub failed to handle it")
+                with contextlib.suppress(Exception):
+                    await self._nc.publish(msg.reply, orjson.dumps(error))
 
     async def _handle(self, msg: Msg) -> None:
         tokens = msg.subject.split(".")
@@ -494,7 +498,9 @@ def _check_subject(tokens: list[str], message: Message, client: Client) -> str |
         return f"wrong number of tokens in {'.'.join(tokens)}"
     thing_id = message.thing_id
     if thing_id is None and isinstance(message.data, dict) and kind == subjects.TD:
-        thing_id = message.data.get("id")
+        thing_id = message.data.get("id")  # the TD's: checked here, before it is encoded
+        if thing_id is not None and not isinstance(thing_id, str):
+            return "the TD's id must be a string"
     if rest and rest[0] != (subjects.encode(thing_id) if thing_id else None):
         return f"the subject's Thing token {rest[0]} is not the message's thingID {thing_id}"
     if kind == subjects.PROP and message.operation == ops.OBSERVE_PROPERTY and len(rest) != 2:
