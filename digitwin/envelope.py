@@ -78,7 +78,17 @@ _FIELDS = {
 _FIELD_NAMES = frozenset(_FIELDS)
 _DATA_WIRE = frozenset({"input", "value", "output"})
 _TEXT_FIELDS = frozenset(
-    {"thingID", "name", "correlationID", "actionID", "messageID", "status", "timestamp"}
+    {
+        "messageType",
+        "operation",
+        "thingID",
+        "name",
+        "correlationID",
+        "actionID",
+        "messageID",
+        "status",
+        "timestamp",
+    }
 )
 # RFC 3339 date-time; datetime.fromisoformat alone also takes other ISO 8601 forms
 # (basic format, week dates, no seconds) that no consumer expects in a timestamp.
@@ -171,6 +181,7 @@ def parse_message(raw: bytes | str | dict[str, Any], sender_id: str) -> Message:
         unknown = sorted(set(data) - _FIELD_NAMES)
         raise EnvelopeError(unknown[0], "is not a field of the message envelope")
 
+    check_text_fields(data)
     message_type = _text(data, "messageType", required=True)
     if message_type not in MESSAGE_TYPES:
         raise EnvelopeError(
@@ -179,9 +190,6 @@ def parse_message(raw: bytes | str | dict[str, Any], sender_id: str) -> Message:
     operation = _text(data, "operation", required=True)
     if operation not in OPERATIONS:
         raise EnvelopeError("operation", f"unknown operation {operation!r}")
-    for wire in data:  # in the message's own order, so the first bad field is reported
-        if wire in _TEXT_FIELDS:
-            _text(data, wire)
     if "thingID" not in data and operation not in THINGLESS_OPERATIONS:
         raise EnvelopeError("thingID", f"is required for {operation}")
     if "name" not in data and operation in NAMED_OPERATIONS:
@@ -228,6 +236,16 @@ def parse_message(raw: bytes | str | dict[str, Any], sender_id: str) -> Message:
         error=error,
         timestamp=timestamp or "",
     )
+
+
+def check_text_fields(data: dict[str, Any]) -> None:
+    """EnvelopeError for the first field given that must be a non-empty string and is
+    not. ``parse_message`` starts with it; a binding that reads fields before parsing
+    (to compare them with a topic or subject) calls it first, so a wrong type gets the
+    same answer on every binding."""
+    for wire in data:  # in the message's own order, so the first bad field is reported
+        if wire in _TEXT_FIELDS:
+            _text(data, wire)
 
 
 def _text(data: dict[str, Any], wire: str, required: bool = False) -> Any:

@@ -1,4 +1,10 @@
-"""Start the hub's parts, wait for a stop signal, stop them in reverse order."""
+"""Start the hub's parts, wait for a stop signal, stop them: the listeners together,
+then the router, then the store.
+
+Stopping is bounded: from SIGTERM (or SIGINT) to the process's exit takes at most
+``STOP_SECONDS`` whatever the load. Each step has its own time limit and is cancelled
+when it runs over (logged); should the whole hang anyway, the process exits.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,9 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Awaitable, Iterator
 from urllib.parse import urlsplit
 
 from auth.authorizer import RoleAuthorizer
@@ -33,6 +41,12 @@ from .router import Router
 
 log = logging.getLogger("wothub")
 _ANY_ADDRESS = ("", "0.0.0.0", "::")
+
+STOP_SECONDS = 10.0  # from the stop signal to the process's exit, at most
+# Time limits of the stop steps: the listeners stop together, then the router; what is
+# left of STOP_SECONDS is for cancelling the remaining tasks and closing the store.
+_LISTENERS_STOP, _ROUTER_STOP = 4.0, 2.0
+_HTTP_GRACE = 3.0  # requests in progress may finish within it, then they are cancelled
 
 
 class Hub:
@@ -121,6 +135,7 @@ class Hub:
             ws_max_size=2 * config.max_body_bytes,
             ws_ping_interval=20.0,
             ws_ping_timeout=20.0,
+            shutdown_timeout=_HTTP_GRACE,
         )
 
     def first_run(self) -> None:
@@ -179,21 +194,41 @@ class Hub:
             self.websocket.forms.url,
         )
 
-    async def stop(self) -> None:
+    def stopping(self) -> None:
+        """The stop signal came: /ready says so at once, and an exit of nats-server from
+        now on is part of stopping, not a crash to restart."""
         self.started = False
+        if self.nats is not None and self.nats.server is not None:
+            self.nats.server.stop_supervising()
+
+    async def stop(self) -> None:
+        """Every step within its time limit (docs/operations.md, "Shutdown")."""
+        self.stopping()
         try:
-            for bus in (self.nats, self.mqtt):
-                if bus is not None:
-                    await bus.stop()
             self.http.context.close_streams()  # or open streams hold the server up
             self.websocket.close_all()
-            await self.http_server.stop()
+            steps = [_bounded("HTTPS", self.http_server.stop(), _LISTENERS_STOP)]
+            for name, bus in (("NATS", self.nats), ("MQTT", self.mqtt)):
+                if bus is not None:
+                    steps.append(_bounded(name, bus.stop(), _LISTENERS_STOP))
+            await asyncio.gather(*steps)
         finally:
             remove_listeners(self.config.home)
-            await self.router.stop()
+            await _bounded("the router", self.router.stop(), _ROUTER_STOP)
             self.twin.close()
             self.auth.hash_pool.close()
             await self.loop_lag.stop()
+
+
+async def _bounded(name: str, step: Awaitable[None], seconds: float) -> None:
+    """One stop step, cancelled after ``seconds`` so that the next ones still run."""
+    try:
+        async with asyncio.timeout(seconds):
+            await step
+    except TimeoutError:
+        log.warning("stopping %s took over %.0f s; cancelled it", name, seconds)
+    except Exception:
+        log.exception("stopping %s failed", name)
 
 
 def _reach(config: Config) -> str:
@@ -223,33 +258,81 @@ def _listening(name: str, host: str, port: int) -> Iterator[None]:
         raise CannotListen(f"the {name} listener cannot listen on {where}: {reason}") from exc
 
 
-async def _run_until_signal(hub: Hub) -> None:
+class _StopDeadline:
+    """The last resort of the stop bound: once the stop signal came, the process exits
+    ``STOP_SECONDS`` later even if stopping hangs (a task that ignores cancellation, a
+    thread that does not end)."""
+
+    def __init__(self) -> None:
+        self.signalled: float | None = None  # time.monotonic() of the stop signal
+        self._timer: threading.Timer | None = None
+
+    def start(self) -> None:
+        if self._timer is not None:
+            return
+        self.signalled = time.monotonic()
+        self._timer = threading.Timer(STOP_SECONDS - 0.5, self._exit_now)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    @staticmethod
+    def _exit_now() -> None:
+        log.error("wothub did not stop within %.0f s; exiting now", STOP_SECONDS)
+        for handler in logging.getLogger().handlers:
+            with contextlib.suppress(Exception):
+                handler.flush()
+        os._exit(1)
+
+
+async def _run_until_signal(hub: Hub, deadline: _StopDeadline) -> None:
     loop = asyncio.get_running_loop()
     stopped: asyncio.Future[str] = loop.create_future()
+
+    def on_signal(sig: signal.Signals) -> None:
+        deadline.start()
+        hub.stopping()
+        if not stopped.done():
+            stopped.set_result(sig.name)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda s=sig: stopped.done() or stopped.set_result(s.name))
+        loop.add_signal_handler(sig, on_signal, sig)
+    starting = asyncio.create_task(hub.start(), name="hub start")
     try:
-        await hub.start()
-        # Logged only once the handlers are in place, so "started" means "stoppable".
-        log.info(
-            "wothub started: %s store at %s; CA and server certificate in %s; "
-            "listeners in %s; %s; press Ctrl-C to stop",
-            hub.config.store_backend,
-            hub.config.store_path,
-            hub.config.home / "certs",
-            hub.config.home / "listeners.json",
-            _reach(hub.config),
-        )
-        if not hub.config.public_url:
-            log.info(
-                "twin TDs and Location headers point at %s; if clients elsewhere reach the "
-                "hub by another name or address, set public_url (WOTHUB_PUBLIC_URL, "
-                "--public-url) and add the name to server_names",
-                hub.base_url,
-            )
+        await asyncio.wait((starting, stopped), return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():  # a signal while starting: stop starting
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+        else:
+            starting.result()  # why it could not start, if it could not
+            _log_started(hub)
         log.info("received %s, stopping", await stopped)
     finally:
         await hub.stop()
+
+
+def _log_started(hub: Hub) -> None:
+    # Logged only once the handlers are in place, so "started" means "stoppable".
+    log.info(
+        "wothub started: %s store at %s; CA and server certificate in %s; "
+        "listeners in %s; %s; press Ctrl-C to stop",
+        hub.config.store_backend,
+        hub.config.store_path,
+        hub.config.home / "certs",
+        hub.config.home / "listeners.json",
+        _reach(hub.config),
+    )
+    if not hub.config.public_url:
+        log.info(
+            "twin TDs and Location headers point at %s; if clients elsewhere reach the "
+            "hub by another name or address, set public_url (WOTHUB_PUBLIC_URL, "
+            "--public-url) and add the name to server_names",
+            hub.base_url,
+        )
 
 
 def serve(config: Config) -> int:
@@ -258,10 +341,11 @@ def serve(config: Config) -> int:
     config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     config.home.chmod(0o700)
     store = open_store(config.store_path, config.store_backend)
+    deadline = _StopDeadline()
     try:
         hub = Hub(config, store)
         hub.first_run()
-        asyncio.run(_run_until_signal(hub))
+        asyncio.run(_run_until_signal(hub, deadline))
     except OSError as exc:  # e.g. the port is taken
         log.error(
             "cannot start: %s. The hub's home %s (CA, keys, admin password) is kept and "
@@ -272,5 +356,9 @@ def serve(config: Config) -> int:
         return 1
     finally:
         store.close()
-    log.info("wothub stopped")
+        deadline.cancel()
+    if deadline.signalled is None:
+        log.info("wothub stopped")
+    else:
+        log.info("wothub stopped, %.1f s after the signal", time.monotonic() - deadline.signalled)
     return 0

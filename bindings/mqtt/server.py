@@ -47,6 +47,7 @@ from digitwin.envelope import (
     RESPONSE,
     EnvelopeError,
     Message,
+    check_text_fields,
     error_frame,
     parse_message,
 )
@@ -580,6 +581,7 @@ class MqttBinding:
 def _fill_from_topic(raw: dict[str, Any], published: topics.Published) -> None:
     """Agent topics say what they carry: fill in what the envelope leaves out, refuse
     what contradicts the topic."""
+    check_text_fields(raw)  # a wrong type is named as such, not as a mismatch
     message_type, without_name, with_name = _AGENT_MESSAGES[published.kind]
     raw.setdefault("messageType", message_type)
     if raw["messageType"] != message_type:
@@ -588,8 +590,6 @@ def _fill_from_topic(raw: dict[str, Any], published: topics.Published) -> None:
         return
     operation = with_name if published.name is not None else without_name
     raw.setdefault("operation", operation)
-    if not isinstance(raw["operation"], str):
-        raise EnvelopeError("operation", "must be a string")
     if raw["operation"] not in _AGENT_OPERATIONS[published.kind]:
         raise EnvelopeError("operation", f"{raw['operation']!r} does not go on this topic")
     for wire, value in (("thingID", published.thing_id), ("name", published.name)):

@@ -183,6 +183,9 @@ class NatsBinding:
         )
 
     async def stop(self) -> None:
+        """Bounded: a few seconds whatever the load (the hub's stop has 10 s in all)."""
+        if self.server is not None:
+            self.server.stop_supervising()  # its exit from here on is no crash
         for task in list(self._logins_under_way):
             task.cancel()
         if self._twin_writer is not None:
@@ -196,11 +199,7 @@ class NatsBinding:
         self._drop_peers("hub stopping")
         connections = (self._nc, self._sys_nc, self._callout_nc)
         self._nc = self._sys_nc = self._callout_nc = None
-        for nc in connections:
-            if nc is not None and not nc.is_closed:
-                with contextlib.suppress(Exception):
-                    async with asyncio.timeout(2):
-                        await nc.close()
+        await asyncio.gather(*(_close(nc) for nc in connections if nc is not None))
         if self.server is not None:
             await self.server.stop()
             self.server = None
@@ -344,6 +343,10 @@ class NatsBinding:
             await self._handle(msg)
         except Exception:
             log.exception("handling a NATS message on %s failed", msg.subject)
+            if msg.reply and self._nc is not None:  # a bug of ours: still an answer
+                error = error_frame(_reply_id(msg.data), 500, "the hub failed to handle it")
+                with contextlib.suppress(Exception):
+                    await self._nc.publish(msg.reply, orjson.dumps(error))
 
     async def _handle(self, msg: Msg) -> None:
         tokens = msg.subject.split(".")
@@ -472,6 +475,16 @@ class NatsBinding:
             await self._publish(subject, message.to_json())
 
 
+async def _close(nc: NatsConnection, timeout: float = 1.0) -> None:
+    if nc.is_closed:
+        return
+    try:
+        async with asyncio.timeout(timeout):
+            await nc.close()
+    except Exception as exc:  # the server may be gone already; the hub stops anyway
+        log.debug("closing a NATS connection: %r", exc)
+
+
 def _check_subject(tokens: list[str], message: Message, client: Client) -> str | None:
     """Why the envelope does not belong on its subject, or None."""
     if tokens[1] == "client":
@@ -504,7 +517,9 @@ def _check_subject(tokens: list[str], message: Message, client: Client) -> str |
         return f"wrong number of tokens in {'.'.join(tokens)}"
     thing_id = message.thing_id
     if thing_id is None and isinstance(message.data, dict) and kind == subjects.TD:
-        thing_id = message.data.get("id")
+        thing_id = message.data.get("id")  # the TD's: checked here, before it is encoded
+        if thing_id is not None and not isinstance(thing_id, str):
+            return "the TD's id must be a string"
     if rest and rest[0] != (subjects.encode(thing_id) if thing_id else None):
         return f"the subject's Thing token {rest[0]} is not the message's thingID {thing_id}"
     if kind == subjects.PROP and message.operation == ops.OBSERVE_PROPERTY and len(rest) != 2:

@@ -40,7 +40,9 @@ class Process:
         self._reader: asyncio.Task | None = None
         self._seen = asyncio.Condition()
 
-    async def start(self, *args: str, env: dict[str, str]) -> None:
+    async def start(self, *args: str, env: dict[str, str], **options) -> None:
+        """``options`` go to create_subprocess_exec (``start_new_session=True``: a
+        process group of its own, to signal it as a terminal would)."""
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -50,6 +52,7 @@ class Process:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
+            **options,
         )
         self._reader = asyncio.create_task(self._read())
 

@@ -235,3 +235,47 @@ async def test_repeated_abuse_is_closed_with_1008_and_others_are_served(small):
         await again.send_str(request(thingID=LAMP, name="on", correlationID="r3"))
         reply = json.loads((await again.receive(timeout=5)).data)
         assert reply["output"] is True
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "described"),
+    [
+        ("thingID", 123, "a number"),
+        ("name", 7, "a number"),
+        ("operation", 5, "a number"),
+        ("correlationID", 42, "a number"),
+        ("messageType", [], "an array"),
+    ],
+)
+async def test_a_wrong_typed_field_is_answered_400_and_the_agent_is_served(
+    small, field, value, described
+):
+    token = small.token("lamp-agent", "agent", "agent")
+    report = {
+        "messageType": "notification",
+        "operation": "observeproperty",
+        "thingID": LAMP,
+        "name": "on",
+        "value": True,
+    }
+    async with small.connect(token) as ws:
+        register = {"messageType": "request", "operation": "updatething", "input": TD}
+        await ws.send(json.dumps({**register, "correlationID": "td"}))
+        assert (await receive(ws))["output"]["id"] == LAMP
+
+        error = (await refused(ws, json.dumps({**report, field: value})))["error"]
+        assert error["status"] == 400
+        assert error["validationErrors"] == [
+            {"field": field, "description": f"must be a string, not {described}"}
+        ]
+
+        # A TD whose id is a number: refused by the hub, not a crash.
+        numeric = {**register, "input": {**TD, "id": 123}, "correlationID": "bad-td"}
+        bad_td = await refused(ws, json.dumps(numeric))
+        assert bad_td["correlationID"] == "bad-td"
+        assert "id must be a string" in bad_td["error"]["detail"]
+
+        await ws.send(json.dumps(report))  # still served
+        await ws.send(json.dumps({**register, "correlationID": "again"}))
+        assert (await receive(ws))["correlationID"] == "again"
+    assert small.hub.twin.read_property(LAMP, "on").get("value") is True
