@@ -5,12 +5,15 @@ Where the hub is: ``--url`` (env WOTHUB_URL), else ``local_url`` in
 ``<home>/listeners.json``, which a running hub writes. The CA to trust: ``--ca`` (env
 WOTHUB_CA), else ``<home>/certs/ca.pem``. Who is asking: ``--token`` (env WOTHUB_TOKEN);
 or ``--client-id`` (env WOTHUB_CLIENT_ID, default ``admin``) with the password from
-``--login-password-file`` (env WOTHUB_PASSWORD_FILE) or env WOTHUB_PASSWORD; else
-``admin`` with ``<home>/admin.password`` (first run) when it is readable.
+``--password-file`` (alias ``--login-password-file``; env WOTHUB_PASSWORD_FILE) or env
+WOTHUB_PASSWORD; else ``admin`` with ``<home>/admin.password`` (first run) when it is
+readable. ``--password-file`` is that login password in every command; a new client's
+password is ``--new-password-file`` (or ``--new-password``).
 
-Exit codes: 0 done, 1 the hub refused the request (its problem's title and detail are
-printed), 2 usage or configuration error, 3 the hub cannot be reached, 4 not logged in
-or not allowed.
+Errors are one line on stderr, ``wothub: `` and a lower-case sentence without a final
+period: what went wrong, then (after ``;``) what to do. Exit codes: 0 done, 1 the hub
+refused the request (its problem's status, title and detail are printed), 2 usage or
+configuration error, 3 the hub cannot be reached, 4 not logged in or not allowed.
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ import getpass
 import json
 import os
 import re
+import socket
 import ssl
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from auth.authorizer import CERTS_THING, CLIENTS_THING
 from auth.roles import KIND_ROLES, ROLES
@@ -55,10 +60,12 @@ class CommandError(Exception):
 class Target:
     url: str
     ca: bytes | None
+    ca_source: str | None = None  # how it was given, for messages
     token: str | None = None
     client_id: str | None = None
     password: str | None = None
     password_source: str | None = None
+    admin_password_file: Path | None = None  # tried for the default login, not readable
 
 
 def _home(args: argparse.Namespace) -> Path:
@@ -69,10 +76,19 @@ def _env(name: str) -> str | None:
     return os.environ.get(name) or None
 
 
+def _given(args: argparse.Namespace, dest: str, flag: str, env: str) -> tuple[str | None, str]:
+    """The value of ``--flag`` or else of env ``env``, and how it was given (for messages:
+    ``--flag VALUE`` or ``ENV=VALUE``)."""
+    if value := getattr(args, dest):
+        return value, f"{flag} {value}"
+    value = _env(env)
+    return value, f"{env}={value}"
+
+
 def find_target(args: argparse.Namespace) -> Target:
     """The hub's URL, its CA and the credentials, from the flags, the environment and
     the hub's home."""
-    url = args.url or _env("WOTHUB_URL")
+    url, url_source = _given(args, "url", "--url", "WOTHUB_URL")
     if url is None:
         home = _home(args)
         document = read_listeners(home)
@@ -80,38 +96,43 @@ def find_target(args: argparse.Namespace) -> Target:
         url = listener.get("local_url") or listener.get("url")
         if document is None or not url:
             raise CommandError(
-                f"cannot find the hub: no --url (or WOTHUB_URL) and no "
-                f"{home / LISTENERS_FILE} (is `wothub serve` running? with --home "
-                f"or WOTHUB_HOME pointing at its home?)",
+                f"cannot find the hub: no --url, no WOTHUB_URL and no {home / LISTENERS_FILE} "
+                f"of a running hub; start it with `wothub serve`, or give its home with "
+                f"--home DIR (or WOTHUB_HOME), or its address with --url URL",
                 EXIT_UNREACHABLE,
             )
         if not is_running(document):
             raise CommandError(
-                f"cannot reach the hub at {url}: the process that wrote "
-                f"{home / LISTENERS_FILE} (pid {document['pid']}) is gone "
-                f"(is `wothub serve` running?)",
+                f"cannot reach the hub at {url}: the hub that wrote {home / LISTENERS_FILE} "
+                f"(pid {document['pid']}) is no longer running; start it with `wothub serve`",
                 EXIT_UNREACHABLE,
             )
-    ca_path = args.ca or _env("WOTHUB_CA")
+    else:
+        _check_url(url, url_source)
+    ca_path, ca_source = _given(args, "ca", "--ca", "WOTHUB_CA")
     ca_file = Path(ca_path) if ca_path else _home(args) / "certs" / "ca.pem"
     try:
         ca = ca_file.read_bytes()
     except OSError as exc:
         if ca_path:
             raise CommandError(
-                f"cannot read the CA certificate {ca_file}: {exc.strerror}", EXIT_USAGE
+                f"cannot read {ca_source}: {exc.strerror or exc}; give the hub's CA "
+                f"certificate, the file certs/ca.pem in its home",
+                EXIT_USAGE,
             ) from None
         ca = None  # not on this machine: the system's trust store
-    target = Target(url=url.rstrip("/"), ca=ca)
+    target = Target(url=url.rstrip("/"), ca=ca, ca_source=ca_source if ca_path else str(ca_file))
 
     token = args.token or _env("WOTHUB_TOKEN")
     if token:
         target.token = token
         return target
     client_id = args.client_id or _env("WOTHUB_CLIENT_ID")
-    password_file = args.login_password_file or _env("WOTHUB_PASSWORD_FILE")
+    password_file, password_source = _given(
+        args, "login_password_file", "--password-file", "WOTHUB_PASSWORD_FILE"
+    )
     if password_file:
-        target.password = _read_secret(Path(password_file))
+        target.password = _read_secret(Path(password_file), password_source)
         target.password_source = str(password_file)
     elif password := _env("WOTHUB_PASSWORD"):
         target.password, target.password_source = password, "WOTHUB_PASSWORD"
@@ -121,30 +142,63 @@ def find_target(args: argparse.Namespace) -> Target:
             target.password = default.read_text().strip()
             target.password_source = str(default)
         except OSError:
-            pass
+            target.admin_password_file = default
     if target.password is None and client_id is not None and sys.stdin.isatty():
         # Nothing given, someone at a terminal: ask (no echo), as ssh or psql do.
-        target.password = getpass.getpass(f"password for {client_id}: ")
+        target.password = _prompt(f"password for {client_id}: ")
         target.password_source = "the terminal"
     if target.password is not None:
         target.client_id = client_id or "admin"
     elif client_id is not None:
         raise CommandError(
-            f"no password for {client_id!r}: give --login-password-file, or set "
-            f"WOTHUB_PASSWORD_FILE or WOTHUB_PASSWORD (or run it at a terminal to be asked)",
+            f"no password for {client_id!r}: give --password-file FILE, or set "
+            f"WOTHUB_PASSWORD_FILE or WOTHUB_PASSWORD, or run the command at a terminal "
+            f"to type it",
             EXIT_AUTH,
         )
     return target
 
 
-def _read_secret(path: Path) -> str:
+def _check_url(url: str, source: str) -> None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError when the port is not a number)
+        valid = parts.scheme == "https" and bool(parts.hostname)
+    except ValueError:  # a bad port or IPv6 address
+        valid = False
+    if not valid:
+        raise CommandError(
+            f"{source} is not the address of a hub; give https://HOST:PORT (the URL "
+            f"`wothub serve` logs at its start)",
+            EXIT_USAGE,
+        )
+
+
+def _prompt(text: str) -> str | None:
+    """A password typed at the terminal without echo; None at end of input (Ctrl-D)."""
+    try:
+        return getpass.getpass(text)
+    except EOFError:
+        print(file=sys.stderr)  # end the prompt's line
+        return None
+
+
+def _read_secret(path: Path, source: str) -> str:
+    """The first line of the password file ``path``; ``source`` is how it was given
+    (``--password-file FILE``, say)."""
     try:
         text = path.read_text()
     except OSError as exc:
-        raise CommandError(f"cannot read {path}: {exc.strerror or exc}", EXIT_USAGE) from None
+        raise CommandError(
+            f"cannot read {source}: {exc.strerror or exc}; give a readable file whose first "
+            f"line is the password",
+            EXIT_USAGE,
+        ) from None
     secret = text.splitlines()[0] if text.strip() else ""
     if not secret:
-        raise CommandError(f"{path} is empty", EXIT_USAGE)
+        raise CommandError(
+            f"the first line of {source} is empty; put the password on it", EXIT_USAGE
+        )
     return secret
 
 
@@ -155,6 +209,7 @@ def run_action(args: argparse.Namespace, action: Action) -> int:
     """Connect, log in, run ``action(client, args)``; errors as one line and a code."""
     from bindings.http.client import HubError, HubUnreachable
 
+    target: Target | None = None
     try:
         target = find_target(args)
         return asyncio.run(_with_client(target, args, action))
@@ -163,25 +218,44 @@ def run_action(args: argparse.Namespace, action: Action) -> int:
         return exc.code
     except HubUnreachable as exc:
         if exc.tls:
+            trusted = target.ca_source if target and target.ca else "the system's trusted CAs"
             _error(
-                f"cannot verify the hub's certificate at {exc.url}: {exc.reason} "
-                f"(is --ca the hub's CA, <home>/certs/ca.pem?)"
+                f"cannot verify the hub's certificate at {exc.url} with {trusted}: "
+                f"{exc.reason}; give the hub's CA certificate (the file certs/ca.pem in its "
+                f"home) with --ca FILE"
             )
         else:
-            _error(f"cannot reach the hub at {exc.url}: {exc.reason} (is `wothub serve` running?)")
+            _error(
+                f"cannot reach the hub at {exc.url}: {_unreachable_reason(exc)}; check the "
+                f"URL, and that `wothub serve` is running there"
+            )
         return EXIT_UNREACHABLE
     except HubError as exc:
-        text = exc.detail or exc.title
+        detail = exc.detail or exc.title
         if exc.status == 401:
-            _error(f"not logged in: {text}")
+            how = "the token" if target is not None and target.token else "the login"
+            _error(
+                f"not logged in: the hub refused {how} ({detail}); give a valid --token, or "
+                f"--client-id ID with --password-file FILE"
+            )
             return EXIT_AUTH
         if exc.status == 403:
-            _error(f"refused: {text}")
+            _error(f"not allowed: {detail}; log in as a client whose role allows it")
             return EXIT_AUTH
-        _error(f"{exc.title}: {exc.detail}" if exc.detail else exc.title)
+        answer = f"the hub answered {exc.status} {exc.title}"
+        _error(f"{answer}: {exc.detail}" if exc.detail else answer)
         return EXIT_REFUSED
     except KeyboardInterrupt:
         return 130
+
+
+def _unreachable_reason(exc: Exception) -> str:
+    # A name that does not resolve reaches here as "Unknown error -2" (os.strerror of a
+    # getaddrinfo code); say what it is.
+    cause = getattr(exc.__cause__, "os_error", None)
+    if isinstance(cause, socket.gaierror):
+        return f"cannot resolve its host name ({cause.strerror})"
+    return str(getattr(exc, "reason", exc))
 
 
 async def _with_client(target: Target, args: argparse.Namespace, action: Action) -> int:
@@ -190,7 +264,11 @@ async def _with_client(target: Target, args: argparse.Namespace, action: Action)
     try:
         consumer = HttpConsumer(target.url, ca=target.ca, token=target.token)
     except (ssl.SSLError, ValueError) as exc:
-        raise CommandError(f"cannot use the CA certificate: {exc}", EXIT_USAGE) from None
+        raise CommandError(
+            f"{target.ca_source} is not a CA certificate ({exc}); give the hub's CA "
+            f"certificate (PEM), the file certs/ca.pem in its home",
+            EXIT_USAGE,
+        ) from None
     async with consumer as client:
         if target.password is not None:
             assert target.client_id is not None
@@ -199,8 +277,9 @@ async def _with_client(target: Target, args: argparse.Namespace, action: Action)
             except HubError as exc:
                 if exc.status == 401:
                     raise CommandError(
-                        f"not logged in: {target.client_id!r} with the password from "
-                        f"{target.password_source} was refused ({exc.detail or exc.title})",
+                        f"not logged in: the hub refused {target.client_id!r} with the "
+                        f"password from {target.password_source} ({exc.detail or exc.title}); "
+                        f"check --client-id and the password",
                         EXIT_AUTH,
                     ) from None
                 raise
@@ -209,8 +288,11 @@ async def _with_client(target: Target, args: argparse.Namespace, action: Action)
         except HubError as exc:
             if exc.status == 401 and target.token is None and target.password is None:
                 raise CommandError(
-                    "not logged in: no credentials (give --token, or --client-id with "
-                    "--login-password-file, or set WOTHUB_TOKEN or WOTHUB_PASSWORD_FILE)",
+                    f"not logged in: no credentials were given and "
+                    f"{target.admin_password_file or 'admin.password'} cannot be read; give "
+                    f"--token TOKEN, or --password-file FILE (the admin's, or with "
+                    f"--client-id ID another client's), or set WOTHUB_TOKEN or "
+                    f"WOTHUB_PASSWORD_FILE",
                     EXIT_AUTH,
                 ) from None
             raise
@@ -263,7 +345,7 @@ def _listing(args: argparse.Namespace, rows: Any, columns) -> int:
 # -- arguments shared by every admin subcommand --------------------------------------------
 
 
-def add_connection_arguments(parser: argparse.ArgumentParser, *, password_file: bool) -> None:
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("connecting to the hub")
     group.add_argument(
         "--url",
@@ -289,13 +371,14 @@ def add_connection_arguments(parser: argparse.ArgumentParser, *, password_file: 
         metavar="ID",
         help="log in as this client (env WOTHUB_CLIENT_ID; default admin)",
     )
-    flags = ["--login-password-file"] + (["--password-file"] if password_file else [])
     group.add_argument(
-        *flags,
+        "--password-file",
+        "--login-password-file",
         dest="login_password_file",
         metavar="FILE",
-        help="file whose first line is the login password (env WOTHUB_PASSWORD_FILE, or "
-        "the password itself in WOTHUB_PASSWORD; default for admin: <home>/admin.password)",
+        help="file whose first line is the password to log in with (env "
+        "WOTHUB_PASSWORD_FILE, or the password itself in WOTHUB_PASSWORD; default for "
+        "admin: <home>/admin.password; asked for at a terminal)",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -303,16 +386,12 @@ def add_connection_arguments(parser: argparse.ArgumentParser, *, password_file: 
 def _subcommands(
     parser: argparse.ArgumentParser,
     specs: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Action]],
-    *,
-    new_password: tuple[str, ...] = (),
 ) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, help, configure, action in specs:
-        sub = actions.add_parser(name, help=help, description=help)
+        sub = actions.add_parser(name, help=help, description=help, allow_abbrev=False)
         configure(sub)
-        # Where this action takes a new password from a file, --password-file is that
-        # file; the login password file is --login-password-file there.
-        add_connection_arguments(sub, password_file=name not in new_password)
+        add_connection_arguments(sub)
         sub.set_defaults(admin_action=action)
 
 
@@ -344,7 +423,7 @@ def _role_of(kind: str, role: str | None) -> str:
     roles = KIND_ROLES[kind]
     if len(roles) == 1:
         return roles[0]
-    raise CommandError(f"a {kind} needs --role, one of: {', '.join(roles)}", EXIT_USAGE)
+    raise CommandError(f"a {kind} needs a role; give --role, one of {', '.join(roles)}", EXIT_USAGE)
 
 
 async def _clients_add(client, args) -> int:
@@ -352,10 +431,8 @@ async def _clients_add(client, args) -> int:
     data: dict[str, Any] = {"clientID": args.id, "kind": args.kind, "role": role}
     if args.display_name:
         data["displayName"] = args.display_name
-    password = args.password
-    if args.password_file is not None:
-        password = _read_secret(Path(args.password_file))
-    if password is not None:
+    password = _new_password(args)
+    if password is not None:  # none: a client that logs in with a token or certificate
         data["password"] = password
     return _shown(
         args, await client.invoke_service(CLIENTS_THING, "addClient", data), _CLIENT_COLUMNS
@@ -375,24 +452,44 @@ async def _clients_set_role(client, args) -> int:
 
 
 async def _clients_set_password(client, args) -> int:
-    if args.password_file is not None:
-        password = _read_secret(Path(args.password_file))
-    else:
-        password = _ask_password(args.id)
+    password = _new_password(args)
+    if password is None:
+        password = _ask_password(args)
     data = {"clientID": args.id, "password": password}
     changed = await client.invoke_service(CLIENTS_THING, "setPassword", data)
     return _shown(args, changed, _CLIENT_COLUMNS)
 
 
-def _ask_password(client_id: str) -> str:
+def _new_password(args: argparse.Namespace) -> str | None:
+    """The new client password from --new-password or --new-password-file, if given."""
+    if args.new_password_file is not None:
+        source = f"--new-password-file {args.new_password_file}"
+        return _read_secret(Path(args.new_password_file), source)
+    if args.new_password == "":
+        raise CommandError("--new-password is empty; give the new password", EXIT_USAGE)
+    return args.new_password
+
+
+def _ask_password(args: argparse.Namespace) -> str:
+    """The new password typed twice at a terminal, or else the first line of stdin."""
     if not sys.stdin.isatty():  # piped in: the first line
         password = sys.stdin.readline().rstrip("\r\n")
     else:
-        password = getpass.getpass(f"new password for {client_id}: ")
-        if getpass.getpass("again: ") != password:
-            raise CommandError("the passwords differ", EXIT_USAGE)
+        password = _prompt(f"new password for {args.id}: ") or ""
+        if password and _prompt("again: ") != password:
+            raise CommandError(
+                "the two passwords typed differ; nothing was changed, run the command again",
+                EXIT_USAGE,
+            )
     if not password:
-        raise CommandError("no password given", EXIT_USAGE)
+        # --password-file used to be the new password here; say what it is now.
+        login = " (--password-file is the password to log in with)"
+        raise CommandError(
+            f"no new password for {args.id!r}: give --new-password-file FILE"
+            f"{login if args.login_password_file else ''}, or type it at a terminal, or "
+            f"send it on standard input",
+            EXIT_USAGE,
+        )
     return password
 
 
@@ -405,6 +502,19 @@ def _configure_clients(parser: argparse.ArgumentParser) -> None:
     def with_id(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("id", metavar="ID", help="the client's id")
 
+    def new_password(sub: argparse.ArgumentParser, what: str) -> None:
+        # Not --password-file: that is the login password's file in every command.
+        given = sub.add_argument_group("the client's password").add_mutually_exclusive_group()
+        given.add_argument(
+            "--new-password-file", metavar="FILE", help=f"file whose first line is {what}"
+        )
+        given.add_argument(
+            "--new-password",
+            metavar="PASSWORD",
+            help="the password itself (visible to other users of this machine; prefer "
+            "--new-password-file)",
+        )
+
     def add(sub: argparse.ArgumentParser) -> None:
         with_id(sub)
         sub.add_argument("--kind", required=True, choices=KINDS)
@@ -412,14 +522,9 @@ def _configure_clients(parser: argparse.ArgumentParser) -> None:
             "--role", choices=ROLES, help="needed for a consumer; an agent or service has one"
         )
         sub.add_argument("--display-name", metavar="NAME")
-        given = sub.add_mutually_exclusive_group()
-        given.add_argument(
-            "--password",
-            metavar="P",
-            help="its password (visible to other users of this machine; prefer --password-file)",
-        )
-        given.add_argument(
-            "--password-file", metavar="FILE", help="file whose first line is its password"
+        new_password(
+            sub,
+            "its password (default: none, for a client that logs in with a token or a certificate)",
         )
 
     def set_role(sub: argparse.ArgumentParser) -> None:
@@ -428,10 +533,9 @@ def _configure_clients(parser: argparse.ArgumentParser) -> None:
 
     def set_password(sub: argparse.ArgumentParser) -> None:
         with_id(sub)
-        sub.add_argument(
-            "--password-file",
-            metavar="FILE",
-            help="file whose first line is the new password (default: asked for, or the "
+        new_password(
+            sub,
+            "the new password (default: asked for at a terminal, or the "
             "first line of standard input)",
         )
 
@@ -455,7 +559,6 @@ def _configure_clients(parser: argparse.ArgumentParser) -> None:
                 _clients_new_token,
             ),
         ],
-        new_password=("add", "set-password"),
     )
 
 
@@ -490,7 +593,11 @@ async def _certs_issue(client, args) -> int:
     try:
         csr = Path(args.csr).read_text()
     except OSError as exc:
-        raise CommandError(f"cannot read {args.csr}: {exc.strerror or exc}", EXIT_USAGE) from None
+        raise CommandError(
+            f"cannot read --csr {args.csr}: {exc.strerror or exc}; give the file with the "
+            f"client's certificate signing request (PEM)",
+            EXIT_USAGE,
+        ) from None
     data: dict[str, Any] = {"clientID": args.id, "csr": csr}
     if args.days is not None:
         data["days"] = args.days
@@ -499,7 +606,7 @@ async def _certs_issue(client, args) -> int:
         print_json(issued)
         return 0
     out = Path(args.out)
-    _write(out, issued["certificate"].encode(), 0o644)
+    _write(out, issued["certificate"].encode(), 0o644, instead="--out FILE")
     return _shown(args, _summary(issued, certificate=str(out)), _ISSUED_COLUMNS)
 
 
@@ -509,28 +616,36 @@ async def _certs_generate(client, args) -> int:
     cert_path, key_path = directory / f"{base}.pem", directory / f"{base}.key"
     ca_path = directory / "ca.pem"
     if key_path.exists():  # checked before the hub makes a key nobody would get
-        raise CommandError(f"{key_path} exists; remove it or choose --out-dir", EXIT_USAGE)
+        raise CommandError(
+            f"{key_path} already exists and a key is never overwritten; remove it, or give "
+            f"another --out-dir DIR",
+            EXIT_USAGE,
+        )
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        message = f"cannot create {directory}: {exc.strerror or exc}"
-        raise CommandError(message, EXIT_USAGE) from None
+        raise CommandError(
+            f"cannot create --out-dir {directory}: {exc.strerror or exc}; give a directory "
+            f"you can write to",
+            EXIT_USAGE,
+        ) from None
     data: dict[str, Any] = {"clientID": args.id}
     if args.days is not None:
         data["days"] = args.days
     issued = await client.invoke_service(CERTS_THING, "generateCertificate", data)
-    _write(key_path, issued["privateKey"].encode(), 0o600, exclusive=True)
-    _write(cert_path, issued["certificate"].encode(), 0o644)
-    _write(ca_path, issued["caCertificate"].encode(), 0o644)
+    instead = "--out-dir DIR"
+    _write(key_path, issued["privateKey"].encode(), 0o600, instead=instead, exclusive=True)
+    _write(cert_path, issued["certificate"].encode(), 0o644, instead=instead)
+    _write(ca_path, issued["caCertificate"].encode(), 0o644, instead=instead)
     summary = _summary(
         issued, certificate=str(cert_path), privateKey=str(key_path), ca=str(ca_path)
     )
     return _shown(args, summary, [*_ISSUED_COLUMNS, ("privateKey", "KEY"), ("ca", "CA")])
 
 
-def _write(path: Path, data: bytes, mode: int, *, exclusive: bool = False) -> None:
+def _write(path: Path, data: bytes, mode: int, *, instead: str, exclusive: bool = False) -> None:
     """Write ``path`` with ``mode`` from its first byte (a key is never readable by
-    others, not even for a moment)."""
+    others, not even for a moment); ``instead``: the flag that picks another place."""
     flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
     try:
         descriptor = os.open(path, flags, mode)
@@ -538,7 +653,9 @@ def _write(path: Path, data: bytes, mode: int, *, exclusive: bool = False) -> No
             os.fchmod(file.fileno(), mode)
             file.write(data)
     except OSError as exc:
-        raise CommandError(f"cannot write {path}: {exc.strerror or exc}", EXIT_REFUSED) from None
+        raise CommandError(
+            f"cannot write {path}: {exc.strerror or exc}; give another {instead}", EXIT_REFUSED
+        ) from None
 
 
 async def _certs_list(client, args) -> int:

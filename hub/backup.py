@@ -117,32 +117,50 @@ def restore(file: Path, home: Path) -> dict[str, Any]:
     """Unpack the backup ``file`` into ``home`` (missing or empty); returns its manifest."""
     if home.exists() and (not home.is_dir() or any(home.iterdir())):
         raise RestoreError(
-            f"{home} is not empty: restore only into a new or empty home (a running or "
-            f"existing hub's data is never overwritten)"
+            f"{home} is not empty, and restore never overwrites a hub's data; give --home a "
+            f"new or empty directory"
         )
     try:
         tar = tarfile.open(file, "r:*")  # noqa: SIM115 (closed by the with below)
-    except (OSError, tarfile.TarError) as exc:
-        raise RestoreError(f"cannot read {file}: {exc}") from None
+    except OSError as exc:
+        raise RestoreError(
+            f"cannot read {file}: {exc.strerror or exc}; give a file `wothub backup` wrote"
+        ) from None
+    except tarfile.TarError:  # its message lists every compression tried, over lines
+        raise RestoreError(
+            f"cannot read {file}: it is not a tar file; give a file `wothub backup` wrote"
+        ) from None
     try:
         with tar:
             return _unpack(tar, file, home)
     except (OSError, EOFError, tarfile.TarError, zlib.error) as exc:  # truncated, corrupt
-        raise RestoreError(f"cannot read {file}: {exc}") from None
+        raise RestoreError(
+            f"cannot read {file}: {exc}; it is damaged or incomplete, give a whole backup"
+        ) from None
 
 
 def _unpack(tar: tarfile.TarFile, file: Path, home: Path) -> dict[str, Any]:
     members = tar.getmembers()
     names = {m.name for m in members}
     if MANIFEST not in names:
-        raise RestoreError(f"{file} is not a wothub backup (no {MANIFEST})")
+        raise RestoreError(
+            f"{file} is not a wothub backup (it has no {MANIFEST}); give a file `wothub "
+            f"backup` wrote"
+        )
     try:
         manifest = json.loads(tar.extractfile(MANIFEST).read())  # type: ignore[union-attr]
     except (ValueError, AttributeError):
         manifest = None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise RestoreError(f"{file}: not a backup this hub knows (format {found})")
+    if not isinstance(manifest, dict):
+        raise RestoreError(
+            f"{file} is not a wothub backup (its {MANIFEST} is not a JSON object); give a "
+            f"file `wothub backup` wrote"
+        )
+    if manifest.get("format") != FORMAT:
+        raise RestoreError(
+            f"{file} is a backup in format {manifest.get('format')}, which this wothub "
+            f"cannot read; restore it with the wothub that wrote it"
+        )
     for member in members:
         _check_member(member, file)
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -165,7 +183,10 @@ def _check_member(member: tarfile.TarInfo, file: Path) -> None:
         or not (member.isfile() or member.isdir())
         or (top not in _TREES and member.name not in (*_FILES, MANIFEST))
     ):
-        raise RestoreError(f"{file}: unexpected entry {member.name!r}; not restoring it")
+        raise RestoreError(
+            f"{file} has an entry {member.name!r} a wothub backup never has, so nothing was "
+            f"restored; give a file `wothub backup` wrote"
+        )
 
 
 # -- the commands ------------------------------------------------------------------------------
@@ -175,7 +196,7 @@ def _configure_backup(parser: argparse.ArgumentParser) -> None:
     from .admin_cli import add_connection_arguments
 
     parser.add_argument("file", metavar="FILE", type=Path, help="where to write the backup")
-    add_connection_arguments(parser, password_file=True)
+    add_connection_arguments(parser)
 
 
 async def _download(client: Any, args: argparse.Namespace) -> int:
@@ -186,7 +207,11 @@ async def _download(client: Any, args: argparse.Namespace) -> int:
     try:  # before the download: a backup nobody can write is not worth taking
         descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     except OSError as exc:
-        raise CommandError(f"cannot write {partial}: {exc.strerror or exc}", EXIT_USAGE) from None
+        raise CommandError(
+            f"cannot write {partial}: {exc.strerror or exc}; give a FILE in a directory you "
+            f"can write to",
+            EXIT_USAGE,
+        ) from None
     with os.fdopen(descriptor, "wb") as out:
         try:
             response = await client._send("POST", client._url(BACKUP_PATH), extra_time=600.0)

@@ -136,7 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
         demo,  # noqa: F401  (registers demo)
     )
 
-    parser = argparse.ArgumentParser(prog="wothub", description="W3C Web of Things hub")
+    # No abbreviated flags: --password must not quietly become --password-file.
+    parser = argparse.ArgumentParser(
+        prog="wothub", description="W3C Web of Things hub", allow_abbrev=False
+    )
     parser.add_argument("--version", action="version", version=f"wothub {_version()}")
     # Also taken before the command (`wothub --home DIR clients list`); the command's
     # own flag wins when both are given.
@@ -145,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in _commands.values():
         command.configure_parser(
-            subparsers.add_parser(command.name, help=command.help, description=command.help)
+            subparsers.add_parser(
+                command.name, help=command.help, description=command.help, allow_abbrev=False
+            )
         )
     return parser
 
@@ -167,7 +172,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if before is None:
             continue
         if not hasattr(args, name):
-            build_parser().error(f"the {args.command} command does not take --{name}")
+            build_parser().error(
+                f"wothub {args.command} does not take --{name}; leave it out, or give it to "
+                f"a command that does (see wothub COMMAND --help)"
+            )
         if getattr(args, name) is None:
             setattr(args, name, before)
     return args

@@ -452,7 +452,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how long it then stays offline (default 20)",
     )
-    add_connection_arguments(parser, password_file=True)
+    add_connection_arguments(parser)
 
 
 def _run(args: argparse.Namespace) -> int:

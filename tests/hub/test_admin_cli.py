@@ -152,12 +152,13 @@ async def test_a_client_id_and_a_password_file(running, capsys):
     )
     assert code == 0, err
     assert "ops" in out
-    # Where --password-file is the new client's, --login-password-file is the login's.
+    # --password-file is the login's in clients add too; the new client's is
+    # --new-password-file.
     code, out, err = await wothub(
         capsys,
         "clients", "add", "bob", "--kind", "consumer", "--role", "viewer",
-        "--password-file", running.password_file("bob's password", "bob"),
-        *flags, "--login-password-file", running.password_file(),
+        "--new-password-file", running.password_file("bob's password", "bob"),
+        *flags, "--password-file", running.password_file(),
     )  # fmt: skip
     assert code == 0, err
     assert (await running.hub.auth.login("bob", "bob's password"))["clientID"] == "bob"
@@ -170,12 +171,27 @@ async def test_hub_not_running(running, capsys, tmp_path, unused_tcp_port):
     )
     assert code == 3 and out == ""
     assert err == (
-        f"wothub: cannot reach the hub at {url}: Connection refused (is `wothub serve` running?)\n"
+        f"wothub: cannot reach the hub at {url}: Connection refused; check the URL, and that "
+        f"`wothub serve` is running there\n"
     )
-    code, out, err = await wothub(capsys, "things", "list", "--home", tmp_path / "elsewhere")
+    elsewhere = tmp_path / "elsewhere"
+    code, out, err = await wothub(capsys, "things", "list", "--home", elsewhere)
     assert code == 3
-    assert "listeners.json" in err and "is `wothub serve` running?" in err
-    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err == (
+        f"wothub: cannot find the hub: no --url, no WOTHUB_URL and no "
+        f"{elsewhere / 'listeners.json'} of a running hub; start it with `wothub serve`, or "
+        f"give its home with --home DIR (or WOTHUB_HOME), or its address with --url URL\n"
+    )
+
+
+async def test_a_url_that_is_not_a_hubs(capsys):
+    for url in ("localhost:8444", "http://127.0.0.1:8444", "https://[::1", "https://h:port"):
+        code, out, err = await wothub(capsys, "things", "list", "--url", url, "--token", "x")
+        assert (code, out) == (2, "")
+        assert err == (
+            f"wothub: --url {url} is not the address of a hub; give https://HOST:PORT (the "
+            f"URL `wothub serve` logs at its start)\n"
+        )
 
 
 async def test_a_listeners_file_left_by_a_crashed_hub(running, capsys, tmp_path):
@@ -185,7 +201,12 @@ async def test_a_listeners_file_left_by_a_crashed_hub(running, capsys, tmp_path)
     dead = 2**22 + 12345  # above any default pid_max: no such process
     write_listeners(home, {"https": {"url": running.url, "local_url": running.url}}, pid=dead)
     code, _, err = await wothub(capsys, "things", "list", "--home", home)
-    assert code == 3 and f"pid {dead}" in err and "is gone" in err
+    assert code == 3
+    assert err == (
+        f"wothub: cannot reach the hub at {running.url}: the hub that wrote "
+        f"{home / 'listeners.json'} (pid {dead}) is no longer running; start it with "
+        f"`wothub serve`\n"
+    )
 
 
 async def test_the_wrong_ca(running, capsys, tmp_path):
@@ -199,11 +220,20 @@ async def test_the_wrong_ca(running, capsys, tmp_path):
     code, _, err = await wothub(
         capsys, "things", "list", "--url", running.url, "--ca", other_ca, "--token", token
     )
-    assert code == 3 and "cannot verify the hub's certificate" in err
-    code, _, err = await wothub(
-        capsys, "things", "list", "--url", running.url, "--ca", tmp_path / "missing.pem"
+    assert code == 3
+    assert err.startswith(
+        f"wothub: cannot verify the hub's certificate at {running.url} with --ca {other_ca}: "
     )
-    assert code == 2 and "cannot read the CA certificate" in err
+    assert err.endswith(
+        "; give the hub's CA certificate (the file certs/ca.pem in its home) with --ca FILE\n"
+    )
+    missing = tmp_path / "missing.pem"
+    code, _, err = await wothub(capsys, "things", "list", "--url", running.url, "--ca", missing)
+    assert code == 2
+    assert err == (
+        f"wothub: cannot read --ca {missing}: No such file or directory; give the hub's CA "
+        f"certificate, the file certs/ca.pem in its home\n"
+    )
 
 
 async def test_bad_credentials(running, capsys):
@@ -212,24 +242,45 @@ async def test_bad_credentials(running, capsys):
     wrong = running.password_file("not the password", "wrong")
     code, out, err = await wothub(capsys, "clients", "list", *flags, "--password-file", wrong)
     assert code == 4 and out == ""
-    assert err.startswith("wothub: not logged in: 'ops' with the password from ")
+    assert err.startswith(
+        f"wothub: not logged in: the hub refused 'ops' with the password from {wrong} ("
+    )
+    assert err.endswith("); check --client-id and the password\n")
     code, _, err = await wothub(
         capsys, "clients", "list", "--url", running.url, "--ca", running.ca_file, "--token", "x"
     )
-    assert code == 4 and err.startswith("wothub: not logged in: ")
+    assert code == 4 and err.startswith("wothub: not logged in: the hub refused the token (")
     # No credentials at all (no admin.password readable): a hint what to give.
     (running.home / "admin.password").unlink()
     code, _, err = await wothub(capsys, "clients", "list", "--home", running.home)
-    assert code == 4 and "--token" in err
+    assert code == 4
+    assert err == (
+        f"wothub: not logged in: no credentials were given and "
+        f"{running.home / 'admin.password'} cannot be read; give --token TOKEN, or "
+        f"--password-file FILE (the admin's, or with --client-id ID another client's), or "
+        f"set WOTHUB_TOKEN or WOTHUB_PASSWORD_FILE\n"
+    )
     code, _, err = await wothub(capsys, "clients", "list", *flags)
-    assert code == 4 and "no password for 'ops'" in err
+    assert code == 4
+    assert err == (
+        "wothub: no password for 'ops': give --password-file FILE, or set "
+        "WOTHUB_PASSWORD_FILE or WOTHUB_PASSWORD, or run the command at a terminal to type it\n"
+    )
+    missing = running.tmp_path / "missing"
+    code, _, err = await wothub(capsys, "clients", "list", *flags, "--password-file", missing)
+    assert code == 2
+    assert err == (
+        f"wothub: cannot read --password-file {missing}: No such file or directory; give a "
+        f"readable file whose first line is the password\n"
+    )
 
 
 async def test_refused(running, capsys):
     viewer = running.token("vera", "viewer")
     code, out, err = await wothub(capsys, "clients", "list", *running.flags(viewer))
     assert code == 4 and out == ""
-    assert err.startswith("wothub: refused: ") and err.count("\n") == 1
+    assert err.startswith("wothub: not allowed: ")
+    assert err.endswith("; log in as a client whose role allows it\n") and err.count("\n") == 1
 
 
 # -- wothub clients ----------------------------------------------------------------------
@@ -239,7 +290,7 @@ async def test_clients(running, capsys):
     flags = running.flags(running.token("ops"))
     code, out, err = await wothub(
         capsys, "clients", "add", "bob", "--kind", "consumer", "--role", "viewer",
-        "--display-name", "Bob", "--password", "bob's password", "--json", *flags,
+        "--display-name", "Bob", "--new-password", "bob's password", "--json", *flags,
     )  # fmt: skip
     assert code == 0, err
     added = json.loads(out)
@@ -259,7 +310,7 @@ async def test_clients(running, capsys):
 
     new = running.password_file("a new password", "new")
     code, out, err = await wothub(
-        capsys, "clients", "set-password", "bob", "--password-file", new, *flags
+        capsys, "clients", "set-password", "bob", "--new-password-file", new, *flags
     )
     assert code == 0, err
     assert (await running.hub.auth.login("bob", "a new password"))["role"] == "manager"
@@ -271,7 +322,7 @@ async def test_clients(running, capsys):
     code, out, err = await wothub(capsys, "clients", "remove", "bob", "--json", *flags)
     assert code == 0 and json.loads(out)["clientID"] == "bob"
     code, out, err = await wothub(capsys, "clients", "remove", "bob", *flags)
-    assert code == 1 and out == "" and err.startswith("wothub: Not Found: ")
+    assert code == 1 and out == "" and err.startswith("wothub: the hub answered 404 Not Found: ")
 
 
 async def test_set_password_from_standard_input(running, capsys, monkeypatch):
@@ -283,6 +334,66 @@ async def test_set_password_from_standard_input(running, capsys, monkeypatch):
     code, _, err = await wothub(capsys, "clients", "set-password", "bob", *flags)
     assert code == 0, err
     assert (await running.hub.auth.login("bob", "typed in"))["clientID"] == "bob"
+
+
+async def test_password_file_is_the_login_password_in_every_command(running, capsys, monkeypatch):
+    import io
+
+    running.hub.auth.add_client("bob", "consumer", "viewer", password="bob's old password")
+    old = running.password_file("bob's old password", "old")
+    new = running.password_file("bob's new password", "new")
+    hub = ["--url", running.url, "--ca", running.ca_file]
+    as_admin = [*hub, "--password-file", running.home / "admin.password"]
+
+    async def bob_logs_in_with(password_file) -> int:
+        flags = [*hub, "--client-id", "bob", "--password-file", password_file]
+        code, _, _ = await wothub(capsys, "things", "list", *flags)
+        return code
+
+    # Once the new client password, --password-file is now the admin's login here: with
+    # no new password anywhere (stdin is empty) the command says so and changes nothing.
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    code, out, err = await wothub(capsys, "clients", "set-password", "bob", *as_admin)
+    assert (code, out) == (2, "")
+    assert err == (
+        "wothub: no new password for 'bob': give --new-password-file FILE (--password-file "
+        "is the password to log in with), or type it at a terminal, or send it on standard "
+        "input\n"
+    )
+    assert await bob_logs_in_with(old) == 0
+
+    code, _, err = await wothub(
+        capsys, "clients", "set-password", "bob", "--new-password-file", new, *as_admin
+    )
+    assert code == 0, err
+    assert await bob_logs_in_with(new) == 0
+    assert await bob_logs_in_with(old) == 4
+
+    # --login-password-file is the same flag; --new-password gives the password itself.
+    admin_file = running.home / "admin.password"
+    code, _, err = await wothub(
+        capsys, "clients", "set-password", "bob", "--new-password", "bob's old password",
+        *hub, "--login-password-file", admin_file,
+    )  # fmt: skip
+    assert code == 0, err
+    assert await bob_logs_in_with(old) == 0
+
+    # The new client password is never taken from a flag it used to be (no abbreviations).
+    code, _, err = await wothub(
+        capsys, "clients", "add", "carol", "--kind", "consumer", "--role", "viewer",
+        "--password", "carol's password", *as_admin,
+    )  # fmt: skip
+    assert code == 2 and "unrecognized arguments: --password carol's password" in err
+    empty = running.password_file("", "empty")
+    code, _, err = await wothub(
+        capsys, "clients", "add", "carol", "--kind", "consumer", "--role", "viewer",
+        "--new-password-file", empty, *as_admin,
+    )  # fmt: skip
+    assert code == 2
+    assert err == (
+        f"wothub: the first line of --new-password-file {empty} is empty; put the password on it\n"
+    )
+    assert running.hub.auth.accounts.get("carol") is None
 
 
 async def test_invalid_input_is_the_hubs_problem(running, capsys):
@@ -303,7 +414,9 @@ async def test_the_role_follows_from_the_kind_where_only_one_fits(running, capsy
     assert running.hub.auth.accounts.get("sensor-9").role == "agent"
     code, out, err = await wothub(capsys, "clients", "add", "bob", "--kind", "consumer", *flags)
     assert (code, out) == (2, "")
-    assert "a consumer needs --role, one of: viewer, operator, manager, admin" in err
+    assert err == (
+        "wothub: a consumer needs a role; give --role, one of viewer, operator, manager, admin\n"
+    )
     assert running.hub.auth.accounts.get("bob") is None
 
 
@@ -332,7 +445,11 @@ async def test_certs_generate_list_revoke(running, capsys, tmp_path):
     code, _, err = await wothub(
         capsys, "certs", "generate", "sensor-1", "--out-dir", out_dir, *flags
     )
-    assert code == 2 and "exists" in err
+    assert code == 2
+    assert err == (
+        f"wothub: {out_dir / 'sensor-1.key'} already exists and a key is never overwritten; "
+        f"remove it, or give another --out-dir DIR\n"
+    )
 
     code, out, _ = await wothub(capsys, "certs", "list", "sensor-1", *flags)
     rows = out.splitlines()
@@ -373,7 +490,11 @@ async def test_certs_issue_from_a_csr(running, capsys, tmp_path):
     assert issued.public_key() == key.public_key()
 
     code, _, err = await wothub(capsys, "certs", "issue", "bob", "--csr", tmp_path / "no", *flags)
-    assert code == 2 and "cannot read" in err
+    assert code == 2
+    assert err == (
+        f"wothub: cannot read --csr {tmp_path / 'no'}: No such file or directory; give the "
+        f"file with the client's certificate signing request (PEM)\n"
+    )
     csr_file.write_text("not a CSR")
     code, _, err = await wothub(capsys, "certs", "issue", "bob", "--csr", csr_file, *flags)
     assert code == 1 and "certificate signing request" in err
@@ -394,7 +515,7 @@ async def test_things(running, capsys):
     assert code == 0, err
     assert [line.split() for line in out.splitlines()] == [["ID", "DELETED"], [LAMP, "yes"]]
     code, out, err = await wothub(capsys, "things", "get", LAMP, *flags)
-    assert code == 1 and err.startswith("wothub: Not Found: ")
+    assert code == 1 and err.startswith("wothub: the hub answered 404 Not Found: ")
 
 
 # -- the installed script ----------------------------------------------------------------
@@ -428,7 +549,8 @@ async def test_the_wothub_script(running):
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 1 and out == b""
-    assert err.decode().startswith("wothub: Not Found: ") and b"Traceback" not in err
+    assert err.decode().startswith("wothub: the hub answered 404 Not Found: ")
+    assert b"Traceback" not in err
 
 
 def _at_a_terminal(argv: list[str], env: dict[str, str], answer: str) -> tuple[str, int]:

@@ -129,7 +129,7 @@ def test_make_passes_args_through_to_run_and_demo():
         assert f"wothub {'serve' if target == 'run' else target} --help --home /x" in planned.stdout
 
 
-def test_home_and_url_may_come_before_the_command():
+def test_home_and_url_may_come_before_the_command(capsys):
     from hub.cli import main, parse_args
 
     args = parse_args(["--home", "/a", "--url", "https://hub:1", "clients", "list"])
@@ -137,3 +137,17 @@ def test_home_and_url_may_come_before_the_command():
     assert parse_args(["--home", "/a", "clients", "list", "--home", "/b"]).home == Path("/b")
     assert parse_args(["--home", "/a", "serve"]).home == Path("/a")
     assert main(["--url", "https://hub:1", "serve"]) == 2  # serve has no --url: a usage error
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "wothub: error: wothub serve does not take --url; leave it out, or give it to a "
+        "command that does (see wothub COMMAND --help)"
+    )
+
+
+def test_flags_are_never_abbreviated(capsys):
+    from hub.cli import main
+
+    # --http would be --http-host or --http-port; --password would be --password-file.
+    assert main(["serve", "--http", "8444"]) == 2
+    assert "unrecognized arguments: --http 8444" in capsys.readouterr().err
+    assert main(["clients", "list", "--password", "secret"]) == 2
+    assert "unrecognized arguments: --password secret" in capsys.readouterr().err
