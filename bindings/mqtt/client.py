@@ -1,8 +1,11 @@
 """The Python client for the hub's MQTT binding: an agent or a consumer.
 
-Built on paho-mqtt 2.x, the client MQTT users already use (TLS, reconnects, QoS and
-the broker interop are well tried), with its network loop on paho's own thread and
-every callback handed to the asyncio loop, so the API is async like the rest of wothub.
+Built on paho-mqtt 2.x, the client MQTT users already use (TLS, QoS and the broker
+interop are well tried), driven by the asyncio loop through paho's external-loop API:
+its socket is watched by the loop (epoll), not by a thread of its own with select(),
+so one process can hold thousands of clients (select() fails past file descriptor
+1024) and every callback runs on the loop. A lost connection is reconnected, with a
+growing delay, and the subscriptions are made again.
 TLS trusts the hub CA; credentials are the client id with its password or a token (as
 the MQTT password), or a client certificate the hub issued.
 
@@ -82,12 +85,73 @@ class MqttClient:
         self._paho.on_connect = self._on_connect
         self._paho.on_subscribe = self._on_subscribe
         self._paho.on_message = self._on_message
+        self._paho.on_socket_open = self._on_socket_open
+        self._paho.on_socket_close = self._on_socket_close
+        self._paho.on_socket_register_write = self._on_register_write
+        self._paho.on_socket_unregister_write = self._on_unregister_write
+        self._subscriptions: dict[str, int] = {}  # made again after a reconnect
+        self._keeper: asyncio.Task[None] | None = None
+        self._closing = False
 
-    # -- paho's thread -> the asyncio loop ----------------------------------------------
+    # -- paho on the asyncio loop ---------------------------------------------------------
 
     def _soon(self, callback: Any, *args: Any) -> None:
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(callback, *args)
+            self._loop.call_soon(callback, *args)
+
+    # Paho calls these from the loop, or from the worker thread of a connect: hence
+    # call_soon_threadsafe, which also keeps them in order. The fd is taken while the
+    # socket is open (on close, paho closes it right after telling).
+
+    def _on_socket_open(self, client, userdata, sock) -> None:
+        self._in_loop(self._loop_of().add_reader, sock.fileno(), self._readable)
+
+    def _on_socket_close(self, client, userdata, sock) -> None:
+        fd = sock.fileno()
+        self._in_loop(self._loop_of().remove_reader, fd)
+        self._in_loop(self._loop_of().remove_writer, fd)
+
+    def _on_register_write(self, client, userdata, sock) -> None:
+        self._in_loop(self._loop_of().add_writer, sock.fileno(), client.loop_write)
+
+    def _on_unregister_write(self, client, userdata, sock) -> None:
+        self._in_loop(self._loop_of().remove_writer, sock.fileno())
+
+    def _loop_of(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None
+        return self._loop
+
+    def _in_loop(self, call: Any, *args: Any) -> None:
+        if not self._loop_of().is_closed():
+            self._loop_of().call_soon_threadsafe(call, *args)
+
+    def _readable(self) -> None:
+        # Read until the TLS layer holds nothing more: epoll only sees the socket, and a
+        # record with several MQTT packets would otherwise wait for the next one.
+        while self._paho.loop_read() == mqtt.MQTT_ERR_SUCCESS:
+            sock = self._paho.socket()
+            if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+                break
+
+    async def _open_socket(self) -> None:
+        """TCP and the TLS handshake block in paho's connect: on a worker thread."""
+        assert self._loop is not None
+        await self._loop.run_in_executor(None, self._paho.reconnect)
+
+    async def _keep(self) -> None:
+        """Paho's timers (keep-alive pings, retries), and reconnects with a growing delay."""
+        delay = 0.5
+        while not self._closing:
+            await asyncio.sleep(1.0)  # paho's loop_misc wants calling about once a second
+            if self._paho.loop_misc() == mqtt.MQTT_ERR_SUCCESS and self._paho.is_connected():
+                delay = 0.5
+                continue
+            if self._paho.is_connected() or self._closing:
+                continue
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+            with contextlib.suppress(OSError, ssl.SSLError):
+                await self._open_socket()
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         self._soon(self._connack, reason_code.value)
@@ -95,6 +159,9 @@ class MqttClient:
     def _connack(self, code: int) -> None:
         if self._connected is not None and not self._connected.done():
             self._connected.set_result(code)
+        elif code == 0:  # a reconnect: the hub forgot the subscriptions (clean session)
+            for topic_filter, qos in self._subscriptions.items():
+                self._paho.subscribe(topic_filter, qos)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         self._soon(self._suback, mid, reason_codes[0].value)
@@ -133,27 +200,39 @@ class MqttClient:
         self._loop = asyncio.get_running_loop()
         self._connected = self._loop.create_future()
         self._paho.connect_async(self.host, self.port, keepalive=30)
-        self._paho.loop_start()
         try:
             async with asyncio.timeout(self.timeout):
+                await self._open_socket()
                 code = await self._connected
         except TimeoutError:
             await self.close()
             raise MqttError(f"no CONNACK from {self.host}:{self.port}") from None
+        except (OSError, ssl.SSLError) as exc:
+            await self.close()
+            raise MqttError(f"cannot connect to {self.host}:{self.port}: {exc}") from None
         if code != 0:
             await self.close()
             raise MqttError(f"connection refused (reason code {code})")
+        self._keeper = asyncio.create_task(self._keep())
         await self.subscribe(topics.client_responses(self.client_id), 1)
 
     async def close(self) -> None:
+        self._closing = True
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
         with contextlib.suppress(Exception):
-            self._paho.disconnect()
-        await asyncio.to_thread(self._paho.loop_stop)
+            self._paho.disconnect()  # sends DISCONNECT when it can, then closes
+            self._paho.loop_write()
+        with contextlib.suppress(Exception):
+            self._paho._reset_sockets()  # the socket is closed even if DISCONNECT was not sent
 
     async def subscribe(self, topic_filter: str, qos: int = 0) -> int:
         """Subscribe; returns the granted QoS (MqttError when refused)."""
         assert self._loop is not None, "connect first"
         result, mid = self._paho.subscribe(topic_filter, qos)
+        self._subscriptions[topic_filter] = qos
         if result != mqtt.MQTT_ERR_SUCCESS:
             raise MqttError(f"subscribe failed ({result})")
         future = self._loop.create_future()
@@ -251,6 +330,7 @@ class MqttClient:
             self._queues[topic_filter].remove(queue)
             if not self._queues[topic_filter]:
                 del self._queues[topic_filter]
+                self._subscriptions.pop(topic_filter, None)
                 self._paho.unsubscribe(topic_filter)
 
     async def _ask(self, topic: str, message: dict[str, Any]) -> dict[str, Any]:
