@@ -74,12 +74,19 @@ class Config:
     # Seconds an invokeaction without Prefer (a client that expects the output) waits for
     # the device before answering 504 (docs/http.md).
     action_timeout: float = 60.0
+    # Connections (docs/operations.md, "Connections"): seconds a request has to arrive in
+    # full, seconds an idle keep-alive connection is kept, connections served at once.
+    http_read_timeout: float = 10.0
+    http_keep_alive_timeout: float = 5.0
+    http_max_connections: int = 1000
     # MQTT: the embedded broker, TLS; a plain-TCP port only when set, and then on
     # loopback only.
     mqtt_enabled: bool = True
     mqtt_host: str | None = None
     mqtt_port: int = 8883
     mqtt_plain_port: int | None = None
+    mqtt_connect_timeout: float = 10.0  # TLS handshake, then CONNECT, each
+    mqtt_max_connections: int = 1000  # open at once, not yet authenticated included
     # NATS: a managed nats-server; nats_url instead connects to an existing server
     # (external mode). nats_ws_port: the WebSocket listener that takes client
     # certificates (0 picks a free port).
@@ -88,6 +95,8 @@ class Config:
     nats_port: int = 4222
     nats_ws_port: int = 4223
     nats_url: str | None = None
+    nats_auth_timeout: float = 10.0  # from connecting to a finished login
+    nats_max_connections: int = 1000  # clients of the managed nats-server, at once
     # Per client kind (consumer, agent, service), seconds; None or a missing kind: the
     # auth package's default. login_throttle: ThrottleConfig fields that are set.
     token_lifetime: dict[str, float] | None = None
@@ -102,8 +111,8 @@ class Config:
     password_hash: dict[str, int] | None = None  # HashCost fields that are set
     flush_interval: float = 1.0  # router write-behind, seconds
     notification_log_size: int = 10_000
-    # GET /metrics without a token from any address (default: loopback only, else an
-    # admin's token).
+    # GET /metrics without credentials; otherwise an administrator's, from loopback
+    # too (a reverse proxy on the same host would make loopback public).
     metrics_public: bool = False
     # [limits]: each refusal names its limit (hub/limits.py, docs/operations.md).
     max_td_bytes: int = 1_048_576  # as large as a request body may be
@@ -354,12 +363,17 @@ _SCHEMA: _Schema = {
         "max_body_bytes": _Value(_BYTES, "max_body_bytes"),
         "sync_wait": _Value(_WAIT, "sync_wait"),
         "action_timeout": _Value(_WAIT, "action_timeout"),
+        "read_timeout": _Value(_INTERVAL, "http_read_timeout"),
+        "keep_alive_timeout": _Value(_INTERVAL, "http_keep_alive_timeout"),
+        "max_connections": _Value(_COUNT, "http_max_connections"),
     },
     "mqtt": {
         "enabled": _Value(_BOOL, "mqtt_enabled"),
         "host": _Value(_HOST, "mqtt_host"),
         "port": _Value(_PORT, "mqtt_port"),
         "plain_port": _Value(_PORT, "mqtt_plain_port"),
+        "connect_timeout": _Value(_INTERVAL, "mqtt_connect_timeout"),
+        "max_connections": _Value(_COUNT, "mqtt_max_connections"),
     },
     "nats": {
         "enabled": _Value(_BOOL, "nats_enabled"),
@@ -367,6 +381,8 @@ _SCHEMA: _Schema = {
         "port": _Value(_PORT, "nats_port"),
         "ws_port": _Value(_PORT, "nats_ws_port"),
         "url": _Value(_NATS_URL, "nats_url"),
+        "auth_timeout": _Value(_INTERVAL, "nats_auth_timeout"),
+        "max_connections": _Value(_COUNT, "nats_max_connections"),
     },
     "auth": {
         "token_lifetime": _Group("token_lifetime", _LIFETIMES),

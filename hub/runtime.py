@@ -103,6 +103,8 @@ class Hub:
                 max_message_bytes=config.max_body_bytes,
                 public_host=urlsplit(config.public_url).hostname if config.public_url else None,
                 security=self.http.forms.security_definitions,
+                connect_timeout=config.mqtt_connect_timeout,
+                max_connections=config.mqtt_max_connections,
             )
             if config.mqtt_enabled
             else None
@@ -118,6 +120,8 @@ class Hub:
                 port=config.nats_port,
                 ws_port=config.nats_ws_port,
                 max_message_bytes=config.max_body_bytes,
+                auth_timeout=config.nats_auth_timeout,
+                max_connections=config.nats_max_connections,
             )
             if config.nats_enabled
             else None
@@ -136,6 +140,10 @@ class Hub:
             ws_ping_interval=20.0,
             ws_ping_timeout=20.0,
             shutdown_timeout=_HTTP_GRACE,
+            read_timeout=config.http_read_timeout,
+            timeout_keep_alive=config.http_keep_alive_timeout,
+            # uvicorn answers 503 once this many are open, the asking one included.
+            limit_concurrency=config.http_max_connections + 1,
         )
 
     def first_run(self) -> None:

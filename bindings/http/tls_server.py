@@ -133,16 +133,89 @@ class _TlsScope:
         self.app = _with_tls(self.app, tls, abort)
 
 
+class _ReadDeadline:
+    """Mixin for a uvicorn HTTP protocol class: a request must arrive in full, head and
+    body, within ``config.read_timeout`` seconds (set by HttpServer; None: no limit) of
+    the connection being made or of the previous response's end, or the connection is
+    closed. Once the request is in, the application takes as long as it needs (SSE
+    streams, long polls).
+
+    uvicorn itself waits for ever for a request that never comes or never ends: its
+    keep-alive timeout only runs between requests, until the next one's first byte, so
+    a client that connects and sends nothing, or half a request, holds a connection.
+    And when a response goes out before the request's body was read (a 401, 404, 405 or
+    413 answered at once), the rest of the body arriving cancels the keep-alive timeout
+    and nothing starts it again: that idle connection stayed open until the client
+    closed it. This deadline closes both."""
+
+    config: uvicorn.Config
+    transport: asyncio.Transport
+    cycle: Any  # uvicorn's RequestResponseCycle of the latest request, None before it
+    loop: asyncio.AbstractEventLoop
+    _read_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._watch_reading()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)  # type: ignore[misc]
+        self._watch_reading()
+
+    def on_response_complete(self) -> None:
+        self._stop_read_deadline()  # the next request's time starts now
+        super().on_response_complete()  # type: ignore[misc]
+        self._watch_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_read_deadline()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def _reading(self) -> bool:
+        """Whether a request is still to come in full (not: one being answered, or the
+        connection handed to a WebSocket protocol)."""
+        if self.transport.is_closing() or self.transport.get_protocol() is not self:
+            return False
+        cycle = self.cycle
+        return cycle is None or cycle.more_body or cycle.response_complete
+
+    def _watch_reading(self) -> None:
+        timeout = getattr(self.config, "read_timeout", None)
+        if timeout is None:
+            return
+        if not self._reading():
+            self._stop_read_deadline()
+        elif self._read_deadline is None:
+            self._read_deadline = self.loop.call_later(timeout, self._too_slow)
+
+    def _stop_read_deadline(self) -> None:
+        if self._read_deadline is not None:
+            self._read_deadline.cancel()
+            self._read_deadline = None
+
+    def _too_slow(self) -> None:
+        self._read_deadline = None
+        if self._reading():
+            log.debug("closing a connection whose request did not arrive in time")
+            self.transport.close()
+
+
 @functools.cache
 def tls_protocol(base: type[asyncio.Protocol]) -> type[asyncio.Protocol]:
     """``base`` (a uvicorn HTTP or WebSocket protocol class) with the TLS extension."""
     return type(f"Tls{base.__name__}", (_TlsScope, base), {"__module__": __name__})
 
 
+@functools.cache
+def _http_protocol(base: type[asyncio.Protocol]) -> type[asyncio.Protocol]:
+    return type(f"Tls{base.__name__}", (_ReadDeadline, _TlsScope, base), {"__module__": __name__})
+
+
 def tls_http_protocol(http: str | type[asyncio.Protocol] = "auto") -> type[asyncio.Protocol]:
-    """uvicorn's HTTP protocol named as in ``Config(http=...)``, with the TLS extension.
-    "auto" is httptools when installed, else h11."""
-    return tls_protocol(import_from_string(HTTP_PROTOCOLS.get(http, http)))  # type: ignore[arg-type]
+    """uvicorn's HTTP protocol named as in ``Config(http=...)``, with the TLS extension
+    and the read deadline (``_ReadDeadline``). "auto" is httptools when installed, else
+    h11."""
+    return _http_protocol(import_from_string(HTTP_PROTOCOLS.get(http, http)))  # type: ignore[arg-type]
 
 
 def tls_websocket_protocol(
@@ -214,7 +287,8 @@ class HttpServer:
 
     ``server_cert`` is reported as the TLS extension's ``server_cert``: PEM (str or
     bytes) or the path of a PEM file. ``shutdown_timeout`` bounds how long ``stop`` lets
-    requests in progress finish. Other keyword arguments go to ``uvicorn.Config``
+    requests in progress finish. ``read_timeout``: seconds a request has to arrive in
+    full (``_ReadDeadline``; None: no limit). Other keyword arguments go to ``uvicorn.Config``
     (``limit_concurrency``, ``timeout_keep_alive``, ``log_level``, ``ws``,
     ``ws_max_size``...); ``http`` and ``ws`` name uvicorn's protocols as there and get
     the TLS extension. Defaults that differ from uvicorn's: ``log_config=None`` (the
@@ -232,6 +306,7 @@ class HttpServer:
         ssl_context: ssl.SSLContext | None = None,
         server_cert: str | bytes | os.PathLike[str] | None = None,
         shutdown_timeout: float = 5.0,
+        read_timeout: float | None = None,
         **config: Any,
     ) -> None:
         http = tls_http_protocol(config.pop("http", "auto"))
@@ -247,6 +322,7 @@ class HttpServer:
             app, host=host, port=port, http=http, ws=ws or "none", **config
         )
         self.config.tls_server_cert = _read_pem(server_cert)  # type: ignore[attr-defined]
+        self.config.read_timeout = read_timeout  # type: ignore[attr-defined]
         self._server: _EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping: asyncio.Task[None] | None = None
@@ -264,6 +340,11 @@ class HttpServer:
         if not self.addresses:
             raise RuntimeError("the server is not started")
         return self._url(self.addresses[0])
+
+    @property
+    def open_connections(self) -> int:
+        """Connections open now: HTTP (idle keep-alive ones included) and WebSocket."""
+        return len(self._server.server_state.connections) if self._server is not None else 0
 
     @property
     def running(self) -> bool:

@@ -27,6 +27,11 @@ How amqtt is used and where it is extended (``WotBroker``):
   reader is wrapped so that a packet larger than ``cutoff_bytes`` ends the connection
   before its body is read.
 - The TLS context is the hub CA's (``ssl_context_for_server``), not one amqtt builds.
+- A connection must finish its TLS handshake within ``connect_timeout`` seconds and then
+  send CONNECT within ``connect_timeout`` seconds, or it is closed (amqtt would wait for
+  CONNECT for ever). At most ``max_connections`` connections are open at once, those
+  not authenticated yet included; one more is closed at once (amqtt's own cap would
+  hold it, waiting, instead).
 """
 
 from __future__ import annotations
@@ -35,13 +40,16 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import math
 import ssl
+import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter
 from amqtt.broker import Broker
-from amqtt.contexts import Action
+from amqtt.contexts import Action, ListenerType
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
@@ -247,15 +255,24 @@ class WotBroker(Broker):
         ssl_context: Callable[[], ssl.SSLContext],
         cutoff_bytes: int,
         plain_listeners: tuple[str, ...] = (),
+        connect_timeout: float = 10.0,
+        max_connections: int | None = None,
     ) -> None:
         super().__init__({**config, "plugins": dict(_PLUGINS)})
         self.hooks = hooks
         self._ssl_context = ssl_context
         self.cutoff_bytes = cutoff_bytes
-        for name in plain_listeners:  # amqtt copies the default listener's TLS onto them
-            listener = self.listeners_config[name]
-            listener.ssl = False
-            listener.certfile = listener.keyfile = None
+        self.connect_timeout = connect_timeout
+        self.max_connections = max_connections
+        self.open_connections = 0  # every listener's, authenticated or not
+        self.refused_connections = 0  # over max_connections, since the start
+        self._refusal_logged = -math.inf  # when the last refusal was logged (monotonic)
+        for name, listener in self.listeners_config.items():
+            if name in plain_listeners:  # amqtt copies the default listener's TLS onto them
+                listener.ssl = False
+                listener.certfile = listener.keyfile = None
+            if max_connections is not None:  # only for amqtt's log: we refuse before it
+                listener.max_connections = max_connections
 
     def bound_port(self, listener: str) -> int:
         server = self._servers[listener].instance
@@ -264,16 +281,60 @@ class WotBroker(Broker):
     def _create_ssl_context(self, listener: Any) -> ssl.SSLContext:  # type: ignore[override]
         return self._ssl_context()
 
+    async def _create_server_instance(
+        self,
+        listener_name: str,
+        listener_type: ListenerType,
+        address: str | None,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+    ) -> Any:
+        """As amqtt's, with a deadline for the TLS handshake (asyncio's default: 60 s)."""
+        if listener_type != ListenerType.TCP:
+            return await super()._create_server_instance(
+                listener_name, listener_type, address, port, ssl_context
+            )
+        return await asyncio.start_server(
+            partial(self.stream_connected, listener_name=listener_name),
+            address,
+            port,
+            reuse_address=True,
+            ssl=ssl_context,
+            ssl_handshake_timeout=self.connect_timeout if ssl_context is not None else None,
+        )
+
     async def stream_connected(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
     ) -> None:
         peer = writer.get_extra_info("peername")
         peer_text = f"{peer[0]}:{peer[1]}" if peer else "?"
-        await self._client_connected(
-            listener_name,
-            _LimitedReader(reader, self.cutoff_bytes, peer_text),
-            StreamWriterAdapter(writer),
-        )
+        if self.max_connections is not None and self.open_connections >= self.max_connections:
+            self._refuse(peer_text)
+            writer.transport.abort()  # at once: a refused client gets nothing more
+            return
+        self.open_connections += 1
+        try:
+            await self._client_connected(
+                listener_name,
+                _LimitedReader(reader, self.cutoff_bytes, peer_text),
+                StreamWriterAdapter(writer),
+            )
+        finally:
+            self.open_connections -= 1
+
+    def _refuse(self, peer: str) -> None:
+        """Count a connection refused for the cap; warn at most every 10 seconds."""
+        self.refused_connections += 1
+        now = time.monotonic()
+        if now - self._refusal_logged >= 10.0:
+            log.warning(
+                "MQTT connection from %s refused: %d connections are open, the limit "
+                "([mqtt] max_connections); %d refused so far",
+                peer,
+                self.open_connections,
+                self.refused_connections,
+            )
+            self._refusal_logged = now
 
     async def _client_connected(self, listener_name: str, reader: Any, writer: Any) -> None:
         try:
@@ -301,9 +362,20 @@ class WotBroker(Broker):
         """Read CONNECT and authenticate before any session of that client id is looked
         at (amqtt authenticates later, after deleting or taking over that session)."""
         try:
-            handler, session = await BrokerProtocolHandler.init_from_connect(
-                reader, writer, self.plugins_manager
+            async with asyncio.timeout(self.connect_timeout):
+                handler, session = await BrokerProtocolHandler.init_from_connect(
+                    reader, writer, self.plugins_manager
+                )
+        except TimeoutError:
+            log.info(
+                "closing MQTT connection from %s:%s: no CONNECT within %s s",
+                remote_address,
+                remote_port,
+                self.connect_timeout,
             )
+            with contextlib.suppress(Exception):
+                await writer.close()
+            raise AMQTTError("no CONNECT in time") from None
         except (AMQTTError, NoDataError) as exc:
             raise AMQTTError(exc) from exc
         except MQTTError as exc:

@@ -134,6 +134,8 @@ class MqttBinding:
         security: Any = None,
         max_bad_messages: int = 20,
         bad_message_window: float = 10.0,
+        connect_timeout: float = 10.0,
+        max_connections: int | None = 1000,
     ) -> None:
         self.router = router
         self.auth = auth
@@ -146,6 +148,8 @@ class MqttBinding:
         self.public_host = public_host
         self.max_bad_messages = max_bad_messages
         self.bad_message_window = bad_message_window
+        self.connect_timeout = connect_timeout  # TLS handshake, then CONNECT, each
+        self.max_connections = max_connections  # open at once, authenticated or not
         self.forms = MqttForms(security=security)
         self.broker: WotBroker | None = None
         self._states: set[_State] = set()
@@ -176,6 +180,8 @@ class MqttBinding:
             # error response; larger ones end the connection before they are read.
             cutoff_bytes=2 * self.max_message_bytes + 65_536,
             plain_listeners=plain,
+            connect_timeout=self.connect_timeout,
+            max_connections=self.max_connections,
         )
         try:
             await self.broker.start()

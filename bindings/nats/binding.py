@@ -90,6 +90,8 @@ class NatsBinding:
         binary: str | None = None,
         tls: ssl.SSLContext | None = None,
         max_message_bytes: int = 1 << 20,
+        auth_timeout: float = 10.0,
+        max_connections: int | None = 1000,
     ) -> None:
         self.router = router
         self.auth = auth
@@ -100,6 +102,8 @@ class NatsBinding:
         self.public_url = public_url
         self.binary = binary
         self.max_message_bytes = max_message_bytes
+        self.auth_timeout = auth_timeout  # the managed nats-server's limits
+        self.max_connections = max_connections
         self.keys = NatsKeys.load_or_create(self.home / "nats")
         self.tls = tls or ssl.create_default_context(cadata=ca.ca_cert_pem.decode())
         self.callout = AuthCallout(
@@ -133,6 +137,8 @@ class NatsBinding:
                 ca_file=self.ca.ca_cert_path,
                 keys=self.keys,
                 binary=self.binary,
+                auth_timeout=self.auth_timeout,
+                max_connections=self.max_connections,
             )
             await self.server.start()
             host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host

@@ -1,5 +1,6 @@
 """JSONPath (RFC 9535) search over TDs, one TD at a time."""
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -7,7 +8,7 @@ import jsonpath_rfc9535 as jsonpath
 import pytest
 
 from digitwin.errors import BadRequest
-from digitwin.search import compile_query, search
+from digitwin.search import MAX_NODES, QueryTooCostly, compile_query, search
 
 TD11 = "https://www.w3.org/2022/wot/td/v1.1"
 
@@ -180,3 +181,75 @@ def test_bad_query_is_refused_before_any_td_is_read() -> None:
     with pytest.raises(BadRequest):
         search("$[0]", listing())
     assert pulled == []
+
+
+# --- cost limits --------------------------------------------------------------------------------
+
+
+def many(count: int) -> list[dict[str, Any]]:
+    return [
+        thing(f"urn:s:{i}", f"Fan {i}", properties={"speed": prop("Speed", "integer")})
+        for i in range(count)
+    ]
+
+
+def nested(count: int) -> list[dict[str, Any]]:
+    """TDs with an object property four levels deep, as real TDs have."""
+    schema: dict[str, Any] = {"type": "integer", "minimum": 0}
+    for level in range(4):
+        schema = {"type": "object", "properties": {f"a{level}": schema, f"b{level}": schema}}
+    return [
+        thing(f"urn:s:{i}", f"Box {i}", properties={"state": {**schema, **prop("State", "object")}})
+        for i in range(count)
+    ]
+
+
+def test_repeated_descendant_segments_are_refused_naming_the_limit() -> None:
+    with pytest.raises(QueryTooCostly) as info:
+        search("$..*..*..*..*..*..*", nested(100))
+    problem = info.value.to_dict()
+    assert problem["status"] == 422
+    assert problem["limit"] == "max_search_nodes"
+    assert "too costly" in problem["detail"]
+    assert "$..*..*..*..*..*..*" in problem["detail"]
+    assert str(MAX_NODES) in problem["detail"]
+
+
+def test_descendants_inside_a_filter_are_counted() -> None:
+    query = "$[?count(@..*..*..*) > 0].id"  # the steps themselves pass one node per TD
+    assert search(query, TDS, max_nodes=10_000) == [td["id"] for td in TDS]
+    with pytest.raises(QueryTooCostly) as info:
+        search(query, TDS, max_nodes=100)
+    assert info.value.extensions["limit"] == "max_search_nodes"
+
+
+def test_a_refused_search_stops_reading_the_tds() -> None:
+    pulled = []
+
+    def listing() -> Iterator[dict[str, Any]]:
+        for td in many(1000):
+            pulled.append(td["id"])
+            yield td
+
+    with pytest.raises(QueryTooCostly):
+        search("$..*..*", listing(), max_nodes=2_000)
+    assert 0 < len(pulled) < 1000
+
+
+def test_a_search_that_runs_too_long_is_refused() -> None:
+    def slow_listing() -> Iterator[dict[str, Any]]:
+        for td in many(100):
+            time.sleep(0.01)  # simulates a slow store: reading costs time, not nodes
+            yield td
+
+    with pytest.raises(QueryTooCostly) as info:
+        search("$[*].id", slow_listing(), max_seconds=0.05)
+    assert info.value.extensions["limit"] == "max_search_seconds"
+
+
+def test_ordinary_queries_over_a_large_directory_fit_the_node_limit() -> None:
+    tds = nested(1000)
+    unhurried = 60.0  # the time limit depends on the machine; the node limit does not
+    assert len(search("$[?@.title == 'Box 7'].id", tds, max_seconds=unhurried)) == 1
+    assert len(search("$[*].properties", tds, max_seconds=unhurried)) == 1000
+    assert len(search("$..forms[*].href", tds, max_seconds=unhurried)) == 1000

@@ -9,17 +9,19 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from auth.identity import Client
 from digitwin.envelope import parse_message
-from hub import operations
-from hub.operations import _from_loopback
-from tests.bindings.conftest import hub_options, running  # noqa: F401
+from tests.bindings.conftest import PASSWORD, hub_options, running  # noqa: F401
 from tests.hub.operating import ASYNC, THING, ask, register, sign_td, socket
 
 pytestmark = pytest.mark.timeout(60)
 
 
 async def scrape(hub) -> dict[tuple[str, tuple], float]:
-    """Every sample: (name, sorted labels) -> value."""
-    async with hub.session() as anyone, anyone.get("/metrics") as response:
+    """Every sample: (name, sorted labels) -> value; read as an administrator."""
+    auth = hub.hub.auth
+    if auth.accounts.get("scraper") is None:
+        auth.add_client("scraper", "consumer", "admin", password=PASSWORD)
+    token = auth.login("scraper", PASSWORD)["token"]
+    async with hub.session(token) as scraper, scraper.get("/metrics") as response:
         assert response.status == 200
         assert response.content_type == "text/plain"
         text = await response.text()
@@ -106,21 +108,24 @@ async def test_expired_actions_and_write_batches_are_counted(running):  # noqa: 
     assert value(samples, "wothub_store_write_batch_seconds_count") >= 1
 
 
-async def test_remote_scrapes_need_an_admin(running, monkeypatch):  # noqa: F811
-    class Request:
-        def __init__(self, host):
-            self.client = type("Address", (), {"host": host})()
-
-    assert _from_loopback(Request("127.0.0.1")) and _from_loopback(Request("::1"))
-    assert not _from_loopback(Request("192.0.2.7"))
-    monkeypatch.setattr(operations, "_from_loopback", lambda request: False)
+async def test_scrapes_need_an_admin_even_from_loopback(running):  # noqa: F811
+    # The test client is on 127.0.0.1, as a reverse proxy on the hub's host would be.
     async with running.session() as anyone, anyone.get("/metrics") as response:
         assert response.status == 401
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
     viewer = running.add_client("vic", "consumer", "viewer")
     async with running.session(viewer) as consumer, consumer.get("/metrics") as response:
         assert response.status == 403
+        assert "administrators" in (await response.json())["detail"]
     admin = running.add_client("ada", "consumer", "admin")
     async with running.session(admin) as consumer, consumer.get("/metrics") as response:
+        assert response.status == 200
+        assert "wothub_router_seconds" in await response.text()
+
+
+@pytest.mark.parametrize("hub_options", [{"metrics_public": True}])
+async def test_public_metrics_need_no_credentials(running):  # noqa: F811
+    async with running.session() as anyone, anyone.get("/metrics") as response:
         assert response.status == 200
         assert "wothub_router_seconds" in await response.text()
 
