@@ -184,6 +184,7 @@ async def test_wrong_logins_at_50_a_second_leave_health_and_streams_alone(tmp_pa
                         seen.append(event.data)
                         if event.data == -1:
                             break
+            print(f"wrong logins: {statuses}; /health p99 {probe.p99() * 1000:.1f} ms")
             assert sum(statuses.values()) == 250
             assert set(statuses) <= {401, 429}, statuses
             assert statuses[429] > 200  # the address is made to wait, cheaply
@@ -210,7 +211,9 @@ async def test_a_guesser_elsewhere_cannot_lock_the_admin_out(tmp_path):
             async with owner.post("/authn/login", json=body) as resp:
                 assert resp.status == 200, await resp.text()
                 assert (await resp.json())["role"] == "admin"
-            assert time.monotonic() - started < 10  # slowed a few seconds at most
+            waited = time.monotonic() - started
+            print(f"the admin's login after 10 wrong guesses elsewhere took {waited:.2f} s")
+            assert waited < 10  # slowed a few seconds at most
 
 
 # Cheap hashes make the warm-up (every password device logging in once) quick; the
@@ -284,6 +287,9 @@ async def test_500_agents_reconnecting_at_once_are_back_within_30_s(tmp_path):
             elapsed = time.monotonic() - started
             await probe.samples(20)  # and a second after the storm
             await close_all(clients)
+        print(
+            f"{STORM_AGENTS} reconnects in {elapsed:.2f} s; /health p99 {probe.p99() * 1000:.1f} ms"
+        )
         assert len(clients) == STORM_AGENTS
         assert elapsed < 30, elapsed
         # Remembered passwords: the storm cost no argon2 check at all.
