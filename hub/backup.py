@@ -206,6 +206,7 @@ async def _download(client: Any, args: argparse.Namespace) -> int:
     partial = target.with_name(target.name + ".partial")
     try:  # before the download: a backup nobody can write is not worth taking
         descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)  # a leftover .partial keeps its mode otherwise
     except OSError as exc:
         raise CommandError(
             f"cannot write {partial}: {exc.strerror or exc}; give a FILE in a directory you "

@@ -289,6 +289,8 @@ class NatsBinding:
             self._drop_peer(client_id, "disconnected")
 
     def _peer(self, client_id: str) -> _Peer | None:
+        """The client's peer, opened if need be; None for an unknown or disabled client,
+        Problem when a limit refuses it."""
         peer = self._peers.get(client_id)
         if peer is not None and not peer.connection.closed:
             return peer
@@ -301,7 +303,7 @@ class NatsBinding:
             connection = self.router.connect(client, "nats")
         except Problem as problem:  # a limit: max_connections_per_client
             log.warning("NATS client %s refused: %s", client_id, problem.detail)
-            return None
+            raise
         peer = _Peer(connection)
         peer.nats_ids = {key for key, c in self._logins.items() if c.id == client_id}
         self._peers[client_id] = peer
@@ -366,7 +368,15 @@ class NatsBinding:
             # them would answer on this same subject, and loop; looking up the peer
             # could bring a departed agent back online.
             return
-        peer = self._peer(client_id)
+        try:
+            peer = self._peer(client_id)
+        except Problem as problem:  # a limit: the request still gets its answer
+            if msg.reply:
+                error = error_frame(
+                    _reply_id(msg.data), problem.status, problem.detail, **problem.extensions
+                )
+                await self._nc.publish(msg.reply, orjson.dumps(error))
+            return
         if peer is None:
             return
         if tokens[1] == "agent" and tokens[3] == subjects.HELLO:

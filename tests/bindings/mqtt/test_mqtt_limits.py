@@ -1,0 +1,85 @@
+"""docs/operations.md, Limits, over MQTT: a client's connection over
+``max_connections_per_client`` is dropped (and logged); a request over
+``max_requests_per_second`` is answered with an error response naming the limit, on the
+client's response topic."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+import pytest
+
+from tests.hub.operating import THING, register, sign_td
+
+from ..conftest import PASSWORD
+from .conftest import Paho, wait_until
+
+pytestmark = pytest.mark.timeout(60)
+
+RESPONSES = "wot/client/vera/resp"
+
+
+def paho(running, mqtt_id: str) -> Paho:
+    return Paho(
+        running.hub.mqtt.port,
+        running.hub.ca.ca_cert_pem,
+        mqtt_id,
+        username="vera",
+        password=PASSWORD,
+    )
+
+
+@pytest.fixture
+def clients():
+    opened: list[Paho] = []
+    yield opened
+    for client in opened:
+        client.close()
+
+
+@pytest.mark.parametrize("hub_options", [{"mqtt_enabled": True, "max_connections_per_client": 2}])
+async def test_a_connection_over_the_limit_is_dropped_and_logged(running, clients, caplog):
+    register(running, "sign-agent", sign_td())
+    running.add_client("vera", "consumer", "viewer")
+    first, second, third = (paho(running, f"vera-{n}") for n in range(3))
+    clients += [first, second, third]
+    assert await first.connect() == 0 and await second.connect() == 0
+    with caplog.at_level(logging.WARNING, "wothub.mqtt"):
+        await third.connect()  # CONNACK 0 (the login was right), then the hub drops it
+        await wait_until(third.disconnected.is_set)
+    assert "MQTT client vera refused" in caplog.text
+    assert "max_connections_per_client" in caplog.text
+    # The two within the limit go on.
+    assert await first.subscribe(RESPONSES) == 1
+    request = {"messageType": "request", "operation": "readthing", "thingID": THING}
+    first.publish("wot/client/vera/req", {**request, "correlationID": "ok"})
+    _, payload, _ = await first.next(RESPONSES)
+    assert orjson.loads(payload).get("error") is None
+    assert not first.disconnected.is_set() and not second.disconnected.is_set()
+
+
+@pytest.mark.parametrize(
+    "hub_options",
+    [{"mqtt_enabled": True, "max_requests_per_second": 1.0, "request_burst": 2}],
+)
+async def test_a_request_over_the_rate_gets_an_error_response(running, clients):
+    register(running, "sign-agent", sign_td())
+    running.add_client("vera", "consumer", "viewer")
+    vera = paho(running, "vera")
+    clients.append(vera)
+    assert await vera.connect() == 0
+    assert await vera.subscribe(RESPONSES) == 1
+    request = {"messageType": "request", "operation": "readthing", "thingID": THING}
+    for n in range(4):  # bounded: a burst of two, then refusals
+        vera.publish("wot/client/vera/req", {**request, "correlationID": f"r{n}"})
+    answers = {}
+    while len(answers) < 4:
+        _, payload, _ = await vera.next(RESPONSES)
+        answer = orjson.loads(payload)
+        answers[answer["correlationID"]] = answer
+    # The SUBSCRIBE took a token too: the first request is served, the last refused.
+    assert answers["r0"].get("error") is None
+    refusal = answers["r3"]["error"]
+    assert refusal["status"] == 429 and refusal["limit"] == "max_requests_per_second"
+    assert refusal["retryAfter"] >= 1
