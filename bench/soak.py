@@ -542,18 +542,21 @@ class HubProcess:
             await self.process.wait()
 
 
-def hub_settings(devices: dict[str, list[int]], consumers: int) -> str:
+def hub_settings(devices: dict[str, list[int]], consumers: int, duration: float) -> str:
     """The hub's wothub.toml: connection caps above what this load opens (at least their
-    defaults), and room for the administrator's burst of addClient/newToken calls."""
+    defaults), room for the administrator's burst of addClient/newToken calls, and
+    consumer tokens (the SSE consumers', the administrator's) that outlive the run."""
     room = 100  # the administrator, /metrics, a reconnect racing its old connection
     http = max(1000, consumers + len(devices["websocket"]) + room)
     mqtt = max(1000, len(devices["mqtt"]) + room)
     nats = max(1000, len(devices["nats"]) + room)
+    lifetime = max(3600, math.ceil(duration) + 3600)
     return (
         "# Written by bench/soak.py.\n"
         f"[http]\nmax_connections = {http}\n\n"
         f"[mqtt]\nmax_connections = {mqtt}\n\n"
         f"[nats]\nmax_connections = {nats}\n\n"
+        f"[auth.token_lifetime]\nconsumer = {lifetime}\n\n"
         "[limits]\nmax_requests_per_second = 5000  # the administrator adds the clients\n"
     )
 
@@ -650,6 +653,7 @@ def sample_row(s: dict[str, Any]) -> str:
         f"{s['device_reconnects']:>7}{s['sse_reconnects']:>7}  "
         f"{hub:.0f}/{nats:.0f}/{sum(cpu.values()):.0f}/{s['others_cpu_pct']:.0f} "
         f"(busiest load: {busiest} {cpu[busiest]:.0f})"
+        + (f"  stream errors: {s['stream_errors']}" if "stream_errors" in s else "")
     )
 
 
@@ -660,7 +664,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         args.json
     ) else (lambda s: print(sample_row(s), flush=True))  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="wothub-soak-") as tmp:
-        hub = HubProcess(Path(tmp) / "home", hub_settings(devices, args.consumers))
+        hub = HubProcess(Path(tmp) / "home", hub_settings(devices, args.consumers, args.duration))
         generators: list[Generator] = []
         try:
             await hub.start()
