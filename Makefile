@@ -14,7 +14,7 @@ NODEWOT := tests/interop/nodewot
 NODEWOT_STAMP := $(NODEWOT)/node_modules/.installed-stamp
 NODE_MAJOR_MIN := 18
 
-.PHONY: run test lint format bench demo install node system-packages clean
+.PHONY: run test lint format bench soak demo install node system-packages clean
 
 run: $(STAMP)
 	$(BIN)/wothub serve $(ARGS)
@@ -33,6 +33,13 @@ format: $(STAMP)
 # Every bench/[!_]*.py with --json; the table goes to the top of docs/performance.md.
 bench: $(STAMP)
 	$(BIN)/python bench/_report.py
+
+# The 10-minute soak (bench/soak.py; not part of `make bench`): 1,000 devices and 1,000
+# SSE consumers on a hub of its own, a sample every 20 s, a summary at the end. Flags in
+# SOAK_ARGS, e.g. make soak SOAK_ARGS="--duration 60".
+SOAK_ARGS ?=
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 # Simulated devices on the hub `make run` started (in another terminal).
 demo: $(STAMP)

@@ -7,7 +7,8 @@ is kept as it is. Each line a benchmark prints is one row: its figure (``ops_per
 or ``figure`` with ``unit``), its baseline from the same run, the ratio, and what the
 baseline is. The machine (cores, CPU, Python version) and the date head the table. A
 benchmark that fails gets a row saying so, and the script exits 1 once the file is
-written.
+written. The soak (``soak.py``, ten minutes) runs only when named with ``--only``; ``make
+soak`` runs it on its own.
 
     python bench/_report.py [--out docs/performance.md] [--only e2e_latency.py ...]
                             [--bench-args "--rounds 1"] [--timeout SECONDS]
@@ -30,6 +31,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 BEGIN = "<!-- bench:begin -->"
 END = "<!-- bench:end -->"
+ON_REQUEST = {"soak.py"}  # too long for every `make bench`: run when named in --only
 
 
 def scripts(only: Iterable[str] = ()) -> list[Path]:
@@ -39,8 +41,8 @@ def scripts(only: Iterable[str] = ()) -> list[Path]:
         unknown = wanted - {p.name for p in found}
         if unknown:
             raise SystemExit(f"no such benchmark: {', '.join(sorted(unknown))}")
-        found = [p for p in found if p.name in wanted]
-    return found
+        return [p for p in found if p.name in wanted]
+    return [p for p in found if p.name not in ON_REQUEST]
 
 
 def run(script: Path, extra: list[str], timeout: float) -> tuple[list[dict], str | None]:
