@@ -6,9 +6,11 @@ Two counts of failed password checks, each forgotten after a quiet ``forget_afte
   must wait a delay that doubles with each further failure, up to ``source_max_delay``;
   while it waits its password logins are refused at once (429 with Retry-After) without
   an argon2 check. This is what limits guesses with made-up client ids.
-- **Per source address, at once**: at most ``source_concurrent`` password checks from
-  one address are under way together; more are refused (429) at once, so one address
-  cannot fill the hash pool's queue and keep everybody else waiting.
+- **Per source address, at once**: once an address has failed, at most
+  ``source_concurrent`` password checks from it are under way together; more are
+  refused (429) at once, so a guesser cannot fill the hash pool's queue and keep
+  everybody else waiting (addresses without failures, such as a gateway whose devices
+  start together, are not limited).
 - **Per client id** (from any address): after ``account_free`` failures each password
   check for that id is *delayed* (doubling, up to ``account_max_delay``), never refused.
   A guesser elsewhere slows the owner down by a few seconds at most, and the owner's
@@ -93,13 +95,15 @@ class LoginThrottle:
                 retry_after=wait - now,
             )
 
-    def begin(self, source: str | None) -> None:
-        """A password check from ``source`` starts (TooManyAttempts when it has too
-        many under way); call ``end`` when it is over."""
+    def begin(self, source: str | None, now: float | None = None) -> None:
+        """A password check from ``source`` starts (TooManyAttempts when an address
+        that has failed has too many under way); call ``end`` when it is over."""
         if not source:
             return
+        now = clock.now() if now is None else now
         under_way = self._under_way.get(source, 0)
-        if under_way >= self.config.source_concurrent:
+        failed = self._sources.count(source, now)[0] > 0
+        if failed and under_way >= self.config.source_concurrent:
             raise TooManyAttempts(
                 "too many logins under way from this address; try again shortly",
                 retry_after=1.0,

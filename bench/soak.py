@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import errno
 import json
 import logging
 import math
@@ -384,7 +383,6 @@ async def generator(kind: str, plan_path: str) -> None:
                     say(error=f"unknown command {command}")
     finally:
         probe_task.cancel()
-        late_fd_calls = quiet_late_fd_calls(loop)
         for consumer in consumers:
             await consumer.close()
         for device in devices:
@@ -392,30 +390,6 @@ async def generator(kind: str, plan_path: str) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(probe_task, *tasks, return_exceptions=True)
-        await asyncio.sleep(0)  # the callbacks the closes scheduled run
-        if late_fd_calls:
-            print(
-                f"{kind} generator: {len(late_fd_calls)} EBADF from callbacks that ran after "
-                "their MqttClient closed its socket (bindings/mqtt/client.py close), ignored",
-                file=sys.stderr,
-            )
-
-
-def quiet_late_fd_calls(loop: asyncio.AbstractEventLoop) -> list[dict[str, Any]]:
-    """From now on, the loop's EBADF errors from callbacks on closed sockets are
-    collected in the list returned instead of printed with a traceback each: on close,
-    MqttClient schedules an add_writer for its socket that runs after paho closed it."""
-    caught: list[dict[str, Any]] = []
-
-    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        exc = context.get("exception")
-        if isinstance(exc, OSError) and exc.errno == errno.EBADF:
-            caught.append(context)
-        else:
-            loop.default_exception_handler(context)
-
-    loop.set_exception_handler(handler)
-    return caught
 
 
 class Generator(ServerProcess):

@@ -189,7 +189,7 @@ class ThingsApi:
         """The Thing's property writes, as queryallactions lists its actions: WoT has no
         operation for this, so who may query the Thing's actions may list its writes (the
         router checks that, and that the Thing exists)."""
-        client = self.context.client(request)
+        client = await self.context.client(request)
         thing = _thing(request)
         self.context.call(client, _request(ops.QUERY_ALL_ACTIONS, thing))
         grouped: dict[str, list[dict[str, Any]]] = {}

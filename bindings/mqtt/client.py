@@ -99,31 +99,41 @@ class MqttClient:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon(callback, *args)
 
-    # Paho calls these from the loop, or from the worker thread of a connect: hence
-    # call_soon_threadsafe, which also keeps them in order. The fd is taken while the
-    # socket is open (on close, paho closes it right after telling).
+    # Paho calls these on the loop, or on the worker thread of a connect (then handed
+    # to the loop, in order). On close paho tells before it closes the socket, so the
+    # loop stops watching it while it is still open.
 
     def _on_socket_open(self, client, userdata, sock) -> None:
-        self._in_loop(self._loop_of().add_reader, sock.fileno(), self._readable)
+        self._in_loop(self._watch, sock, self._loop_of().add_reader, self._readable)
 
     def _on_socket_close(self, client, userdata, sock) -> None:
-        fd = sock.fileno()
-        self._in_loop(self._loop_of().remove_reader, fd)
-        self._in_loop(self._loop_of().remove_writer, fd)
+        self._in_loop(self._loop_of().remove_reader, sock)
+        self._in_loop(self._loop_of().remove_writer, sock)
 
     def _on_register_write(self, client, userdata, sock) -> None:
-        self._in_loop(self._loop_of().add_writer, sock.fileno(), client.loop_write)
+        self._in_loop(self._watch, sock, self._loop_of().add_writer, client.loop_write)
 
     def _on_unregister_write(self, client, userdata, sock) -> None:
-        self._in_loop(self._loop_of().remove_writer, sock.fileno())
+        self._in_loop(self._loop_of().remove_writer, sock)
+
+    def _watch(self, sock: Any, add: Any, callback: Any) -> None:
+        if self._paho.socket() is sock:  # not closed since paho asked from its thread
+            add(sock, callback)
 
     def _loop_of(self) -> asyncio.AbstractEventLoop:
         assert self._loop is not None
         return self._loop
 
     def _in_loop(self, call: Any, *args: Any) -> None:
-        if not self._loop_of().is_closed():
-            self._loop_of().call_soon_threadsafe(call, *args)
+        loop = self._loop_of()
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:  # a worker thread
+            on_loop = False
+        if on_loop:
+            call(*args)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(call, *args)
 
     def _readable(self) -> None:
         # Read until the TLS layer holds nothing more: epoll only sees the socket, and a

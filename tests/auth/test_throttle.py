@@ -53,12 +53,17 @@ def test_a_quiet_address_or_client_id_is_forgotten():
     assert throttle.account_delay("admin", now=1101) == 0
 
 
-def test_an_address_has_a_few_checks_under_way_at_most():
+def test_an_address_that_failed_has_a_few_checks_under_way_at_most():
     throttle = LoginThrottle(CONFIG)
-    throttle.begin("10.0.0.9")
-    throttle.begin("10.0.0.9")
+    for _ in range(3):  # no failure yet: a gateway's devices starting together
+        throttle.begin("10.0.0.9", now=1000)
+    for _ in range(3):
+        throttle.end("10.0.0.9")
+    throttle.failed("10.0.0.9", "admin", now=1000)
+    throttle.begin("10.0.0.9", now=1000)
+    throttle.begin("10.0.0.9", now=1000)
     with pytest.raises(TooManyAttempts):
-        throttle.begin("10.0.0.9")
-    throttle.begin("10.0.0.1")  # others are not affected
+        throttle.begin("10.0.0.9", now=1000)
+    throttle.begin("10.0.0.1", now=1000)  # others are not affected
     throttle.end("10.0.0.9")
-    throttle.begin("10.0.0.9")
+    throttle.begin("10.0.0.9", now=1000)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -64,3 +65,31 @@ async def test_wrong_password_raises(mqtt_hub):
     mqtt_hub.add_agent("lamp-agent")
     with pytest.raises(MqttError):
         await client(mqtt_hub, "lamp-agent", password="wrong").connect()
+
+
+async def test_clients_past_fd_1024_connect_and_close_without_loop_errors(mqtt_hub):
+    """paho runs on the asyncio loop (epoll), not on a select() thread each: past file
+    descriptor 1024 nothing breaks, and closing leaves no callback on a closed socket."""
+    errors = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda loop, context: errors.append(context))
+    for number in range(3):
+        mqtt_hub.add_agent(f"agent-{number}")
+    try:
+        with contextlib.ExitStack() as held:
+            for _ in range(1100):  # the clients' fds come after 1024
+                held.enter_context(open("/dev/null"))
+            clients = [client(mqtt_hub, f"agent-{number}") for number in range(3)]
+            await asyncio.gather(*(c.connect() for c in clients))
+            assert all(c._paho.socket().fileno() > 1024 for c in clients)
+            things = [{**TD, "id": f"{THING}-{n}"} for n in range(3)]
+            created = await asyncio.gather(
+                *(c.register(td) for c, td in zip(clients, things, strict=True))
+            )
+            assert [answer["created"] for answer in created] == [True] * 3
+            await asyncio.gather(*(c.close() for c in clients))
+            assert all(c._paho.socket() is None for c in clients)
+            await asyncio.sleep(0)  # one pass of the loop: what the closes handed to it runs
+    finally:
+        loop.set_exception_handler(None)
+    assert errors == []
