@@ -33,14 +33,16 @@ class Device:
     come and go as on the wire; what the hub sends is handed to tests as envelope
     ``Message`` objects, like a router connection's."""
 
-    def __init__(self, running: RunningHub, client: WsClient, client_id: str) -> None:
+    def __init__(self, running: RunningHub, client_id: str, token: str) -> None:
         self.running = running
-        self.client = client
         self.client_id = client_id
-        self.things: set[str] = set()  # registered on this connection (for going offline)
         self._requests: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._others: list[Message] = []
-        client.add_request_callback(self._requests.put_nowait)
+        url = running.url.replace("https://", "wss://", 1) + PATH
+        # Requests queued while the device was away come before connect() returns.
+        self.client = WsClient(
+            url, ca=running.ssl, token=token, reconnect=False, on_request=self._requests.put_nowait
+        )
 
     async def send(self, raw: dict[str, Any], timeout: float = 10.0) -> Message | None:
         """Send one envelope message as is. A request returns the hub's response; a
@@ -50,10 +52,7 @@ class Device:
         if raw["messageType"] == "request":
             raw.setdefault("correlationID", new_id())
             await self.client.send(raw)
-            response = await self._response(raw["correlationID"], timeout)
-            if raw["operation"] == "updatething" and response.error is None:
-                self.things.add(response.output["id"])
-            return response
+            return await self._response(raw["correlationID"], timeout)
         raw.setdefault("messageID", new_id())
         await self.client.send(raw)
         await self.client.request(*BARRIER, timeout=timeout)
@@ -90,10 +89,12 @@ class Device:
         return self._requests.qsize()
 
     async def close(self) -> None:
-        """Disconnect, and wait until the hub has seen it (its Things go offline)."""
+        """Disconnect, and wait until the hub has seen it (what is sent to the device
+        from then on waits in the hub)."""
+        router = self.running.hub.router
+        before = router.open_connections().get("websocket", 0)
         await self.client.close()
-        twin = self.running.hub.twin
-        await until(lambda: not any(twin.presence(t)["online"] for t in self.things), 5)
+        await until(lambda: router.open_connections().get("websocket", 0) < before, 5)
 
 
 def _message(wire: dict[str, Any]) -> Message:
@@ -124,12 +125,10 @@ class RunningHub:
         added, as an agent with PASSWORD, if it is not there yet)."""
         if self.hub.auth.accounts.get(client_id) is None:
             self.hub.auth.add_client(client_id, "agent", "agent", password=PASSWORD)
-        token = self.hub.auth.new_token(client_id)["token"]
-        url = self.url.replace("https://", "wss://", 1) + PATH
-        client = WsClient(url, ca=self.ssl, token=token, reconnect=False)
-        await client.connect()
-        self.devices.append(Device(self, client, client_id))
-        return self.devices[-1]
+        device = Device(self, client_id, self.hub.auth.new_token(client_id)["token"])
+        await device.client.connect()
+        self.devices.append(device)
+        return device
 
     async def close_devices(self) -> None:
         """Close the devices' clients (before the hub stops, or after it stopped them)."""
