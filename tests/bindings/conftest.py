@@ -37,12 +37,30 @@ class Device:
         self.running = running
         self.client_id = client_id
         self._requests: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._others: list[Message] = []
+        self._waiting: dict[str, asyncio.Future[Message]] = {}  # correlationID -> response
+        self._errors: dict[str, Message] = {}  # error responses to reports and answers
         url = running.url.replace("https://", "wss://", 1) + PATH
         # Requests queued while the device was away come before connect() returns.
         self.client = WsClient(
-            url, ca=running.ssl, token=token, reconnect=False, on_request=self._requests.put_nowait
+            url,
+            ca=running.ssl,
+            token=token,
+            reconnect=False,
+            on_request=self._requests.put_nowait,
+            on_message=self._received,
+            max_queue=100,  # the client's own queue of these, unread here
         )
+
+    def _received(self, wire: dict[str, Any]) -> None:
+        """A response nobody in the client waited for (the hub sends an agent nothing
+        else on its own): to the request sent with ``send``, or an error response to a
+        report or an answer. Several tasks may send at once."""
+        message = _message(wire)
+        waiter = self._waiting.pop(message.correlation_id or "", None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(message)
+        elif message.correlation_id:
+            self._errors[message.correlation_id] = message
 
     async def send(self, raw: dict[str, Any], timeout: float = 10.0) -> Message | None:
         """Send one envelope message as is. A request returns the hub's response; a
@@ -50,33 +68,22 @@ class Device:
         was none (a barrier request behind it proves that: frames are handled in order)."""
         raw = dict(raw)
         if raw["messageType"] == "request":
-            raw.setdefault("correlationID", new_id())
-            await self.client.send(raw)
-            return await self._response(raw["correlationID"], timeout)
+            correlation_id = raw.setdefault("correlationID", new_id())
+            waiter = self._waiting[correlation_id] = asyncio.get_running_loop().create_future()
+            try:
+                await self.client.send(raw)
+                async with asyncio.timeout(timeout):
+                    return await waiter
+            finally:
+                self._waiting.pop(correlation_id, None)
         raw.setdefault("messageID", new_id())
         await self.client.send(raw)
         await self.client.request(*BARRIER, timeout=timeout)
-        ids = {raw["messageID"], raw.get("correlationID")}
-        errors = [m for m in await self._unclaimed() if m.correlation_id in ids]
-        return errors[0] if errors else None
-
-    async def _response(self, correlation_id: str, timeout: float) -> Message:
-        async with asyncio.timeout(timeout):
-            while True:
-                message = _message(await self.client.next_message())
-                if message.message_type == "response" and message.correlation_id == correlation_id:
-                    return message
-                self._others.append(message)
-
-    async def _unclaimed(self) -> list[Message]:
-        """Messages received that nobody waited for (the hub sends an agent nothing else
-        on its own: they are error responses to what it sent)."""
-        out, self._others = self._others, []
-        while True:
-            try:  # what is queued already (the barrier's response came after it)
-                out.append(_message(await self.client.next_message(timeout=0)))
-            except TimeoutError:
-                return out
+        for key in (raw["messageID"], raw.get("correlationID")):
+            error = self._errors.pop(key, None) if key else None
+            if error is not None:
+                return error
+        return None
 
     async def next_request(self, timeout: float = 5.0) -> Message:
         """The next request the hub sent this device (invokeaction, writeproperty,
