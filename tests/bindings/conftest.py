@@ -1,21 +1,112 @@
 """A real hub (LevelDB in a temp dir, the hub CA, HTTPS and WebSocket on 127.0.0.1, a
-free port) and aiohttp clients that trust its CA. Devices can also be played by router
-connections (the router's agent interface), as a binding would hand messages over."""
+free port) and aiohttp clients that trust its CA. Devices are real WebSocket agents
+(``running.device``: the project's client on the hub's own /ws endpoint); a few tests
+still play one with a router connection (``running.agent``), as a binding would hand
+messages over."""
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+from typing import Any
 
 import aiohttp
 import pytest
 
 from auth.identity import Client
+from bindings.websocket.client import WsClient
+from bindings.websocket.forms import PATH
 from bucketstore import open_store
-from digitwin.envelope import parse_message
+from digitwin.envelope import Message, new_id, parse_message
 from hub.config import Config
 from hub.runtime import Hub
+from tests.waiting import until
 
 PASSWORD = "correct horse battery"
+# Every client may read the login Thing's TD: the cheapest request, used as a barrier.
+BARRIER = ("readthing", "urn:wothub:authn")
+
+
+class Device:
+    """A device connected over the hub's WebSocket binding with the project's client
+    (``bindings/websocket/client.py``) and a token, as a real agent connects. Messages
+    come and go as on the wire; what the hub sends is handed to tests as envelope
+    ``Message`` objects, like a router connection's."""
+
+    def __init__(self, running: RunningHub, client_id: str, token: str) -> None:
+        self.running = running
+        self.client_id = client_id
+        self._requests: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._waiting: dict[str, asyncio.Future[Message]] = {}  # correlationID -> response
+        self._errors: dict[str, Message] = {}  # error responses to reports and answers
+        url = running.url.replace("https://", "wss://", 1) + PATH
+        # Requests queued while the device was away come before connect() returns.
+        self.client = WsClient(
+            url,
+            ca=running.ssl,
+            token=token,
+            reconnect=False,
+            on_request=self._requests.put_nowait,
+            on_message=self._received,
+            max_queue=100,  # the client's own queue of these, unread here
+        )
+
+    def _received(self, wire: dict[str, Any]) -> None:
+        """A response nobody in the client waited for (the hub sends an agent nothing
+        else on its own): to the request sent with ``send``, or an error response to a
+        report or an answer. Several tasks may send at once."""
+        message = _message(wire)
+        waiter = self._waiting.pop(message.correlation_id or "", None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(message)
+        elif message.correlation_id:
+            self._errors[message.correlation_id] = message
+
+    async def send(self, raw: dict[str, Any], timeout: float = 10.0) -> Message | None:
+        """Send one envelope message as is. A request returns the hub's response; a
+        report or an answer returns the hub's error response for it, or None when there
+        was none (a barrier request behind it proves that: frames are handled in order)."""
+        raw = dict(raw)
+        if raw["messageType"] == "request":
+            correlation_id = raw.setdefault("correlationID", new_id())
+            waiter = self._waiting[correlation_id] = asyncio.get_running_loop().create_future()
+            try:
+                await self.client.send(raw)
+                async with asyncio.timeout(timeout):
+                    return await waiter
+            finally:
+                self._waiting.pop(correlation_id, None)
+        raw.setdefault("messageID", new_id())
+        await self.client.send(raw)
+        await self.client.request(*BARRIER, timeout=timeout)
+        for key in (raw["messageID"], raw.get("correlationID")):
+            error = self._errors.pop(key, None) if key else None
+            if error is not None:
+                return error
+        return None
+
+    async def next_request(self, timeout: float = 5.0) -> Message:
+        """The next request the hub sent this device (invokeaction, writeproperty,
+        cancelaction)."""
+        async with asyncio.timeout(timeout):
+            return _message(await self._requests.get())
+
+    def pending(self) -> int:
+        """Requests received and not taken yet."""
+        return self._requests.qsize()
+
+    async def close(self) -> None:
+        """Disconnect, and wait until the hub has seen it (what is sent to the device
+        from then on waits in the hub)."""
+        router = self.running.hub.router
+        before = router.open_connections().get("websocket", 0)
+        await self.client.close()
+        await until(lambda: router.open_connections().get("websocket", 0) < before, 5)
+
+
+def _message(wire: dict[str, Any]) -> Message:
+    """What the hub sent, as the envelope type (checked by the strict parser)."""
+    return parse_message(wire, wire.get("senderID"))
 
 
 class RunningHub:
@@ -23,6 +114,7 @@ class RunningHub:
         self.hub = hub
         self.url = hub.http_server.url
         self.ssl = ssl.create_default_context(cadata=hub.ca.ca_cert_pem.decode())
+        self.devices: list[Device] = []
 
     def session(self, token: str | None = None, **kwargs) -> aiohttp.ClientSession:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -35,8 +127,24 @@ class RunningHub:
         self.hub.auth.add_client(client_id, kind, role, password=PASSWORD)
         return self.hub.auth.new_token(client_id)["token"]
 
+    async def device(self, client_id: str) -> Device:
+        """A device connected over the WebSocket binding with a token (the account is
+        added, as an agent with PASSWORD, if it is not there yet)."""
+        if self.hub.auth.accounts.get(client_id) is None:
+            self.hub.auth.add_client(client_id, "agent", "agent", password=PASSWORD)
+        device = Device(self, client_id, self.hub.auth.new_token(client_id)["token"])
+        await device.client.connect()
+        self.devices.append(device)
+        return device
+
+    async def close_devices(self) -> None:
+        """Close the devices' clients (before the hub stops, or after it stopped them)."""
+        for device in self.devices:
+            await device.client.close()
+
     def agent(self, client_id: str):
-        """A device connected through the router's agent interface (as a binding would)."""
+        """A device connected through the router's agent interface (as a binding would);
+        for tests of the router or the hub's metrics, not of how devices connect."""
         if self.hub.auth.accounts.get(client_id) is None:
             self.hub.auth.add_client(client_id, "agent", "agent", password=PASSWORD)
         return self.hub.router.connect(Client(client_id, "agent"), "test")
@@ -80,9 +188,11 @@ async def running(tmp_path, hub_options):
     store = open_store(config.store_path, "leveldb")
     hub = Hub(config, store)
     await hub.start()
+    running = RunningHub(hub)
     try:
-        yield RunningHub(hub)
+        yield running
     finally:
+        await running.close_devices()
         await hub.stop()
         store.close()
 

@@ -1,62 +1,41 @@
 """Fixtures for router tests: a real LevelDB store, the real core and router, and the
-role table of docs/auth.md standing in for the auth package's authorizer."""
+production authorizer (``auth.authorizer.RoleAuthorizer``) over real accounts and
+sessions of an AuthService on the same store."""
 
 import asyncio
 import itertools
+from pathlib import Path
 
 import pytest
 
+from auth.authorizer import RoleAuthorizer
+from auth.identity import Client
+from auth.passwords import HashCost
+from auth.service import AuthConfig, AuthService
 from bucketstore import open_store
-from digitwin import operations as ops
 from digitwin.core import DigiTwin, TwinConfig
 from digitwin.envelope import parse_message
-from hub.authz import Client
 from hub.router import Router
 
-READ = {
-    ops.READ_PROPERTY,
-    ops.READ_ALL_PROPERTIES,
-    ops.READ_MULTIPLE_PROPERTIES,
-    ops.OBSERVE_PROPERTY,
-    ops.UNOBSERVE_PROPERTY,
-    ops.OBSERVE_ALL_PROPERTIES,
-    ops.UNOBSERVE_ALL_PROPERTIES,
-    ops.SUBSCRIBE_EVENT,
-    ops.UNSUBSCRIBE_EVENT,
-    ops.SUBSCRIBE_ALL_EVENTS,
-    ops.UNSUBSCRIBE_ALL_EVENTS,
-    ops.QUERY_ACTION,
-    ops.QUERY_ALL_ACTIONS,
-    ops.READ_THING,
+# The clients the router tests use, as accounts: id -> (kind, role). Added without
+# passwords (nothing here logs in with one); ``Hub.login`` opens a session for a client.
+CLIENTS = {
+    "lamp-agent": ("agent", "agent"),
+    "other-agent": ("agent", "agent"),
+    "fan-agent": ("agent", "agent"),
+    "sam": ("service", "service"),
+    "vera": ("consumer", "viewer"),
+    "a": ("consumer", "viewer"),
+    "b": ("consumer", "viewer"),
+    "c": ("consumer", "viewer"),
+    "slow": ("consumer", "viewer"),
+    "fast": ("consumer", "viewer"),
+    "otto": ("consumer", "operator"),
+    "olga": ("consumer", "operator"),
+    "mia": ("consumer", "manager"),
+    "root": ("consumer", "admin"),
 }
-AGENT = {ops.UPDATE_THING, ops.DELETE_THING, ops.REPORT_PROPERTY, ops.REPORT_EVENT}
-AGENT |= {ops.ANSWER_REQUEST, ops.READ_THING}
-ROLES = {
-    "viewer": READ,
-    "operator": READ | {ops.INVOKE_ACTION, ops.CANCEL_ACTION},
-    "manager": READ | {ops.INVOKE_ACTION, ops.CANCEL_ACTION, ops.WRITE_PROPERTY},
-    "agent": AGENT,
-}
-
-
-class RoleTable:
-    """The roles of docs/auth.md as a table (the auth package replaces it)."""
-
-    def authorize(self, client, operation, thing_id, owner):
-        if client.role == "admin":
-            return None
-        if operation not in ROLES.get(client.role, set()):
-            return f"role {client.role} may not {operation}"
-        # Agents act on their own Things only; consumers may cancel only the actions they
-        # invoked (the owner of a cancel is the invoker). Registering a TD that another
-        # agent owns is the directory's Conflict, and "every Thing" is filtered per Thing.
-        owned = client.role == "agent" or operation == ops.CANCEL_ACTION
-        if owned and thing_id is not None and operation != ops.UPDATE_THING and owner != client.id:
-            return f"{operation} on {thing_id} is not for {client.id}"
-        return None
-
-    def overrides_ownership(self, client):
-        return client.role == "admin"
+CHEAP = HashCost(time_cost=1, memory_kib=1024, parallelism=1)
 
 
 def lamp_td(thing_id="urn:dev:ops:32473-lamp-1", title="Lamp"):
@@ -136,27 +115,46 @@ async def drain(connection):
 
 
 class Hub:
-    """A store, core and router on a LevelDB directory, reopened at will."""
+    """A store, auth service, core and router on a LevelDB directory, reopened at will
+    (the auth home, with the token key, is next to it)."""
 
     def __init__(self, path, **config):
-        self.path = path
+        self.path = Path(path)
         self.config = TwinConfig(**config)
-        self.store = self.twin = self.router = None
+        self.store = self.auth = self.twin = self.router = None
 
     async def open(self, **router_options):
         self.store = open_store(self.path)
+        self.auth = AuthService(
+            self.store, self.path.parent / f"{self.path.name}-home", AuthConfig(hash_cost=CHEAP)
+        )
+        for client_id, (kind, role) in CLIENTS.items():
+            if self.auth.accounts.get(client_id) is None:
+                self.auth.add_client(client_id, kind, role)
         self.twin = DigiTwin(self.store, self.config)
-        self.router = Router(self.twin, RoleTable(), **router_options)
+        authorizer = RoleAuthorizer(self.auth.accounts, self.auth.sessions)
+        self.router = Router(self.twin, authorizer, **router_options)
         await self.router.start()
         return self
 
     async def close(self):
         await self.router.stop()
+        self.auth.hash_pool.close()
         self.twin.close()
         self.store.close()
 
     def connect(self, client_id, role):
+        """A connection as a binding opens it for an authenticated client (the role is
+        the account's: a test naming another one is wrong)."""
+        account = self.auth.accounts.get(client_id)
+        assert account is not None and account.role == role, (client_id, role, account)
         return self.router.connect(Client(client_id, role), "test")
+
+    def login(self, client_id):
+        """A connection for a client that presented a token: (connection, token)."""
+        token = self.auth.new_token(client_id)["token"]
+        client = self.auth.authenticate_token(token)
+        return self.router.connect(client, "test"), token
 
     def register(self, agent, td=None):
         response = self.router.handle(agent, request("updatething", input=td or lamp_td()))

@@ -2,7 +2,11 @@
 
 import asyncio
 
+import pytest
+
+from auth.authorizer import CERTS_THING, CLIENTS_THING
 from digitwin import operations as ops
+from digitwin.errors import Forbidden
 
 from .conftest import drain, lamp_td, notification, receive, request
 
@@ -408,3 +412,139 @@ async def test_a_td_with_a_ttl_is_purged_on_time(hub):
     deleted = await receive(watcher, timeout=3)  # nothing else happens meanwhile
     assert (deleted.operation, deleted.thing_id) == ("deletething", LAMP)
     assert hub.twin.thing(LAMP) is None
+
+
+# -- the production authorizer: what the roles, ownership and accounts decide -------------
+
+
+async def test_a_service_is_an_agent_for_its_own_things_and_a_manager_for_others(hub):
+    lamp_agent, sam = hub.connect("lamp-agent", "agent"), hub.connect("sam", "service")
+    hub.register(lamp_agent)
+    mine = hub.register(sam, lamp_td("urn:dev:ops:sam-rules", "Rules"))
+    viewer = hub.connect("vera", "viewer")
+    hub.router.handle(viewer, request("observeproperty", mine, "on"))
+    assert hub.router.handle(sam, notification("observeproperty", mine, "on", value=True)) is None
+    assert (await receive(viewer)).value is True
+
+    # On the lamp it acts as a manager: writes and invokes, and the lamp's agent answers.
+    write = hub.router.handle(sam, request("writeproperty", LAMP, "brightness", input=20))
+    invoke = hub.router.handle(sam, request("invokeaction", LAMP, "toggle"))
+    assert write.error is None and invoke.error is None
+    assert [m.action_id for m in await drain(lamp_agent)] == [write.action_id, invoke.action_id]
+    # ... but never as the lamp's agent.
+    for refused in [
+        hub.router.handle(sam, notification("observeproperty", LAMP, "on", value=True)),
+        hub.router.handle(sam, notification("subscribeevent", LAMP, "overheated", value=1)),
+        hub.router.handle(sam, request("deletething", LAMP)),
+    ]:
+        assert refused.error["status"] == 403
+    assert hub.twin.read_property(LAMP, "on") == {}
+
+
+async def test_writing_several_properties_is_for_managers_and_services(hub):
+    hub.register(hub.connect("lamp-agent", "agent"))
+    values = {"on": True, "brightness": 50}
+    for client_id, role in [("mia", "manager"), ("sam", "service"), ("root", "admin")]:
+        client = hub.connect(client_id, role).client
+        hub.router.check_writes(client, LAMP, values)  # what writemultipleproperties asks
+        assert (
+            hub.router.authorizer.authorize(client, ops.WRITE_MULTIPLE_PROPERTIES, LAMP, "x")
+            is None
+        )
+    for client_id, role in [("otto", "operator"), ("vera", "viewer"), ("other-agent", "agent")]:
+        client = hub.connect(client_id, role).client
+        with pytest.raises(Forbidden):
+            hub.router.check_writes(client, LAMP, values)
+        assert hub.router.authorizer.authorize(client, ops.WRITE_MULTIPLE_PROPERTIES, LAMP, "x")
+
+
+@pytest.mark.parametrize(("intruder", "role"), [("other-agent", "agent"), ("sam", "service")])
+async def test_every_agent_operation_is_for_the_things_owner_only(hub, intruder, role):
+    owner = hub.connect("lamp-agent", "agent")
+    hub.register(owner)
+    other = hub.connect(intruder, role)
+    accepted = hub.router.handle(
+        hub.connect("otto", "operator"), request("invokeaction", LAMP, "toggle")
+    )
+    delivered = await receive(owner)
+
+    refusals = {
+        "reportproperty": notification("observeproperty", LAMP, "on", value=True),
+        "reportproperties": notification("observeallproperties", LAMP, value={"on": True}),
+        "reportevent": notification("subscribeevent", LAMP, "overheated", value=1.0),
+        "answerrequest": _answer(delivered, output=None),
+        "deletething": request("deletething", LAMP),
+    }
+    for what, message in refusals.items():
+        assert hub.router.handle(other, message).error["status"] == 403, what
+    taken = hub.router.handle(other, request("updatething", input=lamp_td(title="Mine")))
+    assert taken.error["status"] == 409  # the directory's answer to someone else's id
+    assert hub.twin.thing(LAMP).td["title"] == "Lamp" and hub.twin.thing(LAMP).owner == "lamp-agent"
+    assert hub.twin.get_request(accepted.action_id).status == "delivered"
+    assert hub.twin.read_property(LAMP, "on") == {}
+    # The owner does all of it.
+    assert hub.router.handle(owner, _answer(delivered)) is None
+    assert hub.router.handle(owner, refusals["reportproperty"]) is None
+    assert hub.router.handle(owner, request("deletething", LAMP)).error is None
+
+
+async def test_an_agent_sees_only_its_own_things(hub):
+    hub.register(hub.connect("lamp-agent", "agent"))
+    other = hub.connect("other-agent", "agent")
+    for message in [request("readthing", LAMP), request("readproperty", LAMP, "on")]:
+        assert hub.router.handle(other, message).error["status"] == 403, message.operation
+    assert hub.router.handle(other, request("observeproperty", LAMP, "on")).error["status"] == 403
+
+
+@pytest.mark.parametrize("thing_id", [CLIENTS_THING, CERTS_THING])
+async def test_the_administration_things_are_for_admins_only(hub, thing_id):
+    for client_id, role in [
+        ("vera", "viewer"),
+        ("otto", "operator"),
+        ("mia", "manager"),
+        ("lamp-agent", "agent"),
+        ("sam", "service"),
+    ]:
+        connection = hub.connect(client_id, role)
+        for message in [
+            request("readthing", thing_id),
+            request("invokeaction", thing_id, "listClients"),
+        ]:
+            refused = hub.router.handle(connection, message)
+            assert refused.error["status"] == 403, (client_id, message.operation)
+            assert "only administrators" in refused.error["detail"]
+    # This router serves no administration Things: an admin passes the authorizer and
+    # finds nothing there.
+    admin = hub.connect("root", "admin")
+    assert hub.router.handle(admin, request("readthing", thing_id)).error["status"] == 404
+
+
+async def test_a_removed_or_disabled_client_is_refused_on_its_next_request(hub):
+    hub.register(hub.connect("lamp-agent", "agent"))
+    otto, olga = hub.connect("otto", "operator"), hub.connect("olga", "operator")
+    for connection in (otto, olga):
+        assert hub.router.handle(connection, request("readthing", LAMP)).error is None
+
+    hub.auth.remove_client("otto")
+    hub.auth.update_client("olga", enabled=False)
+    for connection in (otto, olga):
+        refused = hub.router.handle(connection, request("invokeaction", LAMP, "toggle"))
+        assert refused.error["status"] == 401
+    assert hub.twin.requests_of(LAMP) == []
+
+    hub.auth.update_client("olga", enabled=True)
+    assert hub.router.handle(olga, request("readthing", LAMP)).error is None
+
+
+async def test_an_ended_session_is_refused_on_its_next_request(hub):
+    hub.register(hub.connect("lamp-agent", "agent"))
+    connection, token = hub.login("mia")
+    assert connection.client.session_id is not None
+    assert hub.router.handle(connection, request("readthing", LAMP)).error is None
+    hub.auth.logout(token)
+    refused = hub.router.handle(connection, request("writeproperty", LAMP, "on", input=True))
+    assert refused.error["status"] == 401 and hub.twin.requests_of(LAMP) == []
+    # A connection without a token (a password or certificate client) is not affected.
+    assert (
+        hub.router.handle(hub.connect("mia", "manager"), request("readthing", LAMP)).error is None
+    )

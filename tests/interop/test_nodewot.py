@@ -2,15 +2,16 @@
 tests/interop/nodewot/package-lock.json) as a consumer of the hub's twin TDs.
 
 A real hub (HTTPS, the embedded MQTT broker, NATS; 127.0.0.1, free ports) with a lamp
-played by a router connection (the router's agent interface, as a binding would hand
-messages over): it answers writes and actions and reports a temperature and an event
-every 100 ms. node-wot runs as a subprocess (tests/interop/nodewot/consume.js), trusts
-the hub CA through NODE_EXTRA_CA_CERTS, and fetches the TDs from the directory.
+connected as a real WebSocket agent (the project's client on the hub's /ws): it answers
+writes and actions and reports a temperature and an event every 100 ms. node-wot runs as
+a subprocess (tests/interop/nodewot/consume.js), trusts the hub CA through
+NODE_EXTRA_CA_CERTS, and fetches the TDs from the directory.
 
 node-wot is used as published, configured the documented way only: the bearer token
 through ``servient.addCredentials``, the hub CA through NODE_EXTRA_CA_CERTS, TLS
-verification on. It observes and subscribes through the twins' long-poll forms (its
-SSE client would send no credentials; docs/http.md). Last, node-wot uses every
+verification on; no module of it is patched (test_nodewot_as_released.py checks). It
+observes and subscribes through the twins' long-poll forms (its SSE client would send no
+credentials; docs/http.md). Last, node-wot uses every
 affordance of every demo twin, with `wothub serve` and `wothub demo` as subprocesses.
 
 ``make test`` installs node-wot first (``npm ci``); run by hand, the tests skip when
@@ -115,28 +116,25 @@ def lamp_td() -> dict:
 
 
 class Lamp:
-    """The device, on the router's agent interface."""
+    """The device: a WebSocket agent (``running.device``)."""
 
     def __init__(self, running: RunningHub) -> None:
         self.running = running
-        self.conn = running.agent(AGENT)
+        self.conn = None
         self.brightness = 10
         self.temperature = 20.0
         self.requests: list[tuple[str, str, object]] = []
         self._tasks: list[asyncio.Task] = []
 
-    def _send(self, wire: dict):
-        return self.running.send(self.conn, wire)
-
-    def report(self, name: str, value) -> None:
+    async def report(self, name: str, value) -> None:
         wire = {"messageType": "notification", "operation": "observeproperty"}
-        assert self._send({**wire, "thingID": LAMP, "name": name, "value": value}) is None
+        assert await self.conn.send({**wire, "thingID": LAMP, "name": name, "value": value}) is None
 
-    def emit(self, name: str, value) -> None:
+    async def emit(self, name: str, value) -> None:
         wire = {"messageType": "notification", "operation": "subscribeevent"}
-        assert self._send({**wire, "thingID": LAMP, "name": name, "value": value}) is None
+        assert await self.conn.send({**wire, "thingID": LAMP, "name": name, "value": value}) is None
 
-    def answer(self, request, **fields) -> None:
+    async def answer(self, request, **fields) -> None:
         wire = {
             "messageType": "response",
             "operation": request.operation,
@@ -146,14 +144,15 @@ class Lamp:
             "actionID": request.action_id,
             **fields,
         }
-        assert self._send(wire) is None
+        assert await self.conn.send(wire) is None
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        self.conn = await self.running.device(AGENT)
         wire = {"messageType": "request", "operation": "updatething", "correlationID": new_id()}
-        response = self._send({**wire, "input": lamp_td()})
+        response = await self.conn.send({**wire, "input": lamp_td()})
         assert response.error is None, response.error
-        self.report("brightness", self.brightness)
-        self.report("temperature", self.temperature)
+        await self.report("brightness", self.brightness)
+        await self.report("temperature", self.temperature)
         self._tasks = [asyncio.create_task(self._serve()), asyncio.create_task(self._tick())]
 
     async def stop(self) -> None:
@@ -161,36 +160,34 @@ class Lamp:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self.running.hub.router.disconnect(self.conn)
+        await self.conn.close()
 
     async def _tick(self) -> None:
         for _ in range(3000):  # bounded: 5 minutes at most
             await asyncio.sleep(0.1)
             self.temperature = round(self.temperature + 0.5, 1)
-            self.report("temperature", self.temperature)
-            self.emit("overheated", self.temperature)
+            await self.report("temperature", self.temperature)
+            await self.emit("overheated", self.temperature)
 
     async def _serve(self) -> None:
         while True:
-            _, request = await self.conn.next()
-            if getattr(request, "message_type", None) != "request":
-                continue
+            request = await self.conn.next_request(timeout=None)
             data = request.input if isinstance(request.input, dict | int | float) else None
             self.requests.append((request.operation, request.name, data))
             if request.operation == "writeproperty":
                 self.brightness = request.input
-                self.report("brightness", self.brightness)
-                self.answer(request, status="completed")
+                await self.report("brightness", self.brightness)
+                await self.answer(request, status="completed")
             elif request.name == "fade":
-                self.answer(request, status="completed", output=request.input["level"])
+                await self.answer(request, status="completed", output=request.input["level"])
             elif request.name == "calibrate":
                 self._tasks.append(asyncio.create_task(self._calibrate(request)))
 
     async def _calibrate(self, request) -> None:
-        self.answer(request, status="running")
-        await asyncio.sleep(0.3)
+        await self.answer(request, status="running")
+        await asyncio.sleep(0.3)  # simulates the device calibrating
         passes = (request.input or {}).get("passes", 1)
-        self.answer(request, status="completed", output={"passes": passes, "offset": 0.25})
+        await self.answer(request, status="completed", output={"passes": passes, "offset": 0.25})
 
 
 @pytest.fixture
@@ -202,11 +199,12 @@ async def hub(tmp_path):
     await hub.start()
     running = RunningHub(hub)
     lamp = Lamp(running)
-    lamp.start()
+    await lamp.start()
     try:
         yield running, lamp
     finally:
         await lamp.stop()
+        await running.close_devices()
         await hub.stop()
         store.close()
 

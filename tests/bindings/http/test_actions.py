@@ -1,7 +1,7 @@
 """Actions over the WoT HTTP Basic profile: invoke (200 / 204 when the device answers in
 time, 504 or 201 + Location otherwise, Prefer: respond-async / wait=N), queryaction,
 cancelaction, queryallactions, the offline queue, and the hub's own Things. Real aiohttp
-clients over HTTPS; the device is a router connection (``running.agent``)."""
+clients over HTTPS; the device is a WebSocket agent (``running.device``)."""
 
 import asyncio
 import time
@@ -72,30 +72,30 @@ def norm(href):
     return str(URL(href))
 
 
-def register(running, agent_id=AGENT, td=None):
-    conn = running.agent(agent_id)
+async def register(running, agent_id=AGENT, td=None):
+    conn = await running.device(agent_id)
     wire = {
         "messageType": "request",
         "operation": "updatething",
         "correlationID": new_id(),
         "input": td or lamp_td(),
     }
-    response = running.send(conn, wire)
+    response = await conn.send(wire)
     assert response.error is None, response.error
     return conn
 
 
-def offline(running, conn):
-    running.hub.router.disconnect(conn)
+async def offline(running, conn):
+    await conn.close()
 
 
 async def next_request(conn, timeout=5.0):
     async with asyncio.timeout(timeout):
-        _, message = await conn.next()
+        message = await conn.next_request()
     return message
 
 
-def answer(running, conn, delivered, **fields):
+async def answer(running, conn, delivered, **fields):
     wire = {
         "messageType": "response",
         "operation": delivered.operation,
@@ -105,7 +105,7 @@ def answer(running, conn, delivered, **fields):
         "actionID": delivered.action_id,
         **fields,
     }
-    result = running.send(conn, wire)
+    result = await conn.send(wire)
     assert result is None, result.error
 
 
@@ -114,11 +114,11 @@ async def device(running, conn, *, delay=0.0, **fields):
     delivered = await next_request(conn)
     if delay:
         await asyncio.sleep(delay)
-    answer(running, conn, delivered, **fields)
+    await answer(running, conn, delivered, **fields)
     return delivered
 
 
-def emit(running, conn, name, value, thing=LAMP):
+async def emit(running, conn, name, value, thing=LAMP):
     wire = {
         "messageType": "notification",
         "operation": "subscribeevent",
@@ -126,7 +126,7 @@ def emit(running, conn, name, value, thing=LAMP):
         "name": name,
         "value": value,
     }
-    assert running.send(conn, wire) is None
+    assert await conn.send(wire) is None
 
 
 async def problem_of(response, status):
@@ -166,7 +166,7 @@ async def operator(running, otto):
 
 
 async def test_synchronous_invoke_answers_with_the_output(running, operator):
-    conn = register(running)
+    conn = await register(running)
     agent = asyncio.create_task(device(running, conn, output=30))
     async with operator.post(url(LAMP, "actions", "fade"), json={"level": 30}) as response:
         assert response.status == 200, await response.text()
@@ -184,7 +184,7 @@ async def test_synchronous_invoke_answers_with_the_output(running, operator):
 
 
 async def test_an_action_without_output_answers_204(running, operator):
-    conn = register(running)
+    conn = await register(running)
     agent = asyncio.create_task(device(running, conn, status="completed"))
     async with operator.post(url(LAMP, "actions", "toggle")) as response:
         assert response.status == 204, await response.text()
@@ -195,7 +195,7 @@ async def test_an_action_without_output_answers_204(running, operator):
 
 
 async def test_prefer_wait_waits_longer_than_the_default(running, operator):
-    conn = register(running)
+    conn = await register(running)
     wait = running.hub.config.sync_wait
     agent = asyncio.create_task(device(running, conn, delay=wait + 0.5, output=7))
     headers = {"Prefer": "wait=5"}
@@ -208,7 +208,7 @@ async def test_prefer_wait_waits_longer_than_the_default(running, operator):
 
 
 async def test_prefer_respond_async_answers_201_at_once(running, operator):
-    conn = register(running)
+    conn = await register(running)
     started = time.monotonic()
     headers = {"Prefer": "respond-async"}
     async with operator.post(
@@ -224,7 +224,7 @@ async def test_prefer_respond_async_answers_201_at_once(running, operator):
 
 
 async def test_an_action_declared_asynchronous_answers_201_at_once(running, operator):
-    register(running)
+    await register(running)
     started = time.monotonic()
     async with operator.post(url(LAMP, "actions", "calibrate")) as response:
         status = await accepted(response)
@@ -236,7 +236,7 @@ async def test_an_action_declared_asynchronous_answers_201_at_once(running, oper
 
 
 async def test_slow_device_201_after_the_wait_then_queryaction_follows_it(running, operator):
-    conn = register(running)
+    conn = await register(running)
     started = time.monotonic()
     async with operator.post(
         url(LAMP, "actions", "fade"), json={"level": 60}, headers=STATUS_WANTED
@@ -249,14 +249,14 @@ async def test_slow_device_201_after_the_wait_then_queryaction_follows_it(runnin
     assert status["input"] == {"level": 60}
 
     delivered = await next_request(conn)
-    answer(running, conn, delivered, status="running")
+    await answer(running, conn, delivered, status="running")
     async with operator.get(location) as response:
         assert response.status == 200 and response.content_type == JSON
         now = await response.json()
     assert (now["status"], now["state"], now["href"]) == ("running", "running", location)
     assert "timeEnded" not in now
 
-    answer(running, conn, delivered, output=60)
+    await answer(running, conn, delivered, output=60)
     async with operator.get(location) as response:
         done = await response.json()
     assert (done["status"], done["state"], done["output"]) == ("completed", "completed", 60)
@@ -269,7 +269,7 @@ async def test_slow_device_201_after_the_wait_then_queryaction_follows_it(runnin
 async def test_without_prefer_an_unfinished_action_is_504_and_goes_on(running, operator):
     """A client that knows nothing of the async profile must not take a status for the
     output: after action_timeout it gets an error that says where the status is."""
-    conn = register(running)
+    conn = await register(running)
     started = time.monotonic()
     async with operator.post(url(LAMP, "actions", "fade"), json={"level": 9}) as response:
         problem = await problem_of(response, 504)
@@ -281,20 +281,20 @@ async def test_without_prefer_an_unfinished_action_is_504_and_goes_on(running, o
     assert problem["actionStatus"]["state"] == "delivered"
 
     delivered = await next_request(conn)  # the action still reached the device
-    answer(running, conn, delivered, output=9)
+    await answer(running, conn, delivered, output=9)
     async with operator.get(location) as response:
         done = await response.json()
     assert (done["status"], done["output"]) == ("completed", 9)
 
 
 async def test_without_prefer_the_output_of_a_device_back_in_time_is_the_answer(running, operator):
-    offline(running, register(running))
+    await offline(running, await register(running))
 
     async def comes_back():
         await until(lambda: running.hub.twin.requests_of(LAMP, "fade"), timeout=5)  # queued
-        conn = running.agent(AGENT)
+        conn = await running.device(AGENT)
         delivered = await next_request(conn)
-        answer(running, conn, delivered, output=delivered.input["level"])
+        await answer(running, conn, delivered, output=delivered.input["level"])
 
     back = asyncio.create_task(comes_back())
     async with operator.post(url(LAMP, "actions", "fade"), json={"level": 4}) as response:
@@ -306,18 +306,18 @@ async def test_without_prefer_the_output_of_a_device_back_in_time_is_the_answer(
 async def test_without_prefer_an_action_for_an_offline_device_is_504_and_stays_queued(
     running, operator
 ):
-    offline(running, register(running))
+    await offline(running, await register(running))
     async with operator.post(url(LAMP, "actions", "toggle")) as response:
         problem = await problem_of(response, 504)
     assert "offline" in problem["detail"]
     assert problem["actionStatus"]["state"] == "pending"
-    conn = running.agent(AGENT)  # when it connects, it gets it
+    conn = await running.device(AGENT)  # when it connects, it gets it
     delivered = await next_request(conn)
     assert delivered.action_id == problem["actionStatus"]["id"]
 
 
 async def test_respond_async_with_a_wait_waits_for_the_output(running, operator):
-    conn = register(running)
+    conn = await register(running)
     agent = asyncio.create_task(device(running, conn, delay=0.2, output=5))
     headers = {"Prefer": "respond-async, wait=5"}
     async with operator.post(
@@ -329,7 +329,7 @@ async def test_respond_async_with_a_wait_waits_for_the_output(running, operator)
 
 
 async def test_device_failure_is_a_problem_from_the_device(running, operator):
-    conn = register(running)
+    conn = await register(running)
     error = {
         "type": "https://lamp.example/errors/jammed",
         "title": "Jammed",
@@ -347,7 +347,7 @@ async def test_device_failure_is_a_problem_from_the_device(running, operator):
 
 
 async def test_device_failure_with_a_status_that_is_no_error_is_500(running, operator):
-    conn = register(running)
+    conn = await register(running)
     error = {"title": "Odd", "status": 200, "detail": "not an error status"}
     agent = asyncio.create_task(device(running, conn, status="failed", error=error))
     async with operator.post(url(LAMP, "actions", "toggle")) as response:
@@ -361,7 +361,7 @@ async def test_a_device_failure_never_speaks_of_the_consumers_credentials(
     running, operator, agent_status
 ):
     # A 401 would make clients log in again and send the action twice; a 429 back off.
-    conn = register(running)
+    conn = await register(running)
     error = {"title": "Locked", "status": agent_status, "detail": "no", "retryAfter": 60}
     agent = asyncio.create_task(device(running, conn, status="failed", error=error))
     async with operator.post(url(LAMP, "actions", "toggle")) as response:
@@ -373,12 +373,12 @@ async def test_a_device_failure_never_speaks_of_the_consumers_credentials(
 
 
 async def test_a_failure_after_the_wait_shows_in_the_status(running, operator):
-    conn = register(running)
+    conn = await register(running)
     async with operator.post(url(LAMP, "actions", "toggle"), headers=STATUS_WANTED) as response:
         location = (await accepted(response))["href"]
     delivered = await next_request(conn)
     error = {"title": "Broken", "status": 500, "detail": "bulb gone"}
-    answer(running, conn, delivered, status="failed", error=error)
+    await answer(running, conn, delivered, status="failed", error=error)
     async with operator.get(location) as response:
         status = await response.json()
     assert (status["status"], status["state"]) == ("failed", "failed")
@@ -389,7 +389,7 @@ async def test_a_failure_after_the_wait_shows_in_the_status(running, operator):
 
 
 async def test_cancel_a_pending_action(running, operator):
-    offline(running, register(running))
+    await offline(running, await register(running))
     async with operator.post(
         url(LAMP, "actions", "fade"), json={"level": 2}, headers=STATUS_WANTED
     ) as response:
@@ -407,12 +407,12 @@ async def test_cancel_a_pending_action(running, operator):
         await problem_of(response, 409)  # already ended
 
     # Nothing reaches the device when it comes back.
-    conn = running.agent(AGENT)
+    conn = await running.device(AGENT)
     assert conn.pending() == 0
 
 
 async def test_an_operator_cancels_only_its_own_actions(running, operator):
-    offline(running, register(running))
+    await offline(running, await register(running))
     olga = running.add_client("olga", "consumer", "operator")
     vera = running.add_client("vera", "consumer", "viewer")
     async with operator.post(url(LAMP, "actions", "toggle"), headers=STATUS_WANTED) as response:
@@ -438,7 +438,7 @@ async def test_an_operator_cancels_only_its_own_actions(running, operator):
 
 
 async def test_cancel_of_an_action_at_the_device_tells_the_device(running, operator):
-    conn = register(running)
+    conn = await register(running)
     async with operator.post(
         url(LAMP, "actions", "toggle"), headers={"Prefer": "respond-async"}
     ) as response:
@@ -451,7 +451,7 @@ async def test_cancel_of_an_action_at_the_device_tells_the_device(running, opera
 
 
 async def test_query_and_cancel_of_unknown_actions_are_404(running, operator):
-    offline(running, register(running))
+    await offline(running, await register(running))
     missing = url(LAMP, "actions", "toggle", new_id())
     async with operator.get(missing) as response:
         await problem_of(response, 404)
@@ -460,8 +460,8 @@ async def test_query_and_cancel_of_unknown_actions_are_404(running, operator):
     async with operator.post(url(LAMP, "actions", "toggle"), headers=STATUS_WANTED) as response:
         action_id = (await accepted(response))["id"]
     # The right id under another Thing is not found either.
-    other = register(running, "fan-agent", lamp_td("urn:dev:ops:fan-1"))
-    offline(running, other)
+    other = await register(running, "fan-agent", lamp_td("urn:dev:ops:fan-1"))
+    await offline(running, other)
     async with operator.get(url("urn:dev:ops:fan-1", "actions", "toggle", action_id)) as response:
         await problem_of(response, 404)
     async with operator.get(url(LAMP, "nonsense", "toggle", action_id)) as response:
@@ -469,7 +469,7 @@ async def test_query_and_cancel_of_unknown_actions_are_404(running, operator):
 
 
 async def test_an_action_id_under_another_action_name_is_404(running, operator):
-    offline(running, register(running))
+    await offline(running, await register(running))
     async with operator.post(url(LAMP, "actions", "toggle"), headers=STATUS_WANTED) as response:
         action_id = (await accepted(response))["id"]
     for path in (
@@ -485,7 +485,7 @@ async def test_an_action_id_under_another_action_name_is_404(running, operator):
 
 async def invoke_four(running, operator):
     """Three fades and a toggle, for a device that is away; their ids in order."""
-    offline(running, register(running))
+    await offline(running, await register(running))
     fades = []
     for level in (1, 2, 3):
         async with operator.post(
@@ -533,7 +533,7 @@ async def test_queryallactions_newest_first(running, operator):
 
 
 async def test_an_action_waits_for_its_device_and_the_consumer_sees_it_end(running, operator):
-    offline(running, register(running))
+    await offline(running, await register(running))
     started = time.monotonic()
     async with operator.post(
         url(LAMP, "actions", "fade"), json={"level": 80}, headers=STATUS_WANTED
@@ -549,13 +549,13 @@ async def test_an_action_waits_for_its_device_and_the_consumer_sees_it_end(runni
             assert stream.status == 200
             events = Sse(stream)
 
-            conn = running.agent(AGENT)  # the device comes back and gets the queued action
+            conn = await running.device(AGENT)  # the device comes back and gets the queued action
             delivered = await next_request(conn)
             assert (delivered.name, delivered.input) == ("fade", {"level": 80})
             assert delivered.action_id == status["id"] and delivered.sender_id == "otto"
-            answer(running, conn, delivered, status="running")
-            answer(running, conn, delivered, output=80)
-            emit(running, conn, "faded", 80)
+            await answer(running, conn, delivered, status="running")
+            await answer(running, conn, delivered, output=80)
+            await emit(running, conn, "faded", 80)
 
             event = await events.next()
             assert (event["event"], event["data"]) == ("faded", 80)
@@ -569,7 +569,7 @@ async def test_an_action_waits_for_its_device_and_the_consumer_sees_it_end(runni
 
 
 async def test_invalid_input_is_400_with_details(running, operator):
-    register(running)
+    await register(running)
     for body in ({"level": -1}, {"level": "high"}, {}, 5):
         async with operator.post(url(LAMP, "actions", "fade"), json=body) as response:
             problem = await problem_of(response, 400)
@@ -591,7 +591,7 @@ async def test_invalid_input_is_400_with_details(running, operator):
 
 
 async def test_a_viewer_may_not_invoke(running):
-    register(running)
+    await register(running)
     vera = running.add_client("vera", "consumer", "viewer")
     toggle = url(LAMP, "actions", "toggle")
     async with running.session(vera) as viewer, viewer.post(toggle) as response:

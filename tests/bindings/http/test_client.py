@@ -61,16 +61,21 @@ def lamp_td(thing_id=LAMP, title="Lamp"):
 
 
 class Device:
-    """A lamp connected through the router's agent interface."""
+    """A lamp: a real WebSocket agent (``running.device``) that registered its TD."""
 
-    def __init__(self, running, client_id="lamp-agent", thing_id=LAMP):
-        self.running = running
+    def __init__(self, connection, thing_id=LAMP):
+        self.connection = connection
+        self.running = connection.running
         self.thing_id = thing_id
-        self.connection = running.agent(client_id)
-        answer = self.send("request", "updatething", input=lamp_td(thing_id))
-        assert answer.error is None, answer.error
 
-    def send(self, message_type, operation, name=None, **fields):
+    @classmethod
+    async def connect(cls, running, client_id="lamp-agent", thing_id=LAMP):
+        device = cls(await running.device(client_id), thing_id)
+        answer = await device.send("request", "updatething", input=lamp_td(thing_id))
+        assert answer.error is None, answer.error
+        return device
+
+    async def send(self, message_type, operation, name=None, **fields):
         raw = {"messageType": message_type, "operation": operation, **fields}
         if operation != "updatething":
             raw["thingID"] = self.thing_id
@@ -78,28 +83,30 @@ class Device:
             raw["name"] = name
         if message_type == "request":
             raw.setdefault("correlationID", f"dev-{next(_ids)}")
-        return self.running.send(self.connection, raw)
+        return await self.connection.send(raw)
 
-    def report(self, name, value):
-        self.send("notification", "observeproperty", name, value=value)
+    async def report(self, name, value):
+        refused = await self.send("notification", "observeproperty", name, value=value)
+        assert refused is None, refused.error
 
-    def emit(self, name, value):
-        self.send("notification", "subscribeevent", name, value=value)
+    async def emit(self, name, value):
+        refused = await self.send("notification", "subscribeevent", name, value=value)
+        assert refused is None, refused.error
 
     async def next_request(self, timeout=5.0):
-        _, message = await asyncio.wait_for(self.connection.next(), timeout)
-        return message
+        return await self.connection.next_request(timeout)
 
-    def answer(self, request, output=None, status=None):
+    async def answer(self, request, output=None, status=None):
         fields = {"correlationID": request.correlation_id, "actionID": request.action_id}
         if output is not None:
             fields["output"] = output
         if status is not None:
             fields["status"] = status
-        self.send("response", request.operation, request.name, **fields)
+        refused = await self.send("response", request.operation, request.name, **fields)
+        assert refused is None, refused.error
 
-    def disconnect(self):
-        self.running.hub.router.disconnect(self.connection)
+    async def disconnect(self):
+        await self.connection.close()
 
 
 def add_client(running, client_id, role):
@@ -129,8 +136,8 @@ async def manager(running):
 
 
 @pytest.fixture
-def device(running):
-    return Device(running)
+async def device(running):
+    return await Device.connect(running)
 
 
 async def next_event(stream, timeout=5.0) -> SseEvent:
@@ -280,8 +287,8 @@ async def test_bad_requests_are_hub_errors_with_the_problem(admin):
 
 
 async def test_read_properties(manager, device):
-    device.report("brightness", 40)
-    device.report("on", True)
+    await device.report("brightness", 40)
+    await device.report("on", True)
     assert await manager.read_property(LAMP, "brightness") == 40
     assert await manager.read_all_properties(LAMP) == {"brightness": 40, "on": True}
     with pytest.raises(HubError) as unknown:
@@ -293,13 +300,13 @@ async def test_write_property_taken_or_queued(manager, device):
     async def device_takes_it():
         request = await device.next_request()
         assert (request.operation, request.name, request.input) == ("writeproperty", "on", True)
-        device.answer(request)
+        await device.answer(request)
 
     answering = asyncio.create_task(device_takes_it())
     assert await manager.write_property(LAMP, "on", True, wait=5) is None
     await answering
 
-    device.disconnect()  # offline: the write waits in the queue
+    await device.disconnect()  # offline: the write waits in the queue
     status = await manager.write_property(LAMP, "brightness", 70)
     assert isinstance(status, ActionStatus)
     assert status.status == "pending" and status.href and not status.done
@@ -310,7 +317,7 @@ async def test_invoke_with_output_without_output_and_async(manager, device):
     async def device_answers(count):
         for _ in range(count):
             request = await device.next_request()
-            device.answer(request, output=request.input["level"] if request.input else None)
+            await device.answer(request, output=request.input["level"] if request.input else None)
 
     answering = asyncio.create_task(device_answers(2))
     assert await manager.invoke(LAMP, "fade", {"level": 30}, wait=5) == 30
@@ -321,9 +328,9 @@ async def test_invoke_with_output_without_output_and_async(manager, device):
     assert isinstance(status, ActionStatus) and status.href
     assert status["name"] == "fade" and status.status == "pending"
     request = await device.next_request()
-    device.answer(request, status="running")
+    await device.answer(request, status="running")
     assert (await manager.query_action(status.href)).status == "running"
-    device.answer(request, output=7)
+    await device.answer(request, output=7)
     final = await manager.query_action(status.href)
     assert final.status == "completed" and final.output == 7 and final.done
 
@@ -334,7 +341,7 @@ async def test_invoke_with_output_without_output_and_async(manager, device):
 
 
 async def test_cancel_a_queued_action(manager, device):
-    device.disconnect()
+    await device.disconnect()
     status = await manager.invoke(LAMP, "toggle")
     assert isinstance(status, ActionStatus) and status.status == "pending"
     await manager.cancel_action(status.href)
@@ -390,9 +397,9 @@ async def test_observe_property_and_all_and_events(manager, device):
         manager.subscribe_event(LAMP, "overheated") as event,
         manager.subscribe_all_events(LAMP) as events,
     ):
-        device.report("brightness", 10)
-        device.report("on", False)
-        device.emit("overheated", 81.5)
+        await device.report("brightness", 10)
+        await device.report("on", False)
+        await device.emit("overheated", 81.5)
         got = await next_event(one)
         assert (got.event, got.data) == ("brightness", 10) and got.id
         assert [(e.event, e.data) for e in [await next_event(every), await next_event(every)]] == [
@@ -407,7 +414,7 @@ async def test_observe_property_and_all_and_events(manager, device):
 async def test_a_dropped_stream_resumes_without_losing_a_notification(manager, device):
     stream = manager.observe_property(LAMP, "brightness")
     async with stream:
-        device.report("brightness", 1)
+        await device.report("brightness", 1)
         assert (await next_event(stream)).data == 1
         before = stream.last_event_id
 
@@ -415,13 +422,13 @@ async def test_a_dropped_stream_resumes_without_losing_a_notification(manager, d
         assert stream in manager_streams
         device.running.hub.http.context.close_streams()  # the hub ends every stream
         await asyncio.sleep(0.05)
-        device.report("brightness", 2)  # while the consumer is away
-        device.report("brightness", 3)
+        await device.report("brightness", 2)  # while the consumer is away
+        await device.report("brightness", 3)
 
         assert [(await next_event(stream)).data for _ in range(2)] == [2, 3]
         assert stream.reconnects == 1 and stream.last_event_id != before
 
-        device.report("brightness", 4)  # and the new connection carries on
+        await device.report("brightness", 4)  # and the new connection carries on
         assert (await next_event(stream)).data == 4
 
 
@@ -430,7 +437,7 @@ async def test_a_stream_opened_lazily_by_iterating(manager, device):
     reading = asyncio.create_task(next_event(stream))
     while stream not in manager._streams:
         await asyncio.sleep(0.01)
-    device.report("brightness", 55)
+    await device.report("brightness", 55)
     assert (await reading).data == 55
     await stream.aclose()
     with pytest.raises(StopAsyncIteration):
@@ -452,7 +459,7 @@ async def test_a_stream_ends_when_the_client_closes(running, device):
 
 async def test_breaking_out_of_a_stream_closes_it(manager, device):
     async with manager.observe_property(LAMP, "brightness") as stream:
-        device.report("brightness", 5)
+        await device.report("brightness", 5)
         async for _, value, _ in stream:
             assert value == 5
             break
@@ -469,13 +476,13 @@ async def test_streams_renew_an_expired_token_when_reconnecting(running, device)
     async with consumer(running) as client:
         await client.login("vera", PASSWORD)
         async with client.observe_property(LAMP, "brightness") as stream:
-            device.report("brightness", 8)
+            await device.report("brightness", 8)
             assert (await next_event(stream)).data == 8
             first = client.token
             running.hub.auth.sessions.revoke_all("vera")
             running.hub.http.context.close_streams()
             await asyncio.sleep(0.05)
-            device.report("brightness", 9)
+            await device.report("brightness", 9)
             assert (await next_event(stream)).data == 9
             assert client.token != first
 
@@ -511,7 +518,7 @@ async def test_a_read_that_times_out_keeps_the_stream(manager, device):
     async with manager.observe_property(LAMP, "brightness") as stream:
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(anext(stream), 0.2)
-        device.report("brightness", 12)
+        await device.report("brightness", 12)
         assert (await next_event(stream)).data == 12
         assert stream.reconnects == 0
 

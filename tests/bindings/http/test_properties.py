@@ -1,6 +1,6 @@
 """Properties over the WoT HTTP Basic profile: reads from the twin, writes queued for the
 device (204 when it answers in time, 202 + Location otherwise), and the forms of the twin
-TD. Real aiohttp clients over HTTPS; the device is a router connection (``running.agent``)."""
+TD. Real aiohttp clients over HTTPS; the device is a WebSocket agent (``running.device``)."""
 
 import asyncio
 import time
@@ -78,21 +78,21 @@ def norm(href):
     return str(URL(href))
 
 
-def register(running, agent_id=AGENT, td=None):
+async def register(running, agent_id=AGENT, td=None):
     """Connect an agent and register its TD; returns its connection."""
-    conn = running.agent(agent_id)
+    conn = await running.device(agent_id)
     wire = {
         "messageType": "request",
         "operation": "updatething",
         "correlationID": new_id(),
         "input": td or lamp_td(),
     }
-    response = running.send(conn, wire)
+    response = await conn.send(wire)
     assert response.error is None, response.error
     return conn
 
 
-def report(running, conn, name, value, thing=LAMP):
+async def report(running, conn, name, value, thing=LAMP):
     wire = {
         "messageType": "notification",
         "operation": "observeproperty",
@@ -100,16 +100,16 @@ def report(running, conn, name, value, thing=LAMP):
         "name": name,
         "value": value,
     }
-    assert running.send(conn, wire) is None
+    assert await conn.send(wire) is None
 
 
 async def next_request(conn, timeout=5.0):
     async with asyncio.timeout(timeout):
-        _, message = await conn.next()
+        message = await conn.next_request()
     return message
 
 
-def answer(running, conn, delivered, **fields):
+async def answer(running, conn, delivered, **fields):
     wire = {
         "messageType": "response",
         "operation": delivered.operation,
@@ -119,7 +119,7 @@ def answer(running, conn, delivered, **fields):
         "actionID": delivered.action_id,
         **fields,
     }
-    result = running.send(conn, wire)
+    result = await conn.send(wire)
     assert result is None, result.error
 
 
@@ -130,8 +130,8 @@ async def answer_writes(running, conn, count=1, *, report_value=True):
         delivered = await next_request(conn)
         assert delivered.operation == "writeproperty"
         if report_value:
-            report(running, conn, delivered.name, delivered.input, delivered.thing_id)
-        answer(running, conn, delivered, status="completed")
+            await report(running, conn, delivered.name, delivered.input, delivered.thing_id)
+        await answer(running, conn, delivered, status="completed")
         got.append(delivered)
     return got
 
@@ -153,8 +153,8 @@ def manager(running):
 
 
 async def test_read_a_reported_value(running, admin):
-    conn = register(running)
-    report(running, conn, "brightness", 40)
+    conn = await register(running)
+    await report(running, conn, "brightness", 40)
     async with admin.get(url(LAMP, "properties", "brightness")) as response:
         assert response.status == 200
         assert response.content_type == JSON
@@ -167,24 +167,24 @@ async def test_read_a_reported_value(running, admin):
 
 
 async def test_a_value_never_reported_is_503(running, admin):
-    conn = register(running)
-    report(running, conn, "on", True)  # another property was
+    conn = await register(running)
+    await report(running, conn, "on", True)  # another property was
     async with admin.get(url(LAMP, "properties", "brightness")) as response:
         problem = await problem_of(response, 503)
     assert "brightness" in problem["detail"]
 
 
 async def test_readallproperties_has_the_reported_values_only(running, admin):
-    conn = register(running)
-    report(running, conn, "on", True)
-    report(running, conn, "brightness", 40)
+    conn = await register(running)
+    await report(running, conn, "on", True)
+    await report(running, conn, "brightness", 40)
     async with admin.get(url(LAMP, "properties")) as response:
         assert response.status == 200 and response.content_type == JSON
         assert await response.json() == {"on": True, "brightness": 40}
 
 
 async def test_an_unknown_property_is_404(running, admin, manager):
-    register(running)
+    await register(running)
     async with admin.get(url(LAMP, "properties", "colour")) as response:
         await problem_of(response, 404)
     colour = url(LAMP, "properties", "colour")
@@ -198,8 +198,8 @@ async def test_an_unknown_property_is_404(running, admin, manager):
 
 
 async def test_write_to_an_online_device_that_answers_is_204(running, manager):
-    conn = register(running)
-    report(running, conn, "brightness", 10)
+    conn = await register(running)
+    await report(running, conn, "brightness", 10)
     device = asyncio.create_task(answer_writes(running, conn))
     async with running.session(manager) as session:
         async with session.put(url(LAMP, "properties", "brightness"), json=70) as response:
@@ -213,9 +213,9 @@ async def test_write_to_an_online_device_that_answers_is_204(running, manager):
 
 
 async def test_write_to_an_offline_device_is_202_then_completes_when_it_connects(running, manager):
-    conn = register(running)
-    report(running, conn, "brightness", 10)
-    running.hub.router.disconnect(conn)
+    conn = await register(running)
+    await report(running, conn, "brightness", 10)
+    await conn.close()
     async with running.session(manager) as session:
         started = time.monotonic()
         async with session.put(url(LAMP, "properties", "brightness"), json=90) as response:
@@ -239,7 +239,7 @@ async def test_write_to_an_offline_device_is_202_then_completes_when_it_connects
             assert await response.json() == 10  # reported, not desired
 
         # The device comes back: the queued write is delivered at once.
-        conn = running.agent(AGENT)
+        conn = await running.device(AGENT)
         delivered = (await answer_writes(running, conn))[0]
         assert delivered.action_id == status["id"] and delivered.input == 90
 
@@ -256,8 +256,8 @@ async def test_write_to_an_offline_device_is_202_then_completes_when_it_connects
 
 
 async def test_a_things_writes_are_listed_as_its_actions_are(running, manager):
-    conn = register(running)
-    running.hub.router.disconnect(conn)
+    conn = await register(running)
+    await conn.close()
     async with running.session(manager) as session:
         for value in (20, 30):
             async with session.put(url(LAMP, "properties", "brightness"), json=value) as r:
@@ -282,7 +282,7 @@ async def test_a_things_writes_are_listed_as_its_actions_are(running, manager):
         async with session.get(url(LAMP, "actions")) as response:
             assert await response.json() == {}  # writes are not actions
 
-        await answer_writes(running, running.agent(AGENT), 3)
+        await answer_writes(running, await running.device(AGENT), 3)
         async with session.get(url(LAMP, "writes")) as response:
             writes = await response.json()
         assert {s["state"] for s in (*writes["brightness"], *writes["on"])} == {"completed"}
@@ -299,7 +299,7 @@ async def test_a_things_writes_are_listed_as_its_actions_are(running, manager):
 
 
 async def test_write_to_a_device_that_does_not_answer_in_time_is_202(running, manager):
-    conn = register(running)
+    conn = await register(running)
     async with running.session(manager) as session:
         started = time.monotonic()
         async with session.put(url(LAMP, "properties", "on"), json=True) as response:
@@ -309,13 +309,13 @@ async def test_write_to_a_device_that_does_not_answer_in_time_is_202(running, ma
         assert time.monotonic() - started >= running.hub.config.sync_wait * 0.9
         assert status["state"] == "delivered" and status["status"] == "pending"
         delivered = await next_request(conn)
-        answer(running, conn, delivered, status="running")
+        await answer(running, conn, delivered, status="running")
         async with session.get(location) as response:
             assert (await response.json())["status"] == "running"
 
 
 async def test_writemultipleproperties(running, manager):
-    conn = register(running)
+    conn = await register(running)
     device = asyncio.create_task(answer_writes(running, conn, 2))
     async with running.session(manager) as session:
         values = {"on": True, "brightness": 5}
@@ -326,7 +326,7 @@ async def test_writemultipleproperties(running, manager):
             assert await response.json() == values
 
         # With the device away, each write is queued and has its own status.
-        running.hub.router.disconnect(conn)
+        await conn.close()
         async with session.put(url(LAMP, "properties"), json={"on": False, "brightness": 6}) as r:
             assert r.status == 202, await r.text()
             statuses = await r.json()
@@ -340,7 +340,7 @@ async def test_writemultipleproperties(running, manager):
 
 
 async def test_writemultipleproperties_202_statuses_are_profile_action_statuses(running, manager):
-    register(running)  # online, but the device does not answer within the wait
+    await register(running)  # online, but the device does not answer within the wait
     async with running.session(manager) as session:
         async with session.put(url(LAMP, "properties"), json={"on": True, "brightness": 6}) as r:
             assert r.status == 202, await r.text()
@@ -353,8 +353,8 @@ async def test_writemultipleproperties_202_statuses_are_profile_action_statuses(
 
 
 async def test_writemultipleproperties_with_one_bad_value_writes_nothing(running, manager):
-    conn = register(running)
-    running.hub.router.disconnect(conn)
+    conn = await register(running)
+    await conn.close()
     async with running.session(manager) as session:
         values = {"on": True, "brightness": 500}
         async with session.put(url(LAMP, "properties"), json=values) as response:
@@ -365,7 +365,7 @@ async def test_writemultipleproperties_with_one_bad_value_writes_nothing(running
 
 
 async def test_writemultipleproperties_refuses_what_is_not_an_object(running, manager):
-    register(running)
+    await register(running)
     async with running.session(manager) as session:
         for body in ([1, 2], {}, "on"):
             async with session.put(url(LAMP, "properties"), json=body) as response:
@@ -373,7 +373,7 @@ async def test_writemultipleproperties_refuses_what_is_not_an_object(running, ma
 
 
 async def test_write_to_a_read_only_property_is_400(running, manager):
-    register(running)
+    await register(running)
     model = url(LAMP, "properties", "model")
     async with running.session(manager) as session, session.put(model, json="X1") as response:
         problem = await problem_of(response, 400)
@@ -392,8 +392,8 @@ def with_a_secret(td):
 
 
 async def test_a_write_only_property_is_written_never_read(running, admin, manager):
-    conn = register(running, td=with_a_secret(lamp_td()))
-    report(running, conn, "on", True)
+    conn = await register(running, td=with_a_secret(lamp_td()))
+    await report(running, conn, "on", True)
     pin = url(LAMP, "properties", "pin")
     async with running.session(manager) as session:
         writing = asyncio.create_task(answer_writes(running, conn, report_value=False))
@@ -420,7 +420,7 @@ async def test_a_write_only_property_is_written_never_read(running, admin, manag
 
 
 async def test_a_device_may_not_report_a_write_only_value(running):
-    conn = register(running, td=with_a_secret(lamp_td()))
+    conn = await register(running, td=with_a_secret(lamp_td()))
     wire = {
         "messageType": "notification",
         "operation": "observeproperty",
@@ -428,12 +428,12 @@ async def test_a_device_may_not_report_a_write_only_value(running):
         "name": "pin",
         "value": "1234",
     }
-    refused = running.send(conn, wire)
+    refused = await conn.send(wire)
     assert refused is not None and refused.error["status"] == 400
 
 
 async def test_a_value_its_schema_refuses_is_400_with_details(running, manager):
-    register(running)
+    await register(running)
     async with running.session(manager) as session:
         for body in (b'"loud"', b"101", b"-1", b"1.5", b"null", b"true"):
             async with session.put(
@@ -461,8 +461,8 @@ async def test_a_value_its_schema_refuses_is_400_with_details(running, manager):
 
 
 async def test_the_twin_td_forms_carry_the_hrefs_used_here(running, admin):
-    conn = register(running)
-    report(running, conn, "brightness", 33)
+    conn = await register(running)
+    await report(running, conn, "brightness", 33)
     async with admin.get(url(LAMP)) as response:
         assert response.status == 200
         td = await response.json(content_type=None)

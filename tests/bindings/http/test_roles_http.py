@@ -75,9 +75,8 @@ def url(*parts):
 async def prepare(running):
     """The lamp (its agent away, "on" reported) and an action another operator invoked;
     returns that action's status URL."""
-    conn = running.agent(OWNER)
-    registered = running.send(
-        conn,
+    conn = await running.device(OWNER)
+    registered = await conn.send(
         {
             "messageType": "request",
             "operation": "updatething",
@@ -93,8 +92,8 @@ async def prepare(running):
         "name": "on",
         "value": True,
     }
-    assert running.send(conn, reported) is None
-    running.hub.router.disconnect(conn)
+    assert await conn.send(reported) is None
+    await conn.close()
     otto = running.add_client("otto", "consumer", "operator")
     toggle = url("actions", "toggle")
     async with running.session(otto) as session, session.post(toggle, headers=ASYNC) as r:

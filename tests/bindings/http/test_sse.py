@@ -1,11 +1,10 @@
 """Notifications over the WoT HTTP SSE profile: observeproperty, observeallproperties,
 subscribeevent, subscribeallevents; resuming with Last-Event-ID; refusals before the
 stream starts; HEAD; streams end when the hub stops. Real aiohttp clients over HTTPS;
-the device is a router connection (``running.agent``)."""
+the device is a WebSocket agent (``running.device``)."""
 
 import asyncio
 import contextlib
-import ssl
 import time
 from urllib.parse import quote
 
@@ -16,7 +15,7 @@ from bucketstore import open_store
 from digitwin.envelope import new_id
 from hub.runtime import Hub
 
-from ..conftest import hub_config
+from ..conftest import RunningHub, hub_config
 from ..sse_reader import SseReader
 
 pytestmark = pytest.mark.timeout(60)
@@ -56,20 +55,20 @@ def url(thing=LAMP, *parts):
     return "/".join(["/things", *(quote(p, safe="") for p in (thing, *parts))])
 
 
-def register(running, agent_id=AGENT, td=None):
-    conn = running.agent(agent_id)
+async def register(running, agent_id=AGENT, td=None):
+    conn = await running.device(agent_id)
     wire = {
         "messageType": "request",
         "operation": "updatething",
         "correlationID": new_id(),
         "input": td or lamp_td(),
     }
-    response = running.send(conn, wire)
+    response = await conn.send(wire)
     assert response.error is None, response.error
     return conn
 
 
-def report(running, conn, name, value, thing=LAMP):
+async def report(running, conn, name, value, thing=LAMP):
     wire = {
         "messageType": "notification",
         "operation": "observeproperty",
@@ -77,15 +76,15 @@ def report(running, conn, name, value, thing=LAMP):
         "name": name,
         "value": value,
     }
-    assert running.send(conn, wire) is None
+    assert await conn.send(wire) is None
 
 
-def emit(running, conn, name, value=None, thing=LAMP):
+async def emit(running, conn, name, value=None, thing=LAMP):
     wire = {"messageType": "notification", "operation": "subscribeevent", "thingID": thing}
     wire["name"] = name
     if value is not None:
         wire["value"] = value
-    assert running.send(conn, wire) is None
+    assert await conn.send(wire) is None
 
 
 class Sse(SseReader):
@@ -138,13 +137,13 @@ def seq_of(event_id, epoch):
 
 
 async def test_observeproperty_streams_reported_values(running, viewer):
-    conn = register(running)
+    conn = await register(running)
     epoch = running.hub.router.log.epoch
     async with stream(viewer, url(LAMP, "properties", "brightness")) as events:
         assert events.response.headers["Cache-Control"] == "no-store"
-        report(running, conn, "brightness", 40)
-        report(running, conn, "on", True)  # another property: not on this stream
-        report(running, conn, "brightness", 41)
+        await report(running, conn, "brightness", 40)
+        await report(running, conn, "on", True)  # another property: not on this stream
+        await report(running, conn, "brightness", 41)
         first, second = await events.take(2)
         assert [(e["event"], e["data"]) for e in (first, second)] == [
             ("brightness", 40),
@@ -155,26 +154,26 @@ async def test_observeproperty_streams_reported_values(running, viewer):
 
 
 async def test_observeallproperties_names_each_property(running, viewer):
-    conn = register(running)
-    other = register(running, "fan-agent", lamp_td("urn:dev:ops:fan-1"))
+    conn = await register(running)
+    other = await register(running, "fan-agent", lamp_td("urn:dev:ops:fan-1"))
     async with stream(viewer, url(LAMP, "properties")) as events:
-        report(running, conn, "on", True)
-        report(running, other, "on", False, "urn:dev:ops:fan-1")  # another Thing
-        report(running, conn, "brightness", 7)
+        await report(running, conn, "on", True)
+        await report(running, other, "on", False, "urn:dev:ops:fan-1")  # another Thing
+        await report(running, conn, "brightness", 7)
         got = [(e["event"], e["data"]) for e in await events.take(2)]
         assert got == [("on", True), ("brightness", 7)]
         await events.nothing_more()
 
 
 async def test_subscribeevent_and_subscribeallevents(running, viewer):
-    conn = register(running)
+    conn = await register(running)
     async with (
         stream(viewer, url(LAMP, "events", "overheated")) as one,
         stream(viewer, url(LAMP, "events")) as every,
     ):
-        emit(running, conn, "overheated", 81.5)
-        emit(running, conn, "clicked")  # an event without data
-        report(running, conn, "on", True)  # a property: on neither stream
+        await emit(running, conn, "overheated", 81.5)
+        await emit(running, conn, "clicked")  # an event without data
+        await report(running, conn, "on", True)  # a property: on neither stream
         event = await one.next()
         assert (event["event"], event["data"]) == ("overheated", 81.5)
         assert [(e["event"], e["data"]) for e in await every.take(2)] == [
@@ -189,22 +188,22 @@ async def test_subscribeevent_and_subscribeallevents(running, viewer):
 
 
 async def test_resume_with_last_event_id_loses_and_repeats_nothing(running, viewer):
-    conn = register(running)
+    conn = await register(running)
     path = url(LAMP, "properties", "brightness")
     async with stream(viewer, path) as events:
         for level in (1, 2, 3):
-            report(running, conn, "brightness", level)
+            await report(running, conn, "brightness", level)
         seen = await events.take(3)
     assert [e["data"] for e in seen] == [1, 2, 3]
     await asyncio.sleep(0.1)  # the hub notices the stream is gone
 
     for level in (4, 5, 6, 7, 8):  # while disconnected
-        report(running, conn, "brightness", level)
-        report(running, conn, "on", level % 2 == 0)  # not on this stream
+        await report(running, conn, "brightness", level)
+        await report(running, conn, "on", level % 2 == 0)  # not on this stream
 
     async with stream(viewer, path, last_event_id=seen[-1]["id"]) as events:
         missed = await events.take(5)
-        report(running, conn, "brightness", 9)
+        await report(running, conn, "brightness", 9)
         live = await events.next()
         await events.nothing_more()
     assert [e["data"] for e in missed] == [4, 5, 6, 7, 8]
@@ -218,14 +217,14 @@ async def test_resume_with_last_event_id_loses_and_repeats_nothing(running, view
 async def test_a_stream_opens_with_a_comment_and_every_event_has_data(running, viewer):
     # The reader is strict: an id-only or data-less block fails it, as it fails the
     # SSE clients that decode each block as JSON.
-    conn = register(running)
+    conn = await register(running)
     path = url(LAMP, "properties", "brightness")
     async with stream(viewer, path) as events:
-        report(running, conn, "brightness", 1)
+        await report(running, conn, "brightness", 1)
         first = await events.next()
         assert events.comments[:1] == ["stream open"]
     assert first["data"] == 1 and first["id"] == events.last_id
-    report(running, conn, "brightness", 2)
+    await report(running, conn, "brightness", 2)
     async with stream(viewer, path, last_event_id=first["id"]) as events:
         resumed = await events.next()
         assert resumed["data"] == 2 and resumed["id"] != first["id"]
@@ -233,33 +232,33 @@ async def test_a_stream_opens_with_a_comment_and_every_event_has_data(running, v
 
 
 async def test_last_event_id_from_another_run_asks_for_a_resync(running, viewer):
-    conn = register(running)
-    report(running, conn, "brightness", 1)
+    conn = await register(running)
+    await report(running, conn, "brightness", 1)
     path = url(LAMP, "properties", "brightness")
     for stale in ("0badbeef-3", "not an id", f"{running.hub.router.log.epoch}-999999"):
         async with stream(viewer, path, last_event_id=stale) as events:
             resync = await events.next()
             assert resync["event"] == "resync", (stale, resync)
             assert resync["id"] is None and resync["data"]["detail"]
-            report(running, conn, "brightness", 2)
+            await report(running, conn, "brightness", 2)
             event = await events.next()
             assert (event["event"], event["data"]) == ("brightness", 2)
 
 
 async def test_last_event_id_older_than_the_log_asks_for_a_resync(tmp_path):
     async with started_hub(tmp_path, notification_log_size=4) as hub:
-        conn = register(hub)
+        conn = await register(hub)
         token = hub.add_client("vera", "consumer", "viewer")
         path = url(LAMP, "properties", "brightness")
         async with hub.session(token) as viewer:
             async with stream(viewer, path) as events:
-                report(hub, conn, "brightness", 1)
+                await report(hub, conn, "brightness", 1)
                 last = await events.next()
             for level in range(2, 12):  # more than the log keeps
-                report(hub, conn, "brightness", level)
+                await report(hub, conn, "brightness", level)
             async with stream(viewer, path, last_event_id=last["id"]) as events:
                 assert (await events.next())["event"] == "resync"
-                report(hub, conn, "brightness", 50)
+                await report(hub, conn, "brightness", 50)
                 assert (await events.next())["data"] == 50
 
 
@@ -267,9 +266,9 @@ async def test_last_event_id_older_than_the_log_asks_for_a_resync(tmp_path):
 
 
 async def test_a_viewer_observes_but_an_agent_may_not_observe_another_agents_thing(running, viewer):
-    conn = register(running)
+    conn = await register(running)
     async with stream(viewer, url(LAMP, "properties", "on")) as events:
-        report(running, conn, "on", True)
+        await report(running, conn, "on", True)
         assert (await events.next())["data"] is True
 
     fan = running.add_client("fan-agent", "agent", "agent")
@@ -294,7 +293,7 @@ async def test_a_viewer_observes_but_an_agent_may_not_observe_another_agents_thi
 
 
 async def test_unknown_affordances_and_things_are_404(running, viewer):
-    register(running)
+    await register(running)
     for path in (
         url(LAMP, "properties", "colour"),
         url(LAMP, "events", "exploded"),
@@ -307,7 +306,7 @@ async def test_unknown_affordances_and_things_are_404(running, viewer):
 
 
 async def test_head_on_a_stream_url_answers_at_once(running, viewer):
-    register(running)
+    await register(running)
     for path in (url(LAMP, "properties", "on"), url(LAMP, "properties"), url(LAMP, "events")):
         async with asyncio.timeout(5), viewer.head(path, headers=STREAM) as response:
             assert response.status == 200
@@ -325,36 +324,8 @@ async def test_head_on_a_stream_url_answers_at_once(running, viewer):
 # -- the hub stops ------------------------------------------------------------------------
 
 
-class StartedHub:
+class StartedHub(RunningHub):
     """What the ``running`` fixture offers, for a hub this test stops itself."""
-
-    def __init__(self, hub):
-        self.hub = hub
-        self.url = hub.http_server.url
-        self.ssl = ssl.create_default_context(cadata=hub.ca.ca_cert_pem.decode())
-
-    def session(self, token):
-        return aiohttp.ClientSession(
-            self.url,
-            headers={"Authorization": f"Bearer {token}"},
-            connector=aiohttp.TCPConnector(ssl=self.ssl),
-        )
-
-    def add_client(self, client_id, kind, role):
-        self.hub.auth.add_client(client_id, kind, role, password="correct horse battery")
-        return self.hub.auth.new_token(client_id)["token"]
-
-    def agent(self, client_id):
-        from auth.identity import Client
-
-        if self.hub.auth.accounts.get(client_id) is None:
-            self.hub.auth.add_client(client_id, "agent", "agent")
-        return self.hub.router.connect(Client(client_id, "agent"), "test")
-
-    def send(self, connection, raw):
-        from digitwin.envelope import parse_message
-
-        return self.hub.router.handle(connection, parse_message(raw, connection.client.id))
 
 
 @contextlib.asynccontextmanager
@@ -370,6 +341,7 @@ async def started_hub(tmp_path, **config):
     try:
         yield started
     finally:
+        await started.close_devices()
         if not state["stopped"]:
             await hub.stop()
         store.close()
@@ -385,14 +357,14 @@ def _stopper(hub, state):
 
 async def test_streams_end_when_the_hub_stops(tmp_path):
     async with started_hub(tmp_path) as hub:
-        conn = register(hub)
+        conn = await register(hub)
         token = hub.add_client("vera", "consumer", "viewer")
         async with (
             hub.session(token) as viewer,
             stream(viewer, url(LAMP, "properties", "on")) as one,
             stream(viewer, url(LAMP, "events")) as other,
         ):
-            report(hub, conn, "on", True)
+            await report(hub, conn, "on", True)
             assert (await one.next())["data"] is True
             started = time.monotonic()
             async with asyncio.timeout(5):

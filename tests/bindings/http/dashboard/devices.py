@@ -1,5 +1,5 @@
-"""A lamp played through the router's agent interface (as a binding would hand its
-messages over), for the dashboard's tests: its TD, its reports and its answers."""
+"""A lamp connected as a real WebSocket agent (``running.device``), for the dashboard's
+tests: its TD, its reports and its answers."""
 
 from __future__ import annotations
 
@@ -58,13 +58,13 @@ def lamp_td(thing_id=LAMP, title="Desk lamp"):
     }
 
 
-def register(running, agent_id=AGENT, td=None):
-    return register_all(running, agent_id, [td or lamp_td()])
+async def register(running, agent_id=AGENT, td=None):
+    return await register_all(running, agent_id, [td or lamp_td()])
 
 
-def register_all(running, agent_id, tds):
+async def register_all(running, agent_id, tds):
     """Connect the agent and register its TDs; returns its connection."""
-    conn = running.agent(agent_id)
+    conn = await running.device(agent_id)
     for td in tds:
         wire = {
             "messageType": "request",
@@ -72,12 +72,12 @@ def register_all(running, agent_id, tds):
             "correlationID": new_id(),
             "input": td,
         }
-        response = running.send(conn, wire)
+        response = await conn.send(wire)
         assert response.error is None, response.error
     return conn
 
 
-def report(running, conn, name, value, thing=LAMP):
+async def report(running, conn, name, value, thing=LAMP):
     wire = {
         "messageType": "notification",
         "operation": "observeproperty",
@@ -85,10 +85,10 @@ def report(running, conn, name, value, thing=LAMP):
         "name": name,
         "value": value,
     }
-    assert running.send(conn, wire) is None
+    assert await conn.send(wire) is None
 
 
-def emit(running, conn, name, value, thing=LAMP):
+async def emit(running, conn, name, value, thing=LAMP):
     wire = {
         "messageType": "notification",
         "operation": "subscribeevent",
@@ -96,16 +96,16 @@ def emit(running, conn, name, value, thing=LAMP):
         "name": name,
         "value": value,
     }
-    assert running.send(conn, wire) is None
+    assert await conn.send(wire) is None
 
 
 async def next_request(conn, timeout=10.0):
     async with asyncio.timeout(timeout):
-        _, message = await conn.next()
+        message = await conn.next_request()
     return message
 
 
-def answer(running, conn, delivered, **fields):
+async def answer(running, conn, delivered, **fields):
     wire = {
         "messageType": "response",
         "operation": delivered.operation,
@@ -115,7 +115,7 @@ def answer(running, conn, delivered, **fields):
         "actionID": delivered.action_id,
         **fields,
     }
-    assert running.send(conn, wire) is None
+    assert await conn.send(wire) is None
 
 
 def thing_hash(thing_id=LAMP):

@@ -44,7 +44,7 @@ async def test_login_and_see_a_thing_appear_and_go_offline(running, open_dashboa
     await ui.page.wait_for_selector('tr[data-id="urn:wothub:authn"]')  # the hub's own
     await ui.shot("empty-directory")
 
-    conn = register(running)  # the Thing appears without a reload
+    conn = await register(running)  # the Thing appears without a reload
     row = ui.page.locator(f'tr[data-id="{LAMP}"]')
     await row.locator("text=Desk lamp").wait_for()
     await row.locator(".presence.online").wait_for()
@@ -52,7 +52,7 @@ async def test_login_and_see_a_thing_appear_and_go_offline(running, open_dashboa
     assert "Light" in await row.inner_text()
     await ui.shot("thing-appeared")
 
-    running.hub.router.disconnect(conn)  # the agent goes away: presence follows
+    await conn.close()  # the agent goes away: presence follows
     await row.locator(".presence.offline:has-text('last seen')").wait_for()
     await ui.shot("thing-offline")
     assert ui.errors == []
@@ -60,9 +60,9 @@ async def test_login_and_see_a_thing_appear_and_go_offline(running, open_dashboa
 
 async def test_property_values_stream_in_with_units_chart_and_desired(running, open_dashboard):
     running.add_client("mona", "consumer", "manager")
-    conn = register(running)
-    report(running, conn, "temperature", 21.5)
-    report(running, conn, "brightness", 40)
+    conn = await register(running)
+    await report(running, conn, "temperature", 21.5)
+    await report(running, conn, "brightness", 40)
     ui = await open_dashboard()
     await ui.login("mona")
     await ui.page.click(f'tr[data-id="{LAMP}"] a.thing-link')
@@ -75,14 +75,14 @@ async def test_property_values_stream_in_with_units_chart_and_desired(running, o
     await ui.page.wait_for_selector("#live-state.on")
 
     for value in (22.0, 23.25, 22.5):  # live, without a reload
-        report(running, conn, "temperature", value)
+        await report(running, conn, "temperature", value)
         await temperature.locator(f".value:text-is('{value:g}')").wait_for()
     await temperature.locator('svg.chart[data-points="4"]').wait_for()
-    emit(running, conn, "overheated", 80.5)
+    await emit(running, conn, "overheated", 80.5)
     await ui.page.locator("#event-log li[data-event='overheated']:has-text('80.5')").wait_for()
 
     # a write checked in the browser first, then queued for the device (offline now)
-    running.hub.router.disconnect(conn)
+    await conn.close()
     brightness = ui.page.locator('[data-property="brightness"]')
     await brightness.locator("input").fill("150")
     await brightness.locator("button[type=submit]").click()
@@ -93,11 +93,11 @@ async def test_property_values_stream_in_with_units_chart_and_desired(running, o
     assert "40" in await brightness.locator(".value").inner_text()
     await ui.shot("write-pending")
 
-    conn = running.agent(AGENT)  # back: the write is delivered, reported, desired cleared
+    conn = await running.device(AGENT)  # back: the write is delivered, reported, desired cleared
     delivered = await next_request(conn)
     assert (delivered.name, delivered.input) == ("brightness", 75)
-    answer(running, conn, delivered, status="completed")
-    report(running, conn, "brightness", 75)
+    await answer(running, conn, delivered, status="completed")
+    await report(running, conn, "brightness", 75)
     await brightness.locator(".value:text-is('75')").wait_for()
     await brightness.locator(".desired").wait_for(state="hidden")
     await ui.shot("values")
@@ -106,8 +106,8 @@ async def test_property_values_stream_in_with_units_chart_and_desired(running, o
 
 async def test_action_for_an_offline_agent_goes_from_pending_to_completed(running, open_dashboard):
     running.add_client("otto", "consumer", "operator")
-    conn = register(running)
-    running.hub.router.disconnect(conn)  # offline: the request waits in the hub
+    conn = await register(running)
+    await conn.close()  # offline: the request waits in the hub
     ui = await open_dashboard()
     await ui.login("otto")
     await ui.page.goto(running.url + thing_hash())
@@ -125,17 +125,17 @@ async def test_action_for_an_offline_agent_goes_from_pending_to_completed(runnin
     await row.locator(".state-pending").wait_for()
     await ui.shot("action-pending")
 
-    conn = running.agent(AGENT)  # the agent connects: the request is delivered
+    conn = await running.device(AGENT)  # the agent connects: the request is delivered
     delivered = await next_request(conn)
     assert (delivered.name, delivered.input) == ("fade", {"to": 30, "seconds": 2})
     await row.locator(".state-delivered").wait_for()
-    answer(running, conn, delivered, status="completed", output={"level": 30})
+    await answer(running, conn, delivered, status="completed", output={"level": 30})
     await row.locator(".state-completed").wait_for()
     assert "level" in await row.inner_text()
     await ui.shot("action-completed")
 
     # a second one, cancelled while it waits
-    running.hub.router.disconnect(conn)
+    await conn.close()
     await fade.locator('[data-field="to"] input').fill("10")
     await fade.locator("button[type=submit]").click()
     pending = ui.page.locator("#requests-body tr[data-state=pending]")
@@ -148,7 +148,7 @@ async def test_action_for_an_offline_agent_goes_from_pending_to_completed(runnin
 
 async def test_a_viewer_gets_no_forms_and_the_hub_refuses_anyway(running, open_dashboard):
     token = running.add_client("vera", "consumer", "viewer")
-    register(running)
+    await register(running)
     ui = await open_dashboard(mobile=True)
     await ui.login("vera")
     await ui.page.goto(running.url + thing_hash())
@@ -244,8 +244,8 @@ async def test_an_admin_issues_generates_and_revokes_certificates(
 async def test_search_by_text_and_jsonpath_and_paging(running, open_dashboard):
     running.add_client("vera", "consumer", "viewer")
     fleet = [lamp_td(f"urn:dev:fleet:{i:03d}", title=f"Street light {i:03d}") for i in range(60)]
-    register_all(running, "fleet", fleet)
-    register(running, td=lamp_td(title="Desk lamp (Office)"))
+    await register_all(running, "fleet", fleet)
+    await register(running, td=lamp_td(title="Desk lamp (Office)"))
     ui = await open_dashboard()
     await ui.login("vera")
     await ui.page.wait_for_selector(f"#page-range:has-text('1{DASH}50 of 61')")

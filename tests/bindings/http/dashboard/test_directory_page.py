@@ -20,9 +20,9 @@ async def test_the_list_shows_types_and_current_values(running, open_dashboard):
     running.add_client("vera", "consumer", "viewer")
     td = lamp_td()
     td["@type"] = ["Light", "saref:LightSwitch"]
-    conn = register(running, td=td)
-    report(running, conn, "temperature", 21.5)
-    report(running, conn, "brightness", 40)
+    conn = await register(running, td=td)
+    await report(running, conn, "temperature", 21.5)
+    await report(running, conn, "brightness", 40)
     ui = await open_dashboard()
     await ui.login("vera")
     row = ui.page.locator(f'#things-body tr[data-id="{LAMP}"]')
@@ -32,7 +32,7 @@ async def test_the_list_shows_types_and_current_values(running, open_dashboard):
     assert await row.locator(".type").inner_text() == "Light, saref:LightSwitch"
     await ui.shot("values")
 
-    report(running, conn, "temperature", 23.25)  # kept current while the list is shown
+    await report(running, conn, "temperature", 23.25)  # kept current while the list is shown
     await values.locator("[data-value=temperature]:has-text('23.25 °C')").wait_for()
     assert ui.errors == []
 
@@ -45,10 +45,10 @@ async def test_the_hubs_own_things_have_their_own_section_after_the_devices(
     # the hub's but which a device's agent owns (as the demo's do)
     before = [lamp_td(f"urn:dev:fleet:{i:03d}", title=f"Street light {i:03d}") for i in range(30)]
     after = [lamp_td(f"urn:x-fleet:{i:03d}", title=f"Park light {i:03d}") for i in range(30)]
-    register_all(running, "fleet", before + after)
-    register(running)
+    await register_all(running, "fleet", before + after)
+    await register(running)
     lookalike = "urn:wothub:demo:door"
-    register(running, "demo-door", lamp_td(lookalike, title="Front door"))
+    await register(running, "demo-door", lamp_td(lookalike, title="Front door"))
     devices = {td["id"] for td in before + after} | {LAMP, lookalike}
 
     ui = await open_dashboard()

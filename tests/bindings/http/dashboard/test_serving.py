@@ -84,8 +84,8 @@ def test_the_dashboard_has_no_inline_script_or_style():
 
 async def test_presence_of_things_and_their_owners(running):
     token = running.add_client("vera", "consumer", "viewer")
-    conn = register(running)
-    other = register(
+    conn = await register(running)
+    other = await register(
         running,
         "other-agent",
         {
@@ -96,7 +96,7 @@ async def test_presence_of_things_and_their_owners(running):
             "security": "nosec_sc",
         },
     )
-    running.hub.router.disconnect(other)
+    await other.close()
     query = "&".join(f"id={quote(i, safe='')}" for i in (LAMP, "urn:dev:other", "urn:nope"))
     async with running.session(token) as http:
         async with http.get(f"/presence?{query}") as response:
@@ -116,7 +116,7 @@ async def test_presence_of_things_and_their_owners(running):
     agent_token = running.hub.auth.new_token(AGENT)["token"]
     async with running.session(agent_token) as http, http.get(f"/presence?{query}") as response:
         assert set(await response.json()) == {LAMP}
-    running.hub.router.disconnect(conn)
+    await conn.close()
 
 
 async def _events(response, count):
@@ -145,9 +145,9 @@ async def test_presence_changes_on_the_directory_stream(running):
             http.get("/events", headers=stream) as plain,
         ):
             await asyncio.sleep(0.2)
-            conn = register(running)  # created, and (already connected) then offline:
-            running.hub.router.disconnect(conn)
-            conn = running.agent(AGENT)
+            conn = await register(running)  # created, and (already connected) then offline:
+            await conn.close()
+            conn = await running.device(AGENT)
             events = await _events(both, 3)
             assert [e for e, _ in events] == ["thing_created", "thing_presence", "thing_presence"]
             assert events[1][1]["id"] == LAMP and events[1][1]["online"] is False

@@ -22,7 +22,7 @@ async def test_tokens_are_refreshed_and_an_ended_session_asks_to_log_in_again(
     running, open_dashboard
 ):
     running.add_client("vera", "consumer", "viewer")
-    conn = register(running)
+    conn = await register(running)
     ui = await open_dashboard()
     refreshes = []
     ui.page.on(
@@ -43,7 +43,7 @@ async def test_tokens_are_refreshed_and_an_ended_session_asks_to_log_in_again(
     await ui.page.wait_for_selector("#login-form")
     await ui.page.wait_for_selector("#notice:has-text('log in again')")
     await ui.shot("session-ended")
-    running.hub.router.disconnect(conn)
+    await conn.close()
     # the token was never written anywhere a script or a URL would keep it
     storage = await ui.page.evaluate("() => [localStorage.length, sessionStorage.length]")
     assert storage == [0, 0]
