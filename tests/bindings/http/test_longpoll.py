@@ -1,7 +1,7 @@
 """Observing and subscribing by long polling (the ``longpoll`` subprotocol forms, what
 node-wot reads): HEAD answers at once, GET is held until the next notification and
 answers its data as JSON; refusals come before the hold; the hub stopping ends a held
-poll with 503. Real aiohttp clients over HTTPS; the device is a router connection."""
+poll with 503. Real aiohttp clients over HTTPS; the device is a real WebSocket agent."""
 
 import asyncio
 
@@ -46,15 +46,15 @@ async def poll(session, path):
 
 
 async def answered(running, session, path, notify):
-    """Holds a poll on ``path``, calls ``notify`` once it is held; the poll's answer."""
+    """Holds a poll on ``path``, awaits ``notify()`` once it is held; the poll's answer."""
     pending = asyncio.create_task(poll(session, path))
     await held(running)
-    notify()
+    await notify()
     return await pending
 
 
 async def test_head_answers_at_once_with_the_json_media_type(running, viewer):
-    register(running)
+    await register(running)
     async with asyncio.timeout(5), viewer.head(url(LAMP, "properties", "on"), params=POLL) as r:
         assert r.status == 200
         assert r.content_type == "application/json"
@@ -63,12 +63,12 @@ async def test_head_answers_at_once_with_the_json_media_type(running, viewer):
 
 
 async def test_a_poll_is_held_until_the_next_value_and_answers_it(running, viewer):
-    conn = register(running)
-    report(running, conn, "brightness", 10)  # before the poll: not its answer
+    conn = await register(running)
+    await report(running, conn, "brightness", 10)  # before the poll: not its answer
 
-    def notify():
-        report(running, conn, "on", True)  # another property: not this poll's
-        report(running, conn, "brightness", 20)
+    async def notify():
+        await report(running, conn, "on", True)  # another property: not this poll's
+        await report(running, conn, "brightness", 20)
 
     status, media, body = await answered(
         running, viewer, url(LAMP, "properties", "brightness"), notify
@@ -78,7 +78,7 @@ async def test_a_poll_is_held_until_the_next_value_and_answers_it(running, viewe
 
 
 async def test_a_thing_wide_poll_names_what_it_answers(running, viewer):
-    conn = register(running)
+    conn = await register(running)
     got = await answered(
         running, viewer, url(LAMP, "properties"), lambda: report(running, conn, "on", False)
     )
@@ -90,11 +90,11 @@ async def test_a_thing_wide_poll_names_what_it_answers(running, viewer):
 
 
 async def test_an_event_poll_answers_the_event_data(running, viewer):
-    conn = register(running)
+    conn = await register(running)
 
-    def notify():
-        emit(running, conn, "clicked")  # another event
-        emit(running, conn, "overheated", 80.0)
+    async def notify():
+        await emit(running, conn, "clicked")  # another event
+        await emit(running, conn, "overheated", 80.0)
 
     got = await answered(running, viewer, url(LAMP, "events", "overheated"), notify)
     assert got == (200, "application/json", 80.0)
@@ -103,7 +103,7 @@ async def test_an_event_poll_answers_the_event_data(running, viewer):
 async def test_polls_are_refused_before_they_are_held(running, viewer):
     td = lamp_td()
     td["properties"]["secret"] = {"type": "string", "writeOnly": True, "forms": [{"href": "x"}]}
-    register(running, td=td)
+    await register(running, td=td)
     async with (
         running.session() as anonymous,
         anonymous.get(url(LAMP, "properties", "on"), params=POLL) as response,
@@ -126,7 +126,7 @@ async def test_polls_are_refused_before_they_are_held(running, viewer):
 
 async def test_a_held_poll_ends_with_503_when_the_hub_stops(tmp_path):
     async with started_hub(tmp_path) as hub:
-        register(hub)
+        await register(hub)
         token = hub.add_client("vera", "consumer", "viewer")
         async with hub.session(token) as viewer:
             pending = asyncio.create_task(poll(viewer, url(LAMP, "properties", "on")))
