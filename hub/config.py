@@ -410,6 +410,7 @@ _SCHEMA: _Schema = {
                 "account_free": _Value(_COUNT_OR_ZERO),
                 "account_base_delay": _Value(_WAIT),
                 "account_max_delay": _Value(_WAIT),
+                "source_concurrent": _Value(_COUNT),
                 "forget_after": _Value(_INTERVAL),
                 "max_tracked": _Value(_COUNT),
             },

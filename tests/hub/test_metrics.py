@@ -20,7 +20,7 @@ async def scrape(hub) -> dict[tuple[str, tuple], float]:
     auth = hub.hub.auth
     if auth.accounts.get("scraper") is None:
         auth.add_client("scraper", "consumer", "admin", password=PASSWORD)
-    token = auth.login("scraper", PASSWORD)["token"]
+    token = auth.new_token("scraper")["token"]
     async with hub.session(token) as scraper, scraper.get("/metrics") as response:
         assert response.status == 200
         assert response.content_type == "text/plain"
