@@ -17,6 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 from bindings.http.tls_server import HttpServer, tls_extension, tls_websocket_protocol
 from bucketstore import open_store
 from certs import CertificateAuthority
+from tests.requirements import require_module
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -196,8 +197,7 @@ WS_IMPLEMENTATIONS = [
 
 @pytest.mark.parametrize(("ws", "library"), WS_IMPLEMENTATIONS)
 async def test_a_websocket_scope_carries_the_client_certificate(ca, client_identity, ws, library):
-    if importlib.util.find_spec(library) is None:
-        pytest.skip(f"{library} is not installed: uvicorn cannot serve WebSockets with {ws}")
+    require_module(library)  # uvicorn serves WebSockets with it
     issued, cert_path, key_path = client_identity
     context = client_context(ca, (cert_path, key_path))
     async with (

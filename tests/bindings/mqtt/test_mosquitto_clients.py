@@ -6,19 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 
 import pytest
 
 from bindings.mqtt import topics
+from tests.requirements import require_command
 
 from ..conftest import PASSWORD
 from .conftest import TD, THING, wait_until
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("mosquitto_pub") is None or shutil.which("mosquitto_sub") is None,
-    reason="the mosquitto clients are not installed (make system-packages installs them)",
-)
+
+@pytest.fixture(autouse=True)
+def _needs_mosquitto_clients():
+    for command in ("mosquitto_pub", "mosquitto_sub"):
+        require_command(command, package="mosquitto-clients")
 
 
 def common(mqtt_hub, ca_file, user: str, password: str = PASSWORD) -> list[str]:

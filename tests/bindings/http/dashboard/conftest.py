@@ -3,17 +3,17 @@ by ``make test``), driven by Playwright's async API (its sync API cannot run ins
 pytest-asyncio loop). Browsers are never downloaded: Playwright is given the system
 binary. Screenshots go to tests/output/screenshots/ (git-ignored) for a person to see.
 
-Without chromium the tests skip, saying why; where CI is set they fail instead, since
-CI installs it."""
+Without chromium or Playwright the tests fail, saying what to install
+(tests/requirements.py; WOTHUB_ALLOW_MISSING=1 skips them instead)."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
+
+from tests.requirements import require_command, require_module
 
 from ...conftest import PASSWORD
 
@@ -29,32 +29,13 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _missing(reason: str):
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI must run the browser tests (make test installs chromium)")
-    pytest.skip(reason)
-
-
-def chromium_path() -> str:
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    _missing(
-        "chromium is not installed (make test installs Debian's chromium package when run "
-        "as root or with sudo)"
-    )
-    raise AssertionError("unreachable")
-
-
 @pytest.fixture
 async def browser():
-    try:
-        from playwright.async_api import async_playwright, expect
-    except ImportError:
-        _missing("playwright is not installed (pip install -e '.[dev]')")
+    require_module("playwright")
+    executable = require_command("chromium", "chromium-browser", package="chromium")
+    from playwright.async_api import async_playwright, expect
+
     expect.set_options(timeout=10_000)  # as the contexts' default timeout below
-    executable = chromium_path()
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
             executable_path=executable, headless=True, args=CHROMIUM_ARGS
