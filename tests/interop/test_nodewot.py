@@ -154,7 +154,7 @@ class Lamp:
 
     async def _tick(self) -> None:
         for _ in range(3000):  # bounded: 5 minutes at most
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # a device reporting every 100 ms
             self.temperature = round(self.temperature + 0.5, 1)
             self.report("temperature", self.temperature)
             self.emit("overheated", self.temperature)
@@ -177,7 +177,7 @@ class Lamp:
 
     async def _calibrate(self, request) -> None:
         self.answer(request, status="running")
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # a calibration that takes a while: running, then done
         passes = (request.input or {}).get("passes", 1)
         self.answer(request, status="completed", output={"passes": passes, "offset": 0.25})
 
