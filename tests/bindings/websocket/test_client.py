@@ -10,6 +10,7 @@ import contextlib
 import pytest
 
 from bindings.websocket.client import ABSENT, WsClient, WsDisconnected, WsError
+from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -37,12 +38,6 @@ TD = {
 
 def ws_url(running) -> str:
     return running.url.replace("https://", "wss://") + "/ws"
-
-
-async def until(condition, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
 
 
 @pytest.fixture
