@@ -4,7 +4,6 @@ event at a time with every wait bounded."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 
 
@@ -52,7 +51,9 @@ class SseReader:
                 elif name in ("event", "id"):
                     fields[name] = value
 
-    async def nothing_within(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            event = await self.next(seconds)
-            raise AssertionError(f"unexpected event {event}")
+    async def next_is(self, data, timeout: float = 5.0) -> dict:
+        """A barrier, to prove nothing else came: the next event carries ``data``, a marker
+        the test caused after whatever must not arrive."""
+        event = await self.next(timeout)
+        assert event["data"] == data, f"{event} arrived before the marker {data!r}"
+        return event

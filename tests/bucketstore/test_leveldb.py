@@ -44,7 +44,7 @@ HOLDER = textwrap.dedent(
     from bucketstore import open_store
     store = open_store(sys.argv[1], "leveldb")
     print("open", flush=True)
-    time.sleep(60)
+    time.sleep(60)  # holds the store until the test kills it
     """
 )
 

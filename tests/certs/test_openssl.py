@@ -1,15 +1,17 @@
 """A CSR made by the openssl command line, as a device owner would make one."""
 
-import shutil
 import subprocess
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("openssl") is None, reason="the openssl command is not on PATH"
-)
+from tests.requirements import require_command
+
+
+@pytest.fixture(autouse=True)
+def _needs_openssl():
+    require_command("openssl", package="openssl")
 
 
 def public_der(key):

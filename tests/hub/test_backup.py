@@ -14,6 +14,7 @@ from hub.backup import RestoreError, restore
 from hub.runtime import Hub
 from tests.bindings.conftest import PASSWORD, hub_config, hub_options, running  # noqa: F401
 from tests.hub.operating import ASYNC, THING, register, sign_td
+from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -63,7 +64,7 @@ async def test_backup_during_writes_restores_to_an_equal_hub(running, tmp_path):
 
     stop = asyncio.Event()
     load = asyncio.create_task(write_load(running, stop))
-    await asyncio.sleep(0.05)
+    await until(lambda: running.hub.twin.thing("urn:dev:ops:load-0") is not None)  # writing
     code = await asyncio.to_thread(
         cli.main,
         ["backup", str(backup), "--url", running.url, "--ca", str(ca), "--token", admin_token],

@@ -1,6 +1,5 @@
 """What survives a restart and a kill -9 (docs/architecture.md, what is kept where)."""
 
-import asyncio
 import json
 import os
 import signal
@@ -10,6 +9,7 @@ import textwrap
 
 from bucketstore import open_store
 from digitwin.core import DigiTwin
+from tests.waiting import until
 
 from .conftest import Hub, drain, notification, request
 
@@ -53,11 +53,7 @@ async def test_values_are_written_behind_on_the_flush_interval(tmp_path):
         hub.register(agent)
         hub.router.handle(agent, notification("observeproperty", LAMP, "brightness", value=12))
         assert hub.twin.stats().dirty == 1
-        for _ in range(100):  # bounded wait for the flush loop
-            if hub.twin.stats().dirty == 0:
-                break
-            await asyncio.sleep(0.01)
-        assert hub.twin.stats().dirty == 0
+        await until(lambda: hub.twin.stats().dirty == 0, 1.0)  # the flush loop wrote it
         assert b'"brightness"' in hub.store.bucket("twins").get(LAMP)
     finally:
         await hub.close()

@@ -11,6 +11,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.bindings.conftest import admin, hub_options, running  # noqa: F401
 from tests.hub.operating import ASYNC, THING, ask, receive, register, send, sign_td, socket
+from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -234,7 +235,7 @@ async def test_connections_per_client_over_websocket_and_sse(running):  # noqa: 
             async with consumer.get(f"/things/{THING}/events/said", headers=headers) as refused:
                 await assert_http_refused(refused, 429, "max_connections_per_client")
     # Closed connections are released.
-    await asyncio.sleep(0.2)
+    await until(lambda: not running.hub.router.open_connections())
     async with socket(running, token) as again:
         answer = await ask(again, operation="readallproperties", thingID=THING, correlationID="x")
         assert answer.get("error") is None

@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from hub.logs import JsonFormatter, current, redact
+from hub.logs import JsonFormatter, TextFormatter, current, redact
 from tests.bindings.conftest import PASSWORD, hub_options, running  # noqa: F401
 from tests.hub.served import serve_env
 
@@ -25,19 +25,39 @@ async def test_no_password_or_token_in_the_logs_at_debug(running, caplog):  # no
     caplog.set_level(logging.DEBUG)
     running.add_client("ada", "consumer", "admin")
     running.add_client("bob", "consumer", "viewer")
+    wrong = "a wrong password that is a secret too"
     async with running.session() as anyone:
-        login = {"clientID": "ada", "password": PASSWORD}
-        async with anyone.post("/authn/login", json=login) as response:
-            token = (await response.json())["token"]
+        for password, status in ((wrong, 401), (PASSWORD, 200)):
+            login = {"clientID": "ada", "password": password}
+            async with anyone.post("/authn/login", json=login) as response:
+                assert response.status == status
+                answer = await response.json(content_type=None)
+        token = answer["token"]
     async with running.session(token) as admin:
         url = "/things/urn:wothub:clients/actions/newToken"
         async with admin.post(url, json={"clientID": "bob"}) as response:
             assert response.status == 200
             issued = (await response.json())["token"]
-    text = caplog.text + "".join(JsonFormatter().format(r) for r in caplog.records)
-    assert caplog.records  # something was logged
-    for secret in (PASSWORD, token, issued):
-        assert secret not in text
+
+    # The exchanges that carried the secrets were logged: the logins (one refused) and
+    # the request that issued a token, each with the client it was about.
+    lines = [record.getMessage() for record in caplog.records]
+    assert sum('"POST /authn/login HTTP/1.1"' in line for line in lines) == 2, lines
+    assert any("refused" in line and "'ada'" in line for line in lines), lines
+    assert "ada used urn:wothub:clients newToken" in lines, lines
+    assert any('"POST /things/urn:wothub:clients/actions/newToken' in line for line in lines)
+    # None carries a secret: not the records as made (before any formatter's masking),
+    # nor as either of the hub's formatters writes them.
+    for record in caplog.records:
+        written = (
+            record.getMessage(),
+            repr(record.args),
+            repr(record.__dict__),
+            TextFormatter().format(record),
+            JsonFormatter().format(record),
+        )
+        for secret in (PASSWORD, wrong, token, issued):
+            assert not any(secret in text for text in written), record.__dict__
 
 
 def test_json_lines_carry_the_message_context():

@@ -3,7 +3,6 @@ the first-run admin password logs in, a registered TD survives a restart, SIGTER
 it cleanly and removes listeners.json."""
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,11 +12,15 @@ from urllib.parse import quote
 import pytest
 
 from tests.hub.served import serve_env
+from tests.requirements import require_command
 
-pytestmark = [
-    pytest.mark.timeout(120),
-    pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl"),
-]
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(autouse=True)
+def _needs_curl():
+    require_command("curl", package="curl")
+
 
 THING = "urn:dev:ops:serve-test/1"
 TD = {

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from tests.hub.test_serve_http import Served
+from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -60,10 +61,8 @@ async def test_sigterm_under_load_loses_no_accepted_action(tmp_path):
             async with client.put(f"/things/{THING}", json=TD) as response:
                 assert response.status == 201, await response.text()
             tasks = [asyncio.create_task(invoke(client, n)) for n in range(ACTIONS)]
-            done = 0
-            while done < ACTIONS // 4:  # SIGTERM arrives while most are still in flight
-                await asyncio.sleep(0.01)
-                done = sum(task.done() for task in tasks)
+            # SIGTERM arrives while most are still in flight
+            await until(lambda: sum(task.done() for task in tasks) >= ACTIONS // 4, 30)
             served.process.send_signal(signal.SIGTERM)
             results = await asyncio.gather(*tasks)
         assert await asyncio.to_thread(served.process.wait, 30) == 0, served.log

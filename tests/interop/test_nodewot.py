@@ -14,9 +14,8 @@ observes and subscribes through the twins' long-poll forms (its SSE client would
 credentials; docs/http.md). Last, node-wot uses every
 affordance of every demo twin, with `wothub serve` and `wothub demo` as subprocesses.
 
-``make test`` installs node-wot first (``npm ci``); run by hand, the tests skip when
-tests/interop/nodewot/node_modules is missing, unless WOTHUB_REQUIRE_NODEWOT
-is set (then they fail)."""
+``make test`` installs node-wot first (``npm ci``); without it (or without node) the
+tests fail saying so (tests/requirements.py; WOTHUB_ALLOW_MISSING=1 skips them)."""
 
 from __future__ import annotations
 
@@ -24,7 +23,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
 from pathlib import Path
 
@@ -39,6 +37,7 @@ from hub.demo import LAMP as LAMP_ID
 from hub.runtime import Hub
 from tests.bindings.conftest import PASSWORD, RunningHub, hub_config
 from tests.hub.served import Process, serve_env, wait_listeners
+from tests.requirements import missing, require_command
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -50,21 +49,11 @@ CONSUMER = "nodewot"
 FORM_OR_SECURITY = ("form", "security", "credential", "scheme")
 
 
-def _node_missing() -> str | None:
-    if shutil.which("node") is None:
-        return "node is not installed (make test installs it)"
-    if not (NODEWOT / "node_modules" / "@node-wot" / "core").is_dir():
-        return f"node-wot is not installed: run `npm ci` in {NODEWOT} (make test does)"
-    return None
-
-
 @pytest.fixture(autouse=True)
-def _needs_node():
-    missing = _node_missing()
-    if missing:
-        if os.environ.get("WOTHUB_REQUIRE_NODEWOT"):
-            pytest.fail(missing)
-        pytest.skip(missing)
+def _needs_nodewot():
+    require_command("node", package="nodejs")
+    if not (NODEWOT / "node_modules" / "@node-wot" / "core").is_dir():
+        missing("node-wot", f"run `npm ci` in {NODEWOT} (`make install` does)")
 
 
 def lamp_td() -> dict:
@@ -164,7 +153,7 @@ class Lamp:
 
     async def _tick(self) -> None:
         for _ in range(3000):  # bounded: 5 minutes at most
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # a device reporting every 100 ms
             self.temperature = round(self.temperature + 0.5, 1)
             await self.report("temperature", self.temperature)
             await self.emit("overheated", self.temperature)
@@ -185,7 +174,7 @@ class Lamp:
 
     async def _calibrate(self, request) -> None:
         await self.answer(request, status="running")
-        await asyncio.sleep(0.3)  # simulates the device calibrating
+        await asyncio.sleep(0.3)  # a calibration that takes a while: running, then done
         passes = (request.input or {}).get("passes", 1)
         await self.answer(request, status="completed", output={"passes": passes, "offset": 0.25})
 

@@ -10,6 +10,7 @@ from urllib.parse import quote
 import pytest
 from yarl import URL
 
+from digitwin import clock
 from digitwin.envelope import new_id
 from tests.waiting import until
 
@@ -113,7 +114,7 @@ async def device(running, conn, *, delay=0.0, **fields):
     """Take the next request, wait ``delay``, answer it with ``fields``."""
     delivered = await next_request(conn)
     if delay:
-        await asyncio.sleep(delay)
+        await asyncio.sleep(delay)  # a device that takes its time
     await answer(running, conn, delivered, **fields)
     return delivered
 
@@ -491,8 +492,11 @@ async def invoke_four(running, operator):
         async with operator.post(
             url(LAMP, "actions", "fade"), json={"level": level}, headers=STATUS_WANTED
         ) as response:
-            fades.append((await accepted(response))["id"])
-        await asyncio.sleep(0.005)  # distinct timeRequested
+            status = await accepted(response)
+            fades.append(status["id"])
+        # distinct timeRequested: the hub's clock (milliseconds) has moved past this one
+        requested = status["timeRequested"]
+        await until(lambda: clock.rfc3339_now() > requested, 1)  # noqa: B023 (awaited here)
     async with operator.post(url(LAMP, "actions", "toggle"), headers=STATUS_WANTED) as response:
         toggle = (await accepted(response))["id"]
     return fades, toggle

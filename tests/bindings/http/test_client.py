@@ -5,7 +5,6 @@ that resume after the hub drops them."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 
 import pytest
@@ -18,6 +17,7 @@ from bindings.http.client import (
     HubUnreachable,
     SseEvent,
 )
+from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -183,16 +183,17 @@ async def test_a_given_token_is_used_as_is(running, device):
 
 async def test_an_expired_token_is_refreshed_and_the_request_sent_again(running, device):
     auth = running.hub.auth
-    auth.config = dataclasses.replace(
-        auth.config, token_lifetime={**auth.config.token_lifetime, "consumer": 1.0}
-    )
     add_client(running, "vera", "viewer")
     async with consumer(running) as client:
         await client.login("vera", PASSWORD)
-        first = client.token
-        await asyncio.sleep(2.1)  # the token (1 s, whole seconds) has expired
+        session_id = auth.authenticate_token(client.token).session_id
+        # the login's token as it is once its lifetime has passed (no waiting for it)
+        expired = auth.signer.issue("vera", "viewer", session_id, lifetime=-10)
+        client.token = expired
         assert (await client.thing(LAMP))["id"] == LAMP
-        assert client.token != first
+        assert client.token != expired
+        # refreshed in the same session, not a new login
+        assert auth.authenticate_token(client.token).session_id == session_id
 
 
 async def test_a_revoked_session_is_replaced_by_a_new_login(running, device):
@@ -421,8 +422,7 @@ async def test_a_dropped_stream_resumes_without_losing_a_notification(manager, d
         manager_streams = manager._streams
         assert stream in manager_streams
         device.running.hub.http.context.close_streams()  # the hub ends every stream
-        await asyncio.sleep(0.05)
-        await device.report("brightness", 2)  # while the consumer is away
+        await device.report("brightness", 2)  # while the consumer is away, or just back
         await device.report("brightness", 3)
 
         assert [(await next_event(stream)).data for _ in range(2)] == [2, 3]
@@ -435,8 +435,7 @@ async def test_a_dropped_stream_resumes_without_losing_a_notification(manager, d
 async def test_a_stream_opened_lazily_by_iterating(manager, device):
     stream = manager.observe_property(LAMP, "brightness")
     reading = asyncio.create_task(next_event(stream))
-    while stream not in manager._streams:
-        await asyncio.sleep(0.01)
+    await until(lambda: stream in manager._streams)
     await device.report("brightness", 55)
     assert (await reading).data == 55
     await stream.aclose()
@@ -451,7 +450,7 @@ async def test_a_stream_ends_when_the_client_closes(running, device):
     stream = client.observe_property(LAMP, "brightness")
     await stream.open()
     waiting = asyncio.create_task(anext(stream))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0)  # one turn of the loop: the reader is waiting on the open stream
     await client.close()
     with pytest.raises(StopAsyncIteration):
         await asyncio.wait_for(waiting, 5)
@@ -464,11 +463,7 @@ async def test_breaking_out_of_a_stream_closes_it(manager, device):
             assert value == 5
             break
     assert stream not in manager._streams
-    for _ in range(100):  # the hub sees the stream go
-        if not device.running.hub.http.context.streams:
-            break
-        await asyncio.sleep(0.02)
-    assert not device.running.hub.http.context.streams
+    await until(lambda: not device.running.hub.http.context.streams)  # the hub sees it go
 
 
 async def test_streams_renew_an_expired_token_when_reconnecting(running, device):
@@ -481,8 +476,7 @@ async def test_streams_renew_an_expired_token_when_reconnecting(running, device)
             first = client.token
             running.hub.auth.sessions.revoke_all("vera")
             running.hub.http.context.close_streams()
-            await asyncio.sleep(0.05)
-            await device.report("brightness", 9)
+            await device.report("brightness", 9)  # while the stream is away, or just back
             assert (await next_event(stream)).data == 9
             assert client.token != first
 

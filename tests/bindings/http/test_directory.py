@@ -661,11 +661,16 @@ async def test_events_filtered_by_type(admin):
             only = await updates.next()
             assert only["event"] == "thing_updated"
             assert only["data"] == {"id": td["id"], "title": "Renamed"}
-            await updates.nothing_within(0.5)
+            # the marker, a second lamp updated and deleted: the next event on each stream
+            marker = lamp_td("urn:dev:ops:marker-1")
+            await put_td(admin, marker, 201)
+            await patch_title(admin, marker["id"], "Marker")
+            await updates.next_is({"id": marker["id"], "title": "Marker"})
+            await delete(admin, marker["id"])
         first = await deletions.next()
         assert first["event"] == "thing_deleted"
         assert first["data"] == {"id": td["id"]}
-        await deletions.nothing_within(0.3)
+        await deletions.next_is({"id": marker["id"]})
 
 
 async def test_unknown_event_type_is_404(admin):
@@ -866,7 +871,8 @@ async def test_an_agent_hears_about_its_own_things_but_not_others(running, admin
             "thing_updated",
             {"id": mine["id"], "title": "A's"},
         )
-        await events.nothing_within(0.3)
+        await patch_title(a, mine["id"], "A's again")  # the marker: next, nothing before it
+        await events.next_is({"id": mine["id"], "title": "A's again"})
 
 
 async def test_an_agent_hears_about_its_own_things_only(running, admin):

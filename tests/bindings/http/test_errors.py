@@ -343,7 +343,7 @@ async def test_a_chunked_body_over_the_limit_is_413(admin):
         while sent <= LIMIT + len(chunk):
             sent += len(chunk)
             yield chunk
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # a streamed body: let the hub read between chunks
         yield b'"}'
 
     answer = await send_oversized(

@@ -14,6 +14,7 @@ import pytest
 from bucketstore import open_store
 from digitwin.envelope import new_id
 from hub.runtime import Hub
+from tests.waiting import until
 
 from ..conftest import RunningHub, hub_config
 from ..sse_reader import SseReader
@@ -91,9 +92,10 @@ class Sse(SseReader):
     async def take(self, count, timeout=5.0):
         return [await self.next(timeout) for _ in range(count)]
 
-    async def nothing_more(self, within=0.3):
-        """No event arrives for ``within`` seconds."""
-        await self.nothing_within(within)
+    async def nothing_more(self, running, conn, name="brightness", marker=99):
+        """Nothing more came: the lamp reports ``marker`` and it is the next event."""
+        report(running, conn, name, marker)
+        await self.next_is(marker)
 
 
 @contextlib.asynccontextmanager
@@ -150,7 +152,7 @@ async def test_observeproperty_streams_reported_values(running, viewer):
             ("brightness", 41),
         ]
         assert seq_of(first["id"], epoch) < seq_of(second["id"], epoch)
-        await events.nothing_more()
+        await events.nothing_more(running, conn)
 
 
 async def test_observeallproperties_names_each_property(running, viewer):
@@ -162,7 +164,7 @@ async def test_observeallproperties_names_each_property(running, viewer):
         await report(running, conn, "brightness", 7)
         got = [(e["event"], e["data"]) for e in await events.take(2)]
         assert got == [("on", True), ("brightness", 7)]
-        await events.nothing_more()
+        await events.nothing_more(running, conn)
 
 
 async def test_subscribeevent_and_subscribeallevents(running, viewer):
@@ -180,8 +182,9 @@ async def test_subscribeevent_and_subscribeallevents(running, viewer):
             ("overheated", 81.5),
             ("clicked", None),
         ]
-        await one.nothing_more(0.2)
-        await every.nothing_more(0.2)
+        emit(running, conn, "overheated", 99.5)  # the marker: next on both streams
+        await one.next_is(99.5)
+        await every.next_is(99.5)
 
 
 # -- resuming -----------------------------------------------------------------------------
@@ -195,7 +198,7 @@ async def test_resume_with_last_event_id_loses_and_repeats_nothing(running, view
             await report(running, conn, "brightness", level)
         seen = await events.take(3)
     assert [e["data"] for e in seen] == [1, 2, 3]
-    await asyncio.sleep(0.1)  # the hub notices the stream is gone
+    await until(lambda: not running.hub.http.context.streams)  # the hub noticed it is gone
 
     for level in (4, 5, 6, 7, 8):  # while disconnected
         await report(running, conn, "brightness", level)
@@ -205,7 +208,7 @@ async def test_resume_with_last_event_id_loses_and_repeats_nothing(running, view
         missed = await events.take(5)
         await report(running, conn, "brightness", 9)
         live = await events.next()
-        await events.nothing_more()
+        await events.nothing_more(running, conn)
     assert [e["data"] for e in missed] == [4, 5, 6, 7, 8]
     assert live["data"] == 9
     ids = [e["id"] for e in seen + missed + [live]]
@@ -228,7 +231,7 @@ async def test_a_stream_opens_with_a_comment_and_every_event_has_data(running, v
     async with stream(viewer, path, last_event_id=first["id"]) as events:
         resumed = await events.next()
         assert resumed["data"] == 2 and resumed["id"] != first["id"]
-        await events.nothing_more()
+        await events.nothing_more(running, conn)
 
 
 async def test_last_event_id_from_another_run_asks_for_a_resync(running, viewer):
@@ -287,9 +290,8 @@ async def test_a_viewer_observes_but_an_agent_may_not_observe_another_agents_thi
         anonymous.get(url(LAMP, "events"), headers=STREAM) as r,
     ):
         await problem_of(r, 401)
-    await asyncio.sleep(0.1)
     # Refused streams leave nothing subscribed behind.
-    assert running.hub.http.context.streams == set()
+    await until(lambda: running.hub.http.context.streams == set(), 2)
 
 
 async def test_unknown_affordances_and_things_are_404(running, viewer):

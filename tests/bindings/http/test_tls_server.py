@@ -17,6 +17,8 @@ from starlette.routing import Route, WebSocketRoute
 from bindings.http.tls_server import HttpServer, tls_extension, tls_websocket_protocol
 from bucketstore import open_store
 from certs import CertificateAuthority
+from tests.requirements import require_module
+from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -32,7 +34,11 @@ async def echo(request):
     return JSONResponse({"tls": tls_of(request.scope), "client": list(request.client)})
 
 
+HANGING: list = []  # requests /hang has taken, so a test knows one arrived
+
+
 async def hang(request):
+    HANGING.append(request)
     await asyncio.Event().wait()
 
 
@@ -196,8 +202,7 @@ WS_IMPLEMENTATIONS = [
 
 @pytest.mark.parametrize(("ws", "library"), WS_IMPLEMENTATIONS)
 async def test_a_websocket_scope_carries_the_client_certificate(ca, client_identity, ws, library):
-    if importlib.util.find_spec(library) is None:
-        pytest.skip(f"{library} is not installed: uvicorn cannot serve WebSockets with {ws}")
+    require_module(library)  # uvicorn serves WebSockets with it
     issued, cert_path, key_path = client_identity
     context = client_context(ca, (cert_path, key_path))
     async with (
@@ -247,8 +252,9 @@ async def test_stop_cancels_a_request_that_outlives_the_shutdown_timeout(ca):
     server = HttpServer(APP, ssl_context=ca.ssl_context_for_server(), shutdown_timeout=0.5)
     await server.start()
     async with aiohttp.ClientSession() as session:
+        hanging = len(HANGING)
         request = asyncio.create_task(session.get(f"{server.url}/hang", ssl=client_context(ca)))
-        await asyncio.sleep(0.3)
+        await until(lambda: len(HANGING) > hanging)
         started = time.monotonic()
         await server.stop()
         assert time.monotonic() - started < 2.5

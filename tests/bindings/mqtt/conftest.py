@@ -9,6 +9,7 @@ import queue
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -115,12 +116,20 @@ class Paho:
                 return item
         raise TimeoutError(f"no message on {topic or 'any topic'} within {timeout} s")
 
-    async def nothing(self, seconds: float = 0.5) -> list:
-        await asyncio.sleep(seconds)
-        out = []
-        while not self.messages.empty():
-            out.append(self.messages.get_nowait())
-        return out
+    async def before(self, topic: str, marker: Callable[[bytes], bool], timeout: float = 10.0):
+        """Every message that came before the marker (the first message on ``topic`` whose
+        payload ``marker`` accepts), in order: a barrier to prove what did not arrive."""
+        seen = []
+        async with asyncio.timeout(timeout):
+            while True:
+                try:
+                    item = self.messages.get_nowait()
+                except queue.Empty:
+                    await asyncio.sleep(0.01)
+                    continue
+                if item[0] == topic and marker(item[1]):
+                    return seen
+                seen.append(item)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -163,7 +172,15 @@ class MqttHub(RunningHub):
 
 @pytest.fixture
 async def mqtt_hub(tmp_path):
-    config = hub_config(tmp_path / "home", mqtt_enabled=True, max_body_bytes=64 * 1024)
+    async with running_mqtt_hub(tmp_path) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def running_mqtt_hub(tmp_path, **options):
+    """A hub with the MQTT binding; ``options`` override its configuration."""
+    options = {"mqtt_enabled": True, "max_body_bytes": 64 * 1024, **options}
+    config = hub_config(tmp_path / "home", **options)
     config.home.mkdir(mode=0o700)
     store = open_store(config.store_path, "leveldb")
     hub = Hub(config, store)

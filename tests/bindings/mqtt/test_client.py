@@ -44,8 +44,8 @@ async def test_agent_and_consumer_clients(mqtt_hub):
                 agent.answer(request, output=request["input"])
                 return
 
+        # subscribed yet or not, the agent gets the request (queued while it was away)
         server = asyncio.create_task(serve())
-        await asyncio.sleep(0.2)  # the agent subscribes to its requests
         response = await consumer.request("invokeaction", THING, "fade", 40)
         assert response["status"] in ("pending", "delivered")
         await asyncio.wait_for(server, 5)

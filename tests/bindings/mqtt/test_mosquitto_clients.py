@@ -6,19 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 
 import pytest
 
 from bindings.mqtt import topics
+from tests.requirements import require_command
 
 from ..conftest import PASSWORD
 from .conftest import TD, THING, wait_until
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("mosquitto_pub") is None or shutil.which("mosquitto_sub") is None,
-    reason="the mosquitto clients are not installed (make system-packages installs them)",
-)
+
+@pytest.fixture(autouse=True)
+def _needs_mosquitto_clients():
+    for command in ("mosquitto_pub", "mosquitto_sub"):
+        require_command(command, package="mosquitto-clients")
 
 
 def common(mqtt_hub, ca_file, user: str, password: str = PASSWORD) -> list[str]:
@@ -80,20 +81,27 @@ async def test_an_agent_on_mosquitto_pub_and_a_consumer_on_mosquitto_sub(mqtt_hu
     # The consumer waits for two messages: the retained value on subscribe, then a new one.
     value_topic = topics.twin_property(THING, "level")
     mqtt_hub.hub.twin.report_property(THING, "level", 10)
-    consumer = asyncio.create_task(
-        run(
-            "mosquitto_sub",
-            *common(mqtt_hub, ca_file, "vera"),
-            "-i",
-            "vera/shell",
-            "-t",
-            value_topic,
-            "-C",
-            "2",
-            "-v",
-        )
+    consumer = await asyncio.create_subprocess_exec(
+        "mosquitto_sub",
+        *common(mqtt_hub, ca_file, "vera"),
+        "-i",
+        "vera/shell",
+        "-t",
+        value_topic,
+        "-C",
+        "2",
+        "-v",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
-    await asyncio.sleep(1.0)  # let it subscribe
+    try:
+        async with asyncio.timeout(20):
+            # the retained value: it has subscribed
+            assert await consumer.stdout.readline() == f"{value_topic} 10\n".encode()
+    except BaseException:
+        consumer.kill()
+        await consumer.wait()
+        raise
     code, _, err = await run(
         "mosquitto_pub",
         *common(mqtt_hub, ca_file, "lamp-agent"),
@@ -105,9 +113,10 @@ async def test_an_agent_on_mosquitto_pub_and_a_consumer_on_mosquitto_sub(mqtt_hu
         '{"value": 55}',
     )
     assert code == 0, err
-    code, out, err = await consumer
-    assert code == 0, err
-    assert out.splitlines() == [f"{value_topic} 10", f"{value_topic} 55"]
+    async with asyncio.timeout(20):
+        out, err = await consumer.communicate()
+    assert consumer.returncode == 0, err
+    assert out.decode().splitlines() == [f"{value_topic} 55"]
 
 
 async def test_mosquitto_clients_with_a_wrong_password_are_refused(mqtt_hub, ca_file):
@@ -129,16 +138,39 @@ async def test_mosquitto_clients_with_a_wrong_password_are_refused(mqtt_hub, ca_
 async def test_a_viewer_cannot_publish_for_an_agent(mqtt_hub, ca_file):
     mqtt_hub.add_agent("lamp-agent")
     mqtt_hub.add_client("vera", "consumer", "viewer")
+    watcher = mqtt_hub.paho("vera/watch")
+    assert await watcher.connect() == 0
+    value_topic = topics.twin_property(THING, "level")
+    assert await watcher.subscribe(value_topic) == 1
+    await publish(
+        mqtt_hub,
+        ca_file,
+        "lamp-agent",
+        topics.agent_topic("lamp-agent", "td", THING),
+        {"input": TD},
+    )
+    await wait_until(lambda: mqtt_hub.hub.twin.thing(THING) is not None)
+
     topic = topics.agent_topic("lamp-agent", "prop", THING, "level")
-    await run(
+    await publish(mqtt_hub, ca_file, "vera", topic, {"value": 1})
+    # barrier: the agent's own value comes through, and the viewer's did not before it
+    await publish(mqtt_hub, ca_file, "lamp-agent", topic, {"value": 2})
+    assert await watcher.before(value_topic, lambda payload: payload == b"2") == []
+    assert mqtt_hub.hub.twin.read_property(THING, "level")["value"] == 2
+
+
+async def publish(mqtt_hub, ca_file, user: str, topic: str, message: dict) -> None:
+    """One message with mosquitto_pub at QoS 1: it has reached the broker when this returns."""
+    code, _, err = await run(
         "mosquitto_pub",
-        *common(mqtt_hub, ca_file, "vera"),
+        *common(mqtt_hub, ca_file, user),
         "-i",
-        "vera/shell",
+        f"{user}/shell",
+        "-q",
+        "1",
         "-t",
         topic,
         "-m",
-        '{"value": 1}',
+        json.dumps(message),
     )
-    await asyncio.sleep(0.5)
-    assert mqtt_hub.hub.twin.thing(THING) is None  # nothing registered, nothing stored
+    assert code == 0, err

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import orjson
 
 from bindings.http.paths import encode as http_encode
 from bindings.mqtt import topics
 
-from .conftest import TD, THING, wait_until
+from ..conftest import PASSWORD
+from .conftest import TD, THING, Paho, running_mqtt_hub, wait_until
 
 LAMP = topics.encode(THING)
 PROP = f"wot/twin/{LAMP}/prop/level"
@@ -316,7 +316,33 @@ async def test_viewer_requests_are_refused(mqtt_hub):
     for _ in range(2):
         _, payload, _ = await viewer.next("wot/client/vera/resp")
         assert orjson.loads(payload)["error"]["status"] == 403
-    assert await agent.nothing(0.3) == []
+    # barrier: an operator's request reaches the agent, and nothing of the viewer's before it
+    operator = await operator_connected(mqtt_hub)
+    operator.publish("wot/client/otto/req", fade_request(77, "o1"))
+    before = await agent.before(
+        "wot/agent/lamp-agent/req", lambda p: orjson.loads(p)["input"] == 77
+    )
+    assert before == []
+
+
+def fade_request(level: int, correlation_id: str) -> dict:
+    return {
+        "messageType": "request",
+        "operation": "invokeaction",
+        "thingID": THING,
+        "name": "fade",
+        "input": level,
+        "correlationID": correlation_id,
+    }
+
+
+async def operator_connected(mqtt_hub):
+    """Otto, an operator, connected and subscribed to his responses."""
+    mqtt_hub.add_client("otto", "consumer", "operator")
+    operator = mqtt_hub.paho("otto")
+    assert await operator.connect() == 0
+    assert await operator.subscribe("wot/client/otto/resp") == 1
+    return operator
 
 
 async def test_viewer_wildcard_subscription_gets_only_permitted_data(mqtt_hub):
@@ -326,27 +352,18 @@ async def test_viewer_wildcard_subscription_gets_only_permitted_data(mqtt_hub):
     viewer = mqtt_hub.paho("vera")
     assert await viewer.connect() == 0
     assert await viewer.subscribe("#", 0) == 0
-    mqtt_hub.add_client("otto", "consumer", "operator")
-    operator = mqtt_hub.paho("otto")
-    assert await operator.connect() == 0
-    assert await operator.subscribe("wot/client/otto/resp") == 1
-    operator.publish(
-        "wot/client/otto/req",
-        {
-            "messageType": "request",
-            "operation": "invokeaction",
-            "thingID": THING,
-            "name": "fade",
-            "input": 5,
-            "correlationID": "o1",
-        },
-    )
+    operator = await operator_connected(mqtt_hub)
+    operator.publish("wot/client/otto/req", fade_request(5, "o1"))
     _, _payload, _ = await agent.next("wot/agent/lamp-agent/req")
-    agent.publish(topics.agent_topic("lamp-agent", "prop", THING, "level"), {"value": 5})
+    level = topics.agent_topic("lamp-agent", "prop", THING, "level")
+    agent.publish(level, {"value": 5})
     await operator.next("wot/client/otto/resp")
-    await viewer.next(PROP)
-    seen = {topic for topic, _, _ in await viewer.nothing(0.5)}
-    assert all(topic.startswith("wot/twin/") or topic == "wot/client/vera/resp" for topic in seen)
+    # barrier: the next value; everything the viewer saw before it was its own to see
+    agent.publish(level, {"value": 6})
+    seen = await viewer.before(PROP, lambda payload: orjson.loads(payload) == 6)
+    assert (PROP, b"5") in [(topic, payload) for topic, payload, _ in seen]
+    for topic, _, _ in seen:
+        assert topic.startswith("wot/twin/") or topic == "wot/client/vera/resp", topic
 
 
 async def test_malformed_oversized_and_garbage_loop(mqtt_hub):
@@ -382,19 +399,41 @@ async def test_malformed_oversized_and_garbage_loop(mqtt_hub):
     await wait_until(lambda: mqtt_hub.hub.twin.read_property(THING, "level").get("value") == 11)
 
 
-async def test_listeners_and_plain_port(mqtt_hub):
+async def test_no_plain_port_by_default_and_no_mqtt_without_tls_on_the_tls_port(mqtt_hub):
     listeners = mqtt_hub.mqtt.listeners()
     assert listeners["mqtts"]["port"] == mqtt_hub.mqtt.port
     assert listeners["mqtts"]["url"] == f"mqtts://127.0.0.1:{mqtt_hub.mqtt.port}"
     assert "mqtt" not in listeners
-    started = time.monotonic()
     plain = mqtt_hub.paho("x", tls=False)
-    mqtt_hub.clients.append(plain)
     plain.client.connect_async("127.0.0.1", mqtt_hub.mqtt.port)
     plain.client.loop_start()
-    await asyncio.sleep(0.5)
-    assert plain.connack is None  # no MQTT without TLS on the TLS port
-    assert time.monotonic() - started < 5
+    await wait_until(plain.disconnected.is_set, 5)  # the TLS handshake fails at once
+    assert plain.connack is None
+
+
+async def test_a_plain_port_when_configured_serves_mqtt_without_tls(tmp_path):
+    async with running_mqtt_hub(tmp_path, mqtt_plain_port=0) as mqtt_hub:
+        listeners = mqtt_hub.mqtt.listeners()
+        port = mqtt_hub.mqtt.plain_port
+        assert port not in (None, 0, mqtt_hub.mqtt.port)
+        assert listeners["mqtt"] == {
+            "host": "127.0.0.1",
+            "port": port,
+            "url": f"mqtt://127.0.0.1:{port}",
+        }
+        assert listeners["mqtts"]["port"] == mqtt_hub.mqtt.port
+        mqtt_hub.add_agent("lamp-agent")
+        agent = Paho(port, b"", "lamp-agent", username="lamp-agent", password=PASSWORD, tls=False)
+        mqtt_hub.clients.append(agent)
+        assert await agent.connect() == 0
+        assert await agent.subscribe("wot/client/lamp-agent/resp") == 1
+        agent.publish(topics.agent_topic("lamp-agent", "td", THING), {"input": TD})
+        _, payload, _ = await agent.next("wot/client/lamp-agent/resp")
+        assert orjson.loads(payload)["output"]["id"] == THING
+        # the same credentials rules as on the TLS port
+        wrong = Paho(port, b"", "lamp-agent/x", username="lamp-agent", password="no", tls=False)
+        mqtt_hub.clients.append(wrong)
+        assert await wrong.connect() == BAD_CREDENTIALS
 
 
 # -- write-only properties -------------------------------------------------------------------

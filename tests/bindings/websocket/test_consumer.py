@@ -12,6 +12,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from bindings.websocket.client import WsClient
+from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -93,10 +94,7 @@ async def lamp(running):
     async with WsClient(ws_url(running), ca=running.ssl, token=token) as agent:
         await agent.register(lamp_td())
         await agent.report_properties(LAMP, {"on": True, "brightness": 55})
-        for _ in range(100):
-            if "brightness" in running.hub.twin.read_all_properties(LAMP):
-                break
-            await asyncio.sleep(0.02)
+        await until(lambda: "brightness" in running.hub.twin.read_all_properties(LAMP))
         yield agent
 
 

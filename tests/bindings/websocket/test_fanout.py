@@ -19,6 +19,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from bindings.websocket.client import WsClient
+from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -182,12 +183,12 @@ async def stall_one_consumer(running, sensor, size: int = 16384, least: int = 15
     slow_token = running.add_client("slowpoke")
     stalled = await StalledClient.open(running, slow_token, request("observeproperty", "blob"))
     router = running.hub.router
-    for _ in range(200):
-        if "slowpoke" in router._connections and router.subscriptions.matching(
-            "property", THING, "blob"
-        ):
-            break
-        await asyncio.sleep(0.01)
+    await until(
+        lambda: (
+            "slowpoke" in router._connections
+            and router.subscriptions.matching("property", THING, "blob")
+        )
+    )
     (connection,) = router._connections["slowpoke"]
     async with WsClient(ws_url(running), ca=running.ssl, token=fast_token) as fast:
         await fast.observe_property(THING, "blob")
@@ -234,9 +235,7 @@ async def test_a_stalled_consumer_is_disconnected_even_if_it_never_reads(running
         assert connection.closed_reason == "overflow"
         # The hub lets go of it without its help: the blocked send times out (10 s) and
         # the connection is aborted.
-        async with asyncio.timeout(20):
-            while "slowpoke" in running.hub.router._connections:
-                await asyncio.sleep(0.1)
+        await until(lambda: "slowpoke" not in running.hub.router._connections, 20)
     finally:
         stalled.close()
 
@@ -264,7 +263,5 @@ async def test_hub_stop_closes_connections_with_1001(running, sensor):
         assert (frame.data, frame.extra) == (1001, "the hub is stopping")
         await second.close()
     # The Python client sees 1001 too (and, being told to, keeps trying to reconnect).
-    async with asyncio.timeout(10):
-        while sensor.connected:
-            await asyncio.sleep(0.05)
+    await until(lambda: not sensor.connected)
     assert sensor.close_code == 1001

@@ -10,6 +10,10 @@ from urllib.parse import quote
 
 import pytest
 
+from bucketstore import open_store
+from certs import CertificateAuthority
+
+from .conftest import trusting
 from .devices import (
     AGENT,
     LAMP,
@@ -26,6 +30,21 @@ from .devices import (
 pytestmark = pytest.mark.timeout(90)
 
 DASH = "\N{EN DASH}"  # as in the pager: 1-50 of 61
+
+
+async def test_the_browser_trusts_the_hub_ca_and_no_other(running, browser, launch, tmp_path):
+    """The browser tests check the hub's certificate (the hub CA's key is trusted, no
+    HTTPS error is ignored): trusting another CA's key, Chromium refuses the hub."""
+    from playwright.async_api import Error as PlaywrightError  # after the browser's checks
+
+    page = await (await browser.new_context()).new_page()
+    assert (await page.goto(running.url + "/")).ok
+    with open_store(tmp_path / "other-store", "memory") as store:
+        other = CertificateAuthority.load_or_create(tmp_path / "other-ca", store.bucket("c"))
+        distrusting = await launch(trusting(other.ca_cert_pem))
+    page = await (await distrusting.new_context()).new_page()
+    with pytest.raises(PlaywrightError, match="ERR_CERT_AUTHORITY_INVALID"):
+        await page.goto(running.url + "/")
 
 
 async def test_login_and_see_a_thing_appear_and_go_offline(running, open_dashboard):

@@ -10,6 +10,8 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.waiting import until
+
 from .test_dashboard import AGENT, LAMP, register
 
 pytestmark = pytest.mark.timeout(60)
@@ -144,7 +146,7 @@ async def test_presence_changes_on_the_directory_stream(running):
             http.get("/events/thing_presence", headers=stream) as only,
             http.get("/events", headers=stream) as plain,
         ):
-            await asyncio.sleep(0.2)
+            await until(lambda: len(running.hub.http.context.streams) == 3)  # all listening
             conn = await register(running)  # created, and (already connected) then offline:
             await conn.close()
             conn = await running.device(AGENT)

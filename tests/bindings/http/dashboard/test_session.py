@@ -4,9 +4,11 @@ takes the user back to the login with a message saying so."""
 
 from __future__ import annotations
 
-import asyncio
+import time
 
 import pytest
+
+from tests.waiting import until
 
 from .test_dashboard import LAMP, register
 
@@ -31,9 +33,9 @@ async def test_tokens_are_refreshed_and_an_ended_session_asks_to_log_in_again(
             refreshes.append(request) if request.url.endswith("/authn/refresh") else None
         ),
     )
+    first_expired = time.time() + 3  # the login's token ends by then (3 s, whole seconds)
     await ui.login("vera")
-    await asyncio.sleep(5)  # longer than the first token lives
-    assert len(refreshes) >= 2
+    await until(lambda: len(refreshes) >= 2 and time.time() > first_expired, 10)
     assert all("token" not in r.url for r in refreshes)
     await ui.page.click(f'tr[data-id="{LAMP}"] a.thing-link')
     await ui.page.wait_for_selector("#thing-title:has-text('Desk lamp')")
