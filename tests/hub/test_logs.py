@@ -23,6 +23,9 @@ pytestmark = pytest.mark.timeout(60)
 
 async def test_no_password_or_token_in_the_logs_at_debug(running, caplog):  # noqa: F811
     caplog.set_level(logging.DEBUG)
+    # The hub at DEBUG logs every request; another test's setup_logging at INFO may have
+    # left uvicorn's access logger at WARNING in this process.
+    caplog.set_level(logging.DEBUG, logger="uvicorn.access")
     running.add_client("ada", "consumer", "admin")
     running.add_client("bob", "consumer", "viewer")
     wrong = "a wrong password that is a secret too"

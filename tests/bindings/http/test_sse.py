@@ -94,7 +94,7 @@ class Sse(SseReader):
 
     async def nothing_more(self, running, conn, name="brightness", marker=99):
         """Nothing more came: the lamp reports ``marker`` and it is the next event."""
-        report(running, conn, name, marker)
+        await report(running, conn, name, marker)
         await self.next_is(marker)
 
 
@@ -182,7 +182,7 @@ async def test_subscribeevent_and_subscribeallevents(running, viewer):
             ("overheated", 81.5),
             ("clicked", None),
         ]
-        emit(running, conn, "overheated", 99.5)  # the marker: next on both streams
+        await emit(running, conn, "overheated", 99.5)  # the marker: next on both streams
         await one.next_is(99.5)
         await every.next_is(99.5)
 
