@@ -8,12 +8,13 @@ encoded, and handlers decode it with ``segment()``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .problems import PayloadTooLarge
+from .problems import PayloadTooLarge, problem_response
 
 # Characters left as they are in a path segment (RFC 3986 pchar), so URNs stay readable.
 _SAFE = ":@!$&'()*+,;="
@@ -36,7 +37,10 @@ def segment(raw: str) -> str:
 
 class RawPathRouting:
     """Route on the encoded path so ids that contain ``/`` stay one segment, and refuse
-    request bodies larger than ``max_body_bytes`` with 413."""
+    request bodies larger than ``max_body_bytes`` with 413: at once when the declared
+    length says so, else when the body read grows past it. A body that grows past it
+    once the response has started (a stream) ends the exchange as a disconnect: the
+    answer can no longer be a 413."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
@@ -50,22 +54,35 @@ class RawPathRouting:
         if raw:
             scope = {**scope, "path": raw.decode("latin-1").split("?", 1)[0]}
         if scope["type"] == "http":
-            receive = self._limited(scope, receive)
+            declared = _content_length(scope)
+            if declared is not None and declared > self.max_body_bytes:
+                refusal = PayloadTooLarge(_too_large(self.max_body_bytes), limit="max_body_bytes")
+                await problem_response(refusal.to_dict())(scope, receive, send)
+                return
+            started = False
+            answer = send
+
+            async def tracking_send(message: Message) -> None:
+                nonlocal started
+                started = started or message["type"] == "http.response.start"
+                await answer(message)
+
+            receive = self._limited(receive, lambda: started)
+            send = tracking_send
         await self.app(scope, receive, send)
 
-    def _limited(self, scope: Scope, receive: Receive) -> Receive:
+    def _limited(self, receive: Receive, started: Callable[[], bool]) -> Receive:
         limit = self.max_body_bytes
-        declared = _content_length(scope)
         received = 0
 
         async def limited_receive() -> Message:
             nonlocal received
-            if declared is not None and declared > limit:
-                raise PayloadTooLarge(_too_large(limit), limit="max_body_bytes")
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    if started():
+                        return {"type": "http.disconnect"}
                     raise PayloadTooLarge(_too_large(limit), limit="max_body_bytes")
             return message
 

@@ -378,3 +378,17 @@ async def test_many_oversized_bodies_in_a_row_leave_the_hub_serving(admin):
         )
         assert answer is None or answer[0] == 413
     await still_serving(admin)
+
+
+@pytest.mark.parametrize("path", ["/events", "/things/urn:dev:ops:big/events"])
+async def test_a_stream_asked_for_with_a_body_over_the_limit_is_413_not_a_broken_stream(
+    admin, path, caplog
+):
+    data = b"x" * (LIMIT + 10)
+    answer = await send_oversized(admin, "GET", path, data, {"Accept": "text/event-stream"})
+    assert answer is not None, "the hub dropped the connection instead of answering 413"
+    status, content_type, body = answer
+    assert (status, content_type) == (413, PROBLEM), body
+    assert json.loads(body)["limit"] == "max_body_bytes"
+    await still_serving(admin)
+    assert not [r for r in caplog.records if r.exc_info], "the hub logged a traceback"
