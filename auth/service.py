@@ -75,6 +75,9 @@ class AuthService:
         self.verified = RecentVerifications(self.config.verified_ttl)
         # Told of every refused credential, whatever the binding (the hub counts them).
         self.on_refused: Callable[[], None] | None = None
+        # Told when a client is removed, disabled, or its role or password changes (the
+        # hub then closes its connections: what they subscribed to was checked before).
+        self.on_client_changed: Callable[[str, str], None] | None = None
 
     # -- logging in and out ---------------------------------------------------------------
 
@@ -162,6 +165,7 @@ class AuthService:
         account = self.accounts.remove(client_id)
         self.sessions.revoke_all(client_id)
         self.verified.forget(client_id)
+        self._changed(client_id, "client removed")
         return account
 
     def update_client(self, client_id: str, **changes: Any) -> Account:
@@ -171,7 +175,15 @@ class AuthService:
         if changes.get("enabled") is False or changes.get("password") is not None:
             self.sessions.revoke_all(client_id)
         self.verified.forget(client_id)  # checked afresh with the new role or password
+        if any(changes.get(key) is not None for key in ("role", "password")) or (
+            changes.get("enabled") is False
+        ):
+            self._changed(client_id, "client changed: role, password or enabled")
         return account
+
+    def _changed(self, client_id: str, reason: str) -> None:
+        if self.on_client_changed is not None:
+            self.on_client_changed(client_id, reason)
 
     def ensure_admin(self) -> str | None:
         """On first run, create the ``admin`` client with a random password written once

@@ -227,6 +227,22 @@ class Router:
                 self.twin.set_presence(client.id, False)
         log.debug("disconnected %s from %s", client.id, connection.binding)
 
+    def end_client(self, client_id: str, reason: str) -> int:
+        """Close every connection of a client: those that receive requests and every
+        subscribed one (SSE streams, WebSocket, bus links). For a client removed or
+        disabled, or whose role or password changed: what it subscribed to was allowed
+        for who it was; it reconnects, and is checked, as who it is now."""
+        ending = {
+            *self._connections.get(client_id, []),
+            *(c for c in self.subscriptions.connections() if c.client.id == client_id),
+        }
+        for connection in ending:
+            connection.close(reason)
+            self.disconnect(connection)
+        if ending:
+            log.info("closed %d connection(s) of %s: %s", len(ending), client_id, reason)
+        return len(ending)
+
     def connections(self) -> int:
         return sum(len(c) for c in self._connections.values())
 

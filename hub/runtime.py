@@ -70,6 +70,7 @@ class Hub:
         )
         # Credentials refused on any binding (HTTP 401 answers are counted apart).
         self.auth.on_refused = lambda: self.router.metrics.refused(401, "invalid_credentials")
+        self.auth.on_client_changed = self._end_client_soon
         self.loop_lag = LoopLag()
         self.router.metrics.registry.register(HealthCollector(self.loop_lag, self.auth.hash_pool))
         self.started = False  # all listeners up (GET /ready)
@@ -166,6 +167,16 @@ class Hub:
         if host in _ANY_ADDRESS:
             host = socket.gethostname()
         return f"https://{host}:{self.http_server.port}"
+
+    def _end_client_soon(self, client_id: str, reason: str) -> None:
+        """Close a changed client's connections soon, not at once: the admin's request
+        that changed it is answered first (it may be the client itself)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.router.end_client(client_id, reason)
+        else:
+            loop.call_soon(self.router.end_client, client_id, reason)
 
     async def start(self) -> None:
         self.loop_lag.start()

@@ -480,6 +480,9 @@ class MqttBinding:
             if closed.reason == OVERFLOW:
                 log.warning("MQTT client %s fell behind; disconnecting it", client_id)
                 await state.link.disconnect()
+            elif closed.reason not in ("disconnected", "hub stopping"):  # removed, changed
+                log.info("MQTT client %s disconnected: %s", client_id, closed.reason)
+                await state.link.disconnect()
         except asyncio.CancelledError:
             raise
         except Exception:

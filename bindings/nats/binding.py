@@ -442,8 +442,8 @@ class NatsBinding:
                     subject, payload = self._default_subject(peer, message), message.to_json()
                 await self._publish(subject, payload)
         except ConnectionClosed as closed:
-            if closed.reason == OVERFLOW:
-                log.warning("%s fell behind on NATS", connection)
+            if closed.reason not in ("disconnected", "hub stopping"):  # overflow, or changed
+                log.warning("%s on NATS: %s", connection, closed.reason)
                 if self._peers.get(connection.client.id) is peer:  # not its successor
                     del self._peers[connection.client.id]
                 self.router.disconnect(connection)

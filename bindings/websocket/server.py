@@ -217,6 +217,8 @@ class WebSocketBinding:
                 await _close(websocket, CLOSE_TOO_SLOW, "too slow: notifications piled up")
             elif closed.reason == "hub stopping":
                 await _close(websocket, CLOSE_GOING_AWAY, "the hub is stopping")
+            elif closed.reason != "disconnected":  # e.g. the client was removed or changed
+                await _close(websocket, CLOSE_UNAUTHENTICATED, closed.reason)
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass  # the client went away mid-send
 
