@@ -594,14 +594,23 @@ class Router:
         return _response(message, output=record.to_status(), status=record.status)
 
     def _query_all_actions(self, connection: Connection, message: Message) -> Message:
-        self._thing_access(connection, ops.QUERY_ALL_ACTIONS, message.thing_id)
-        if self.twin.thing(message.thing_id) is None:
-            raise NotFound(f"no Thing {message.thing_id}", thingID=message.thing_id)
-        grouped: dict[str, list[dict[str, Any]]] = {}
-        for record in self.twin.requests_of(message.thing_id):
-            if record.operation == ops.INVOKE_ACTION:
-                grouped.setdefault(record.name, []).append(record.to_status())
+        grouped = self.requests_by_name(connection.client, message.thing_id, ops.INVOKE_ACTION)
         return _response(message, output=grouped)
+
+    def requests_by_name(
+        self, client: Client, thing_id: str, operation: str
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The Thing's actions (``invokeaction``) or property writes (``writeproperty``)
+        as ActionStatus, grouped by name, newest first: who may query the Thing's actions
+        may list either (WoT has no operation for listing writes)."""
+        self._authorize(client, ops.QUERY_ALL_ACTIONS, thing_id, self.twin.owner_of(thing_id))
+        if self.twin.thing(thing_id) is None:
+            raise NotFound(f"no Thing {thing_id}", thingID=thing_id)
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for record in self.twin.requests_of(thing_id):
+            if record.operation == operation:
+                grouped.setdefault(record.name, []).append(record.to_status())
+        return grouped
 
     def _cancel_action(self, connection: Connection, message: Message) -> Message:
         record = self._find_request(connection, message, ops.CANCEL_ACTION)

@@ -179,25 +179,19 @@ class ThingsApi:
     async def query_all_actions(self, request: Request) -> Response:
         client = await self.context.client(request)
         response = self.context.call(client, _request(ops.QUERY_ALL_ACTIONS, _thing(request)))
-        grouped = {
-            name: [self._profile_status(s) for s in statuses]  # newest first, as stored
-            for name, statuses in response.output.items()
-        }
-        return _json(grouped)
+        return self._statuses_by_name(response.output)
 
     async def query_all_writes(self, request: Request) -> Response:
-        """The Thing's property writes, as queryallactions lists its actions: WoT has no
-        operation for this, so who may query the Thing's actions may list its writes (the
-        router checks that, and that the Thing exists)."""
+        """The Thing's property writes, as queryallactions lists its actions."""
         client = await self.context.client(request)
-        thing = _thing(request)
-        self.context.call(client, _request(ops.QUERY_ALL_ACTIONS, thing))
-        grouped: dict[str, list[dict[str, Any]]] = {}
-        for record in self.router.twin.requests_of(thing):  # newest first, as stored
-            if record.operation == ops.WRITE_PROPERTY:
-                status = self._profile_status(record.to_status())
-                grouped.setdefault(record.name, []).append(status)
-        return _json(grouped)
+        self.router.admit(client)
+        writes = self.router.requests_by_name(client, _thing(request), ops.WRITE_PROPERTY)
+        return self._statuses_by_name(writes)
+
+    def _statuses_by_name(self, grouped: dict[str, list[dict[str, Any]]]) -> Response:
+        """{name: [ActionStatus in the profile's terms, newest first, as stored]}."""
+        profile = self._profile_status
+        return _json({name: [profile(s) for s in statuses] for name, statuses in grouped.items()})
 
     # -- events --------------------------------------------------------------------------
 
