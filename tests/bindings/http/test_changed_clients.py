@@ -86,4 +86,5 @@ async def test_a_websocket_consumer_that_is_disabled_is_closed(running):
                 aiohttp.WSMsgType.CLOSING,
             ):
                 pass
-        await report(running, conn, "brightness", 3)  # nothing breaks on the hub's side
+        assert ws.close_code == 4401
+    await report(running, conn, "brightness", 3)  # the hub goes on serving the device

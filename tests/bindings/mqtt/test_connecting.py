@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import signal
 import ssl
 import struct
@@ -15,6 +14,7 @@ import orjson
 import pytest
 
 from bindings.mqtt import topics
+from tests.requirements import require_command
 
 from ..conftest import PASSWORD
 from .conftest import TD, THING, Paho, wait_until
@@ -61,11 +61,8 @@ async def test_an_empty_client_id_needs_a_clean_session(mqtt_hub):
     assert await connack(mqtt_hub, connect_packet("kept", "vera", PASSWORD, clean=False)) == 0
 
 
-@pytest.mark.skipif(
-    shutil.which("mosquitto_sub") is None,
-    reason="the mosquitto clients are not installed (make system-packages installs them)",
-)
 async def test_will_messages_are_not_forwarded(mqtt_hub, tmp_path):
+    require_command("mosquitto_sub", package="mosquitto-clients")
     mqtt_hub.add_agent("lamp-agent")
     agent = mqtt_hub.paho("lamp-agent")
     assert await agent.connect() == 0
