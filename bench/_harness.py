@@ -106,6 +106,23 @@ def bench_config(home: Path, **overrides: Any) -> Any:
     return Config(home=Path(home), **options)
 
 
+async def command_lines() -> Any:
+    """The child side of ServerProcess: its stdin as an asyncio StreamReader (one command
+    a line); answer each with ``say``."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    return stdin
+
+
+def say(**fields: Any) -> None:
+    """One JSON line on stdout: a child's answer to ServerProcess."""
+    sys.stdout.write(json.dumps(fields) + "\n")
+    sys.stdout.flush()
+
+
 class ServerProcess:
     """A benchmark's server (``script --serve KIND``) in its own process, so its CPU is
     not the load generator's; driven by one-line commands on stdin, each answered by

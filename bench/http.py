@@ -47,18 +47,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import json
 import os
 import resource
 import ssl
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _harness import Result, ServerProcess, arguments, bench_config, report, unshadow_packages
+from _harness import (
+    Result,
+    ServerProcess,
+    arguments,
+    bench_config,
+    command_lines,
+    report,
+    say,
+    unshadow_packages,
+)
 
 unshadow_packages()
 import aiohttp  # noqa: E402
@@ -218,13 +225,7 @@ class ServedBare(Served):
 
 async def control(served: Served, profile: str | None) -> None:
     """Say where the server is, then answer commands from stdin, one JSON line each."""
-    loop = asyncio.get_running_loop()
-    stdin = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
-
-    def say(**fields: Any) -> None:
-        sys.stdout.write(json.dumps(fields) + "\n")
-        sys.stdout.flush()
+    stdin = await command_lines()
 
     profiler = cProfile.Profile() if profile else None
     say(url=served.url, ca=served.ca_pem, token=served.token, pid=os.getpid())

@@ -56,7 +56,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _harness import ServerProcess, arguments, unshadow_packages
+from _harness import ServerProcess, arguments, command_lines, say, unshadow_packages
 
 unshadow_packages()
 import aiohttp  # noqa: E402
@@ -328,13 +328,7 @@ async def generator(kind: str, plan_path: str) -> None:
     ca = plan["ca"].encode()
     probe = LagProbe()
     probe_task = asyncio.create_task(probe.run(plan["deadline"]))
-    loop = asyncio.get_running_loop()
-    stdin = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
-
-    def say(**fields: Any) -> None:
-        sys.stdout.write(json.dumps(fields) + "\n")
-        sys.stdout.flush()
+    stdin = await command_lines()
 
     devices = [Device(spec, plan["urls"], ca) for spec in plan.get("devices", [])]
     consumers = [Consumer(spec, plan["urls"]["https"], ca) for spec in plan.get("consumers", [])]

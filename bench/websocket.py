@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import resource
 import ssl
@@ -45,7 +44,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _harness import Result, ServerProcess, arguments, bench_config, report, unshadow_packages
+from _harness import (
+    Result,
+    ServerProcess,
+    arguments,
+    bench_config,
+    command_lines,
+    report,
+    say,
+    unshadow_packages,
+)
 
 unshadow_packages()
 import aiohttp  # noqa: E402
@@ -90,14 +98,12 @@ def cpu_seconds() -> float:
 
 async def control(hello: dict[str, Any]) -> None:
     """Say where the server is, then answer "cpu" and "quit" from stdin."""
-    loop = asyncio.get_running_loop()
-    stdin = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
-    print(json.dumps({**hello, "pid": os.getpid()}), flush=True)
+    stdin = await command_lines()
+    say(**hello, pid=os.getpid())
     while line := (await stdin.readline()).decode().split():
         if line[0] == "quit":
             break
-        print(json.dumps({"cpu": cpu_seconds()}), flush=True)
+        say(cpu=cpu_seconds())
 
 
 async def serve_hub() -> None:
