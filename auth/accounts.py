@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 
 from bucketstore import Bucket
-from digitwin import clock
-from digitwin.errors import BadRequest, Conflict, NotFound
+from vocabulary import clock
+from vocabulary.problems import BadRequest, Conflict, NotFound
 
 from .passwords import Passwords
 from .roles import KIND_ROLES, ROLES

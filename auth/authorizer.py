@@ -8,20 +8,14 @@ very next request on every binding, not only when its token expires.
 
 from __future__ import annotations
 
-from digitwin import operations as ops
+from vocabulary import operations as ops
+from vocabulary.identity import Client
+from vocabulary.things import ADMIN_THINGS, AUTHN_THING
 
 from .accounts import Accounts
 from .errors import AuthenticationFailed
-from .identity import Client
 from .roles import ADMIN, AGENT, PERMISSIONS
 from .sessions import Sessions
-
-# The hub's own Things (docs/architecture.md).
-DIRECTORY_THING = "urn:wothub:directory"
-AUTHN_THING = "urn:wothub:authn"
-CLIENTS_THING = "urn:wothub:clients"
-CERTS_THING = "urn:wothub:certs"
-ADMIN_THINGS = frozenset({CLIENTS_THING, CERTS_THING})
 
 # Operations only allowed on what the client owns (for cancelaction, the owner is the
 # client that invoked the action).

@@ -4,7 +4,7 @@ never say whether a client id exists."""
 
 from __future__ import annotations
 
-from digitwin.errors import Problem, Unauthorized
+from vocabulary.problems import Problem, Unauthorized
 
 
 class AuthenticationFailed(Unauthorized):

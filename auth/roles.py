@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from digitwin import operations as ops
+from vocabulary import operations as ops
+from vocabulary.identity import ADMIN, AGENT, MANAGER, OPERATOR, ROLES, SERVICE, VIEWER
 
-VIEWER, OPERATOR, MANAGER, ADMIN, AGENT, SERVICE = (
-    "viewer",
-    "operator",
-    "manager",
-    "admin",
-    "agent",
-    "service",
-)
-ROLES = (VIEWER, OPERATOR, MANAGER, ADMIN, AGENT, SERVICE)
+__all__ = ["ADMIN", "AGENT", "MANAGER", "OPERATOR", "ROLES", "SERVICE", "VIEWER"]
 
 # Client kinds and the roles each may hold.
 KIND_ROLES = {

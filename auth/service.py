@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from bucketstore import BucketStore
-from digitwin import clock
-from digitwin.errors import Conflict
+from vocabulary import clock
+from vocabulary.identity import Client
+from vocabulary.problems import Conflict
 
 from .accounts import Account, Accounts
 from .errors import AuthenticationFailed
 from .hash_pool import HashPool
-from .identity import Client
 from .passwords import HashCost, Passwords, random_password
 from .roles import ADMIN
 from .sessions import Sessions

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 import orjson
 
 from bucketstore import Bucket
-from digitwin import clock
+from vocabulary import clock
 
 
 @dataclass

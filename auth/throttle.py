@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from digitwin import clock
+from vocabulary import clock
 
 from .errors import TooManyAttempts
 

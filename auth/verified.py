@@ -17,7 +17,7 @@ import hmac
 import secrets
 from collections import OrderedDict
 
-from digitwin import clock
+from vocabulary import clock
 
 
 class RecentVerifications:

@@ -27,10 +27,10 @@ from _harness import Result, arguments, best_of, report, unshadow_packages
 
 unshadow_packages()
 from bucketstore import open_store  # noqa: E402
+from core.authz import Client  # noqa: E402
+from core.router import Router  # noqa: E402
 from digitwin.core import DigiTwin, TwinConfig  # noqa: E402
-from digitwin.envelope import parse_message  # noqa: E402
-from hub.authz import Client  # noqa: E402
-from hub.router import Router  # noqa: E402
+from vocabulary.envelope import parse_message  # noqa: E402
 
 ACTIVE = 1000
 TD = {

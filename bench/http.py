@@ -76,12 +76,12 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
-from auth.identity import Client  # noqa: E402
 from bindings.http.tls_server import HttpServer  # noqa: E402
 from bucketstore import open_store  # noqa: E402
 from certs import CertificateAuthority  # noqa: E402
-from digitwin.envelope import parse_message  # noqa: E402
 from hub.runtime import Hub  # noqa: E402
+from vocabulary.envelope import parse_message  # noqa: E402
+from vocabulary.identity import Client  # noqa: E402
 
 THING = "urn:dev:bench:thermostat-1"
 PROPERTY = "temperature"

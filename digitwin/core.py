@@ -17,12 +17,12 @@ from typing import Any
 import orjson
 
 from bucketstore import BucketStore
+from vocabulary import clock
+from vocabulary import operations as ops
+from vocabulary.envelope import ABSENT, NOTIFICATION, TERMINAL, Message
+from vocabulary.problems import BadRequest, MethodNotAllowed, NotFound
 
-from . import clock
-from . import operations as ops
 from .directory import Directory, ThingRecord, merge_diff
-from .envelope import ABSENT, NOTIFICATION, TERMINAL, Message
-from .errors import BadRequest, MethodNotAllowed, NotFound
 from .requests import Record, RequestQueue
 from .search import search
 from .twins import Twin, TwinCache, TwinStats

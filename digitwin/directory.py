@@ -23,9 +23,9 @@ from typing import Any
 import orjson
 
 from bucketstore import Bucket
+from vocabulary import clock
+from vocabulary.problems import BadRequest, Conflict, NotFound
 
-from . import clock
-from .errors import BadRequest, Conflict, NotFound
 from .validation import ValidationError
 
 _TD = "td\x00"

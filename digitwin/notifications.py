@@ -13,7 +13,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 
-from .envelope import Message
+from vocabulary.envelope import Message
 
 
 @dataclass(frozen=True, slots=True)

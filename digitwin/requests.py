@@ -28,9 +28,8 @@ from typing import Any
 import orjson
 
 from bucketstore import Bucket
-
-from . import clock
-from .envelope import (
+from vocabulary import clock
+from vocabulary.envelope import (
     ABSENT,
     CANCELLED,
     COMPLETED,
@@ -42,7 +41,7 @@ from .envelope import (
     TERMINAL,
     new_id,
 )
-from .errors import Conflict, NotFound
+from vocabulary.problems import Conflict, NotFound
 
 _ALLOWED = {
     PENDING: {DELIVERED, RUNNING, COMPLETED, FAILED, EXPIRED, CANCELLED},

@@ -29,7 +29,7 @@ from jsonpath_rfc9535.node import JSONPathNode
 from jsonpath_rfc9535.segments import JSONPathChildSegment, JSONPathRecursiveDescentSegment
 from jsonpath_rfc9535.selectors import IndexSelector, SliceSelector
 
-from .errors import BadRequest, Problem, problem_title
+from vocabulary.problems import BadRequest, Problem, problem_title
 
 # A filter on the TDs counts a node or two per TD, a named descent ($..properties)
 # about a hundred; a few descendant segments in a row ($..*..*) reach the limit within

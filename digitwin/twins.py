@@ -18,8 +18,7 @@ from typing import Any
 import orjson
 
 from bucketstore import Bucket
-
-from . import clock
+from vocabulary import clock
 
 
 @dataclass(slots=True)

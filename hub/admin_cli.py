@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from auth.authorizer import CERTS_THING, CLIENTS_THING
 from auth.roles import KIND_ROLES, ROLES
+from vocabulary.things import CERTS_THING, CLIENTS_THING
 
 from .cli import add_command
 from .config import default_home

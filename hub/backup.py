@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from digitwin import clock
+from vocabulary import clock
 
 from .cli import add_command
 

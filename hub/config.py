@@ -25,8 +25,7 @@ from bucketstore import DEFAULT_BACKEND, backend_names
 
 if TYPE_CHECKING:
     from auth.service import AuthConfig
-
-    from .limits import Limits
+    from core.limits import Limits
 
 CONFIG_FILE_NAME = "wothub.toml"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -140,7 +139,7 @@ class Config:
         return self.home / "store"
 
     def limits(self) -> Limits:
-        from .limits import Limits
+        from core.limits import Limits
 
         return Limits(
             max_td_bytes=self.max_td_bytes,

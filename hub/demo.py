@@ -32,7 +32,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .admin_cli import CLIENTS_THING, add_connection_arguments, find_target, run_action
+from vocabulary.things import CLIENTS_THING
+
+from .admin_cli import add_connection_arguments, find_target, run_action
 from .cli import add_command
 from .config import default_home
 from .listeners import read_listeners

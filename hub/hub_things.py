@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from auth.authorizer import AUTHN_THING, CERTS_THING, CLIENTS_THING
-from auth.identity import Client
 from auth.roles import KIND_ROLES, ROLES
 from auth.service import AuthService
 from certs import CertificateAuthority, CertificateError
-from digitwin.errors import BadRequest
-
-from .services import ServiceThing, service_td
+from core.services import ServiceThing, service_td
+from vocabulary.identity import Client
+from vocabulary.problems import BadRequest
+from vocabulary.things import AUTHN_THING, CERTS_THING, CLIENTS_THING
 
 _CLIENT_ID = {"type": "string", "minLength": 1, "maxLength": 128}
 _ACCOUNT = {

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from digitwin.clock import rfc3339_now
+from vocabulary.clock import rfc3339_now
 
 LISTENERS_FILE = "listeners.json"
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from digitwin import clock
+from vocabulary import clock
 
 # (connection, message) while the router handles a message.
 current: ContextVar[tuple[Any, Any] | None] = ContextVar("wothub_message", default=None)

@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from .router import Router
+    from core.router import Router
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Router.handle takes microseconds; a slow store or a big TD takes milliseconds.

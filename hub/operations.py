@@ -23,7 +23,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from digitwin.errors import Forbidden
+from vocabulary.problems import Forbidden
 
 from .backup import BACKUP_PATH, make_backup
 from .metrics import CONTENT_TYPE

@@ -30,6 +30,7 @@ from bindings.websocket.forms import WebSocketForms
 from bindings.websocket.server import WebSocketBinding
 from bucketstore import BucketStore, open_store
 from certs import CertificateAuthority
+from core.router import Router
 from digitwin.core import DigiTwin
 
 from .config import Config
@@ -38,7 +39,6 @@ from .listeners import remove_listeners, write_listeners
 from .loop_lag import LoopLag
 from .metrics import HealthCollector
 from .operations import CountRefusals, Operations
-from .router import Router
 
 log = logging.getLogger("wothub")
 _ANY_ADDRESS = ("", "0.0.0.0", "::")

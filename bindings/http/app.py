@@ -12,8 +12,8 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from auth.service import AuthService
-from digitwin.errors import Problem
-from hub.router import Router
+from core.router import Router
+from vocabulary.problems import Problem
 
 from .authn_api import AuthnApi
 from .context import HttpContext

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from auth.service import AuthService
-from digitwin.errors import BadRequest
+from vocabulary.problems import BadRequest
 
 from .context import json_body
 from .credentials import source_address

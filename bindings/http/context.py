@@ -8,11 +8,11 @@ from typing import Any
 import orjson
 from starlette.requests import HTTPConnection, Request
 
-from auth.identity import Client
-from digitwin.envelope import ABSENT, FAILED, Message
-from digitwin.errors import BadRequest
-from hub.connection import Connection
-from hub.router import Router
+from core.connection import Connection
+from core.router import Router
+from vocabulary.envelope import ABSENT, FAILED, Message
+from vocabulary.identity import Client
+from vocabulary.problems import BadRequest
 
 from .credentials import Credentials
 from .forms import HttpForms

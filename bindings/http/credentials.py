@@ -15,9 +15,9 @@ from typing import Any
 from starlette.requests import HTTPConnection
 
 from auth.errors import AuthenticationFailed
-from auth.identity import Client
 from auth.service import AuthService
-from digitwin.errors import Unauthorized
+from vocabulary.identity import Client
+from vocabulary.problems import Unauthorized
 
 
 class Credentials:

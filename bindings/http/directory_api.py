@@ -13,11 +13,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from digitwin import operations as ops
-from digitwin.envelope import ABSENT, REQUEST, Message, new_id
-from digitwin.errors import BadRequest, NotFound, Problem
+from core.subscriptions import DIRECTORY, PRESENCE
 from digitwin.twintd import DISCOVERY_CONTEXT
-from hub.subscriptions import DIRECTORY, PRESENCE
+from vocabulary import operations as ops
+from vocabulary.envelope import ABSENT, REQUEST, Message, new_id
+from vocabulary.problems import BadRequest, NotFound, Problem
 
 from . import sse
 from .context import HttpContext, json_body

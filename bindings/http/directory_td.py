@@ -9,7 +9,7 @@ import json
 from importlib import resources
 from typing import Any
 
-from auth.authorizer import DIRECTORY_THING
+from vocabulary.things import DIRECTORY_THING
 
 _UNSUPPORTED = ("searchXPath", "searchSPARQL")
 

@@ -20,9 +20,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from digitwin.errors import ServiceUnavailable
-from hub.connection import Connection, ConnectionClosed
-from hub.router import Router
+from core.connection import Connection, ConnectionClosed
+from core.router import Router
+from vocabulary.problems import ServiceUnavailable
 
 from .problems import problem_response
 from .sse import Render

@@ -30,7 +30,7 @@ def segment(raw: str) -> str:
     try:
         return unquote(raw, errors="strict")
     except UnicodeDecodeError:
-        from digitwin.errors import BadRequest
+        from vocabulary.problems import BadRequest
 
         raise BadRequest(f"{raw!r} is not percent-encoded UTF-8") from None
 
@@ -105,7 +105,7 @@ def _too_large(limit: int) -> str:
 
 def query_int(params: Any, name: str, default: int | None, *, minimum: int) -> int | None:
     """An integer query parameter, or BadRequest naming it."""
-    from digitwin.errors import BadRequest
+    from vocabulary.problems import BadRequest
 
     raw = params.get(name)
     if raw is None:

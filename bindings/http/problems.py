@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
 
-from digitwin.errors import Problem, problem_title
+from vocabulary.problems import Problem, problem_title
 
 log = logging.getLogger("wothub.http")
 

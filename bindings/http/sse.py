@@ -21,10 +21,10 @@ import orjson
 from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
-from digitwin.envelope import Message
-from digitwin.errors import ServiceUnavailable
-from hub.connection import OVERFLOW, Connection, ConnectionClosed
-from hub.router import Router
+from core.connection import OVERFLOW, Connection, ConnectionClosed
+from core.router import Router
+from vocabulary.envelope import Message
+from vocabulary.problems import ServiceUnavailable
 
 log = logging.getLogger("wothub.http")
 

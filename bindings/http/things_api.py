@@ -25,9 +25,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from auth.identity import Client
-from digitwin import operations as ops
-from digitwin.envelope import (
+from core.subscriptions import EVENT, PROPERTY
+from vocabulary import operations as ops
+from vocabulary.envelope import (
     ABSENT,
     COMPLETED,
     DELIVERED,
@@ -37,8 +37,8 @@ from digitwin.envelope import (
     Message,
     new_id,
 )
-from digitwin.errors import BadRequest, NotFound, ServiceUnavailable, problem_title
-from hub.subscriptions import EVENT, PROPERTY
+from vocabulary.identity import Client
+from vocabulary.problems import BadRequest, NotFound, ServiceUnavailable, problem_title
 
 from . import longpoll, sse
 from .context import HttpContext, json_body

@@ -36,11 +36,13 @@ import orjson
 from amqtt.errors import BrokerError
 from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, SERVER_UNAVAILABLE
 
-from auth.identity import Client
 from auth.service import AuthService
 from certs import CertificateAuthority
-from digitwin import operations as ops
-from digitwin.envelope import (
+from core.connection import OVERFLOW, Connection, ConnectionClosed
+from core.router import Router
+from core.subscriptions import DIRECTORY, EVENT, PROPERTY
+from vocabulary import operations as ops
+from vocabulary.envelope import (
     ABSENT,
     NOTIFICATION,
     REQUEST,
@@ -51,10 +53,8 @@ from digitwin.envelope import (
     error_frame,
     parse_message,
 )
-from digitwin.errors import Problem
-from hub.connection import OVERFLOW, Connection, ConnectionClosed
-from hub.router import Router
-from hub.subscriptions import DIRECTORY, EVENT, PROPERTY
+from vocabulary.identity import Client
+from vocabulary.problems import Problem
 
 from . import topics
 from .broker import PUBLISH, SUBSCRIBE, Link, Refused, WotBroker

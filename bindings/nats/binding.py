@@ -31,10 +31,12 @@ import orjson
 from nats.aio.client import Client as NatsConnection
 from nats.aio.msg import Msg
 
-from auth.identity import Client
 from auth.roles import AGENT
-from digitwin import operations as ops
-from digitwin.envelope import (
+from core.connection import OVERFLOW, Connection, ConnectionClosed
+from core.router import Router
+from core.subscriptions import DIRECTORY, EVENT, PRESENCE, PROPERTY
+from vocabulary import operations as ops
+from vocabulary.envelope import (
     NOTIFICATION,
     REQUEST,
     RESPONSE,
@@ -43,10 +45,8 @@ from digitwin.envelope import (
     error_frame,
     parse_message,
 )
-from digitwin.errors import Problem
-from hub.connection import OVERFLOW, Connection, ConnectionClosed
-from hub.router import Router
-from hub.subscriptions import DIRECTORY, EVENT, PRESENCE, PROPERTY
+from vocabulary.identity import Client
+from vocabulary.problems import Problem
 
 from . import subjects
 from .callout import AUTH_SUBJECT, AuthCallout, Login

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from auth.errors import AuthenticationFailed
-from auth.identity import Client
 from auth.roles import AGENT, PERMISSIONS, SERVICE
-from digitwin import operations as ops
-from digitwin.errors import Problem
+from vocabulary import operations as ops
+from vocabulary.identity import Client
+from vocabulary.problems import Problem
 
 from . import subjects
 from .jwt import CurveKey, SigningKey, decode, encode

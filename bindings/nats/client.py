@@ -29,7 +29,7 @@ import orjson
 from nats.aio.client import Client as NatsConnection
 from nats.aio.msg import Msg
 
-from digitwin.envelope import new_id
+from vocabulary.envelope import new_id
 
 from . import subjects
 

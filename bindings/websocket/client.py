@@ -66,7 +66,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from digitwin.envelope import ABSENT
+from vocabulary.envelope import ABSENT
 
 log = logging.getLogger("wothub.wsclient")
 

@@ -26,13 +26,13 @@ import orjson
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from auth.identity import Client
 from bindings.http.credentials import Credentials, basic_credentials, source_address
 from bindings.http.tls_server import ABORT_EXTENSION
-from digitwin.envelope import EnvelopeError, Message, error_frame, parse_message
-from digitwin.errors import Problem
-from hub.connection import OVERFLOW, Connection, ConnectionClosed
-from hub.router import Router
+from core.connection import OVERFLOW, Connection, ConnectionClosed
+from core.router import Router
+from vocabulary.envelope import EnvelopeError, Message, error_frame, parse_message
+from vocabulary.identity import Client
+from vocabulary.problems import Problem
 
 from .forms import PATH, SUBPROTOCOL, WebSocketForms
 

@@ -2,10 +2,11 @@
 
 import pytest
 
-from auth.authorizer import CERTS_THING, CLIENTS_THING, RoleAuthorizer
+from auth.authorizer import RoleAuthorizer
 from auth.errors import AuthenticationFailed
-from auth.identity import Client
-from digitwin import operations as ops
+from vocabulary import operations as ops
+from vocabulary.identity import Client
+from vocabulary.things import CERTS_THING, CLIENTS_THING
 
 THING = "urn:dev:lamp-1"
 

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from auth.errors import AuthenticationFailed, TooManyAttempts
 from auth.tokens import TokenSigner
 from bucketstore import open_store
-from digitwin.errors import BadRequest, Conflict
+from vocabulary.problems import BadRequest, Conflict
 
 from .conftest import make_auth
 

@@ -7,7 +7,7 @@ import pytest
 
 from auth.errors import AuthenticationFailed
 from auth.tokens import TokenError
-from digitwin import clock
+from vocabulary import clock
 
 
 def test_a_remembered_token_still_expires(auth, monkeypatch):

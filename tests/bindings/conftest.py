@@ -13,14 +13,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-from auth.identity import Client
 from bindings.websocket.client import WsClient
 from bindings.websocket.forms import PATH
 from bucketstore import open_store
-from digitwin.envelope import Message, new_id, parse_message
 from hub.config import Config
 from hub.runtime import Hub
 from tests.waiting import until
+from vocabulary.envelope import Message, new_id, parse_message
+from vocabulary.identity import Client
 
 PASSWORD = "correct horse battery"
 # Every client may read the login Thing's TD: the cheapest request, used as a barrier.

@@ -6,7 +6,7 @@ import pytest
 
 from bucketstore import open_store
 from digitwin.core import DigiTwin, TwinConfig
-from digitwin.errors import NotFound
+from vocabulary.problems import NotFound
 
 BASE_TD = {
     "@context": "https://www.w3.org/2022/wot/td/v1.1",

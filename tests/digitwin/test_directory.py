@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from bucketstore import BucketStore, open_store
-from digitwin import clock
 from digitwin.directory import Directory, merge_patch
-from digitwin.errors import BadRequest, Conflict, NotFound
 from digitwin.validation import validate_td
+from vocabulary import clock
+from vocabulary.problems import BadRequest, Conflict, NotFound
 
 TD11 = "https://www.w3.org/2022/wot/td/v1.1"
 LAMP = "urn:dev:ops:lamp-1"

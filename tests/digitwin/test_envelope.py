@@ -5,8 +5,8 @@ from typing import Any
 import orjson
 import pytest
 
-from digitwin import clock
-from digitwin.envelope import (
+from vocabulary import clock
+from vocabulary.envelope import (
     ABSENT,
     NOTIFICATION,
     REQUEST,

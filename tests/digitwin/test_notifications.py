@@ -2,8 +2,8 @@
 
 import pytest
 
-from digitwin.envelope import NOTIFICATION, Message
 from digitwin.notifications import NotificationLog
+from vocabulary.envelope import NOTIFICATION, Message
 
 
 def event(n: int) -> Message:

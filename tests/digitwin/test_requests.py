@@ -6,8 +6,9 @@ from typing import Any
 import pytest
 
 from bucketstore import BucketStore, open_store
-from digitwin import clock
-from digitwin.envelope import (
+from digitwin.requests import Record, RequestQueue
+from vocabulary import clock
+from vocabulary.envelope import (
     ABSENT,
     CANCELLED,
     COMPLETED,
@@ -17,8 +18,7 @@ from digitwin.envelope import (
     PENDING,
     RUNNING,
 )
-from digitwin.errors import Conflict
-from digitwin.requests import Record, RequestQueue
+from vocabulary.problems import Conflict
 
 LAMP = "urn:dev:ops:lamp-1"
 FAN = "urn:dev:ops:fan-1"

@@ -7,8 +7,8 @@ from typing import Any
 import jsonpath_rfc9535 as jsonpath
 import pytest
 
-from digitwin.errors import BadRequest
 from digitwin.search import MAX_NODES, QueryTooCostly, compile_query, search
+from vocabulary.problems import BadRequest
 
 TD11 = "https://www.w3.org/2022/wot/td/v1.1"
 

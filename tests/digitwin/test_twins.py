@@ -7,10 +7,10 @@ import orjson
 import pytest
 
 from bucketstore import Bucket, BucketStore, open_store
-from digitwin import clock
 from digitwin.directory import Directory
 from digitwin.twins import Twin, TwinCache, TwinStats
 from digitwin.validation import validate_td
+from vocabulary import clock
 
 T0 = 1_600_000_000.0
 A, B, C, D = (f"urn:dev:ops:sensor-{n}" for n in "abcd")

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from auth.authorizer import RoleAuthorizer
-from auth.identity import Client
 from auth.passwords import HashCost
 from auth.service import AuthConfig, AuthService
 from bucketstore import open_store
+from core.router import Router
 from digitwin.core import DigiTwin, TwinConfig
-from digitwin.envelope import parse_message
-from hub.router import Router
+from vocabulary.envelope import parse_message
+from vocabulary.identity import Client
 
 # The clients the router tests use, as accounts: id -> (kind, role). Added without
 # passwords (nothing here logs in with one); ``Hub.login`` opens a session for a client.

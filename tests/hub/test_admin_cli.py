@@ -99,8 +99,8 @@ def register(running, thing_id=LAMP):
         "properties": {"on": {"type": "boolean", "forms": [{"href": "https://lamp/on"}]}},
     }
     running.hub.auth.add_client("lamp-agent", "agent", "agent", password=PASSWORD)
-    from auth.identity import Client
-    from digitwin.envelope import parse_message
+    from vocabulary.envelope import parse_message
+    from vocabulary.identity import Client
 
     connection = running.hub.router.connect(Client("lamp-agent", "agent"), "test")
     raw = {"messageType": "request", "operation": "updatething", "input": td, "correlationID": "1"}

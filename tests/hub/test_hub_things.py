@@ -12,14 +12,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from auth.authorizer import AUTHN_THING, CERTS_THING, CLIENTS_THING
 from auth.errors import AuthenticationFailed
-from auth.identity import Client
 from bucketstore import open_store
 from certs import CertificateError
-from digitwin.envelope import ABSENT
 from hub.config import Config
 from hub.runtime import Hub
+from vocabulary.envelope import ABSENT
+from vocabulary.identity import Client
+from vocabulary.things import AUTHN_THING, CERTS_THING, CLIENTS_THING
 
 from .conftest import lamp_td, request
 

@@ -7,10 +7,10 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from auth.identity import Client
-from digitwin.envelope import parse_message
 from tests.bindings.conftest import PASSWORD, hub_options, running  # noqa: F401
 from tests.hub.operating import ASYNC, THING, ask, register, sign_td, socket
+from vocabulary.envelope import parse_message
+from vocabulary.identity import Client
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -4,9 +4,9 @@ import asyncio
 
 import pytest
 
-from auth.authorizer import CERTS_THING, CLIENTS_THING
-from digitwin import operations as ops
-from digitwin.errors import Forbidden
+from vocabulary import operations as ops
+from vocabulary.problems import Forbidden
+from vocabulary.things import CERTS_THING, CLIENTS_THING
 
 from .conftest import drain, lamp_td, notification, receive, request
 

@@ -30,7 +30,6 @@ import pytest
 
 from bindings.http.client import HttpConsumer
 from bucketstore import open_store
-from digitwin.envelope import new_id
 from digitwin.validation import validate_td
 from hub.demo import DOOR, THERMOSTAT
 from hub.demo import LAMP as LAMP_ID
@@ -38,6 +37,7 @@ from hub.runtime import Hub
 from tests.bindings.conftest import PASSWORD, RunningHub, hub_config
 from tests.hub.served import Process, serve_env, wait_listeners
 from tests.requirements import missing, require_command
+from vocabulary.envelope import new_id
 
 pytestmark = pytest.mark.timeout(180)
 

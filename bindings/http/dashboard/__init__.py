@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from digitwin.errors import NotFound
+from vocabulary.problems import NotFound
 
 STATIC = Path(__file__).parent / "static"
 CONTENT_TYPES = {

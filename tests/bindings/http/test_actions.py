@@ -10,9 +10,9 @@ from urllib.parse import quote
 import pytest
 from yarl import URL
 
-from digitwin import clock
-from digitwin.envelope import new_id
 from tests.waiting import until
+from vocabulary import clock
+from vocabulary.envelope import new_id
 
 from ..sse_reader import SseReader
 

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import pytest
 
-from digitwin.envelope import new_id
+from vocabulary.envelope import new_id
 
 pytestmark = pytest.mark.timeout(60)
 

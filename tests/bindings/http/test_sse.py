@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 
 from bucketstore import open_store
-from digitwin.envelope import new_id
 from hub.runtime import Hub
 from tests.waiting import until
+from vocabulary.envelope import new_id
 
 from ..conftest import RunningHub, hub_config
 from ..sse_reader import SseReader

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.connection import OVERFLOW
+from core.connection import OVERFLOW
 from tests.hub.operating import THING, ask, send, sign_td, socket
 from tests.waiting import until
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import quote
 
-from digitwin.envelope import new_id
+from vocabulary.envelope import new_id
 
 LAMP = "urn:dev:ops:lamp/1"
 AGENT = "lamp-agent"

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from digitwin.errors import Problem, problem_title
+from vocabulary.problems import Problem, problem_title
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,15 @@ from collections.abc import Callable
 from typing import Any
 
 from auth.accounts import HUB_ID
-from auth.authorizer import DIRECTORY_THING
-from digitwin import clock
-from digitwin import operations as ops
 from digitwin.core import DigiTwin
-from digitwin.envelope import (
+from digitwin.notifications import NotificationLog
+from digitwin.requests import Record
+from digitwin.search import search
+from hub.logs import current as _log_context
+from hub.metrics import HubMetrics
+from vocabulary import clock
+from vocabulary import operations as ops
+from vocabulary.envelope import (
     ABSENT,
     COMPLETED,
     DELIVERED,
@@ -36,16 +40,12 @@ from digitwin.envelope import (
     TERMINAL,
     Message,
 )
-from digitwin.errors import BadRequest, Conflict, Forbidden, NotFound, Problem
-from digitwin.notifications import NotificationLog
-from digitwin.requests import Record
-from digitwin.search import search
+from vocabulary.problems import BadRequest, Conflict, Forbidden, NotFound, Problem
+from vocabulary.things import DIRECTORY_THING
 
 from .authz import Authorizer, Client
 from .connection import Connection
 from .limits import LimitExceeded, Limits, RateLimiter, check_size
-from .logs import current as _log_context
-from .metrics import HubMetrics
 from .services import ServiceThing
 from .subscriptions import (
     ACTION,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
-from digitwin import operations as ops
+from vocabulary import operations as ops
 
 from .connection import Connection
 

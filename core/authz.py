@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from auth.identity import Client
+from vocabulary.identity import Client
 
 __all__ = ["Authorizer", "Client"]
 

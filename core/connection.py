@@ -14,7 +14,7 @@ import itertools
 from collections import deque
 from typing import Any
 
-from digitwin.envelope import Message
+from vocabulary.envelope import Message
 
 from .authz import Client
 

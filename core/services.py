@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from auth.identity import Client
+from vocabulary.identity import Client
 
 Handler = Callable[[Client, Any], Any]
 

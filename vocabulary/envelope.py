@@ -17,7 +17,6 @@ from typing import Any
 import orjson
 
 from . import clock
-from .errors import problem_title
 from .operations import (
     CANCEL_ACTION,
     NAMED_OPERATIONS,
@@ -25,6 +24,7 @@ from .operations import (
     QUERY_ACTION,
     THINGLESS_OPERATIONS,
 )
+from .problems import problem_title
 
 REQUEST = "request"
 RESPONSE = "response"
