@@ -48,10 +48,10 @@ import aiohttp  # noqa: E402
 import nats  # noqa: E402
 import orjson  # noqa: E402
 
-from bindings.mqtt.client import MqttClient  # noqa: E402
-from bindings.nats.client import NatsAgent  # noqa: E402
-from bindings.websocket.client import WsClient  # noqa: E402
 from bucketstore import open_store  # noqa: E402
+from clients.mqtt import MqttClient  # noqa: E402
+from clients.nats import NatsAgent  # noqa: E402
+from clients.websocket import WsClient  # noqa: E402
 from hub.runtime import Hub  # noqa: E402
 from vocabulary.envelope import parse_message  # noqa: E402
 from vocabulary.identity import Client  # noqa: E402

@@ -34,8 +34,8 @@ import aiohttp  # noqa: E402
 import nats  # noqa: E402
 
 from bindings.nats import NatsBinding  # noqa: E402
-from bindings.nats.client import NatsAgent, NatsConsumer  # noqa: E402
 from bucketstore import open_store  # noqa: E402
+from clients.nats import NatsAgent, NatsConsumer  # noqa: E402
 from hub.runtime import Hub  # noqa: E402
 
 THING = "urn:dev:bench:lamp-1"

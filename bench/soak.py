@@ -62,10 +62,10 @@ unshadow_packages()
 import aiohttp  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from bindings.http.client import HttpConsumer  # noqa: E402
-from bindings.mqtt.client import MqttClient  # noqa: E402
-from bindings.nats.client import NatsAgent  # noqa: E402
-from bindings.websocket.client import WsClient  # noqa: E402
+from clients.http import HttpConsumer  # noqa: E402
+from clients.mqtt import MqttClient  # noqa: E402
+from clients.nats import NatsAgent  # noqa: E402
+from clients.websocket import WsClient  # noqa: E402
 
 CLIENTS = "urn:wothub:clients"
 PROPERTY = "n"

@@ -1,4 +1,4 @@
-"""Administration from the command line, over the hub's HTTPS API (bindings.http.client):
+"""Administration from the command line, over the hub's HTTPS API (clients.http):
 ``wothub clients``, ``wothub certs`` and ``wothub things``.
 
 Where the hub is: ``--url`` (env WOTHUB_URL), else ``local_url`` in
@@ -207,7 +207,7 @@ Action = Callable[[Any, argparse.Namespace], Awaitable[int]]
 
 def run_action(args: argparse.Namespace, action: Action) -> int:
     """Connect, log in, run ``action(client, args)``; errors as one line and a code."""
-    from bindings.http.client import HubError, HubUnreachable
+    from clients.http import HubError, HubUnreachable
 
     target: Target | None = None
     try:
@@ -259,7 +259,7 @@ def _unreachable_reason(exc: Exception) -> str:
 
 
 async def _with_client(target: Target, args: argparse.Namespace, action: Action) -> int:
-    from bindings.http.client import HttpConsumer, HubError
+    from clients.http import HttpConsumer, HubError
 
     try:
         consumer = HttpConsumer(target.url, ca=target.ca, token=target.token)

@@ -157,7 +157,7 @@ def _bus_urls(args: argparse.Namespace) -> dict[str, str]:
 
 async def _agent_password(client, client_id: str) -> str:
     """A fresh password for the device's agent client (added if it is not there)."""
-    from bindings.http.client import HubError
+    from clients.http import HubError
 
     password = secrets.token_urlsafe(18)
     data = {"clientID": client_id, "password": password}
@@ -177,7 +177,7 @@ async def _agent_password(client, client_id: str) -> str:
 
 class Thermostat:
     def __init__(self, url: str, password: str, ca: bytes | None) -> None:
-        from bindings.mqtt.client import MqttClient
+        from clients.mqtt import MqttClient
 
         self.client = MqttClient(url, AGENTS["thermostat"], password=password, ca_pem=ca)
         self.temperature = 19.0
@@ -241,7 +241,7 @@ class Lamp:
         return round(0.3 + (9.0 * self.brightness / 100 if self.on else 0.0), 2)
 
     async def run(self) -> None:
-        from bindings.nats.client import NatsAgent
+        from clients.nats import NatsAgent
 
         self.agent = agent = await NatsAgent.connect(
             self.url, AGENTS["lamp"], password=self.password, ca_pem=self.ca
@@ -306,7 +306,7 @@ class Door:
             await asyncio.sleep(self.offline)
 
     async def _online_period(self) -> None:
-        from bindings.websocket.client import WsClient
+        from clients.websocket import WsClient
 
         async def registered(client: WsClient) -> None:
             await client.register(door_td())

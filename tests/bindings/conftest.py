@@ -13,9 +13,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bindings.websocket.client import WsClient
 from bindings.websocket.forms import PATH
 from bucketstore import open_store
+from clients.websocket import WsClient
 from hub.config import Config
 from hub.runtime import Hub
 from tests.waiting import until

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bindings.http.client import ActionStatus, HttpConsumer
+from clients.http import ActionStatus, HttpConsumer
 from hub.demo import DOOR, LAMP, THERMOSTAT
 from tests.hub.served import Process, serve_env, wait_listeners
 

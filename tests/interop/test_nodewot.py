@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from bindings.http.client import HttpConsumer
 from bucketstore import open_store
+from clients.http import HttpConsumer
 from digitwin.validation import validate_td
 from hub.demo import DOOR, THERMOSTAT
 from hub.demo import LAMP as LAMP_ID

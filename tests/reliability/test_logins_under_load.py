@@ -20,9 +20,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bindings.http.client import HttpConsumer
-from bindings.mqtt.client import MqttClient
-from bindings.nats.client import NatsAgent
+from clients.http import HttpConsumer
+from clients.mqtt import MqttClient
+from clients.nats import NatsAgent
 from tests.hub.served import Process, serve_env, wait_listeners
 
 PASSWORD = "correct horse battery"

@@ -16,9 +16,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bindings.http.client import HttpConsumer
 from bindings.http.paths import encode
-from bindings.nats.client import NatsAgent
+from clients.http import HttpConsumer
+from clients.nats import NatsAgent
 from tests.hub.served import Process, serve_env, wait_listeners
 from tests.waiting import until
 

@@ -9,7 +9,7 @@ import itertools
 
 import pytest
 
-from bindings.http.client import (
+from clients.http import (
     ActionStatus,
     EventStream,
     HttpConsumer,
@@ -528,7 +528,7 @@ class Chunks:
 
 
 async def test_sse_parsing():
-    from bindings.http.client import _SseParser
+    from clients.http import _SseParser
 
     parser = _SseParser(
         Chunks(

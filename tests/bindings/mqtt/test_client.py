@@ -1,4 +1,4 @@
-"""bindings.mqtt.client against the real hub: an agent and a consumer over MQTT."""
+"""clients.mqtt against the real hub: an agent and a consumer over MQTT."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import contextlib
 
 import pytest
 
-from bindings.mqtt.client import MqttClient, MqttError
+from clients.mqtt import MqttClient, MqttError
 
 from ..conftest import PASSWORD
 from .conftest import TD, THING

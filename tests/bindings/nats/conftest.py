@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from bindings.nats import NatsBinding
-from bindings.nats.client import NatsAgent, NatsConsumer
+from clients.nats import NatsAgent, NatsConsumer
 
 PASSWORD = "correct horse battery"
 

@@ -12,9 +12,9 @@ import socket
 
 import pytest
 
-from bindings.nats.client import NatsAgent, NatsConsumer
 from bindings.nats.server import find_binary
 from bucketstore import open_store
+from clients.nats import NatsAgent, NatsConsumer
 from hub.runtime import Hub
 from tests.hub.operating import THING, sign_td
 

@@ -13,7 +13,7 @@ import nats
 import pytest
 
 from bindings.nats import subjects
-from bindings.nats.client import HubError
+from clients.nats import HubError
 from tests.waiting import until
 
 from .conftest import PASSWORD

@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from bindings.nats.client import HubError
+from clients.nats import HubError
 from tests.hub.operating import THING, register, sign_td, socket
 
 pytestmark = pytest.mark.timeout(60)

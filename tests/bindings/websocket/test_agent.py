@@ -10,7 +10,7 @@ import json
 import pytest
 from websockets.asyncio.client import connect
 
-from bindings.websocket.client import WsClient, WsError
+from clients.websocket import WsClient, WsError
 from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(60)

@@ -15,7 +15,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from bindings.websocket.client import WsClient, WsDisconnected
+from clients.websocket import WsClient, WsDisconnected
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,7 +9,7 @@ import contextlib
 
 import pytest
 
-from bindings.websocket.client import ABSENT, WsClient, WsDisconnected, WsError
+from clients.websocket import ABSENT, WsClient, WsDisconnected, WsError
 from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(60)

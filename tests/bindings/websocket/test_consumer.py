@@ -11,7 +11,7 @@ import json
 import pytest
 from websockets.asyncio.client import connect
 
-from bindings.websocket.client import WsClient
+from clients.websocket import WsClient
 from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(60)

@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from bindings.websocket.client import WsClient
+from clients.websocket import WsClient
 from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(120)

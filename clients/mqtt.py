@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 import orjson
 import paho.mqtt.client as mqtt
 
-from . import topics
+from bindings.mqtt import topics
 
 
 class MqttError(Exception):

@@ -29,9 +29,8 @@ import orjson
 from nats.aio.client import Client as NatsConnection
 from nats.aio.msg import Msg
 
+from bindings.nats import subjects
 from vocabulary.envelope import new_id
-
-from . import subjects
 
 log = logging.getLogger("wothub.nats.client")
 

@@ -1,0 +1,1 @@
+"""Python clients of the hub, one per binding (HTTP, WebSocket, MQTT, NATS)."""
