@@ -76,7 +76,7 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
-from bindings.http.tls_server import HttpServer  # noqa: E402
+from bindings.common.asgi_server import HttpServer  # noqa: E402
 from bucketstore import open_store  # noqa: E402
 from certs import CertificateAuthority  # noqa: E402
 from hub.runtime import Hub  # noqa: E402

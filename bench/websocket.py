@@ -62,7 +62,7 @@ from starlette.applications import Starlette  # noqa: E402
 from starlette.routing import WebSocketRoute  # noqa: E402
 from starlette.websockets import WebSocket, WebSocketDisconnect  # noqa: E402
 
-from bindings.http.tls_server import HttpServer  # noqa: E402
+from bindings.common.asgi_server import HttpServer  # noqa: E402
 from bucketstore import open_store  # noqa: E402
 from certs import CertificateAuthority  # noqa: E402
 from hub.runtime import Hub  # noqa: E402

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 from auth.authorizer import RoleAuthorizer
 from auth.service import AuthService
+from bindings.common.asgi_server import HttpServer
 from bindings.http.app import HttpBinding
-from bindings.http.tls_server import HttpServer
 from bindings.mqtt import MqttBinding
 from bindings.nats import NatsBinding
 from bindings.websocket.forms import WebSocketForms

@@ -12,12 +12,12 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from auth.service import AuthService
+from bindings.common.web_credentials import Credentials
 from core.router import Router
 from vocabulary.problems import Problem
 
 from .authn_api import AuthnApi
 from .context import HttpContext
-from .credentials import Credentials
 from .dashboard import Dashboard
 from .directory_api import DirectoryApi
 from .forms import HttpForms

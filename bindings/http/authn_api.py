@@ -11,10 +11,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from auth.service import AuthService
+from bindings.common.web_credentials import source_address
 from vocabulary.problems import BadRequest
 
 from .context import json_body
-from .credentials import source_address
 
 
 class AuthnApi:

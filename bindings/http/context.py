@@ -8,13 +8,13 @@ from typing import Any
 import orjson
 from starlette.requests import HTTPConnection, Request
 
+from bindings.common.web_credentials import Credentials
 from core.connection import Connection
 from core.router import Router
 from vocabulary.envelope import ABSENT, FAILED, Message
 from vocabulary.identity import Client
 from vocabulary.problems import BadRequest
 
-from .credentials import Credentials
 from .forms import HttpForms
 from .problems import ProblemResponse, UnsupportedMediaType
 

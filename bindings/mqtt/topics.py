@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bindings.addresses import decode, encode
+from bindings.common.addresses import decode, encode
 
 ROOT = "wot"
 AGENT, CLIENT, TWIN = "agent", "client", "twin"

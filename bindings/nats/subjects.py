@@ -24,8 +24,8 @@ stays readable.
 
 from __future__ import annotations
 
-from bindings.addresses import decode as decode  # the subject codec, for the binding
-from bindings.addresses import encode
+from bindings.common.addresses import decode as decode  # the subject codec, for the binding
+from bindings.common.addresses import encode
 
 PREFIX = "wot"
 

@@ -26,8 +26,8 @@ import orjson
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from bindings.http.credentials import Credentials, basic_credentials, source_address
-from bindings.http.tls_server import ABORT_EXTENSION
+from bindings.common.asgi_server import ABORT_EXTENSION
+from bindings.common.web_credentials import Credentials, basic_credentials, source_address
 from core.connection import OVERFLOW, Connection, ConnectionClosed
 from core.router import Router
 from vocabulary.envelope import EnvelopeError, Message, error_frame, parse_message

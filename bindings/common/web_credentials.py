@@ -1,7 +1,7 @@
 """Who is asking: a bearer token, HTTP Basic, or a client certificate.
 
 The certificate comes from the ASGI TLS extension (``scope["extensions"]["tls"]``),
-which the hub's server fills in (tls_server). Every failure is the same 401, whatever
+which the hub's server fills in (asgi_server). Every failure is the same 401, whatever
 the reason (auth logs the reason).
 """
 

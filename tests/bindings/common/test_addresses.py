@@ -2,7 +2,7 @@
 
 import pytest
 
-from bindings import addresses
+from bindings.common import addresses
 from bindings.mqtt import topics
 from bindings.nats import subjects
 

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
-from bindings.http.tls_server import HttpServer, tls_extension, tls_websocket_protocol
+from bindings.common.asgi_server import HttpServer, tls_extension, tls_websocket_protocol
 from bucketstore import open_store
 from certs import CertificateAuthority
 from tests.requirements import require_module
