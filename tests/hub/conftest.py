@@ -14,6 +14,7 @@ from auth.service import AuthConfig, AuthService
 from bucketstore import open_store
 from core.router import Router
 from digitwin.core import DigiTwin, TwinConfig
+from tests.support.tds import lamp_td
 from vocabulary.envelope import parse_message
 from vocabulary.identity import Client
 
@@ -36,45 +37,6 @@ CLIENTS = {
     "root": ("consumer", "admin"),
 }
 CHEAP = HashCost(time_cost=1, memory_kib=1024, parallelism=1)
-
-
-def lamp_td(thing_id="urn:dev:ops:32473-lamp-1", title="Lamp"):
-    return {
-        "@context": "https://www.w3.org/2022/wot/td/v1.1",
-        "id": thing_id,
-        "title": title,
-        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-        "security": "nosec_sc",
-        "properties": {
-            "on": {"type": "boolean", "forms": [{"href": "https://lamp.local/on"}]},
-            "brightness": {
-                "type": "integer",
-                "minimum": 0,
-                "maximum": 100,
-                "forms": [{"href": "https://lamp.local/brightness"}],
-            },
-            "model": {
-                "type": "string",
-                "readOnly": True,
-                "forms": [{"href": "https://lamp.local/model"}],
-            },
-        },
-        "actions": {
-            "toggle": {"forms": [{"href": "https://lamp.local/toggle"}]},
-            "fade": {
-                "input": {
-                    "type": "object",
-                    "properties": {"level": {"type": "integer", "minimum": 0, "maximum": 100}},
-                    "required": ["level"],
-                },
-                "output": {"type": "integer"},
-                "forms": [{"href": "https://lamp.local/fade"}],
-            },
-        },
-        "events": {
-            "overheated": {"data": {"type": "number"}, "forms": [{"href": "https://lamp.local/oh"}]}
-        },
-    }
 
 
 _ids = itertools.count()

@@ -1,4 +1,4 @@
-"""What the operations tests share: the real hub of tests/bindings/conftest.py (its
+"""What the operations tests share: the real hub of tests/support/running.py (its
 fixtures, imported by the test modules), a TD with string-valued affordances, and the
 WebSocket helpers."""
 
@@ -8,8 +8,6 @@ import asyncio
 import json
 
 from websockets.asyncio.client import connect
-
-from tests.bindings.conftest import PASSWORD, RunningHub, hub_config  # noqa: F401
 
 THING = "urn:dev:ops:ops-sign-1"
 # An action for an offline device: take the queued status at once (201), not wait for

@@ -12,8 +12,8 @@ from bucketstore import open_store
 from hub import cli
 from hub.backup import RestoreError, restore
 from hub.runtime import Hub
-from tests.bindings.conftest import PASSWORD, hub_config, hub_options, running  # noqa: F401
 from tests.hub.operating import ASYNC, THING, register, sign_td
+from tests.support.running import PASSWORD, hub_config
 from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(120)
@@ -47,7 +47,7 @@ async def write_load(hub, stop: asyncio.Event) -> int:
     return count
 
 
-async def test_backup_during_writes_restores_to_an_equal_hub(running, tmp_path):  # noqa: F811
+async def test_backup_during_writes_restores_to_an_equal_hub(running, tmp_path):
     register(running, "sign-agent", sign_td())
     running.add_client("carol", "consumer", "operator")
     admin_token = running.add_client("ada", "consumer", "admin")

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bindings.conftest import hub_options, running  # noqa: F401
-
 pytestmark = pytest.mark.timeout(60)
 
 
-async def test_health_needs_no_credentials(running):  # noqa: F811
+async def test_health_needs_no_credentials(running):
     async with running.session() as anyone, anyone.get("/health") as response:
         assert response.status == 200
         assert (await response.json())["status"] == "ok"
 
 
-async def test_ready_lists_its_checks_and_is_503_while_stopping(running):  # noqa: F811
+async def test_ready_lists_its_checks_and_is_503_while_stopping(running):
     async with running.session() as anyone:
         async with anyone.get("/ready") as response:
             assert response.status == 200
@@ -32,7 +30,7 @@ async def test_ready_lists_its_checks_and_is_503_while_stopping(running):  # noq
 
 
 @pytest.mark.parametrize("hub_options", [{"nats_enabled": True}])
-async def test_ready_checks_the_managed_nats_server(running):  # noqa: F811
+async def test_ready_checks_the_managed_nats_server(running):
     async with running.session() as anyone:
         async with anyone.get("/ready") as response:
             assert response.status == 200, await response.text()

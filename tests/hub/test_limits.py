@@ -9,7 +9,6 @@ import asyncio
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.bindings.conftest import admin, hub_options, running  # noqa: F401
 from tests.hub.operating import ASYNC, THING, ask, receive, register, send, sign_td, socket
 from tests.waiting import until
 
@@ -49,7 +48,7 @@ async def assert_http_refused(response, status: int, limit: str) -> None:
 
 
 @limited()
-async def test_td_size_over_http(running):  # noqa: F811
+async def test_td_size_over_http(running):
     token = running.add_client("sign-agent", "agent", "agent")
     async with running.session(token) as agent:
         async with agent.put(f"/things/{THING}", json=sign_td(padding=100)) as ok:
@@ -74,7 +73,7 @@ async def test_td_size_over_http(running):  # noqa: F811
 
 
 @limited()
-async def test_td_size_over_websocket(running):  # noqa: F811
+async def test_td_size_over_websocket(running):
     token = running.add_client("sign-agent", "agent", "agent")
     async with socket(running, token) as ws:
         answer = await ask(
@@ -88,7 +87,7 @@ async def test_td_size_over_websocket(running):  # noqa: F811
 
 
 @limited()
-async def test_value_and_input_size_over_http(running):  # noqa: F811
+async def test_value_and_input_size_over_http(running):
     register(running, "sign-agent", sign_td())
     token = running.add_client("mia", "consumer", "manager")
     async with running.session(token) as consumer:
@@ -102,7 +101,7 @@ async def test_value_and_input_size_over_http(running):  # noqa: F811
 
 
 @limited()
-async def test_value_event_and_input_size_over_websocket(running):  # noqa: F811
+async def test_value_event_and_input_size_over_websocket(running):
     register(running, "sign-agent", sign_td())
     agent_token = running.add_client("sign-agent-2", "agent", "agent")
     consumer_token = running.add_client("mia", "consumer", "manager")
@@ -139,7 +138,7 @@ async def test_value_event_and_input_size_over_websocket(running):  # noqa: F811
 
 
 @limited()
-async def test_things_per_agent_over_http(running):  # noqa: F811
+async def test_things_per_agent_over_http(running):
     token = running.add_client("sign-agent", "agent", "agent")
     async with running.session(token) as agent:
         for n in (1, 2):
@@ -152,7 +151,7 @@ async def test_things_per_agent_over_http(running):  # noqa: F811
 
 
 @limited()
-async def test_things_per_agent_over_websocket(running):  # noqa: F811
+async def test_things_per_agent_over_websocket(running):
     token = running.add_client("sign-agent", "agent", "agent")
     async with socket(running, token) as ws:
         for n in (1, 2, 3):
@@ -164,7 +163,7 @@ async def test_things_per_agent_over_websocket(running):  # noqa: F811
 
 
 @limited()
-async def test_queued_actions_per_thing_over_http_and_websocket(running):  # noqa: F811
+async def test_queued_actions_per_thing_over_http_and_websocket(running):
     register(running, "sign-agent", sign_td())  # its agent is offline: actions queue up
     token = running.add_client("otto", "consumer", "operator")
     async with running.session(token) as consumer:
@@ -186,7 +185,7 @@ async def test_queued_actions_per_thing_over_http_and_websocket(running):  # noq
 
 
 @limited(max_requests_per_second=1.0, request_burst=3)
-async def test_request_rate_over_http(running):  # noqa: F811
+async def test_request_rate_over_http(running):
     register(running, "sign-agent", sign_td())
     token = running.add_client("vic", "consumer", "viewer")
     async with running.session(token) as consumer:
@@ -204,7 +203,7 @@ async def test_request_rate_over_http(running):  # noqa: F811
 
 
 @limited(max_requests_per_second=1.0, request_burst=3)
-async def test_request_rate_over_websocket(running):  # noqa: F811
+async def test_request_rate_over_websocket(running):
     register(running, "sign-agent", sign_td())
     token = running.add_client("vic", "consumer", "viewer")
     async with socket(running, token) as ws:
@@ -219,7 +218,7 @@ async def test_request_rate_over_websocket(running):  # noqa: F811
 
 
 @limited()
-async def test_connections_per_client_over_websocket_and_sse(running):  # noqa: F811
+async def test_connections_per_client_over_websocket_and_sse(running):
     register(running, "sign-agent", sign_td())
     token = running.add_client("vic", "consumer", "viewer")
     async with socket(running, token), socket(running, token):

@@ -15,13 +15,13 @@ import urllib.request
 import pytest
 
 from hub.logs import JsonFormatter, TextFormatter, current, redact
-from tests.bindings.conftest import PASSWORD, hub_options, running  # noqa: F401
 from tests.hub.served import serve_env
+from tests.support.running import PASSWORD
 
 pytestmark = pytest.mark.timeout(60)
 
 
-async def test_no_password_or_token_in_the_logs_at_debug(running, caplog):  # noqa: F811
+async def test_no_password_or_token_in_the_logs_at_debug(running, caplog):
     caplog.set_level(logging.DEBUG)
     # The hub at DEBUG logs every request; another test's setup_logging at INFO may have
     # left uvicorn's access logger at WARNING in this process.

@@ -7,8 +7,8 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.bindings.conftest import PASSWORD, hub_options, running  # noqa: F401
 from tests.hub.operating import ASYNC, THING, ask, register, sign_td, socket
+from tests.support.running import PASSWORD
 from vocabulary.envelope import parse_message
 from vocabulary.identity import Client
 
@@ -36,7 +36,7 @@ def value(samples, name, **labels) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-async def test_metrics_follow_the_traffic(running):  # noqa: F811
+async def test_metrics_follow_the_traffic(running):
     before = await scrape(running)
     register(running, "sign-agent", sign_td())
     token = running.add_client("otto", "consumer", "operator")
@@ -82,7 +82,7 @@ async def test_metrics_follow_the_traffic(running):  # noqa: F811
     assert value(after, "wothub_subscribers", binding="websocket") == 0
 
 
-async def test_expired_actions_and_write_batches_are_counted(running):  # noqa: F811
+async def test_expired_actions_and_write_batches_are_counted(running):
     register(running, "sign-agent", sign_td())
     router = running.hub.router
     running.add_client("ada", "consumer", "admin")
@@ -108,7 +108,7 @@ async def test_expired_actions_and_write_batches_are_counted(running):  # noqa: 
     assert value(samples, "wothub_store_write_batch_seconds_count") >= 1
 
 
-async def test_scrapes_need_an_admin_even_from_loopback(running):  # noqa: F811
+async def test_scrapes_need_an_admin_even_from_loopback(running):
     # The test client is on 127.0.0.1, as a reverse proxy on the hub's host would be.
     async with running.session() as anyone, anyone.get("/metrics") as response:
         assert response.status == 401
@@ -124,13 +124,13 @@ async def test_scrapes_need_an_admin_even_from_loopback(running):  # noqa: F811
 
 
 @pytest.mark.parametrize("hub_options", [{"metrics_public": True}])
-async def test_public_metrics_need_no_credentials(running):  # noqa: F811
+async def test_public_metrics_need_no_credentials(running):
     async with running.session() as anyone, anyone.get("/metrics") as response:
         assert response.status == 200
         assert "wothub_router_seconds" in await response.text()
 
 
-async def test_credentials_refused_on_any_binding_are_counted(running):  # noqa: F811
+async def test_credentials_refused_on_any_binding_are_counted(running):
     from websockets.exceptions import ConnectionClosed
 
     before = await scrape(running)

@@ -34,9 +34,9 @@ from digitwin.validation import validate_td
 from hub.demo import DOOR, THERMOSTAT
 from hub.demo import LAMP as LAMP_ID
 from hub.runtime import Hub
-from tests.bindings.conftest import PASSWORD, RunningHub, hub_config
 from tests.hub.served import Process, serve_env, wait_listeners
 from tests.requirements import missing, require_command
+from tests.support.running import PASSWORD, RunningHub, hub_config
 from vocabulary.envelope import new_id
 
 pytestmark = pytest.mark.timeout(180)

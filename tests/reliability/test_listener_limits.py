@@ -2,7 +2,7 @@
 a costly JSONPath search is refused quickly; pooled keep-alive connections keep working
 through a stream of bad requests (docs/operations.md, "Connections").
 
-Real hubs (tests/bindings/conftest.py) on 127.0.0.1 with short timeouts, raw sockets for
+Real hubs (tests/support/running.py) on 127.0.0.1 with short timeouts, raw sockets for
 the clients that misbehave, paho-mqtt, aiohttp and websockets for the ones that do not.
 """
 
@@ -18,9 +18,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.bindings.conftest import PASSWORD, hub_options, running  # noqa: F401
 from tests.bindings.mqtt.conftest import Paho
 from tests.hub.operating import register, sign_td, ws_url
+from tests.support.running import PASSWORD
 from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(120)
@@ -60,7 +60,7 @@ def close_all(streams: list[Stream]) -> None:
 
 
 @pytest.mark.parametrize("hub_options", [{"mqtt_enabled": True, "mqtt_connect_timeout": 0.5}])
-async def test_mqtt_connections_that_never_send_connect_are_closed(running):  # noqa: F811
+async def test_mqtt_connections_that_never_send_connect_are_closed(running):
     port, broker = running.hub.mqtt.port, running.hub.mqtt.broker
     started = time.monotonic()
     silent = [await open_tls(running, port) for _ in range(5)]
@@ -83,7 +83,7 @@ async def test_mqtt_connections_that_never_send_connect_are_closed(running):  # 
     "hub_options", [{"mqtt_enabled": True, "mqtt_connect_timeout": 60, "mqtt_max_connections": 3}]
 )
 async def test_mqtt_refuses_a_connection_over_the_cap_not_yet_authenticated_ones_counted(
-    running,  # noqa: F811
+    running,
 ):
     port, broker = running.hub.mqtt.port, running.hub.mqtt.broker
     held = [await open_tls(running, port) for _ in range(3)]
@@ -118,14 +118,14 @@ async def nats_silent(port: int, ca: ssl.SSLContext, *, tls: bool = True) -> Str
 
 
 @pytest.mark.parametrize("hub_options", [NATS_LIMITS])
-async def test_nats_server_config_carries_the_limits(running):  # noqa: F811
+async def test_nats_server_config_carries_the_limits(running):
     config = running.hub.nats.server.config_path.read_text()
     assert "max_connections: 5\n" in config  # two clients and the hub's own three
     assert "timeout: 2.5\n" in config.split("authorization {", 1)[1]
 
 
 @pytest.mark.parametrize("hub_options", [NATS_LIMITS])
-async def test_nats_connections_that_never_send_connect_are_dropped(running):  # noqa: F811
+async def test_nats_connections_that_never_send_connect_are_dropped(running):
     port = running.hub.nats.server.port
     started = time.monotonic()
     silent = await nats_silent(port, running.ssl)
@@ -136,7 +136,7 @@ async def test_nats_connections_that_never_send_connect_are_dropped(running):  #
 
 
 @pytest.mark.parametrize("hub_options", [{**NATS_LIMITS, "nats_auth_timeout": 60}])
-async def test_nats_refuses_a_connection_over_the_cap(running):  # noqa: F811
+async def test_nats_refuses_a_connection_over_the_cap(running):
     port = running.hub.nats.server.port
     held = [await nats_silent(port, running.ssl) for _ in range(2)]
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -156,7 +156,7 @@ async def open_sse(hub, token: str, path: str = "/events"):
 
 
 @pytest.mark.parametrize("hub_options", [{"http_read_timeout": 0.5}])
-async def test_https_closes_a_connection_whose_request_does_not_arrive(running):  # noqa: F811
+async def test_https_closes_a_connection_whose_request_does_not_arrive(running):
     port = running.hub.http_server.port
     token = running.add_client("vic", "consumer", "viewer")
     session, stream = await open_sse(running, token)  # its request is in: never cut
@@ -186,7 +186,7 @@ async def test_https_closes_a_connection_whose_request_does_not_arrive(running):
 
 
 @pytest.mark.parametrize("hub_options", [{"http_max_connections": 2, "http_read_timeout": 60}])
-async def test_https_answers_503_over_the_connection_cap(running):  # noqa: F811
+async def test_https_answers_503_over_the_connection_cap(running):
     server = running.hub.http_server
     held = [await open_tls(running, server.port) for _ in range(2)]
     await until(lambda: server.open_connections == 2)
@@ -199,7 +199,7 @@ async def test_https_answers_503_over_the_connection_cap(running):  # noqa: F811
         assert response.status == 200
 
 
-async def test_websocket_without_credentials_is_closed_after_the_auth_timeout(running):  # noqa: F811
+async def test_websocket_without_credentials_is_closed_after_the_auth_timeout(running):
     running.hub.websocket.auth_timeout = 0.5
     async with connect(ws_url(running), ssl=running.ssl, open_timeout=10) as ws:
         started = time.monotonic()
@@ -213,7 +213,7 @@ async def test_websocket_without_credentials_is_closed_after_the_auth_timeout(ru
 # -- a costly search ------------------------------------------------------------------------
 
 
-async def test_a_costly_jsonpath_is_refused_quickly_and_health_stays_responsive(running):  # noqa: F811
+async def test_a_costly_jsonpath_is_refused_quickly_and_health_stays_responsive(running):
     for i in range(100):
         register(running, f"agent-{i // 50}", sign_td(f"urn:dev:ops:sign-{i:03d}"))
     viewer = running.add_client("vic", "consumer", "viewer")
@@ -273,7 +273,7 @@ BAD_REQUESTS = [
 @pytest.mark.parametrize(
     "hub_options", [{"http_keep_alive_timeout": 0.5, "http_read_timeout": 1.0}]
 )
-async def test_pooled_keep_alive_connections_survive_bad_requests_and_idling(running):  # noqa: F811
+async def test_pooled_keep_alive_connections_survive_bad_requests_and_idling(running):
     server = running.hub.http_server
     token = running.add_client("ada", "consumer", "admin")
     async with pool(running, token, size=4) as pooled:
@@ -308,7 +308,7 @@ async def answer(session: aiohttp.ClientSession, method: str, path: str, body, *
         return response.status
 
 
-async def test_an_open_stream_holds_its_pooled_connection_until_closed(running):  # noqa: F811
+async def test_an_open_stream_holds_its_pooled_connection_until_closed(running):
     """What the 15 s timeouts seen under fuzzing were: an SSE stream (or a long poll)
     holds its connection for as long as it runs, so a request queued behind it in a
     pool with no other connection waits for one until its own timeout."""

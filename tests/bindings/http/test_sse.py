@@ -13,10 +13,10 @@ import pytest
 
 from bucketstore import open_store
 from hub.runtime import Hub
+from tests.support.running import RunningHub, hub_config
 from tests.waiting import until
 from vocabulary.envelope import new_id
 
-from ..conftest import RunningHub, hub_config
 from ..sse_reader import SseReader
 
 pytestmark = pytest.mark.timeout(60)

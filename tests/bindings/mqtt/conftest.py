@@ -18,8 +18,7 @@ import pytest
 from bindings.mqtt import MqttBinding
 from bucketstore import open_store
 from hub.runtime import Hub
-
-from ..conftest import PASSWORD, RunningHub, hub_config
+from tests.support.running import PASSWORD, RunningHub, hub_config
 
 THING = "urn:dev:ops:32473-lamp-1"
 TD = {

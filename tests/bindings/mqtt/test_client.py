@@ -8,8 +8,8 @@ import contextlib
 import pytest
 
 from clients.mqtt import MqttClient, MqttError
+from tests.support.running import PASSWORD
 
-from ..conftest import PASSWORD
 from .conftest import TD, THING
 
 

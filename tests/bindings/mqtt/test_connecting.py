@@ -15,8 +15,8 @@ import pytest
 
 from bindings.mqtt import topics
 from tests.requirements import require_command
+from tests.support.running import PASSWORD
 
-from ..conftest import PASSWORD
 from .conftest import TD, THING, Paho, wait_until
 
 pytestmark = pytest.mark.timeout(60)

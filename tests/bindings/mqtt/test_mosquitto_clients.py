@@ -11,8 +11,8 @@ import pytest
 
 from bindings.mqtt import topics
 from tests.requirements import require_command
+from tests.support.running import PASSWORD
 
-from ..conftest import PASSWORD
 from .conftest import TD, THING, wait_until
 
 

@@ -9,8 +9,8 @@ import orjson
 
 from bindings.http.paths import encode as http_encode
 from bindings.mqtt import topics
+from tests.support.running import PASSWORD
 
-from ..conftest import PASSWORD
 from .conftest import TD, THING, Paho, running_mqtt_hub, wait_until
 
 LAMP = topics.encode(THING)

@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from tests.hub.operating import THING, register, sign_td
+from tests.support.running import PASSWORD
 
-from ..conftest import PASSWORD
 from .conftest import Paho, wait_until
 
 pytestmark = pytest.mark.timeout(60)

@@ -9,8 +9,7 @@ import pytest
 
 from bindings.mqtt import topics
 from tests.hub.operating import THING, register, sign_td
-
-from ..conftest import PASSWORD
+from tests.support.running import PASSWORD
 
 pytestmark = pytest.mark.timeout(60)
 

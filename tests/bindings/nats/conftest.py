@@ -1,4 +1,4 @@
-"""A real hub (the ``running`` fixture of tests/bindings/conftest.py: LevelDB, HTTPS on
+"""A real hub (the ``running`` fixture of tests/support/running.py: LevelDB, HTTPS on
 127.0.0.1) plus the NATS binding on the same router, auth and CA, with its managed
 nats-server on free ports; nats-py clients through bindings/nats/client.py."""
 

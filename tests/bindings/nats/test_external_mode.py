@@ -17,8 +17,7 @@ from bucketstore import open_store
 from clients.nats import NatsAgent, NatsConsumer
 from hub.runtime import Hub
 from tests.hub.operating import THING, sign_td
-
-from ..conftest import PASSWORD, hub_config
+from tests.support.running import PASSWORD, hub_config
 
 pytestmark = pytest.mark.timeout(90)
 

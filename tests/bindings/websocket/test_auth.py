@@ -19,7 +19,7 @@ from clients.websocket import WsClient, WsDisconnected
 
 pytestmark = pytest.mark.timeout(60)
 
-PASSWORD = "correct horse battery"  # tests/bindings/conftest.py's
+PASSWORD = "correct horse battery"  # tests/support/running.py's
 AUTHN = "urn:wothub:authn"  # the login Thing: every client may read its TD
 
 

@@ -17,8 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from bucketstore import open_store
 from hub.runtime import Hub
-
-from ..conftest import hub_config
+from tests.support.running import hub_config
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -59,7 +58,7 @@ class SmallHub:
 
 @pytest.fixture
 async def small(tmp_path):
-    """A hub as tests/bindings/conftest.py builds it (loopback, free ports, no bus
+    """A hub as tests/support/running.py builds it (loopback, free ports, no bus
     bindings), with max_body_bytes = 4 KiB."""
     config = hub_config(tmp_path / "home", max_body_bytes=LIMIT)
     config.home.mkdir(mode=0o700)

@@ -18,8 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tests.requirements import require_command, require_module
-
-from ...conftest import PASSWORD
+from tests.support.running import PASSWORD
 
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "output" / "screenshots"
 CHROMIUM_ARGS = [

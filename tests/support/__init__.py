@@ -1,0 +1,2 @@
+"""What the tests share: fixtures (a pytest plugin, registered in tests/conftest.py),
+TDs and helpers."""
