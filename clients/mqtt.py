@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 import orjson
 import paho.mqtt.client as mqtt
 
-from bindings.mqtt import topics
+from vocabulary.channels import MQTT as topics
 
 
 class MqttError(Exception):

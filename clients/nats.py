@@ -29,7 +29,7 @@ import orjson
 from nats.aio.client import Client as NatsConnection
 from nats.aio.msg import Msg
 
-from bindings.nats import subjects
+from vocabulary.channels import NATS as subjects
 from vocabulary.envelope import new_id
 
 log = logging.getLogger("wothub.nats.client")

@@ -13,7 +13,7 @@ The id rides on each real event, so a client resumes from the last one it saw.
 
 from __future__ import annotations
 
-import logging
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -21,12 +21,12 @@ import orjson
 from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
-from core.connection import OVERFLOW, Connection, ConnectionClosed
+from bindings.common.encoded import EncodeCache
+from bindings.common.outbox import drain
+from core.connection import OVERFLOW, Connection
 from core.router import Router
 from vocabulary.envelope import Message
 from vocabulary.problems import ServiceUnavailable
-
-log = logging.getLogger("wothub.http")
 
 # What a notification becomes on one stream: (event name, JSON data), or None to skip.
 Render = Callable[[Message], tuple[str, Any] | None]
@@ -35,6 +35,9 @@ PING_SECONDS = 15
 # read the current state again, since some notifications are lost to it.
 RESYNC = "resync"
 OPENED = "stream open"
+# Streams that send a notification's bare value (property and event streams) share
+# its encoding.
+_encoded = EncodeCache()
 
 
 def stream(
@@ -56,17 +59,14 @@ def stream(
             if missed_some:
                 detail = "some notifications are no longer available; read the state again"
                 yield ServerSentEvent(orjson.dumps({"detail": detail}).decode(), event=RESYNC)
-            while True:
-                seq, message = await connection.next()
-                rendered = render(message)
-                if rendered is not None:
-                    name, data = rendered
-                    yield ServerSentEvent(
-                        orjson.dumps(data).decode(), event=name, id=f"{epoch}-{seq}"
-                    )
-        except ConnectionClosed as closed:
-            if closed.reason == OVERFLOW:
-                log.warning("%s fell behind its SSE stream; closing it", connection)
+            async with contextlib.aclosing(drain(connection)) as outbox:
+                async for seq, message in outbox:
+                    rendered = render(message)
+                    if rendered is not None:
+                        name, data = rendered
+                        text = _text(message, data)
+                        yield ServerSentEvent(text, event=name, id=f"{epoch}-{seq}")
+            if connection.closed_reason == OVERFLOW:
                 problem = ServiceUnavailable(
                     "this stream fell too far behind and was closed; reconnect with Last-Event-ID"
                 ).to_dict()
@@ -87,6 +87,12 @@ def stream(
         headers={"Cache-Control": "no-store"},
         background=BackgroundTask(release),
     )
+
+
+def _text(message: Message, data: Any) -> str:
+    if data is message.value:  # the bare value: encoded once for every stream
+        return _encoded.value_text(message)
+    return orjson.dumps(data).decode()
 
 
 def _replay(router: Router, connection: Connection, last_event_id: str) -> bool:

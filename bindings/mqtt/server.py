@@ -25,10 +25,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import socket
 import ssl
-import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,22 +34,17 @@ from amqtt.errors import BrokerError
 from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, SERVER_UNAVAILABLE
 
 from auth.service import AuthService
+from bindings.common.bad_messages import BadMessages
+from bindings.common.encoded import EncodeCache
+from bindings.common.hosts import public_host, url_host
+from bindings.common.outbox import QUIET, pump
+from bindings.common.receive import Receiver
 from certs import CertificateAuthority
-from core.connection import OVERFLOW, Connection, ConnectionClosed
+from core.connection import OVERFLOW, Connection
 from core.router import Router
 from core.subscriptions import DIRECTORY, EVENT, PROPERTY
 from vocabulary import operations as ops
-from vocabulary.envelope import (
-    ABSENT,
-    NOTIFICATION,
-    REQUEST,
-    RESPONSE,
-    EnvelopeError,
-    Message,
-    check_text_fields,
-    error_frame,
-    parse_message,
-)
+from vocabulary.envelope import REQUEST, Message
 from vocabulary.identity import Client
 from vocabulary.problems import Problem
 
@@ -62,7 +54,6 @@ from .forms import MqttForms
 
 log = logging.getLogger("wothub.mqtt")
 
-_ANY_ADDRESS = ("", "0.0.0.0", "::")
 # What amqtt makes of an empty MQTT client id (amqtt.utils.gen_client_id).
 _GENERATED_ID = "amqtt/"
 _KIND_OF_FAMILY = {topics.PROP: PROPERTY, topics.EVENT: EVENT, topics.TD: DIRECTORY}
@@ -70,18 +61,6 @@ _PERMISSION = {
     PROPERTY: ops.OBSERVE_PROPERTY,
     EVENT: ops.SUBSCRIBE_EVENT,
     DIRECTORY: ops.READ_THING,
-}
-# What an agent topic carries: kind -> (message type, operation without / with a name)
-_AGENT_MESSAGES = {
-    topics.TD: (REQUEST, ops.UPDATE_THING, ops.UPDATE_THING),
-    topics.PROP: (NOTIFICATION, ops.OBSERVE_ALL_PROPERTIES, ops.OBSERVE_PROPERTY),
-    topics.EVENT: (NOTIFICATION, ops.SUBSCRIBE_EVENT, ops.SUBSCRIBE_EVENT),
-    topics.RESP: (RESPONSE, None, None),
-}
-_AGENT_OPERATIONS = {
-    topics.TD: {ops.UPDATE_THING, ops.DELETE_THING},
-    topics.PROP: {ops.OBSERVE_PROPERTY, ops.OBSERVE_ALL_PROPERTIES},
-    topics.EVENT: {ops.SUBSCRIBE_EVENT},
 }
 
 
@@ -101,9 +80,9 @@ class _State:
     link: Link
     client: Client
     connection: Connection  # router.handle and twin subscriptions; yields responses
+    bad: BadMessages  # this connection's bad-message window
     agent_connection: Connection | None = None  # requests for an agent
     filters: dict[str, tuple[int, _Plan]] = field(default_factory=dict)
-    bad: deque[float] = field(default_factory=deque)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     window: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(64))
 
@@ -154,7 +133,8 @@ class MqttBinding:
         self.broker: WotBroker | None = None
         self._states: set[_State] = set()
         self._refusals: set[asyncio.Future[None]] = set()  # disconnects of refused links
-        self._encoded: dict[int, tuple[Message, bytes]] = {}  # fan-out encodes once
+        self._encoded = EncodeCache()
+        self.receiver = Receiver(router, max_message_bytes, log)
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -207,13 +187,11 @@ class MqttBinding:
 
     @property
     def public_name(self) -> str:
-        if self.public_host:
-            return self.public_host
-        return socket.gethostname() if self.host in _ANY_ADDRESS else self.host
+        return public_host(self.host, self.public_host)
 
     @property
     def url(self) -> str:
-        return f"mqtts://{self.public_name}:{self.port}"
+        return f"mqtts://{url_host(self.public_name)}:{self.port}"
 
     def listeners(self) -> dict[str, dict[str, Any]]:
         out = {"mqtts": {"host": self.host, "port": self.port, "url": self.url}}
@@ -265,12 +243,9 @@ class MqttBinding:
         client: Client = link.identity
         if action == PUBLISH:
             try:
-                published = topics.parse_publish(topic)
-            except topics.TopicError:
+                return topics.parse(topic).may_publish(client)
+            except topics.AddressError:
                 return False
-            if published.owner != client.id:
-                return False
-            return published.family == topics.CLIENT or client.is_agent
         if action == SUBSCRIBE:
             try:  # a subscription is a request like any other: it spends the rate
                 self.router.admit(client)
@@ -284,19 +259,19 @@ class MqttBinding:
         if not topics.valid_filter(topic_filter):
             return None
         levels = topic_filter.split("/")
-        own = {"C": topics.encode(client.id)}
+        own = topics.own(client.id)
         plan = _Plan(
-            responses=topics.match_family(levels, ("wot", "client", "C", "resp"), own)[0],
+            responses=topics.match_channel(levels, topics.CLIENT_RESPONSES, own)[0],
             requests=client.is_agent
-            and topics.match_family(levels, ("wot", "agent", "C", "req"), own)[0],
+            and topics.match_channel(levels, topics.AGENT_REQUESTS, own)[0],
         )
-        for family, template in topics.TWIN_FAMILIES.items():
-            matched, fixed = topics.match_family(levels, template, {})
+        for family, channel in topics.TWIN_FAMILIES.items():
+            matched, fixed = topics.match_channel(levels, channel, {})
             if not matched:
                 continue
             try:
-                thing = topics.decode(fixed["T"]) if fixed.get("T") else None
-                name = topics.decode(fixed["N"]) if fixed.get("N") else None
+                thing = topics.decode(fixed[topics.THING]) if fixed.get(topics.THING) else None
+                name = topics.decode(fixed[topics.NAME]) if fixed.get(topics.NAME) else None
             except UnicodeDecodeError:
                 return None
             kind = _KIND_OF_FAMILY[family]
@@ -323,7 +298,9 @@ class MqttBinding:
             self._refusals.add(task := asyncio.ensure_future(link.disconnect()))
             task.add_done_callback(self._refusals.discard)
             return
-        state = _State(link, client, connection)
+        state = _State(
+            link, client, connection, BadMessages(self.max_bad_messages, self.bad_message_window)
+        )
         link.state = state
         self._states.add(state)
         self._spawn(state, self._write(state, connection))
@@ -390,65 +367,22 @@ class MqttBinding:
         state: _State | None = link.state
         if state is None or state.connection.closed:
             return
-        if len(payload) > self.max_message_bytes:
-            self._bad(
-                state,
-                413,
-                f"a message of {len(payload)} bytes is over the limit of {self.max_message_bytes}",
-            )
-            return
-        try:
-            raw = orjson.loads(payload)
-        except orjson.JSONDecodeError as exc:
-            self._bad(state, 400, f"not valid JSON: {exc}")
-            return
-        if not isinstance(raw, dict):
-            self._bad(state, 400, "a message is a JSON object (the envelope of docs/messages.md)")
-            return
-        published = topics.parse_publish(topic)
-        try:
-            if published.family == topics.AGENT:
-                _fill_from_topic(raw, published)
-            message = parse_message(raw, state.client.id)
-            if published.family == topics.CLIENT and message.message_type != REQUEST:
-                raise EnvelopeError("messageType", "wot/client/{id}/req takes requests")
-        except EnvelopeError as exc:
-            self._bad(
-                state,
-                400,
-                f"not a valid message: {exc.field} {exc.description}",
-                _reply_id(raw),
-                validationErrors=[{"field": exc.field, "description": exc.description}],
-            )
-            return
-        response = self.router.handle(state.connection, message)
-        if response is not None:
-            state.connection.send(response)
+        address = topics.parse(topic)  # authorize() let it through: it parses (cached)
+        if not self.receiver.receive(state.connection, payload, state.connection.send, address):
+            self._bad(state)
 
     def refused(self, link: Link, topic: str) -> None:
         state: _State | None = link.state
         client = link.identity
         log.warning("refused %s a publish to %s", getattr(client, "id", "?"), topic)
         if state is not None:
-            self._bad(state, 403, f"{state.client.id} may not publish to {topic}")
+            detail = f"{state.client.id} may not publish to {topic}"
+            self.receiver.refuse(state.connection, state.connection.send, 403, detail)
+            self._bad(state)
 
-    def _bad(
-        self,
-        state: _State,
-        status: int,
-        detail: str,
-        correlation_id: str | None = None,
-        **extra: Any,
-    ) -> None:
-        log.info("bad MQTT message from %s: %s", state.client.id, detail)
-        state.connection.send(error_frame(correlation_id, status, detail, **extra))
-        now = time.monotonic()
-        state.bad.append(now)
-        while state.bad and state.bad[0] < now - self.bad_message_window:
-            state.bad.popleft()
-        if len(state.bad) > self.max_bad_messages:
+    def _bad(self, state: _State) -> None:
+        if state.bad.count():
             log.warning("disconnecting MQTT client %s: too many bad messages", state.client.id)
-            state.bad.clear()
             self._spawn(state, self._disconnect_later(state))
 
     async def _disconnect_later(self, state: _State) -> None:
@@ -464,25 +398,27 @@ class MqttBinding:
 
     async def _write(self, state: _State, connection: Connection) -> None:
         client_id = state.client.id
+
+        async def send(seq: int | None, message: Message | dict) -> None:
+            if seq is not None:
+                sent = self._notification(message)
+                if sent is not None:
+                    await self._send(state, sent[0], sent[1], 0)
+            elif isinstance(message, Message) and message.message_type == REQUEST:
+                topic = topics.agent_requests(client_id)
+                await self._send(state, topic, self._encoded.envelope(message), state.requests_qos)
+            else:
+                await self._respond(client_id, self._encoded.envelope(message))
+
+        async def end(reason: str) -> None:
+            if reason in QUIET:
+                return
+            if reason != OVERFLOW:  # removed, changed
+                log.info("MQTT client %s disconnected: %s", client_id, reason)
+            await state.link.disconnect()
+
         try:
-            while True:
-                seq, message = await connection.next()
-                if seq is not None:
-                    sent = self._notification(message)
-                    if sent is not None:
-                        await self._send(state, sent[0], sent[1], 0)
-                elif isinstance(message, Message) and message.message_type == REQUEST:
-                    topic = topics.agent_requests(client_id)
-                    await self._send(state, topic, self._encode(message), state.requests_qos)
-                else:
-                    await self._respond(client_id, self._encode(message))
-        except ConnectionClosed as closed:
-            if closed.reason == OVERFLOW:
-                log.warning("MQTT client %s fell behind; disconnecting it", client_id)
-                await state.link.disconnect()
-            elif closed.reason not in ("disconnected", "hub stopping"):  # removed, changed
-                log.info("MQTT client %s disconnected: %s", client_id, closed.reason)
-                await state.link.disconnect()
+            await pump(connection, send, end)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -526,9 +462,9 @@ class MqttBinding:
     def _notification(self, message: Message) -> tuple[str, bytes] | None:
         thing_id = message.thing_id
         if message.operation == ops.OBSERVE_PROPERTY:
-            return topics.twin_property(thing_id, message.name), self._encode_value(message)
+            return topics.twin_property(thing_id, message.name), self._encoded.value(message)
         if message.operation == ops.SUBSCRIBE_EVENT:
-            return topics.twin_event(thing_id, message.name), self._encode_value(message)
+            return topics.twin_event(thing_id, message.name), self._encoded.value(message)
         if message.operation == ops.UPDATE_THING:
             td = self.router.twin.twin_td(thing_id)
             return topics.twin_td(thing_id), orjson.dumps(td) if td is not None else b""
@@ -559,64 +495,9 @@ class MqttBinding:
             except Problem:
                 continue
 
-    def _encode(self, message: Message | dict) -> bytes:
-        if isinstance(message, dict):
-            return orjson.dumps(message)
-        cached = self._encoded.get(id(message))
-        if cached is not None and cached[0] is message:
-            return cached[1]
-        data = message.to_json()
-        self._remember(message, data)
-        return data
-
-    def _encode_value(self, message: Message) -> bytes:
-        key = id(message) ^ 1  # not the envelope's cache entry
-        cached = self._encoded.get(key)
-        if cached is not None and cached[0] is message:
-            return cached[1]
-        value = message.value
-        data = orjson.dumps(None if value is ABSENT else value)
-        if len(self._encoded) >= 2048:
-            self._encoded.clear()
-        self._encoded[key] = (message, data)
-        return data
-
-    def _remember(self, message: Message, data: bytes) -> None:
-        if len(self._encoded) >= 2048:
-            self._encoded.clear()
-        self._encoded[id(message)] = (message, data)
-
-
-def _fill_from_topic(raw: dict[str, Any], published: topics.Published) -> None:
-    """Agent topics say what they carry: fill in what the envelope leaves out, refuse
-    what contradicts the topic."""
-    check_text_fields(raw)  # a wrong type is named as such, not as a mismatch
-    message_type, without_name, with_name = _AGENT_MESSAGES[published.kind]
-    raw.setdefault("messageType", message_type)
-    if raw["messageType"] != message_type:
-        raise EnvelopeError("messageType", f"this topic takes {message_type} messages")
-    if published.kind == topics.RESP:
-        return
-    operation = with_name if published.name is not None else without_name
-    raw.setdefault("operation", operation)
-    if raw["operation"] not in _AGENT_OPERATIONS[published.kind]:
-        raise EnvelopeError("operation", f"{raw['operation']!r} does not go on this topic")
-    for wire, value in (("thingID", published.thing_id), ("name", published.name)):
-        if value is None:
-            continue
-        if raw.setdefault(wire, value) != value:
-            raise EnvelopeError(wire, f"{raw[wire]!r} differs from the topic's {value!r}")
-
 
 def _looks_like_token(password: str) -> bool:
     return password.startswith("eyJ") and password.count(".") == 2
-
-
-def _reply_id(raw: dict[str, Any]) -> str | None:
-    for key in ("correlationID", "messageID"):
-        if isinstance(raw.get(key), str):
-            return raw[key]
-    return None
 
 
 def _session_id(client_id: str, mqtt_id: str) -> str:

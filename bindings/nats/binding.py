@@ -8,8 +8,9 @@ follows ``$SYS.ACCOUNT.APP.CONNECT`` / ``DISCONNECT``.
 
 A NATS message says nothing about its sender except its subject, which the server only
 lets that client publish to (the permissions the callout granted): the client id is taken
-from the subject, the envelope is parsed strictly and must agree with the subject, and
-then the router authorizes it as on every binding.
+from the subject; the envelope may leave out what the subject implies and must agree
+with it (vocabulary/channels.py, as on MQTT); the receive pipeline shared with the other
+bindings parses it and the router authorizes it as on every binding.
 
 Presence: an agent is online from its first message (``wot.agent.{id}.hello``, sent after
 it subscribed to its request subject, or any report) until its last NATS connection
@@ -32,19 +33,15 @@ from nats.aio.client import Client as NatsConnection
 from nats.aio.msg import Msg
 
 from auth.roles import AGENT
-from core.connection import OVERFLOW, Connection, ConnectionClosed
+from bindings.common.encoded import EncodeCache
+from bindings.common.hosts import is_any_address, url_host
+from bindings.common.outbox import QUIET, pump
+from bindings.common.receive import Receiver, Reply
+from core.connection import OVERFLOW, Connection
 from core.router import Router
 from core.subscriptions import DIRECTORY, EVENT, PRESENCE, PROPERTY
-from vocabulary import operations as ops
-from vocabulary.envelope import (
-    NOTIFICATION,
-    REQUEST,
-    RESPONSE,
-    EnvelopeError,
-    Message,
-    error_frame,
-    parse_message,
-)
+from vocabulary.channels import HUB
+from vocabulary.envelope import REQUEST, Message, error_frame
 from vocabulary.identity import Client
 from vocabulary.problems import Problem
 
@@ -56,13 +53,6 @@ from .server import APP_ACCOUNT, NatsKeys, NatsServer
 log = logging.getLogger("wothub.nats")
 
 QUEUE = "wothub"
-_TWIN_KINDS = {
-    ops.OBSERVE_PROPERTY: "prop",
-    ops.SUBSCRIBE_EVENT: "event",
-    ops.UPDATE_THING: "td",
-    ops.DELETE_THING: "td",
-    ops.UPDATE_PRESENCE: "presence",
-}
 
 
 @dataclass
@@ -121,7 +111,13 @@ class NatsBinding:
         self._twin: Connection | None = None
         self._twin_writer: asyncio.Task[None] | None = None
         self._logins_under_way: set[asyncio.Task[None]] = set()
-        self.refused = 0  # malformed or mismatched messages (for tests and stats)
+        self._encoded = EncodeCache()
+        self.receiver = Receiver(router, max_message_bytes, log)
+
+    @property
+    def refused(self) -> int:
+        """Messages refused as malformed or mismatched (for tests and stats)."""
+        return self.receiver.refused
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -141,8 +137,8 @@ class NatsBinding:
                 max_connections=self.max_connections,
             )
             await self.server.start()
-            host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
-            self.url = f"nats://{'[' + host + ']' if ':' in host else host}:{self.server.port}"
+            host = "127.0.0.1" if is_any_address(self.host) else self.host
+            self.url = f"nats://{url_host(host)}:{self.server.port}"
         try:
             await self._connect()
         except BaseException:
@@ -357,71 +353,52 @@ class NatsBinding:
                     await self._nc.publish(msg.reply, orjson.dumps(error))
 
     async def _handle(self, msg: Msg) -> None:
+        answers: list[Message | dict[str, Any]] = []
+        peer = self._receive(msg, answers.append)
+        for answer in answers:
+            to = answer if isinstance(answer, Message) else None
+            subject = msg.reply or (self._default_subject(peer, to) if peer else None)
+            if subject:
+                await self._nc.publish(subject, self._encoded.envelope(answer))
+
+    def _receive(self, msg: Msg, reply: Reply) -> _Peer | None:
+        """One message through the receive pipeline; the answers go to ``reply``. The
+        sender's peer, if it has one."""
         tokens = msg.subject.split(".")
         try:
             client_id = subjects.decode(tokens[2])
         except (UnicodeDecodeError, IndexError):
-            self._refuse(None, msg, None, 400, f"bad subject {msg.subject}")
-            return
-        if tokens[1] == "agent" and tokens[3:] == [subjects.REQ]:
+            self.receiver.refuse(None, reply, 400, f"bad subject {msg.subject}")
+            return None
+        try:
+            address: subjects.Address | None = subjects.parse(msg.subject)
+        except subjects.AddressError as exc:
+            address, unknown = None, str(exc)
+        if address is not None and address.channel.publisher == HUB:
             # The hub's own requests to the agent, heard back on wot.agent.*.>: refusing
             # them would answer on this same subject, and loop; looking up the peer
             # could bring a departed agent back online.
-            return
+            return None
         try:
             peer = self._peer(client_id)
         except Problem as problem:  # a limit: the request still gets its answer
-            if msg.reply:
-                error = error_frame(
-                    _reply_id(msg.data), problem.status, problem.detail, **problem.extensions
-                )
-                await self._nc.publish(msg.reply, orjson.dumps(error))
-            return
+            extensions = problem.extensions
+            reply(error_frame(_reply_id(msg.data), problem.status, problem.detail, **extensions))
+            return None
         if peer is None:
-            return
-        if tokens[1] == "agent" and tokens[3] == subjects.HELLO:
+            return None
+        connection = peer.connection
+        if address is None:
+            self.receiver.refuse(connection, reply, 400, unknown)
+        elif address.channel.kind == subjects.HELLO:
             if msg.reply:
-                await self._nc.publish(msg.reply, b"{}")
-            return
-        if len(msg.data) > self.max_message_bytes:
-            await self._refuse_async(peer, msg, None, 413, "message too large")
-            return
-        try:
-            message = parse_message(msg.data, client_id)
-        except EnvelopeError as exc:
-            await self._refuse_async(
-                peer,
-                msg,
-                _reply_id(msg.data),
-                400,
-                f"not a valid message: {exc}",
-                validationErrors=[{"field": exc.field, "description": exc.description}],
-            )
-            return
-        problem = _check_subject(tokens, message, peer.connection.client)
-        if problem is not None:
-            await self._refuse_async(
-                peer, msg, message.correlation_id or message.message_id, 400, problem
-            )
-            return
-        response = self.router.handle(peer.connection, message)
-        if response is not None:
-            await self._nc.publish(
-                msg.reply or self._default_subject(peer, response), response.to_json()
-            )
-
-    async def _refuse_async(self, peer, msg, correlation_id, status, detail, **extra) -> None:
-        subject, payload = self._refuse(peer, msg, correlation_id, status, detail, **extra)
-        if subject:
-            await self._nc.publish(subject, payload)
-
-    def _refuse(self, peer, msg, correlation_id, status, detail, **extra):
-        self.refused += 1
-        who = peer.connection.client.id if peer else "?"
-        log.warning("refused a NATS message from %s on %s: %s", who, msg.subject, detail)
-        error = error_frame(correlation_id, status, detail, **extra)
-        subject = msg.reply or (self._default_subject(peer, None) if peer else None)
-        return subject, orjson.dumps(error)
+                reply({})
+        elif not address.may_publish(connection.client):
+            detail = f"{client_id} may not publish to {msg.subject}"
+            self.receiver.refuse(connection, reply, 403, detail)
+        else:
+            self.receiver.receive(connection, msg.data, reply, address)
+        return peer
 
     def _default_subject(self, peer: _Peer, message: Message | None) -> str:
         """Where a message for a client goes without a reply inbox: requests (and
@@ -433,20 +410,19 @@ class NatsBinding:
 
     async def _write(self, peer: _Peer) -> None:
         connection = peer.connection
-        try:
-            while True:
-                _, message = await connection.next()
-                if isinstance(message, dict):
-                    subject, payload = self._default_subject(peer, None), orjson.dumps(message)
-                else:
-                    subject, payload = self._default_subject(peer, message), message.to_json()
-                await self._publish(subject, payload)
-        except ConnectionClosed as closed:
-            if closed.reason not in ("disconnected", "hub stopping"):  # overflow, or changed
-                log.warning("%s on NATS: %s", connection, closed.reason)
+
+        async def send(_seq: int | None, message: Message | dict) -> None:
+            to = message if isinstance(message, Message) else None
+            await self._publish(self._default_subject(peer, to), self._encoded.envelope(message))
+
+        async def end(reason: str) -> None:
+            if reason not in QUIET:  # overflow, or the client was removed or changed
+                log.warning("%s on NATS: %s", connection, reason)
                 if self._peers.get(connection.client.id) is peer:  # not its successor
                     del self._peers[connection.client.id]
                 self.router.disconnect(connection)
+
+        await pump(connection, send, end)
 
     async def _publish(self, subject: str, payload: bytes) -> None:
         nc = self._nc
@@ -467,28 +443,28 @@ class NatsBinding:
 
     async def _write_twin(self) -> None:
         assert self._twin is not None
-        while True:
-            try:
-                _, message = await self._twin.next()
-            except ConnectionClosed as closed:
-                if closed.reason != OVERFLOW:
-                    return  # the binding is stopping
-                # NATS fell behind (reconnecting, say): what is lost is lost, but the
-                # relay starts again rather than leaving wot.twin silent for good.
-                log.error("the NATS twin relay fell behind; starting it again")
-                self.router.disconnect(self._twin)
-                self._start_twin_publisher()
+
+        async def send(_seq: int | None, message: Message) -> None:
+            if message.thing_id is None:
                 return
-            kind = _TWIN_KINDS.get(message.operation)
-            if kind is None or message.thing_id is None:
-                continue
-            name = message.name if kind in ("prop", "event") else None
             try:
-                subject = subjects.twin(message.thing_id, kind, name)
+                subject = subjects.notification(message.operation, message.thing_id, message.name)
             except ValueError:  # a name no subject can carry: skip it, keep relaying
                 log.exception("cannot relay %s of %s on NATS", message.operation, message.thing_id)
-                continue
-            await self._publish(subject, message.to_json())
+                return
+            if subject is not None:
+                await self._publish(subject, self._encoded.envelope(message))
+
+        async def end(reason: str) -> None:
+            if reason != OVERFLOW:
+                return  # the binding is stopping
+            # NATS fell behind (reconnecting, say): what is lost is lost, but the relay
+            # starts again rather than leaving wot.twin silent for good.
+            log.error("the NATS twin relay fell behind; starting it again")
+            self.router.disconnect(self._twin)
+            self._start_twin_publisher()
+
+        await pump(self._twin, send, end)
 
 
 async def _close(nc: NatsConnection, timeout: float = 1.0) -> None:
@@ -499,50 +475,6 @@ async def _close(nc: NatsConnection, timeout: float = 1.0) -> None:
             await nc.close()
     except Exception as exc:  # the server may be gone already; the hub stops anyway
         log.debug("closing a NATS connection: %r", exc)
-
-
-def _check_subject(tokens: list[str], message: Message, client: Client) -> str | None:
-    """Why the envelope does not belong on its subject, or None."""
-    if tokens[1] == "client":
-        if len(tokens) != 5 or tokens[3] != "req":
-            return f"no such subject {'.'.join(tokens)}"
-        if message.message_type != REQUEST or message.operation != tokens[4]:
-            return f"{'.'.join(tokens)} takes {tokens[4]} requests only"
-        return None
-    if not client.is_agent:
-        return "only agents publish under wot.agent"
-    kind, rest = tokens[3], tokens[4:]
-    expected = {
-        subjects.TD: ((REQUEST,), (ops.UPDATE_THING, ops.DELETE_THING), (0, 1)),
-        subjects.PROP: (
-            (NOTIFICATION,),
-            (ops.OBSERVE_PROPERTY, ops.OBSERVE_ALL_PROPERTIES),
-            (1, 2),
-        ),
-        subjects.EVENT: ((NOTIFICATION,), (ops.SUBSCRIBE_EVENT,), (2,)),
-        subjects.RESP: ((RESPONSE,), None, (0,)),
-    }.get(kind)
-    if expected is None:
-        return f"agents do not publish on wot.agent.{{id}}.{kind}"
-    types, operations, lengths = expected
-    if message.message_type not in types or (
-        operations is not None and message.operation not in operations
-    ):
-        return f"wot.agent.{{id}}.{kind} does not take a {message.operation} {message.message_type}"
-    if len(rest) not in lengths:
-        return f"wrong number of tokens in {'.'.join(tokens)}"
-    thing_id = message.thing_id
-    if thing_id is None and isinstance(message.data, dict) and kind == subjects.TD:
-        thing_id = message.data.get("id")  # the TD's: checked here, before it is encoded
-        if thing_id is not None and not isinstance(thing_id, str):
-            return "the TD's id must be a string"
-    if rest and rest[0] != (subjects.encode(thing_id) if thing_id else None):
-        return f"the subject's Thing token {rest[0]} is not the message's thingID {thing_id}"
-    if kind == subjects.PROP and message.operation == ops.OBSERVE_PROPERTY and len(rest) != 2:
-        return "a property value goes to wot.agent.{id}.prop.{thing}.{name}"
-    if len(rest) == 2 and rest[1] != (subjects.encode(message.name) if message.name else None):
-        return f"the subject's name token {rest[1]} is not the message's name {message.name}"
-    return None
 
 
 def _reply_id(data: bytes) -> str | None:

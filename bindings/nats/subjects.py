@@ -1,9 +1,9 @@
-"""The NATS subject scheme (docs/nats.md): one token per id.
+"""The NATS subjects (docs/nats.md): the bus channel table spelled with ``.``
+(vocabulary/channels.py), one token per id.
 
-Client ids, Thing ids and affordance names are percent-encoded into one subject token:
-every character outside ``A-Z a-z 0-9 _ ~ : -`` becomes ``%XX`` (UTF-8 bytes), so ``.``,
-``*``, ``>``, ``%``, ``/`` and spaces never appear raw; ``urn:dev:ops:32473-lamp-1``
-stays readable.
+Client ids, Thing ids and affordance names are percent-encoded into one subject token
+(vocabulary/addresses.py), so ``.``, ``*``, ``>``, ``%``, ``/`` and spaces never appear
+raw; ``urn:dev:ops:32473-lamp-1`` stays readable.
 
 =====================================  ===========================================
 ``wot.agent.{c}.hello``                agent -> hub: online and subscribed (empty)
@@ -24,31 +24,47 @@ stays readable.
 
 from __future__ import annotations
 
-from bindings.common.addresses import decode as decode  # the subject codec, for the binding
-from bindings.common.addresses import encode
+from vocabulary.addresses import decode, encode
+from vocabulary.channels import (
+    EVENT,
+    HELLO,
+    NATS,
+    PRESENCE,
+    PROP,
+    REQ,
+    RESP,
+    TD,
+    Address,
+    AddressError,
+)
 
-PREFIX = "wot"
+__all__ = [
+    "EVENT",
+    "HELLO",
+    "PREFIX",
+    "PRESENCE",
+    "PROP",
+    "REQ",
+    "RESP",
+    "TD",
+    "Address",
+    "AddressError",
+    "agent",
+    "client_request",
+    "client_responses",
+    "decode",
+    "encode",
+    "inbox_prefix",
+    "notification",
+    "parse",
+    "twin",
+]
 
-# Kinds of agent subjects (the fourth token).
-HELLO, TD, PROP, EVENT, RESP, REQ = "hello", "td", "prop", "event", "resp", "req"
-
-
-def inbox_prefix(client_id: str) -> str:
-    return f"_INBOX.{encode(client_id)}"
-
-
-def agent(client_id: str, kind: str, *rest: str) -> str:
-    return ".".join((PREFIX, "agent", encode(client_id), kind, *(encode(r) for r in rest)))
-
-
-def client_request(client_id: str, operation: str) -> str:
-    return f"{PREFIX}.client.{encode(client_id)}.req.{operation}"
-
-
-def client_responses(client_id: str) -> str:
-    return f"{PREFIX}.client.{encode(client_id)}.resp"
-
-
-def twin(thing_id: str, kind: str, name: str | None = None) -> str:
-    subject = f"{PREFIX}.twin.{encode(thing_id)}.{kind}"
-    return subject if name is None else f"{subject}.{encode(name)}"
+PREFIX = NATS.PREFIX
+agent = NATS.agent
+client_request = NATS.client_request
+client_responses = NATS.client_responses
+inbox_prefix = NATS.inbox_prefix
+notification = NATS.notification
+parse = NATS.parse
+twin = NATS.twin

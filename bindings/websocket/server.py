@@ -18,19 +18,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections import deque
-from typing import Any
 
 import orjson
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bindings.common.asgi_server import ABORT_EXTENSION
+from bindings.common.bad_messages import BadMessages
+from bindings.common.encoded import EncodeCache
+from bindings.common.outbox import Stalled, pump
+from bindings.common.receive import Receiver
 from bindings.common.web_credentials import Credentials, basic_credentials, source_address
-from core.connection import OVERFLOW, Connection, ConnectionClosed
+from core.connection import OVERFLOW, Connection
 from core.router import Router
-from vocabulary.envelope import EnvelopeError, Message, error_frame, parse_message
+from vocabulary.envelope import Message, error_frame
 from vocabulary.identity import Client
 from vocabulary.problems import Problem
 
@@ -68,7 +69,8 @@ class WebSocketBinding:
         self.auth_timeout = auth_timeout
         self.send_timeout = send_timeout
         self._open: set[Connection] = set()
-        self._encoded: dict[int, tuple[Message, str]] = {}  # fan-out encodes once
+        self._encoded = EncodeCache()
+        self.receiver = Receiver(router, max_message_bytes, log)
 
     def routes(self) -> list[WebSocketRoute]:
         return [WebSocketRoute(PATH, self.endpoint)]
@@ -149,105 +151,46 @@ class WebSocketBinding:
     # -- reading and writing ----------------------------------------------------------
 
     async def _read(self, websocket: WebSocket, connection: Connection) -> None:
-        client_id = connection.client.id
-        bad_frames: deque[float] = deque()
+        bad = BadMessages(self.max_bad_frames, self.bad_frame_window)
+        reply = connection.send  # ordered with the responses and notifications
         while not connection.closed:
             frame = await websocket.receive()
             if frame["type"] == "websocket.disconnect":
                 return
-            problem = self._handle_frame(connection, frame)
-            if problem is None:
+            text = frame.get("text")
+            if text is None:
+                detail = "binary frames are not accepted: send JSON text"
+                self.receiver.refuse(connection, reply, 400, detail)
+            elif self.receiver.receive(connection, text, reply):
                 continue
-            log.info("bad frame from %s: %s", client_id, problem["error"]["detail"])
-            connection.send(problem)  # ordered with the responses
-            now = time.monotonic()
-            bad_frames.append(now)
-            while bad_frames and bad_frames[0] < now - self.bad_frame_window:
-                bad_frames.popleft()
-            if len(bad_frames) > self.max_bad_frames:
+            if bad.count():
                 log.warning("closing %s: too many bad frames", connection)
                 await asyncio.sleep(0)  # let the writer send the last error first
                 connection.close("too many bad frames")
                 await _close(websocket, CLOSE_POLICY, "too many bad messages")
                 return
 
-    def _handle_frame(self, connection: Connection, frame: dict[str, Any]) -> dict | None:
-        """Carry one frame to the router; an error response (as a dict) if it is bad."""
-        text = frame.get("text")
-        if text is None:
-            return error_frame(None, 400, "binary frames are not accepted: send JSON text")
-        if len(text) > self.max_message_bytes:
-            return error_frame(
-                None,
-                413,
-                f"a message of {len(text)} characters is over the limit of "
-                f"{self.max_message_bytes}",
-            )
-        try:
-            message = parse_message(text, connection.client.id)
-        except EnvelopeError as exc:
-            return error_frame(
-                _reply_id(text),
-                400,
-                f"not a valid message: {exc}",
-                validationErrors=[{"field": exc.field, "description": exc.description}],
-            )
-        response = self.router.handle(connection, message)
-        if response is not None:
-            connection.send(response)
-        return None
-
     async def _write(self, websocket: WebSocket, connection: Connection) -> None:
-        try:
-            while True:
-                _, message = await connection.next()
-                try:
-                    async with asyncio.timeout(self.send_timeout):
-                        await websocket.send_text(self._encode(message))
-                except TimeoutError:
-                    # The client stopped reading: a close frame would wait behind the
-                    # full buffer for ever, so drop the connection outright.
-                    log.warning("%s stopped reading; dropping it", connection)
-                    connection.close(OVERFLOW)
-                    _abort(websocket)
-                    return
-        except ConnectionClosed as closed:
-            if closed.reason == OVERFLOW:
-                log.warning("%s fell behind; disconnecting it", connection)
+        async def send(_seq: int | None, message: Message | dict) -> None:
+            try:
+                async with asyncio.timeout(self.send_timeout):
+                    await websocket.send_text(self._encoded.text(message))
+            except TimeoutError:
+                # The client stopped reading: a close frame would wait behind the full
+                # buffer for ever, so drop the connection outright.
+                _abort(websocket)
+                raise Stalled from None
+
+        async def end(reason: str) -> None:
+            if reason == OVERFLOW:
                 await _close(websocket, CLOSE_TOO_SLOW, "too slow: notifications piled up")
-            elif closed.reason == "hub stopping":
+            elif reason == "hub stopping":
                 await _close(websocket, CLOSE_GOING_AWAY, "the hub is stopping")
-            elif closed.reason != "disconnected":  # e.g. the client was removed or changed
-                await _close(websocket, CLOSE_UNAUTHENTICATED, closed.reason)
-        except (WebSocketDisconnect, RuntimeError, OSError):
-            pass  # the client went away mid-send
+            elif reason != "disconnected":  # e.g. the client was removed or changed
+                await _close(websocket, CLOSE_UNAUTHENTICATED, reason)
 
-    def _encode(self, message: Message | dict) -> str:
-        if isinstance(message, dict):
-            return orjson.dumps(message).decode()
-        cached = self._encoded.get(id(message))
-        if cached is not None and cached[0] is message:
-            return cached[1]
-        text = message.to_json().decode()
-        if len(self._encoded) >= 1024:
-            self._encoded.clear()
-        self._encoded[id(message)] = (message, text)
-        return text
-
-
-def _reply_id(text: str) -> str | None:
-    """The id a bad message's error response should carry: its correlationID or
-    messageID, when the frame is JSON at all."""
-    try:
-        data = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    for key in ("correlationID", "messageID"):
-        if isinstance(data.get(key), str):
-            return data[key]
-    return None
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):  # it went away
+            await pump(connection, send, end)
 
 
 def _abort(websocket: WebSocket) -> None:

@@ -2,16 +2,15 @@
 
 import pytest
 
-from bindings.common import addresses
-from bindings.mqtt import topics
-from bindings.nats import subjects
+from vocabulary import addresses
+from vocabulary.channels import MQTT, NATS
 
 
 def test_both_buses_encode_ids_alike_and_never_leave_a_separator_raw():
     thing = "urn:dev:ops:lamp.1/a+b#c*>d%e f é"
     level = addresses.encode(thing)
-    assert topics.twin_property(thing, "on") == f"wot/twin/{level}/prop/on"
-    assert subjects.twin(thing, "prop", "on") == f"wot.twin.{level}.prop.on"
+    assert MQTT.twin(thing, "prop", "on") == f"wot/twin/{level}/prop/on"
+    assert NATS.twin(thing, "prop", "on") == f"wot.twin.{level}.prop.on"
     assert not set(level) & set("./+#*> ")
     assert addresses.decode(level) == thing
     assert addresses.encode("urn:dev:ops:32473-lamp-1") == "urn:dev:ops:32473-lamp-1"

@@ -1,0 +1,59 @@
+"""The outbox pump: the writer of one connection, which puts what the router queued for
+the client (core/connection.py) on the wire, in order, until the connection closes.
+
+The overflow policy is the same everywhere: a client that falls ``max_notifications``
+behind is closed with reason ``overflow`` (its backlog is dropped), logged here, and the
+binding disconnects it the way its protocol can (``end``). A send that raises
+``Stalled`` (the client stopped reading altogether) closes the connection the same way,
+without a goodbye: nothing more can reach that client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from core.connection import OVERFLOW, Connection, ConnectionClosed
+
+log = logging.getLogger("wothub.outbox")
+
+# Why core/router.py closes a connection when nobody needs telling: the client left, or
+# the hub is stopping (and ends every connection itself).
+QUIET = frozenset({"disconnected", "hub stopping"})
+
+# (sequence number of a notification, or None; the message or an error response dict)
+Send = Callable[[int | None, Any], Awaitable[None]]
+End = Callable[[str], Awaitable[None]]
+
+
+class Stalled(Exception):
+    """Raised by a send: the client stopped reading."""
+
+
+async def pump(connection: Connection, send: Send, end: End) -> None:
+    """Send every outgoing message until the connection closes; then ``end(reason)``."""
+    try:
+        while True:
+            seq, message = await connection.next()
+            await send(seq, message)
+    except ConnectionClosed as closed:
+        reason = closed.reason
+    except Stalled:
+        log.warning("%s stopped reading; dropping it", connection)
+        connection.close(OVERFLOW)
+        return
+    if reason == OVERFLOW:
+        log.warning("%s fell behind; disconnecting it", connection)
+    await end(reason)
+
+
+async def drain(connection: Connection) -> AsyncIterator[tuple[int | None, Any]]:
+    """The outgoing messages, for a writer that is itself a generator (an SSE stream);
+    it ends when the connection closes, ``closed_reason`` says why."""
+    try:
+        while True:
+            yield await connection.next()
+    except ConnectionClosed as closed:
+        if closed.reason == OVERFLOW:
+            log.warning("%s fell behind; disconnecting it", connection)

@@ -1,0 +1,91 @@
+"""The outbox pump (bindings/common/outbox.py) over a real connection outbox: in order,
+then the binding's goodbye with the reason; the same overflow policy for every binding."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+from bindings.common.outbox import QUIET, Stalled, drain, pump
+from core.connection import OVERFLOW, Connection
+from tests.waiting import until
+from vocabulary.envelope import Message
+from vocabulary.identity import Client
+
+pytestmark = pytest.mark.timeout(10)
+
+
+def connection(max_notifications: int = 1000) -> Connection:
+    return Connection(Client("vera", "viewer"), "test", max_notifications=max_notifications)
+
+
+def note(n: int) -> Message:
+    return Message("notification", "observeproperty", "urn:x", "on", value=n)
+
+
+class Wire:
+    def __init__(self) -> None:
+        self.sent: list[tuple[int | None, object]] = []
+        self.ended: list[str] = []
+
+    async def send(self, seq, message) -> None:
+        self.sent.append((seq, message))
+
+    async def end(self, reason: str) -> None:
+        self.ended.append(reason)
+
+
+async def test_everything_queued_goes_out_in_order_before_the_goodbye():
+    outbox, wire = connection(), Wire()
+    outbox.send({"messageType": "response"})
+    outbox.notify(1, note(1))
+    outbox.notify(2, note(2))
+    outbox.close("client removed")
+
+    await pump(outbox, wire.send, wire.end)
+    assert [seq for seq, _ in wire.sent] == [None, 1, 2]
+    assert wire.ended == ["client removed"]
+
+
+async def test_a_client_that_falls_behind_loses_its_backlog_and_is_ended_with_overflow():
+    outbox, wire = connection(max_notifications=3), Wire()
+    for seq in range(1, 5):  # one more than it may hold
+        outbox.notify(seq, note(seq))
+
+    await pump(outbox, wire.send, wire.end)
+    assert wire.sent == [] and wire.ended == [OVERFLOW]
+
+
+async def test_the_pump_waits_for_what_comes_later():
+    outbox, wire = connection(), Wire()
+    writer = asyncio.create_task(pump(outbox, wire.send, wire.end))
+    outbox.notify(1, note(1))
+    await until(lambda: wire.sent)
+    outbox.close("disconnected")
+    await writer
+    assert [seq for seq, _ in wire.sent] == [1] and wire.ended == ["disconnected"]
+    assert "disconnected" in QUIET
+
+
+async def test_a_client_that_stopped_reading_is_closed_with_overflow_and_no_goodbye():
+    outbox, wire = connection(), Wire()
+
+    async def stalled(seq, message) -> None:
+        raise Stalled
+
+    outbox.notify(1, note(1))
+    outbox.notify(2, note(2))
+    await pump(outbox, stalled, wire.end)
+    assert outbox.closed_reason == OVERFLOW and outbox.pending() == 0
+    assert wire.ended == []
+
+
+async def test_drain_yields_until_the_connection_closes():
+    outbox = connection(max_notifications=2)
+    outbox.notify(1, note(1))
+    outbox.close("hub stopping")
+    async with contextlib.aclosing(drain(outbox)) as messages:
+        assert [seq async for seq, _ in messages] == [1]
+    assert outbox.closed_reason == "hub stopping"
