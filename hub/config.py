@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from auth.roles import KIND_ROLES
+from bindings.common.hosts import LOOPBACK
 from bucketstore import DEFAULT_BACKEND, backend_names
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ class Config:
     def only_loopback(self) -> bool:
         """Whether no listener can be reached from another machine."""
         hosts = (self.http_host, self.mqtt_host, self.nats_host)
-        return all(host in ("127.0.0.1", "::1", "localhost") for host in hosts)
+        return all(host in LOOPBACK for host in hosts)
 
     @property
     def store_path(self) -> Path:

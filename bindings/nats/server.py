@@ -41,6 +41,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bindings.common.hosts import public_host, url_host
+
 from .jwt import CurveKey, SigningKey
 
 log = logging.getLogger("wothub.nats")
@@ -477,6 +479,4 @@ def _runs_config(pid: int, config_path: Path) -> bool:
 
 
 def _url_host(host: str) -> str:
-    if host in ("", "0.0.0.0", "::"):
-        host = socket.gethostname()
-    return f"[{host}]" if ":" in host else host
+    return url_host(public_host(host))
