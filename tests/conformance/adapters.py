@@ -153,6 +153,9 @@ class MqttAgent:
         self.client.report_event(thing_id, name, value)
         return await self._refusal()
 
+    def property_address(self, thing_id: str, name: str) -> str:
+        return topics.agent_topic(self.client.client_id, topics.PROP, thing_id, name)
+
     async def publish(self, topic: str, payload: dict[str, Any]):
         """An envelope as is on an agent topic (the address tests); the refusal or None."""
         self.client._publish(topic, payload, 0)
@@ -214,6 +217,9 @@ class NatsAgentSide:
     async def report_event(self, thing_id: str, name: str, value: Any):
         await self.agent.report_event(thing_id, name, value)
         return await self._refusal()
+
+    def property_address(self, thing_id: str, name: str) -> str:
+        return subjects.agent(self.agent.client_id, subjects.PROP, thing_id, name)
 
     async def publish(self, subject: str, payload: dict[str, Any]):
         """An envelope as is on an agent subject (the address tests); the refusal or None."""
