@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from auth.service import AuthService
-from bindings.common.web_credentials import Credentials
+from bindings.common.web_credentials import WebCredentials
 from core.router import Router
 from vocabulary.problems import Problem
 
@@ -44,7 +44,7 @@ class HttpBinding:
         self.forms = HttpForms(base_url)
         self.context = HttpContext(
             router,
-            Credentials(auth, verify_certificate),
+            WebCredentials(auth, verify_certificate),
             self.forms,
             sync_wait,
             action_timeout,

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from starlette.requests import HTTPConnection, Request
 
-from bindings.common.web_credentials import Credentials
+from bindings.common.web_credentials import WebCredentials
 from core.connection import Connection
 from core.router import Router
 from vocabulary.envelope import ABSENT, FAILED, Message
@@ -25,7 +25,7 @@ class HttpContext:
     def __init__(
         self,
         router: Router,
-        credentials: Credentials,
+        credentials: WebCredentials,
         forms: HttpForms,
         sync_wait: float,
         action_timeout: float,

@@ -36,6 +36,7 @@ import orjson
 from amqtt.errors import BrokerError
 from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, SERVER_UNAVAILABLE
 
+from auth.credentials import Credentials
 from auth.service import AuthService
 from certs import CertificateAuthority
 from core.connection import OVERFLOW, Connection, ConnectionClosed
@@ -236,25 +237,16 @@ class MqttBinding:
     ) -> Client:
         if isinstance(password, bytes):
             password = password.decode("utf-8", "replace")
+        pem = ssl.DER_cert_to_PEM_cert(certificate_der).encode() if certificate_der else None
+        credentials = Credentials(pem, client_id=username or None, password=password or None)
+        source = link.peer.rsplit(":", 1)[0]  # the address, for the throttle
         try:
-            if password:
-                if _looks_like_token(password):
-                    client = self.auth.authenticate_token(password)
-                elif username:
-                    source = link.peer.rsplit(":", 1)[0]  # the address, for the throttle
-                    client = await self.auth.authenticate_password(username, password, source)
-                else:
-                    raise Refused("a password needs a username (the client id)")
-            elif certificate_der:
-                pem = ssl.DER_cert_to_PEM_cert(certificate_der).encode()
-                client = self.auth.authenticate_certificate(pem, self.ca.verify_client_certificate)
-            else:
-                raise Refused("no credentials: a password, a token or a client certificate")
+            client = await self.auth.authenticate(
+                credentials, source, self.ca.verify_client_certificate
+            )
         except Problem as problem:  # throttled or busy: "server unavailable", retry later
             code = SERVER_UNAVAILABLE if problem.status in (429, 503) else BAD_USERNAME_PASSWORD
             raise Refused(problem.detail, code) from None
-        if username and username != client.id:
-            raise Refused(f"username {username!r} is not the credentials' client {client.id!r}")
         link.session.client_id = _session_id(client.id, link.session.client_id or "")
         log.info("MQTT client %s (%s) connected from %s", client.id, client.role, link.peer)
         return client
@@ -606,10 +598,6 @@ def _fill_from_topic(raw: dict[str, Any], published: topics.Published) -> None:
             continue
         if raw.setdefault(wire, value) != value:
             raise EnvelopeError(wire, f"{raw[wire]!r} differs from the topic's {value!r}")
-
-
-def _looks_like_token(password: str) -> bool:
-    return password.startswith("eyJ") and password.count(".") == 2
 
 
 def _reply_id(raw: dict[str, Any]) -> str | None:
