@@ -31,13 +31,12 @@ from bindings.websocket.server import WebSocketBinding
 from bucketstore import BucketStore, open_store
 from certs import CertificateAuthority
 from core.router import Router
-from digitwin.core import DigiTwin
 
 from .config import Config
 from .hub_things import authn_thing, certs_thing, clients_thing
 from .listeners import remove_listeners, write_listeners
 from .loop_lag import LoopLag
-from .metrics import HealthCollector
+from .metrics import HealthCollector, HubMetrics
 from .operations import CountRefusals, Operations
 
 log = logging.getLogger("wothub")
@@ -60,19 +59,20 @@ class Hub:
         self.auth = AuthService(store, config.home, config.auth_config())
         self.ca = CertificateAuthority.load_or_create(config.home, store.bucket("certs"))
         self.server_certificate = self.ca.ensure_server_certificate(list(config.server_names))
-        self.twin = DigiTwin(store)
         self.router = Router(
-            self.twin,
+            store,
             RoleAuthorizer(self.auth.accounts, self.auth.sessions),
             flush_interval=config.flush_interval,
             log_size=config.notification_log_size,
             limits=config.limits(),
         )
+        self.twin = self.router.twin
+        self.metrics = HubMetrics(self.router.stats)
         # Credentials refused on any binding (HTTP 401 answers are counted apart).
-        self.auth.on_refused = lambda: self.router.metrics.refused(401, "invalid_credentials")
+        self.auth.on_refused = lambda: self.metrics.refused(401, "invalid_credentials")
         self.auth.on_client_changed = self._end_client_soon
         self.loop_lag = LoopLag()
-        self.router.metrics.registry.register(HealthCollector(self.loop_lag, self.auth.hash_pool))
+        self.metrics.registry.register(HealthCollector(self.loop_lag, self.auth.hash_pool))
         self.started = False  # all listeners up (GET /ready)
         for service in (
             authn_thing(self.auth),
@@ -131,7 +131,7 @@ class Hub:
         self.operations = Operations(self)  # /health, /ready, /metrics, backups
         app = self.http.app([*self.websocket.routes(), *self.operations.routes()])
         self.http_server = HttpServer(
-            CountRefusals(app, self.router.metrics),
+            CountRefusals(app, self.metrics),
             config.http_host,
             config.http_port,
             ssl_context=self.ca.ssl_context_for_server(),
