@@ -29,7 +29,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from bindings.common.asgi_server import ABORT_EXTENSION
 from bindings.common.web_credentials import Credentials, basic_credentials, source_address
 from core.connection import OVERFLOW, Connection, ConnectionClosed
-from core.router import Router
+from core.contract import Core
 from vocabulary.envelope import EnvelopeError, Message, error_frame, parse_message
 from vocabulary.identity import Client
 from vocabulary.problems import Problem
@@ -49,7 +49,7 @@ CLOSE_GOING_AWAY = 1001  # the hub is stopping
 class WebSocketBinding:
     def __init__(
         self,
-        router: Router,
+        router: Core,
         credentials: Credentials,
         forms: WebSocketForms,
         *,
