@@ -87,7 +87,7 @@ class Operations:
     async def metrics(self, request: Request) -> Response:
         if not self.hub.config.metrics_public:
             await self._require_admin(request)
-        return Response(self.hub.router.metrics.exposition(), media_type=CONTENT_TYPE)
+        return Response(self.hub.metrics.exposition(), media_type=CONTENT_TYPE)
 
     async def backup(self, request: Request) -> Response:
         await self._require_admin(request)

@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute
 
 from auth.service import AuthService
 from bindings.common.web_credentials import WebCredentials
-from core.router import Router
+from core.contract import Core
 from vocabulary.problems import Problem
 
 from .authn_api import AuthnApi
@@ -31,7 +31,7 @@ DEFAULT_MAX_BODY = 1 << 20
 class HttpBinding:
     def __init__(
         self,
-        router: Router,
+        router: Core,
         auth: AuthService,
         verify_certificate: Callable[[Any], str],
         base_url: str = "",

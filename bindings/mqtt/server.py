@@ -40,7 +40,7 @@ from auth.credentials import Credentials
 from auth.service import AuthService
 from certs import CertificateAuthority
 from core.connection import OVERFLOW, Connection, ConnectionClosed
-from core.router import Router
+from core.contract import Core
 from core.subscriptions import DIRECTORY, EVENT, PROPERTY
 from vocabulary import operations as ops
 from vocabulary.envelope import (
@@ -122,7 +122,7 @@ class _State:
 class MqttBinding:
     def __init__(
         self,
-        router: Router,
+        router: Core,
         auth: AuthService,
         ca: CertificateAuthority,
         *,
@@ -292,9 +292,9 @@ class MqttBinding:
             except UnicodeDecodeError:
                 return None
             kind = _KIND_OF_FAMILY[family]
-            owner = self.router.twin.owner_of(thing) if thing else None
+            owner = self.router.owner_of(thing) if thing else None
             try:
-                reason = self.router.authorizer.authorize(client, _PERMISSION[kind], thing, owner)
+                reason = self.router.authorize(client, _PERMISSION[kind], thing, owner)
             except Problem:
                 return None
             if reason is None:
@@ -356,13 +356,9 @@ class MqttBinding:
 
     def _apply_filters(self, state: _State) -> None:
         """Router subscriptions and the request connection from the current filters."""
-        subscriptions = self.router.subscriptions
-        subscriptions.drop(state.connection)
-        wants_requests = False
-        for _, plan in state.filters.values():
-            wants_requests = wants_requests or plan.requests
-            for kind, thing, name in plan.twin:
-                subscriptions.add(state.connection, kind, thing, name)
+        plans = [plan for _, plan in state.filters.values()]
+        self.router.replace_subscriptions(state.connection, [t for p in plans for t in p.twin])
+        wants_requests = any(plan.requests for plan in plans)
         if wants_requests and state.agent_connection is None:
             # An agent is online for its requests once it listens for them: the router
             # then delivers what was queued while it was away.
@@ -522,7 +518,7 @@ class MqttBinding:
         if message.operation == ops.SUBSCRIBE_EVENT:
             return topics.twin_event(thing_id, message.name), self._encode_value(message)
         if message.operation == ops.UPDATE_THING:
-            td = self.router.twin.twin_td(thing_id)
+            td = self.router.twin_td(thing_id)
             return topics.twin_td(thing_id), orjson.dumps(td) if td is not None else b""
         if message.operation == ops.DELETE_THING:
             return topics.twin_td(thing_id), b""
@@ -530,20 +526,19 @@ class MqttBinding:
 
     async def _send_retained(self, state: _State, plan: _Plan, qos: int) -> None:
         """The twin's latest values for a new subscription, as retained messages."""
-        twin = self.router.twin
         for kind, thing, name in plan.twin:
             if thing is None:
                 continue  # filters over every Thing get live values only
             try:
                 if kind == PROPERTY:
-                    values = twin.read_all_properties(thing)
+                    values = self.router.read_all_properties(thing)
                     for prop, entry in values.items():
                         if (name is None or prop == name) and "value" in entry:
                             payload = orjson.dumps(entry["value"])
                             topic = topics.twin_property(thing, prop)
                             await self._send(state, topic, payload, qos, retain=True)
                 elif kind == DIRECTORY:
-                    td = twin.twin_td(thing)
+                    td = self.router.twin_td(thing)
                     if td is not None:
                         await self._send(
                             state, topics.twin_td(thing), orjson.dumps(td), qos, retain=True

@@ -33,7 +33,7 @@ from nats.aio.msg import Msg
 
 from auth.roles import AGENT
 from core.connection import OVERFLOW, Connection, ConnectionClosed
-from core.router import Router
+from core.contract import Core
 from core.subscriptions import DIRECTORY, EVENT, PRESENCE, PROPERTY
 from vocabulary import operations as ops
 from vocabulary.envelope import (
@@ -77,7 +77,7 @@ class _Peer:
 class NatsBinding:
     def __init__(
         self,
-        router: Router,
+        router: Core,
         auth: Any,
         ca: Any,
         home: Path,

@@ -30,7 +30,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from bindings.common.asgi_server import ABORT_EXTENSION
 from bindings.common.web_credentials import WebCredentials, authorization_credentials
 from core.connection import OVERFLOW, Connection, ConnectionClosed
-from core.router import Router
+from core.contract import Core
 from vocabulary.envelope import EnvelopeError, Message, error_frame, parse_message
 from vocabulary.identity import Client
 from vocabulary.problems import Problem
@@ -52,7 +52,7 @@ _SCHEMES = ("bearer", "basic")  # what a first-frame login may carry
 class WebSocketBinding:
     def __init__(
         self,
-        router: Router,
+        router: Core,
         credentials: WebCredentials,
         forms: WebSocketForms,
         *,
