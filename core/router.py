@@ -193,6 +193,15 @@ class Router:
         """The client's connections that receive requests, oldest first."""
         return self._connections.of_client(client_id)
 
+    @property
+    def max_notifications(self) -> int:
+        """How many notifications a new connection may have queued before it overflows."""
+        return self._connections.max_notifications
+
+    @max_notifications.setter
+    def max_notifications(self, value: int) -> None:
+        self._connections.max_notifications = value
+
     def open_connections(self) -> dict[str, int]:
         """Open client connections per binding (HTTP exchanges excluded)."""
         return self._connections.open_by_binding()

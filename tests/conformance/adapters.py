@@ -670,7 +670,7 @@ async def _final_response(responses: asyncio.Queue, action_id: str) -> dict[str,
 async def _mqtt_subscribed(running: RunningHub, client_id: str) -> None:
     """An MQTT agent is online once its subscription to its request topic is in."""
     router = running.hub.router
-    await eventually(lambda: _now(client_id in router._connections))
+    await eventually(lambda: _now(bool(router.connections_of(client_id))))
 
 
 async def _hub_subscribed(
