@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 from auth.roles import KIND_ROLES, ROLES
 from vocabulary.things import CERTS_THING, CLIENTS_THING
 
-from .cli import add_command
+from .commands import add_command
 from .config import default_home
 from .listeners import LISTENERS_FILE, is_running, read_listeners
 

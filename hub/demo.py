@@ -35,7 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 from vocabulary.things import CLIENTS_THING
 
 from .admin_cli import add_connection_arguments, find_target, run_action
-from .cli import add_command
+from .commands import add_command
 from .config import default_home
 from .listeners import read_listeners
 
