@@ -15,7 +15,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from clients.websocket import WsClient, WsDisconnected
+from clients.errors import Unauthorized
+from clients.websocket import WsClient
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -151,7 +152,7 @@ async def test_bad_credentials_are_closed_4401(running):
     assert code == 4401
     # The Python client says so and does not keep trying.
     client = WsClient(ws_url(running), ca=running.ssl, token="forged")
-    with pytest.raises(WsDisconnected, match="4401"):
+    with pytest.raises(Unauthorized, match="4401"):
         await client.connect()
     assert client.close_code == 4401
 
