@@ -241,7 +241,7 @@ class NatsAgentSide:
             return await self.agent.requests.get()
 
     async def answer(self, request: dict[str, Any], output: Any) -> None:
-        await self.agent.respond(request, output=output)
+        await self.agent.answer(request, output=output)
 
     async def close(self) -> None:
         await self.agent.close()
@@ -300,7 +300,7 @@ class HttpConsumerSide(_Consumer):
             raise Refused(error.status, error.problem) from None
 
     async def read_thing(self, thing_id: str) -> dict[str, Any]:
-        return await self._call(self.client.thing(thing_id))
+        return await self._call(self.client.read_thing(thing_id))
 
     async def read_property(self, thing_id: str, name: str) -> Any:
         return await self._call(self.client.read_property(thing_id, name))
@@ -508,7 +508,8 @@ class MqttConsumer(_Consumer):
 
     async def _observe(self, thing_id: str, name: str | None, *, event: bool) -> None:
         family = "event" if event else "property"
-        self._pump(self.client.observe(thing_id, name, event=event), self._note)
+        observe = self.client.subscribe_event if event else self.client.observe_property
+        self._pump(observe(thing_id, name), self._note)
         await _hub_subscribed(self.running, self.client_id, family, thing_id, name)
 
     @staticmethod
