@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from .credentials import looks_like_token
+
 
 @dataclass(frozen=True)
 class HashCost:
@@ -30,6 +32,8 @@ class Passwords:
     def hash(self, password: str) -> str:
         if not isinstance(password, str) or len(password) < 8:
             raise ValueError("a password needs at least 8 characters")
+        if looks_like_token(password):  # it would be checked as a token, never as this
+            raise ValueError("a password may not look like a token (eyJ..., two dots)")
         return self._hasher.hash(password)
 
     def verify(self, stored_hash: str | None, password: str) -> bool:

@@ -4,6 +4,8 @@ Every binding uses this one object, so the same credentials work everywhere: a p
 (argon2id), a bearer token (Ed25519-signed, expiring, refreshable while its session
 lasts, revocable by logout), or a client certificate the hub's CA issued (checked by the
 ``certs`` package; this object then checks that the client still exists and is enabled).
+A binding hands over what the client presented (``Credentials``) to ``authenticate``,
+which applies the one precedence of ``auth.credentials``.
 Every failure is the same ``AuthenticationFailed``, whatever the reason, so nothing says
 whether a client id exists; the reason is logged.
 """
@@ -15,7 +17,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from bucketstore import BucketStore
 from vocabulary import clock
@@ -23,6 +25,7 @@ from vocabulary.identity import Client
 from vocabulary.problems import Conflict
 
 from .accounts import Account, Accounts
+from .credentials import CERTIFICATE, PASSWORD, TOKEN, Credentials
 from .errors import AuthenticationFailed
 from .hash_pool import HashPool
 from .passwords import HashCost, Passwords, random_password
@@ -115,6 +118,38 @@ class AuthService:
         self.sessions.revoke(claims.session_id)
 
     # -- checking credentials -------------------------------------------------------------
+
+    async def authenticate(
+        self,
+        credentials: Credentials,
+        source: str | None = None,
+        verify_certificate: Callable[[Any], str] | None = None,
+    ) -> Client:
+        """The client these credentials prove, by the one precedence (auth.credentials):
+        a token, else a password, else the certificate, the first present deciding alone;
+        a client id named beside a token or certificate must be its client. ``source``
+        is the client's network address (for the throttle); ``verify_certificate`` the
+        CA's check (see ``authenticate_certificate``)."""
+        method = credentials.method
+        if method == TOKEN:
+            client = self.authenticate_token(credentials.bearer)
+        elif method == PASSWORD:
+            if not credentials.client_id:
+                self._refuse("password", "?", "a password without a client id")
+            return await self.authenticate_password(
+                credentials.client_id, credentials.password, source
+            )
+        elif method == CERTIFICATE:
+            if verify_certificate is None:  # without the CA's check, never admitted
+                self._refuse("certificate", "?", "client certificates are not checked here")
+            client = self.authenticate_certificate(credentials.certificate, verify_certificate)
+        else:  # nothing to refuse: the binding says what to send
+            raise AuthenticationFailed(
+                "no credentials: a token, a password with its client id, or a client certificate"
+            )
+        if credentials.client_id and credentials.client_id != client.id:
+            self._refuse(method, credentials.client_id, f"the {method} belongs to {client.id!r}")
+        return client
 
     def authenticate_token(self, token: Any) -> Client:
         claims = self._claims(token)
@@ -267,7 +302,7 @@ class AuthService:
             self._refuse("credentials", client_id, "unknown or disabled client")
         return account
 
-    def _refuse(self, what: str, client_id: str, reason: str) -> None:
+    def _refuse(self, what: str, client_id: str, reason: str) -> NoReturn:
         log.warning("%s refused for %r: %s", what, client_id, reason)
         if self.on_refused is not None:
             self.on_refused()

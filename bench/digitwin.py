@@ -92,8 +92,7 @@ def peak_rss_mb() -> float:
 def property_updates(tmp: str, count: int, rounds: int) -> Result:
     loop = asyncio.new_event_loop()
     store = open_store(f"{tmp}/updates")
-    twin = DigiTwin(store)
-    router = Router(twin, AllowAll())
+    router = Router(store, AllowAll())
     agent = router.connect(Client("agent", "agent"), "bench")
     router.handle(
         agent,

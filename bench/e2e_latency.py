@@ -154,16 +154,16 @@ async def _measure(args, hub: Hub) -> list[dict]:
 
     # The device side of each binding, registered and reporting a first value.
     nats_agent = await NatsAgent.connect(hub.nats.url, "e2e-nats", password=PASSWORD, ca_pem=ca)
-    await nats_agent.register(td("nats"))
+    await nats_agent.update_thing(td("nats"))
     mqtt_agent = MqttClient(
         f"mqtts://127.0.0.1:{hub.mqtt.port}", "e2e-mqtt", password=PASSWORD, ca_pem=ca
     )
     await mqtt_agent.connect()
-    await mqtt_agent.register(td("mqtt"))
+    await mqtt_agent.update_thing(td("mqtt"))
     ws_url = hub.http_server.url.replace("https://", "wss://") + "/ws"
     ws_agent = WsClient(ws_url, ca=ca, basic=("e2e-websocket", PASSWORD), reconnect=False)
     await ws_agent.connect()
-    await ws_agent.register(td("websocket"))
+    await ws_agent.update_thing(td("websocket"))
     local = hub.router.connect(Client("e2e-local", "agent"), "bench")
     register = {"messageType": "request", "operation": "updatething", "correlationID": "r"}
     assert hub.router.handle(local, parse_message({**register, "input": td("local")}, "e2e-local"))

@@ -112,11 +112,11 @@ async def _measure(args, hub: Hub, binding: NatsBinding) -> list[Result]:
     hub.auth.add_client("bench-viewer", "consumer", "viewer", password=PASSWORD)
     agent = await NatsAgent.connect(binding.url, "bench-agent", password=PASSWORD, ca_pem=ca)
     consumer = await NatsConsumer.connect(binding.url, "bench-viewer", password=PASSWORD, ca_pem=ca)
-    await agent.register(TD)
+    await agent.update_thing(TD)
     await agent.report_property(THING, "level", 0)
 
     nats_counter, sse_counter, raw_counter = Counter(), Counter(), Counter()
-    await consumer.observe(THING, lambda _: nats_counter.hit(), name="level")
+    await consumer.observe_property(THING, "level", callback=lambda _: nats_counter.hit())
     await consumer.nc.flush()
 
     # Raw baseline: two connections of the hub's own user (full permissions in APP).

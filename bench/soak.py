@@ -237,7 +237,7 @@ class Device:
             auth = {"basic": (self.client_id, self.password)} if self.password else secret
             self.client = WsClient(self.urls["websocket"], ca=self.ca, **auth)
             await self.client.connect()
-        await self.client.register(thing_td(self.index))
+        await self.client.update_thing(thing_td(self.index))
 
     @property
     def reconnects(self) -> int:

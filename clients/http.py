@@ -11,10 +11,12 @@ Server-Sent Events that resume after a dropped connection.
             async for event, value, event_id in changes:
                 ...
 
-Every error response raises ``HubError`` (its RFC 9457 problem in ``problem``); a hub
-that cannot be reached raises ``HubUnreachable``. After a password login, a request
-refused with 401 (an expired or revoked token) renews the token once, by refresh or
-else a new login, and is sent again.
+Errors are those of clients/errors.py: an error response raises ``HubError`` (or its
+``Unauthorized``, ``Forbidden``, ``NotFound``) with the RFC 9457 problem in ``problem``;
+a hub that cannot be reached raises ``HubUnreachable``, a connection lost during a
+request ``Disconnected``, an answer that does not come within ``timeout`` ``HubTimeout``.
+After a password login, a request refused with 401 (an expired or revoked token) renews
+the token once, by refresh or else a new login, and is sent again.
 """
 
 from __future__ import annotations
@@ -33,6 +35,18 @@ from urllib.parse import quote, urlencode, urlsplit
 import aiohttp
 from yarl import URL
 
+from vocabulary.envelope import ABSENT
+
+from .errors import (
+    ClientError,
+    Disconnected,
+    HubError,
+    HubTimeout,
+    HubUnreachable,
+    hub_error,
+    reason,
+)
+
 log = logging.getLogger("wothub.client")
 
 __all__ = [
@@ -40,7 +54,7 @@ __all__ = [
     "ActionStatus",
     "EventStream",
     "HttpConsumer",
-    "HubError",
+    "HubError",  # clients.errors' classes, still importable from here for one release
     "HubUnreachable",
     "SseEvent",
 ]
@@ -48,51 +62,9 @@ __all__ = [
 _SAFE = ":@!$&'()*+,;="  # what stays unencoded in a path segment (as the hub's paths.py)
 JSON_TYPES = ("application/json", "application/td+json", "application/ld+json")
 MERGE_PATCH = "application/merge-patch+json"
-# Seconds ``invoke`` lets the hub wait for the device before it answers with the status.
+# Seconds ``invoke_action`` lets the hub wait for the device before it answers with the status.
 ACTION_WAIT = 2.0
 DIRECTORY_EVENT_TYPES = ("thing_created", "thing_updated", "thing_deleted")
-
-
-class _Absent:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "ABSENT"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-ABSENT: Any = _Absent()
-"""No input at all (``None`` is JSON null, a real value)."""
-
-
-class HubError(Exception):
-    """An error response: ``status`` and its problem details (RFC 9457)."""
-
-    def __init__(self, status: int, problem: Mapping[str, Any] | None = None) -> None:
-        self.status = status
-        self.problem: dict[str, Any] = dict(problem or {})
-        self.title: str = str(self.problem.get("title") or _reason(status))
-        self.detail: str | None = (
-            str(self.problem["detail"]) if self.problem.get("detail") is not None else None
-        )
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        text = f"{self.status} {self.title}"
-        return f"{text}: {self.detail}" if self.detail else text
-
-
-class HubUnreachable(Exception):
-    """No answer from the hub at ``url``: refused, timed out, or its TLS certificate could
-    not be verified (``tls``)."""
-
-    def __init__(self, url: str, reason: str, *, tls: bool = False) -> None:
-        super().__init__(f"{url}: {reason}")
-        self.url = url
-        self.reason = reason
-        self.tls = tls
 
 
 class ActionStatus(dict):
@@ -263,15 +235,16 @@ class HttpConsumer:
             following = response.links.get("next")
             url = following.get("url") if following else None
 
-    async def thing(self, thing_id: str) -> dict[str, Any]:
+    async def read_thing(self, thing_id: str) -> dict[str, Any]:
+        """The twin TD."""
         return await self._call("GET", _thing_path(thing_id))
 
-    async def put_thing(self, td: Mapping[str, Any]) -> bool:
-        """Register or replace a TD under its id; True when it was new."""
+    async def update_thing(self, td: Mapping[str, Any]) -> dict[str, Any]:
+        """Register or replace a TD under its id: {"id", "created"} (True when new)."""
         response = await self._send(
             "PUT", self._url(_thing_path(td["id"])), json=td, content_type="application/td+json"
         )
-        return response.status == 201
+        return {"id": td["id"], "created": response.status == 201}
 
     async def create_thing(self, td: Mapping[str, Any]) -> str:
         """Register a TD without an id (POST /things); the id the directory gave it."""
@@ -323,7 +296,7 @@ class HttpConsumer:
             return [ActionStatus(s) for s in response.data]
         return None
 
-    async def invoke(
+    async def invoke_action(
         self,
         thing_id: str,
         name: str,
@@ -348,6 +321,8 @@ class HttpConsumer:
             return ActionStatus(response.data)
         return None if response.status == 204 else response.data
 
+    invoke = invoke_action  # the old name, kept for one release
+
     async def query_action(self, href: str) -> ActionStatus:
         return ActionStatus(await self._call_href("GET", href))
 
@@ -362,7 +337,7 @@ class HttpConsumer:
     async def invoke_service(self, thing_id: str, action: str, input: Any = ABSENT) -> Any:
         """An action of one of the hub's own Things (``urn:wothub:clients``,
         ``urn:wothub:certs``, ``urn:wothub:authn``): they answer at once."""
-        result = await self.invoke(thing_id, action, input)
+        result = await self.invoke_action(thing_id, action, input)
         if isinstance(result, ActionStatus):  # not a service Thing after all
             raise HubError(
                 502,
@@ -372,20 +347,15 @@ class HttpConsumer:
 
     # -- notifications (SSE) -------------------------------------------------------------
 
-    def observe_property(self, thing_id: str, name: str) -> EventStream:
-        """(name, value, id) each time the property changes."""
+    def observe_property(self, thing_id: str, name: str | None = None) -> EventStream:
+        """(name, value, id) each time the property changes; with ``name=None``, each
+        time one of the Thing's properties does."""
         return EventStream(self, _affordance_path(thing_id, "properties", name))
 
-    def observe_all(self, thing_id: str) -> EventStream:
-        """(name, value, id) each time one of the Thing's properties changes."""
-        return EventStream(self, _affordance_path(thing_id, "properties"))
-
-    def subscribe_event(self, thing_id: str, name: str) -> EventStream:
-        """(name, data, id) each time the device reports the event."""
+    def subscribe_event(self, thing_id: str, name: str | None = None) -> EventStream:
+        """(name, data, id) each time the device reports the event; with ``name=None``,
+        any of the Thing's events."""
         return EventStream(self, _affordance_path(thing_id, "events", name))
-
-    def subscribe_all_events(self, thing_id: str) -> EventStream:
-        return EventStream(self, _affordance_path(thing_id, "events"))
 
     def directory_events(self, type: str | None = None, diff: bool = False) -> EventStream:
         """(thing_created | thing_updated | thing_deleted, data, id) for TD changes.
@@ -462,10 +432,8 @@ class HttpConsumer:
                     result = _Response(
                         response.status, response.headers, response.links, raw, response
                     )
-            except aiohttp.ClientConnectorCertificateError as exc:
-                raise HubUnreachable(self.base_url, _reason_of(exc), tls=True) from exc
             except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-                raise HubUnreachable(self.base_url, _reason_of(exc)) from exc
+                raise connection_error(self.base_url, exc) from exc
             if (
                 result.status == 401
                 and auth
@@ -475,7 +443,7 @@ class HttpConsumer:
             ):
                 continue
             if result.status >= 400:
-                raise HubError(result.status, result.problem())
+                raise hub_error(result.problem(), status=result.status)
             return result
         raise AssertionError("unreachable")
 
@@ -494,10 +462,8 @@ class HttpConsumer:
                 headers["Last-Event-ID"] = last_event_id
             try:
                 response = await self._http().get(url, headers=headers, timeout=timeout)
-            except aiohttp.ClientConnectorCertificateError as exc:
-                raise HubUnreachable(self.base_url, _reason_of(exc), tls=True) from exc
             except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-                raise HubUnreachable(self.base_url, _reason_of(exc)) from exc
+                raise connection_error(self.base_url, exc) from exc
             if response.status == 200:
                 return response
             try:
@@ -508,7 +474,8 @@ class HttpConsumer:
                 response.release()
             if response.status == 401 and attempt == 1 and await self._renew(sent_token):
                 continue
-            raise HubError(response.status, _problem(response.status, response.headers, raw))
+            problem = _problem(response.status, response.headers, raw)
+            raise hub_error(problem, status=response.status)
         raise AssertionError("unreachable")
 
 
@@ -611,6 +578,8 @@ class EventStream:
             except HubUnreachable as exc:
                 if exc.tls:
                     raise
+                log.debug("reconnecting %s: %s", self._path, exc)
+            except (Disconnected, HubTimeout) as exc:
                 log.debug("reconnecting %s: %s", self._path, exc)
             except HubError as exc:
                 if exc.status < 500:
@@ -718,19 +687,23 @@ def _problem(status: int, headers: Any, raw: bytes) -> dict[str, Any]:
         problem = None
     if not isinstance(problem, dict):
         text = raw.decode("utf-8", errors="replace").strip()[:200]
-        problem = {"title": _reason(status), "status": status}
+        problem = {"title": reason(status), "status": status}
         if text:
             problem["detail"] = text
     return problem
 
 
-def _reason(status: int) -> str:
-    from http import HTTPStatus
-
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
+def connection_error(url: str, exc: BaseException) -> ClientError:
+    """What an aiohttp request (or WebSocket handshake) that got no response means: the
+    hub could not be reached (no connection, or its certificate not verified), it did
+    not answer in time, or the connection was lost."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return HubUnreachable(url, _reason_of(exc), tls=True)
+    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
+        return HubUnreachable(url, _reason_of(exc))
+    if isinstance(exc, TimeoutError):
+        return HubTimeout(f"{url}: no answer in time")
+    return Disconnected(f"{url}: {_reason_of(exc)}")
 
 
 def _reason_of(exc: BaseException) -> str:

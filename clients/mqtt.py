@@ -12,13 +12,18 @@ the MQTT password), or a client certificate the hub issued.
     client = MqttClient("mqtts://hub.local:8883", "lamp-agent", password="...",
                         ca_pem=open("ca.pem", "rb").read())
     await client.connect()
-    await client.register(td)                          # agent
+    await client.update_thing(td)                      # agent
     client.report_property(thing_id, "level", 42)
     async for request in client.requests(): ...        # agent: invokeaction / writeproperty
         client.answer(request, output=...)
     response = await client.request("invokeaction", thing_id, "fade", 30)   # consumer
-    async for topic, value in client.observe(thing_id, "level"): ...        # consumer
+    async for topic, value in client.observe_property(thing_id, "level"): ...   # consumer
     await client.close()
+
+Errors are those of clients/errors.py: a hub that cannot be reached (or sends no
+CONNACK in time) raises ``HubUnreachable``; refused credentials ``Unauthorized``; an
+error response or a refused subscription ``HubError`` (``Forbidden`` for the latter); no
+connection ``Disconnected``; no response in time ``HubTimeout``.
 """
 
 from __future__ import annotations
@@ -36,9 +41,20 @@ import paho.mqtt.client as mqtt
 
 from vocabulary.channels import MQTT as topics
 
+from .errors import (
+    ClientError,
+    Disconnected,
+    HubTimeout,
+    HubUnreachable,
+    hub_error,
+    refused,
+)
 
-class MqttError(Exception):
-    pass
+# The old name of clients/errors.py's base class, kept for one release.
+MqttError = ClientError
+# CONNACK codes that refuse the credentials: bad user name or password, not authorized
+# (MQTT 3.1.1's 4 and 5, which paho 2 reports as MQTT 5's 0x86 and 0x87).
+_CREDENTIALS_REFUSED = frozenset({4, 5, 0x86, 0x87})
 
 
 class MqttClient:
@@ -210,19 +226,26 @@ class MqttClient:
         self._loop = asyncio.get_running_loop()
         self._connected = self._loop.create_future()
         self._paho.connect_async(self.host, self.port, keepalive=30)
+        url = f"{self.host}:{self.port}"
         try:
             async with asyncio.timeout(self.timeout):
                 await self._open_socket()
                 code = await self._connected
         except TimeoutError:
             await self.close()
-            raise MqttError(f"no CONNACK from {self.host}:{self.port}") from None
+            raise HubUnreachable(url, "no CONNACK in time") from None
+        except ssl.SSLCertVerificationError as exc:
+            await self.close()
+            raise HubUnreachable(url, str(exc), tls=True) from None
         except (OSError, ssl.SSLError) as exc:
             await self.close()
-            raise MqttError(f"cannot connect to {self.host}:{self.port}: {exc}") from None
+            raise HubUnreachable(url, str(exc)) from None
+        if code in _CREDENTIALS_REFUSED:
+            await self.close()
+            raise refused(401, f"{url} refused the credentials (CONNACK {code})")
         if code != 0:
             await self.close()
-            raise MqttError(f"connection refused (reason code {code})")
+            raise HubUnreachable(url, f"connection refused (CONNACK {code})")
         self._keeper = asyncio.create_task(self._keep())
         await self.subscribe(topics.client_responses(self.client_id), 1)
 
@@ -239,18 +262,17 @@ class MqttClient:
             self._paho._reset_sockets()  # the socket is closed even if DISCONNECT was not sent
 
     async def subscribe(self, topic_filter: str, qos: int = 0) -> int:
-        """Subscribe; returns the granted QoS (MqttError when refused)."""
+        """Subscribe; returns the granted QoS (``Forbidden`` when refused)."""
         assert self._loop is not None, "connect first"
         result, mid = self._paho.subscribe(topic_filter, qos)
         self._subscriptions[topic_filter] = qos
         if result != mqtt.MQTT_ERR_SUCCESS:
-            raise MqttError(f"subscribe failed ({result})")
+            raise Disconnected(f"subscribe failed: {mqtt.error_string(result)}")
         future = self._loop.create_future()
         self._subacks[mid] = future
-        async with asyncio.timeout(self.timeout):
-            code = await future
+        code = await self._answer(future, f"no SUBACK for {topic_filter}")
         if code >= 0x80:
-            raise MqttError(f"subscription to {topic_filter} refused")
+            raise refused(403, f"subscription to {topic_filter} refused")
         return code
 
     def _publish(self, topic: str, message: dict[str, Any], qos: int = 1) -> None:
@@ -258,13 +280,17 @@ class MqttClient:
 
     # -- agent --------------------------------------------------------------------------
 
-    async def register(self, td: dict[str, Any]) -> dict[str, Any]:
+    async def update_thing(self, td: dict[str, Any]) -> dict[str, Any]:
         """Register or replace a TD; returns {"id", "created"}."""
         response = await self._ask(
             topics.agent_topic(self.client_id, topics.TD, td.get("id")),
             {"messageType": "request", "operation": "updatething", "input": td},
         )
+        if response.get("error"):
+            raise hub_error(response["error"], response=response)
         return response["output"]
+
+    register = update_thing  # the old name, kept for one release
 
     def report_property(self, thing_id: str, name: str, value: Any) -> None:
         topic = topics.agent_topic(self.client_id, topics.PROP, thing_id, name)
@@ -319,15 +345,26 @@ class MqttClient:
             message["input"] = input
         response = await self._ask(topics.client_requests(self.client_id), message)
         if response.get("error"):
-            raise MqttError(response["error"].get("detail", "refused"))
+            raise hub_error(response["error"], response=response)
         return response
 
-    async def observe(
-        self, thing_id: str, name: str | None = None, *, event: bool = False
+    def observe_property(
+        self, thing_id: str, name: str | None = None
     ) -> AsyncIterator[tuple[str, Any]]:
-        """(topic, value) of a property (the latest one first, retained) or an event;
-        every property or event of the Thing when ``name`` is None."""
-        family = topics.EVENT if event else topics.PROP
+        """(topic, value) each time the property changes, the latest (retained) value
+        first; every property of the Thing when ``name`` is None."""
+        return self._notifications(thing_id, topics.PROP, name)
+
+    def subscribe_event(
+        self, thing_id: str, name: str | None = None
+    ) -> AsyncIterator[tuple[str, Any]]:
+        """(topic, data) each time the device reports the event; every event of the
+        Thing when ``name`` is None."""
+        return self._notifications(thing_id, topics.EVENT, name)
+
+    async def _notifications(
+        self, thing_id: str, family: str, name: str | None
+    ) -> AsyncIterator[tuple[str, Any]]:
         level = "+" if name is None else topics.encode(name)
         topic_filter = f"wot/twin/{topics.encode(thing_id)}/{family}/{level}"
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
@@ -350,7 +387,15 @@ class MqttClient:
         self._waiting[correlation] = future
         self._publish(topic, message)
         try:
-            async with asyncio.timeout(self.timeout):
-                return await future
+            operation = message.get("operation")
+            return await self._answer(future, f"no response to {operation} in {self.timeout} s")
         finally:
             self._waiting.pop(correlation, None)
+
+    async def _answer(self, future: asyncio.Future[Any], late: str) -> Any:
+        """``future``'s result within the client's timeout, else ``HubTimeout(late)``."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await future
+        except TimeoutError:
+            raise HubTimeout(late) from None

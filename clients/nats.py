@@ -2,16 +2,21 @@
 
     agent = await NatsAgent.connect(url, "lamp-agent", password="...", ca_pem=ca)
     agent.on_request = handle            # async def handle(message: dict) -> output
-    await agent.register(td)
+    await agent.update_thing(td)
     await agent.report_property("urn:dev:lamp-1", "on", True)
 
     consumer = await NatsConsumer.connect(url, "otto", token=token, ca_pem=ca)
-    await consumer.observe("urn:dev:lamp-1", callback)   # wot.twin.{thing}.prop.*
+    await consumer.observe_property("urn:dev:lamp-1", callback=callback)  # every property
     value = await consumer.read_property("urn:dev:lamp-1", "on")
 
 Credentials: ``password`` (with the client id), ``token``, or ``certificate`` =
 (cert path, key path) on the hub's ``wss://`` mutual-TLS listener. Every client uses the
 reply inboxes ``_INBOX.{clientID}`` its permissions allow.
+
+Errors are those of clients/errors.py: refused credentials raise ``Unauthorized``; a
+hub that cannot be reached ``HubUnreachable``; an error response ``HubError`` (its
+problem in ``problem``); a closed connection ``Disconnected``; no response in time
+``HubTimeout``.
 """
 
 from __future__ import annotations
@@ -30,18 +35,21 @@ from nats.aio.client import Client as NatsConnection
 from nats.aio.msg import Msg
 
 from vocabulary.channels import NATS as subjects
-from vocabulary.envelope import new_id
+from vocabulary.envelope import ABSENT, new_id
+
+from .errors import (
+    ClientError,
+    Disconnected,
+    HubError,
+    HubTimeout,
+    HubUnreachable,
+    hub_error,
+    refused,
+)
 
 log = logging.getLogger("wothub.nats.client")
 
-
-class HubError(Exception):
-    """A failed response: ``problem`` is its RFC 9457 problem details."""
-
-    def __init__(self, problem: dict[str, Any]) -> None:
-        super().__init__(problem.get("detail") or problem.get("title") or "failed")
-        self.problem = problem
-        self.status = problem.get("status")
+__all__ = ["HubError", "NatsAgent", "NatsClient", "NatsConsumer"]  # HubError: old import
 
 
 class NatsClient:
@@ -70,10 +78,13 @@ class NatsClient:
             if certificate is not None:
                 tls.load_cert_chain(*certificate)
         holder: list[NatsClient] = []
+        first_errors: list[Exception] = []  # why the first connection failed
 
         async def error_cb(exc: Exception) -> None:
             if holder:
                 holder[0].errors.append(str(exc))
+            else:
+                first_errors.append(exc)
             log.debug("%s: %s", client_id, exc)
 
         credentials: dict[str, Any] = {}
@@ -81,8 +92,15 @@ class NatsClient:
             credentials = {"user": client_id, "password": password}
         elif token is not None:
             credentials = {"token": token}
-        options.setdefault("max_reconnect_attempts", -1)
         options.setdefault("reconnect_time_wait", 0.2)
+        # The first connection fails at once, as the other clients' do: nats-py would
+        # retry refused credentials, and a server that is not there, for ever. Once
+        # connected, a lost connection is reconnected as asked (nats-py reads these two
+        # options when the connection drops).
+        reconnecting = {
+            "allow_reconnect": options.pop("allow_reconnect", True),
+            "max_reconnect_attempts": options.pop("max_reconnect_attempts", -1),
+        }
         user_reconnected = options.pop("reconnected_cb", None)
 
         async def reconnected_cb() -> None:
@@ -91,19 +109,30 @@ class NatsClient:
             if user_reconnected is not None:
                 await user_reconnected()
 
-        nc = await nats.connect(
-            url,
-            name=client_id,
-            tls=tls,
-            inbox_prefix=subjects.inbox_prefix(client_id),
-            error_cb=error_cb,
-            reconnected_cb=reconnected_cb,
-            **credentials,
-            **options,
-        )
+        try:
+            nc = await nats.connect(
+                url,
+                name=client_id,
+                tls=tls,
+                inbox_prefix=subjects.inbox_prefix(client_id),
+                error_cb=error_cb,
+                reconnected_cb=reconnected_cb,
+                allow_reconnect=False,
+                max_reconnect_attempts=1,
+                **credentials,
+                **options,
+            )
+        except (nats.errors.Error, OSError, TimeoutError) as exc:
+            cause = first_errors[-1] if first_errors else exc
+            raise _connect_error(url, cause) from exc
+        nc.options.update(reconnecting)
         client = cls(nc, client_id)
         holder.append(client)
-        await client._setup()
+        try:
+            await client._setup()
+        except BaseException:
+            await client.close()
+            raise
         return client
 
     async def _setup(self) -> None:
@@ -124,10 +153,18 @@ class NatsClient:
 
     async def _request(self, subject: str, message: dict[str, Any], timeout: float) -> dict:
         message.setdefault("correlationID", new_id())
-        reply = await self.nc.request(subject, orjson.dumps(message), timeout=timeout)
+        operation = message.get("operation")
+        try:
+            reply = await self.nc.request(subject, orjson.dumps(message), timeout=timeout)
+        except nats.errors.TimeoutError:
+            raise HubTimeout(f"no response to {operation} in {timeout} s") from None
+        except nats.errors.NoRespondersError:
+            raise HubUnreachable(subject, "the hub does not listen (no responders)") from None
+        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError) as exc:
+            raise Disconnected(f"{operation}: {exc}") from exc
         response = orjson.loads(reply.data)
         if response.get("error"):
-            raise HubError(response["error"])
+            raise hub_error(response["error"], response=response)
         return response
 
 
@@ -152,24 +189,28 @@ class NatsAgent(NatsClient):
 
     async def hello(self, *, attempts: int = 10, timeout: float = 1.0) -> None:
         """Tell the hub this agent is online and subscribed: queued requests follow.
-        A request, so it is repeated until the hub has answered."""
+        A request, so it is repeated until the hub has answered (``HubUnreachable``
+        when it never does)."""
         subject = subjects.agent(self.client_id, subjects.HELLO)
         for attempt in range(attempts):
             try:
                 await self.nc.request(subject, b"", timeout=timeout)
                 return
-            except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
                 if attempt == attempts - 1:
-                    raise
-                await asyncio.sleep(0.25)
+                    raise HubUnreachable(subject, f"no answer to hello: {exc}") from exc
+                await asyncio.sleep(0.25)  # pacing the retries, not waiting for a condition
 
-    async def register(self, td: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+    async def update_thing(self, td: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+        """Register or replace a TD; {"id", "created"}."""
         thing = td.get("id")
         subject = subjects.agent(self.client_id, subjects.TD, *([thing] if thing else []))
         message = {"messageType": "request", "operation": "updatething", "input": td}
         return (await self._request(subject, message, timeout))["output"]
 
-    async def delete(self, thing_id: str, timeout: float = 5.0) -> None:
+    register = update_thing  # the old name, kept for one release
+
+    async def delete_thing(self, thing_id: str, timeout: float = 5.0) -> None:
         subject = subjects.agent(self.client_id, subjects.TD, thing_id)
         message = {"messageType": "request", "operation": "deletething", "thingID": thing_id}
         await self._request(subject, message, timeout)
@@ -214,7 +255,7 @@ class NatsAgent(NatsClient):
             subjects.agent(self.client_id, subjects.EVENT, thing_id, name), orjson.dumps(message)
         )
 
-    async def respond(
+    async def answer(
         self,
         request: dict[str, Any],
         *,
@@ -257,13 +298,13 @@ class NatsAgent(NatsClient):
             if inspect.isawaitable(output):
                 output = await output
         except Exception as exc:
-            await self.respond(
+            await self.answer(
                 message,
                 status="failed",
                 error={"type": "about:blank", "title": "Failed", "status": 500, "detail": str(exc)},
             )
         else:
-            await self.respond(message, output=output)
+            await self.answer(message, output=output)
 
 
 class NatsConsumer(NatsClient):
@@ -286,7 +327,8 @@ class NatsConsumer(NatsClient):
         timeout: float = 5.0,
         **fields: Any,
     ) -> dict[str, Any]:
-        """One request; the response envelope (HubError when it failed)."""
+        """One request; the response envelope (``HubError`` when it failed,
+        ``HubTimeout`` when none came in ``timeout``)."""
         message: dict[str, Any] = {"messageType": "request", "operation": operation, **fields}
         if thing_id is not None:
             message["thingID"] = thing_id
@@ -306,11 +348,33 @@ class NatsConsumer(NatsClient):
         return await self.request("writeproperty", thing_id, name, input=value)
 
     async def invoke_action(
-        self, thing_id: str, name: str, value: Any = None, **fields: Any
+        self, thing_id: str, name: str, input: Any = ABSENT, **fields: Any
     ) -> dict[str, Any]:
-        if value is not None:
-            fields["input"] = value
+        if input is not ABSENT:
+            fields["input"] = input
         return await self.request("invokeaction", thing_id, name, **fields)
+
+    async def observe_property(
+        self,
+        thing_id: str | None,
+        name: str | None = None,
+        *,
+        callback: Callable[[dict[str, Any]], Awaitable[None] | None],
+    ):
+        """``callback(notification)`` each time the property changes (every property
+        with ``name=None``; every Thing's too without ``thing_id``)."""
+        return await self.observe(thing_id, callback, kind="prop", name=name)
+
+    async def subscribe_event(
+        self,
+        thing_id: str | None,
+        name: str | None = None,
+        *,
+        callback: Callable[[dict[str, Any]], Awaitable[None] | None],
+    ):
+        """``callback(notification)`` each time the device reports the event (every
+        event with ``name=None``; every Thing's too without ``thing_id``)."""
+        return await self.observe(thing_id, callback, kind="event", name=name)
 
     async def observe(
         self,
@@ -321,7 +385,8 @@ class NatsConsumer(NatsClient):
         name: str | None = None,
     ):
         """Subscribe to twin notifications (``kind`` prop, event, td or presence) of one
-        Thing (or every Thing with None); returns the nats-py subscription."""
+        Thing (or every Thing with None); returns the nats-py subscription. The general
+        form of ``observe_property`` and ``subscribe_event``."""
         thing = subjects.encode(thing_id) if thing_id else "*"
         subject = f"{subjects.PREFIX}.twin.{thing}.{kind}"
         if kind in ("prop", "event"):
@@ -333,3 +398,13 @@ class NatsConsumer(NatsClient):
                 await result
 
         return await self.nc.subscribe(subject, cb=deliver)
+
+
+def _connect_error(url: str, exc: BaseException) -> ClientError:
+    """What a failed ``nats.connect`` means: the hub's auth callout refused the
+    credentials, or the server could not be reached."""
+    if "authorization violation" in str(exc).lower():
+        return refused(401, f"{url} refused the credentials")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return HubUnreachable(url, str(exc), tls=True)
+    return HubUnreachable(url, str(exc) or type(exc).__name__)

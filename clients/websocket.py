@@ -11,7 +11,7 @@
 An agent::
 
     async def registered(client):                  # after every (re)connection
-        await client.register(td)
+        await client.update_thing(td)
 
     async with WsClient(url, ca=ca, token=agent_token, on_connect=registered) as agent:
         await agent.report_property(td["id"], "on", True)
@@ -20,8 +20,9 @@ An agent::
             await agent.answer(request, output=42)   # status "completed"
 
 ``request`` sends one request with a fresh ``correlationID`` and returns the hub's first
-response (a dict, as on the wire); an error response raises ``WsError`` (its RFC 9457
-problem in ``problem``). An ``invokeaction`` or ``writeproperty`` gets later responses
+response (a dict, as on the wire); an error response raises ``HubError`` (its RFC 9457
+problem in ``problem``, the response in ``response``), no response in time
+``HubTimeout`` (clients/errors.py). An ``invokeaction`` or ``writeproperty`` gets later responses
 with the same correlationID as the request moves on: they go to ``notifications()`` and
 the ``on_message`` callbacks like every message nobody waits for, and ``action_result``
 waits for the last one. Notifications sent by the hub (``observeproperty``,
@@ -42,9 +43,11 @@ After a dropped connection (``reconnect=True``) the client connects again, waiti
 and doubling up to 5 s between attempts, sends its subscriptions again (the
 observe/subscribe requests it made and did not undo), then calls ``on_connect``. An agent
 gets the requests queued meanwhile from the hub. Requests waiting for a response when
-the connection dropped fail with ``WsDisconnected``; new ones wait for the connection
+the connection dropped fail with ``Disconnected``; new ones wait for the connection
 within their timeout. Closing by the hub for bad credentials (4401) or repeated bad
-frames (1008) is final: ``closed`` is set and ``close_code`` / ``close_reason`` say why.
+frames (1008) is final: ``closed`` is set and ``close_code`` / ``close_reason`` say why,
+and ``connect`` raises ``Unauthorized`` or ``Disconnected``. A hub that cannot be
+reached raises ``HubUnreachable``.
 """
 
 from __future__ import annotations
@@ -68,9 +71,16 @@ import orjson
 
 from vocabulary.envelope import ABSENT
 
+from .errors import ClientError, Disconnected, HubError, HubTimeout, hub_error, refused
+from .http import connection_error
+
 log = logging.getLogger("wothub.wsclient")
 
 __all__ = ["ABSENT", "SUBPROTOCOL", "WsClient", "WsDisconnected", "WsError"]
+
+# The old names of clients/errors.py's classes, kept for one release.
+WsError = HubError
+WsDisconnected = Disconnected
 
 SUBPROTOCOL = "webthingprotocol"
 FINAL_CLOSE_CODES = frozenset({4401, 1008})  # not worth reconnecting after these
@@ -85,21 +95,6 @@ _UNSUBSCRIBE = {undo: do for do, undo in _SUBSCRIBE.items()}
 _FIELDS = {"action_id": "actionID", "ttl": "ttl", "message_id": "messageID"}
 
 Callback = Callable[[dict[str, Any]], Any]
-
-
-class WsError(Exception):
-    """The hub answered with an error: ``problem`` is the RFC 9457 object, ``response``
-    the whole response."""
-
-    def __init__(self, problem: dict[str, Any], response: dict[str, Any] | None = None) -> None:
-        self.problem = problem
-        self.response = response or {}
-        self.status: int | None = problem.get("status")
-        super().__init__(f"{self.status} {problem.get('title', '')}: {problem.get('detail', '')}")
-
-
-class WsDisconnected(ConnectionError):
-    """There is no connection (closed, or dropped while a request waited)."""
 
 
 def _pem_or_path(value: str | bytes | os.PathLike[str]) -> tuple[str | None, str | None]:
@@ -215,8 +210,9 @@ class WsClient:
         return self._connected.is_set()
 
     async def connect(self) -> None:
-        """Open the first connection (raises if it fails: ``WsDisconnected`` with the
-        close code when the hub refused it); then keep it open in the background."""
+        """Open the first connection (raises if it fails: ``HubUnreachable``, or with the
+        close code ``Unauthorized`` (4401) or ``Disconnected``); then keep it open in the
+        background."""
         if self._supervisor is not None:
             raise RuntimeError("already connected")
         self._session = aiohttp.ClientSession()
@@ -262,15 +258,20 @@ class WsClient:
     async def _open(self) -> aiohttp.ClientWebSocketResponse:
         """One connection attempt, authenticated and with the subscriptions in place."""
         assert self._session is not None
-        ws = await self._session.ws_connect(
-            self.url,
-            ssl=self._ssl if self._ssl is not None else True,
-            headers=self._headers(),
-            protocols=(SUBPROTOCOL,),
-            heartbeat=self._heartbeat,
-            max_msg_size=self._max_msg_size,
-            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
-        )
+        try:
+            ws = await self._session.ws_connect(
+                self.url,
+                ssl=self._ssl if self._ssl is not None else True,
+                headers=self._headers(),
+                protocols=(SUBPROTOCOL,),
+                heartbeat=self._heartbeat,
+                max_msg_size=self._max_msg_size,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
+            )
+        except aiohttp.WSServerHandshakeError as exc:  # e.g. 404: not the hub's /ws
+            raise refused(exc.status, f"{self.url}: {exc.message}") from exc
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise connection_error(self.url, exc) from exc
         try:
             if self._token and self._first_frame:
                 await ws.send_str(orjson.dumps({"authorization": f"Bearer {self._token}"}).decode())
@@ -283,7 +284,7 @@ class WsClient:
             for operation, thing_id, name in list(self._subscriptions):
                 try:
                     await self.request(operation, thing_id, name, timeout=self.connect_timeout)
-                except WsError as exc:  # e.g. the Thing is gone: drop that one
+                except HubError as exc:  # e.g. the Thing is gone: drop that one
                     log.warning("%s %s %s refused again: %s", operation, thing_id, name, exc)
                     self._subscriptions.pop((operation, thing_id, name), None)
             if self.on_connect is not None:
@@ -299,9 +300,7 @@ class WsClient:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await reader
             if ws.close_code in FINAL_CLOSE_CODES or self.close_code in FINAL_CLOSE_CODES:
-                raise WsDisconnected(
-                    f"the hub closed the connection: {self.close_code} {self.close_reason}"
-                ) from None
+                raise _final_close(self.close_code, self.close_reason) from None
             raise
         return ws
 
@@ -328,18 +327,17 @@ class WsClient:
                     await self._open()
                     backoff = self.min_backoff
                     break
-                except WsDisconnected:
+                except Exception as exc:  # unreachable, refused, on_connect failed...
                     if self.close_code in FINAL_CLOSE_CODES:
                         self._finish(self.close_code, self.close_reason)
                         return
-                except Exception as exc:  # unreachable, refused, on_connect failed...
                     log.info("reconnecting to %s failed: %s", self.url, exc)
 
     def _finish(self, code: int | None, reason: str | None) -> None:
         self._connected.clear()
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
-        self._fail_pending(WsDisconnected(f"closed ({self.close_code} {self.close_reason})"))
+        self._fail_pending(Disconnected(f"closed ({self.close_code} {self.close_reason})"))
         if not self.closed.is_set():
             self.closed.set()
             self._message_ready.set()
@@ -378,7 +376,7 @@ class WsClient:
             if ws is self._ws:
                 self._connected.clear()
             self._fail_pending(
-                WsDisconnected(f"connection lost ({self.close_code} {self.close_reason})")
+                Disconnected(f"connection lost ({self.close_code} {self.close_reason})")
             )
 
     def _dispatch(self, message: dict[str, Any]) -> None:
@@ -387,7 +385,7 @@ class WsClient:
             future = self._pending.pop(message.get("correlationID") or "", None)
             if future is not None and not future.done():
                 if message.get("error") is not None and message.get("status") == "failed":
-                    future.set_exception(WsError(message["error"], message))
+                    future.set_exception(hub_error(message["error"], response=message))
                 else:
                     future.set_result(message)
                 return
@@ -435,11 +433,11 @@ class WsClient:
 
     async def next_message(self, timeout: float | None = None) -> dict[str, Any]:
         """The next notification (or response nobody waited for); TimeoutError after
-        ``timeout``, WsDisconnected once closed and drained."""
+        ``timeout``, ``Disconnected`` once closed and drained."""
         async with asyncio.timeout(timeout):
             while not self._messages:
                 if self.closed.is_set():
-                    raise WsDisconnected("closed")
+                    raise Disconnected("closed")
                 self._message_ready.clear()
                 await self._message_ready.wait()
         return self._messages.popleft()
@@ -449,16 +447,16 @@ class WsClient:
         while True:
             try:
                 yield await self.next_message()
-            except WsDisconnected:
+            except Disconnected:
                 return
 
     async def next_request(self, timeout: float | None = None) -> dict[str, Any]:
-        """The next request from the hub (agents); WsDisconnected once closed."""
+        """The next request from the hub (agents); ``Disconnected`` once closed."""
         async with asyncio.timeout(timeout):
             request = await self._requests.get()
         if request is None:
             self._requests.put_nowait(None)
-            raise WsDisconnected("closed")
+            raise Disconnected("closed")
         return request
 
     async def requests(self) -> AsyncIterator[dict[str, Any]]:
@@ -467,7 +465,7 @@ class WsClient:
         while True:
             try:
                 yield await self.next_request()
-            except WsDisconnected:
+            except Disconnected:
                 return
 
     # -- sending ----------------------------------------------------------------------------
@@ -478,20 +476,20 @@ class WsClient:
             async with asyncio.timeout(timeout):
                 await self._wait_connected()
         except TimeoutError:
-            raise WsDisconnected("not connected") from None
+            raise Disconnected("not connected") from None
         ws = self._ws
         if ws is None or ws.closed:
-            raise WsDisconnected("not connected")
+            raise Disconnected("not connected")
         try:
             await ws.send_str(orjson.dumps(message).decode())
         except (ConnectionError, RuntimeError, aiohttp.ClientError) as exc:
-            raise WsDisconnected(str(exc)) from exc
+            raise Disconnected(str(exc)) from exc
 
     async def _wait_connected(self) -> None:
-        """Until connected; WsDisconnected once the client is closed for good."""
+        """Until connected; ``Disconnected`` once the client is closed for good."""
         while not self._connected.is_set():
             if self.closed.is_set():
-                raise WsDisconnected(f"closed ({self.close_code} {self.close_reason})")
+                raise Disconnected(f"closed ({self.close_code} {self.close_reason})")
             connected = asyncio.ensure_future(self._connected.wait())
             closed = asyncio.ensure_future(self.closed.wait())
             try:
@@ -500,7 +498,7 @@ class WsClient:
                 connected.cancel()
                 closed.cancel()
         if self.closed.is_set():
-            raise WsDisconnected(f"closed ({self.close_code} {self.close_reason})")
+            raise Disconnected(f"closed ({self.close_code} {self.close_reason})")
 
     async def request(
         self,
@@ -513,8 +511,8 @@ class WsClient:
         **fields: Any,
     ) -> dict[str, Any]:
         """Send a request and return its response; ``fields`` are further envelope
-        fields (``action_id``, ``ttl`` or their wire names). Raises WsError for an
-        error response, TimeoutError when none comes in time."""
+        fields (``action_id``, ``ttl`` or their wire names). Raises ``HubError`` for an
+        error response, ``HubTimeout`` when none comes in time."""
         correlation_id = f"{self._prefix}-{next(self._ids)}"
         message: dict[str, Any] = {
             "messageType": "request",
@@ -531,14 +529,17 @@ class WsClient:
             if value is not None:
                 message[_FIELDS.get(key, key)] = value
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        async with asyncio.timeout(timeout):
-            await self._wait_connected()
-            self._pending[correlation_id] = future
-            try:
-                await self.send(message)
-                response = await future
-            finally:
-                self._pending.pop(correlation_id, None)
+        try:
+            async with asyncio.timeout(timeout):
+                await self._wait_connected()
+                self._pending[correlation_id] = future
+                try:
+                    await self.send(message)
+                    response = await future
+                finally:
+                    self._pending.pop(correlation_id, None)
+        except TimeoutError:
+            raise HubTimeout(f"no response to {operation} in {timeout} s") from None
         key = (operation, thing_id, name)
         if operation in _SUBSCRIBE:
             self._subscriptions[key] = None
@@ -568,7 +569,7 @@ class WsClient:
         """Queue a write for the agent; the response has ``status`` and ``actionID``."""
         return await self.request("writeproperty", thing_id, name, value, ttl=ttl, timeout=timeout)
 
-    async def invoke(
+    async def invoke_action(
         self,
         thing_id: str,
         name: str,
@@ -581,12 +582,17 @@ class WsClient:
         ``action_result`` for the end)."""
         return await self.request("invokeaction", thing_id, name, input, ttl=ttl, timeout=timeout)
 
+    invoke = invoke_action  # the old name, kept for one release
+
     async def action_result(self, action_id: str, *, timeout: float = 10) -> dict[str, Any]:
         """The last response (completed, failed, expired or cancelled) of a request this
         client invoked or wrote on this connection."""
         future = self._results.setdefault(action_id, asyncio.get_running_loop().create_future())
-        async with asyncio.timeout(timeout):
-            return await asyncio.shield(future)
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(future)
+        except TimeoutError:
+            raise HubTimeout(f"action {action_id} did not end in {timeout} s") from None
 
     async def query_action(
         self, thing_id: str, action_id: str, *, timeout: float = 10
@@ -638,10 +644,12 @@ class WsClient:
 
     # -- agents -----------------------------------------------------------------------------
 
-    async def register(self, td: dict[str, Any], *, timeout: float = 10) -> dict[str, Any]:
+    async def update_thing(self, td: dict[str, Any], *, timeout: float = 10) -> dict[str, Any]:
         """Register or replace a TD; {"id", "created"}."""
         response = await self.request("updatething", td.get("id"), input=td, timeout=timeout)
         return response["output"]
+
+    register = update_thing  # the old name, kept for one release
 
     async def delete_thing(self, thing_id: str, *, timeout: float = 10) -> dict[str, Any]:
         return await self.request("deletething", thing_id, timeout=timeout)
@@ -707,3 +715,10 @@ class WsClient:
         if error is not None:
             message["error"] = error
         await self.send(message)
+
+
+def _final_close(code: int | None, reason: str | None) -> ClientError:
+    """The error for a close the client does not come back from: bad credentials (4401)
+    or repeated bad frames (1008)."""
+    text = f"the hub closed the connection: {code} {reason}"
+    return refused(401, text) if code == 4401 else Disconnected(text)

@@ -2,7 +2,8 @@
 
 It keeps, for every Thing, the TD (directory), the latest values (twins), the requests
 waiting for its agent (request queue) and its agent's presence, and it announces every
-change as a notification message through the ``notify`` callback the router installs.
+change as a notification message through the ``notify`` callback it is given (the
+router's fan-out).
 It knows nothing of protocols, connections or permissions: the router decides who may
 do what, then calls these methods. All calls are synchronous (the store answers in
 microseconds) and must be made from one thread.
@@ -45,9 +46,13 @@ class DigiTwin:
         config: TwinConfig | None = None,
         *,
         validate: Callable[[Any], None] = validate_td,
+        notify: Callable[[Message], None] | None = None,
+        check_td_size: Callable[[dict[str, Any], str | None], None] | None = None,
     ) -> None:
+        """``notify`` receives every change as a notification (none: they are dropped);
+        ``check_td_size(td, owner)`` refuses a TD too large to keep, whole or patched."""
         self.config = config or TwinConfig()
-        self.directory = Directory(store.bucket("things"), validate)
+        self.directory = Directory(store.bucket("things"), validate, check_size=check_td_size)
         self.requests = RequestQueue(
             store.bucket("requests"),
             default_ttl=self.config.request_ttl,
@@ -63,7 +68,7 @@ class DigiTwin:
         self._online: set[str] = set()  # agents connected now (none after a restart)
         self._providers: list[FormProvider] = []
         self._twin_tds: dict[str, dict[str, Any]] = {}  # twin TDs of active twins
-        self.notify: Callable[[Message], None] = lambda message: None
+        self._notify = notify or (lambda message: None)
 
     # -- bindings' forms -------------------------------------------------------------
 
@@ -423,7 +428,7 @@ class DigiTwin:
         value: Any = ABSENT,
         timestamp: str = "",
     ) -> None:
-        self.notify(
+        self._notify(
             Message(NOTIFICATION, operation, thing_id, name, value=value, timestamp=timestamp)
         )
 

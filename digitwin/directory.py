@@ -115,12 +115,18 @@ def _expiry_key(record: ThingRecord) -> str | None:
 class Directory:
     """Register, update, patch, retrieve, delete and list Thing Descriptions."""
 
-    def __init__(self, bucket: Bucket, validate: Callable[[Any], None]) -> None:
+    def __init__(
+        self,
+        bucket: Bucket,
+        validate: Callable[[Any], None],
+        *,
+        check_size: Callable[[dict[str, Any], str | None], None] | None = None,
+    ) -> None:
         self._bucket = bucket
         self._validate = validate
         # check_size(td, owner) refuses a TD too large to keep (the hub's limit), whether
         # it arrives whole or is the result of a merge patch; None: no limit.
-        self.check_size: Callable[[dict[str, Any], str | None], None] | None = None
+        self.check_size = check_size
 
     def get(self, thing_id: str) -> ThingRecord | None:
         raw = self._bucket.get(_TD + thing_id) if thing_id else None

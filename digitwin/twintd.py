@@ -3,6 +3,10 @@
 Each binding that consumers can use provides a ``FormProvider``; the twin TD replaces
 every form and security definition of the agent's TD with theirs, so a WoT consumer can
 talk to the twin (through the hub) from the TD alone. The agent's TD is never changed.
+
+Which operations the hub serves on an affordance is decided here, once
+(``operations``); a provider only maps those operations to its hrefs and terms, and
+leaves out the ones its protocol has no form for.
 """
 
 from __future__ import annotations
@@ -11,10 +15,46 @@ from typing import Any, Protocol
 
 import orjson
 
+from vocabulary import operations as ops
+
 TD10_CONTEXT = "https://www.w3.org/2019/wot/td/v1"
 TD11_CONTEXT = "https://www.w3.org/2022/wot/td/v1.1"
 DISCOVERY_CONTEXT = "https://www.w3.org/2022/wot/discovery"
 AFFORDANCE_KINDS = {"properties": "property", "actions": "action", "events": "event"}
+
+# What the hub serves, by kind, in the order forms list them.
+ACTION_OPERATIONS = (ops.INVOKE_ACTION, ops.QUERY_ACTION, ops.CANCEL_ACTION)
+EVENT_OPERATIONS = (ops.SUBSCRIBE_EVENT, ops.UNSUBSCRIBE_EVENT)
+THING_OPERATIONS = (
+    ops.READ_ALL_PROPERTIES,
+    ops.READ_MULTIPLE_PROPERTIES,
+    ops.WRITE_MULTIPLE_PROPERTIES,
+    ops.OBSERVE_ALL_PROPERTIES,
+    ops.UNOBSERVE_ALL_PROPERTIES,
+    ops.SUBSCRIBE_ALL_EVENTS,
+    ops.UNSUBSCRIBE_ALL_EVENTS,
+    ops.QUERY_ALL_ACTIONS,
+)
+
+
+def operations(kind: str, affordance: dict[str, Any] | None = None) -> tuple[str, ...]:
+    """The operations the hub serves on one affordance (``kind`` property, action or
+    event) or, with kind ``thing``, on the whole Thing."""
+    if kind == "action":
+        return ACTION_OPERATIONS
+    if kind == "event":
+        return EVENT_OPERATIONS
+    if kind == "thing":
+        return THING_OPERATIONS
+    affordance = affordance or {}
+    write_only = affordance.get("writeOnly")  # a PIN, a password: never read back
+    served = [] if write_only else [ops.READ_PROPERTY]
+    if not affordance.get("readOnly"):
+        served.append(ops.WRITE_PROPERTY)
+    # The twin can stream every value the agent reports, unless the TD says not to.
+    if not write_only and affordance.get("observable") is not False:
+        served += [ops.OBSERVE_PROPERTY, ops.UNOBSERVE_PROPERTY]
+    return tuple(served)
 
 
 class FormProvider(Protocol):
@@ -28,10 +68,11 @@ class FormProvider(Protocol):
         ...
 
     def forms(
-        self, thing_id: str, kind: str, name: str | None, affordance: dict[str, Any] | None
+        self, thing_id: str, kind: str, name: str | None, operations: tuple[str, ...]
     ) -> list[dict[str, Any]]:
-        """Forms for one affordance (``kind`` property, action or event) or, with kind
-        ``thing`` and no name, the Thing-level forms (readallproperties, ...)."""
+        """Forms for ``operations`` (those the hub serves, see ``operations``) on one
+        affordance (``kind`` property, action or event) or, with kind ``thing`` and no
+        name, on the Thing. No form for an operation the binding cannot carry."""
         ...
 
 
@@ -62,10 +103,12 @@ def build_twin_td(td: dict[str, Any], providers: list[FormProvider]) -> dict[str
 
     for member, kind in AFFORDANCE_KINDS.items():
         for name, affordance in (twin.get(member) or {}).items():
+            served = operations(kind, affordance)
             affordance["forms"] = [
-                form for p in providers for form in p.forms(thing_id, kind, name, affordance)
+                form for p in providers for form in p.forms(thing_id, kind, name, served)
             ]
-    thing_forms = [form for p in providers for form in p.forms(thing_id, "thing", None, None)]
+    served = operations("thing")
+    thing_forms = [form for p in providers for form in p.forms(thing_id, "thing", None, served)]
     if thing_forms:
         twin["forms"] = thing_forms
     else:

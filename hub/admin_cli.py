@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 from auth.roles import KIND_ROLES, ROLES
 from vocabulary.things import CERTS_THING, CLIENTS_THING
 
-from .cli import add_command
+from .commands import add_command
 from .config import default_home
 from .listeners import LISTENERS_FILE, is_running, read_listeners
 
@@ -207,7 +207,7 @@ Action = Callable[[Any, argparse.Namespace], Awaitable[int]]
 
 def run_action(args: argparse.Namespace, action: Action) -> int:
     """Connect, log in, run ``action(client, args)``; errors as one line and a code."""
-    from clients.http import HubError, HubUnreachable
+    from clients.errors import Disconnected, HubError, HubTimeout, HubUnreachable
 
     target: Target | None = None
     try:
@@ -229,6 +229,10 @@ def run_action(args: argparse.Namespace, action: Action) -> int:
                 f"cannot reach the hub at {exc.url}: {_unreachable_reason(exc)}; check the "
                 f"URL, and that `wothub serve` is running there"
             )
+        return EXIT_UNREACHABLE
+    except (Disconnected, HubTimeout) as exc:
+        where = target.url if target is not None else "the hub"
+        _error(f"no answer from the hub at {where} ({exc}); check that `wothub serve` runs there")
         return EXIT_UNREACHABLE
     except HubError as exc:
         detail = exc.detail or exc.title
@@ -259,7 +263,8 @@ def _unreachable_reason(exc: Exception) -> str:
 
 
 async def _with_client(target: Target, args: argparse.Namespace, action: Action) -> int:
-    from clients.http import HttpConsumer, HubError
+    from clients.errors import HubError
+    from clients.http import HttpConsumer
 
     try:
         consumer = HttpConsumer(target.url, ca=target.ca, token=target.token)
@@ -734,7 +739,7 @@ async def _things_list(client, args) -> int:
 
 
 async def _things_get(client, args) -> int:
-    print_json(await client.thing(args.id))
+    print_json(await client.read_thing(args.id))
     return 0
 
 

@@ -11,31 +11,26 @@ credentials, found as the other admin commands find them) for a gzipped tar of:
 
 The store is locked by the hub's process, so only the running hub can read it; it does
 the work in a worker thread and never stops serving. ``wothub restore FILE --home DIR``
-unpacks a backup into a home that is empty or missing, and refuses any other.
+unpacks a backup into a home that is empty or missing, and refuses any other. The two
+commands are in hub/backup_cli.py; this module is what the hub and they share.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import io
 import json
 import os
-import sys
 import tarfile
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bucketstore import BucketStore
 from vocabulary import clock
-
-from .cli import add_command
-
-if TYPE_CHECKING:
-    from .runtime import Hub
 
 BACKUP_PATH = "/admin/backup"
 MANIFEST = "wothub-backup.json"
@@ -48,13 +43,14 @@ _BATCH = 1000
 # -- making one (in the hub) ---------------------------------------------------------------
 
 
-async def make_backup(hub: Hub) -> Path:
-    """Write a backup of the running hub to a new temporary file; returns its path (the
-    caller deletes it). The snapshot is taken on the event loop, between two messages,
-    so it is consistent; copying and packing run in a worker thread."""
-    hub.router.flush()  # values written behind are in the snapshot too
-    items = hub.store.snapshot()
-    return await asyncio.to_thread(_pack, items, hub.config.home, hub.store.backend)
+async def make_backup(store: BucketStore, home: Path, *, flush: Callable[[], None]) -> Path:
+    """Write a backup of the running hub (its ``store`` and ``home``) to a new temporary
+    file; returns its path (the caller deletes it). ``flush`` writes the values kept
+    behind first. The snapshot is taken on the event loop, between two messages, so it
+    is consistent; copying and packing run in a worker thread."""
+    flush()  # values written behind are in the snapshot too
+    items = store.snapshot()
+    return await asyncio.to_thread(_pack, items, home, store.backend)
 
 
 def _pack(items: Iterator[tuple[str, str, bytes]], home: Path, backend: str) -> Path:
@@ -187,78 +183,3 @@ def _check_member(member: tarfile.TarInfo, file: Path) -> None:
             f"{file} has an entry {member.name!r} a wothub backup never has, so nothing was "
             f"restored; give a file `wothub backup` wrote"
         )
-
-
-# -- the commands ------------------------------------------------------------------------------
-
-
-def _configure_backup(parser: argparse.ArgumentParser) -> None:
-    from .admin_cli import add_connection_arguments
-
-    parser.add_argument("file", metavar="FILE", type=Path, help="where to write the backup")
-    add_connection_arguments(parser)
-
-
-async def _download(client: Any, args: argparse.Namespace) -> int:
-    from .admin_cli import EXIT_USAGE, CommandError
-
-    target: Path = args.file
-    partial = target.with_name(target.name + ".partial")
-    try:  # before the download: a backup nobody can write is not worth taking
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(descriptor, 0o600)  # a leftover .partial keeps its mode otherwise
-    except OSError as exc:
-        raise CommandError(
-            f"cannot write {partial}: {exc.strerror or exc}; give a FILE in a directory you "
-            f"can write to",
-            EXIT_USAGE,
-        ) from None
-    with os.fdopen(descriptor, "wb") as out:
-        try:
-            response = await client._send("POST", client._url(BACKUP_PATH), extra_time=600.0)
-            out.write(response.raw)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-    partial.replace(target)
-    print(f"backup written to {target} ({len(response.raw)} bytes)")
-    return 0
-
-
-def _run_backup(args: argparse.Namespace) -> int:
-    from .admin_cli import run_action
-
-    return run_action(args, _download)
-
-
-def _configure_restore(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", metavar="FILE", type=Path, help="a file `wothub backup` wrote")
-    parser.add_argument(
-        "--home",
-        type=Path,
-        metavar="DIR",
-        required=True,
-        help="the new hub's home: must be missing or empty",
-    )
-
-
-def _run_restore(args: argparse.Namespace) -> int:
-    try:
-        manifest = restore(args.file, args.home)
-    except RestoreError as exc:
-        print(f"wothub: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"restored the backup of {manifest.get('created')} into {args.home}; start it "
-        f"with `wothub serve --home {args.home}`"
-    )
-    return 0
-
-
-add_command(
-    "backup",
-    "write a backup of the running hub (store, certificates, keys) to FILE",
-    _configure_backup,
-    _run_backup,
-)
-add_command("restore", "unpack a backup into a new, empty home", _configure_restore, _run_restore)

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 from vocabulary.things import CLIENTS_THING
 
 from .admin_cli import add_connection_arguments, find_target, run_action
-from .cli import add_command
+from .commands import add_command
 from .config import default_home
 from .listeners import read_listeners
 
@@ -157,7 +157,7 @@ def _bus_urls(args: argparse.Namespace) -> dict[str, str]:
 
 async def _agent_password(client, client_id: str) -> str:
     """A fresh password for the device's agent client (added if it is not there)."""
-    from clients.http import HubError
+    from clients.errors import HubError
 
     password = secrets.token_urlsafe(18)
     data = {"clientID": client_id, "password": password}
@@ -188,7 +188,7 @@ class Thermostat:
 
     async def run(self) -> None:
         await self.client.connect()
-        await self.client.register(thermostat_td())
+        await self.client.update_thing(thermostat_td())
         self.client.report_property(THERMOSTAT, "setpoint", self.setpoint)
         self.client.report_property(THERMOSTAT, "mode", self.mode)
         _say("thermostat", f"online over MQTT ({self.client.host}:{self.client.port})")
@@ -248,7 +248,7 @@ class Lamp:
         )
         agent.on_request = self._handle
         try:
-            await agent.register(lamp_td())
+            await agent.update_thing(lamp_td())
             await agent.report_properties(
                 LAMP, {"on": self.on, "brightness": self.brightness, "power": self._power()}
             )
@@ -309,7 +309,7 @@ class Door:
         from clients.websocket import WsClient
 
         async def registered(client: WsClient) -> None:
-            await client.register(door_td())
+            await client.update_thing(door_td())
             await client.report_properties(
                 DOOR, {"open": self.open, "battery": self.battery, "armed": self.armed}
             )

@@ -2,9 +2,9 @@
 
 A JSON line has ``time``, ``level``, ``logger`` and ``message``, and, when the record was
 made while the router handled a message, ``clientID``, ``binding``, ``operation``,
-``thingID`` and ``correlationID``. The router sets that context once per message (one
-context variable holding the connection and the message: nothing is built unless a
-line is written); a record's own ``extra=`` fields of those names win.
+``thingID`` and ``correlationID``. The router sets that context once per message
+(``core.log_context``: the connection and the message, nothing built unless a line is
+written); a record's own ``extra=`` fields of those names win.
 
 Secrets are never logged: nothing in the hub logs a password, a token or a request
 body, and as a second line of defence every formatter masks what looks like one
@@ -16,15 +16,12 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from contextvars import ContextVar
 from typing import Any
 
 import orjson
 
+from core.log_context import current
 from vocabulary import clock
-
-# (connection, message) while the router handles a message.
-current: ContextVar[tuple[Any, Any] | None] = ContextVar("wothub_message", default=None)
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _FIELDS = ("clientID", "binding", "operation", "thingID", "correlationID")

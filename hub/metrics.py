@@ -1,155 +1,109 @@
 """The hub's Prometheus metrics (``GET /metrics``).
 
-Hot paths only increment counters whose label values are bound once and kept
-(``messages_in(binding, operation)`` returns the same child every time: one dict lookup
-per message, no label dict built). What can be read from the hub's state when it is
-scraped (twins, queued actions, connections, subscribers) is read then, by a collector,
-and costs nothing in between. Each hub has its own registry, so two hubs in one process
-(tests) never mix their figures.
+The core counts into plain numbers (``core.stats``); at each scrape a collector reads
+``Router.stats()`` and turns it into Prometheus families, so the hot path never touches
+prometheus_client and what is state (twins, queued actions, connections, subscribers)
+costs nothing between scrapes. Refusals the hub sees before the router does (HTTP 401
+answers, bad credentials on any binding) are counted here and shown with the core's.
+Each hub has its own registry, so two hubs in one process (tests) never mix their
+figures.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
-if TYPE_CHECKING:
-    from core.router import Router
+from core.stats import CoreStats, Timings
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-# Router.handle takes microseconds; a slow store or a big TD takes milliseconds.
-_LATENCY_BUCKETS = (
-    0.00005,
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.1,
-    0.5,
-    float("inf"),
-)
 
 
 class HubMetrics:
-    def __init__(self) -> None:
+    """The registry /metrics shows: the core's figures, read from ``stats`` when
+    scraped, and the refusals counted by ``refused``."""
+
+    def __init__(self, stats: Callable[[], CoreStats]) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        r = self.registry
-        self._in = Counter(
-            "wothub_messages_in",
-            "Messages the router took from clients, per binding and operation",
-            ["binding", "operation"],
-            registry=r,
-        )
-        self._out = Counter(
-            "wothub_messages_out",
-            "Messages the router queued for clients (responses, requests to agents, "
-            "notifications), per binding and operation",
-            ["binding", "operation"],
-            registry=r,
-        )
-        self.router_seconds = Histogram(
-            "wothub_router_seconds",
-            "Time spent in Router.handle per message",
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self._refused = Counter(
-            "wothub_refused",
-            "Requests refused, per HTTP status and reason (a limit's name, or "
-            "unauthorized, forbidden, ...)",
-            ["status", "reason"],
-            registry=r,
-        )
-        self.actions_expired = Counter(
-            "wothub_actions_expired",
-            "Actions and property writes that expired before their agent answered",
-            registry=r,
-        )
-        self.store_batches = Counter(
-            "wothub_store_write_batches",
-            "Write-behind batches of twin values written to the store",
-            registry=r,
-        )
-        self.store_batch_twins = Counter(
-            "wothub_store_write_batch_twins",
-            "Twins written by the write-behind batches",
-            registry=r,
-        )
-        self.store_batch_seconds = Histogram(
-            "wothub_store_write_batch_seconds",
-            "Time to write one write-behind batch",
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self._children: dict[tuple[int, str, str], Any] = {}
-
-    # -- bound children, cached ------------------------------------------------------------
-
-    def messages_in(self, binding: str, operation: str) -> Any:
-        key = (0, binding, operation)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = self._in.labels(binding, operation)
-        return child
-
-    def messages_out(self, binding: str, operation: str) -> Any:
-        key = (1, binding, operation)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = self._out.labels(binding, operation)
-        return child
+        self._refused: dict[tuple[int, str], int] = {}
+        self.registry.register(_CoreCollector(stats, self._refused))
 
     def refused(self, status: int, reason: str) -> None:
-        key = (2, str(status), reason)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = self._refused.labels(str(status), reason)
-        child.inc()
-
-    def refused_problem(self, problem: dict[str, Any]) -> None:
-        """Count an error response (RFC 9457 problem) if it is a refusal worth counting."""
-        status = problem.get("status")
-        if status in _REASONS:
-            self.refused(status, str(problem.get("limit") or _REASONS[status]))
-
-    # -- state read when scraped --------------------------------------------------------------
-
-    def watch(self, router: Router) -> None:
-        """Report the router's and the twins' state at each scrape."""
-        self.registry.register(_StateCollector(router))
+        key = (status, reason)
+        self._refused[key] = self._refused.get(key, 0) + 1
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
 
-_REASONS = {
-    401: "unauthorized",
-    403: "forbidden",
-    413: "too_large",
-    429: "too_many_requests",
-    503: "unavailable",
-}
+class _CoreCollector(Collector):
+    def __init__(self, stats: Callable[[], CoreStats], refused: dict[tuple[int, str], int]):
+        self.stats = stats
+        self.refused = refused
 
+    def collect(self) -> Iterator[Metric]:  # type: ignore[override]
+        stats = self.stats()
+        yield _per_binding(
+            "wothub_messages_in",
+            "Messages the router took from clients, per binding and operation",
+            stats.messages_in,
+        )
+        yield _per_binding(
+            "wothub_messages_out",
+            "Messages the router queued for clients (responses, requests to agents, "
+            "notifications), per binding and operation",
+            stats.messages_out,
+        )
+        yield _histogram(
+            "wothub_router_seconds", "Time spent in Router.handle per message", stats.router_seconds
+        )
+        refused = CounterMetricFamily(
+            "wothub_refused",
+            "Requests refused, per HTTP status and reason (a limit's name, or "
+            "unauthorized, forbidden, ...)",
+            labels=["status", "reason"],
+        )
+        totals = dict(stats.refused)
+        for key, count in self.refused.items():
+            totals[key] = totals.get(key, 0) + count
+        for (status, reason), count in sorted(totals.items()):
+            refused.add_metric([str(status), reason], count)
+        yield refused
+        yield CounterMetricFamily(
+            "wothub_actions_expired",
+            "Actions and property writes that expired before their agent answered",
+            value=stats.actions_expired,
+        )
+        yield CounterMetricFamily(
+            "wothub_store_write_batches",
+            "Write-behind batches of twin values written to the store",
+            value=stats.store_batches,
+        )
+        yield CounterMetricFamily(
+            "wothub_store_write_batch_twins",
+            "Twins written by the write-behind batches",
+            value=stats.store_batch_twins,
+        )
+        yield _histogram(
+            "wothub_store_write_batch_seconds",
+            "Time to write one write-behind batch",
+            stats.store_batch_seconds,
+        )
 
-class _StateCollector(Collector):
-    def __init__(self, router: Router) -> None:
-        self.router = router
-
-    def collect(self):  # type: ignore[override]
-        router = self.router
-        stats = router.twin.stats()
         twins = GaugeMetricFamily("wothub_twins", "Digital twins by state", labels=["state"])
-        total = router.twin.count_things()
-        twins.add_metric(["active"], stats.active)
-        twins.add_metric(["inactive"], max(0, total - stats.active))
-        twins.add_metric(["dirty"], stats.dirty)
+        twins.add_metric(["active"], stats.twins_active)
+        twins.add_metric(["inactive"], max(0, stats.things - stats.twins_active))
+        twins.add_metric(["dirty"], stats.twins_dirty)
         yield twins
 
         queued = GaugeMetricFamily(
@@ -157,15 +111,14 @@ class _StateCollector(Collector):
             "Actions and property writes not finished yet, by state",
             labels=["state"],
         )
-        counts = router.twin.requests.open_by_status()
         for state in ("pending", "delivered", "running"):
-            queued.add_metric([state], counts.get(state, 0))
+            queued.add_metric([state], stats.requests_open.get(state, 0))
         yield queued
 
         connections = GaugeMetricFamily(
             "wothub_connections", "Open client connections, per binding", labels=["binding"]
         )
-        for binding, count in sorted(router.open_connections().items()):
+        for binding, count in sorted(stats.connections.items()):
             connections.add_metric([binding], count)
         yield connections
 
@@ -175,9 +128,24 @@ class _StateCollector(Collector):
             "relays), per binding",
             labels=["binding"],
         )
-        for binding, count in sorted(router.subscribers().items()):
+        for binding, count in sorted(stats.subscribers.items()):
             subscribers.add_metric([binding], count)
         yield subscribers
+
+
+def _per_binding(name: str, documentation: str, counts: dict[tuple[str, str], int]) -> Metric:
+    family = CounterMetricFamily(name, documentation, labels=["binding", "operation"])
+    for (binding, operation), count in sorted(counts.items()):
+        family.add_metric([binding, operation], count)
+    return family
+
+
+def _histogram(name: str, documentation: str, timings: Timings) -> Metric:
+    cumulative, buckets = 0, []
+    for bound, count in zip(timings.bounds, timings.counts, strict=True):
+        cumulative += count
+        buckets.append((floatToGoString(bound), cumulative))
+    return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=timings.sum)
 
 
 class HealthCollector(Collector):

@@ -14,7 +14,7 @@ backup download (docs/operations.md).
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.background import BackgroundTask
@@ -23,19 +23,37 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bindings.common.asgi_server import HttpServer
+from bindings.http.app import HttpBinding
+from bindings.mqtt import MqttBinding
+from bindings.nats import NatsBinding
+from bucketstore import BucketStore
+from core.router import Router
 from vocabulary.problems import Forbidden
 
 from .backup import BACKUP_PATH, make_backup
+from .config import Config
 from .metrics import CONTENT_TYPE
-
-if TYPE_CHECKING:
-    from .runtime import Hub
 
 ADMIN = "admin"
 
 
+class RunningHub(Protocol):
+    """What the endpoints read of the running hub (``hub.runtime.Hub`` has it): a Protocol,
+    so that this module, which the runtime imports, does not import the runtime back."""
+
+    config: Config
+    store: BucketStore
+    router: Router
+    http: HttpBinding
+    http_server: HttpServer
+    mqtt: MqttBinding | None
+    nats: NatsBinding | None
+    started: bool  # every listener is up
+
+
 class Operations:
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: RunningHub) -> None:
         self.hub = hub
 
     def routes(self) -> list[Route]:
@@ -87,11 +105,12 @@ class Operations:
     async def metrics(self, request: Request) -> Response:
         if not self.hub.config.metrics_public:
             await self._require_admin(request)
-        return Response(self.hub.router.metrics.exposition(), media_type=CONTENT_TYPE)
+        return Response(self.hub.metrics.exposition(), media_type=CONTENT_TYPE)
 
     async def backup(self, request: Request) -> Response:
         await self._require_admin(request)
-        path = await make_backup(self.hub)
+        hub = self.hub
+        path = await make_backup(hub.store, hub.config.home, flush=hub.router.flush)
         return FileResponse(
             path,
             media_type="application/gzip",

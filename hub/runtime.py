@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 from collections.abc import Awaitable, Iterator
-from urllib.parse import urlsplit
+from typing import Any
 
 from auth.authorizer import RoleAuthorizer
 from auth.service import AuthService
@@ -26,18 +26,17 @@ from bindings.common.asgi_server import HttpServer
 from bindings.http.app import HttpBinding
 from bindings.mqtt import MqttBinding
 from bindings.nats import NatsBinding
-from bindings.websocket.forms import WebSocketForms
 from bindings.websocket.server import WebSocketBinding
 from bucketstore import BucketStore, open_store
 from certs import CertificateAuthority
 from core.router import Router
-from digitwin.core import DigiTwin
 
+from .bindings import build_bindings, registration
 from .config import Config
 from .hub_things import authn_thing, certs_thing, clients_thing
 from .listeners import remove_listeners, write_listeners
 from .loop_lag import LoopLag
-from .metrics import HealthCollector
+from .metrics import HealthCollector, HubMetrics
 from .operations import CountRefusals, Operations
 
 log = logging.getLogger("wothub")
@@ -60,19 +59,20 @@ class Hub:
         self.auth = AuthService(store, config.home, config.auth_config())
         self.ca = CertificateAuthority.load_or_create(config.home, store.bucket("certs"))
         self.server_certificate = self.ca.ensure_server_certificate(list(config.server_names))
-        self.twin = DigiTwin(store)
         self.router = Router(
-            self.twin,
+            store,
             RoleAuthorizer(self.auth.accounts, self.auth.sessions),
             flush_interval=config.flush_interval,
             log_size=config.notification_log_size,
             limits=config.limits(),
         )
+        self.twin = self.router.twin
+        self.metrics = HubMetrics(self.router.stats)
         # Credentials refused on any binding (HTTP 401 answers are counted apart).
-        self.auth.on_refused = lambda: self.router.metrics.refused(401, "invalid_credentials")
+        self.auth.on_refused = lambda: self.metrics.refused(401, "invalid_credentials")
         self.auth.on_client_changed = self._end_client_soon
         self.loop_lag = LoopLag()
-        self.router.metrics.registry.register(HealthCollector(self.loop_lag, self.auth.hash_pool))
+        self.metrics.registry.register(HealthCollector(self.loop_lag, self.auth.hash_pool))
         self.started = False  # all listeners up (GET /ready)
         for service in (
             authn_thing(self.auth),
@@ -80,58 +80,18 @@ class Hub:
             certs_thing(self.ca, self.auth),
         ):
             self.router.add_service(service)
-        self.http = HttpBinding(
-            self.router,
-            self.auth,
-            self.ca.verify_client_certificate,
-            max_body_bytes=config.max_body_bytes,
-            sync_wait=config.sync_wait,
-            action_timeout=config.action_timeout,
-        )
-        self.websocket = WebSocketBinding(
-            self.router,
-            self.http.context.credentials,
-            WebSocketForms(self.http.forms.security_definitions),
-            max_message_bytes=config.max_body_bytes,
-        )
-        self.mqtt = (
-            MqttBinding(
-                self.router,
-                self.auth,
-                self.ca,
-                host=config.mqtt_host,
-                port=config.mqtt_port,
-                plain_port=config.mqtt_plain_port,
-                max_message_bytes=config.max_body_bytes,
-                public_host=urlsplit(config.public_url).hostname if config.public_url else None,
-                security=self.http.forms.security_definitions,
-                connect_timeout=config.mqtt_connect_timeout,
-                max_connections=config.mqtt_max_connections,
-            )
-            if config.mqtt_enabled
-            else None
-        )
-        self.nats = (
-            NatsBinding(
-                self.router,
-                self.auth,
-                self.ca,
-                config.home,
-                external_url=config.nats_url,
-                host=config.nats_host,
-                port=config.nats_port,
-                ws_port=config.nats_ws_port,
-                max_message_bytes=config.max_body_bytes,
-                auth_timeout=config.nats_auth_timeout,
-                max_connections=config.nats_max_connections,
-            )
-            if config.nats_enabled
-            else None
-        )
+        # By name, in registration order (hub/bindings.py); the four built in are kept
+        # as attributes too, MQTT and NATS None when turned off.
+        self.bindings = build_bindings(self)
+        self.http: HttpBinding = self.bindings["http"]
+        self.websocket: WebSocketBinding = self.bindings["websocket"]
+        self.mqtt: MqttBinding | None = self.bindings.get("mqtt")
+        self.nats: NatsBinding | None = self.bindings.get("nats")
         self.operations = Operations(self)  # /health, /ready, /metrics, backups
-        app = self.http.app([*self.websocket.routes(), *self.operations.routes()])
+        served = [b for n, b in self.bindings.items() if n != "http" and hasattr(b, "routes")]
+        app = self.http.app([*(r for b in served for r in b.routes()), *self.operations.routes()])
         self.http_server = HttpServer(
-            CountRefusals(app, self.router.metrics),
+            CountRefusals(app, self.metrics),
             config.http_host,
             config.http_port,
             ssl_context=self.ca.ssl_context_for_server(),
@@ -178,6 +138,16 @@ class Hub:
         else:
             loop.call_soon(self.router.end_client, client_id, reason)
 
+    def _listening_bindings(self) -> list[tuple[str, Any, tuple[str, int]]]:
+        """(name, binding, host and port) of each binding with listeners of its own (not
+        served by the HTTPS server), in registration order."""
+        listening = []
+        for name, binding in self.bindings.items():
+            address = registration(name).address
+            if address is not None:
+                listening.append((name, binding, address(self.config)))
+        return listening
+
     async def start(self) -> None:
         self.loop_lag.start()
         await self.router.start()
@@ -195,17 +165,12 @@ class Hub:
                 "local_url": self.http_server.url,
             }
         }
-        buses = (
-            ("MQTT", self.mqtt, self.config.mqtt_host, self.config.mqtt_port),
-            ("NATS", self.nats, self.config.nats_host, self.config.nats_port),
-        )
-        for name, bus, host, port in buses:
-            if bus is not None:
-                with _listening(name, host, port):
-                    await bus.start()
-                self.twin.add_form_provider(bus.forms)
-                listeners.update(bus.listeners())
-                log.info("%s on %s", bus.forms.name.upper(), bus.listeners())
+        for name, bus, (host, port) in self._listening_bindings():
+            with _listening(name.upper(), host, port):
+                await bus.start()
+            self.twin.add_form_provider(bus.forms)
+            listeners.update(bus.listeners())
+            log.info("%s on %s", bus.forms.name.upper(), bus.listeners())
         write_listeners(self.config.home, listeners)
         self.started = True
         log.info(
@@ -228,9 +193,8 @@ class Hub:
             self.http.context.close_streams()  # or open streams hold the server up
             self.websocket.close_all()
             steps = [_bounded("HTTPS", self.http_server.stop(), _LISTENERS_STOP)]
-            for name, bus in (("NATS", self.nats), ("MQTT", self.mqtt)):
-                if bus is not None:
-                    steps.append(_bounded(name, bus.stop(), _LISTENERS_STOP))
+            for name, bus, _ in reversed(self._listening_bindings()):
+                steps.append(_bounded(name.upper(), bus.stop(), _LISTENERS_STOP))
             await asyncio.gather(*steps)
         finally:
             remove_listeners(self.config.home)

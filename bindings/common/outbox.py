@@ -11,7 +11,7 @@ without a goodbye: nothing more can reach that client.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from core.connection import OVERFLOW, Connection, ConnectionClosed
@@ -48,7 +48,7 @@ async def pump(connection: Connection, send: Send, end: End) -> None:
     await end(reason)
 
 
-async def drain(connection: Connection) -> AsyncIterator[tuple[int | None, Any]]:
+async def drain(connection: Connection) -> AsyncGenerator[tuple[int | None, Any], None]:
     """The outgoing messages, for a writer that is itself a generator (an SSE stream);
     it ends when the connection closes, ``closed_reason`` says why."""
     try:

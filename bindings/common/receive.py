@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from core.connection import Connection
-from core.router import Router
+from core.contract import Core
 from vocabulary.channels import Address
 from vocabulary.envelope import EnvelopeError, Message, error_frame, parse_message
 
@@ -36,7 +36,7 @@ class _Refused(Exception):
 
 
 class Receiver:
-    def __init__(self, router: Router, max_message_bytes: int, log: logging.Logger) -> None:
+    def __init__(self, router: Core, max_message_bytes: int, log: logging.Logger) -> None:
         self.router = router
         self.max_message_bytes = max_message_bytes
         self.log = log  # the binding's

@@ -1,8 +1,10 @@
-"""Who is asking: a bearer token, HTTP Basic, or a client certificate.
+"""Who is asking over HTTP and WebSocket: what the client presented, handed to auth.
 
-The certificate comes from the ASGI TLS extension (``scope["extensions"]["tls"]``),
-which the hub's server fills in (asgi_server). Every failure is the same 401, whatever
-the reason (auth logs the reason).
+The ``Authorization`` header (Bearer or Basic) and the client certificate from the ASGI
+TLS extension (``scope["extensions"]["tls"]``, which the hub's server fills in,
+asgi_server) go to ``AuthService.authenticate`` as they are; which one decides is auth's
+one policy (docs/auth.md). Every failure is the same 401, whatever the reason (auth
+logs the reason).
 """
 
 from __future__ import annotations
@@ -10,17 +12,19 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import HTTPConnection
 
+from auth.credentials import Credentials
 from auth.errors import AuthenticationFailed
 from auth.service import AuthService
 from vocabulary.identity import Client
 from vocabulary.problems import Unauthorized
 
 
-class Credentials:
+class WebCredentials:
     def __init__(self, auth: AuthService, verify_certificate: Callable[[Any], str]) -> None:
         self.auth = auth
         self.verify_certificate = verify_certificate
@@ -35,22 +39,32 @@ class Credentials:
         return found
 
     async def optional_client(self, request: HTTPConnection) -> Client | None:
+        """The client, or None when the request carries no credentials at all."""
         header = request.headers.get("authorization")
-        if header:
-            scheme, _, value = header.partition(" ")
-            scheme = scheme.lower()
-            if scheme == "bearer" and value.strip():
-                return self.auth.authenticate_token(value.strip())
-            if scheme == "basic":
-                client_id, password = basic_credentials(value.strip())
-                return await self.auth.authenticate_password(
-                    client_id, password, source_address(request)
-                )
-            raise AuthenticationFailed("unsupported Authorization scheme")
         certificate = peer_certificate(request)
-        if certificate is not None:
-            return self.auth.authenticate_certificate(certificate, self.verify_certificate)
-        return None
+        if not header and certificate is None:
+            return None
+        credentials = authorization_credentials(header) if header else Credentials()
+        return await self.login(replace(credentials, certificate=certificate), request)
+
+    async def login(self, credentials: Credentials, request: HTTPConnection) -> Client:
+        return await self.auth.authenticate(
+            credentials, source_address(request), self.verify_certificate
+        )
+
+
+def authorization_credentials(value: str) -> Credentials:
+    """The credentials in an ``Authorization`` value: ``Bearer <token>`` or ``Basic``."""
+    scheme, _, value = value.partition(" ")
+    scheme, value = scheme.lower(), value.strip()
+    if scheme == "bearer":
+        if not value:
+            raise AuthenticationFailed("an empty bearer token")
+        return Credentials(token=value)
+    if scheme == "basic":
+        client_id, password = basic_credentials(value)
+        return Credentials(client_id=client_id, password=password)
+    raise AuthenticationFailed("unsupported Authorization scheme")
 
 
 def source_address(request: HTTPConnection) -> str | None:

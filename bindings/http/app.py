@@ -12,8 +12,8 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from auth.service import AuthService
-from bindings.common.web_credentials import Credentials
-from core.router import Router
+from bindings.common.web_credentials import WebCredentials
+from core.contract import Core
 from vocabulary.problems import Problem
 
 from .authn_api import AuthnApi
@@ -31,7 +31,7 @@ DEFAULT_MAX_BODY = 1 << 20
 class HttpBinding:
     def __init__(
         self,
-        router: Router,
+        router: Core,
         auth: AuthService,
         verify_certificate: Callable[[Any], str],
         base_url: str = "",
@@ -44,7 +44,7 @@ class HttpBinding:
         self.forms = HttpForms(base_url)
         self.context = HttpContext(
             router,
-            Credentials(auth, verify_certificate),
+            WebCredentials(auth, verify_certificate),
             self.forms,
             sync_wait,
             action_timeout,

@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 from starlette.requests import HTTPConnection, Request
 
-from bindings.common.web_credentials import Credentials
+from bindings.common.web_credentials import WebCredentials
 from core.connection import Connection
-from core.router import Router
+from core.contract import Core
 from vocabulary.envelope import ABSENT, FAILED, Message
 from vocabulary.identity import Client
 from vocabulary.problems import BadRequest
@@ -24,8 +24,8 @@ JSON_TYPES = ("application/json", "application/td+json", "application/ld+json")
 class HttpContext:
     def __init__(
         self,
-        router: Router,
-        credentials: Credentials,
+        router: Core,
+        credentials: WebCredentials,
         forms: HttpForms,
         sync_wait: float,
         action_timeout: float,

@@ -9,7 +9,10 @@ profile's form, lossless and resumable). See docs/http.md."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+from vocabulary import operations as ops
 
 from .longpoll import PARAMETER as LONGPOLL_PARAMETER
 from .paths import encode
@@ -55,56 +58,54 @@ class HttpForms:
         }
 
     def forms(
-        self, thing_id: str, kind: str, name: str | None, affordance: dict[str, Any] | None
+        self, thing_id: str, kind: str, name: str | None, operations: tuple[str, ...]
     ) -> list[dict[str, Any]]:
-        if kind == "property":
-            return self._property_forms(thing_id, name, affordance or {})
-        if kind == "action":
-            href = self.affordance_url(thing_id, "actions", name)
-            return [{"href": href, "op": "invokeaction", "contentType": JSON}]
-        if kind == "event":
-            href = self.affordance_url(thing_id, "events", name)
-            return _observe(href, ["subscribeevent", "unsubscribeevent"])
-        return self._thing_forms(thing_id)
-
-    def _property_forms(
-        self, thing_id: str, name: str | None, affordance: dict[str, Any]
-    ) -> list[dict[str, Any]]:
-        href = self.affordance_url(thing_id, "properties", name)
-        ops = []
-        if not affordance.get("writeOnly"):
-            ops.append("readproperty")
-        if not affordance.get("readOnly"):
-            ops.append("writeproperty")
-        forms = [{"href": href, "op": ops, "contentType": JSON}] if ops else []
-        if not affordance.get("writeOnly"):
-            # The twin can stream every property the device reports, observable or not.
-            forms += _observe(href, ["observeproperty", "unobserveproperty"])
+        forms = []
+        urls: dict[str, str] = {}  # by member: several resources share one URL
+        for carried, member, shape in _RESOURCES[kind]:
+            offered = [op for op in operations if op in carried]
+            if offered:
+                if member not in urls:
+                    urls[member] = self.affordance_url(thing_id, member, name)
+                # A resource that serves one operation names it; one that serves several
+                # lists those offered (a read-only property's form is ["readproperty"]).
+                op = offered if len(carried) > 1 else offered[0]
+                forms += shape(urls[member], op)
         return forms
 
-    def _thing_forms(self, thing_id: str) -> list[dict[str, Any]]:
-        properties = self.affordance_url(thing_id, "properties")
-        return [
-            {"href": properties, "op": "readallproperties", "contentType": JSON},
-            {"href": properties, "op": "writemultipleproperties", "contentType": JSON},
-            _sse(properties, ["observeallproperties", "unobserveallproperties"]),
-            _sse(
-                self.affordance_url(thing_id, "events"),
-                ["subscribeallevents", "unsubscribeallevents"],
-            ),
-            {
-                "href": self.affordance_url(thing_id, "actions"),
-                "op": "queryallactions",
-                "contentType": JSON,
-            },
-        ]
+
+def _plain(href: str, op: str | list[str]) -> list[dict[str, Any]]:
+    return [{"href": href, "op": op, "contentType": JSON}]
 
 
-def _sse(href: str, ops: list[str]) -> dict[str, Any]:
-    return {"href": href, "op": ops, "subprotocol": SSE, "contentType": JSON}
+def _sse(href: str, op: str | list[str]) -> list[dict[str, Any]]:
+    return [{"href": href, "op": op, "subprotocol": SSE, "contentType": JSON}]
 
 
-def _observe(href: str, ops: list[str]) -> list[dict[str, Any]]:
+def _observe(href: str, op: str | list[str]) -> list[dict[str, Any]]:
     """A long-poll form, then the SSE form, for one affordance."""
-    poll = {"href": f"{href}?{LONGPOLL_PARAMETER}=true", "op": ops, "subprotocol": LONGPOLL}
-    return [{**poll, "contentType": JSON}, _sse(href, ops)]
+    poll = {"href": f"{href}?{LONGPOLL_PARAMETER}=true", "op": op, "subprotocol": LONGPOLL}
+    return [{**poll, "contentType": JSON}, *_sse(href, op)]
+
+
+Shape = Callable[[str, str | list[str]], list[dict[str, Any]]]
+
+# The operations each resource serves (an affordance's URL is /things/{id}/{member}/{name},
+# the Thing's /things/{id}/{member}), and the shape of its forms. An action's status and
+# cancel URLs are per request (in its ActionStatus), so queryaction and cancelaction have
+# no form here.
+_RESOURCES: dict[str, list[tuple[frozenset[str], str, Shape]]] = {
+    "property": [
+        (frozenset({ops.READ_PROPERTY, ops.WRITE_PROPERTY}), "properties", _plain),
+        (frozenset({ops.OBSERVE_PROPERTY, ops.UNOBSERVE_PROPERTY}), "properties", _observe),
+    ],
+    "action": [(frozenset({ops.INVOKE_ACTION}), "actions", _plain)],
+    "event": [(frozenset({ops.SUBSCRIBE_EVENT, ops.UNSUBSCRIBE_EVENT}), "events", _observe)],
+    "thing": [
+        (frozenset({ops.READ_ALL_PROPERTIES}), "properties", _plain),
+        (frozenset({ops.WRITE_MULTIPLE_PROPERTIES}), "properties", _plain),
+        (frozenset({ops.OBSERVE_ALL_PROPERTIES, ops.UNOBSERVE_ALL_PROPERTIES}), "properties", _sse),
+        (frozenset({ops.SUBSCRIBE_ALL_EVENTS, ops.UNSUBSCRIBE_ALL_EVENTS}), "events", _sse),
+        (frozenset({ops.QUERY_ALL_ACTIONS}), "actions", _plain),
+    ],
+}

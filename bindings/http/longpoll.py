@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core.connection import Connection, ConnectionClosed
-from core.router import Router
+from core.contract import Core
 from vocabulary.problems import ServiceUnavailable
 
 from .problems import problem_response
@@ -37,7 +37,7 @@ def wanted(request: Request) -> bool:
 
 async def next_value(
     request: Request,
-    router: Router,
+    router: Core,
     connection: Connection,
     render: Render,
     polls: set[Connection],

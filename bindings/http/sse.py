@@ -24,7 +24,7 @@ from starlette.background import BackgroundTask
 from bindings.common.encoded import EncodeCache
 from bindings.common.outbox import drain
 from core.connection import OVERFLOW, Connection
-from core.router import Router
+from core.contract import Core
 from vocabulary.envelope import Message
 from vocabulary.problems import ServiceUnavailable
 
@@ -41,7 +41,7 @@ _encoded = EncodeCache()
 
 
 def stream(
-    router: Router,
+    router: Core,
     connection: Connection,
     render: Render,
     last_event_id: str | None,
@@ -49,7 +49,7 @@ def stream(
 ) -> EventSourceResponse:
     """``streams`` holds the open ones, so the hub can end them when it stops."""
     missed_some = last_event_id is not None and not _replay(router, connection, last_event_id)
-    epoch = router.log.epoch
+    epoch = router.epoch
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         streams.add(connection)
@@ -95,9 +95,9 @@ def _text(message: Message, data: Any) -> str:
     return orjson.dumps(data).decode()
 
 
-def _replay(router: Router, connection: Connection, last_event_id: str) -> bool:
+def _replay(router: Core, connection: Connection, last_event_id: str) -> bool:
     """Queue what the client missed; False when that is no longer possible."""
     epoch, _, seq = last_event_id.strip().rpartition("-")
-    if epoch != router.log.epoch or not seq.isdigit():
+    if epoch != router.epoch or not seq.isdigit():
         return False
     return router.replay(connection, int(seq))

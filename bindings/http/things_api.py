@@ -294,7 +294,7 @@ class ThingsApi:
         wait = _preferred_wait(request)
         if wait is not None:
             return wait, True
-        td = self.router.twin.twin_td(thing) or {}
+        td = self.router.twin_td(thing) or {}
         if (td.get("actions") or {}).get(name, {}).get("synchronous") is False:
             return 0.0, True  # the TD tells every client to expect the status
         return self.context.action_timeout, False

@@ -7,10 +7,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from vocabulary import operations as ops
+
 from . import topics
 
 MQV_CONTEXT = {"mqv": "https://www.w3.org/2019/wot/mqtt#"}
 JSON = "application/json"
+
+# The operations each twin topic serves (see _twin_topics).
+_PROPERTY = frozenset({ops.READ_PROPERTY, ops.OBSERVE_PROPERTY, ops.UNOBSERVE_PROPERTY})
+_EVENT = frozenset({ops.SUBSCRIBE_EVENT, ops.UNSUBSCRIBE_EVENT})
+_ALL_PROPERTIES = frozenset({ops.OBSERVE_ALL_PROPERTIES, ops.UNOBSERVE_ALL_PROPERTIES})
+_ALL_EVENTS = frozenset({ops.SUBSCRIBE_ALL_EVENTS, ops.UNSUBSCRIBE_ALL_EVENTS})
 
 
 def _basic() -> dict[str, dict[str, Any]]:
@@ -38,42 +46,45 @@ class MqttForms:
     def security_definitions(self) -> dict[str, dict[str, Any]]:
         return self._security()
 
-    def _form(self, ops: list[str], topic_filter: str, **extra: Any) -> dict[str, Any]:
+    def _form(self, op: list[str], topic_filter: str, **extra: Any) -> dict[str, Any]:
         return {
             "href": f"{self.base_url}/{topic_filter}",
-            "op": ops,
+            "op": op,
             "mqv:filter": topic_filter,
             "contentType": JSON,
             **extra,
         }
 
     def forms(
-        self, thing_id: str, kind: str, name: str | None, affordance: dict[str, Any] | None
+        self, thing_id: str, kind: str, name: str | None, operations: tuple[str, ...]
     ) -> list[dict[str, Any]]:
         if not self.base_url:
             return []
-        if kind == "property":
-            if affordance and affordance.get("writeOnly"):
-                return []
-            topic = topics.twin_property(thing_id, name or "")
-            return [
-                self._form(
-                    ["readproperty", "observeproperty", "unobserveproperty"],
-                    topic,
-                    **{"mqv:retain": True, "mqv:qos": "0"},
-                )
-            ]
-        if kind == "event":
-            topic = topics.twin_event(thing_id, name or "")
-            return [self._form(["subscribeevent", "unsubscribeevent"], topic, **{"mqv:qos": "0"})]
-        if kind == "thing":
-            base = f"{topics.ROOT}/{topics.TWIN}/{topics.encode(thing_id)}"
-            return [
-                self._form(
-                    ["observeallproperties", "unobserveallproperties"], f"{base}/{topics.PROP}/+"
-                ),
-                self._form(
-                    ["subscribeallevents", "unsubscribeallevents"], f"{base}/{topics.EVENT}/+"
-                ),
-            ]
-        return []  # actions: requests go as envelopes to the client's own req topic
+        forms = []
+        for carried, topic_filter, extra in _twin_topics(thing_id, kind, name or ""):
+            offered = [op for op in operations if op in carried]
+            if offered:
+                forms.append(self._form(offered, topic_filter, **extra))
+        return forms
+
+
+def _twin_topics(
+    thing_id: str, kind: str, name: str
+) -> list[tuple[frozenset[str], str, dict[str, Any]]]:
+    """The twin topics of an affordance (or of the Thing), each with the operations it
+    serves and its form's extra terms. A property's latest value is sent retained, so
+    reading it is subscribing. Requests (writeproperty, invokeaction, ...) go as
+    envelopes to the client's own req topic, which a TD cannot name for every client:
+    they have no MQTT form."""
+    if kind == "property":
+        topic = topics.twin_property(thing_id, name)
+        return [(_PROPERTY, topic, {"mqv:retain": True, "mqv:qos": "0"})]
+    if kind == "event":
+        return [(_EVENT, topics.twin_event(thing_id, name), {"mqv:qos": "0"})]
+    if kind == "thing":
+        base = f"{topics.ROOT}/{topics.TWIN}/{topics.encode(thing_id)}"
+        return [
+            (_ALL_PROPERTIES, f"{base}/{topics.PROP}/+", {}),
+            (_ALL_EVENTS, f"{base}/{topics.EVENT}/+", {}),
+        ]
+    return []

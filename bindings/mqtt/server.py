@@ -33,6 +33,7 @@ import orjson
 from amqtt.errors import BrokerError
 from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, SERVER_UNAVAILABLE
 
+from auth.credentials import Credentials
 from auth.service import AuthService
 from bindings.common.bad_messages import BadMessages
 from bindings.common.encoded import EncodeCache
@@ -41,7 +42,7 @@ from bindings.common.outbox import QUIET, pump
 from bindings.common.receive import Receiver
 from certs import CertificateAuthority
 from core.connection import OVERFLOW, Connection
-from core.router import Router
+from core.contract import Core
 from core.subscriptions import DIRECTORY, EVENT, PROPERTY
 from vocabulary import operations as ops
 from vocabulary.envelope import REQUEST, Message
@@ -100,7 +101,7 @@ class _State:
 class MqttBinding:
     def __init__(
         self,
-        router: Router,
+        router: Core,
         auth: AuthService,
         ca: CertificateAuthority,
         *,
@@ -214,25 +215,16 @@ class MqttBinding:
     ) -> Client:
         if isinstance(password, bytes):
             password = password.decode("utf-8", "replace")
+        pem = ssl.DER_cert_to_PEM_cert(certificate_der).encode() if certificate_der else None
+        credentials = Credentials(pem, client_id=username or None, password=password or None)
+        source = link.peer.rsplit(":", 1)[0]  # the address, for the throttle
         try:
-            if password:
-                if _looks_like_token(password):
-                    client = self.auth.authenticate_token(password)
-                elif username:
-                    source = link.peer.rsplit(":", 1)[0]  # the address, for the throttle
-                    client = await self.auth.authenticate_password(username, password, source)
-                else:
-                    raise Refused("a password needs a username (the client id)")
-            elif certificate_der:
-                pem = ssl.DER_cert_to_PEM_cert(certificate_der).encode()
-                client = self.auth.authenticate_certificate(pem, self.ca.verify_client_certificate)
-            else:
-                raise Refused("no credentials: a password, a token or a client certificate")
+            client = await self.auth.authenticate(
+                credentials, source, self.ca.verify_client_certificate
+            )
         except Problem as problem:  # throttled or busy: "server unavailable", retry later
             code = SERVER_UNAVAILABLE if problem.status in (429, 503) else BAD_USERNAME_PASSWORD
             raise Refused(problem.detail, code) from None
-        if username and username != client.id:
-            raise Refused(f"username {username!r} is not the credentials' client {client.id!r}")
         link.session.client_id = _session_id(client.id, link.session.client_id or "")
         log.info("MQTT client %s (%s) connected from %s", client.id, client.role, link.peer)
         return client
@@ -275,9 +267,9 @@ class MqttBinding:
             except UnicodeDecodeError:
                 return None
             kind = _KIND_OF_FAMILY[family]
-            owner = self.router.twin.owner_of(thing) if thing else None
+            owner = self.router.owner_of(thing) if thing else None
             try:
-                reason = self.router.authorizer.authorize(client, _PERMISSION[kind], thing, owner)
+                reason = self.router.authorize(client, _PERMISSION[kind], thing, owner)
             except Problem:
                 return None
             if reason is None:
@@ -341,13 +333,9 @@ class MqttBinding:
 
     def _apply_filters(self, state: _State) -> None:
         """Router subscriptions and the request connection from the current filters."""
-        subscriptions = self.router.subscriptions
-        subscriptions.drop(state.connection)
-        wants_requests = False
-        for _, plan in state.filters.values():
-            wants_requests = wants_requests or plan.requests
-            for kind, thing, name in plan.twin:
-                subscriptions.add(state.connection, kind, thing, name)
+        plans = [plan for _, plan in state.filters.values()]
+        self.router.replace_subscriptions(state.connection, [t for p in plans for t in p.twin])
+        wants_requests = any(plan.requests for plan in plans)
         if wants_requests and state.agent_connection is None:
             # An agent is online for its requests once it listens for them: the router
             # then delivers what was queued while it was away.
@@ -399,7 +387,7 @@ class MqttBinding:
     async def _write(self, state: _State, connection: Connection) -> None:
         client_id = state.client.id
 
-        async def send(seq: int | None, message: Message | dict) -> None:
+        async def send(seq: int | None, message: Any) -> None:
             if seq is not None:
                 sent = self._notification(message)
                 if sent is not None:
@@ -466,7 +454,7 @@ class MqttBinding:
         if message.operation == ops.SUBSCRIBE_EVENT:
             return topics.twin_event(thing_id, message.name), self._encoded.value(message)
         if message.operation == ops.UPDATE_THING:
-            td = self.router.twin.twin_td(thing_id)
+            td = self.router.twin_td(thing_id)
             return topics.twin_td(thing_id), orjson.dumps(td) if td is not None else b""
         if message.operation == ops.DELETE_THING:
             return topics.twin_td(thing_id), b""
@@ -474,30 +462,25 @@ class MqttBinding:
 
     async def _send_retained(self, state: _State, plan: _Plan, qos: int) -> None:
         """The twin's latest values for a new subscription, as retained messages."""
-        twin = self.router.twin
         for kind, thing, name in plan.twin:
             if thing is None:
                 continue  # filters over every Thing get live values only
             try:
                 if kind == PROPERTY:
-                    values = twin.read_all_properties(thing)
+                    values = self.router.read_all_properties(thing)
                     for prop, entry in values.items():
                         if (name is None or prop == name) and "value" in entry:
                             payload = orjson.dumps(entry["value"])
                             topic = topics.twin_property(thing, prop)
                             await self._send(state, topic, payload, qos, retain=True)
                 elif kind == DIRECTORY:
-                    td = twin.twin_td(thing)
+                    td = self.router.twin_td(thing)
                     if td is not None:
                         await self._send(
                             state, topics.twin_td(thing), orjson.dumps(td), qos, retain=True
                         )
             except Problem:
                 continue
-
-
-def _looks_like_token(password: str) -> bool:
-    return password.startswith("eyJ") and password.count(".") == 2
 
 
 def _session_id(client_id: str, mqtt_id: str) -> str:

@@ -38,7 +38,7 @@ from bindings.common.hosts import is_any_address, url_host
 from bindings.common.outbox import QUIET, pump
 from bindings.common.receive import Receiver, Reply
 from core.connection import OVERFLOW, Connection
-from core.router import Router
+from core.contract import Core
 from core.subscriptions import DIRECTORY, EVENT, PRESENCE, PROPERTY
 from vocabulary.channels import HUB
 from vocabulary.envelope import REQUEST, Message, error_frame
@@ -67,7 +67,7 @@ class _Peer:
 class NatsBinding:
     def __init__(
         self,
-        router: Router,
+        router: Core,
         auth: Any,
         ca: Any,
         home: Path,
@@ -355,11 +355,14 @@ class NatsBinding:
     async def _handle(self, msg: Msg) -> None:
         answers: list[Message | dict[str, Any]] = []
         peer = self._receive(msg, answers.append)
+        nc = self._nc
+        if nc is None:  # stopping
+            return
         for answer in answers:
             to = answer if isinstance(answer, Message) else None
             subject = msg.reply or (self._default_subject(peer, to) if peer else None)
             if subject:
-                await self._nc.publish(subject, self._encoded.envelope(answer))
+                await nc.publish(subject, self._encoded.envelope(answer))
 
     def _receive(self, msg: Msg, reply: Reply) -> _Peer | None:
         """One message through the receive pipeline; the answers go to ``reply``. The
@@ -442,7 +445,8 @@ class NatsBinding:
         self._twin_writer = asyncio.create_task(self._write_twin(), name="nats-twin")
 
     async def _write_twin(self) -> None:
-        assert self._twin is not None
+        relay = self._twin
+        assert relay is not None
 
         async def send(_seq: int | None, message: Message) -> None:
             if message.thing_id is None:
@@ -461,10 +465,10 @@ class NatsBinding:
             # NATS fell behind (reconnecting, say): what is lost is lost, but the relay
             # starts again rather than leaving wot.twin silent for good.
             log.error("the NATS twin relay fell behind; starting it again")
-            self.router.disconnect(self._twin)
+            self.router.disconnect(relay)
             self._start_twin_publisher()
 
-        await pump(self._twin, send, end)
+        await pump(relay, send, end)
 
 
 async def _close(nc: NatsConnection, timeout: float = 1.0) -> None:

@@ -2,13 +2,10 @@
 
 nats-server sends every login (except its configured ``auth_users``) as an
 ``authorization_request`` JWT on ``$SYS.REQ.USER.AUTH``, encrypted to the hub's curve key
-(``xkv1``, the server's key in the ``Nats-Server-Xkey`` header). The hub checks, first
-that applies:
-
-1. a client certificate (``client_tls.verified_chains`` / ``certs``, present on the
-   mutual-TLS WebSocket listener) with the CA's ``verify_client_certificate``;
-2. ``auth_token``, or a ``pass`` that is a hub token (``user`` then must be its client);
-3. ``user`` + ``pass``: the client id and its password.
+(``xkv1``, the server's key in the ``Nats-Server-Xkey`` header). The hub hands what
+the client presented (``auth_token``; ``user`` and ``pass``, which may hold a hub token;
+the client certificate from ``client_tls``, present on the mutual-TLS WebSocket
+listener) to auth, whose one policy decides (docs/auth.md).
 
 It answers with an ``authorization_response`` signed by the issuer account key, holding a
 user JWT that puts the client in the application account with subject permissions derived
@@ -21,6 +18,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from auth.credentials import Credentials
 from auth.errors import AuthenticationFailed
 from auth.roles import AGENT, PERMISSIONS, SERVICE
 from vocabulary import operations as ops
@@ -168,32 +166,30 @@ class AuthCallout:
         }
 
     async def _authenticate(self, nats: dict[str, Any]) -> tuple[Client, str]:
-        tls = nats.get("client_tls") or {}
-        chains = tls.get("verified_chains") or []
-        certificate = (chains[0][0] if chains and chains[0] else None) or next(
-            iter(tls.get("certs") or []), None
-        )
-        if certificate:
-            client = self.auth.authenticate_certificate(
-                certificate.encode(), self.verify_certificate
-            )
-            return client, "certificate"
-        opts = nats.get("connect_opts") or {}
-        user, password, token = opts.get("user"), opts.get("pass"), opts.get("auth_token")
-        if not token and isinstance(password, str) and password.count(".") == 2:
-            try:  # a hub token (a JWT) in the password field
-                client = self.auth.authenticate_token(password)
-            except (Problem, AuthenticationFailed):
-                pass  # then it is a password
-            else:
-                if not user or user == client.id:
-                    return client, "token"
-        if token:
-            client = self.auth.authenticate_token(token)
-            if user and user != client.id:
-                raise ValueError(f"the token is {client.id}'s, not {user}'s")
-            return client, "token"
-        if user and password:
-            source = (nats.get("client_info") or {}).get("host")  # for the throttle
-            return await self.auth.authenticate_password(user, password, source), "password"
-        raise ValueError("no credentials")
+        credentials = login_credentials(nats)
+        source = (nats.get("client_info") or {}).get("host")  # for the throttle
+        client = await self.auth.authenticate(credentials, source, self.verify_certificate)
+        return client, credentials.method or "none"
+
+
+def login_credentials(nats: dict[str, Any]) -> Credentials:
+    """What the client presented, from an authorization request's ``nats`` claims."""
+    tls = nats.get("client_tls") or {}
+    chains = tls.get("verified_chains") or []
+    certificate = (chains[0][0] if chains and chains[0] else None) or next(
+        iter(tls.get("certs") or []), None
+    )
+    opts = nats.get("connect_opts") or {}
+    user, password, token = (_text(opts.get(key)) for key in ("user", "pass", "auth_token"))
+    if token == password:  # nats-server fills both from an MQTT client's one password
+        token = None
+    return Credentials(
+        certificate.encode() if isinstance(certificate, str) and certificate else None,
+        token,
+        user,
+        password,
+    )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -15,18 +15,29 @@ from __future__ import annotations
 
 from typing import Any
 
+from vocabulary import operations as ops
+
 from . import subjects
 
 NAMESPACE = "https://wothub.dev/ns/nats#"
 CONTENT_TYPE = "application/json"
 CLIENT = "{clientID}"
 
-_REQUESTS = {
-    "property": ["readproperty", "writeproperty"],
-    "action": ["invokeaction", "queryaction", "cancelaction"],
-    "event": [],
-    "thing": ["readallproperties", "readmultipleproperties", "queryallactions"],
-}
+# The operations each twin subject serves (see _twin_subjects): subscribe to it.
+_OBSERVE = frozenset({ops.OBSERVE_PROPERTY, ops.UNOBSERVE_PROPERTY})
+_SUBSCRIBE = frozenset({ops.SUBSCRIBE_EVENT, ops.UNSUBSCRIBE_EVENT})
+_OBSERVE_ALL = frozenset({ops.OBSERVE_ALL_PROPERTIES, ops.UNOBSERVE_ALL_PROPERTIES})
+_SUBSCRIBE_ALL = frozenset({ops.SUBSCRIBE_ALL_EVENTS, ops.UNSUBSCRIBE_ALL_EVENTS})
+# Every other operation is a request the router answers, except writemultipleproperties,
+# which the hub serves over HTTP only.
+_REQUESTS = (
+    ops.WOT_OPERATIONS
+    - _OBSERVE
+    - _SUBSCRIBE
+    - _OBSERVE_ALL
+    - _SUBSCRIBE_ALL
+    - {ops.WRITE_MULTIPLE_PROPERTIES}
+)
 
 
 class NatsForms:
@@ -45,37 +56,19 @@ class NatsForms:
         return {}  # the hub's credentials, declared by the HTTP binding, work here too
 
     def forms(
-        self, thing_id: str, kind: str, name: str | None, affordance: dict[str, Any] | None
+        self, thing_id: str, kind: str, name: str | None, operations: tuple[str, ...]
     ) -> list[dict[str, Any]]:
         if not self.url:
             return []
-        affordance = affordance or {}
-        out = []
-        for op in _REQUESTS[kind]:
-            if op == "writeproperty" and affordance.get("readOnly"):
-                continue
-            if op == "readproperty" and affordance.get("writeOnly"):
-                continue
-            out.append(self._form(op, f"{subjects.PREFIX}.client.{CLIENT}.req.{op}", "request"))
-        if kind == "property" and not affordance.get("writeOnly"):
-            subject = subjects.twin(thing_id, "prop", name)
-            out.append(self._form(["observeproperty", "unobserveproperty"], subject))
-        elif kind == "event":
-            subject = subjects.twin(thing_id, "event", name)
-            out.append(self._form(["subscribeevent", "unsubscribeevent"], subject))
-        elif kind == "thing":
-            out.append(
-                self._form(
-                    ["observeallproperties", "unobserveallproperties"],
-                    subjects.twin(thing_id, "prop") + ".*",
-                )
-            )
-            out.append(
-                self._form(
-                    ["subscribeallevents", "unsubscribeallevents"],
-                    subjects.twin(thing_id, "event") + ".*",
-                )
-            )
+        out = [
+            self._form(op, f"{subjects.PREFIX}.client.{CLIENT}.req.{op}", "request")
+            for op in operations
+            if op in _REQUESTS
+        ]
+        for carried, subject in _twin_subjects(thing_id, kind, name):
+            offered = [op for op in operations if op in carried]
+            if offered:
+                out.append(self._form(offered, subject))
         return out
 
     def _form(self, op: Any, subject: str, message_type: str = "notification") -> dict[str, Any]:
@@ -86,3 +79,17 @@ class NatsForms:
             "nats:subject": subject,
             "nats:messageType": message_type,
         }
+
+
+def _twin_subjects(thing_id: str, kind: str, name: str | None) -> list[tuple[frozenset[str], str]]:
+    """The twin subjects to subscribe to, each with the operations it serves."""
+    if kind == "property":
+        return [(_OBSERVE, subjects.twin(thing_id, "prop", name))]
+    if kind == "event":
+        return [(_SUBSCRIBE, subjects.twin(thing_id, "event", name))]
+    if kind == "thing":
+        return [
+            (_OBSERVE_ALL, subjects.twin(thing_id, "prop") + ".*"),
+            (_SUBSCRIBE_ALL, subjects.twin(thing_id, "event") + ".*"),
+        ]
+    return []

@@ -6,26 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from vocabulary import operations as ops
+
 SUBPROTOCOL = "webthingprotocol"
 PATH = "/ws"
 
-_OPS = {
-    "property": ["readproperty", "writeproperty", "observeproperty", "unobserveproperty"],
-    "action": ["invokeaction", "queryaction", "cancelaction"],
-    "event": ["subscribeevent", "unsubscribeevent"],
-    "thing": [
-        "readallproperties",
-        "readmultipleproperties",
-        "observeallproperties",
-        "unobserveallproperties",
-        "subscribeallevents",
-        "unsubscribeallevents",
-        "queryallactions",
-    ],
-}
-
-
-_READS = ("readproperty", "observeproperty", "unobserveproperty")
+# Every operation goes as a message to the one endpoint, except writemultipleproperties,
+# which the hub serves over HTTP only (one PUT, queued whole or not at all).
+_CARRIED = ops.WOT_OPERATIONS - {ops.WRITE_MULTIPLE_PROPERTIES}
 
 
 class WebSocketForms:
@@ -54,17 +42,15 @@ class WebSocketForms:
         return self._security()
 
     def forms(
-        self, thing_id: str, kind: str, name: str | None, affordance: dict[str, Any] | None
+        self, thing_id: str, kind: str, name: str | None, operations: tuple[str, ...]
     ) -> list[dict[str, Any]]:
-        ops = list(_OPS[kind])
-        if kind == "property" and affordance and affordance.get("readOnly"):
-            ops.remove("writeproperty")
-        if kind == "property" and affordance and affordance.get("writeOnly"):
-            ops = [op for op in ops if op not in _READS]
+        carried = [op for op in operations if op in _CARRIED]
+        if not carried:
+            return []
         return [
             {
                 "href": self.url,
-                "op": ops,
+                "op": carried,
                 "subprotocol": SUBPROTOCOL,
                 "contentType": "application/json",
             }

@@ -7,10 +7,11 @@ notifications it subscribed to. Every frame is parsed and checked before it reac
 the router; a bad one gets an error response naming the problem, and a client that
 keeps sending bad frames is disconnected.
 
-Authentication, first that applies: the ``Authorization`` header (Bearer or Basic) or
-a client certificate at the handshake; else, for browsers that cannot set headers, the
-first frame ``{"authorization": "Bearer <token>"}``. Without it the connection is
-closed with code 4401.
+Authentication: the ``Authorization`` header (Bearer or Basic) and the client
+certificate at the handshake, ranked by auth's one policy (docs/auth.md); without
+either, for browsers that cannot set headers, the first frame
+``{"authorization": "Bearer <token>"}``. Without it the connection is closed with code
+4401.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from bindings.common.bad_messages import BadMessages
 from bindings.common.encoded import EncodeCache
 from bindings.common.outbox import Stalled, pump
 from bindings.common.receive import Receiver
-from bindings.common.web_credentials import Credentials, basic_credentials, source_address
+from bindings.common.web_credentials import WebCredentials, authorization_credentials
 from core.connection import OVERFLOW, Connection
-from core.router import Router
+from core.contract import Core
 from vocabulary.envelope import Message, error_frame
 from vocabulary.identity import Client
 from vocabulary.problems import Problem
@@ -46,12 +47,14 @@ CLOSE_TOO_SLOW = 1013  # "try again later": the client fell behind its notificat
 CLOSE_TRY_LATER = 1013  # and: a limit refused the connection (the error frame names it)
 CLOSE_GOING_AWAY = 1001  # the hub is stopping
 
+_SCHEMES = ("bearer", "basic")  # what a first-frame login may carry
+
 
 class WebSocketBinding:
     def __init__(
         self,
-        router: Router,
-        credentials: Credentials,
+        router: Core,
+        credentials: WebCredentials,
         forms: WebSocketForms,
         *,
         max_message_bytes: int = 1 << 20,
@@ -136,17 +139,9 @@ class WebSocketBinding:
         except orjson.JSONDecodeError:
             data = None
         header = data.get("authorization") if isinstance(data, dict) else None
-        if not isinstance(header, str):
+        if not isinstance(header, str) or header.partition(" ")[0].lower() not in _SCHEMES:
             raise TimeoutError  # not a login: same answer as none at all
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() == "bearer":
-            return self.credentials.auth.authenticate_token(value.strip())
-        if scheme.lower() == "basic":
-            client_id, password = basic_credentials(value.strip())
-            return await self.credentials.auth.authenticate_password(
-                client_id, password, source_address(websocket)
-            )
-        raise TimeoutError
+        return await self.credentials.login(authorization_credentials(header), websocket)
 
     # -- reading and writing ----------------------------------------------------------
 

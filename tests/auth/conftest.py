@@ -4,6 +4,7 @@ from auth.passwords import HashCost
 from auth.service import AuthConfig, AuthService
 from auth.throttle import ThrottleConfig
 from bucketstore import open_store
+from certs import CertificateAuthority
 
 # Tests hash with a cheap argon2id cost; the algorithm and code path are the real ones.
 CHEAP = HashCost(time_cost=1, memory_kib=1024, parallelism=1)
@@ -33,3 +34,9 @@ def auth(tmp_path, store):
     auth.add_client("alice", "consumer", "operator", password="alice-password")
     auth.add_client("lamp-agent", "agent", "agent", password="agent-password")
     return auth
+
+
+@pytest.fixture
+def ca(tmp_path, store):
+    """The hub's CA, in the same home and store as ``auth``."""
+    return CertificateAuthority.load_or_create(tmp_path / "home", store.bucket("certs"))

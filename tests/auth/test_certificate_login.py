@@ -20,11 +20,6 @@ from certs.keys import new_key
 REFUSED = "invalid credentials"
 
 
-@pytest.fixture
-def ca(tmp_path, store):
-    return CertificateAuthority.load_or_create(tmp_path / "home", store.bucket("certs"))
-
-
 def at(ca, moment):
     """The CA's check as if the time were ``moment``."""
     return lambda certificate: ca.verify_client_certificate(certificate, now=moment)

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from digitwin.twintd import TD10_CONTEXT, TD11_CONTEXT, build_twin_td
+from digitwin.twintd import TD10_CONTEXT, TD11_CONTEXT, build_twin_td, operations
 from digitwin.validation import validate_td
 
 DATA = Path(__file__).parent / "data"
@@ -18,7 +18,7 @@ DISCOVERY = "https://www.w3.org/2022/wot/discovery"
 
 
 class FakeBinding:
-    """A binding's form provider, as the HTTP or WebSocket binding would write it."""
+    """A binding's form provider: one form per affordance, with the operations it is given."""
 
     def __init__(self, name: str, base: str, scheme: str, thing_forms: bool = True) -> None:
         self.name = name
@@ -30,24 +30,14 @@ class FakeBinding:
         return {self.scheme: {"scheme": "bearer", "in": "header"}}
 
     def forms(
-        self, thing_id: str, kind: str, name: str | None, affordance: dict[str, Any] | None
+        self, thing_id: str, kind: str, name: str | None, operations: tuple[str, ...]
     ) -> list[dict[str, Any]]:
         thing = f"{self.base}/things/{quote(thing_id, safe='')}"
         if kind == "thing":
             if not self.thing_forms:
                 return []
             return [{"href": f"{thing}/properties", "op": ["readallproperties"]}]
-        if kind == "property":
-            ops = (
-                ["readproperty"]
-                if affordance.get("readOnly")
-                else ["readproperty", "writeproperty"]
-            )
-        elif kind == "action":
-            ops = ["invokeaction", "queryaction"]
-        else:
-            ops = ["subscribeevent", "unsubscribeevent"]
-        return [{"href": f"{thing}/{kind}/{name}", "op": ops}]
+        return [{"href": f"{thing}/{kind}/{name}", "op": list(operations)}] if operations else []
 
 
 HTTP = FakeBinding("http", "https://hub.example:8444", "http_bearer_sc")
@@ -78,10 +68,13 @@ def test_every_affordance_form_is_the_providers(lamp: dict[str, Any]) -> None:
     twin = build_twin_td(lamp, [HTTP])
     thing = "https://hub.example:8444/things/urn%3Auuid%3A0804d572-cce8-422a-bb7c-4412fcd56f06"
     assert twin["properties"]["status"]["forms"] == [
-        {"href": f"{thing}/property/status", "op": ["readproperty", "writeproperty"]}
+        {
+            "href": f"{thing}/property/status",
+            "op": ["readproperty", "writeproperty", "observeproperty", "unobserveproperty"],
+        }
     ]
     assert twin["actions"]["toggle"]["forms"] == [
-        {"href": f"{thing}/action/toggle", "op": ["invokeaction", "queryaction"]}
+        {"href": f"{thing}/action/toggle", "op": ["invokeaction", "queryaction", "cancelaction"]}
     ]
     assert twin["events"]["overheating"]["forms"] == [
         {"href": f"{thing}/event/overheating", "op": ["subscribeevent", "unsubscribeevent"]}
@@ -114,6 +107,70 @@ def test_forms_of_two_providers_come_in_provider_order(lamp: dict[str, Any]) -> 
 
 def test_base_is_dropped(lamp_with_thing_forms: dict[str, Any]) -> None:
     assert "base" not in build_twin_td(lamp_with_thing_forms, [HTTP])
+
+
+# --- the operations the hub serves ---------------------------------------------------------------
+
+READ, WRITE, OBSERVE, UNOBSERVE = (
+    "readproperty",
+    "writeproperty",
+    "observeproperty",
+    "unobserveproperty",
+)
+
+
+@pytest.mark.parametrize(
+    ("affordance", "expected"),
+    [
+        ({}, [READ, WRITE, OBSERVE, UNOBSERVE]),
+        ({"readOnly": False, "writeOnly": False}, [READ, WRITE, OBSERVE, UNOBSERVE]),
+        ({"observable": True}, [READ, WRITE, OBSERVE, UNOBSERVE]),
+        ({"readOnly": True}, [READ, OBSERVE, UNOBSERVE]),
+        ({"writeOnly": True}, [WRITE]),
+        ({"writeOnly": True, "observable": True}, [WRITE]),
+        ({"observable": False}, [READ, WRITE]),
+        ({"readOnly": True, "observable": False}, [READ]),
+        ({"readOnly": True, "writeOnly": True}, []),
+    ],
+    ids=[
+        "plain",
+        "explicit-defaults",
+        "observable",
+        "read-only",
+        "write-only",
+        "write-only-observable",
+        "not-observable",
+        "read-only-not-observable",
+        "read-and-write-only",
+    ],
+)
+def test_property_operations_follow_read_only_write_only_and_observable(
+    affordance: dict[str, Any], expected: list[str]
+) -> None:
+    assert list(operations("property", {"type": "number", **affordance})) == expected
+
+
+def test_action_event_and_thing_operations() -> None:
+    assert operations("action") == ("invokeaction", "queryaction", "cancelaction")
+    assert operations("event") == ("subscribeevent", "unsubscribeevent")
+    assert operations("thing") == (
+        "readallproperties",
+        "readmultipleproperties",
+        "writemultipleproperties",
+        "observeallproperties",
+        "unobserveallproperties",
+        "subscribeallevents",
+        "unsubscribeallevents",
+        "queryallactions",
+    )
+
+
+def test_each_provider_is_given_the_operations_of_each_affordance(lamp: dict[str, Any]) -> None:
+    lamp["properties"]["status"]["readOnly"] = True
+    lamp["properties"]["secret"] = {"type": "string", "writeOnly": True, "forms": [{"href": "s"}]}
+    twin = build_twin_td(lamp, [HTTP, WS])
+    for name, expected in [("status", [READ, OBSERVE, UNOBSERVE]), ("secret", [WRITE])]:
+        assert [form["op"] for form in twin["properties"][name]["forms"]] == [expected, expected]
 
 
 # --- security -----------------------------------------------------------------------------------

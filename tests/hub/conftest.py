@@ -13,7 +13,7 @@ from auth.passwords import HashCost
 from auth.service import AuthConfig, AuthService
 from bucketstore import open_store
 from core.router import Router
-from digitwin.core import DigiTwin, TwinConfig
+from digitwin.core import TwinConfig
 from tests.support.tds import lamp_td
 from vocabulary.envelope import parse_message
 from vocabulary.identity import Client
@@ -93,9 +93,9 @@ class Hub:
         for client_id, (kind, role) in CLIENTS.items():
             if self.auth.accounts.get(client_id) is None:
                 self.auth.add_client(client_id, kind, role)
-        self.twin = DigiTwin(self.store, self.config)
         authorizer = RoleAuthorizer(self.auth.accounts, self.auth.sessions)
-        self.router = Router(self.twin, authorizer, **router_options)
+        self.router = Router(self.store, authorizer, twin_config=self.config, **router_options)
+        self.twin = self.router.twin
         await self.router.start()
         return self
 

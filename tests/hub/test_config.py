@@ -13,7 +13,7 @@ import pytest
 
 from auth.service import AuthConfig
 from auth.throttle import ThrottleConfig
-from hub import cli
+from hub import cli, commands
 from hub.config import (
     CONFIG_FILE_NAME,
     ENV_VARS,
@@ -557,20 +557,20 @@ def test_usage_errors_and_help_return_codes(capsys):
 
 
 def test_other_modules_add_subcommands(home, capsys, clean_env, monkeypatch):
-    monkeypatch.setattr(cli, "_commands", dict(cli._commands))
+    monkeypatch.setattr(commands, "_commands", dict(commands._commands))
     seen = []
 
     def configure(parser):
-        cli.add_home_arguments(parser)
+        commands.add_home_arguments(parser)
         parser.add_argument("action", choices=["list"])
 
     def run(args):
-        seen.append((args.action, cli.config_from_args(args).home))
+        seen.append((args.action, commands.config_from_args(args).home))
         return 7
 
-    cli.add_command("example-command", "an example", configure, run)
+    commands.add_command("example-command", "an example", configure, run)
     with pytest.raises(ValueError, match="already registered"):
-        cli.add_command("example-command", "again", configure, run)
+        commands.add_command("example-command", "again", configure, run)
     assert cli.main(["example-command", "--home", str(home), "list"]) == 7
     assert seen == [("list", home)]
     assert "example-command" in cli.build_parser().format_help()

@@ -162,7 +162,7 @@ async def test_login_refresh_logout(running):
     # client cannot renew it.
     async with consumer(running, token=old) as client:
         with pytest.raises(HubError) as refused:
-            await client.thing("urn:wothub:authn")
+            await client.read_thing("urn:wothub:authn")
         assert refused.value.status == 401
 
 
@@ -178,7 +178,7 @@ async def test_wrong_password_is_a_401_hub_error(running):
 async def test_a_given_token_is_used_as_is(running, device):
     token = add_client(running, "vera", "viewer")
     async with consumer(running, token=token) as client:
-        assert (await client.thing(LAMP))["id"] == LAMP
+        assert (await client.read_thing(LAMP))["id"] == LAMP
 
 
 async def test_an_expired_token_is_refreshed_and_the_request_sent_again(running, device):
@@ -190,7 +190,7 @@ async def test_an_expired_token_is_refreshed_and_the_request_sent_again(running,
         # the login's token as it is once its lifetime has passed (no waiting for it)
         expired = auth.signer.issue("vera", "viewer", session_id, lifetime=-10)
         client.token = expired
-        assert (await client.thing(LAMP))["id"] == LAMP
+        assert (await client.read_thing(LAMP))["id"] == LAMP
         assert client.token != expired
         # refreshed in the same session, not a new login
         assert auth.authenticate_token(client.token).session_id == session_id
@@ -202,11 +202,11 @@ async def test_a_revoked_session_is_replaced_by_a_new_login(running, device):
         await client.login("vera", PASSWORD)
         first = client.token
         running.hub.auth.sessions.revoke_all("vera")  # refresh is refused now too
-        assert (await client.thing(LAMP))["id"] == LAMP
+        assert (await client.read_thing(LAMP))["id"] == LAMP
         assert client.token != first
         # Concurrent 401s renew once and all succeed.
         running.hub.auth.sessions.revoke_all("vera")
-        results = await asyncio.gather(*(client.thing(LAMP) for _ in range(5)))
+        results = await asyncio.gather(*(client.read_thing(LAMP) for _ in range(5)))
         assert all(td["id"] == LAMP for td in results)
 
 
@@ -217,7 +217,7 @@ async def test_client_certificate(running, device, tmp_path):
     cert.write_bytes(issued.cert_pem)
     key.write_bytes(key_pem)
     async with consumer(running, client_cert=(cert, key)) as client:
-        assert (await client.thing(LAMP))["id"] == LAMP
+        assert (await client.read_thing(LAMP))["id"] == LAMP
 
 
 async def test_ca_as_a_file_and_as_text(running, tmp_path):
@@ -248,16 +248,18 @@ async def test_unreachable_and_untrusted_hubs(running, unused_tcp_port):
 async def test_directory_crud_paging_and_search(admin):
     ids = [f"urn:dev:test:{i}" for i in range(5)]
     for thing_id in ids:
-        assert await admin.put_thing(lamp_td(thing_id, f"Lamp {thing_id[-1]}")) is True
-    assert await admin.put_thing(lamp_td(ids[0], "Lamp zero")) is False  # replaced
+        created = await admin.update_thing(lamp_td(thing_id, f"Lamp {thing_id[-1]}"))
+        assert created == {"id": thing_id, "created": True}
+    replaced = await admin.update_thing(lamp_td(ids[0], "Lamp zero"))
+    assert replaced == {"id": ids[0], "created": False}
 
     listed = [td["id"] async for td in admin.things(page_size=2)]
     assert len(listed) == len(set(listed))  # no TD twice across pages
     assert set(ids) <= set(listed)
-    assert (await admin.thing(ids[0]))["title"] == "Lamp zero"
+    assert (await admin.read_thing(ids[0]))["title"] == "Lamp zero"
 
     await admin.patch_thing(ids[1], {"title": "Patched"})
-    assert (await admin.thing(ids[1]))["title"] == "Patched"
+    assert (await admin.read_thing(ids[1]))["title"] == "Patched"
 
     found = await admin.search("$[?@.title == 'Patched'].id")
     assert found == [ids[1]]
@@ -265,11 +267,11 @@ async def test_directory_crud_paging_and_search(admin):
     anonymous = lamp_td()
     del anonymous["id"]
     new_id = await admin.create_thing(anonymous)
-    assert new_id and (await admin.thing(new_id))["title"] == "Lamp"
+    assert new_id and (await admin.read_thing(new_id))["title"] == "Lamp"
 
     await admin.delete_thing(ids[2])
     with pytest.raises(HubError) as missing:
-        await admin.thing(ids[2])
+        await admin.read_thing(ids[2])
     assert missing.value.status == 404
     assert missing.value.problem["status"] == 404
     assert ids[2] in str(missing.value)
@@ -280,7 +282,7 @@ async def test_bad_requests_are_hub_errors_with_the_problem(admin):
         await admin.search("$[")
     assert bad.value.status == 400 and bad.value.title
     with pytest.raises(HubError) as invalid:
-        await admin.put_thing({"id": "urn:x", "title": 5})
+        await admin.update_thing({"id": "urn:x", "title": 5})
     assert invalid.value.status == 400
 
 
@@ -321,11 +323,11 @@ async def test_invoke_with_output_without_output_and_async(manager, device):
             await device.answer(request, output=request.input["level"] if request.input else None)
 
     answering = asyncio.create_task(device_answers(2))
-    assert await manager.invoke(LAMP, "fade", {"level": 30}, wait=5) == 30
-    assert await manager.invoke(LAMP, "toggle", wait=5) is None
+    assert await manager.invoke_action(LAMP, "fade", {"level": 30}, wait=5) == 30
+    assert await manager.invoke_action(LAMP, "toggle", wait=5) is None
     await answering
 
-    status = await manager.invoke(LAMP, "fade", {"level": 7}, respond_async=True)
+    status = await manager.invoke_action(LAMP, "fade", {"level": 7}, respond_async=True)
     assert isinstance(status, ActionStatus) and status.href
     assert status["name"] == "fade" and status.status == "pending"
     request = await device.next_request()
@@ -343,7 +345,7 @@ async def test_invoke_with_output_without_output_and_async(manager, device):
 
 async def test_cancel_a_queued_action(manager, device):
     await device.disconnect()
-    status = await manager.invoke(LAMP, "toggle")
+    status = await manager.invoke_action(LAMP, "toggle")
     assert isinstance(status, ActionStatus) and status.status == "pending"
     await manager.cancel_action(status.href)
     cancelled = await manager.query_action(status.href)
@@ -352,7 +354,7 @@ async def test_cancel_a_queued_action(manager, device):
 
 async def test_failed_action_and_invalid_input_raise(manager, device):
     with pytest.raises(HubError) as invalid:
-        await manager.invoke(LAMP, "fade", {"level": 500})
+        await manager.invoke_action(LAMP, "fade", {"level": 500})
     assert invalid.value.status == 400
 
 
@@ -361,7 +363,7 @@ async def test_forbidden_is_a_403_hub_error(running, device):
     async with consumer(running) as viewer:
         await viewer.login("vera", PASSWORD)
         with pytest.raises(HubError) as refused:
-            await viewer.invoke(LAMP, "toggle")
+            await viewer.invoke_action(LAMP, "toggle")
         assert refused.value.status == 403
         with pytest.raises(HubError) as admin_only:
             await viewer.invoke_service("urn:wothub:clients", "listClients")
@@ -394,9 +396,9 @@ async def test_the_hubs_own_things(admin):
 async def test_observe_property_and_all_and_events(manager, device):
     async with (
         manager.observe_property(LAMP, "brightness") as one,
-        manager.observe_all(LAMP) as every,
+        manager.observe_property(LAMP) as every,
         manager.subscribe_event(LAMP, "overheated") as event,
-        manager.subscribe_all_events(LAMP) as events,
+        manager.subscribe_event(LAMP) as events,
     ):
         await device.report("brightness", 10)
         await device.report("on", False)
@@ -495,7 +497,7 @@ async def test_directory_events(admin):
         admin.directory_events() as every,
         admin.directory_events(type="thing_created", diff=True) as created,
     ):
-        await admin.put_thing(lamp_td("urn:dev:dir:1"))
+        await admin.update_thing(lamp_td("urn:dev:dir:1"))
         await admin.patch_thing("urn:dev:dir:1", {"title": "Renamed"})
         await admin.delete_thing("urn:dev:dir:1")
         kinds = [await next_event(every) for _ in range(3)]

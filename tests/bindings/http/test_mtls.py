@@ -7,6 +7,7 @@ curl."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import ssl
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 
 from bucketstore import open_store
 from certs import CertificateAuthority
+from tests.support.running import PASSWORD
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -64,6 +66,11 @@ def session_with(
     if identity is not None:
         context.load_cert_chain(identity.cert_path, identity.key_path)
     return aiohttp.ClientSession(running.url, connector=aiohttp.TCPConnector(ssl=context), **kwargs)
+
+
+def basic(client_id: str, password: str) -> dict[str, str]:
+    encoded = base64.b64encode(f"{client_id}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {encoded}"}
 
 
 async def status_of(session, method: str = "GET", path: str = "/things", **kwargs) -> int:
@@ -247,6 +254,25 @@ async def test_an_authorization_header_takes_precedence_over_the_certificate(run
         assert await status_of(session) == 401  # a bad header is not rescued
     async with session_with(running, identity) as session:
         assert await put_lamp(session, "urn:dev:ops:lamp-1") == 201
+
+
+async def test_a_password_takes_precedence_over_the_certificate_and_names_agree(running, tmp_path):
+    """HTTP Basic decides before the certificate too (docs/auth.md: token, password,
+    certificate, as on every binding); a hub token as the Basic password counts as the
+    token, and only under its own client's name."""
+    identity = issue(running, tmp_path, "sensor-10", "admin")
+    viewer_token = running.add_client("reader", "consumer", "viewer")
+    async with session_with(running, identity, headers=basic("reader", PASSWORD)) as session:
+        assert await put_lamp(session, "urn:dev:ops:lamp-2") == 403  # as the viewer
+    wrong = basic("reader", "wrong password")
+    async with session_with(running, identity, headers=wrong) as session:
+        assert await status_of(session) == 401  # not rescued by the certificate
+    token_as_password = basic("reader", viewer_token)
+    async with session_with(running, None, headers=token_as_password) as session:
+        assert await status_of(session) == 200
+    under_another_name = basic("sensor-10", viewer_token)
+    async with session_with(running, identity, headers=under_another_name) as session:
+        assert await status_of(session) == 401
 
 
 async def test_sse_with_a_certificate(running, tmp_path):

@@ -35,7 +35,7 @@ async def test_agent_and_consumer_clients(mqtt_hub):
         assert await agent.register(TD) == {"id": THING, "created": True}
         agent.report_property(THING, "level", 12)
 
-        values = consumer.observe(THING, "level")
+        values = consumer.observe_property(THING, "level")
         _, value = await asyncio.wait_for(anext(values), 5)
         assert value == 12  # the retained latest value
 

@@ -118,7 +118,7 @@ async def test_twin_td_over_http_carries_mqtts_forms(
 async def test_queued_request_reaches_the_agent_when_it_reconnects(mqtt_hub):
     agent = await agent_with_lamp(mqtt_hub)
     agent.close()
-    await wait_until(lambda: not mqtt_hub.hub.router._connections.get("lamp-agent"))
+    await wait_until(lambda: not mqtt_hub.hub.router.connections_of("lamp-agent"))
     token = mqtt_hub.add_client("otto", "consumer", "operator")
     async with mqtt_hub.session(token) as session:
         fade = url(THING, "actions", "fade")

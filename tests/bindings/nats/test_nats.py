@@ -13,7 +13,7 @@ import nats
 import pytest
 
 from bindings.nats import subjects
-from clients.nats import HubError
+from clients.errors import HubError, HubTimeout
 from tests.waiting import until
 
 from .conftest import PASSWORD
@@ -140,7 +140,7 @@ async def test_requests_queue_while_the_agent_is_offline(nats_hub):
         request = await agent.requests.get()
     assert request["operation"] == "invokeaction" and request["input"] == 30
     assert request["actionID"] == action_id and request["senderID"] == "otto"
-    await agent.respond(request, output=30)
+    await agent.answer(request, output=30)
     async with asyncio.timeout(5):
         while True:
             update = await operator.responses.get()
@@ -252,7 +252,7 @@ async def test_server_permissions_refuse_other_agents_and_viewer_requests(nats_h
 
     viewer = await nats_hub.consumer("vera")
     # the server drops the publish (nats-py reports the violation): no answer comes
-    with pytest.raises(nats.errors.TimeoutError):
+    with pytest.raises(HubTimeout):
         await viewer.invoke_action(LAMP, "fade", 10, timeout=1)
     await until(lambda: any("permissions violation" in e.lower() for e in viewer.errors))
     assert await viewer.read_property(LAMP, "brightness") is None  # reads are allowed

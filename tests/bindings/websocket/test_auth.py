@@ -15,7 +15,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from clients.websocket import WsClient, WsDisconnected
+from clients.errors import Unauthorized
+from clients.websocket import WsClient
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -59,6 +60,20 @@ async def closed_with(ws, timeout: float = 5.0) -> tuple[int, str]:
         while True:
             await asyncio.wait_for(ws.recv(), timeout)
     return ws.close_code, ws.close_reason
+
+
+async def register(ws, thing_id: str) -> dict:
+    """Register a minimal TD; the response."""
+    await ws.send(
+        json.dumps(
+            {"messageType": "request", "operation": "updatething", "correlationID": "r",
+             "input": {"@context": "https://www.w3.org/2022/wot/td/v1.1",
+                       "id": thing_id, "title": "Lamp",
+                       "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
+                       "security": "nosec_sc"}}
+        )
+    )  # fmt: skip
+    return await receive(ws)
 
 
 def basic(client_id: str, password: str) -> dict:
@@ -137,7 +152,7 @@ async def test_bad_credentials_are_closed_4401(running):
     assert code == 4401
     # The Python client says so and does not keep trying.
     client = WsClient(ws_url(running), ca=running.ssl, token="forged")
-    with pytest.raises(WsDisconnected, match="4401"):
+    with pytest.raises(Unauthorized, match="4401"):
         await client.connect()
     assert client.close_code == 4401
 
@@ -158,16 +173,7 @@ async def test_client_certificate(running, tmp_path):
     context = ssl.create_default_context(cadata=running.hub.ca.ca_cert_pem.decode())
     context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
     async with socket(running, ssl_context=context) as ws:
-        await ws.send(
-            json.dumps(
-                {"messageType": "request", "operation": "updatething", "correlationID": "r",
-                 "input": {"@context": "https://www.w3.org/2022/wot/td/v1.1",
-                           "id": "urn:dev:cert-lamp", "title": "Lamp",
-                           "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-                           "security": "nosec_sc"}}
-            )
-        )  # fmt: skip
-        registered = await receive(ws)
+        registered = await register(ws, "urn:dev:cert-lamp")
         assert registered["output"] == {"id": "urn:dev:cert-lamp", "created": True}
     assert running.hub.twin.owner_of("urn:dev:cert-lamp") == "lamp-agent"
 
@@ -184,3 +190,31 @@ async def test_client_certificate(running, tmp_path):
     async with socket(running, ssl_context=context) as ws:
         code, _ = await closed_with(ws)
     assert code == 4401
+
+
+async def test_the_header_takes_precedence_over_the_certificate(running, tmp_path):
+    """The Authorization header decides before the client certificate, the one order of
+    every binding (docs/auth.md); a bad header is not rescued by a good certificate, and
+    a token is good only under its own client's name."""
+    running.hub.auth.add_client("lamp-agent", "agent", "agent", password=PASSWORD)
+    token = running.add_client("vera")  # a viewer: it may not register Things
+    issued, key_pem = running.hub.ca.generate_for("vera")
+    (tmp_path / "cert.pem").write_bytes(issued.cert_pem)
+    (tmp_path / "key.pem").write_bytes(key_pem)
+    context = ssl.create_default_context(cadata=running.hub.ca.ca_cert_pem.decode())
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    async with socket(running, basic("lamp-agent", PASSWORD), ssl_context=context) as ws:
+        registered = await register(ws, "urn:dev:header-lamp")
+        assert registered["output"] == {"id": "urn:dev:header-lamp", "created": True}
+    assert running.hub.twin.owner_of("urn:dev:header-lamp") == "lamp-agent"
+    for headers in (
+        {"Authorization": f"Bearer {token}x"},
+        basic("lamp-agent", "wrong password"),
+        basic("lamp-agent", token),  # vera's token under another name
+    ):
+        async with socket(running, headers, ssl_context=context) as ws:
+            code, reason = await closed_with(ws)
+        assert (code, reason) == (4401, "unauthenticated: invalid credentials"), headers
+    async with socket(running, ssl_context=context) as ws:  # the certificate alone: vera
+        refused = await register(ws, "urn:dev:vera-lamp")
+        assert refused["error"]["status"] == 403

@@ -9,7 +9,8 @@ import contextlib
 
 import pytest
 
-from clients.websocket import ABSENT, WsClient, WsDisconnected, WsError
+from clients.errors import Disconnected, HubError
+from clients.websocket import ABSENT, WsClient
 from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(60)
@@ -46,7 +47,7 @@ async def agent(running):
     registrations = []
 
     async def register(client: WsClient) -> None:
-        registrations.append(await client.register(TD))
+        registrations.append(await client.update_thing(TD))
 
     client = WsClient(ws_url(running), ca=running.ssl, token=token, on_connect=register)
     client.registrations = registrations
@@ -68,13 +69,13 @@ async def test_concurrent_requests_are_matched_by_correlation_id(running, agent)
         assert all(r["output"] == 12 for r in results[:50])
         assert all(r["output"]["id"] == LAMP for r in results[50:])
 
-        with pytest.raises(WsError) as missing:
+        with pytest.raises(HubError) as missing:
             await client.read_thing("urn:dev:nothing")
         assert missing.value.status == 404
         assert missing.value.problem["title"] == "Not Found"
         assert missing.value.response["status"] == "failed"
-        with pytest.raises(WsError) as refused:
-            await client.invoke(LAMP, "toggle")
+        with pytest.raises(HubError) as refused:
+            await client.invoke_action(LAMP, "toggle")
         assert refused.value.status == 403
 
 
@@ -82,7 +83,7 @@ async def test_agent_requests_iterator_and_answer(running, agent):
     assert agent.registrations == [{"id": LAMP, "created": True}]
     token = running.add_client("otto", "consumer", "operator")
     async with WsClient(ws_url(running), ca=running.ssl, token=token) as consumer:
-        invoked = [await consumer.invoke(LAMP, "toggle") for _ in range(3)]
+        invoked = [await consumer.invoke_action(LAMP, "toggle") for _ in range(3)]
         seen = []
         async with asyncio.timeout(10):
             async for request in agent.requests():
@@ -140,7 +141,7 @@ async def test_notifications_by_iterator_and_callback(running, agent):
         assert refusal["status"] == "failed" and refusal["error"]["status"] == 400
     # Closing ends the iterators.
     assert [m async for m in client.notifications()] == []
-    with pytest.raises(WsDisconnected):
+    with pytest.raises(Disconnected):
         await client.request("readthing", LAMP)
 
 
@@ -178,11 +179,11 @@ async def test_reconnects_and_subscribes_again(running, agent):
 async def test_requests_fail_when_the_connection_drops_and_wait_for_a_new_one(running, agent):
     token = running.add_client("otto", "consumer", "operator")
     async with WsClient(ws_url(running), ca=running.ssl, token=token) as client:
-        # A request in flight when the connection drops fails with WsDisconnected (or
+        # A request in flight when the connection drops fails with Disconnected (or
         # was answered just before: both are fine).
         waiting = asyncio.create_task(client.request("readproperty", LAMP, "brightness"))
         running.hub.websocket.close_all()
-        with contextlib.suppress(WsDisconnected):
+        with contextlib.suppress(Disconnected):
             await waiting
         # A request made while disconnected waits for the reconnection.
         response = await client.request("readthing", LAMP, timeout=10)
@@ -202,7 +203,7 @@ async def test_no_reconnect_when_told_not_to(running, agent):
         running.hub.websocket.close_all()
         assert await client.wait_closed(timeout=5) == 1001
         assert client.close_reason == "the hub is stopping"
-        with pytest.raises(WsDisconnected):
+        with pytest.raises(Disconnected):
             await client.read_thing(LAMP)
     finally:
         await client.close()

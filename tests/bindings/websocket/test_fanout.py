@@ -185,11 +185,11 @@ async def stall_one_consumer(running, sensor, size: int = 16384, least: int = 15
     router = running.hub.router
     await until(
         lambda: (
-            "slowpoke" in router._connections
+            router.connections_of("slowpoke")
             and router.subscriptions.matching("property", THING, "blob")
         )
     )
-    (connection,) = router._connections["slowpoke"]
+    (connection,) = router.connections_of("slowpoke")
     async with WsClient(ws_url(running), ca=running.ssl, token=fast_token) as fast:
         await fast.observe_property(THING, "blob")
         got: list[int] = []
@@ -235,7 +235,7 @@ async def test_a_stalled_consumer_is_disconnected_even_if_it_never_reads(running
         assert connection.closed_reason == "overflow"
         # The hub lets go of it without its help: the blocked send times out (10 s) and
         # the connection is aborted.
-        await until(lambda: "slowpoke" not in running.hub.router._connections, 20)
+        await until(lambda: not running.hub.router.connections_of("slowpoke"), 20)
     finally:
         stalled.close()
 

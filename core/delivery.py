@@ -1,0 +1,257 @@
+"""Actions and property writes on their way to agents and back.
+
+A consumer's ``invokeaction`` or ``writeproperty`` is recorded in the twin's queue, then
+delivered to the agent's newest connection at once or, when the agent is offline, on its
+next connection. The agent's answers move the record along; each change is told to the
+connection that asked (a response with its correlation id) and ends any synchronous wait.
+The hub's own Things (services) answer at once instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from auth.accounts import HUB_ID
+from digitwin.core import DigiTwin
+from digitwin.requests import Record
+from vocabulary import clock
+from vocabulary import operations as ops
+from vocabulary.envelope import (
+    ABSENT,
+    COMPLETED,
+    DELIVERED,
+    FAILED,
+    PENDING,
+    REQUEST,
+    RESPONSE,
+    RUNNING,
+    TERMINAL,
+    Message,
+)
+from vocabulary.problems import BadRequest, Conflict
+
+from .access import Access
+from .authz import Client
+from .connection import Connection
+from .connections import Connections
+from .limits import LimitExceeded, Limits, check_size
+from .queries import Queries
+from .responses import response
+from .services import ServiceThing
+from .stats import Counters
+
+log = logging.getLogger("wothub.router")
+
+
+class Delivery:
+    def __init__(
+        self,
+        twin: DigiTwin,
+        access: Access,
+        connections: Connections,
+        queries: Queries,
+        limits: Limits,
+        counters: Counters,
+        *,
+        new_deadline: Callable[[], None],
+    ) -> None:
+        self.twin = twin
+        self.access = access
+        self.connections = connections
+        self.queries = queries
+        self.limits = limits
+        self.counters = counters
+        self.new_deadline = new_deadline
+        self._origin: dict[str, tuple[Connection, str | None]] = {}  # request id -> asker
+        self._waiters: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
+        self._services: dict[str, ServiceThing] = {}
+
+    def add_service(self, service: ServiceThing) -> None:
+        self.twin.update_thing(service.td, HUB_ID, keep_owner=True)
+        self._services[service.thing_id] = service
+
+    # -- from consumers --------------------------------------------------------------------
+
+    def queue(self, connection: Connection, message: Message) -> Message:
+        """``invokeaction`` or ``writeproperty``: recorded, then delivered if it can be."""
+        service = self._services.get(message.thing_id)
+        if service is not None:
+            return self._invoke_service(connection, message, service)
+        self.access.require_thing(connection.client, message.operation, message.thing_id)
+        what = "the action input" if message.operation == ops.INVOKE_ACTION else "the value"
+        self.check_queueable(message.thing_id, [(what, message.data)])
+        record = self.twin.request(
+            message.operation,
+            message.thing_id,
+            message.name,
+            message.data,
+            connection.client.id,
+            correlation_id=message.correlation_id,
+            ttl=message.ttl,
+        )
+        record = self.deliver(record)
+        self._origin[record.id] = (connection, message.correlation_id)
+        self.new_deadline()  # the new expiry may be the next deadline
+        return response(message, status=record.status, action_id=record.id)
+
+    def _invoke_service(
+        self, connection: Connection, message: Message, service: ServiceThing
+    ) -> Message:
+        """The hub's own Things answer at once; nothing is queued."""
+        if message.operation != ops.INVOKE_ACTION:
+            raise BadRequest(f"{message.thing_id} has no writable properties")
+        self.access.require_thing(connection.client, ops.INVOKE_ACTION, message.thing_id)
+        self.twin.check_action_input(message.thing_id, message.name, message.data)
+        output = service.invoke(connection.client, message.name, message.data)
+        log.info("%s used %s %s", connection.client.id, message.thing_id, message.name)
+        return response(message, output=output, status=COMPLETED)
+
+    def cancel(self, connection: Connection, message: Message) -> Message:
+        record = self.queries.find_request(connection, message, ops.CANCEL_ACTION)
+        if record.final:
+            raise Conflict(f"{record.operation} {record.id} has already ended ({record.status})")
+        at_agent = record.status in (DELIVERED, RUNNING)
+        record = self.twin.update_request(
+            record,
+            "cancelled",
+            error={
+                "type": "about:blank",
+                "title": "Cancelled",
+                "status": 410,
+                "detail": f"cancelled by {connection.client.id}",
+            },
+        )
+        if at_agent:
+            for agent in self.connections.of_agent(record.thing_id)[-1:]:
+                agent.send(
+                    Message(
+                        REQUEST,
+                        ops.CANCEL_ACTION,
+                        record.thing_id,
+                        record.name,
+                        action_id=record.id,
+                        sender_id=connection.client.id,
+                    )
+                )
+        return response(message, output=record.to_status(), status=record.status)
+
+    def check_writes(self, client: Client, thing_id: str, values: dict[str, Any]) -> None:
+        self.access.require_thing(client, ops.WRITE_PROPERTY, thing_id)
+        self.check_queueable(thing_id, [(f"the value of {n!r}", v) for n, v in values.items()])
+        for name, value in values.items():
+            self.twin.check_write(thing_id, name, value)
+
+    def check_queueable(self, thing_id: str, inputs: list[tuple[str, Any]]) -> None:
+        """The limits on queued requests, for ``inputs`` ((what, data) each) about to be
+        queued together: their sizes, and room for all of them in the Thing's queue."""
+        limits = self.limits
+        for what, data in inputs:
+            check_size("max_value_bytes", limits.max_value_bytes, data, what)
+        maximum = limits.max_queued_actions
+        if maximum is not None:
+            queued = self.twin.requests.count_open(thing_id, maximum)
+            if queued + len(inputs) > maximum:
+                raise LimitExceeded(
+                    "max_queued_actions",
+                    f"{thing_id} has {queued} actions and writes waiting for its agent; "
+                    f"{len(inputs)} more would pass the most the hub queues for one Thing "
+                    f"(max_queued_actions); try again when the agent has taken some",
+                    retry_after=30,
+                )
+
+    # -- to and from agents ------------------------------------------------------------------
+
+    def deliver(self, record: Record, connection: Connection | None = None) -> Record:
+        """Send a request to its agent now if it is connected (newest connection);
+        returns the record as it is now."""
+        if connection is None:
+            connections = self.connections.of_agent(record.thing_id)
+            if not connections:
+                return record
+            connection = connections[-1]
+        self.counters.message_out(connection.binding, record.operation)
+        connection.send(
+            Message(
+                REQUEST,
+                record.operation,
+                record.thing_id,
+                record.name,
+                input=record.input,
+                correlation_id=record.id,
+                action_id=record.id,
+                sender_id=record.sender_id,
+                timestamp=clock.rfc3339(record.time_requested),
+            )
+        )
+        if record.status in (PENDING, DELIVERED):
+            return self.twin.update_request(record, DELIVERED)
+        return record
+
+    def deliver_queued(self, connection: Connection) -> None:
+        """Everything not finished for the agent's Things, in order, to a new connection."""
+        for record in self.twin.open_requests_of_agent(connection.client.id):
+            self.deliver(record, connection)
+
+    def answer(self, connection: Connection, message: Message) -> None:
+        """An agent's response to a request it was given: progress or the result."""
+        record_id = message.action_id or message.correlation_id
+        record = self.twin.get_request(record_id)
+        self.access.require_thing(connection.client, ops.ANSWER_REQUEST, record.thing_id)
+        status = message.status or (FAILED if message.error else COMPLETED)
+        if status not in (RUNNING, COMPLETED, FAILED):
+            raise BadRequest(f"an agent answers with running, completed or failed, not {status}")
+        error = message.error
+        if status == FAILED and error is None:
+            error = {"type": "about:blank", "title": "Failed", "status": 500, "detail": "failed"}
+        self.twin.update_request(record, status, output=message.output, error=error)
+
+    # -- back to the asker ---------------------------------------------------------------------
+
+    def changed(self, status: dict[str, Any]) -> None:
+        """Tell whoever asked for a request how it is doing, and wake synchronous waiters."""
+        record_id = status["id"]
+        final = status["status"] in TERMINAL
+        origin = self._origin.pop(record_id, None) if final else self._origin.get(record_id)
+        if origin is not None:
+            connection, correlation_id = origin
+            if connection.closed:
+                self._origin.pop(record_id, None)
+            else:
+                self.counters.message_out(connection.binding, status["operation"])
+                connection.send(
+                    Message(
+                        RESPONSE,
+                        status["operation"],
+                        status["thingID"],
+                        status["name"],
+                        output=status.get("output", ABSENT),
+                        error=status.get("error"),
+                        status=status["status"],
+                        correlation_id=correlation_id,
+                        action_id=record_id,
+                    )
+                )
+        if final:
+            for future in self._waiters.pop(record_id, []):
+                if not future.done():
+                    future.set_result(status)
+
+    def wait_for(self, record_id: str) -> asyncio.Future[dict[str, Any]]:
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        record = self.twin.get_request(record_id)
+        if record.final:
+            future.set_result(record.to_status())
+        else:
+            self._waiters.setdefault(record_id, []).append(future)
+        return future
+
+    def stop_waiting(self, record_id: str, future: asyncio.Future[dict[str, Any]]) -> None:
+        waiters = self._waiters.get(record_id)
+        if waiters is not None and future in waiters:
+            waiters.remove(future)
+            if not waiters:
+                del self._waiters[record_id]
+        future.cancel()

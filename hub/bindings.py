@@ -1,0 +1,137 @@
+"""The bindings the hub runs, found by name (as bucket-store backends are).
+
+Each is registered with a factory that builds it from the hub's parts and settings, or
+returns None when the configuration turns it off, and with the address it listens on
+(None for a binding served by the hub's HTTPS server). Registration order is the order
+bindings are built and started (stopped together, in reverse); a factory may use the
+bindings built before it (the WebSocket binding takes the HTTP binding's credentials).
+Another binding is added with ``register_binding`` before the hub is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from bindings.http.app import HttpBinding
+from bindings.mqtt import MqttBinding
+from bindings.nats import NatsBinding
+from bindings.websocket.forms import WebSocketForms
+from bindings.websocket.server import WebSocketBinding
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .runtime import Hub
+
+# factory(hub, the bindings built so far by name) -> the binding, or None when turned off
+BindingFactory = Callable[["Hub", dict[str, Any]], Any]
+# Where a binding listens, from the configuration: (host, port), named in a bind error.
+Address = Callable[["Config"], tuple[str, int]]
+
+
+@dataclass(frozen=True)
+class Registration:
+    name: str
+    factory: BindingFactory
+    address: Address | None  # None: served by the hub's HTTPS server
+
+
+_registered: dict[str, Registration] = {}
+
+
+def register_binding(name: str, factory: BindingFactory, *, address: Address | None) -> None:
+    """Make ``factory`` build binding ``name`` (after those registered before it)."""
+    _registered[name] = Registration(name, factory, address)
+
+
+def binding_names() -> list[str]:
+    """Every registered binding, in the order they are built and started."""
+    return list(_registered)
+
+
+def registration(name: str) -> Registration:
+    try:
+        return _registered[name]
+    except KeyError:
+        raise KeyError(f"unknown binding {name!r}; known: {', '.join(_registered)}") from None
+
+
+def build_bindings(hub: Hub) -> dict[str, Any]:
+    """Every registered binding the configuration turns on, by name, in order."""
+    built: dict[str, Any] = {}
+    for entry in _registered.values():
+        binding = entry.factory(hub, built)
+        if binding is not None:
+            built[entry.name] = binding
+    return built
+
+
+# -- the built-in bindings -------------------------------------------------------------------
+
+
+def _http(hub: Hub, built: dict[str, Any]) -> HttpBinding:
+    config = hub.config
+    return HttpBinding(
+        hub.router,
+        hub.auth,
+        hub.ca.verify_client_certificate,
+        max_body_bytes=config.max_body_bytes,
+        sync_wait=config.sync_wait,
+        action_timeout=config.action_timeout,
+    )
+
+
+def _websocket(hub: Hub, built: dict[str, Any]) -> WebSocketBinding:
+    http: HttpBinding = built["http"]
+    return WebSocketBinding(
+        hub.router,
+        http.context.credentials,
+        WebSocketForms(http.forms.security_definitions),
+        max_message_bytes=hub.config.max_body_bytes,
+    )
+
+
+def _mqtt(hub: Hub, built: dict[str, Any]) -> MqttBinding | None:
+    config = hub.config
+    if not config.mqtt_enabled:
+        return None
+    return MqttBinding(
+        hub.router,
+        hub.auth,
+        hub.ca,
+        host=config.mqtt_host,
+        port=config.mqtt_port,
+        plain_port=config.mqtt_plain_port,
+        max_message_bytes=config.max_body_bytes,
+        public_host=urlsplit(config.public_url).hostname if config.public_url else None,
+        security=built["http"].forms.security_definitions,
+        connect_timeout=config.mqtt_connect_timeout,
+        max_connections=config.mqtt_max_connections,
+    )
+
+
+def _nats(hub: Hub, built: dict[str, Any]) -> NatsBinding | None:
+    config = hub.config
+    if not config.nats_enabled:
+        return None
+    return NatsBinding(
+        hub.router,
+        hub.auth,
+        hub.ca,
+        config.home,
+        external_url=config.nats_url,
+        host=config.nats_host,
+        port=config.nats_port,
+        ws_port=config.nats_ws_port,
+        max_message_bytes=config.max_body_bytes,
+        auth_timeout=config.nats_auth_timeout,
+        max_connections=config.nats_max_connections,
+    )
+
+
+register_binding("http", _http, address=None)
+register_binding("websocket", _websocket, address=None)
+register_binding("mqtt", _mqtt, address=lambda config: (config.mqtt_host, config.mqtt_port))
+register_binding("nats", _nats, address=lambda config: (config.nats_host, config.nats_port))
