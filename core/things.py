@@ -55,6 +55,13 @@ class Things:
         thing_id = td.get("id") if isinstance(td, dict) else None
         if thing_id is not None and not isinstance(thing_id, str):
             raise BadRequest("the TD's id must be a string")
+        if message.thing_id is not None and thing_id is None:
+            # A request that names its Thing (on the buses, the address may name it) is a
+            # PUT /things/{id}: the TD says the same id, or it would land under a new one.
+            raise BadRequest(
+                f"the TD has no id; the request names {message.thing_id}",
+                validationErrors=[{"field": "id", "description": "is required"}],
+            )
         if message.thing_id is not None and thing_id is not None and message.thing_id != thing_id:
             raise BadRequest(f"thingID {message.thing_id} differs from the TD's id {thing_id}")
         owner = self.twin.owner_of(thing_id) if thing_id else None
