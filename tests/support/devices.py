@@ -1,70 +1,24 @@
-"""A lamp connected as a real WebSocket agent (``running.device``), for the dashboard's
-tests: its TD, its reports and its answers."""
+"""What a device does over its connection (``running.device``, a real WebSocket agent):
+register its TDs, report property values and events, answer the requests it is sent.
+``thing`` is the device's first Thing (``Device.things``) unless a test names another."""
 
 from __future__ import annotations
 
-import asyncio
-from urllib.parse import quote
-
+from tests.support.running import Device
+from tests.support.tds import lamp_td
 from vocabulary.envelope import new_id
 
-LAMP = "urn:dev:ops:lamp/1"
 AGENT = "lamp-agent"
 
 
-def lamp_td(thing_id=LAMP, title="Desk lamp"):
-    href = "https://lamp.local"
-    return {
-        "@context": "https://www.w3.org/2022/wot/td/v1.1",
-        "@type": "Light",
-        "id": thing_id,
-        "title": title,
-        "description": "A lamp on the desk",
-        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-        "security": "nosec_sc",
-        "properties": {
-            "on": {"type": "boolean", "forms": [{"href": f"{href}/on"}]},
-            "temperature": {
-                "type": "number",
-                "unit": "°C",
-                "readOnly": True,
-                "observable": True,
-                "forms": [{"href": f"{href}/t"}],
-            },
-            "brightness": {
-                "type": "integer",
-                "minimum": 0,
-                "maximum": 100,
-                "unit": "%",
-                "forms": [{"href": f"{href}/b"}],
-            },
-        },
-        "actions": {
-            "fade": {
-                "title": "Fade",
-                "input": {
-                    "type": "object",
-                    "properties": {
-                        "to": {"type": "integer", "minimum": 0, "maximum": 100},
-                        "seconds": {"type": "number", "minimum": 0},
-                    },
-                    "required": ["to"],
-                },
-                "synchronous": False,
-                "forms": [{"href": f"{href}/fade"}],
-            }
-        },
-        "events": {"overheated": {"data": {"type": "number"}, "forms": [{"href": f"{href}/o"}]}},
-    }
-
-
-async def register(running, agent_id=AGENT, td=None):
+async def register(running, agent_id: str = AGENT, td: dict | None = None) -> Device:
+    """Connect the agent and register ``td`` (the shared lamp by default)."""
     return await register_all(running, agent_id, [td or lamp_td()])
 
 
-async def register_all(running, agent_id, tds):
-    """Connect the agent and register its TDs; returns its connection."""
-    conn = await running.device(agent_id)
+async def register_all(running, agent_id: str, tds: list[dict]) -> Device:
+    """Connect the agent and register its TDs, each checked to succeed."""
+    device = await running.device(agent_id)
     for td in tds:
         wire = {
             "messageType": "request",
@@ -72,40 +26,39 @@ async def register_all(running, agent_id, tds):
             "correlationID": new_id(),
             "input": td,
         }
-        response = await conn.send(wire)
+        response = await device.send(wire)
         assert response.error is None, response.error
-    return conn
+        if td["id"] not in device.things:
+            device.things.append(td["id"])
+    return device
 
 
-async def report(running, conn, name, value, thing=LAMP):
+async def report(device: Device, name: str, value, thing: str | None = None) -> None:
+    """A property value, as the device reports it (checked to be accepted)."""
+    await _notify(device, "observeproperty", name, thing, value=value)
+
+
+async def emit(device: Device, name: str, value=None, thing: str | None = None) -> None:
+    """An event (``value`` None: an event without data)."""
+    await _notify(
+        device, "subscribeevent", name, thing, **({} if value is None else {"value": value})
+    )
+
+
+async def _notify(device: Device, operation: str, name: str, thing: str | None, **data) -> None:
     wire = {
         "messageType": "notification",
-        "operation": "observeproperty",
-        "thingID": thing,
+        "operation": operation,
+        "thingID": thing or device.things[0],
         "name": name,
-        "value": value,
+        **data,
     }
-    assert await conn.send(wire) is None
+    error = await device.send(wire)
+    assert error is None, error.error
 
 
-async def emit(running, conn, name, value, thing=LAMP):
-    wire = {
-        "messageType": "notification",
-        "operation": "subscribeevent",
-        "thingID": thing,
-        "name": name,
-        "value": value,
-    }
-    assert await conn.send(wire) is None
-
-
-async def next_request(conn, timeout=10.0):
-    async with asyncio.timeout(timeout):
-        message = await conn.next_request()
-    return message
-
-
-async def answer(running, conn, delivered, **fields):
+async def answer(device: Device, delivered, **fields) -> None:
+    """The device's response to a request it was sent (``fields``: status, output, error)."""
     wire = {
         "messageType": "response",
         "operation": delivered.operation,
@@ -115,8 +68,5 @@ async def answer(running, conn, delivered, **fields):
         "actionID": delivered.action_id,
         **fields,
     }
-    assert await conn.send(wire) is None
-
-
-def thing_hash(thing_id=LAMP):
-    return "/#/thing/" + quote(thing_id, safe="")
+    error = await device.send(wire)
+    assert error is None, error.error

@@ -1,6 +1,6 @@
-"""What the operations tests share: the real hub of tests/support/running.py (its
-fixtures, imported by the test modules), a TD with string-valued affordances, and the
-WebSocket helpers."""
+"""A raw Web Thing Protocol WebSocket on the hub's /ws endpoint (the independent
+``websockets`` library, frames as JSON dicts), for tests of the wire itself; the
+project's client is ``running.device`` or clients.websocket.WsClient on ``ws_url``."""
 
 from __future__ import annotations
 
@@ -9,41 +9,26 @@ import json
 
 from websockets.asyncio.client import connect
 
-THING = "urn:dev:ops:ops-sign-1"
-# An action for an offline device: take the queued status at once (201), not wait for
-# the output (504 after http.action_timeout).
-ASYNC = {"Prefer": "respond-async"}
-
-
-def sign_td(thing_id: str = THING, padding: int = 0) -> dict:
-    """A sign with a writable text, an action taking text and an event carrying text;
-    ``padding`` characters of description make the TD as large as a test needs."""
-    return {
-        "@context": "https://www.w3.org/2022/wot/td/v1.1",
-        "id": thing_id,
-        "title": "Sign",
-        "description": "x" * padding,
-        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-        "security": "nosec_sc",
-        "properties": {"text": {"type": "string", "forms": [{"href": "https://s.local/t"}]}},
-        "actions": {
-            "say": {"input": {"type": "string"}, "forms": [{"href": "https://s.local/say"}]}
-        },
-        "events": {"said": {"data": {"type": "string"}, "forms": [{"href": "https://s.local/e"}]}},
-    }
+from bindings.websocket.forms import PATH
 
 
 def ws_url(running) -> str:
-    return running.url.replace("https://", "wss://") + "/ws"
+    return running.url.replace("https://", "wss://", 1) + PATH
 
 
-def socket(running, token: str):
+def socket(running, token: str | None = None, headers: dict | None = None, **options):
+    """A connection trusting the hub CA, with a bearer ``token`` or the given ``headers``;
+    ``options`` go to ``websockets`` (``ssl``, ``max_size``, ...)."""
+    headers = dict(headers or {})
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    options.setdefault("ssl", running.ssl)
     return connect(
         ws_url(running),
-        ssl=running.ssl,
-        additional_headers={"Authorization": f"Bearer {token}"},
+        additional_headers=headers,
         subprotocols=["webthingprotocol"],
         open_timeout=10,
+        **options,
     )
 
 
@@ -62,14 +47,3 @@ async def ask(ws, **message) -> dict:
         answer = await receive(ws)
         if answer.get("correlationID") == message["correlationID"]:
             return answer
-
-
-def register(running, agent_id: str, td: dict) -> None:
-    """Register a TD for an agent through the router (as a binding would)."""
-    agent = running.agent(agent_id)
-    response = running.send(
-        agent,
-        {"messageType": "request", "operation": "updatething", "correlationID": "r", "input": td},
-    )
-    assert response.error is None, response.error
-    running.hub.router.disconnect(agent)

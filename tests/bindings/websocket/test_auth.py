@@ -12,33 +12,16 @@ import ssl
 
 import aiohttp
 import pytest
-from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from clients.websocket import WsClient, WsDisconnected
+from tests.support.running import PASSWORD
+from tests.support.tds import thing_td
+from tests.support.ws import receive, send, socket, ws_url
 
 pytestmark = pytest.mark.timeout(60)
 
-PASSWORD = "correct horse battery"  # tests/support/running.py's
 AUTHN = "urn:wothub:authn"  # the login Thing: every client may read its TD
-
-
-def ws_url(running) -> str:
-    return running.url.replace("https://", "wss://") + "/ws"
-
-
-def socket(running, headers: dict | None = None, ssl_context=None):
-    return connect(
-        ws_url(running),
-        ssl=ssl_context or running.ssl,
-        additional_headers=headers or {},
-        subprotocols=["webthingprotocol"],
-        open_timeout=10,
-    )
-
-
-async def receive(ws, timeout: float = 5.0) -> dict:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
 
 
 async def served(ws) -> None:
@@ -68,14 +51,14 @@ def basic(client_id: str, password: str) -> dict:
 
 async def test_bearer_header(running):
     token = running.add_client("vera")
-    async with socket(running, {"Authorization": f"Bearer {token}"}) as ws:
+    async with socket(running, token) as ws:
         assert ws.subprotocol == "webthingprotocol"
         await served(ws)
 
 
 async def test_basic_header(running):
     running.add_client("vera")
-    async with socket(running, basic("vera", PASSWORD)) as ws:
+    async with socket(running, headers=basic("vera", PASSWORD)) as ws:
         await served(ws)
     async with WsClient(ws_url(running), ca=running.ssl, basic=("vera", PASSWORD)) as client:
         assert (await client.read_thing(AUTHN))["id"] == AUTHN
@@ -127,7 +110,7 @@ async def test_bad_credentials_are_closed_4401(running):
         basic("nobody", PASSWORD),
         {"Authorization": "Digest whatever"},
     ):
-        async with socket(running, headers) as ws:
+        async with socket(running, headers=headers) as ws:
             code, reason = await closed_with(ws)
         assert code == 4401, headers
         assert reason.startswith("unauthenticated"), headers
@@ -145,7 +128,7 @@ async def test_bad_credentials_are_closed_4401(running):
 async def test_token_of_a_removed_client_is_closed_4401(running):
     token = running.add_client("vera")
     running.hub.auth.remove_client("vera")
-    async with socket(running, {"Authorization": f"Bearer {token}"}) as ws:
+    async with socket(running, token) as ws:
         code, _ = await closed_with(ws)
     assert code == 4401
 
@@ -157,16 +140,11 @@ async def test_client_certificate(running, tmp_path):
     (tmp_path / "key.pem").write_bytes(key_pem)
     context = ssl.create_default_context(cadata=running.hub.ca.ca_cert_pem.decode())
     context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
-    async with socket(running, ssl_context=context) as ws:
-        await ws.send(
-            json.dumps(
-                {"messageType": "request", "operation": "updatething", "correlationID": "r",
-                 "input": {"@context": "https://www.w3.org/2022/wot/td/v1.1",
-                           "id": "urn:dev:cert-lamp", "title": "Lamp",
-                           "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-                           "security": "nosec_sc"}}
-            )
-        )  # fmt: skip
+    async with socket(running, ssl=context) as ws:
+        lamp = thing_td("urn:dev:cert-lamp", "Lamp")
+        await send(
+            ws, messageType="request", operation="updatething", correlationID="r", input=lamp
+        )
         registered = await receive(ws)
         assert registered["output"] == {"id": "urn:dev:cert-lamp", "created": True}
     assert running.hub.twin.owner_of("urn:dev:cert-lamp") == "lamp-agent"
@@ -181,6 +159,6 @@ async def test_client_certificate(running, tmp_path):
 
     # A revoked certificate no longer logs in.
     running.hub.ca.revoke(issued.serial)
-    async with socket(running, ssl_context=context) as ws:
+    async with socket(running, ssl=context) as ws:
         code, _ = await closed_with(ws)
     assert code == 4401
