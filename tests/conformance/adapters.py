@@ -28,8 +28,8 @@ from clients.mqtt import MqttClient, MqttError
 from clients.nats import HubError as NatsError
 from clients.nats import NatsAgent, NatsConsumer
 from clients.websocket import WsClient, WsError
-from tests.bindings.sse_reader import SseReader
 from tests.support.running import RunningHub
+from tests.support.sse import SseReader
 from vocabulary.envelope import ABSENT
 
 FINAL = ("completed", "failed", "expired", "cancelled")

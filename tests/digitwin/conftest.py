@@ -1,15 +1,14 @@
-"""Fixtures for the digitwin tests: a real LevelDB store in a temp dir and the example TDs."""
+"""Fixtures for the digitwin tests: a real LevelDB store in a temp dir and the TD 1.1
+example lamp (tests/support/examples.py)."""
 
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bucketstore import BucketStore, open_store
-
-DATA = Path(__file__).parent / "data"
+from tests.support.examples import MY_LAMP, load_example
 
 
 @pytest.fixture
@@ -26,16 +25,6 @@ def store(store_path: Path) -> Iterator[BucketStore]:
 
 
 @pytest.fixture
-def load_td() -> Callable[[str], dict[str, Any]]:
-    """Load one example TD from ``data/`` by file name (a fresh copy each call)."""
-
-    def load(name: str) -> dict[str, Any]:
-        return json.loads((DATA / name).read_text("utf-8"))
-
-    return load
-
-
-@pytest.fixture
-def lamp(load_td: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+def lamp() -> dict[str, Any]:
     """TD 1.1 example 1: one property, one action, one event, basic security."""
-    return load_td("td11-ex01-MyLampThing-simple.td.json")
+    return load_example(MY_LAMP)

@@ -6,15 +6,10 @@ import pytest
 
 from bucketstore import open_store
 from digitwin.core import DigiTwin, TwinConfig
+from tests.support.tds import sensor_td
 from vocabulary.problems import NotFound
 
-BASE_TD = {
-    "@context": "https://www.w3.org/2022/wot/td/v1.1",
-    "title": "Sensor",
-    "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-    "security": "nosec_sc",
-    "properties": {"t": {"type": "number", "forms": [{"href": "https://s.local/t"}]}},
-}
+BASE_TD = sensor_td()
 
 
 def sensor(i):

@@ -10,29 +10,18 @@ import pytest
 from bucketstore import BucketStore, open_store
 from digitwin.directory import Directory, merge_patch
 from digitwin.validation import validate_td
+from tests.support.tds import lamp_td
 from vocabulary import clock
 from vocabulary.problems import BadRequest, Conflict, NotFound
 
-TD11 = "https://www.w3.org/2022/wot/td/v1.1"
 LAMP = "urn:dev:ops:lamp-1"
 T0 = 1_600_000_000.0  # a fixed "now" (in the past) for the tests that pass one
 
 
 def thing(thing_id: str | None = LAMP, **members: Any) -> dict[str, Any]:
-    """A small valid TD (no id when ``thing_id`` is None), with ``members`` added."""
-    td: dict[str, Any] = {
-        "@context": TD11,
-        "title": "Lamp",
-        "description": "A lamp",
-        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-        "security": "nosec_sc",
-        "properties": {
-            "on": {"type": "boolean", "forms": [{"href": "https://lamp.local/on"}]},
-        },
-    }
-    if thing_id is not None:
-        td["id"] = thing_id
-    return {**td, **members}
+    """The shared lamp, small (one property) and described (no id when ``thing_id`` is
+    None), with ``members`` set."""
+    return lamp_td(thing_id, only=("on",), description="A lamp", **members)
 
 
 @pytest.fixture

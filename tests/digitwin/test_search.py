@@ -8,20 +8,8 @@ import jsonpath_rfc9535 as jsonpath
 import pytest
 
 from digitwin.search import MAX_NODES, QueryTooCostly, compile_query, search
+from tests.support.tds import thing_td
 from vocabulary.problems import BadRequest
-
-TD11 = "https://www.w3.org/2022/wot/td/v1.1"
-
-
-def thing(thing_id: str, title: str, **members: Any) -> dict[str, Any]:
-    return {
-        "@context": TD11,
-        "id": thing_id,
-        "title": title,
-        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-        "security": "nosec_sc",
-        **members,
-    }
 
 
 def prop(title: str, type_: str) -> dict[str, Any]:
@@ -29,15 +17,15 @@ def prop(title: str, type_: str) -> dict[str, Any]:
 
 
 TDS = [
-    thing("urn:s:1", "Lamp", properties={"on": prop("Power", "boolean")}),
-    thing(
+    thing_td("urn:s:1", "Lamp", properties={"on": prop("Power", "boolean")}),
+    thing_td(
         "urn:s:2",
         "Fan",
         properties={"speed": prop("Speed", "integer"), "on": prop("Power", "boolean")},
         actions={"spin": {"title": "Spin", "forms": [{"href": "https://dev.local/spin"}]}},
     ),
-    thing("urn:s:3", "Lamp"),
-    thing("urn:s:4", "Thermometer", properties={"t": prop("Temperature", "number")}),
+    thing_td("urn:s:3", "Lamp"),
+    thing_td("urn:s:4", "Thermometer", properties={"t": prop("Temperature", "number")}),
 ]
 
 
@@ -188,7 +176,7 @@ def test_bad_query_is_refused_before_any_td_is_read() -> None:
 
 def many(count: int) -> list[dict[str, Any]]:
     return [
-        thing(f"urn:s:{i}", f"Fan {i}", properties={"speed": prop("Speed", "integer")})
+        thing_td(f"urn:s:{i}", f"Fan {i}", properties={"speed": prop("Speed", "integer")})
         for i in range(count)
     ]
 
@@ -199,7 +187,9 @@ def nested(count: int) -> list[dict[str, Any]]:
     for level in range(4):
         schema = {"type": "object", "properties": {f"a{level}": schema, f"b{level}": schema}}
     return [
-        thing(f"urn:s:{i}", f"Box {i}", properties={"state": {**schema, **prop("State", "object")}})
+        thing_td(
+            f"urn:s:{i}", f"Box {i}", properties={"state": {**schema, **prop("State", "object")}}
+        )
         for i in range(count)
     ]
 

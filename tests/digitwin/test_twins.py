@@ -10,21 +10,11 @@ from bucketstore import Bucket, BucketStore, open_store
 from digitwin.directory import Directory
 from digitwin.twins import Twin, TwinCache, TwinStats
 from digitwin.validation import validate_td
+from tests.support.tds import sensor_td
 from vocabulary import clock
 
 T0 = 1_600_000_000.0
 A, B, C, D = (f"urn:dev:ops:sensor-{n}" for n in "abcd")
-
-
-def thing(thing_id: str) -> dict[str, Any]:
-    return {
-        "@context": "https://www.w3.org/2022/wot/td/v1.1",
-        "id": thing_id,
-        "title": "Sensor",
-        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-        "security": "nosec_sc",
-        "properties": {"t": {"type": "number", "forms": [{"href": "https://s.local/t"}]}},
-    }
 
 
 class DirectoryLoader:
@@ -53,7 +43,7 @@ def values(store: BucketStore) -> Bucket:
 def loader(store: BucketStore) -> DirectoryLoader:
     directory = Directory(store.bucket("things"), validate_td)
     for thing_id in (A, B, C, D):
-        directory.put(thing(thing_id), "agent-1")
+        directory.put(sensor_td(thing_id), "agent-1")
     return DirectoryLoader(directory)
 
 
@@ -194,7 +184,7 @@ def test_second_flush_writes_only_what_changed_since(cache: TwinCache) -> None:
 def test_flushed_values_survive_reopening_the_store(store_path: Path) -> None:
     with open_store(store_path) as store:
         directory = Directory(store.bucket("things"), validate_td)
-        directory.put(thing(A), "agent-1")
+        directory.put(sensor_td(A), "agent-1")
         cache = TwinCache(store.bucket("values"), DirectoryLoader(directory))
         report(cache, cache.get(A), 21.5)
         cache.flush()

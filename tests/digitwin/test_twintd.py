@@ -11,9 +11,8 @@ import pytest
 
 from digitwin.twintd import TD10_CONTEXT, TD11_CONTEXT, build_twin_td, operations
 from digitwin.validation import validate_td
+from tests.support.examples import EXAMPLE_TDS
 
-DATA = Path(__file__).parent / "data"
-EXAMPLE_TDS = sorted(DATA.glob("*.td.json"))  # not the .tm.json nor the problem document
 DISCOVERY = "https://www.w3.org/2022/wot/discovery"
 
 

@@ -1,6 +1,6 @@
 """TD validation (official schemas + WoT Discovery minimal checks) and data-schema checkers.
 
-The example TDs in ``data/`` are official W3C examples (see data/README.md).
+The example TDs are official W3C examples (tests/support/data/README.md).
 """
 
 import copy
@@ -16,20 +16,9 @@ from digitwin.validation import (
     compile_data_schema,
     validate_td,
 )
+from tests.support.examples import EXAMPLE_TDS, load_example
 
-DATA = Path(__file__).parent / "data"
-EXAMPLE_TDS = sorted(DATA.glob("*.td.json"))
 TD10 = "https://www.w3.org/2019/wot/td/v1"
-
-
-def load(name: str) -> Any:
-    return json.loads((DATA / name).read_text("utf-8"))
-
-
-@pytest.fixture
-def lamp() -> dict[str, Any]:
-    """TD 1.1 example 1: one property, one action, one event, basic security."""
-    return load("td11-ex01-MyLampThing-simple.td.json")
 
 
 def errors_of(td: object) -> list[FieldError]:
@@ -145,7 +134,7 @@ def test_id_that_is_not_an_absolute_uri(lamp: dict[str, Any]) -> None:
 
 
 def test_registration_created_must_be_rfc3339() -> None:
-    td = load("discovery-ex04-enriched.td.json")
+    td = load_example("discovery-ex04-enriched.td.json")
     td["registration"]["created"] = "2021-01-19 17:02"
     (error,) = errors_of(td)
     assert error.field == "registration.created"
@@ -153,7 +142,7 @@ def test_registration_created_must_be_rfc3339() -> None:
 
 
 def test_registration_ttl_must_be_a_number() -> None:
-    td = load("discovery-ex06-enriched-expirable.td.json")
+    td = load_example("discovery-ex06-enriched-expirable.td.json")
     td["registration"]["ttl"] = "3600"
     assert fields_of(td) == {"registration.ttl"}
 
@@ -188,7 +177,7 @@ def test_every_problem_is_listed(lamp: dict[str, Any]) -> None:
 
 
 def test_matches_the_discovery_spec_error_example(lamp: dict[str, Any]) -> None:
-    expected = load("discovery-ex10-validation-error.problem.json")["validationErrors"]
+    expected = load_example("discovery-ex10-validation-error.problem.json")["validationErrors"]
     del lamp["security"]
     lamp["properties"]["status"]["forms"][0]["href"] = 42
     assert [e.as_dict() for e in errors_of(lamp)] == expected

@@ -22,26 +22,27 @@ from cryptography.x509.oid import NameOID
 
 from bucketstore import open_store
 from hub.cli import main
-from hub.config import Config
-from hub.runtime import Hub
+from tests.support.running import PASSWORD, RunningHub
+from tests.support.tds import SLASHED_LAMP as LAMP
+from tests.support.tds import lamp_td
 
 pytestmark = pytest.mark.timeout(120)
 
-PASSWORD = "a password for tests"
-LAMP = "urn:dev:ops:lamp/1"
 
+class CliHub:
+    """The hub of ``running`` as the admin commands find it: its home, its CA file, and
+    the flags that point a command at it."""
 
-class Running:
-    def __init__(self, hub: Hub, home: Path, tmp_path: Path) -> None:
-        self.hub = hub
-        self.home = home
-        self.url = hub.http_server.url
-        self.ca_file = home / "certs" / "ca.pem"
+    def __init__(self, running: RunningHub, tmp_path: Path) -> None:
+        self.running = running
+        self.hub = running.hub
+        self.home = running.hub.config.home
+        self.url = running.url
+        self.ca_file = self.home / "certs" / "ca.pem"
         self.tmp_path = tmp_path
 
     def token(self, client_id: str, role: str = "admin") -> str:
-        self.hub.auth.add_client(client_id, "consumer", role, password=PASSWORD)
-        return self.hub.auth.new_token(client_id)["token"]
+        return self.running.add_client(client_id, "consumer", role)
 
     def password_file(self, password: str = PASSWORD, name: str = "password") -> str:
         path = self.tmp_path / name
@@ -61,26 +62,9 @@ def clean_environment(monkeypatch, tmp_path):
 
 
 @pytest.fixture
-async def running(tmp_path):
-    home = tmp_path / "home"
-    config = Config(
-        home=home,
-        http_host="127.0.0.1",
-        http_port=0,
-        sync_wait=0.5,
-        mqtt_enabled=False,  # the admin commands use HTTPS only
-        nats_enabled=False,
-    )
-    home.mkdir(mode=0o700)
-    store = open_store(config.store_path, "leveldb")
-    hub = Hub(config, store)
-    hub.first_run()  # the admin client, its password in <home>/admin.password
-    await hub.start()
-    try:
-        yield Running(hub, home, tmp_path)
-    finally:
-        await hub.stop()
-        store.close()
+def cli_hub(running, tmp_path) -> CliHub:
+    running.hub.first_run()  # the admin client, its password in <home>/admin.password
+    return CliHub(running, tmp_path)
 
 
 async def wothub(capsys, *argv) -> tuple[int, str, str]:
@@ -89,66 +73,47 @@ async def wothub(capsys, *argv) -> tuple[int, str, str]:
     return code, out, err
 
 
-def register(running, thing_id=LAMP):
-    td = {
-        "@context": "https://www.w3.org/2022/wot/td/v1.1",
-        "id": thing_id,
-        "title": "Lamp",
-        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-        "security": "nosec_sc",
-        "properties": {"on": {"type": "boolean", "forms": [{"href": "https://lamp/on"}]}},
-    }
-    running.hub.auth.add_client("lamp-agent", "agent", "agent", password=PASSWORD)
-    from vocabulary.envelope import parse_message
-    from vocabulary.identity import Client
-
-    connection = running.hub.router.connect(Client("lamp-agent", "agent"), "test")
-    raw = {"messageType": "request", "operation": "updatething", "input": td, "correlationID": "1"}
-    answer = running.hub.router.handle(connection, parse_message(raw, "lamp-agent"))
-    assert answer.error is None, answer.error
-
-
 # -- finding the hub and logging in ------------------------------------------------------
 
 
-async def test_defaults_from_the_home_of_a_running_hub(running, capsys):
+async def test_defaults_from_the_home_of_a_running_hub(cli_hub, capsys):
     # listeners.json gives the URL, certs/ca.pem the CA, admin.password the login.
-    code, out, err = await wothub(capsys, "clients", "list", "--home", running.home)
+    code, out, err = await wothub(capsys, "clients", "list", "--home", cli_hub.home)
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].split() == ["ID", "KIND", "ROLE", "ENABLED", "PASSWORD", "NAME"]
     assert lines[1].split()[:4] == ["admin", "consumer", "admin", "yes"]
 
 
-async def test_environment_variables(running, capsys, monkeypatch):
-    monkeypatch.setenv("WOTHUB_HOME", str(running.home))
+async def test_environment_variables(cli_hub, capsys, monkeypatch):
+    monkeypatch.setenv("WOTHUB_HOME", str(cli_hub.home))
     code, out, err = await wothub(capsys, "clients", "list", "--json")
     assert code == 0, err
     assert [a["clientID"] for a in json.loads(out)] == ["admin"]
 
     monkeypatch.delenv("WOTHUB_HOME")
-    monkeypatch.setenv("WOTHUB_URL", running.url)
-    monkeypatch.setenv("WOTHUB_CA", str(running.ca_file))
-    running.token("ops")
+    monkeypatch.setenv("WOTHUB_URL", cli_hub.url)
+    monkeypatch.setenv("WOTHUB_CA", str(cli_hub.ca_file))
+    cli_hub.token("ops")
     monkeypatch.setenv("WOTHUB_CLIENT_ID", "ops")
     monkeypatch.setenv("WOTHUB_PASSWORD", PASSWORD)
     code, out, err = await wothub(capsys, "clients", "list", "--json")
     assert code == 0, err
     monkeypatch.delenv("WOTHUB_PASSWORD")
-    monkeypatch.setenv("WOTHUB_PASSWORD_FILE", running.password_file())
+    monkeypatch.setenv("WOTHUB_PASSWORD_FILE", cli_hub.password_file())
     code, out, err = await wothub(capsys, "things", "list")
     assert code == 0, err
-    monkeypatch.setenv("WOTHUB_TOKEN", running.token("tess"))
-    monkeypatch.setenv("WOTHUB_PASSWORD_FILE", running.password_file("wrong", "wrong"))
+    monkeypatch.setenv("WOTHUB_TOKEN", cli_hub.token("tess"))
+    monkeypatch.setenv("WOTHUB_PASSWORD_FILE", cli_hub.password_file("wrong", "wrong"))
     code, out, err = await wothub(capsys, "things", "list")  # the token wins
     assert code == 0, err
 
 
-async def test_a_client_id_and_a_password_file(running, capsys):
-    running.token("ops")
-    flags = ["--url", running.url, "--ca", running.ca_file, "--client-id", "ops"]
+async def test_a_client_id_and_a_password_file(cli_hub, capsys):
+    cli_hub.token("ops")
+    flags = ["--url", cli_hub.url, "--ca", cli_hub.ca_file, "--client-id", "ops"]
     code, out, err = await wothub(
-        capsys, "clients", "list", *flags, "--password-file", running.password_file()
+        capsys, "clients", "list", *flags, "--password-file", cli_hub.password_file()
     )
     assert code == 0, err
     assert "ops" in out
@@ -157,17 +122,17 @@ async def test_a_client_id_and_a_password_file(running, capsys):
     code, out, err = await wothub(
         capsys,
         "clients", "add", "bob", "--kind", "consumer", "--role", "viewer",
-        "--new-password-file", running.password_file("bob's password", "bob"),
-        *flags, "--password-file", running.password_file(),
+        "--new-password-file", cli_hub.password_file("bob's password", "bob"),
+        *flags, "--password-file", cli_hub.password_file(),
     )  # fmt: skip
     assert code == 0, err
-    assert (await running.hub.auth.login("bob", "bob's password"))["clientID"] == "bob"
+    assert (await cli_hub.hub.auth.login("bob", "bob's password"))["clientID"] == "bob"
 
 
-async def test_hub_not_running(running, capsys, tmp_path, unused_tcp_port):
+async def test_hub_not_running(cli_hub, capsys, tmp_path, unused_tcp_port):
     url = f"https://127.0.0.1:{unused_tcp_port}"
     code, out, err = await wothub(
-        capsys, "clients", "list", "--url", url, "--ca", running.ca_file, "--token", "x"
+        capsys, "clients", "list", "--url", url, "--ca", cli_hub.ca_file, "--token", "x"
     )
     assert code == 3 and out == ""
     assert err == (
@@ -194,41 +159,41 @@ async def test_a_url_that_is_not_a_hubs(capsys):
         )
 
 
-async def test_a_listeners_file_left_by_a_crashed_hub(running, capsys, tmp_path):
+async def test_a_listeners_file_left_by_a_crashed_hub(cli_hub, capsys, tmp_path):
     from hub.listeners import write_listeners
 
     home = tmp_path / "crashed"
     dead = 2**22 + 12345  # above any default pid_max: no such process
-    write_listeners(home, {"https": {"url": running.url, "local_url": running.url}}, pid=dead)
+    write_listeners(home, {"https": {"url": cli_hub.url, "local_url": cli_hub.url}}, pid=dead)
     code, _, err = await wothub(capsys, "things", "list", "--home", home)
     assert code == 3
     assert err == (
-        f"wothub: cannot reach the hub at {running.url}: the hub that wrote "
+        f"wothub: cannot reach the hub at {cli_hub.url}: the hub that wrote "
         f"{home / 'listeners.json'} (pid {dead}) is no longer running; start it with "
         f"`wothub serve`\n"
     )
 
 
-async def test_the_wrong_ca(running, capsys, tmp_path):
+async def test_the_wrong_ca(cli_hub, capsys, tmp_path):
     from certs import CertificateAuthority
 
     with open_store(tmp_path / "other-store", "memory") as store:
         other = CertificateAuthority.load_or_create(tmp_path / "other", store.bucket("certs"))
     other_ca = tmp_path / "other-ca.pem"
     other_ca.write_bytes(other.ca_cert_pem)
-    token = running.token("ops")
+    token = cli_hub.token("ops")
     code, _, err = await wothub(
-        capsys, "things", "list", "--url", running.url, "--ca", other_ca, "--token", token
+        capsys, "things", "list", "--url", cli_hub.url, "--ca", other_ca, "--token", token
     )
     assert code == 3
     assert err.startswith(
-        f"wothub: cannot verify the hub's certificate at {running.url} with --ca {other_ca}: "
+        f"wothub: cannot verify the hub's certificate at {cli_hub.url} with --ca {other_ca}: "
     )
     assert err.endswith(
         "; give the hub's CA certificate (the file certs/ca.pem in its home) with --ca FILE\n"
     )
     missing = tmp_path / "missing.pem"
-    code, _, err = await wothub(capsys, "things", "list", "--url", running.url, "--ca", missing)
+    code, _, err = await wothub(capsys, "things", "list", "--url", cli_hub.url, "--ca", missing)
     assert code == 2
     assert err == (
         f"wothub: cannot read --ca {missing}: No such file or directory; give the hub's CA "
@@ -236,10 +201,10 @@ async def test_the_wrong_ca(running, capsys, tmp_path):
     )
 
 
-async def test_bad_credentials(running, capsys):
-    running.token("ops")
-    flags = ["--url", running.url, "--ca", running.ca_file, "--client-id", "ops"]
-    wrong = running.password_file("not the password", "wrong")
+async def test_bad_credentials(cli_hub, capsys):
+    cli_hub.token("ops")
+    flags = ["--url", cli_hub.url, "--ca", cli_hub.ca_file, "--client-id", "ops"]
+    wrong = cli_hub.password_file("not the password", "wrong")
     code, out, err = await wothub(capsys, "clients", "list", *flags, "--password-file", wrong)
     assert code == 4 and out == ""
     assert err.startswith(
@@ -247,16 +212,16 @@ async def test_bad_credentials(running, capsys):
     )
     assert err.endswith("); check --client-id and the password\n")
     code, _, err = await wothub(
-        capsys, "clients", "list", "--url", running.url, "--ca", running.ca_file, "--token", "x"
+        capsys, "clients", "list", "--url", cli_hub.url, "--ca", cli_hub.ca_file, "--token", "x"
     )
     assert code == 4 and err.startswith("wothub: not logged in: the hub refused the token (")
     # No credentials at all (no admin.password readable): a hint what to give.
-    (running.home / "admin.password").unlink()
-    code, _, err = await wothub(capsys, "clients", "list", "--home", running.home)
+    (cli_hub.home / "admin.password").unlink()
+    code, _, err = await wothub(capsys, "clients", "list", "--home", cli_hub.home)
     assert code == 4
     assert err == (
         f"wothub: not logged in: no credentials were given and "
-        f"{running.home / 'admin.password'} cannot be read; give --token TOKEN, or "
+        f"{cli_hub.home / 'admin.password'} cannot be read; give --token TOKEN, or "
         f"--password-file FILE (the admin's, or with --client-id ID another client's), or "
         f"set WOTHUB_TOKEN or WOTHUB_PASSWORD_FILE\n"
     )
@@ -266,7 +231,7 @@ async def test_bad_credentials(running, capsys):
         "wothub: no password for 'ops': give --password-file FILE, or set "
         "WOTHUB_PASSWORD_FILE or WOTHUB_PASSWORD, or run the command at a terminal to type it\n"
     )
-    missing = running.tmp_path / "missing"
+    missing = cli_hub.tmp_path / "missing"
     code, _, err = await wothub(capsys, "clients", "list", *flags, "--password-file", missing)
     assert code == 2
     assert err == (
@@ -275,9 +240,9 @@ async def test_bad_credentials(running, capsys):
     )
 
 
-async def test_refused(running, capsys):
-    viewer = running.token("vera", "viewer")
-    code, out, err = await wothub(capsys, "clients", "list", *running.flags(viewer))
+async def test_refused(cli_hub, capsys):
+    viewer = cli_hub.token("vera", "viewer")
+    code, out, err = await wothub(capsys, "clients", "list", *cli_hub.flags(viewer))
     assert code == 4 and out == ""
     assert err.startswith("wothub: not allowed: ")
     assert err.endswith("; log in as a client whose role allows it\n") and err.count("\n") == 1
@@ -286,8 +251,8 @@ async def test_refused(running, capsys):
 # -- wothub clients ----------------------------------------------------------------------
 
 
-async def test_clients(running, capsys):
-    flags = running.flags(running.token("ops"))
+async def test_clients(cli_hub, capsys):
+    flags = cli_hub.flags(cli_hub.token("ops"))
     code, out, err = await wothub(
         capsys, "clients", "add", "bob", "--kind", "consumer", "--role", "viewer",
         "--display-name", "Bob", "--new-password", "bob's password", "--json", *flags,
@@ -308,16 +273,16 @@ async def test_clients(running, capsys):
         "manager",
     ]
 
-    new = running.password_file("a new password", "new")
+    new = cli_hub.password_file("a new password", "new")
     code, out, err = await wothub(
         capsys, "clients", "set-password", "bob", "--new-password-file", new, *flags
     )
     assert code == 0, err
-    assert (await running.hub.auth.login("bob", "a new password"))["role"] == "manager"
+    assert (await cli_hub.hub.auth.login("bob", "a new password"))["role"] == "manager"
 
     code, out, _ = await wothub(capsys, "clients", "new-token", "bob", "--json", *flags)
     token = json.loads(out)["token"]
-    assert running.hub.auth.authenticate_token(token).id == "bob"
+    assert cli_hub.hub.auth.authenticate_token(token).id == "bob"
 
     code, out, err = await wothub(capsys, "clients", "remove", "bob", "--json", *flags)
     assert code == 0 and json.loads(out)["clientID"] == "bob"
@@ -325,25 +290,25 @@ async def test_clients(running, capsys):
     assert code == 1 and out == "" and err.startswith("wothub: the hub answered 404 Not Found: ")
 
 
-async def test_set_password_from_standard_input(running, capsys, monkeypatch):
+async def test_set_password_from_standard_input(cli_hub, capsys, monkeypatch):
     import io
 
-    running.hub.auth.add_client("bob", "consumer", "viewer")
+    cli_hub.hub.auth.add_client("bob", "consumer", "viewer")
     monkeypatch.setattr(sys, "stdin", io.StringIO("typed in\n"))
-    flags = running.flags(running.token("ops"))
+    flags = cli_hub.flags(cli_hub.token("ops"))
     code, _, err = await wothub(capsys, "clients", "set-password", "bob", *flags)
     assert code == 0, err
-    assert (await running.hub.auth.login("bob", "typed in"))["clientID"] == "bob"
+    assert (await cli_hub.hub.auth.login("bob", "typed in"))["clientID"] == "bob"
 
 
-async def test_password_file_is_the_login_password_in_every_command(running, capsys, monkeypatch):
+async def test_password_file_is_the_login_password_in_every_command(cli_hub, capsys, monkeypatch):
     import io
 
-    running.hub.auth.add_client("bob", "consumer", "viewer", password="bob's old password")
-    old = running.password_file("bob's old password", "old")
-    new = running.password_file("bob's new password", "new")
-    hub = ["--url", running.url, "--ca", running.ca_file]
-    as_admin = [*hub, "--password-file", running.home / "admin.password"]
+    cli_hub.hub.auth.add_client("bob", "consumer", "viewer", password="bob's old password")
+    old = cli_hub.password_file("bob's old password", "old")
+    new = cli_hub.password_file("bob's new password", "new")
+    hub = ["--url", cli_hub.url, "--ca", cli_hub.ca_file]
+    as_admin = [*hub, "--password-file", cli_hub.home / "admin.password"]
 
     async def bob_logs_in_with(password_file) -> int:
         flags = [*hub, "--client-id", "bob", "--password-file", password_file]
@@ -370,7 +335,7 @@ async def test_password_file_is_the_login_password_in_every_command(running, cap
     assert await bob_logs_in_with(old) == 4
 
     # --login-password-file is the same flag; --new-password gives the password itself.
-    admin_file = running.home / "admin.password"
+    admin_file = cli_hub.home / "admin.password"
     code, _, err = await wothub(
         capsys, "clients", "set-password", "bob", "--new-password", "bob's old password",
         *hub, "--login-password-file", admin_file,
@@ -384,7 +349,7 @@ async def test_password_file_is_the_login_password_in_every_command(running, cap
         "--password", "carol's password", *as_admin,
     )  # fmt: skip
     assert code == 2 and "unrecognized arguments: --password carol's password" in err
-    empty = running.password_file("", "empty")
+    empty = cli_hub.password_file("", "empty")
     code, _, err = await wothub(
         capsys, "clients", "add", "carol", "--kind", "consumer", "--role", "viewer",
         "--new-password-file", empty, *as_admin,
@@ -393,11 +358,11 @@ async def test_password_file_is_the_login_password_in_every_command(running, cap
     assert err == (
         f"wothub: the first line of --new-password-file {empty} is empty; put the password on it\n"
     )
-    assert running.hub.auth.accounts.get("carol") is None
+    assert cli_hub.hub.auth.accounts.get("carol") is None
 
 
-async def test_invalid_input_is_the_hubs_problem(running, capsys):
-    flags = running.flags(running.token("ops"))
+async def test_invalid_input_is_the_hubs_problem(cli_hub, capsys):
+    flags = cli_hub.flags(cli_hub.token("ops"))
     code, out, err = await wothub(
         capsys, "clients", "add", "bob", "--kind", "agent", "--role", "viewer", *flags
     )
@@ -407,25 +372,25 @@ async def test_invalid_input_is_the_hubs_problem(running, capsys):
     assert code == 2 and "invalid choice" in err  # argparse's
 
 
-async def test_the_role_follows_from_the_kind_where_only_one_fits(running, capsys):
-    flags = running.flags(running.token("ops"))
+async def test_the_role_follows_from_the_kind_where_only_one_fits(cli_hub, capsys):
+    flags = cli_hub.flags(cli_hub.token("ops"))
     code, _, err = await wothub(capsys, "clients", "add", "sensor-9", "--kind", "agent", *flags)
     assert code == 0, err
-    assert running.hub.auth.accounts.get("sensor-9").role == "agent"
+    assert cli_hub.hub.auth.accounts.get("sensor-9").role == "agent"
     code, out, err = await wothub(capsys, "clients", "add", "bob", "--kind", "consumer", *flags)
     assert (code, out) == (2, "")
     assert err == (
         "wothub: a consumer needs a role; give --role, one of viewer, operator, manager, admin\n"
     )
-    assert running.hub.auth.accounts.get("bob") is None
+    assert cli_hub.hub.auth.accounts.get("bob") is None
 
 
 # -- wothub certs ------------------------------------------------------------------------
 
 
-async def test_certs_generate_list_revoke(running, capsys, tmp_path):
-    running.hub.auth.add_client("sensor-1", "agent", "agent")
-    flags = running.flags(running.token("ops"))
+async def test_certs_generate_list_revoke(cli_hub, capsys, tmp_path):
+    cli_hub.hub.auth.add_client("sensor-1", "agent", "agent")
+    flags = cli_hub.flags(cli_hub.token("ops"))
     out_dir = tmp_path / "out"
     code, out, err = await wothub(
         capsys, "certs", "generate", "sensor-1", "--days", "30", "--out-dir", out_dir, "--json",
@@ -436,7 +401,7 @@ async def test_certs_generate_list_revoke(running, capsys, tmp_path):
     key, cert = Path(summary["privateKey"]), Path(summary["certificate"])
     assert key == out_dir / "sensor-1.key" and cert == out_dir / "sensor-1.pem"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
-    assert (out_dir / "ca.pem").read_bytes() == running.hub.ca.ca_cert_pem
+    assert (out_dir / "ca.pem").read_bytes() == cli_hub.hub.ca.ca_cert_pem
     loaded = x509.load_pem_x509_certificate(cert.read_bytes())
     assert loaded.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "sensor-1"
     assert serialization.load_pem_private_key(key.read_bytes(), None)
@@ -464,9 +429,9 @@ async def test_certs_generate_list_revoke(running, capsys, tmp_path):
     assert [c["revoked"] for c in json.loads(out)] == [True]
 
 
-async def test_certs_issue_from_a_csr(running, capsys, tmp_path):
-    running.hub.auth.add_client("bob", "consumer", "viewer")
-    flags = running.flags(running.token("ops"))
+async def test_certs_issue_from_a_csr(cli_hub, capsys, tmp_path):
+    cli_hub.hub.auth.add_client("bob", "consumer", "viewer")
+    flags = cli_hub.flags(cli_hub.token("ops"))
     key = ec.generate_private_key(ec.SECP256R1())
     csr = (
         x509.CertificateSigningRequestBuilder()
@@ -503,9 +468,9 @@ async def test_certs_issue_from_a_csr(running, capsys, tmp_path):
 # -- wothub things -----------------------------------------------------------------------
 
 
-async def test_things(running, capsys):
-    register(running)
-    flags = running.flags(running.token("ops"))
+async def test_things(cli_hub, capsys):
+    cli_hub.running.add_thing("lamp-agent", lamp_td(LAMP, only=("on",)))
+    flags = cli_hub.flags(cli_hub.token("ops"))
     code, out, err = await wothub(capsys, "things", "list", *flags)
     assert code == 0, err
     assert any(line.split() == [LAMP, "Lamp"] for line in out.splitlines())
@@ -521,10 +486,10 @@ async def test_things(running, capsys):
 # -- the installed script ----------------------------------------------------------------
 
 
-async def test_the_wothub_script(running):
+async def test_the_wothub_script(cli_hub):
     script = Path(sys.executable).parent / "wothub"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WOTHUB_")}
-    env["WOTHUB_HOME"] = str(running.home)
+    env["WOTHUB_HOME"] = str(cli_hub.home)
     process = await asyncio.create_subprocess_exec(
         script,
         "clients",
@@ -580,10 +545,10 @@ def _at_a_terminal(argv: list[str], env: dict[str, str], answer: str) -> tuple[s
     return shown.decode(errors="replace"), os.waitstatus_to_exitcode(status)
 
 
-async def test_at_a_terminal_the_login_password_is_asked_without_echo(running):
-    running.hub.auth.add_client("bob", "consumer", "admin", password="bob's password")
+async def test_at_a_terminal_the_login_password_is_asked_without_echo(cli_hub):
+    cli_hub.hub.auth.add_client("bob", "consumer", "admin", password="bob's password")
     env = {k: v for k, v in os.environ.items() if not k.startswith("WOTHUB_")}
-    argv = ["clients", "list", "--url", running.url, "--ca", str(running.ca_file)]
+    argv = ["clients", "list", "--url", cli_hub.url, "--ca", str(cli_hub.ca_file)]
     shown, code = await asyncio.to_thread(
         _at_a_terminal, [*argv, "--client-id", "bob"], env, "bob's password"
     )

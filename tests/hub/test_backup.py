@@ -12,8 +12,9 @@ from bucketstore import open_store
 from hub import cli
 from hub.backup import RestoreError, restore
 from hub.runtime import Hub
-from tests.hub.operating import ASYNC, THING, register, sign_td
+from tests.support.http import ASYNC
 from tests.support.running import PASSWORD, hub_config
+from tests.support.tds import SIGN, sign_td
 from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(120)
@@ -26,7 +27,7 @@ async def write_load(hub, stop: asyncio.Event) -> int:
     for n in range(2000):
         if stop.is_set():
             break
-        report = {"operation": "observeproperty", "thingID": THING, "name": "text"}
+        report = {"operation": "observeproperty", "thingID": SIGN, "name": "text"}
         if n % 50 == 0:
             td = sign_td(f"urn:dev:ops:load-{n}")
             hub.send(
@@ -48,13 +49,13 @@ async def write_load(hub, stop: asyncio.Event) -> int:
 
 
 async def test_backup_during_writes_restores_to_an_equal_hub(running, tmp_path):
-    register(running, "sign-agent", sign_td())
+    running.add_thing("sign-agent", sign_td())
     running.add_client("carol", "consumer", "operator")
     admin_token = running.add_client("ada", "consumer", "admin")
     queued = []
     async with running.session(admin_token) as admin:
         for n in range(3):  # the agent is offline: these wait in the queue
-            say = f"/things/{THING}/actions/say"
+            say = f"/things/{SIGN}/actions/say"
             async with admin.post(say, json=f"m{n}", headers=ASYNC) as response:
                 assert response.status == 201
                 queued.append((await response.json())["id"])
@@ -88,12 +89,12 @@ async def test_backup_during_writes_restores_to_an_equal_hub(running, tmp_path):
     hub = Hub(config, store)
     await hub.start()
     try:
-        assert hub.twin.thing(THING) is not None
+        assert hub.twin.thing(SIGN) is not None
         assert hub.ca.ca_cert_pem == running.hub.ca.ca_cert_pem
         assert (await hub.auth.login("carol", PASSWORD))["token"]
         # Tokens signed before the backup still verify: the signing key came along.
         assert hub.auth.authenticate_token(admin_token).id == "ada"
-        restored = [r.id for r in hub.twin.requests.open_for_thing(THING)]
+        restored = [r.id for r in hub.twin.requests.open_for_thing(SIGN)]
         assert restored == queued
         # Every Thing the load had registered when the snapshot was taken came along,
         # and nothing half-written: each restored twin TD is whole.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.hub.served import Process, serve_env, wait_listeners
+from tests.support.served import Process, serve_env, wait_listeners
 
 pytestmark = pytest.mark.timeout(120)
 

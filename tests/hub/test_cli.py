@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bucketstore import open_store
-from tests.hub.served import serve_env
+from tests.support.served import serve_env
 
 
 def start(tmp_path, *args):

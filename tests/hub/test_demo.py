@@ -13,7 +13,7 @@ import pytest
 
 from clients.http import ActionStatus, HttpConsumer
 from hub.demo import DOOR, LAMP, THERMOSTAT
-from tests.hub.served import Process, serve_env, wait_listeners
+from tests.support.served import Process, serve_env, wait_listeners
 
 pytestmark = pytest.mark.timeout(150)
 

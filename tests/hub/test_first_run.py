@@ -21,7 +21,7 @@ from auth.passwords import HashCost
 from auth.service import AuthConfig, AuthService
 from bucketstore import open_store
 from certs import CertificateAuthority, CertificateError
-from tests.hub.served import serve_env
+from tests.support.served import serve_env
 
 # Only for the decoy and new hashes made in these tests: a hash written by the hub carries
 # its own (default) cost, which is what verifying it uses.

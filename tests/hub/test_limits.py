@@ -9,7 +9,9 @@ import asyncio
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.hub.operating import ASYNC, THING, ask, receive, register, send, sign_td, socket
+from tests.support.http import ASYNC
+from tests.support.tds import SIGN, sign_td
+from tests.support.ws import ask, receive, send, socket
 from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(60)
@@ -51,13 +53,13 @@ async def assert_http_refused(response, status: int, limit: str) -> None:
 async def test_td_size_over_http(running):
     token = running.add_client("sign-agent", "agent", "agent")
     async with running.session(token) as agent:
-        async with agent.put(f"/things/{THING}", json=sign_td(padding=100)) as ok:
+        async with agent.put(f"/things/{SIGN}", json=sign_td(padding=100)) as ok:
             assert ok.status in (200, 201), await ok.text()
-        async with agent.put(f"/things/{THING}", json=sign_td(padding=5000)) as refused:
+        async with agent.put(f"/things/{SIGN}", json=sign_td(padding=5000)) as refused:
             await assert_http_refused(refused, 413, "max_td_bytes")
         patch = {"description": "z" * 5000}
         async with agent.patch(
-            f"/things/{THING}", json=patch, headers={"Content-Type": "application/merge-patch+json"}
+            f"/things/{SIGN}", json=patch, headers={"Content-Type": "application/merge-patch+json"}
         ) as refused:
             await assert_http_refused(refused, 413, "max_td_bytes")
         # Patches each under the limit may not grow the TD past it: the result counts.
@@ -65,7 +67,7 @@ async def test_td_size_over_http(running):
         statuses = []
         for i in range(5):
             patch = {f"note{i}": "z" * 1500}
-            async with agent.patch(f"/things/{THING}", json=patch, headers=headers) as response:
+            async with agent.patch(f"/things/{SIGN}", json=patch, headers=headers) as response:
                 statuses.append(response.status)
                 if response.status != 204:
                     await assert_http_refused(response, 413, "max_td_bytes")
@@ -80,7 +82,7 @@ async def test_td_size_over_websocket(running):
             ws, operation="updatething", correlationID="big", input=sign_td(padding=5000)
         )
         assert_refused(answer["error"], 413, "max_td_bytes")
-    assert running.hub.twin.thing(THING) is None
+    assert running.hub.twin.thing(SIGN) is None
 
 
 # -- value sizes -------------------------------------------------------------------------------
@@ -88,13 +90,13 @@ async def test_td_size_over_websocket(running):
 
 @limited()
 async def test_value_and_input_size_over_http(running):
-    register(running, "sign-agent", sign_td())
+    running.add_thing("sign-agent", sign_td())
     token = running.add_client("mia", "consumer", "manager")
     async with running.session(token) as consumer:
-        url = f"/things/{THING}/properties/text"
+        url = f"/things/{SIGN}/properties/text"
         async with consumer.put(url, json=LONG) as refused:
             await assert_http_refused(refused, 413, "max_value_bytes")
-        async with consumer.post(f"/things/{THING}/actions/say", json=LONG) as refused:
+        async with consumer.post(f"/things/{SIGN}/actions/say", json=LONG) as refused:
             await assert_http_refused(refused, 413, "max_value_bytes")
         async with consumer.put(url, json="short", headers={"Prefer": "respond-async"}) as ok:
             assert ok.status == 202
@@ -102,7 +104,7 @@ async def test_value_and_input_size_over_http(running):
 
 @limited()
 async def test_value_event_and_input_size_over_websocket(running):
-    register(running, "sign-agent", sign_td())
+    running.add_thing("sign-agent", sign_td())
     agent_token = running.add_client("sign-agent-2", "agent", "agent")
     consumer_token = running.add_client("mia", "consumer", "manager")
     async with socket(running, agent_token) as agent:
@@ -126,7 +128,7 @@ async def test_value_event_and_input_size_over_websocket(running):
             answer = await ask(
                 consumer,
                 operation=operation,
-                thingID=THING,
+                thingID=SIGN,
                 name=name,
                 input=LONG,
                 correlationID=operation,
@@ -164,10 +166,10 @@ async def test_things_per_agent_over_websocket(running):
 
 @limited()
 async def test_queued_actions_per_thing_over_http_and_websocket(running):
-    register(running, "sign-agent", sign_td())  # its agent is offline: actions queue up
+    running.add_thing("sign-agent", sign_td())  # its agent is offline: actions queue up
     token = running.add_client("otto", "consumer", "operator")
     async with running.session(token) as consumer:
-        url = f"/things/{THING}/actions/say"
+        url = f"/things/{SIGN}/actions/say"
         for _ in range(2):
             async with consumer.post(url, json="hi", headers=ASYNC) as accepted:
                 assert accepted.status == 201
@@ -175,10 +177,10 @@ async def test_queued_actions_per_thing_over_http_and_websocket(running):
             await assert_http_refused(refused, 429, "max_queued_actions")
     async with socket(running, token) as ws:
         answer = await ask(
-            ws, operation="invokeaction", thingID=THING, name="say", input="hi", correlationID="q"
+            ws, operation="invokeaction", thingID=SIGN, name="say", input="hi", correlationID="q"
         )
         assert_refused(answer["error"], 429, "max_queued_actions")
-    assert len(running.hub.twin.requests.open_for_thing(THING)) == 2
+    assert len(running.hub.twin.requests.open_for_thing(SIGN)) == 2
 
 
 # -- rate and connections ------------------------------------------------------------------------
@@ -186,29 +188,29 @@ async def test_queued_actions_per_thing_over_http_and_websocket(running):
 
 @limited(max_requests_per_second=1.0, request_burst=3)
 async def test_request_rate_over_http(running):
-    register(running, "sign-agent", sign_td())
+    running.add_thing("sign-agent", sign_td())
     token = running.add_client("vic", "consumer", "viewer")
     async with running.session(token) as consumer:
         statuses = []
         for _ in range(5):  # bounded: a burst of 3, then refusals
-            async with consumer.get(f"/things/{THING}") as response:
+            async with consumer.get(f"/things/{SIGN}") as response:
                 statuses.append(response.status)
                 if response.status == 429:
                     await assert_http_refused(response, 429, "max_requests_per_second")
         assert statuses[:3] == [200, 200, 200]
         assert 429 in statuses[3:]
     other = running.add_client("wendy", "consumer", "viewer")  # per client: others go on
-    async with running.session(other) as consumer, consumer.get(f"/things/{THING}") as ok:
+    async with running.session(other) as consumer, consumer.get(f"/things/{SIGN}") as ok:
         assert ok.status == 200
 
 
 @limited(max_requests_per_second=1.0, request_burst=3)
 async def test_request_rate_over_websocket(running):
-    register(running, "sign-agent", sign_td())
+    running.add_thing("sign-agent", sign_td())
     token = running.add_client("vic", "consumer", "viewer")
     async with socket(running, token) as ws:
         answers = [
-            await ask(ws, operation="readallproperties", thingID=THING, correlationID=f"r{n}")
+            await ask(ws, operation="readallproperties", thingID=SIGN, correlationID=f"r{n}")
             for n in range(5)
         ]
     errors = [a["error"] for a in answers if a.get("error")]
@@ -219,7 +221,7 @@ async def test_request_rate_over_websocket(running):
 
 @limited()
 async def test_connections_per_client_over_websocket_and_sse(running):
-    register(running, "sign-agent", sign_td())
+    running.add_thing("sign-agent", sign_td())
     token = running.add_client("vic", "consumer", "viewer")
     async with socket(running, token), socket(running, token):
         async with socket(running, token) as third:
@@ -231,10 +233,10 @@ async def test_connections_per_client_over_websocket_and_sse(running):
         # An SSE stream counts too.
         async with running.session(token) as consumer:
             headers = {"Accept": "text/event-stream"}
-            async with consumer.get(f"/things/{THING}/events/said", headers=headers) as refused:
+            async with consumer.get(f"/things/{SIGN}/events/said", headers=headers) as refused:
                 await assert_http_refused(refused, 429, "max_connections_per_client")
     # Closed connections are released.
     await until(lambda: not running.hub.router.open_connections())
     async with socket(running, token) as again:
-        answer = await ask(again, operation="readallproperties", thingID=THING, correlationID="x")
+        answer = await ask(again, operation="readallproperties", thingID=SIGN, correlationID="x")
         assert answer.get("error") is None

@@ -15,8 +15,8 @@ import urllib.request
 import pytest
 
 from hub.logs import JsonFormatter, TextFormatter, current, redact
-from tests.hub.served import serve_env
 from tests.support.running import PASSWORD
+from tests.support.served import serve_env
 
 pytestmark = pytest.mark.timeout(60)
 

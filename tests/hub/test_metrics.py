@@ -7,8 +7,10 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.hub.operating import ASYNC, THING, ask, register, sign_td, socket
+from tests.support.http import ASYNC
 from tests.support.running import PASSWORD
+from tests.support.tds import SIGN, sign_td
+from tests.support.ws import ask, socket
 from vocabulary.envelope import parse_message
 from vocabulary.identity import Client
 
@@ -38,28 +40,28 @@ def value(samples, name, **labels) -> float:
 
 async def test_metrics_follow_the_traffic(running):
     before = await scrape(running)
-    register(running, "sign-agent", sign_td())
+    running.add_thing("sign-agent", sign_td())
     token = running.add_client("otto", "consumer", "operator")
     async with running.session(token) as consumer:
         for _ in range(3):
-            async with consumer.get(f"/things/{THING}/properties/text") as response:
+            async with consumer.get(f"/things/{SIGN}/properties/text") as response:
                 assert response.status == 503  # never reported: still a message handled
         for _ in range(2):  # the agent is offline: both stay queued
-            say = f"/things/{THING}/actions/say"
+            say = f"/things/{SIGN}/actions/say"
             async with consumer.post(say, json="hi", headers=ASYNC) as response:
                 assert response.status == 201
     async with (
         running.session("not-a-token") as stranger,
-        stranger.get(f"/things/{THING}") as response,
+        stranger.get(f"/things/{SIGN}") as response,
     ):
         assert response.status == 401
     viewer = running.add_client("vic", "consumer", "viewer")
     async with socket(running, viewer) as ws:
         answer = await ask(
-            ws, operation="invokeaction", thingID=THING, name="say", input="x", correlationID="1"
+            ws, operation="invokeaction", thingID=SIGN, name="say", input="x", correlationID="1"
         )
         assert answer["error"]["status"] == 403
-        await ask(ws, operation="subscribeevent", thingID=THING, name="said", correlationID="2")
+        await ask(ws, operation="subscribeevent", thingID=SIGN, name="said", correlationID="2")
         during = await scrape(running)
     after = await scrape(running)
 
@@ -83,21 +85,21 @@ async def test_metrics_follow_the_traffic(running):
 
 
 async def test_expired_actions_and_write_batches_are_counted(running):
-    register(running, "sign-agent", sign_td())
+    running.add_thing("sign-agent", sign_td())
     router = running.hub.router
     running.add_client("ada", "consumer", "admin")
     consumer = router.connect(Client("ada", "admin"), "test")
     invoke = {
         "messageType": "request",
         "operation": "invokeaction",
-        "thingID": THING,
+        "thingID": SIGN,
         "name": "say",
         "input": "hi",
         "correlationID": "c",
     }
     assert router.handle(consumer, parse_message(invoke, "ada")).error is None
     agent = running.agent("sign-agent")
-    report = {"operation": "observeproperty", "thingID": THING, "name": "text", "value": "a"}
+    report = {"operation": "observeproperty", "thingID": SIGN, "name": "text", "value": "a"}
     running.send(agent, {"messageType": "notification", **report})
     router.disconnect(agent)
     router.flush()

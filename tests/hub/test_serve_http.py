@@ -3,16 +3,14 @@ the first-run admin password logs in, a registered TD survives a restart, SIGTER
 it cleanly and removes listeners.json."""
 
 import json
-import signal
 import subprocess
-import sys
-import time
 from urllib.parse import quote
 
 import pytest
 
-from tests.hub.served import serve_env
 from tests.requirements import require_command
+from tests.support.served import Served
+from tests.support.tds import lamp_td
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -23,76 +21,7 @@ def _needs_curl():
 
 
 THING = "urn:dev:ops:serve-test/1"
-TD = {
-    "@context": "https://www.w3.org/2022/wot/td/v1.1",
-    "id": THING,
-    "title": "Served lamp",
-    "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-    "security": "nosec_sc",
-    "properties": {"on": {"type": "boolean", "forms": [{"href": "https://lamp.local/on"}]}},
-}
-
-
-class Served:
-    """``wothub serve`` on a free loopback port; its log goes to a file (never blocks)."""
-
-    def __init__(self, home, log_path):
-        self.home = home
-        self.log_path = log_path
-        self.log_file = open(log_path, "a")  # noqa: SIM115 (closed in stop)
-        env = serve_env()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hub.cli",
-                "serve",
-                "--home",
-                str(home),
-                "--http-port",
-                "0",
-                "--http-host",
-                "127.0.0.1",
-            ],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self.log_file,
-            stderr=self.log_file,
-        )
-
-    @property
-    def log(self):
-        return self.log_path.read_text()
-
-    def wait_for_listeners(self, timeout=30.0):
-        """The https listener from <home>/listeners.json, once this process wrote it."""
-        path = self.home / "listeners.json"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"wothub exited with {self.process.returncode}: {self.log}")
-            try:
-                document = json.loads(path.read_text())
-            except (FileNotFoundError, ValueError):
-                document = None
-            if document and document.get("pid") == self.process.pid:
-                return document["listeners"]["https"]
-            time.sleep(0.05)
-        pytest.fail(f"no listeners.json within {timeout}s: {self.log}")
-
-    def stop(self, timeout=15.0):
-        """SIGTERM and the exit code (killed if it does not stop in time)."""
-        try:
-            self.process.send_signal(signal.SIGTERM)
-            return self.process.wait(timeout=timeout)
-        finally:
-            self.kill()
-
-    def kill(self):
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=5)
-        self.log_file.close()
+TD = lamp_td(THING, "Served lamp", only=("on",))
 
 
 class Curl:

@@ -10,20 +10,14 @@ import ssl
 import aiohttp
 import pytest
 
-from tests.hub.test_serve_http import Served
+from tests.support.served import Served
+from tests.support.tds import sign_td
 from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(120)
 
 THING = "urn:dev:ops:shutdown-sign"
-TD = {
-    "@context": "https://www.w3.org/2022/wot/td/v1.1",
-    "id": THING,
-    "title": "Sign",
-    "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-    "security": "nosec_sc",
-    "actions": {"say": {"input": {"type": "string"}, "forms": [{"href": "https://s/say"}]}},
-}
+TD = sign_td(THING)
 ACTIONS = 300  # bounded load
 
 

@@ -28,16 +28,14 @@ from pathlib import Path
 
 import pytest
 
-from bucketstore import open_store
 from clients.http import HttpConsumer
 from digitwin.validation import validate_td
 from hub.demo import DOOR, THERMOSTAT
 from hub.demo import LAMP as LAMP_ID
-from hub.runtime import Hub
-from tests.hub.served import Process, serve_env, wait_listeners
 from tests.requirements import missing, require_command
-from tests.support.running import PASSWORD, RunningHub, hub_config
-from vocabulary.envelope import new_id
+from tests.support import devices, tds
+from tests.support.running import PASSWORD, RunningHub
+from tests.support.served import Process, serve_env, wait_listeners
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -57,17 +55,16 @@ def _needs_nodewot():
 
 
 def lamp_td() -> dict:
-    return {
-        "@context": "https://www.w3.org/2022/wot/td/v1.1",
-        "id": LAMP,
-        "title": "Interop lamp",
-        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-        "security": "nosec_sc",
-        "properties": {
+    """The shared lamp as node-wot uses it: observable properties (one read-only, reported
+    every 100 ms), a fade with output and a calibration that runs a while."""
+    scale = {"type": "integer", "minimum": 0, "maximum": 100}
+    return tds.lamp_td(
+        LAMP,
+        "Interop lamp",
+        only=("fade", "overheated"),
+        properties={
             "brightness": {
-                "type": "integer",
-                "minimum": 0,
-                "maximum": 100,
+                **scale,
                 "observable": True,
                 "forms": [{"href": "https://lamp.local/brightness"}],
             },
@@ -78,16 +75,7 @@ def lamp_td() -> dict:
                 "forms": [{"href": "https://lamp.local/temperature"}],
             },
         },
-        "actions": {
-            "fade": {
-                "input": {
-                    "type": "object",
-                    "properties": {"level": {"type": "integer", "minimum": 0, "maximum": 100}},
-                    "required": ["level"],
-                },
-                "output": {"type": "integer"},
-                "forms": [{"href": "https://lamp.local/fade"}],
-            },
+        actions={
             "calibrate": {
                 "synchronous": False,
                 "input": {"type": "object", "properties": {"passes": {"type": "integer"}}},
@@ -95,13 +83,7 @@ def lamp_td() -> dict:
                 "forms": [{"href": "https://lamp.local/calibrate"}],
             },
         },
-        "events": {
-            "overheated": {
-                "data": {"type": "number"},
-                "forms": [{"href": "https://lamp.local/overheated"}],
-            }
-        },
-    }
+    )
 
 
 class Lamp:
@@ -115,33 +97,10 @@ class Lamp:
         self.requests: list[tuple[str, str, object]] = []
         self._tasks: list[asyncio.Task] = []
 
-    async def report(self, name: str, value) -> None:
-        wire = {"messageType": "notification", "operation": "observeproperty"}
-        assert await self.conn.send({**wire, "thingID": LAMP, "name": name, "value": value}) is None
-
-    async def emit(self, name: str, value) -> None:
-        wire = {"messageType": "notification", "operation": "subscribeevent"}
-        assert await self.conn.send({**wire, "thingID": LAMP, "name": name, "value": value}) is None
-
-    async def answer(self, request, **fields) -> None:
-        wire = {
-            "messageType": "response",
-            "operation": request.operation,
-            "thingID": request.thing_id,
-            "name": request.name,
-            "correlationID": request.correlation_id,
-            "actionID": request.action_id,
-            **fields,
-        }
-        assert await self.conn.send(wire) is None
-
     async def start(self) -> None:
-        self.conn = await self.running.device(AGENT)
-        wire = {"messageType": "request", "operation": "updatething", "correlationID": new_id()}
-        response = await self.conn.send({**wire, "input": lamp_td()})
-        assert response.error is None, response.error
-        await self.report("brightness", self.brightness)
-        await self.report("temperature", self.temperature)
+        self.conn = await devices.register(self.running, AGENT, lamp_td())
+        await devices.report(self.conn, "brightness", self.brightness)
+        await devices.report(self.conn, "temperature", self.temperature)
         self._tasks = [asyncio.create_task(self._serve()), asyncio.create_task(self._tick())]
 
     async def stop(self) -> None:
@@ -155,8 +114,8 @@ class Lamp:
         for _ in range(3000):  # bounded: 5 minutes at most
             await asyncio.sleep(0.1)  # a device reporting every 100 ms
             self.temperature = round(self.temperature + 0.5, 1)
-            await self.report("temperature", self.temperature)
-            await self.emit("overheated", self.temperature)
+            await devices.report(self.conn, "temperature", self.temperature)
+            await devices.emit(self.conn, "overheated", self.temperature)
 
     async def _serve(self) -> None:
         while True:
@@ -165,37 +124,38 @@ class Lamp:
             self.requests.append((request.operation, request.name, data))
             if request.operation == "writeproperty":
                 self.brightness = request.input
-                await self.report("brightness", self.brightness)
-                await self.answer(request, status="completed")
+                await devices.report(self.conn, "brightness", self.brightness)
+                await devices.answer(self.conn, request, status="completed")
             elif request.name == "fade":
-                await self.answer(request, status="completed", output=request.input["level"])
+                await devices.answer(
+                    self.conn, request, status="completed", output=request.input["level"]
+                )
             elif request.name == "calibrate":
                 self._tasks.append(asyncio.create_task(self._calibrate(request)))
 
     async def _calibrate(self, request) -> None:
-        await self.answer(request, status="running")
+        await devices.answer(self.conn, request, status="running")
         await asyncio.sleep(0.3)  # a calibration that takes a while: running, then done
         passes = (request.input or {}).get("passes", 1)
-        await self.answer(request, status="completed", output={"passes": passes, "offset": 0.25})
+        await devices.answer(
+            self.conn, request, status="completed", output={"passes": passes, "offset": 0.25}
+        )
 
 
 @pytest.fixture
-async def hub(tmp_path):
-    config = hub_config(tmp_path / "home", mqtt_enabled=True, nats_enabled=True)
-    config.home.mkdir(mode=0o700)
-    store = open_store(config.store_path, "leveldb")
-    hub = Hub(config, store)
-    await hub.start()
-    running = RunningHub(hub)
+def hub_options() -> dict:
+    return {"mqtt_enabled": True, "nats_enabled": True}
+
+
+@pytest.fixture
+async def lamp(running):
+    """The lamp, connected and registered, serving requests and reporting."""
     lamp = Lamp(running)
     await lamp.start()
     try:
-        yield running, lamp
+        yield lamp
     finally:
         await lamp.stop()
-        await running.close_devices()
-        await hub.stop()
-        store.close()
 
 
 async def node(running: RunningHub, scenario: str) -> tuple[dict, str]:
@@ -251,8 +211,7 @@ def warnings_about_forms_or_security(stderr: str) -> list[str]:
     ]
 
 
-async def test_every_twin_td_validates_and_node_wot_takes_it_without_warnings(hub):
-    running, _ = hub
+async def test_every_twin_td_validates_and_node_wot_takes_it_without_warnings(running, lamp):
     admin = running.add_client("interop-admin", "consumer", "admin")
     async with running.session(admin) as session:
         response = await session.get("/things", params={"limit": "1000"})
@@ -277,8 +236,7 @@ async def test_every_twin_td_validates_and_node_wot_takes_it_without_warnings(hu
     assert warnings_about_forms_or_security(stderr) == [], stderr
 
 
-async def test_node_wot_reads_writes_invokes_and_observes_over_https(hub):
-    running, lamp = hub
+async def test_node_wot_reads_writes_invokes_and_observes_over_https(running, lamp):
     result, stderr = await node(running, "http")
 
     assert result["brightness"] == 10
@@ -308,8 +266,7 @@ async def test_node_wot_reads_writes_invokes_and_observes_over_https(hub):
     assert warnings_about_forms_or_security(stderr) == [], stderr
 
 
-async def test_node_wot_reads_observes_and_subscribes_over_mqtt(hub):
-    running, _ = hub
+async def test_node_wot_reads_observes_and_subscribes_over_mqtt(running, lamp):
     result, stderr = await node(running, "mqtt")
     assert result["brightness"] == 10  # the twin's value, sent retained on subscribe
     observed = result["observed"]

@@ -18,9 +18,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.bindings.mqtt.conftest import Paho
-from tests.hub.operating import register, sign_td, ws_url
+from tests.support.mqtt import Paho
 from tests.support.running import PASSWORD
+from tests.support.tds import sign_td
+from tests.support.ws import ws_url
 from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(120)
@@ -175,7 +176,7 @@ async def test_https_closes_a_connection_whose_request_does_not_arrive(running):
             assert await closed_by_peer(stream_, timeout=10) == b""
         assert time.monotonic() - started >= 0.5
         # The stream, older than the deadline, still carries what happens.
-        register(running, "sign-agent", sign_td())
+        running.add_thing("sign-agent", sign_td())
         async with asyncio.timeout(10):
             async for line in stream.content:
                 if b"sign" in line:
@@ -215,7 +216,7 @@ async def test_websocket_without_credentials_is_closed_after_the_auth_timeout(ru
 
 async def test_a_costly_jsonpath_is_refused_quickly_and_health_stays_responsive(running):
     for i in range(100):
-        register(running, f"agent-{i // 50}", sign_td(f"urn:dev:ops:sign-{i:03d}"))
+        running.add_thing(f"agent-{i // 50}", sign_td(f"urn:dev:ops:sign-{i:03d}"))
     viewer = running.add_client("vic", "consumer", "viewer")
     costly = "$..*..*..*..*..*..*"
     health_latencies: list[float] = []

@@ -23,18 +23,16 @@ import pytest
 from clients.http import HttpConsumer
 from clients.mqtt import MqttClient
 from clients.nats import NatsAgent
-from tests.hub.served import Process, serve_env, wait_listeners
+from tests.support.running import PASSWORD
+from tests.support.served import Process, serve_env, wait_listeners
+from tests.support.tds import thing_td
 
-PASSWORD = "correct horse battery"
 THING = "urn:dev:ops:reliability-sensor"
-TD = {
-    "@context": "https://www.w3.org/2022/wot/td/v1.1",
-    "id": THING,
-    "title": "Sensor",
-    "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-    "security": "nosec_sc",
-    "properties": {"level": {"type": "integer", "readOnly": True, "forms": [{"href": "level"}]}},
-}
+TD = thing_td(
+    THING,
+    "Sensor",
+    properties={"level": {"type": "integer", "readOnly": True, "forms": [{"href": "level"}]}},
+)
 
 
 CLIENTS = "urn:wothub:clients"

@@ -29,8 +29,8 @@ import pytest
 from bindings.nats.server import find_binary
 from bucketstore import open_store
 from hub.runtime import Hub
-from tests.hub.served import Process, serve_env, wait_listeners
 from tests.support.running import hub_config
+from tests.support.served import Process, serve_env, wait_listeners
 from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(120)

@@ -19,22 +19,20 @@ import pytest
 from bindings.http.paths import encode
 from clients.http import HttpConsumer
 from clients.nats import NatsAgent
-from tests.hub.served import Process, serve_env, wait_listeners
+from tests.support.running import PASSWORD
+from tests.support.served import Process, serve_env, wait_listeners
+from tests.support.tds import thing_td
 from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(120)
 
 STOP_BOUND = 10.0  # seconds from the signal to the exit (docs/operations.md)
-PASSWORD = "correct horse battery"
 THING = "urn:dev:ops:shutdown-meter"
-TD = {
-    "@context": "https://www.w3.org/2022/wot/td/v1.1",
-    "id": THING,
-    "title": "Meter",
-    "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-    "security": "nosec_sc",
-    "properties": {"level": {"type": "integer", "readOnly": True, "forms": [{"href": "x"}]}},
-}
+TD = thing_td(
+    THING,
+    "Meter",
+    properties={"level": {"type": "integer", "readOnly": True, "forms": [{"href": "x"}]}},
+)
 REPORTS = 50_000  # bounded load: at most this many reports, and 60 s
 READERS, READS = 8, 5_000  # HTTPS readers, reads each (at most)
 

@@ -7,17 +7,20 @@ messages over."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from bindings.websocket.forms import PATH
 from bucketstore import open_store
 from clients.websocket import WsClient
 from hub.config import Config
 from hub.runtime import Hub
+from tests.support.ws import ws_url
 from tests.waiting import until
 from vocabulary.envelope import Message, new_id, parse_message
 from vocabulary.identity import Client
@@ -29,20 +32,22 @@ BARRIER = ("readthing", "urn:wothub:authn")
 
 class Device:
     """A device connected over the hub's WebSocket binding with the project's client
-    (``bindings/websocket/client.py``) and a token, as a real agent connects. Messages
+    (``clients/websocket.py``) and a token, as a real agent connects. Messages
     come and go as on the wire; what the hub sends is handed to tests as envelope
     ``Message`` objects, like a router connection's."""
 
     def __init__(self, running: RunningHub, client_id: str, token: str) -> None:
         self.running = running
         self.client_id = client_id
+        # Its Things: those its agent owned when it connected, then those it registered
+        # (tests.support.devices), in that order.
+        self.things: list[str] = running.hub.twin.things_of(client_id)
         self._requests: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._waiting: dict[str, asyncio.Future[Message]] = {}  # correlationID -> response
         self._errors: dict[str, Message] = {}  # error responses to reports and answers
-        url = running.url.replace("https://", "wss://", 1) + PATH
         # Requests queued while the device was away come before connect() returns.
         self.client = WsClient(
-            url,
+            ws_url(running),
             ca=running.ssl,
             token=token,
             reconnect=False,
@@ -115,6 +120,12 @@ class RunningHub:
         self.url = hub.http_server.url
         self.ssl = ssl.create_default_context(cadata=hub.ca.ca_cert_pem.decode())
         self.devices: list[Device] = []
+        self.stopped = False
+
+    async def stop(self) -> None:
+        """Stop the hub now (a test of what stopping does)."""
+        self.stopped = True
+        await self.hub.stop()
 
     def session(self, token: str | None = None, **kwargs) -> aiohttp.ClientSession:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -153,6 +164,15 @@ class RunningHub:
         """An agent's message through the router, as a binding hands it over."""
         return self.hub.router.handle(connection, parse_message(raw, connection.client.id))
 
+    def add_thing(self, agent_id: str, td: dict) -> None:
+        """``td`` registered for ``agent_id`` through the router (as a binding would), the
+        agent then disconnected: the Thing is there, its device offline."""
+        agent = self.agent(agent_id)
+        request = {"messageType": "request", "operation": "updatething", "correlationID": "r"}
+        response = self.send(agent, {**request, "input": td})
+        assert response.error is None, response.error
+        self.hub.router.disconnect(agent)
+
 
 def hub_config(home, **overrides) -> Config:
     """A hub configuration for tests: every listener on 127.0.0.1 and a free port; the
@@ -181,9 +201,11 @@ def hub_options() -> dict:
     return {}
 
 
-@pytest.fixture
-async def running(tmp_path, hub_options):
-    config = hub_config(tmp_path / "home", **hub_options)
+@contextlib.asynccontextmanager
+async def started_hub(home: Path, **options) -> AsyncIterator[RunningHub]:
+    """A hub as ``running`` starts it (``options``: Config overrides), for a test that
+    needs one of its own; stopped on exit unless the test stopped it (``stop()``)."""
+    config = hub_config(home, **options)
     config.home.mkdir(mode=0o700)
     store = open_store(config.store_path, "leveldb")
     hub = Hub(config, store)
@@ -193,13 +215,28 @@ async def running(tmp_path, hub_options):
         yield running
     finally:
         await running.close_devices()
-        await hub.stop()
+        if not running.stopped:
+            await hub.stop()
         store.close()
+
+
+@pytest.fixture
+async def running(tmp_path, hub_options):
+    async with started_hub(tmp_path / "home", **hub_options) as running:
+        yield running
 
 
 @pytest.fixture
 async def admin(running):
     """An aiohttp session logged in as an administrator."""
     token = running.add_client("ada", "consumer", "admin")
+    async with running.session(token) as session:
+        yield session
+
+
+@pytest.fixture
+async def viewer(running):
+    """An aiohttp session logged in as a viewer (vera)."""
+    token = running.add_client("vera", "consumer", "viewer")
     async with running.session(token) as session:
         yield session

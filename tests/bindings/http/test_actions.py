@@ -5,137 +5,52 @@ clients over HTTPS; the device is a WebSocket agent (``running.device``)."""
 
 import asyncio
 import time
-from urllib.parse import quote
 
 import pytest
-from yarl import URL
 
+from tests.support import tds
+from tests.support.devices import AGENT, answer, emit, register
+from tests.support.http import norm, url
+from tests.support.problems import problem_of
+from tests.support.sse import SseReader
+from tests.support.tds import SLASHED_LAMP as LAMP
 from tests.waiting import until
 from vocabulary import clock
 from vocabulary.envelope import new_id
 
-from ..sse_reader import SseReader
-
 pytestmark = pytest.mark.timeout(60)
 
-LAMP = "urn:dev:ops:lamp/1"  # a "/" in the id: it must travel percent-encoded
-AGENT = "lamp-agent"
 JSON = "application/json"
-PROBLEM = "application/problem+json"
 PROFILE_STATUSES = {"pending", "running", "completed", "failed"}
 # A client of the async profile: the status (201) when the device has not finished in 1 s.
 STATUS_WANTED = {"Prefer": "wait=1"}
 
 
 def lamp_td(thing_id=LAMP):
-    return {
-        "@context": "https://www.w3.org/2022/wot/td/v1.1",
-        "id": thing_id,
-        "title": "Lamp",
-        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-        "security": "nosec_sc",
-        "properties": {
-            "brightness": {
-                "type": "integer",
-                "minimum": 0,
-                "maximum": 100,
-                "forms": [{"href": "https://lamp.local/brightness"}],
-            },
+    """The shared lamp with an action always answered asynchronously and an event the
+    tests of a running action watch."""
+    return tds.lamp_td(
+        thing_id,
+        actions={
+            "calibrate": {"synchronous": False, "forms": [{"href": "https://lamp.local/calibrate"}]}
         },
-        "actions": {
-            "toggle": {"forms": [{"href": "https://lamp.local/toggle"}]},
-            "fade": {
-                "input": {
-                    "type": "object",
-                    "properties": {"level": {"type": "integer", "minimum": 0, "maximum": 100}},
-                    "required": ["level"],
-                },
-                "output": {"type": "integer"},
-                "forms": [{"href": "https://lamp.local/fade"}],
-            },
-            "calibrate": {  # always answered asynchronously
-                "synchronous": False,
-                "forms": [{"href": "https://lamp.local/calibrate"}],
-            },
-        },
-        "events": {
+        events={
             "faded": {"data": {"type": "integer"}, "forms": [{"href": "https://lamp.local/f"}]}
         },
-    }
-
-
-def url(thing=LAMP, *parts):
-    """A resource path with every segment percent-encoded."""
-    return "/".join(["/things", *(quote(p, safe="") for p in (thing, *parts))])
-
-
-def norm(href):
-    return str(URL(href))
-
-
-async def register(running, agent_id=AGENT, td=None):
-    conn = await running.device(agent_id)
-    wire = {
-        "messageType": "request",
-        "operation": "updatething",
-        "correlationID": new_id(),
-        "input": td or lamp_td(),
-    }
-    response = await conn.send(wire)
-    assert response.error is None, response.error
-    return conn
+    )
 
 
 async def offline(running, conn):
     await conn.close()
 
 
-async def next_request(conn, timeout=5.0):
-    async with asyncio.timeout(timeout):
-        message = await conn.next_request()
-    return message
-
-
-async def answer(running, conn, delivered, **fields):
-    wire = {
-        "messageType": "response",
-        "operation": delivered.operation,
-        "thingID": delivered.thing_id,
-        "name": delivered.name,
-        "correlationID": delivered.correlation_id,
-        "actionID": delivered.action_id,
-        **fields,
-    }
-    result = await conn.send(wire)
-    assert result is None, result.error
-
-
 async def device(running, conn, *, delay=0.0, **fields):
     """Take the next request, wait ``delay``, answer it with ``fields``."""
-    delivered = await next_request(conn)
+    delivered = await conn.next_request()
     if delay:
         await asyncio.sleep(delay)  # a device that takes its time
-    await answer(running, conn, delivered, **fields)
+    await answer(conn, delivered, **fields)
     return delivered
-
-
-async def emit(running, conn, name, value, thing=LAMP):
-    wire = {
-        "messageType": "notification",
-        "operation": "subscribeevent",
-        "thingID": thing,
-        "name": name,
-        "value": value,
-    }
-    assert await conn.send(wire) is None
-
-
-async def problem_of(response, status):
-    assert response.status == status, await response.text()
-    assert response.content_type == PROBLEM
-    problem = await response.json(content_type=PROBLEM)
-    assert problem["status"] == status
-    return problem
 
 
 async def accepted(response):
@@ -147,9 +62,6 @@ async def accepted(response):
     assert status["status"] in PROFILE_STATUSES
     assert status["timeRequested"] and status["id"]
     return status
-
-
-Sse = SseReader
 
 
 @pytest.fixture
@@ -167,7 +79,7 @@ async def operator(running, otto):
 
 
 async def test_synchronous_invoke_answers_with_the_output(running, operator):
-    conn = await register(running)
+    conn = await register(running, td=lamp_td())
     agent = asyncio.create_task(device(running, conn, output=30))
     async with operator.post(url(LAMP, "actions", "fade"), json={"level": 30}) as response:
         assert response.status == 200, await response.text()
@@ -185,7 +97,7 @@ async def test_synchronous_invoke_answers_with_the_output(running, operator):
 
 
 async def test_an_action_without_output_answers_204(running, operator):
-    conn = await register(running)
+    conn = await register(running, td=lamp_td())
     agent = asyncio.create_task(device(running, conn, status="completed"))
     async with operator.post(url(LAMP, "actions", "toggle")) as response:
         assert response.status == 204, await response.text()
@@ -196,7 +108,7 @@ async def test_an_action_without_output_answers_204(running, operator):
 
 
 async def test_prefer_wait_waits_longer_than_the_default(running, operator):
-    conn = await register(running)
+    conn = await register(running, td=lamp_td())
     wait = running.hub.config.sync_wait
     agent = asyncio.create_task(device(running, conn, delay=wait + 0.5, output=7))
     headers = {"Prefer": "wait=5"}
@@ -209,7 +121,7 @@ async def test_prefer_wait_waits_longer_than_the_default(running, operator):
 
 
 async def test_prefer_respond_async_answers_201_at_once(running, operator):
-    conn = await register(running)
+    conn = await register(running, td=lamp_td())
     started = time.monotonic()
     headers = {"Prefer": "respond-async"}
     async with operator.post(
@@ -220,12 +132,12 @@ async def test_prefer_respond_async_answers_201_at_once(running, operator):
     assert (status["status"], status["state"]) == ("pending", "delivered")
     assert norm(status["href"]).startswith(norm(running.url + url(LAMP, "actions", "fade")))
     assert norm(status["href"]).endswith("/" + status["id"])
-    delivered = await next_request(conn)
+    delivered = await conn.next_request()
     assert delivered.action_id == status["id"]
 
 
 async def test_an_action_declared_asynchronous_answers_201_at_once(running, operator):
-    await register(running)
+    await register(running, td=lamp_td())
     started = time.monotonic()
     async with operator.post(url(LAMP, "actions", "calibrate")) as response:
         status = await accepted(response)
@@ -237,7 +149,7 @@ async def test_an_action_declared_asynchronous_answers_201_at_once(running, oper
 
 
 async def test_slow_device_201_after_the_wait_then_queryaction_follows_it(running, operator):
-    conn = await register(running)
+    conn = await register(running, td=lamp_td())
     started = time.monotonic()
     async with operator.post(
         url(LAMP, "actions", "fade"), json={"level": 60}, headers=STATUS_WANTED
@@ -249,15 +161,15 @@ async def test_slow_device_201_after_the_wait_then_queryaction_follows_it(runnin
     assert (status["status"], status["state"]) == ("pending", "delivered")
     assert status["input"] == {"level": 60}
 
-    delivered = await next_request(conn)
-    await answer(running, conn, delivered, status="running")
+    delivered = await conn.next_request()
+    await answer(conn, delivered, status="running")
     async with operator.get(location) as response:
         assert response.status == 200 and response.content_type == JSON
         now = await response.json()
     assert (now["status"], now["state"], now["href"]) == ("running", "running", location)
     assert "timeEnded" not in now
 
-    await answer(running, conn, delivered, output=60)
+    await answer(conn, delivered, output=60)
     async with operator.get(location) as response:
         done = await response.json()
     assert (done["status"], done["state"], done["output"]) == ("completed", "completed", 60)
@@ -270,7 +182,7 @@ async def test_slow_device_201_after_the_wait_then_queryaction_follows_it(runnin
 async def test_without_prefer_an_unfinished_action_is_504_and_goes_on(running, operator):
     """A client that knows nothing of the async profile must not take a status for the
     output: after action_timeout it gets an error that says where the status is."""
-    conn = await register(running)
+    conn = await register(running, td=lamp_td())
     started = time.monotonic()
     async with operator.post(url(LAMP, "actions", "fade"), json={"level": 9}) as response:
         problem = await problem_of(response, 504)
@@ -281,21 +193,21 @@ async def test_without_prefer_an_unfinished_action_is_504_and_goes_on(running, o
     assert problem["actionStatus"]["href"] == location
     assert problem["actionStatus"]["state"] == "delivered"
 
-    delivered = await next_request(conn)  # the action still reached the device
-    await answer(running, conn, delivered, output=9)
+    delivered = await conn.next_request()  # the action still reached the device
+    await answer(conn, delivered, output=9)
     async with operator.get(location) as response:
         done = await response.json()
     assert (done["status"], done["output"]) == ("completed", 9)
 
 
 async def test_without_prefer_the_output_of_a_device_back_in_time_is_the_answer(running, operator):
-    await offline(running, await register(running))
+    await offline(running, await register(running, td=lamp_td()))
 
     async def comes_back():
         await until(lambda: running.hub.twin.requests_of(LAMP, "fade"), timeout=5)  # queued
         conn = await running.device(AGENT)
-        delivered = await next_request(conn)
-        await answer(running, conn, delivered, output=delivered.input["level"])
+        delivered = await conn.next_request()
+        await answer(conn, delivered, output=delivered.input["level"])
 
     back = asyncio.create_task(comes_back())
     async with operator.post(url(LAMP, "actions", "fade"), json={"level": 4}) as response:
@@ -307,18 +219,18 @@ async def test_without_prefer_the_output_of_a_device_back_in_time_is_the_answer(
 async def test_without_prefer_an_action_for_an_offline_device_is_504_and_stays_queued(
     running, operator
 ):
-    await offline(running, await register(running))
+    await offline(running, await register(running, td=lamp_td()))
     async with operator.post(url(LAMP, "actions", "toggle")) as response:
         problem = await problem_of(response, 504)
     assert "offline" in problem["detail"]
     assert problem["actionStatus"]["state"] == "pending"
     conn = await running.device(AGENT)  # when it connects, it gets it
-    delivered = await next_request(conn)
+    delivered = await conn.next_request()
     assert delivered.action_id == problem["actionStatus"]["id"]
 
 
 async def test_respond_async_with_a_wait_waits_for_the_output(running, operator):
-    conn = await register(running)
+    conn = await register(running, td=lamp_td())
     agent = asyncio.create_task(device(running, conn, delay=0.2, output=5))
     headers = {"Prefer": "respond-async, wait=5"}
     async with operator.post(
@@ -330,7 +242,7 @@ async def test_respond_async_with_a_wait_waits_for_the_output(running, operator)
 
 
 async def test_device_failure_is_a_problem_from_the_device(running, operator):
-    conn = await register(running)
+    conn = await register(running, td=lamp_td())
     error = {
         "type": "https://lamp.example/errors/jammed",
         "title": "Jammed",
@@ -348,7 +260,7 @@ async def test_device_failure_is_a_problem_from_the_device(running, operator):
 
 
 async def test_device_failure_with_a_status_that_is_no_error_is_500(running, operator):
-    conn = await register(running)
+    conn = await register(running, td=lamp_td())
     error = {"title": "Odd", "status": 200, "detail": "not an error status"}
     agent = asyncio.create_task(device(running, conn, status="failed", error=error))
     async with operator.post(url(LAMP, "actions", "toggle")) as response:
@@ -362,7 +274,7 @@ async def test_a_device_failure_never_speaks_of_the_consumers_credentials(
     running, operator, agent_status
 ):
     # A 401 would make clients log in again and send the action twice; a 429 back off.
-    conn = await register(running)
+    conn = await register(running, td=lamp_td())
     error = {"title": "Locked", "status": agent_status, "detail": "no", "retryAfter": 60}
     agent = asyncio.create_task(device(running, conn, status="failed", error=error))
     async with operator.post(url(LAMP, "actions", "toggle")) as response:
@@ -374,12 +286,12 @@ async def test_a_device_failure_never_speaks_of_the_consumers_credentials(
 
 
 async def test_a_failure_after_the_wait_shows_in_the_status(running, operator):
-    conn = await register(running)
+    conn = await register(running, td=lamp_td())
     async with operator.post(url(LAMP, "actions", "toggle"), headers=STATUS_WANTED) as response:
         location = (await accepted(response))["href"]
-    delivered = await next_request(conn)
+    delivered = await conn.next_request()
     error = {"title": "Broken", "status": 500, "detail": "bulb gone"}
-    await answer(running, conn, delivered, status="failed", error=error)
+    await answer(conn, delivered, status="failed", error=error)
     async with operator.get(location) as response:
         status = await response.json()
     assert (status["status"], status["state"]) == ("failed", "failed")
@@ -390,7 +302,7 @@ async def test_a_failure_after_the_wait_shows_in_the_status(running, operator):
 
 
 async def test_cancel_a_pending_action(running, operator):
-    await offline(running, await register(running))
+    await offline(running, await register(running, td=lamp_td()))
     async with operator.post(
         url(LAMP, "actions", "fade"), json={"level": 2}, headers=STATUS_WANTED
     ) as response:
@@ -413,7 +325,7 @@ async def test_cancel_a_pending_action(running, operator):
 
 
 async def test_an_operator_cancels_only_its_own_actions(running, operator):
-    await offline(running, await register(running))
+    await offline(running, await register(running, td=lamp_td()))
     olga = running.add_client("olga", "consumer", "operator")
     vera = running.add_client("vera", "consumer", "viewer")
     async with operator.post(url(LAMP, "actions", "toggle"), headers=STATUS_WANTED) as response:
@@ -439,20 +351,20 @@ async def test_an_operator_cancels_only_its_own_actions(running, operator):
 
 
 async def test_cancel_of_an_action_at_the_device_tells_the_device(running, operator):
-    conn = await register(running)
+    conn = await register(running, td=lamp_td())
     async with operator.post(
         url(LAMP, "actions", "toggle"), headers={"Prefer": "respond-async"}
     ) as response:
         location = (await accepted(response))["href"]
-    delivered = await next_request(conn)
+    delivered = await conn.next_request()
     async with operator.delete(location) as response:
         assert response.status == 204
-    told = await next_request(conn)
+    told = await conn.next_request()
     assert (told.operation, told.action_id) == ("cancelaction", delivered.action_id)
 
 
 async def test_query_and_cancel_of_unknown_actions_are_404(running, operator):
-    await offline(running, await register(running))
+    await offline(running, await register(running, td=lamp_td()))
     missing = url(LAMP, "actions", "toggle", new_id())
     async with operator.get(missing) as response:
         await problem_of(response, 404)
@@ -470,7 +382,7 @@ async def test_query_and_cancel_of_unknown_actions_are_404(running, operator):
 
 
 async def test_an_action_id_under_another_action_name_is_404(running, operator):
-    await offline(running, await register(running))
+    await offline(running, await register(running, td=lamp_td()))
     async with operator.post(url(LAMP, "actions", "toggle"), headers=STATUS_WANTED) as response:
         action_id = (await accepted(response))["id"]
     for path in (
@@ -486,7 +398,7 @@ async def test_an_action_id_under_another_action_name_is_404(running, operator):
 
 async def invoke_four(running, operator):
     """Three fades and a toggle, for a device that is away; their ids in order."""
-    await offline(running, await register(running))
+    await offline(running, await register(running, td=lamp_td()))
     fades = []
     for level in (1, 2, 3):
         async with operator.post(
@@ -537,7 +449,7 @@ async def test_queryallactions_newest_first(running, operator):
 
 
 async def test_an_action_waits_for_its_device_and_the_consumer_sees_it_end(running, operator):
-    await offline(running, await register(running))
+    await offline(running, await register(running, td=lamp_td()))
     started = time.monotonic()
     async with operator.post(
         url(LAMP, "actions", "fade"), json={"level": 80}, headers=STATUS_WANTED
@@ -551,15 +463,15 @@ async def test_an_action_waits_for_its_device_and_the_consumer_sees_it_end(runni
     async with asyncio.timeout(10):
         async with operator.get(url(LAMP, "events", "faded"), headers=stream_headers) as stream:
             assert stream.status == 200
-            events = Sse(stream)
+            events = SseReader(stream)
 
             conn = await running.device(AGENT)  # the device comes back and gets the queued action
-            delivered = await next_request(conn)
+            delivered = await conn.next_request()
             assert (delivered.name, delivered.input) == ("fade", {"level": 80})
             assert delivered.action_id == status["id"] and delivered.sender_id == "otto"
-            await answer(running, conn, delivered, status="running")
-            await answer(running, conn, delivered, output=80)
-            await emit(running, conn, "faded", 80)
+            await answer(conn, delivered, status="running")
+            await answer(conn, delivered, output=80)
+            await emit(conn, "faded", 80)
 
             event = await events.next()
             assert (event["event"], event["data"]) == ("faded", 80)
@@ -573,7 +485,7 @@ async def test_an_action_waits_for_its_device_and_the_consumer_sees_it_end(runni
 
 
 async def test_invalid_input_is_400_with_details(running, operator):
-    await register(running)
+    await register(running, td=lamp_td())
     for body in ({"level": -1}, {"level": "high"}, {}, 5):
         async with operator.post(url(LAMP, "actions", "fade"), json=body) as response:
             problem = await problem_of(response, 400)
@@ -595,7 +507,7 @@ async def test_invalid_input_is_400_with_details(running, operator):
 
 
 async def test_a_viewer_may_not_invoke(running):
-    await register(running)
+    await register(running, td=lamp_td())
     vera = running.add_client("vera", "consumer", "viewer")
     toggle = url(LAMP, "actions", "toggle")
     async with running.session(vera) as viewer, viewer.post(toggle) as response:

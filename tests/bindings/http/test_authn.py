@@ -16,39 +16,19 @@ import pytest
 
 from auth.errors import TooManyAttempts
 from auth.tokens import TokenSigner
-
-PASSWORD = "correct horse battery"  # as in conftest
+from tests.support.problems import PROBLEM, problem_of
+from tests.support.running import PASSWORD
+from tests.support.tds import lamp_td
 
 pytestmark = pytest.mark.timeout(60)
 
-PROBLEM = "application/problem+json"
 TD_JSON = "application/td+json"
-
-
-def lamp_td(thing_id: str = "urn:dev:ops:lamp-1") -> dict:
-    return {
-        "@context": "https://www.w3.org/2022/wot/td/v1.1",
-        "id": thing_id,
-        "title": "Lamp",
-        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-        "security": "nosec_sc",
-        "properties": {"on": {"type": "boolean", "forms": [{"href": "https://lamp.local/on"}]}},
-    }
 
 
 async def login(session, client_id: str, password: str = PASSWORD) -> aiohttp.ClientResponse:
     resp = await session.post("/authn/login", json={"clientID": client_id, "password": password})
     await resp.read()
     return resp
-
-
-async def problem_of(resp, status: int) -> dict:
-    body = await resp.read()
-    assert resp.status == status, body
-    assert resp.content_type == PROBLEM
-    problem = json.loads(body)
-    assert problem["status"] == status
-    return problem
 
 
 async def status_with(running, headers: dict[str, str], path: str = "/things") -> int:
@@ -71,7 +51,7 @@ def basic(user: str, password: str) -> dict[str, str]:
 async def put_lamp(session, thing_id: str = "urn:dev:ops:lamp-1", **headers: str) -> int:
     async with session.put(
         f"/things/{thing_id}",
-        data=json.dumps(lamp_td(thing_id)),
+        data=json.dumps(lamp_td(thing_id, only=("on",))),
         headers={"Content-Type": TD_JSON, **headers},
     ) as resp:
         await resp.read()
@@ -378,7 +358,7 @@ async def test_the_authn_endpoints_only_take_post(running):
     async with running.session() as session:
         for path in ("/authn/login", "/authn/refresh", "/authn/logout"):
             async with session.get(path) as resp:
-                await problem_of(resp, 405)
+                await problem_of(resp, 405, detail=False)
 
 
 # -- changes to a client apply to its next request -----------------------------------------

@@ -9,9 +9,13 @@ import asyncio
 import aiohttp
 import pytest
 
+from tests.support.devices import register, report
+from tests.support.http import url
+from tests.support.sse import stream
+from tests.support.tds import SLASHED_LAMP as LAMP
+from tests.support.tds import http_lamp_td
+from tests.support.ws import ws_url
 from tests.waiting import until
-
-from .test_sse import LAMP, register, report, stream, url
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -36,7 +40,7 @@ async def ended(sse) -> bool:
     ids=["removed", "disabled", "role changed"],
 )
 async def test_an_sse_stream_of_a_changed_client_ends(running, change):
-    conn = await register(running)
+    conn = await register(running, td=http_lamp_td())
     token = running.add_client("vera", "consumer", "viewer")
     others = running.add_client("otto", "consumer", "viewer")
     async with (
@@ -45,23 +49,22 @@ async def test_an_sse_stream_of_a_changed_client_ends(running, change):
         stream(vera, url(LAMP, "properties", "brightness")) as vera_sse,
         stream(otto, url(LAMP, "properties", "brightness")) as otto_sse,
     ):
-        await report(running, conn, "brightness", 1)
+        await report(conn, "brightness", 1)
         assert (await vera_sse.next())["data"] == 1 and (await otto_sse.next())["data"] == 1
         change(running.hub.auth)
         await until(lambda: len(running.hub.http.context.streams) == 1)
-        await report(running, conn, "brightness", 2)
+        await report(conn, "brightness", 2)
         assert (await otto_sse.next())["data"] == 2  # another client's stream goes on
         assert await ended(vera_sse)
 
 
 async def test_a_websocket_consumer_that_is_disabled_is_closed(running):
-    conn = await register(running)
+    conn = await register(running, td=http_lamp_td())
     token = running.add_client("vera", "consumer", "viewer")
-    url = running.url.replace("https://", "wss://") + "/ws"
     async with (
         aiohttp.ClientSession() as http,
         http.ws_connect(
-            url,
+            ws_url(running),
             protocols=["webthingprotocol"],
             headers={"Authorization": f"Bearer {token}"},
             ssl=running.ssl,
@@ -87,4 +90,4 @@ async def test_a_websocket_consumer_that_is_disabled_is_closed(running):
             ):
                 pass
         assert ws.close_code == 4401
-    await report(running, conn, "brightness", 3)  # the hub goes on serving the device
+    await report(conn, "brightness", 3)  # the hub goes on serving the device

@@ -15,14 +15,16 @@ import pytest
 
 from digitwin.twintd import DISCOVERY_CONTEXT
 from digitwin.validation import validate_td
-
-from ..sse_reader import SseReader
+from tests.support import tds
+from tests.support.examples import MY_LAMP, load_example
+from tests.support.problems import PROBLEM, problem_of
+from tests.support.sse import SseReader
+from tests.support.tds import LAMP
 
 pytestmark = pytest.mark.timeout(60)
 
 TD_JSON = "application/td+json"
 LD_JSON = "application/ld+json"
-PROBLEM = "application/problem+json"
 MERGE_PATCH = "application/merge-patch+json"
 CANONICAL = '</things>; rel="canonical"; etag="v1"'
 # The hub's own Things (authn, certs, clients) are in its directory from the start.
@@ -30,23 +32,9 @@ HUB_THING = "urn:wothub:"
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
 
-def lamp_td(thing_id: str | None = "urn:dev:ops:32473-lamp-1", title: str = "Lamp") -> dict:
-    td = {
-        "@context": "https://www.w3.org/2022/wot/td/v1.1",
-        "title": title,
-        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-        "security": "nosec_sc",
-        "properties": {
-            "on": {"type": "boolean", "forms": [{"href": "https://lamp.local/on"}]},
-        },
-        "actions": {"toggle": {"forms": [{"href": "https://lamp.local/toggle"}]}},
-        "events": {
-            "overheated": {"data": {"type": "number"}, "forms": [{"href": "https://lamp.local/oh"}]}
-        },
-    }
-    if thing_id is not None:
-        td["id"] = thing_id
-    return td
+def lamp_td(thing_id: str | None = LAMP, title: str = "Lamp") -> dict:
+    """The shared lamp with one affordance of each kind: enough for a directory."""
+    return tds.lamp_td(thing_id, title, only=("on", "toggle", "overheated"))
 
 
 def path_of(thing_id: str) -> str:
@@ -68,17 +56,6 @@ async def get_json(session, path: str, status: int = 200, **kwargs):
         body = await resp.read()
         assert resp.status == status, body
         return resp, json.loads(body) if body else None
-
-
-async def assert_problem(resp, status: int) -> dict:
-    body = await resp.read()
-    assert resp.status == status, body
-    assert resp.content_type == PROBLEM
-    problem = json.loads(body)
-    assert problem["status"] == status
-    assert problem["title"]
-    assert problem["type"]
-    return problem
 
 
 def ids_of(tds: list[dict]) -> list[str]:
@@ -285,7 +262,7 @@ async def test_post_with_an_id_is_refused(admin):
     async with admin.post(
         "/things", data=json.dumps(lamp_td()), headers={"Content-Type": TD_JSON}
     ) as resp:
-        problem = await assert_problem(resp, 400)
+        problem = await problem_of(resp, 400)
     assert {"field": "id", "description": "not allowed in POST"} in problem["validationErrors"]
     _, listed = await get_json(admin, "/things")
     assert ids_of(listed) == []
@@ -296,23 +273,20 @@ async def test_put_with_a_missing_or_different_id_is_refused(admin):
     async with admin.put(
         path_of("urn:dev:ops:b"), data=json.dumps(td), headers={"Content-Type": TD_JSON}
     ) as resp:
-        problem = await assert_problem(resp, 400)
+        problem = await problem_of(resp, 400)
     assert problem["validationErrors"][0]["field"] == "id"
     del td["id"]
     async with admin.put(
         path_of("urn:dev:ops:a"), data=json.dumps(td), headers={"Content-Type": TD_JSON}
     ) as resp:
-        problem = await assert_problem(resp, 400)
+        problem = await problem_of(resp, 400)
     assert problem["validationErrors"] == [{"field": "id", "description": "is required"}]
     await get_json(admin, path_of("urn:dev:ops:a"), 404)
     await get_json(admin, path_of("urn:dev:ops:b"), 404)
 
 
 async def test_a_valid_example_td_registers(admin):
-    from pathlib import Path
-
-    example = Path(__file__).parent / "data" / "td11-ex01-MyLampThing-simple.td.json"
-    td = json.loads(example.read_text())  # the TD 1.1 spec's Example 1
+    td = load_example(MY_LAMP)  # the TD 1.1 spec's Example 1
     await put_td(admin, td, 201)
     _, got = await get_json(admin, path_of(td["id"]))
     assert got["title"] == td["title"]
@@ -386,7 +360,7 @@ async def test_patch_merges_and_revalidates(admin):
         data=json.dumps({"security": None, "title": 42}),
         headers={"Content-Type": MERGE_PATCH},
     ) as resp:
-        problem = await assert_problem(resp, 400)
+        problem = await problem_of(resp, 400)
     errors = problem["validationErrors"]
     assert errors and all(set(e) == {"field", "description"} for e in errors)
     fields = {e["field"] for e in errors}
@@ -403,7 +377,7 @@ async def test_patch_of_an_unknown_thing_is_404(admin):
         data=json.dumps({"title": "x"}),
         headers={"Content-Type": MERGE_PATCH},
     ) as resp:
-        await assert_problem(resp, 404)
+        await problem_of(resp, 404)
 
 
 async def test_patch_may_not_change_the_id(admin):
@@ -414,7 +388,7 @@ async def test_patch_may_not_change_the_id(admin):
         data=json.dumps({"id": "urn:dev:ops:other"}),
         headers={"Content-Type": MERGE_PATCH},
     ) as resp:
-        problem = await assert_problem(resp, 400)
+        problem = await problem_of(resp, 400)
     assert problem["validationErrors"][0]["field"] == "id"
 
 
@@ -428,10 +402,10 @@ async def test_delete_then_get_is_a_404_problem(admin):
         assert resp.status == 204
         assert await resp.read() == b""
     async with admin.get(path_of(td["id"])) as resp:
-        problem = await assert_problem(resp, 404)
+        problem = await problem_of(resp, 404)
     assert td["id"] in problem["detail"]
     async with admin.delete(path_of(td["id"])) as resp:
-        await assert_problem(resp, 404)
+        await problem_of(resp, 404)
     _, listed = await get_json(admin, "/things")
     assert ids_of(listed) == []
 
@@ -545,7 +519,7 @@ async def test_collection_format(admin):
 )
 async def test_bad_paging_parameters(admin, query, parameter):
     async with admin.get(f"/things?{query}") as resp:
-        problem = await assert_problem(resp, 400)
+        problem = await problem_of(resp, 400)
     assert problem["parameter"] == parameter
     assert parameter in problem["detail"]
 
@@ -573,12 +547,12 @@ async def test_jsonpath_search(admin):
 async def test_bad_jsonpath_is_400(admin, query):
     await put_td(admin, lamp_td())
     async with admin.get("/search/jsonpath", params={"query": query}) as resp:
-        await assert_problem(resp, 400)
+        await problem_of(resp, 400)
 
 
 async def test_jsonpath_without_a_query_is_400(admin):
     async with admin.get("/search/jsonpath") as resp:
-        await assert_problem(resp, 400)
+        await problem_of(resp, 400)
 
 
 # -- SSE notifications ----------------------------------------------------------------------
@@ -675,19 +649,19 @@ async def test_events_filtered_by_type(admin):
 
 async def test_unknown_event_type_is_404(admin):
     async with admin.get("/events/thing_exploded") as resp:
-        problem = await assert_problem(resp, 404)
+        problem = await problem_of(resp, 404)
     assert "thing_exploded" in problem["detail"]
 
 
 async def test_bad_diff_value_is_400(admin):
     async with admin.get("/events?diff=maybe") as resp:
-        problem = await assert_problem(resp, 400)
+        problem = await problem_of(resp, 400)
     assert problem["parameter"] == "diff"
 
 
 async def test_events_need_authentication(running):
     async with running.session() as anonymous, anonymous.get("/events") as resp:
-        await assert_problem(resp, 401)
+        await problem_of(resp, 401)
         assert "Bearer" in resp.headers["WWW-Authenticate"]
 
 
@@ -766,7 +740,7 @@ async def test_agents_own_their_tds(running, admin):
             data=json.dumps({**td_a, "title": "Stolen"}),
             headers={"Content-Type": TD_JSON},
         ) as resp:
-            problem = await assert_problem(resp, 409)
+            problem = await problem_of(resp, 409)
         assert "another client" in problem["detail"]
         assert problem["thingID"] == td_a["id"]
         async with b.patch(
@@ -774,12 +748,12 @@ async def test_agents_own_their_tds(running, admin):
             data=json.dumps({"title": "Stolen"}),
             headers={"Content-Type": MERGE_PATCH},
         ) as resp:
-            await assert_problem(resp, 409)
+            await problem_of(resp, 409)
         async with b.delete(path_of(td_a["id"])) as resp:
-            await assert_problem(resp, 403)
+            await problem_of(resp, 403)
         # B may not read it either.
         async with b.get(path_of(td_a["id"])) as resp:
-            await assert_problem(resp, 403)
+            await problem_of(resp, 403)
 
         _, got = await get_json(admin, path_of(td_a["id"]))
         assert got["title"] == "A's lamp"
@@ -813,19 +787,19 @@ async def test_a_viewer_may_read_but_not_write(running, admin):
             data=json.dumps(lamp_td("urn:dev:ops:new")),
             headers={"Content-Type": TD_JSON},
         ) as resp:
-            await assert_problem(resp, 403)
+            await problem_of(resp, 403)
         async with viewer.post(
             "/things", data=json.dumps(lamp_td(None)), headers={"Content-Type": TD_JSON}
         ) as resp:
-            await assert_problem(resp, 403)
+            await problem_of(resp, 403)
         async with viewer.patch(
             path_of(td["id"]),
             data=json.dumps({"title": "x"}),
             headers={"Content-Type": MERGE_PATCH},
         ) as resp:
-            await assert_problem(resp, 403)
+            await problem_of(resp, 403)
         async with viewer.delete(path_of(td["id"])) as resp:
-            await assert_problem(resp, 403)
+            await problem_of(resp, 403)
     _, listed = await get_json(admin, "/things")
     assert [(t["id"], t["title"]) for t in listed if t["id"] == td["id"]] == [(td["id"], "Lamp")]
     assert ids_of(listed) == [td["id"]]
@@ -844,7 +818,7 @@ async def test_a_viewer_may_read_but_not_write(running, admin):
 )
 async def test_the_directory_api_needs_authentication(running, method, path):
     async with running.session() as anonymous, anonymous.request(method, path) as resp:
-        await assert_problem(resp, 401)
+        await problem_of(resp, 401)
         assert resp.headers["WWW-Authenticate"].startswith("Bearer")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.hub.operating import register, sign_td
+from tests.support.tds import sign_td
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -15,7 +15,7 @@ THINGS = 1001  # one more than a page holds
 async def test_a_page_holds_at_most_1000_tds_and_links_the_next(running, admin):
     # max_things_per_agent is 1000 too: two agents register them.
     for n in range(THINGS):
-        register(running, f"agent-{n % 2}", sign_td(f"urn:dev:ops:cap-{n:04d}"))
+        running.add_thing(f"agent-{n % 2}", sign_td(f"urn:dev:ops:cap-{n:04d}"))
     async with admin.get("/things", params={"limit": "5000"}) as response:
         assert response.status == 200
         page = await response.json()
@@ -33,7 +33,7 @@ async def test_a_page_holds_at_most_1000_tds_and_links_the_next(running, admin):
 
 
 async def test_presence_takes_at_most_1000_ids(running, admin):
-    register(running, "agent-0", sign_td("urn:dev:ops:cap-0"))
+    running.add_thing("agent-0", sign_td("urn:dev:ops:cap-0"))
     ids = ["urn:dev:ops:cap-0"] + [f"t{n}" for n in range(999)]  # unknown ids are left out
     async with admin.get("/presence", params=[("id", i) for i in ids]) as response:
         assert response.status == 200

@@ -12,42 +12,19 @@ import aiohttp
 import pytest
 
 from hub.config import Config
+from tests.support import tds
+from tests.support.problems import PROBLEM, problem_of
 
 pytestmark = pytest.mark.timeout(60)
 
-PROBLEM = "application/problem+json"
 TD_JSON = "application/td+json"
 MERGE_PATCH = "application/merge-patch+json"
 LIMIT = Config(home=None).max_body_bytes  # what the running fixture's hub uses (1 MiB)
 
 
 def lamp_td(thing_id: str | None = "urn:dev:ops:lamp-1", **changes) -> dict:
-    td = {
-        "@context": "https://www.w3.org/2022/wot/td/v1.1",
-        "id": thing_id,
-        "title": "Lamp",
-        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-        "security": "nosec_sc",
-        "properties": {"on": {"type": "boolean", "forms": [{"href": "https://lamp.local/on"}]}},
-        **changes,
-    }
-    if thing_id is None:
-        del td["id"]
-    return td
-
-
-async def problem_of(resp, status: int, *, detail: bool = True) -> dict:
-    body = await resp.read()
-    assert resp.status == status, body
-    assert resp.content_type == PROBLEM
-    assert resp.charset in (None, "utf-8")
-    problem = json.loads(body.decode("utf-8"))
-    assert problem["status"] == status
-    assert isinstance(problem["type"], str) and problem["type"]
-    assert isinstance(problem["title"], str) and problem["title"]
-    if detail:
-        assert isinstance(problem["detail"], str) and problem["detail"]
-    return problem
+    """The shared lamp with one property: what bad requests are tried on."""
+    return tds.lamp_td(thing_id, only=("on",), **changes)
 
 
 async def still_serving(admin) -> None:

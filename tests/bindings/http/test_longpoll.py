@@ -7,30 +7,17 @@ import asyncio
 
 import pytest
 
+from tests.support.devices import emit, register, report
+from tests.support.http import url
+from tests.support.problems import PROBLEM, problem_of
+from tests.support.running import started_hub
+from tests.support.tds import SLASHED_LAMP as LAMP
+from tests.support.tds import http_lamp_td
 from tests.waiting import until
-
-from .test_sse import (
-    LAMP,
-    PROBLEM,
-    emit,
-    lamp_td,
-    problem_of,
-    register,
-    report,
-    started_hub,
-    url,
-)
 
 pytestmark = pytest.mark.timeout(60)
 
 POLL = {"longpoll": "true"}
-
-
-@pytest.fixture
-async def viewer(running):
-    token = running.add_client("vera", "consumer", "viewer")
-    async with running.session(token) as session:
-        yield session
 
 
 async def held(hub):
@@ -54,7 +41,7 @@ async def answered(running, session, path, notify):
 
 
 async def test_head_answers_at_once_with_the_json_media_type(running, viewer):
-    await register(running)
+    await register(running, td=http_lamp_td())
     async with asyncio.timeout(5), viewer.head(url(LAMP, "properties", "on"), params=POLL) as r:
         assert r.status == 200
         assert r.content_type == "application/json"
@@ -63,12 +50,12 @@ async def test_head_answers_at_once_with_the_json_media_type(running, viewer):
 
 
 async def test_a_poll_is_held_until_the_next_value_and_answers_it(running, viewer):
-    conn = await register(running)
-    await report(running, conn, "brightness", 10)  # before the poll: not its answer
+    conn = await register(running, td=http_lamp_td())
+    await report(conn, "brightness", 10)  # before the poll: not its answer
 
     async def notify():
-        await report(running, conn, "on", True)  # another property: not this poll's
-        await report(running, conn, "brightness", 20)
+        await report(conn, "on", True)  # another property: not this poll's
+        await report(conn, "brightness", 20)
 
     status, media, body = await answered(
         running, viewer, url(LAMP, "properties", "brightness"), notify
@@ -78,30 +65,30 @@ async def test_a_poll_is_held_until_the_next_value_and_answers_it(running, viewe
 
 
 async def test_a_thing_wide_poll_names_what_it_answers(running, viewer):
-    conn = await register(running)
+    conn = await register(running, td=http_lamp_td())
     got = await answered(
-        running, viewer, url(LAMP, "properties"), lambda: report(running, conn, "on", False)
+        running, viewer, url(LAMP, "properties"), lambda: report(conn, "on", False)
     )
     assert got == (200, "application/json", {"on": False})
     got = await answered(
-        running, viewer, url(LAMP, "events"), lambda: emit(running, conn, "overheated", 71.5)
+        running, viewer, url(LAMP, "events"), lambda: emit(conn, "overheated", 71.5)
     )
     assert got == (200, "application/json", {"overheated": 71.5})
 
 
 async def test_an_event_poll_answers_the_event_data(running, viewer):
-    conn = await register(running)
+    conn = await register(running, td=http_lamp_td())
 
     async def notify():
-        await emit(running, conn, "clicked")  # another event
-        await emit(running, conn, "overheated", 80.0)
+        await emit(conn, "clicked")  # another event
+        await emit(conn, "overheated", 80.0)
 
     got = await answered(running, viewer, url(LAMP, "events", "overheated"), notify)
     assert got == (200, "application/json", 80.0)
 
 
 async def test_polls_are_refused_before_they_are_held(running, viewer):
-    td = lamp_td()
+    td = http_lamp_td()
     td["properties"]["secret"] = {"type": "string", "writeOnly": True, "forms": [{"href": "x"}]}
     await register(running, td=td)
     async with (
@@ -125,8 +112,8 @@ async def test_polls_are_refused_before_they_are_held(running, viewer):
 
 
 async def test_a_held_poll_ends_with_503_when_the_hub_stops(tmp_path):
-    async with started_hub(tmp_path) as hub:
-        await register(hub)
+    async with started_hub(tmp_path / "home") as hub:
+        await register(hub, td=http_lamp_td())
         token = hub.add_client("vera", "consumer", "viewer")
         async with hub.session(token) as viewer:
             pending = asyncio.create_task(poll(viewer, url(LAMP, "properties", "on")))

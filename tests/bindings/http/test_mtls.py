@@ -17,23 +17,13 @@ import pytest
 
 from bucketstore import open_store
 from certs import CertificateAuthority
+from tests.support.problems import PROBLEM
 from tests.support.running import PASSWORD
+from tests.support.tds import lamp_td
 
 pytestmark = pytest.mark.timeout(60)
 
-PROBLEM = "application/problem+json"
 TD_JSON = "application/td+json"
-
-
-def lamp_td(thing_id: str) -> dict:
-    return {
-        "@context": "https://www.w3.org/2022/wot/td/v1.1",
-        "id": thing_id,
-        "title": "Lamp",
-        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-        "security": "nosec_sc",
-        "properties": {"on": {"type": "boolean", "forms": [{"href": "https://lamp.local/on"}]}},
-    }
 
 
 class Identity:
@@ -89,7 +79,7 @@ async def put_lamp(session, thing_id: str) -> int:
         session,
         "PUT",
         f"/things/{thing_id}",
-        data=json.dumps(lamp_td(thing_id)),
+        data=json.dumps(lamp_td(thing_id, only=("on",))),
         headers={"Content-Type": TD_JSON},
     )
 

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from bindings.http import things_api
-from tests.hub.operating import THING, ask, receive, sign_td, socket
+from tests.support.tds import SIGN, sign_td
+from tests.support.ws import ask, receive, socket
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -29,7 +30,7 @@ async def test_a_longer_wait_is_cut_to_the_cap(running, monkeypatch):
         registered = await ask(device, operation="updatething", correlationID="r", input=sign_td())
         assert registered.get("error") is None, registered
         started = time.monotonic()
-        url = f"/things/{THING}/actions/say"
+        url = f"/things/{SIGN}/actions/say"
         async with consumer.post(url, json="hi", headers={"Prefer": "wait=3600"}) as response:
             took = time.monotonic() - started
             assert response.status == 201, await response.text()

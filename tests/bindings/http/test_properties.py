@@ -4,19 +4,18 @@ TD. Real aiohttp clients over HTTPS; the device is a WebSocket agent (``running.
 
 import asyncio
 import time
-from urllib.parse import quote
 
 import pytest
-from yarl import URL
 
-from vocabulary.envelope import new_id
+from tests.support.devices import AGENT, answer, register, report
+from tests.support.http import norm, url
+from tests.support.problems import problem_of
+from tests.support.tds import SLASHED_LAMP as LAMP
+from tests.support.tds import http_lamp_td
 
 pytestmark = pytest.mark.timeout(60)
 
-LAMP = "urn:dev:ops:lamp/1"  # a "/" in the id: it must travel percent-encoded
-AGENT = "lamp-agent"
 JSON = "application/json"
-PROBLEM = "application/problem+json"
 # TD 1.1, 5.3.4.2 (the op enum of a form).
 TD11_OPS = {
     "readproperty",
@@ -40,108 +39,17 @@ TD11_OPS = {
 }
 
 
-def lamp_td(thing_id=LAMP):
-    return {
-        "@context": "https://www.w3.org/2022/wot/td/v1.1",
-        "id": thing_id,
-        "title": "Lamp",
-        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-        "security": "nosec_sc",
-        "properties": {
-            "on": {"type": "boolean", "forms": [{"href": "https://lamp.local/on"}]},
-            "brightness": {
-                "type": "integer",
-                "minimum": 0,
-                "maximum": 100,
-                "forms": [{"href": "https://lamp.local/brightness"}],
-            },
-            "model": {
-                "type": "string",
-                "readOnly": True,
-                "forms": [{"href": "https://lamp.local/model"}],
-            },
-        },
-        "actions": {"toggle": {"forms": [{"href": "https://lamp.local/toggle"}]}},
-        "events": {
-            "overheated": {"data": {"type": "number"}, "forms": [{"href": "https://lamp.local/oh"}]}
-        },
-    }
-
-
-def url(thing=LAMP, *parts):
-    """A resource path with every segment percent-encoded."""
-    return "/".join(["/things", *(quote(p, safe="") for p in (thing, *parts))])
-
-
-def norm(href):
-    """A URL as one string however its segments are encoded (":" or "%3A")."""
-    return str(URL(href))
-
-
-async def register(running, agent_id=AGENT, td=None):
-    """Connect an agent and register its TD; returns its connection."""
-    conn = await running.device(agent_id)
-    wire = {
-        "messageType": "request",
-        "operation": "updatething",
-        "correlationID": new_id(),
-        "input": td or lamp_td(),
-    }
-    response = await conn.send(wire)
-    assert response.error is None, response.error
-    return conn
-
-
-async def report(running, conn, name, value, thing=LAMP):
-    wire = {
-        "messageType": "notification",
-        "operation": "observeproperty",
-        "thingID": thing,
-        "name": name,
-        "value": value,
-    }
-    assert await conn.send(wire) is None
-
-
-async def next_request(conn, timeout=5.0):
-    async with asyncio.timeout(timeout):
-        message = await conn.next_request()
-    return message
-
-
-async def answer(running, conn, delivered, **fields):
-    wire = {
-        "messageType": "response",
-        "operation": delivered.operation,
-        "thingID": delivered.thing_id,
-        "name": delivered.name,
-        "correlationID": delivered.correlation_id,
-        "actionID": delivered.action_id,
-        **fields,
-    }
-    result = await conn.send(wire)
-    assert result is None, result.error
-
-
 async def answer_writes(running, conn, count=1, *, report_value=True):
     """The device: take ``count`` writes, carry them out (report the new values), answer."""
     got = []
     for _ in range(count):
-        delivered = await next_request(conn)
+        delivered = await conn.next_request()
         assert delivered.operation == "writeproperty"
         if report_value:
-            await report(running, conn, delivered.name, delivered.input, delivered.thing_id)
-        await answer(running, conn, delivered, status="completed")
+            await report(conn, delivered.name, delivered.input, delivered.thing_id)
+        await answer(conn, delivered, status="completed")
         got.append(delivered)
     return got
-
-
-async def problem_of(response, status):
-    assert response.status == status, await response.text()
-    assert response.content_type == PROBLEM
-    problem = await response.json(content_type=PROBLEM)
-    assert problem["status"] == status
-    return problem
 
 
 @pytest.fixture
@@ -153,8 +61,8 @@ def manager(running):
 
 
 async def test_read_a_reported_value(running, admin):
-    conn = await register(running)
-    await report(running, conn, "brightness", 40)
+    conn = await register(running, td=http_lamp_td())
+    await report(conn, "brightness", 40)
     async with admin.get(url(LAMP, "properties", "brightness")) as response:
         assert response.status == 200
         assert response.content_type == JSON
@@ -167,24 +75,24 @@ async def test_read_a_reported_value(running, admin):
 
 
 async def test_a_value_never_reported_is_503(running, admin):
-    conn = await register(running)
-    await report(running, conn, "on", True)  # another property was
+    conn = await register(running, td=http_lamp_td())
+    await report(conn, "on", True)  # another property was
     async with admin.get(url(LAMP, "properties", "brightness")) as response:
         problem = await problem_of(response, 503)
     assert "brightness" in problem["detail"]
 
 
 async def test_readallproperties_has_the_reported_values_only(running, admin):
-    conn = await register(running)
-    await report(running, conn, "on", True)
-    await report(running, conn, "brightness", 40)
+    conn = await register(running, td=http_lamp_td())
+    await report(conn, "on", True)
+    await report(conn, "brightness", 40)
     async with admin.get(url(LAMP, "properties")) as response:
         assert response.status == 200 and response.content_type == JSON
         assert await response.json() == {"on": True, "brightness": 40}
 
 
 async def test_an_unknown_property_is_404(running, admin, manager):
-    await register(running)
+    await register(running, td=http_lamp_td())
     async with admin.get(url(LAMP, "properties", "colour")) as response:
         await problem_of(response, 404)
     colour = url(LAMP, "properties", "colour")
@@ -198,8 +106,8 @@ async def test_an_unknown_property_is_404(running, admin, manager):
 
 
 async def test_write_to_an_online_device_that_answers_is_204(running, manager):
-    conn = await register(running)
-    await report(running, conn, "brightness", 10)
+    conn = await register(running, td=http_lamp_td())
+    await report(conn, "brightness", 10)
     device = asyncio.create_task(answer_writes(running, conn))
     async with running.session(manager) as session:
         async with session.put(url(LAMP, "properties", "brightness"), json=70) as response:
@@ -213,8 +121,8 @@ async def test_write_to_an_online_device_that_answers_is_204(running, manager):
 
 
 async def test_write_to_an_offline_device_is_202_then_completes_when_it_connects(running, manager):
-    conn = await register(running)
-    await report(running, conn, "brightness", 10)
+    conn = await register(running, td=http_lamp_td())
+    await report(conn, "brightness", 10)
     await conn.close()
     async with running.session(manager) as session:
         started = time.monotonic()
@@ -256,7 +164,7 @@ async def test_write_to_an_offline_device_is_202_then_completes_when_it_connects
 
 
 async def test_a_things_writes_are_listed_as_its_actions_are(running, manager):
-    conn = await register(running)
+    conn = await register(running, td=http_lamp_td())
     await conn.close()
     async with running.session(manager) as session:
         for value in (20, 30):
@@ -299,7 +207,7 @@ async def test_a_things_writes_are_listed_as_its_actions_are(running, manager):
 
 
 async def test_write_to_a_device_that_does_not_answer_in_time_is_202(running, manager):
-    conn = await register(running)
+    conn = await register(running, td=http_lamp_td())
     async with running.session(manager) as session:
         started = time.monotonic()
         async with session.put(url(LAMP, "properties", "on"), json=True) as response:
@@ -308,14 +216,14 @@ async def test_write_to_a_device_that_does_not_answer_in_time_is_202(running, ma
             location = response.headers["Location"]
         assert time.monotonic() - started >= running.hub.config.sync_wait * 0.9
         assert status["state"] == "delivered" and status["status"] == "pending"
-        delivered = await next_request(conn)
-        await answer(running, conn, delivered, status="running")
+        delivered = await conn.next_request()
+        await answer(conn, delivered, status="running")
         async with session.get(location) as response:
             assert (await response.json())["status"] == "running"
 
 
 async def test_writemultipleproperties(running, manager):
-    conn = await register(running)
+    conn = await register(running, td=http_lamp_td())
     device = asyncio.create_task(answer_writes(running, conn, 2))
     async with running.session(manager) as session:
         values = {"on": True, "brightness": 5}
@@ -340,7 +248,8 @@ async def test_writemultipleproperties(running, manager):
 
 
 async def test_writemultipleproperties_202_statuses_are_profile_action_statuses(running, manager):
-    await register(running)  # online, but the device does not answer within the wait
+    # online, but the device does not answer within the wait
+    await register(running, td=http_lamp_td())
     async with running.session(manager) as session:
         async with session.put(url(LAMP, "properties"), json={"on": True, "brightness": 6}) as r:
             assert r.status == 202, await r.text()
@@ -353,7 +262,7 @@ async def test_writemultipleproperties_202_statuses_are_profile_action_statuses(
 
 
 async def test_writemultipleproperties_with_one_bad_value_writes_nothing(running, manager):
-    conn = await register(running)
+    conn = await register(running, td=http_lamp_td())
     await conn.close()
     async with running.session(manager) as session:
         values = {"on": True, "brightness": 500}
@@ -365,7 +274,7 @@ async def test_writemultipleproperties_with_one_bad_value_writes_nothing(running
 
 
 async def test_writemultipleproperties_refuses_what_is_not_an_object(running, manager):
-    await register(running)
+    await register(running, td=http_lamp_td())
     async with running.session(manager) as session:
         for body in ([1, 2], {}, "on"):
             async with session.put(url(LAMP, "properties"), json=body) as response:
@@ -373,7 +282,7 @@ async def test_writemultipleproperties_refuses_what_is_not_an_object(running, ma
 
 
 async def test_write_to_a_read_only_property_is_400(running, manager):
-    await register(running)
+    await register(running, td=http_lamp_td())
     model = url(LAMP, "properties", "model")
     async with running.session(manager) as session, session.put(model, json="X1") as response:
         problem = await problem_of(response, 400)
@@ -392,8 +301,8 @@ def with_a_secret(td):
 
 
 async def test_a_write_only_property_is_written_never_read(running, admin, manager):
-    conn = await register(running, td=with_a_secret(lamp_td()))
-    await report(running, conn, "on", True)
+    conn = await register(running, td=with_a_secret(http_lamp_td()))
+    await report(conn, "on", True)
     pin = url(LAMP, "properties", "pin")
     async with running.session(manager) as session:
         writing = asyncio.create_task(answer_writes(running, conn, report_value=False))
@@ -420,7 +329,7 @@ async def test_a_write_only_property_is_written_never_read(running, admin, manag
 
 
 async def test_a_device_may_not_report_a_write_only_value(running):
-    conn = await register(running, td=with_a_secret(lamp_td()))
+    conn = await register(running, td=with_a_secret(http_lamp_td()))
     wire = {
         "messageType": "notification",
         "operation": "observeproperty",
@@ -433,7 +342,7 @@ async def test_a_device_may_not_report_a_write_only_value(running):
 
 
 async def test_a_value_its_schema_refuses_is_400_with_details(running, manager):
-    await register(running)
+    await register(running, td=http_lamp_td())
     async with running.session(manager) as session:
         for body in (b'"loud"', b"101", b"-1", b"1.5", b"null", b"true"):
             async with session.put(
@@ -461,8 +370,8 @@ async def test_a_value_its_schema_refuses_is_400_with_details(running, manager):
 
 
 async def test_the_twin_td_forms_carry_the_hrefs_used_here(running, admin):
-    conn = await register(running)
-    await report(running, conn, "brightness", 33)
+    conn = await register(running, td=http_lamp_td())
+    await report(conn, "brightness", 33)
     async with admin.get(url(LAMP)) as response:
         assert response.status == 200
         td = await response.json(content_type=None)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.hub.operating import ASYNC, THING, register, sign_td
+from tests.support.http import ASYNC
+from tests.support.tds import SIGN, sign_td
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -34,10 +35,10 @@ async def test_one_thing_too_many_waits_60_s(running):
 
 @pytest.mark.parametrize("hub_options", [{"max_queued_actions": 1}])
 async def test_one_queued_action_too_many_waits_30_s(running):
-    register(running, "sign-agent", sign_td())  # offline: the action stays queued
+    running.add_thing("sign-agent", sign_td())  # offline: the action stays queued
     token = running.add_client("otto", "consumer", "operator")
     async with running.session(token) as consumer:
-        url = f"/things/{THING}/actions/say"
+        url = f"/things/{SIGN}/actions/say"
         async with consumer.post(url, json="hi", headers=ASYNC) as accepted:
             assert accepted.status == 201
         async with consumer.post(url, json="hi", headers=ASYNC) as refused:
@@ -47,21 +48,21 @@ async def test_one_queued_action_too_many_waits_30_s(running):
 # One token every 4 s, a bucket of one: the second request waits for the next token.
 @pytest.mark.parametrize("hub_options", [{"max_requests_per_second": 0.25, "request_burst": 1}])
 async def test_a_request_over_the_rate_waits_for_the_next_token(running):
-    register(running, "sign-agent", sign_td())
+    running.add_thing("sign-agent", sign_td())
     token = running.add_client("vic", "consumer", "viewer")
     async with running.session(token) as consumer:
-        async with consumer.get(f"/things/{THING}") as ok:
+        async with consumer.get(f"/things/{SIGN}") as ok:
             assert ok.status == 200
-        async with consumer.get(f"/things/{THING}") as refused:
+        async with consumer.get(f"/things/{SIGN}") as refused:
             assert await retry_after(refused, "max_requests_per_second") == 4
 
 
 @pytest.mark.parametrize("hub_options", [{"max_connections_per_client": 1}])
 async def test_one_stream_too_many_waits_5_s(running):
-    register(running, "sign-agent", sign_td())
+    running.add_thing("sign-agent", sign_td())
     token = running.add_client("vic", "consumer", "viewer")
     stream = {"Accept": "text/event-stream"}
-    url = f"/things/{THING}/events/said"
+    url = f"/things/{SIGN}/events/said"
     async with running.session(token) as first, first.get(url, headers=stream) as opened:
         assert opened.status == 200
         async with running.session(token) as second, second.get(url, headers=stream) as refused:

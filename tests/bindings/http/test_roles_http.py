@@ -3,17 +3,17 @@ queries; operator also invokes and cancels its own actions; manager also writes
 properties; admin does everything; an agent acts on its own Things only."""
 
 import asyncio
-from urllib.parse import quote
 
 import pytest
 
-from vocabulary.envelope import new_id
+from tests.support import tds
+from tests.support.devices import register, report
+from tests.support.http import ASYNC, STREAM, url
+from tests.support.tds import SLASHED_LAMP as LAMP
 
 pytestmark = pytest.mark.timeout(60)
 
-LAMP = "urn:dev:ops:lamp/1"
 OWNER = "lamp-agent"
-STREAM = {"Accept": "text/event-stream"}
 
 OPERATIONS = (
     "readproperty",
@@ -27,7 +27,6 @@ OPERATIONS = (
 )
 # The status each role gets for each operation; the device is offline, so writes answer
 # 202, and actions asked with Prefer: respond-async 201, at once.
-ASYNC = {"Prefer": "respond-async"}
 OK = {
     "readproperty": 200,
     "queryallactions": 200,
@@ -57,45 +56,18 @@ EXPECTED = {
 
 
 def lamp_td(title="Lamp"):
-    return {
-        "@context": "https://www.w3.org/2022/wot/td/v1.1",
-        "id": LAMP,
-        "title": title,
-        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-        "security": "nosec_sc",
-        "properties": {"on": {"type": "boolean", "forms": [{"href": "https://lamp.local/on"}]}},
-        "actions": {"toggle": {"forms": [{"href": "https://lamp.local/toggle"}]}},
-    }
-
-
-def url(*parts):
-    return "/".join(["/things", *(quote(p, safe="") for p in (LAMP, *parts))])
+    """The shared lamp with a property and an action: what the roles are tried on."""
+    return tds.lamp_td(LAMP, title, only=("on", "toggle"))
 
 
 async def prepare(running):
     """The lamp (its agent away, "on" reported) and an action another operator invoked;
     returns that action's status URL."""
-    conn = await running.device(OWNER)
-    registered = await conn.send(
-        {
-            "messageType": "request",
-            "operation": "updatething",
-            "correlationID": new_id(),
-            "input": lamp_td(),
-        },
-    )
-    assert registered.error is None, registered.error
-    reported = {
-        "messageType": "notification",
-        "operation": "observeproperty",
-        "thingID": LAMP,
-        "name": "on",
-        "value": True,
-    }
-    assert await conn.send(reported) is None
+    conn = await register(running, OWNER, lamp_td())
+    await report(conn, "on", True)
     await conn.close()
     otto = running.add_client("otto", "consumer", "operator")
-    toggle = url("actions", "toggle")
+    toggle = url(LAMP, "actions", "toggle")
     async with running.session(otto) as session, session.post(toggle, headers=ASYNC) as r:
         assert r.status == 201, await r.text()
         return r.headers["Location"]
@@ -105,21 +77,21 @@ async def attempt(session, operation, others_action):
     """Do one operation; its HTTP status."""
     match operation:
         case "readproperty":
-            request = session.get(url("properties", "on"))
+            request = session.get(url(LAMP, "properties", "on"))
         case "queryallactions":
-            request = session.get(url("actions"))
+            request = session.get(url(LAMP, "actions"))
         case "observe":
-            request = session.get(url("properties", "on"), headers=STREAM)
+            request = session.get(url(LAMP, "properties", "on"), headers=STREAM)
         case "GET thing":
-            request = session.get(url())
+            request = session.get(url(LAMP))
         case "writeproperty":
-            request = session.put(url("properties", "on"), json=False)
+            request = session.put(url(LAMP, "properties", "on"), json=False)
         case "invokeaction":
-            request = session.post(url("actions", "toggle"), headers=ASYNC)
+            request = session.post(url(LAMP, "actions", "toggle"), headers=ASYNC)
         case "cancel another's action":
             request = session.delete(others_action)
         case "PUT thing":
-            request = session.put(url(), json=lamp_td("Renamed"))
+            request = session.put(url(LAMP), json=lamp_td("Renamed"))
     async with asyncio.timeout(5), request as response:
         if response.status >= 400:
             problem = await response.json(content_type=None)
@@ -153,12 +125,12 @@ async def test_the_owning_agent_manages_its_thing_but_does_not_consume_it(runnin
     token = running.add_client(OWNER + "-2", "agent", "agent")  # not the owner either
     owner_token = running.hub.auth.new_token(OWNER)["token"]
     async with running.session(owner_token) as owner:
-        async with owner.get(url()) as response:
+        async with owner.get(url(LAMP)) as response:
             assert response.status == 200
-        async with owner.put(url(), json=lamp_td("Mine")) as response:
+        async with owner.put(url(LAMP), json=lamp_td("Mine")) as response:
             assert response.status == 204
-        for path in (url("properties", "on"), url("actions")):
+        for path in (url(LAMP, "properties", "on"), url(LAMP, "actions")):
             async with owner.get(path) as response:
                 assert response.status == 403  # agents report, they do not read twins
-    async with running.session(token) as other, other.get(url()) as response:
+    async with running.session(token) as other, other.get(url(LAMP)) as response:
         assert response.status == 403

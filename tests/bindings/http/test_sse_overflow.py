@@ -11,10 +11,10 @@ from __future__ import annotations
 import pytest
 
 from core.connection import OVERFLOW
-from tests.hub.operating import THING, ask, send, sign_td, socket
+from tests.support.sse import SseReader
+from tests.support.tds import SIGN, sign_td
+from tests.support.ws import ask, send, socket
 from tests.waiting import until
-
-from ..sse_reader import SseReader
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -31,7 +31,7 @@ async def test_a_reader_that_falls_behind_gets_an_error_event_and_is_closed(runn
     async with socket(running, agent_token) as agent, running.session(token) as viewer:
         registered = await ask(agent, operation="updatething", correlationID="r", input=sign_td())
         assert registered.get("error") is None, registered
-        url = f"/things/{THING}/properties/text"
+        url = f"/things/{SIGN}/properties/text"
         async with viewer.get(url, headers={"Accept": "text/event-stream"}) as stream:
             assert stream.status == 200
             assert await stream.content.readline() == b": stream open\r\n"
@@ -40,10 +40,10 @@ async def test_a_reader_that_falls_behind_gets_an_error_event_and_is_closed(runn
             overflowed = lambda: connection.closed_reason == OVERFLOW  # noqa: E731
             for n in range(MAX_REPORTS):
                 report = {"messageType": "notification", "operation": "observeproperty"}
-                await send(agent, **report, thingID=THING, name="text", value=f"{n}{VALUE}")
+                await send(agent, **report, thingID=SIGN, name="text", value=f"{n}{VALUE}")
                 # A round trip after each value lets the stream's writer take it: the
                 # queue grows only once the socket is full, as with a slow reader.
-                await ask(agent, operation="readthing", thingID=THING, correlationID=f"b{n}")
+                await ask(agent, operation="readthing", thingID=SIGN, correlationID=f"b{n}")
                 if overflowed():
                     break
             await until(overflowed)

@@ -3,145 +3,47 @@ same router, auth and CA, on free loopback ports; paho-mqtt as a third-party cli
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import queue
-import ssl
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
+import orjson
 import pytest
 
-from bindings.mqtt import MqttBinding
+from bindings.mqtt import MqttBinding, topics
 from bucketstore import open_store
 from hub.runtime import Hub
+from tests.support.mqtt import Paho
 from tests.support.running import PASSWORD, RunningHub, hub_config
+from tests.support.tds import LAMP, lamp_td
 
-THING = "urn:dev:ops:32473-lamp-1"
-TD = {
-    "@context": "https://www.w3.org/2022/wot/td/v1.1",
-    "id": THING,
-    "title": "Lamp",
-    "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-    "security": "nosec_sc",
-    "properties": {
-        "level": {"type": "integer", "minimum": 0, "maximum": 100, "forms": [{"href": "x"}]}
-    },
-    "actions": {
-        "fade": {
-            "input": {"type": "integer"},
-            "output": {"type": "integer"},
-            "forms": [{"href": "x"}],
-        }
-    },
-    "events": {"overheated": {"data": {"type": "number"}, "forms": [{"href": "x"}]}},
-}
+THING = LAMP
 
 
-class Paho:
-    """A paho-mqtt 2.x client on its own network thread; messages land in a queue."""
-
-    def __init__(
-        self,
-        port: int,
-        ca_pem: bytes,
-        client_id: str,
-        *,
-        username=None,
-        password=None,
-        certfile=None,
-        keyfile=None,
-        tls=True,
-    ):
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311
-        )
-        if tls:
-            context = ssl.create_default_context(cadata=ca_pem.decode())
-            if certfile:
-                context.load_cert_chain(certfile, keyfile)
-            self.client.tls_set_context(context)
-        if username is not None or password is not None:
-            self.client.username_pw_set(username, password)
-        self.port = port
-        self.messages: queue.Queue = queue.Queue()
-        self.connack: int | None = None
-        self.connected = threading.Event()
-        self.disconnected = threading.Event()
-        self.subacks: dict[int, list[int]] = {}
-        self.client.on_connect = self._on_connect
-        self.client.on_message = lambda c, u, m: self.messages.put((m.topic, m.payload, m.retain))
-        self.client.on_subscribe = self._on_subscribe
-        self.client.on_disconnect = lambda *a: self.disconnected.set()
-
-    def _on_connect(self, client, userdata, flags, reason_code, properties):
-        self.connack = reason_code.value
-        self.connected.set()
-
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
-        self.subacks[mid] = [code.value for code in reason_codes]
-
-    async def connect(self, timeout: float = 10.0) -> int:
-        self.client.connect_async("127.0.0.1", self.port, keepalive=30)
-        self.client.loop_start()
-        await wait_until(self.connected.is_set, timeout)
-        return self.connack
-
-    async def subscribe(self, topic_filter: str, qos: int = 1) -> int:
-        _, mid = self.client.subscribe(topic_filter, qos)
-        await wait_until(lambda: mid in self.subacks)
-        return self.subacks[mid][0]
-
-    def publish(self, topic: str, payload, qos: int = 1, retain: bool = False):
-        if not isinstance(payload, bytes | str):
-            import orjson
-
-            payload = orjson.dumps(payload)
-        return self.client.publish(topic, payload, qos, retain)
-
-    async def next(self, topic: str | None = None, timeout: float = 10.0):
-        """The next message (on ``topic`` if given; others before it are skipped)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                item = self.messages.get_nowait()
-            except queue.Empty:
-                await asyncio.sleep(0.01)
-                continue
-            if topic is None or item[0] == topic:
-                return item
-        raise TimeoutError(f"no message on {topic or 'any topic'} within {timeout} s")
-
-    async def before(self, topic: str, marker: Callable[[bytes], bool], timeout: float = 10.0):
-        """Every message that came before the marker (the first message on ``topic`` whose
-        payload ``marker`` accepts), in order: a barrier to prove what did not arrive."""
-        seen = []
-        async with asyncio.timeout(timeout):
-            while True:
-                try:
-                    item = self.messages.get_nowait()
-                except queue.Empty:
-                    await asyncio.sleep(0.01)
-                    continue
-                if item[0] == topic and marker(item[1]):
-                    return seen
-                seen.append(item)
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.client.disconnect()
-        self.client.loop_stop()
+def mqtt_lamp_td(thing_id: str = THING) -> dict:
+    """The shared lamp with a bus-friendly shape: an integer ``level`` property and a
+    ``fade`` that takes and returns a plain integer (payloads with no object around)."""
+    scale = {"type": "integer", "minimum": 0, "maximum": 100, "forms": [{"href": "x"}]}
+    fade = {"input": {"type": "integer"}, "output": {"type": "integer"}, "forms": [{"href": "x"}]}
+    return lamp_td(
+        thing_id, only=("overheated",), properties={"level": scale}, actions={"fade": fade}
+    )
 
 
-async def wait_until(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.01)
+TD = mqtt_lamp_td()
+
+
+async def agent_with_lamp(mqtt_hub, agent_id: str = "lamp-agent", td=TD):
+    """An MQTT agent that registered ``td`` (checked through its response topic)."""
+    if mqtt_hub.hub.auth.accounts.get(agent_id) is None:
+        mqtt_hub.add_agent(agent_id)
+    agent = mqtt_hub.paho(agent_id)
+    assert await agent.connect() == 0
+    assert await agent.subscribe(f"wot/client/{agent_id}/resp") == 1
+    agent.publish(topics.agent_topic(agent_id, "td", td["id"]), {"input": td})
+    _, payload, _ = await agent.next(f"wot/client/{agent_id}/resp")
+    response = orjson.loads(payload)
+    assert response["output"]["id"] == td["id"], response
+    return agent
 
 
 class MqttHub(RunningHub):

@@ -15,9 +15,11 @@ import pytest
 
 from bindings.mqtt import topics
 from tests.requirements import require_command
+from tests.support.mqtt import Paho
 from tests.support.running import PASSWORD
+from tests.waiting import until
 
-from .conftest import TD, THING, Paho, wait_until
+from .conftest import TD, THING
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -87,12 +89,12 @@ async def test_will_messages_are_not_forwarded(mqtt_hub, tmp_path):
         stderr=asyncio.subprocess.DEVNULL,
     )
     try:
-        await wait_until(lambda: _state(mqtt_hub, "lamp-agent/will") == "connected")
+        await until(lambda: _state(mqtt_hub, "lamp-agent/will") == "connected")
     finally:
         mosquitto.send_signal(signal.SIGKILL)
         await mosquitto.wait()
     # The hub sees the connection end (it would then publish a will) ...
-    await wait_until(lambda: _state(mqtt_hub, "lamp-agent/will") != "connected")
+    await until(lambda: _state(mqtt_hub, "lamp-agent/will") != "connected")
     # ... and the next value is the barrier: nothing came before it.
     agent.publish(will_topic, {"value": 5})
     _, payload, _ = await viewer.next(LEVEL)

@@ -8,9 +8,9 @@ import orjson
 import pytest
 
 from bindings.mqtt import topics
+from tests.waiting import until
 
-from .conftest import THING, wait_until
-from .test_mqtt_binding import agent_with_lamp
+from .conftest import THING, agent_with_lamp
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -45,7 +45,7 @@ async def test_a_wrong_typed_field_in_a_report_is_answered_400(mqtt_hub, field, 
     ]
 
     agent.publish(topic, {"value": 6})  # still served
-    await wait_until(lambda: mqtt_hub.hub.twin.read_property(THING, "level").get("value") == 6)
+    await until(lambda: mqtt_hub.hub.twin.read_property(THING, "level").get("value") == 6)
 
 
 async def test_a_consumer_request_with_a_numeric_thing_id_is_answered_400(mqtt_hub):

@@ -12,8 +12,9 @@ import pytest
 from bindings.mqtt import topics
 from tests.requirements import require_command
 from tests.support.running import PASSWORD
+from tests.waiting import until
 
-from .conftest import TD, THING, wait_until
+from .conftest import TD, THING
 
 
 @pytest.fixture(autouse=True)
@@ -76,7 +77,7 @@ async def test_an_agent_on_mosquitto_pub_and_a_consumer_on_mosquitto_sub(mqtt_hu
         json.dumps(register),
     )
     assert code == 0, err
-    await wait_until(lambda: mqtt_hub.hub.twin.thing(THING) is not None)
+    await until(lambda: mqtt_hub.hub.twin.thing(THING) is not None)
 
     # The consumer waits for two messages: the retained value on subscribe, then a new one.
     value_topic = topics.twin_property(THING, "level")
@@ -149,7 +150,7 @@ async def test_a_viewer_cannot_publish_for_an_agent(mqtt_hub, ca_file):
         topics.agent_topic("lamp-agent", "td", THING),
         {"input": TD},
     )
-    await wait_until(lambda: mqtt_hub.hub.twin.thing(THING) is not None)
+    await until(lambda: mqtt_hub.hub.twin.thing(THING) is not None)
 
     topic = topics.agent_topic("lamp-agent", "prop", THING, "level")
     await publish(mqtt_hub, ca_file, "vera", topic, {"value": 1})

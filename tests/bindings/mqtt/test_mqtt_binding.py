@@ -2,53 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import orjson
 
-from bindings.http.paths import encode as http_encode
 from bindings.mqtt import topics
+from tests.support.http import url
+from tests.support.mqtt import Paho
 from tests.support.running import PASSWORD
+from tests.support.sse import stream
+from tests.waiting import until
 
-from .conftest import TD, THING, Paho, running_mqtt_hub, wait_until
+from .conftest import TD, THING, agent_with_lamp, running_mqtt_hub
 
 LAMP = topics.encode(THING)
 PROP = f"wot/twin/{LAMP}/prop/level"
 EVENT = f"wot/twin/{LAMP}/event/overheated"
 BAD_CREDENTIALS = 134
-
-
-def url(*parts: str) -> str:
-    return "/things/" + "/".join(http_encode(part) for part in parts)
-
-
-async def agent_with_lamp(mqtt_hub, agent_id: str = "lamp-agent", td=TD):
-    """An MQTT agent that registered ``td`` (checked through its response topic)."""
-    if mqtt_hub.hub.auth.accounts.get(agent_id) is None:
-        mqtt_hub.add_agent(agent_id)
-    agent = mqtt_hub.paho(agent_id)
-    assert await agent.connect() == 0
-    assert await agent.subscribe(f"wot/client/{agent_id}/resp") == 1
-    agent.publish(topics.agent_topic(agent_id, "td", td["id"]), {"input": td})
-    _, payload, _ = await agent.next(f"wot/client/{agent_id}/resp")
-    response = orjson.loads(payload)
-    assert response["output"]["id"] == td["id"], response
-    return agent
-
-
-async def sse_stream(session, path):
-    response = await session.get(path, headers={"Accept": "text/event-stream"})
-    assert response.status == 200, await response.text()
-    return response
-
-
-async def next_sse_data(response, timeout=5.0):
-    async with asyncio.timeout(timeout):
-        while True:
-            line = (await response.content.readline()).decode().rstrip("\r\n")
-            if line.startswith("data:"):
-                return json.loads(line[5:].strip())
 
 
 # -- reports, consumers on MQTT and on SSE ---------------------------------------------------
@@ -62,8 +32,7 @@ async def test_agent_reports_reach_an_mqtt_and_an_sse_consumer(mqtt_hub):
     assert await viewer.subscribe(PROP, 0) == 0
     assert await viewer.subscribe(EVENT, 0) == 0
     async with mqtt_hub.session(token) as session:
-        stream = await sse_stream(session, url(THING, "properties", "level"))
-        try:
+        async with stream(session, url(THING, "properties", "level")) as sse:
             agent.publish(topics.agent_topic("lamp-agent", "prop", THING, "level"), {"value": 42})
             agent.publish(
                 topics.agent_topic("lamp-agent", "event", THING, "overheated"), {"value": 81.5}
@@ -72,9 +41,7 @@ async def test_agent_reports_reach_an_mqtt_and_an_sse_consumer(mqtt_hub):
             assert (orjson.loads(payload), retain) == (42, False)
             _topic, payload, _ = await viewer.next(EVENT)
             assert orjson.loads(payload) == 81.5
-            assert await next_sse_data(stream) == 42
-        finally:
-            stream.close()
+            assert (await sse.next())["data"] == 42
         async with session.get(url(THING, "properties", "level")) as response:
             assert await response.json() == 42
 
@@ -82,7 +49,7 @@ async def test_agent_reports_reach_an_mqtt_and_an_sse_consumer(mqtt_hub):
 async def test_a_fresh_subscriber_reads_the_retained_value(mqtt_hub):
     agent = await agent_with_lamp(mqtt_hub)
     agent.publish(topics.agent_topic("lamp-agent", "prop", THING, "level"), {"value": 7})
-    await wait_until(lambda: mqtt_hub.hub.twin.read_property(THING, "level").get("value") == 7)
+    await until(lambda: mqtt_hub.hub.twin.read_property(THING, "level").get("value") == 7)
     mqtt_hub.add_client("vera", "consumer", "viewer")
     reader = mqtt_hub.paho("vera")
     assert await reader.connect() == 0
@@ -118,7 +85,7 @@ async def test_twin_td_over_http_carries_mqtts_forms(
 async def test_queued_request_reaches_the_agent_when_it_reconnects(mqtt_hub):
     agent = await agent_with_lamp(mqtt_hub)
     agent.close()
-    await wait_until(lambda: not mqtt_hub.hub.router.connections_of("lamp-agent"))
+    await until(lambda: not mqtt_hub.hub.router.connections_of("lamp-agent"))
     token = mqtt_hub.add_client("otto", "consumer", "operator")
     async with mqtt_hub.session(token) as session:
         fade = url(THING, "actions", "fade")
@@ -150,7 +117,7 @@ async def test_queued_request_reaches_the_agent_when_it_reconnects(mqtt_hub):
                 "output": 30,
             },
         )
-        await wait_until(lambda: mqtt_hub.hub.twin.get_request(status["id"]).final)
+        await until(lambda: mqtt_hub.hub.twin.get_request(status["id"]).final)
         async with session.get(status["href"]) as response:
             done = await response.json()
         assert (done["status"], done["output"]) == ("completed", 30)
@@ -245,7 +212,7 @@ async def test_a_refused_connection_does_not_kick_the_real_client(mqtt_hub):
     intruder = mqtt_hub.paho("lamp-agent", password="guess")
     assert await intruder.connect() == BAD_CREDENTIALS
     agent.publish(topics.agent_topic("lamp-agent", "prop", THING, "level"), {"value": 3})
-    await wait_until(lambda: mqtt_hub.hub.twin.read_property(THING, "level").get("value") == 3)
+    await until(lambda: mqtt_hub.hub.twin.read_property(THING, "level").get("value") == 3)
     assert not agent.disconnected.is_set()
 
 
@@ -385,18 +352,18 @@ async def test_malformed_oversized_and_garbage_loop(mqtt_hub):
     huge = mqtt_hub.paho("lamp-agent/huge")
     assert await huge.connect() == 0
     huge.publish(bad_topic, b"x" * (300 * 1024))
-    await wait_until(huge.disconnected.is_set)
+    await until(huge.disconnected.is_set)
 
     # garbage in a loop: disconnected
     for _ in range(25):
         agent.publish(bad_topic, b"\xff garbage", qos=0)
-    await wait_until(agent.disconnected.is_set)
+    await until(agent.disconnected.is_set)
 
     # the hub and the broker carry on
     fresh = mqtt_hub.paho("lamp-agent/again")
     assert await fresh.connect() == 0
     fresh.publish(bad_topic, {"value": 11})
-    await wait_until(lambda: mqtt_hub.hub.twin.read_property(THING, "level").get("value") == 11)
+    await until(lambda: mqtt_hub.hub.twin.read_property(THING, "level").get("value") == 11)
 
 
 async def test_no_plain_port_by_default_and_no_mqtt_without_tls_on_the_tls_port(mqtt_hub):
@@ -407,7 +374,7 @@ async def test_no_plain_port_by_default_and_no_mqtt_without_tls_on_the_tls_port(
     plain = mqtt_hub.paho("x", tls=False)
     plain.client.connect_async("127.0.0.1", mqtt_hub.mqtt.port)
     plain.client.loop_start()
-    await wait_until(plain.disconnected.is_set, 5)  # the TLS handshake fails at once
+    await until(plain.disconnected.is_set, 5)  # the TLS handshake fails at once
     assert plain.connack is None
 
 

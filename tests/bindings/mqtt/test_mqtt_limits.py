@@ -10,10 +10,10 @@ import logging
 import orjson
 import pytest
 
-from tests.hub.operating import THING, register, sign_td
+from tests.support.mqtt import Paho
 from tests.support.running import PASSWORD
-
-from .conftest import Paho, wait_until
+from tests.support.tds import SIGN, sign_td
+from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -40,19 +40,19 @@ def clients():
 
 @pytest.mark.parametrize("hub_options", [{"mqtt_enabled": True, "max_connections_per_client": 2}])
 async def test_a_connection_over_the_limit_is_dropped_and_logged(running, clients, caplog):
-    register(running, "sign-agent", sign_td())
+    running.add_thing("sign-agent", sign_td())
     running.add_client("vera", "consumer", "viewer")
     first, second, third = (paho(running, f"vera-{n}") for n in range(3))
     clients += [first, second, third]
     assert await first.connect() == 0 and await second.connect() == 0
     with caplog.at_level(logging.WARNING, "wothub.mqtt"):
         await third.connect()  # CONNACK 0 (the login was right), then the hub drops it
-        await wait_until(third.disconnected.is_set)
+        await until(third.disconnected.is_set)
     assert "MQTT client vera refused" in caplog.text
     assert "max_connections_per_client" in caplog.text
     # The two within the limit go on.
     assert await first.subscribe(RESPONSES) == 1
-    request = {"messageType": "request", "operation": "readthing", "thingID": THING}
+    request = {"messageType": "request", "operation": "readthing", "thingID": SIGN}
     first.publish("wot/client/vera/req", {**request, "correlationID": "ok"})
     _, payload, _ = await first.next(RESPONSES)
     assert orjson.loads(payload).get("error") is None
@@ -64,13 +64,13 @@ async def test_a_connection_over_the_limit_is_dropped_and_logged(running, client
     [{"mqtt_enabled": True, "max_requests_per_second": 1.0, "request_burst": 2}],
 )
 async def test_a_request_over_the_rate_gets_an_error_response(running, clients):
-    register(running, "sign-agent", sign_td())
+    running.add_thing("sign-agent", sign_td())
     running.add_client("vera", "consumer", "viewer")
     vera = paho(running, "vera")
     clients.append(vera)
     assert await vera.connect() == 0
     assert await vera.subscribe(RESPONSES) == 1
-    request = {"messageType": "request", "operation": "readthing", "thingID": THING}
+    request = {"messageType": "request", "operation": "readthing", "thingID": SIGN}
     for n in range(4):  # bounded: a burst of two, then refusals
         vera.publish("wot/client/vera/req", {**request, "correlationID": f"r{n}"})
     answers = {}

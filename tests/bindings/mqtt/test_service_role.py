@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 from bindings.mqtt import topics
-from tests.hub.operating import THING, register, sign_td
 from tests.support.running import PASSWORD
+from tests.support.tds import SIGN, sign_td
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -18,7 +18,7 @@ RESPONSES = "wot/client/svc/resp"
 
 
 async def test_a_service_is_an_agent_for_its_things_and_a_manager_for_others(mqtt_hub):
-    register(mqtt_hub, "sign-agent", sign_td())
+    mqtt_hub.add_thing("sign-agent", sign_td())
     mqtt_hub.hub.auth.add_client("svc", "service", "service", password=PASSWORD)
     service = mqtt_hub.paho("svc")
     assert await service.connect() == 0
@@ -32,7 +32,7 @@ async def test_a_service_is_an_agent_for_its_things_and_a_manager_for_others(mqt
     _, payload, _ = await service.next(topics.twin_property(OWN, "text"))
     assert orjson.loads(payload) == "mine"
     # As a manager: a write to another agent's Thing is queued, not refused.
-    request = {"messageType": "request", "operation": "writeproperty", "thingID": THING}
+    request = {"messageType": "request", "operation": "writeproperty", "thingID": SIGN}
     service.publish(
         topics.client_requests("svc"),
         {**request, "name": "text", "input": "hi", "correlationID": "w"},

@@ -1,6 +1,6 @@
 """A real hub (the ``running`` fixture of tests/support/running.py: LevelDB, HTTPS on
 127.0.0.1) plus the NATS binding on the same router, auth and CA, with its managed
-nats-server on free ports; nats-py clients through bindings/nats/client.py."""
+nats-server on free ports; nats-py clients through clients/nats.py."""
 
 from __future__ import annotations
 
@@ -10,8 +10,17 @@ import pytest
 
 from bindings.nats import NatsBinding
 from clients.nats import NatsAgent, NatsConsumer
+from tests.support.running import PASSWORD
+from tests.support.tds import CLICKED, lamp_td
 
-PASSWORD = "correct horse battery"
+LAMP = "urn:dev:ops:lamp.1/a"  # "." and "/" in the id: one percent-encoded token
+
+
+def td(thing_id: str = LAMP) -> dict:
+    """The shared lamp with a bus-friendly shape: a ``fade`` that takes a plain integer,
+    and an event without data."""
+    fade = {"input": {"type": "integer"}, "forms": [{"href": "x"}]}
+    return lamp_td(thing_id, only=("brightness",), actions={"fade": fade}, events=CLICKED)
 
 
 class NatsHub:

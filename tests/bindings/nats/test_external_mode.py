@@ -16,8 +16,8 @@ from bindings.nats.server import find_binary
 from bucketstore import open_store
 from clients.nats import NatsAgent, NatsConsumer
 from hub.runtime import Hub
-from tests.hub.operating import THING, sign_td
 from tests.support.running import PASSWORD, hub_config
+from tests.support.tds import SIGN, sign_td
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -97,7 +97,7 @@ async def test_the_hub_uses_an_external_server_and_keeps_its_keys(tmp_path):
             hub.auth.add_client("vera", "consumer", "viewer", password=PASSWORD)
             agent = await NatsAgent.connect(url, "lamp-agent", password=PASSWORD, ca_pem=ca)
             try:
-                assert (await agent.register(sign_td()))["id"] == THING
+                assert (await agent.register(sign_td()))["id"] == SIGN
             finally:
                 await agent.close()
         # The same home again: the same keys, so the server's configuration holds.
@@ -106,6 +106,6 @@ async def test_the_hub_uses_an_external_server_and_keeps_its_keys(tmp_path):
             await again.start()
             consumer = await NatsConsumer.connect(url, "vera", password=PASSWORD, ca_pem=ca)
             try:
-                assert (await consumer.read_thing(THING))["id"] == THING
+                assert (await consumer.read_thing(SIGN))["id"] == SIGN
             finally:
                 await consumer.close()

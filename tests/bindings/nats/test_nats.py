@@ -14,34 +14,14 @@ import pytest
 
 from bindings.nats import subjects
 from clients.errors import HubError, HubTimeout
+from tests.support.running import PASSWORD
 from tests.waiting import until
 
-from .conftest import PASSWORD
+from .conftest import LAMP, td
 
 pytestmark = pytest.mark.timeout(90)
 
-LAMP = "urn:dev:ops:lamp.1/a"  # "." and "/" in the id: one percent-encoded token
 FAN = "urn:dev:ops:fan-1"
-
-
-def td(thing_id=LAMP):
-    return {
-        "@context": "https://www.w3.org/2022/wot/td/v1.1",
-        "id": thing_id,
-        "title": "Lamp",
-        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-        "security": "nosec_sc",
-        "properties": {
-            "brightness": {
-                "type": "integer",
-                "minimum": 0,
-                "maximum": 100,
-                "forms": [{"href": "x"}],
-            }
-        },
-        "actions": {"fade": {"input": {"type": "integer"}, "forms": [{"href": "x"}]}},
-        "events": {"clicked": {"forms": [{"href": "x"}]}},
-    }
 
 
 def test_subject_tokens():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.hub.operating import THING, register, sign_td
+from tests.support.tds import SIGN, sign_td
 from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(60)
@@ -15,7 +15,7 @@ OWN = "urn:dev:ops:svc-own-1"
 
 
 async def test_a_service_is_an_agent_for_its_things_and_a_manager_for_others(running, nats_hub):
-    register(running, "sign-agent", sign_td())
+    running.add_thing("sign-agent", sign_td())
     nats_hub.add("svc", "service", "service")
     as_agent = await nats_hub.agent("svc")
     as_consumer = await nats_hub.consumer("svc")
@@ -24,6 +24,6 @@ async def test_a_service_is_an_agent_for_its_things_and_a_manager_for_others(run
     # Two NATS connections are not ordered with each other: wait for the report first.
     await until(lambda: running.hub.twin.read_property(OWN, "text").get("value") == "mine")
     assert await as_consumer.read_property(OWN, "text") == "mine"
-    written = await as_consumer.write_property(THING, "text", "hi")
+    written = await as_consumer.write_property(SIGN, "text", "hi")
     assert written.get("error") is None, written
-    assert running.hub.twin.requests.open_for_thing(THING)  # queued for the offline agent
+    assert running.hub.twin.requests.open_for_thing(SIGN)  # queued for the offline agent

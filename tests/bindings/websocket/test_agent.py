@@ -4,79 +4,21 @@ aiohttp (the hub's Python client) and, for the offline queue, the HTTP API."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-
 import pytest
 from websockets.asyncio.client import connect
 
 from clients.websocket import WsClient, WsError
+from tests.support.tds import LAMP, lamp_td
+from tests.support.ws import receive, send, socket, ws_url
 from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(60)
-
-LAMP = "urn:dev:ops:32473-lamp-1"
-
-
-def lamp_td(thing_id: str = LAMP, title: str = "Lamp") -> dict:
-    return {
-        "@context": "https://www.w3.org/2022/wot/td/v1.1",
-        "id": thing_id,
-        "title": title,
-        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-        "security": "nosec_sc",
-        "properties": {
-            "on": {"type": "boolean", "forms": [{"href": "https://lamp.local/on"}]},
-            "brightness": {
-                "type": "integer",
-                "minimum": 0,
-                "maximum": 100,
-                "forms": [{"href": "https://lamp.local/brightness"}],
-            },
-        },
-        "actions": {
-            "fade": {
-                "input": {
-                    "type": "object",
-                    "properties": {"level": {"type": "integer", "minimum": 0, "maximum": 100}},
-                    "required": ["level"],
-                },
-                "output": {"type": "integer"},
-                "forms": [{"href": "https://lamp.local/fade"}],
-            },
-        },
-        "events": {
-            "overheated": {"data": {"type": "number"}, "forms": [{"href": "https://lamp.local/oh"}]}
-        },
-    }
-
-
-def ws_url(running) -> str:
-    return running.url.replace("https://", "wss://") + "/ws"
-
-
-def agent_socket(running, token: str):
-    return connect(
-        ws_url(running),
-        ssl=running.ssl,
-        additional_headers={"Authorization": f"Bearer {token}"},
-        subprotocols=["webthingprotocol"],
-        open_timeout=10,
-    )
-
-
-async def receive(ws, timeout: float = 5.0) -> dict:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
-
-
-async def send(ws, **message) -> None:
-    await ws.send(json.dumps(message))
 
 
 async def test_agent_lifecycle(running):
     agent_token = running.add_client("lamp-agent", "agent", "agent")
     consumer_token = running.add_client("otto", "consumer", "operator")
-    async with agent_socket(running, agent_token) as agent:
+    async with socket(running, agent_token) as agent:
         assert agent.subprotocol == "webthingprotocol"
         await send(
             agent, messageType="request", operation="updatething", correlationID="r1",
@@ -256,7 +198,7 @@ async def test_agent_may_not_report_for_a_thing_it_does_not_own(running):
         await owner.register(lamp_td())
         await owner.report_property(LAMP, "brightness", 10)
         await until(lambda: running.hub.twin.read_property(LAMP, "brightness").get("value") == 10)
-    async with agent_socket(running, other_token) as rogue:
+    async with socket(running, other_token) as rogue:
         await send(
             rogue, messageType="notification", operation="observeproperty", thingID=LAMP,
             name="brightness", value=99, messageID="report-1",

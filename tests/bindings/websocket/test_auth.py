@@ -12,34 +12,17 @@ import ssl
 
 import aiohttp
 import pytest
-from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from clients.errors import Unauthorized
 from clients.websocket import WsClient
+from tests.support.running import PASSWORD
+from tests.support.tds import thing_td
+from tests.support.ws import receive, send, socket, ws_url
 
 pytestmark = pytest.mark.timeout(60)
 
-PASSWORD = "correct horse battery"  # tests/support/running.py's
 AUTHN = "urn:wothub:authn"  # the login Thing: every client may read its TD
-
-
-def ws_url(running) -> str:
-    return running.url.replace("https://", "wss://") + "/ws"
-
-
-def socket(running, headers: dict | None = None, ssl_context=None):
-    return connect(
-        ws_url(running),
-        ssl=ssl_context or running.ssl,
-        additional_headers=headers or {},
-        subprotocols=["webthingprotocol"],
-        open_timeout=10,
-    )
-
-
-async def receive(ws, timeout: float = 5.0) -> dict:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
 
 
 async def served(ws) -> None:
@@ -63,16 +46,9 @@ async def closed_with(ws, timeout: float = 5.0) -> tuple[int, str]:
 
 
 async def register(ws, thing_id: str) -> dict:
-    """Register a minimal TD; the response."""
-    await ws.send(
-        json.dumps(
-            {"messageType": "request", "operation": "updatething", "correlationID": "r",
-             "input": {"@context": "https://www.w3.org/2022/wot/td/v1.1",
-                       "id": thing_id, "title": "Lamp",
-                       "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-                       "security": "nosec_sc"}}
-        )
-    )  # fmt: skip
+    """Register a lamp under ``thing_id``; the response."""
+    lamp = thing_td(thing_id, "Lamp")
+    await send(ws, messageType="request", operation="updatething", correlationID="r", input=lamp)
     return await receive(ws)
 
 
@@ -83,14 +59,14 @@ def basic(client_id: str, password: str) -> dict:
 
 async def test_bearer_header(running):
     token = running.add_client("vera")
-    async with socket(running, {"Authorization": f"Bearer {token}"}) as ws:
+    async with socket(running, token) as ws:
         assert ws.subprotocol == "webthingprotocol"
         await served(ws)
 
 
 async def test_basic_header(running):
     running.add_client("vera")
-    async with socket(running, basic("vera", PASSWORD)) as ws:
+    async with socket(running, headers=basic("vera", PASSWORD)) as ws:
         await served(ws)
     async with WsClient(ws_url(running), ca=running.ssl, basic=("vera", PASSWORD)) as client:
         assert (await client.read_thing(AUTHN))["id"] == AUTHN
@@ -142,7 +118,7 @@ async def test_bad_credentials_are_closed_4401(running):
         basic("nobody", PASSWORD),
         {"Authorization": "Digest whatever"},
     ):
-        async with socket(running, headers) as ws:
+        async with socket(running, headers=headers) as ws:
             code, reason = await closed_with(ws)
         assert code == 4401, headers
         assert reason.startswith("unauthenticated"), headers
@@ -160,7 +136,7 @@ async def test_bad_credentials_are_closed_4401(running):
 async def test_token_of_a_removed_client_is_closed_4401(running):
     token = running.add_client("vera")
     running.hub.auth.remove_client("vera")
-    async with socket(running, {"Authorization": f"Bearer {token}"}) as ws:
+    async with socket(running, token) as ws:
         code, _ = await closed_with(ws)
     assert code == 4401
 
@@ -172,7 +148,7 @@ async def test_client_certificate(running, tmp_path):
     (tmp_path / "key.pem").write_bytes(key_pem)
     context = ssl.create_default_context(cadata=running.hub.ca.ca_cert_pem.decode())
     context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
-    async with socket(running, ssl_context=context) as ws:
+    async with socket(running, ssl=context) as ws:
         registered = await register(ws, "urn:dev:cert-lamp")
         assert registered["output"] == {"id": "urn:dev:cert-lamp", "created": True}
     assert running.hub.twin.owner_of("urn:dev:cert-lamp") == "lamp-agent"
@@ -187,7 +163,7 @@ async def test_client_certificate(running, tmp_path):
 
     # A revoked certificate no longer logs in.
     running.hub.ca.revoke(issued.serial)
-    async with socket(running, ssl_context=context) as ws:
+    async with socket(running, ssl=context) as ws:
         code, _ = await closed_with(ws)
     assert code == 4401
 
@@ -203,7 +179,7 @@ async def test_the_header_takes_precedence_over_the_certificate(running, tmp_pat
     (tmp_path / "key.pem").write_bytes(key_pem)
     context = ssl.create_default_context(cadata=running.hub.ca.ca_cert_pem.decode())
     context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
-    async with socket(running, basic("lamp-agent", PASSWORD), ssl_context=context) as ws:
+    async with socket(running, headers=basic("lamp-agent", PASSWORD), ssl=context) as ws:
         registered = await register(ws, "urn:dev:header-lamp")
         assert registered["output"] == {"id": "urn:dev:header-lamp", "created": True}
     assert running.hub.twin.owner_of("urn:dev:header-lamp") == "lamp-agent"
@@ -212,9 +188,9 @@ async def test_the_header_takes_precedence_over_the_certificate(running, tmp_pat
         basic("lamp-agent", "wrong password"),
         basic("lamp-agent", token),  # vera's token under another name
     ):
-        async with socket(running, headers, ssl_context=context) as ws:
+        async with socket(running, headers=headers, ssl=context) as ws:
             code, reason = await closed_with(ws)
         assert (code, reason) == (4401, "unauthenticated: invalid credentials"), headers
-    async with socket(running, ssl_context=context) as ws:  # the certificate alone: vera
+    async with socket(running, ssl=context) as ws:  # the certificate alone: vera
         refused = await register(ws, "urn:dev:vera-lamp")
         assert refused["error"]["status"] == 403

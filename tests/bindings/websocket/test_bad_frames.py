@@ -8,72 +8,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import ssl
 
 import aiohttp
 import pytest
-from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from bucketstore import open_store
-from hub.runtime import Hub
-from tests.support.running import hub_config
+from tests.support.tds import LAMP, lamp_td
+from tests.support.ws import receive, socket, ws_url
 
 pytestmark = pytest.mark.timeout(60)
 
 LIMIT = 4096
-PASSWORD = "correct horse battery"
-LAMP = "urn:dev:ops:32473-lamp-1"
-TD = {
-    "@context": "https://www.w3.org/2022/wot/td/v1.1",
-    "id": LAMP,
-    "title": "Lamp",
-    "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-    "security": "nosec_sc",
-    "properties": {"on": {"type": "boolean", "forms": [{"href": "https://lamp.local/on"}]}},
-}
-
-
-class SmallHub:
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
-        self.url = hub.http_server.url.replace("https://", "wss://") + "/ws"
-        self.ssl = ssl.create_default_context(cadata=hub.ca.ca_cert_pem.decode())
-
-    def token(self, client_id: str, kind: str = "consumer", role: str = "viewer") -> str:
-        self.hub.auth.add_client(client_id, kind, role, password=PASSWORD)
-        return self.hub.auth.new_token(client_id)["token"]
-
-    def connect(self, token: str, **kwargs):
-        return connect(
-            self.url,
-            ssl=self.ssl,
-            additional_headers={"Authorization": f"Bearer {token}"},
-            subprotocols=["webthingprotocol"],
-            open_timeout=10,
-            max_size=None,
-            **kwargs,
-        )
 
 
 @pytest.fixture
-async def small(tmp_path):
-    """A hub as tests/support/running.py builds it (loopback, free ports, no bus
-    bindings), with max_body_bytes = 4 KiB."""
-    config = hub_config(tmp_path / "home", max_body_bytes=LIMIT)
-    config.home.mkdir(mode=0o700)
-    store = open_store(config.store_path, "leveldb")
-    hub = Hub(config, store)
-    await hub.start()
-    try:
-        yield SmallHub(hub)
-    finally:
-        await hub.stop()
-        store.close()
+def hub_options() -> dict:
+    return {"max_body_bytes": LIMIT}
 
 
-async def receive(ws, timeout: float = 5.0) -> dict:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+def raw_socket(running, token: str):
+    """A raw connection that takes frames of any size (the hub's limits are tested)."""
+    return socket(running, token, max_size=None)
 
 
 async def refused(ws, frame: str | bytes) -> dict:
@@ -91,9 +46,9 @@ def request(**fields) -> str:
     return json.dumps({"messageType": "request", "operation": "readproperty", **fields})
 
 
-async def test_each_bad_frame_gets_an_error_naming_the_field(small):
-    token = small.token("vera")
-    async with small.connect(token) as ws:
+async def test_each_bad_frame_gets_an_error_naming_the_field(running):
+    token = running.add_client("vera")
+    async with raw_socket(running, token) as ws:
         cases = [
             # (frame, field named in validationErrors, words in the detail)
             ("{not json", "(root)", "not valid JSON"),
@@ -158,9 +113,9 @@ async def test_each_bad_frame_gets_an_error_naming_the_field(small):
         assert fine["error"]["status"] == 404  # no such Thing, but a real answer
 
 
-async def test_size_limits(small):
-    token = small.token("vera")
-    async with small.connect(token) as ws:
+async def test_size_limits(running):
+    token = running.add_client("vera")
+    async with raw_socket(running, token) as ws:
         big = request(thingID=LAMP, name="on", input="x" * (LIMIT + 100))
         assert LIMIT < len(big) <= 2 * LIMIT
         error = (await refused(ws, big))["error"]
@@ -176,19 +131,19 @@ async def test_size_limits(small):
         assert ws.close_code == 1009
 
 
-async def test_repeated_abuse_is_closed_with_1008_and_others_are_served(small):
-    agent_token = small.token("lamp-agent", "agent", "agent")
-    viewer_token = small.token("vera")
-    abuser_token = small.token("mallory")
+async def test_repeated_abuse_is_closed_with_1008_and_others_are_served(running):
+    agent_token = running.add_client("lamp-agent", "agent", "agent")
+    viewer_token = running.add_client("vera")
+    abuser_token = running.add_client("mallory")
     async with (
-        small.connect(agent_token) as agent,
-        small.connect(viewer_token) as viewer,
-        small.connect(abuser_token) as abuser,
+        raw_socket(running, agent_token) as agent,
+        raw_socket(running, viewer_token) as viewer,
+        raw_socket(running, abuser_token) as abuser,
     ):
         await agent.send(
             json.dumps(
                 {"messageType": "request", "operation": "updatething", "correlationID": "r",
-                 "input": TD}
+                 "input": lamp_td()}
             )
         )  # fmt: skip
         assert (await receive(agent))["output"]["created"] is True
@@ -225,8 +180,8 @@ async def test_repeated_abuse_is_closed_with_1008_and_others_are_served(small):
     async with (
         aiohttp.ClientSession() as session,
         session.ws_connect(
-            small.url,
-            ssl=small.ssl,
+            ws_url(running),
+            ssl=running.ssl,
             headers={"Authorization": f"Bearer {abuser_token}"},
             protocols=("webthingprotocol",),
         ) as again,
@@ -247,9 +202,9 @@ async def test_repeated_abuse_is_closed_with_1008_and_others_are_served(small):
     ],
 )
 async def test_a_wrong_typed_field_is_answered_400_and_the_agent_is_served(
-    small, field, value, described
+    running, field, value, described
 ):
-    token = small.token("lamp-agent", "agent", "agent")
+    token = running.add_client("lamp-agent", "agent", "agent")
     report = {
         "messageType": "notification",
         "operation": "observeproperty",
@@ -257,8 +212,8 @@ async def test_a_wrong_typed_field_is_answered_400_and_the_agent_is_served(
         "name": "on",
         "value": True,
     }
-    async with small.connect(token) as ws:
-        register = {"messageType": "request", "operation": "updatething", "input": TD}
+    async with raw_socket(running, token) as ws:
+        register = {"messageType": "request", "operation": "updatething", "input": lamp_td()}
         await ws.send(json.dumps({**register, "correlationID": "td"}))
         assert (await receive(ws))["output"]["id"] == LAMP
 
@@ -268,8 +223,8 @@ async def test_a_wrong_typed_field_is_answered_400_and_the_agent_is_served(
             {"field": field, "description": f"must be a string, not {described}"}
         ]
 
-        # A TD whose id is a number: refused by the hub, not a crash.
-        numeric = {**register, "input": {**TD, "id": 123}, "correlationID": "bad-td"}
+        # A lamp_td() whose id is a number: refused by the hub, not a crash.
+        numeric = {**register, "input": {**lamp_td(), "id": 123}, "correlationID": "bad-td"}
         bad_td = await refused(ws, json.dumps(numeric))
         assert bad_td["correlationID"] == "bad-td"
         assert "id must be a string" in bad_td["error"]["detail"]
@@ -277,4 +232,4 @@ async def test_a_wrong_typed_field_is_answered_400_and_the_agent_is_served(
         await ws.send(json.dumps(report))  # still served
         await ws.send(json.dumps({**register, "correlationID": "again"}))
         assert (await receive(ws))["correlationID"] == "again"
-    assert small.hub.twin.read_property(LAMP, "on").get("value") is True
+    assert running.hub.twin.read_property(LAMP, "on").get("value") is True

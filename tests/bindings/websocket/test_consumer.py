@@ -4,71 +4,26 @@ twin TD's ``wss://`` forms. Consumers on the ``websockets`` library, agents on a
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 
 import pytest
-from websockets.asyncio.client import connect
 
 from clients.websocket import WsClient
+from tests.support import tds
+from tests.support.tds import LAMP
+from tests.support.ws import receive, socket, ws_url
 from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(60)
 
-LAMP = "urn:dev:ops:32473-lamp-1"
 _ids = itertools.count(1)
 
 
 def lamp_td(thing_id: str = LAMP) -> dict:
-    return {
-        "@context": "https://www.w3.org/2022/wot/td/v1.1",
-        "id": thing_id,
-        "title": "Lamp",
-        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-        "security": "nosec_sc",
-        "properties": {
-            "on": {"type": "boolean", "forms": [{"href": "https://lamp.local/on"}]},
-            "brightness": {
-                "type": "integer",
-                "minimum": 0,
-                "maximum": 100,
-                "forms": [{"href": "https://lamp.local/brightness"}],
-            },
-            "model": {
-                "type": "string",
-                "readOnly": True,
-                "forms": [{"href": "https://lamp.local/model"}],
-            },
-            "pin": {
-                "type": "string",
-                "writeOnly": True,
-                "forms": [{"href": "https://lamp.local/pin"}],
-            },
-        },
-        "actions": {"toggle": {"forms": [{"href": "https://lamp.local/toggle"}]}},
-        "events": {
-            "overheated": {"data": {"type": "number"}, "forms": [{"href": "https://lamp.local/oh"}]}
-        },
-    }
-
-
-def ws_url(running) -> str:
-    return running.url.replace("https://", "wss://") + "/ws"
-
-
-def consumer_socket(running, token: str):
-    return connect(
-        ws_url(running),
-        ssl=running.ssl,
-        additional_headers={"Authorization": f"Bearer {token}"},
-        subprotocols=["webthingprotocol"],
-        open_timeout=10,
-    )
-
-
-async def receive(ws, timeout: float = 5.0) -> dict:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+    """The shared lamp with a write-only property, for the reads refused on it."""
+    pin = {"type": "string", "writeOnly": True, "forms": [{"href": "https://lamp.local/pin"}]}
+    return tds.lamp_td(thing_id, properties={"pin": pin})
 
 
 async def ask(ws, operation: str, thing_id: str | None = LAMP, name=None, **fields) -> dict:
@@ -100,7 +55,7 @@ async def lamp(running):
 
 async def test_reads(running, lamp):
     token = running.add_client("vera", "consumer", "viewer")
-    async with consumer_socket(running, token) as ws:
+    async with socket(running, token) as ws:
         one = await ask(ws, "readproperty", name="brightness")
         assert one["output"] == 55
         assert one["timestamp"].endswith("Z")
@@ -116,7 +71,7 @@ async def test_reads(running, lamp):
 
 async def test_twin_td_carries_wss_forms(running, lamp):
     token = running.add_client("vera", "consumer", "viewer")
-    async with consumer_socket(running, token) as ws:
+    async with socket(running, token) as ws:
         td = (await ask(ws, "readthing"))["output"]
     url = ws_url(running)
 
@@ -153,7 +108,7 @@ async def test_twin_td_carries_wss_forms(running, lamp):
 
 async def test_a_write_only_property_is_written_never_read(running, lamp):
     token = running.add_client("max", "consumer", "manager")
-    async with consumer_socket(running, token) as ws:
+    async with socket(running, token) as ws:
         td = (await ask(ws, "readthing"))["output"]
         pin = [f for f in td["properties"]["pin"]["forms"] if f["href"].startswith("wss://")]
         assert [f["op"] for f in pin] == [["writeproperty"]]
@@ -172,7 +127,7 @@ async def test_a_write_only_property_is_written_never_read(running, lamp):
 
 async def test_write_property_goes_to_the_agent(running, lamp):
     token = running.add_client("max", "consumer", "manager")
-    async with consumer_socket(running, token) as ws:
+    async with socket(running, token) as ws:
         accepted = await ask(ws, "writeproperty", name="brightness", input=80)
         assert accepted["status"] == "delivered"
         request = await lamp.next_request(5)
@@ -197,7 +152,7 @@ async def test_write_property_goes_to_the_agent(running, lamp):
 
 async def test_cancel_reaches_the_agent(running, lamp):
     token = running.add_client("otto", "consumer", "operator")
-    async with consumer_socket(running, token) as ws:
+    async with socket(running, token) as ws:
         invoked = await ask(ws, "invokeaction", name="toggle")
         action_id = invoked["actionID"]
         request = await lamp.next_request(5)
@@ -229,7 +184,7 @@ async def test_cancel_reaches_the_agent(running, lamp):
 
 async def test_subscriptions_start_and_stop(running, lamp):
     token = running.add_client("vera", "consumer", "viewer")
-    async with consumer_socket(running, token) as ws:
+    async with socket(running, token) as ws:
         assert (await ask(ws, "observeallproperties"))["status"] == "completed"
         assert (await ask(ws, "subscribeallevents", None))["status"] == "completed"
         await lamp.report_property(LAMP, "on", False)

@@ -19,24 +19,19 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from clients.websocket import WsClient
+from tests.support.tds import thing_td
+from tests.support.ws import ws_url
 from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(120)
 
 THING = "urn:dev:ops:sensor-1"
-TD = {
-    "@context": "https://www.w3.org/2022/wot/td/v1.1",
-    "id": THING,
-    "title": "Sensor",
-    "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-    "security": "nosec_sc",
-    "properties": {"blob": {"type": "string", "forms": [{"href": "https://s.local/blob"}]}},
-    "events": {"tick": {"data": {"type": "integer"}, "forms": [{"href": "https://s.local/t"}]}},
-}
-
-
-def ws_url(running) -> str:
-    return running.url.replace("https://", "wss://") + "/ws"
+TD = thing_td(
+    THING,
+    "Sensor",
+    properties={"blob": {"type": "string", "forms": [{"href": "https://s.local/blob"}]}},
+    events={"tick": {"data": {"type": "integer"}, "forms": [{"href": "https://s.local/t"}]}},
+)
 
 
 def request(operation: str, name: str, correlation_id: str = "s") -> str:

@@ -10,7 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.hub.operating import receive, ws_url
+from tests.support.ws import receive, ws_url
 
 pytestmark = pytest.mark.timeout(30)
 

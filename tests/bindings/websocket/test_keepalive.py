@@ -10,7 +10,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from tests.hub.operating import THING, register, sign_td
+from tests.support.tds import SIGN, sign_td
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -26,7 +26,7 @@ def quick_pings(running):
 
 
 async def test_a_client_that_answers_pings_stays_connected(quick_pings):
-    register(quick_pings, "sign-agent", sign_td())
+    quick_pings.add_thing("sign-agent", sign_td())
     token = quick_pings.add_client("vic", "consumer", "viewer")
     async with (
         quick_pings.session(token) as session,
@@ -40,7 +40,7 @@ async def test_a_client_that_answers_pings_stays_connected(quick_pings):
             {
                 "messageType": "request",
                 "operation": "readallproperties",
-                "thingID": THING,
+                "thingID": SIGN,
                 "correlationID": "still-here",
             }
         )

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from cryptography import x509
@@ -19,6 +20,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tests.requirements import require_command, require_module
 from tests.support.running import PASSWORD
+from tests.support.tds import SLASHED_LAMP as LAMP
+from tests.support.tds import lamp_td
 
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "output" / "screenshots"
 CHROMIUM_ARGS = [
@@ -30,6 +33,55 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+def desk_lamp_td(thing_id: str = LAMP, title: str = "Desk lamp") -> dict:
+    """The shared lamp as the dashboard shows a real device: a type, a description, units,
+    a read-only observed temperature and an asynchronous fade with two inputs."""
+    href = "https://lamp.local"
+    return lamp_td(
+        thing_id,
+        title,
+        only=("on", "overheated"),
+        properties={
+            "temperature": {
+                "type": "number",
+                "unit": "°C",
+                "readOnly": True,
+                "observable": True,
+                "forms": [{"href": f"{href}/t"}],
+            },
+            "brightness": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 100,
+                "unit": "%",
+                "forms": [{"href": f"{href}/b"}],
+            },
+        },
+        actions={
+            "fade": {
+                "title": "Fade",
+                "input": {
+                    "type": "object",
+                    "properties": {
+                        "to": {"type": "integer", "minimum": 0, "maximum": 100},
+                        "seconds": {"type": "number", "minimum": 0},
+                    },
+                    "required": ["to"],
+                },
+                "synchronous": False,
+                "forms": [{"href": f"{href}/fade"}],
+            }
+        },
+        description="A lamp on the desk",
+        **{"@type": "Light"},
+    )
+
+
+def thing_hash(thing_id: str = LAMP) -> str:
+    """The dashboard's address of a Thing's page."""
+    return "/#/thing/" + quote(thing_id, safe="")
 
 
 def trusting(ca_cert_pem: bytes) -> str:

@@ -12,20 +12,9 @@ import pytest
 
 from bucketstore import open_store
 from certs import CertificateAuthority
+from tests.support.devices import AGENT, answer, emit, register, register_all, report
 
-from .conftest import trusting
-from .devices import (
-    AGENT,
-    LAMP,
-    answer,
-    emit,
-    lamp_td,
-    next_request,
-    register,
-    register_all,
-    report,
-    thing_hash,
-)
+from .conftest import LAMP, desk_lamp_td, thing_hash, trusting
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -63,7 +52,7 @@ async def test_login_and_see_a_thing_appear_and_go_offline(running, open_dashboa
     await ui.page.wait_for_selector('tr[data-id="urn:wothub:authn"]')  # the hub's own
     await ui.shot("empty-directory")
 
-    conn = await register(running)  # the Thing appears without a reload
+    conn = await register(running, td=desk_lamp_td())  # the Thing appears without a reload
     row = ui.page.locator(f'tr[data-id="{LAMP}"]')
     await row.locator("text=Desk lamp").wait_for()
     await row.locator(".presence.online").wait_for()
@@ -79,9 +68,9 @@ async def test_login_and_see_a_thing_appear_and_go_offline(running, open_dashboa
 
 async def test_property_values_stream_in_with_units_chart_and_desired(running, open_dashboard):
     running.add_client("mona", "consumer", "manager")
-    conn = await register(running)
-    await report(running, conn, "temperature", 21.5)
-    await report(running, conn, "brightness", 40)
+    conn = await register(running, td=desk_lamp_td())
+    await report(conn, "temperature", 21.5)
+    await report(conn, "brightness", 40)
     ui = await open_dashboard()
     await ui.login("mona")
     await ui.page.click(f'tr[data-id="{LAMP}"] a.thing-link')
@@ -94,10 +83,10 @@ async def test_property_values_stream_in_with_units_chart_and_desired(running, o
     await ui.page.wait_for_selector("#live-state.on")
 
     for value in (22.0, 23.25, 22.5):  # live, without a reload
-        await report(running, conn, "temperature", value)
+        await report(conn, "temperature", value)
         await temperature.locator(f".value:text-is('{value:g}')").wait_for()
     await temperature.locator('svg.chart[data-points="4"]').wait_for()
-    await emit(running, conn, "overheated", 80.5)
+    await emit(conn, "overheated", 80.5)
     await ui.page.locator("#event-log li[data-event='overheated']:has-text('80.5')").wait_for()
 
     # a write checked in the browser first, then queued for the device (offline now)
@@ -113,10 +102,10 @@ async def test_property_values_stream_in_with_units_chart_and_desired(running, o
     await ui.shot("write-pending")
 
     conn = await running.device(AGENT)  # back: the write is delivered, reported, desired cleared
-    delivered = await next_request(conn)
+    delivered = await conn.next_request(10)
     assert (delivered.name, delivered.input) == ("brightness", 75)
-    await answer(running, conn, delivered, status="completed")
-    await report(running, conn, "brightness", 75)
+    await answer(conn, delivered, status="completed")
+    await report(conn, "brightness", 75)
     await brightness.locator(".value:text-is('75')").wait_for()
     await brightness.locator(".desired").wait_for(state="hidden")
     await ui.shot("values")
@@ -125,7 +114,7 @@ async def test_property_values_stream_in_with_units_chart_and_desired(running, o
 
 async def test_action_for_an_offline_agent_goes_from_pending_to_completed(running, open_dashboard):
     running.add_client("otto", "consumer", "operator")
-    conn = await register(running)
+    conn = await register(running, td=desk_lamp_td())
     await conn.close()  # offline: the request waits in the hub
     ui = await open_dashboard()
     await ui.login("otto")
@@ -145,10 +134,10 @@ async def test_action_for_an_offline_agent_goes_from_pending_to_completed(runnin
     await ui.shot("action-pending")
 
     conn = await running.device(AGENT)  # the agent connects: the request is delivered
-    delivered = await next_request(conn)
+    delivered = await conn.next_request(10)
     assert (delivered.name, delivered.input) == ("fade", {"to": 30, "seconds": 2})
     await row.locator(".state-delivered").wait_for()
-    await answer(running, conn, delivered, status="completed", output={"level": 30})
+    await answer(conn, delivered, status="completed", output={"level": 30})
     await row.locator(".state-completed").wait_for()
     assert "level" in await row.inner_text()
     await ui.shot("action-completed")
@@ -167,7 +156,7 @@ async def test_action_for_an_offline_agent_goes_from_pending_to_completed(runnin
 
 async def test_a_viewer_gets_no_forms_and_the_hub_refuses_anyway(running, open_dashboard):
     token = running.add_client("vera", "consumer", "viewer")
-    await register(running)
+    await register(running, td=desk_lamp_td())
     ui = await open_dashboard(mobile=True)
     await ui.login("vera")
     await ui.page.goto(running.url + thing_hash())
@@ -262,9 +251,11 @@ async def test_an_admin_issues_generates_and_revokes_certificates(
 
 async def test_search_by_text_and_jsonpath_and_paging(running, open_dashboard):
     running.add_client("vera", "consumer", "viewer")
-    fleet = [lamp_td(f"urn:dev:fleet:{i:03d}", title=f"Street light {i:03d}") for i in range(60)]
+    fleet = [
+        desk_lamp_td(f"urn:dev:fleet:{i:03d}", title=f"Street light {i:03d}") for i in range(60)
+    ]
     await register_all(running, "fleet", fleet)
-    await register(running, td=lamp_td(title="Desk lamp (Office)"))
+    await register(running, td=desk_lamp_td(title="Desk lamp (Office)"))
     ui = await open_dashboard()
     await ui.login("vera")
     await ui.page.wait_for_selector(f"#page-range:has-text('1{DASH}50 of 61')")

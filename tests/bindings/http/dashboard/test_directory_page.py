@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from .devices import LAMP, lamp_td, register, register_all, report
+from tests.support.devices import register, register_all, report
+
+from .conftest import LAMP, desk_lamp_td
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -18,11 +20,11 @@ HUB_THING = "urn:wothub:authn"
 
 async def test_the_list_shows_types_and_current_values(running, open_dashboard):
     running.add_client("vera", "consumer", "viewer")
-    td = lamp_td()
+    td = desk_lamp_td()
     td["@type"] = ["Light", "saref:LightSwitch"]
     conn = await register(running, td=td)
-    await report(running, conn, "temperature", 21.5)
-    await report(running, conn, "brightness", 40)
+    await report(conn, "temperature", 21.5)
+    await report(conn, "brightness", 40)
     ui = await open_dashboard()
     await ui.login("vera")
     row = ui.page.locator(f'#things-body tr[data-id="{LAMP}"]')
@@ -32,7 +34,7 @@ async def test_the_list_shows_types_and_current_values(running, open_dashboard):
     assert await row.locator(".type").inner_text() == "Light, saref:LightSwitch"
     await ui.shot("values")
 
-    await report(running, conn, "temperature", 23.25)  # kept current while the list is shown
+    await report(conn, "temperature", 23.25)  # kept current while the list is shown
     await values.locator("[data-value=temperature]:has-text('23.25 °C')").wait_for()
     assert ui.errors == []
 
@@ -43,12 +45,14 @@ async def test_the_hubs_own_things_have_their_own_section_after_the_devices(
     running.add_client("vera", "consumer", "viewer")
     # devices before and after the hub's ids in id order, and one whose id looks like
     # the hub's but which a device's agent owns (as the demo's do)
-    before = [lamp_td(f"urn:dev:fleet:{i:03d}", title=f"Street light {i:03d}") for i in range(30)]
-    after = [lamp_td(f"urn:x-fleet:{i:03d}", title=f"Park light {i:03d}") for i in range(30)]
+    before = [
+        desk_lamp_td(f"urn:dev:fleet:{i:03d}", title=f"Street light {i:03d}") for i in range(30)
+    ]
+    after = [desk_lamp_td(f"urn:x-fleet:{i:03d}", title=f"Park light {i:03d}") for i in range(30)]
     await register_all(running, "fleet", before + after)
-    await register(running)
+    await register(running, td=desk_lamp_td())
     lookalike = "urn:wothub:demo:door"
-    await register(running, "demo-door", lamp_td(lookalike, title="Front door"))
+    await register(running, "demo-door", desk_lamp_td(lookalike, title="Front door"))
     devices = {td["id"] for td in before + after} | {LAMP, lookalike}
 
     ui = await open_dashboard()

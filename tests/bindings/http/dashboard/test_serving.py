@@ -10,9 +10,11 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.support.devices import AGENT, register
+from tests.support.tds import thing_td
 from tests.waiting import until
 
-from .test_dashboard import AGENT, LAMP, register
+from .conftest import LAMP, desk_lamp_td
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -86,18 +88,8 @@ def test_the_dashboard_has_no_inline_script_or_style():
 
 async def test_presence_of_things_and_their_owners(running):
     token = running.add_client("vera", "consumer", "viewer")
-    conn = await register(running)
-    other = await register(
-        running,
-        "other-agent",
-        {
-            "@context": "https://www.w3.org/2022/wot/td/v1.1",
-            "id": "urn:dev:other",
-            "title": "Other",
-            "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-            "security": "nosec_sc",
-        },
-    )
+    conn = await register(running, td=desk_lamp_td())
+    other = await register(running, "other-agent", thing_td("urn:dev:other", "Other"))
     await other.close()
     query = "&".join(f"id={quote(i, safe='')}" for i in (LAMP, "urn:dev:other", "urn:nope"))
     async with running.session(token) as http:
@@ -147,7 +139,8 @@ async def test_presence_changes_on_the_directory_stream(running):
             http.get("/events", headers=stream) as plain,
         ):
             await until(lambda: len(running.hub.http.context.streams) == 3)  # all listening
-            conn = await register(running)  # created, and (already connected) then offline:
+            # created, and (already connected) then offline:
+            conn = await register(running, td=desk_lamp_td())
             await conn.close()
             conn = await running.device(AGENT)
             events = await _events(both, 3)

@@ -8,9 +8,10 @@ import time
 
 import pytest
 
+from tests.support.devices import register
 from tests.waiting import until
 
-from .test_dashboard import LAMP, register
+from .conftest import LAMP, desk_lamp_td
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -24,7 +25,7 @@ async def test_tokens_are_refreshed_and_an_ended_session_asks_to_log_in_again(
     running, open_dashboard
 ):
     running.add_client("vera", "consumer", "viewer")
-    conn = await register(running)
+    conn = await register(running, td=desk_lamp_td())
     ui = await open_dashboard()
     refreshes = []
     ui.page.on(

@@ -9,7 +9,9 @@ from urllib.parse import quote
 
 import pytest
 
-from .devices import AGENT, LAMP, answer, next_request, register, report, thing_hash
+from tests.support.devices import AGENT, answer, register, report
+
+from .conftest import LAMP, desk_lamp_td, thing_hash
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -24,7 +26,7 @@ async def open_thing(running, open_dashboard, client_id):
 
 async def test_form_messages_follow_the_request_to_its_end(running, open_dashboard):
     running.add_client("mona", "consumer", "manager")
-    conn = await register(running)
+    conn = await register(running, td=desk_lamp_td())
     await conn.close()  # offline: every request waits in the hub
     ui = await open_thing(running, open_dashboard, "mona")
 
@@ -43,12 +45,12 @@ async def test_form_messages_follow_the_request_to_its_end(running, open_dashboa
     await ui.shot("queued")
 
     conn = await running.device(AGENT)  # back: it takes the three in the order they were asked
-    write, switch, action = [await next_request(conn) for _ in range(3)]
+    write, switch, action = [await conn.next_request(10) for _ in range(3)]
     assert [write.name, switch.name, action.name] == ["brightness", "on", "fade"]
-    await answer(running, conn, write, status="completed")
+    await answer(conn, write, status="completed")
     problem = {"type": "about:blank", "title": "Conflict", "status": 409, "detail": "jammed"}
-    await answer(running, conn, switch, status="failed", error=problem)
-    await answer(running, conn, action, status="completed", output={"level": 30})
+    await answer(conn, switch, status="failed", error=problem)
+    await answer(conn, action, status="completed", output={"level": 30})
 
     await brightness.locator(".form-message:text-is('Written.')").wait_for()
     await on.locator(".form-message.error:has-text('jammed')").wait_for()
@@ -61,7 +63,7 @@ async def test_form_messages_follow_the_request_to_its_end(running, open_dashboa
 
 async def test_property_writes_are_listed_under_requests(running, open_dashboard):
     running.add_client("mona", "consumer", "manager")
-    conn = await register(running)
+    conn = await register(running, td=desk_lamp_td())
     await conn.close()
     ui = await open_thing(running, open_dashboard, "mona")
     brightness = ui.page.locator('[data-property="brightness"]')
@@ -73,9 +75,9 @@ async def test_property_writes_are_listed_under_requests(running, open_dashboard
     assert "75" in await row.inner_text()
 
     conn = await running.device(AGENT)
-    delivered = await next_request(conn)
+    delivered = await conn.next_request(10)
     assert (delivered.name, delivered.input) == ("brightness", 75)
-    await answer(running, conn, delivered, status="completed")
+    await answer(conn, delivered, status="completed")
     await row.locator(".state-completed").wait_for()
     await ui.shot("write-listed")
     assert ui.errors == []
@@ -84,7 +86,7 @@ async def test_property_writes_are_listed_under_requests(running, open_dashboard
 async def test_requests_say_who_asked(running, open_dashboard):
     running.add_client("mona", "consumer", "manager")
     otto = running.add_client("otto", "consumer", "operator")
-    conn = await register(running)
+    conn = await register(running, td=desk_lamp_td())
     await conn.close()
     ui = await open_thing(running, open_dashboard, "mona")
     header = ui.page.locator("#requests thead")
@@ -110,9 +112,9 @@ async def test_a_write_input_follows_the_value_unless_being_edited(running, open
     from playwright.async_api import expect  # installed: the browser fixture checked
 
     running.add_client("mona", "consumer", "manager")
-    conn = await register(running)
-    await report(running, conn, "brightness", 40)
-    await report(running, conn, "on", False)
+    conn = await register(running, td=desk_lamp_td())
+    await report(conn, "brightness", 40)
+    await report(conn, "on", False)
     ui = await open_thing(running, open_dashboard, "mona")
     await ui.page.wait_for_selector("#live-state.on")
     brightness = ui.page.locator('[data-property="brightness"]')
@@ -121,31 +123,31 @@ async def test_a_write_input_follows_the_value_unless_being_edited(running, open
     await brightness.locator(".value:text-is('40')").wait_for()
     await expect(field).to_have_value("40")
 
-    await report(running, conn, "brightness", 55)  # live: the input follows
-    await report(running, conn, "on", True)
+    await report(conn, "brightness", 55)  # live: the input follows
+    await report(conn, "on", True)
     await expect(field).to_have_value("55")
     await expect(switch).to_have_value("true")
 
     await field.fill("60")  # the user is typing: a new value leaves the input alone
-    await report(running, conn, "brightness", 65)
+    await report(conn, "brightness", 65)
     await brightness.locator(".value:text-is('65')").wait_for()
     assert await field.input_value() == "60"
     await ui.page.locator("#thing-title").click()  # still a change not sent: kept
-    await report(running, conn, "brightness", 70)
+    await report(conn, "brightness", 70)
     await brightness.locator(".value:text-is('70')").wait_for()
     assert await field.input_value() == "60"
     await field.press("Escape")  # the change dropped: the value as it is
     await expect(field).to_have_value("70")
     await field.fill("60")
 
-    device = asyncio.create_task(next_request(conn))  # sent: it follows again
+    device = asyncio.create_task(conn.next_request(10))  # sent: it follows again
     await brightness.locator("button[type=submit]").click()
     delivered = await device
     assert (delivered.name, delivered.input) == ("brightness", 60)
-    await answer(running, conn, delivered, status="completed")
-    await report(running, conn, "brightness", 60)
+    await answer(conn, delivered, status="completed")
+    await report(conn, "brightness", 60)
     await brightness.locator(".form-message:text-is('Written.')").wait_for()
-    await report(running, conn, "brightness", 80)
+    await report(conn, "brightness", 80)
     await expect(field).to_have_value("80")
     await ui.shot("follows")
     assert ui.errors == []

@@ -1,10 +1,15 @@
 """Server-sent events off an aiohttp response, read the way an EventSource does, one
-event at a time with every wait bounded."""
+event at a time with every wait bounded; ``stream`` opens one."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
+
+from tests.support.devices import report
+from tests.support.http import STREAM
 
 
 class SseReader:
@@ -57,3 +62,27 @@ class SseReader:
         event = await self.next(timeout)
         assert event["data"] == data, f"{event} arrived before the marker {data!r}"
         return event
+
+    async def take(self, count: int, timeout: float = 5.0) -> list[dict]:
+        return [await self.next(timeout) for _ in range(count)]
+
+    async def nothing_more(self, device, name: str = "brightness", marker=99) -> None:
+        """Nothing more came: ``device`` reports ``marker`` and it is the next event."""
+        await report(device, name, marker)
+        await self.next_is(marker)
+
+
+@contextlib.asynccontextmanager
+async def stream(session, path: str, last_event_id: str | None = None) -> AsyncIterator[SseReader]:
+    """An open SSE stream (200, text/event-stream), closed on exit."""
+    headers = dict(STREAM)
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = last_event_id
+    async with asyncio.timeout(5):
+        response = await session.get(path, headers=headers)
+    try:
+        assert response.status == 200, await response.text()
+        assert response.content_type == "text/event-stream"
+        yield SseReader(response)
+    finally:
+        response.close()

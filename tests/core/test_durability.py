@@ -9,15 +9,15 @@ import textwrap
 
 from bucketstore import open_store
 from digitwin.core import DigiTwin
+from tests.support.messages import notification, request
+from tests.support.tds import LAMP
 from tests.waiting import until
 
-from .conftest import Hub, drain, notification, request
-
-LAMP = "urn:dev:ops:32473-lamp-1"
+from .conftest import CoreHub, drain
 
 
 async def test_restart_brings_back_tds_owners_queued_requests_and_flushed_values(tmp_path):
-    hub = await Hub(tmp_path / "store").open()
+    hub = await CoreHub(tmp_path / "store").open()
     agent = hub.connect("lamp-agent", "agent")
     hub.register(agent)
     hub.router.handle(agent, notification("observeproperty", LAMP, "brightness", value=55))
@@ -28,7 +28,7 @@ async def test_restart_brings_back_tds_owners_queued_requests_and_flushed_values
     write = hub.router.handle(manager, request("writeproperty", LAMP, "on", input=True))
     await hub.close()  # a clean stop flushes the twins
 
-    hub = await Hub(tmp_path / "store").open()
+    hub = await CoreHub(tmp_path / "store").open()
     try:
         assert hub.twin.thing(LAMP).owner == "lamp-agent"
         assert hub.twin.read_property(LAMP, "brightness")["value"] == 55
@@ -47,7 +47,7 @@ async def test_restart_brings_back_tds_owners_queued_requests_and_flushed_values
 
 
 async def test_values_are_written_behind_on_the_flush_interval(tmp_path):
-    hub = await Hub(tmp_path / "store").open(flush_interval=0.05)
+    hub = await CoreHub(tmp_path / "store").open(flush_interval=0.05)
     try:
         agent = hub.connect("lamp-agent", "agent")
         hub.register(agent)
@@ -63,17 +63,18 @@ HUB_PROCESS = textwrap.dedent(
     """
     import asyncio, json, sys
     sys.path.insert(0, sys.argv[2])
-    from tests.hub.conftest import Hub, lamp_td, request
+    from tests.core.conftest import CoreHub
+    from tests.support.messages import request
+    from tests.support.tds import LAMP
 
     async def main():
-        hub = await Hub(sys.argv[1]).open()
+        hub = await CoreHub(sys.argv[1]).open()
         agent = hub.connect("lamp-agent", "agent")
         hub.register(agent)
         hub.router.disconnect(agent)
         operator = hub.connect("otto", "operator")
         accepted = hub.router.handle(
-            operator, request("invokeaction", "urn:dev:ops:32473-lamp-1", "fade",
-                              input={"level": 77})
+            operator, request("invokeaction", LAMP, "fade", input={"level": 77})
         )
         print(json.dumps({"id": accepted.action_id, "status": accepted.status}), flush=True)
         await asyncio.sleep(60)  # killed long before this ends

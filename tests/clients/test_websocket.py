@@ -1,4 +1,4 @@
-"""The Python WebSocket client (bindings/websocket/client.py) against a real hub:
+"""The Python WebSocket client (clients/websocket.py) against a real hub:
 correlated requests, errors, notifications by iterator and callback, requests for
 agents, and reconnecting with its subscriptions after the hub drops the connection."""
 
@@ -11,34 +11,11 @@ import pytest
 
 from clients.errors import Disconnected, HubError
 from clients.websocket import ABSENT, WsClient
+from tests.support.tds import LAMP, lamp_td
+from tests.support.ws import ws_url
 from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(60)
-
-LAMP = "urn:dev:ops:32473-lamp-1"
-TD = {
-    "@context": "https://www.w3.org/2022/wot/td/v1.1",
-    "id": LAMP,
-    "title": "Lamp",
-    "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-    "security": "nosec_sc",
-    "properties": {
-        "brightness": {
-            "type": "integer",
-            "minimum": 0,
-            "maximum": 100,
-            "forms": [{"href": "https://lamp.local/brightness"}],
-        },
-    },
-    "actions": {"toggle": {"forms": [{"href": "https://lamp.local/toggle"}]}},
-    "events": {
-        "overheated": {"data": {"type": "number"}, "forms": [{"href": "https://lamp.local/oh"}]}
-    },
-}
-
-
-def ws_url(running) -> str:
-    return running.url.replace("https://", "wss://") + "/ws"
 
 
 @pytest.fixture
@@ -47,7 +24,7 @@ async def agent(running):
     registrations = []
 
     async def register(client: WsClient) -> None:
-        registrations.append(await client.update_thing(TD))
+        registrations.append(await client.update_thing(lamp_td()))
 
     client = WsClient(ws_url(running), ca=running.ssl, token=token, on_connect=register)
     client.registrations = registrations
@@ -165,7 +142,7 @@ async def test_reconnects_and_subscribes_again(running, agent):
         await until(lambda: client.connected and len(connected) == 2)
         assert asyncio.get_running_loop().time() - started < 5
         assert connected == [1, 2]  # on_connect after each connection
-        # The agent's on_connect registered its TD again (updated, not created).
+        # The agent's on_connect registered its lamp_td() again (updated, not created).
         assert agent.registrations == [
             {"id": LAMP, "created": True},
             {"id": LAMP, "created": False},

@@ -5,7 +5,6 @@ that resume after the hub drops them."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 
 import pytest
 
@@ -17,102 +16,13 @@ from clients.http import (
     HubUnreachable,
     SseEvent,
 )
+from tests.support.devices import answer, emit, register, report
+from tests.support.running import PASSWORD
+from tests.support.tds import SLASHED_LAMP as LAMP
+from tests.support.tds import http_lamp_td, lamp_td
 from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(60)
-
-PASSWORD = "a password for tests"
-LAMP = "urn:dev:ops:lamp/1"  # a "/" in the id: it must stay one path segment
-_ids = itertools.count()
-
-
-def lamp_td(thing_id=LAMP, title="Lamp"):
-    return {
-        "@context": "https://www.w3.org/2022/wot/td/v1.1",
-        "id": thing_id,
-        "title": title,
-        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-        "security": "nosec_sc",
-        "properties": {
-            "on": {"type": "boolean", "forms": [{"href": "https://lamp.local/on"}]},
-            "brightness": {
-                "type": "integer",
-                "minimum": 0,
-                "maximum": 100,
-                "forms": [{"href": "https://lamp.local/brightness"}],
-            },
-        },
-        "actions": {
-            "toggle": {"forms": [{"href": "https://lamp.local/toggle"}]},
-            "fade": {
-                "input": {
-                    "type": "object",
-                    "properties": {"level": {"type": "integer", "minimum": 0, "maximum": 100}},
-                    "required": ["level"],
-                },
-                "output": {"type": "integer"},
-                "forms": [{"href": "https://lamp.local/fade"}],
-            },
-        },
-        "events": {
-            "overheated": {"data": {"type": "number"}, "forms": [{"href": "https://lamp.local/oh"}]}
-        },
-    }
-
-
-class Device:
-    """A lamp: a real WebSocket agent (``running.device``) that registered its TD."""
-
-    def __init__(self, connection, thing_id=LAMP):
-        self.connection = connection
-        self.running = connection.running
-        self.thing_id = thing_id
-
-    @classmethod
-    async def connect(cls, running, client_id="lamp-agent", thing_id=LAMP):
-        device = cls(await running.device(client_id), thing_id)
-        answer = await device.send("request", "updatething", input=lamp_td(thing_id))
-        assert answer.error is None, answer.error
-        return device
-
-    async def send(self, message_type, operation, name=None, **fields):
-        raw = {"messageType": message_type, "operation": operation, **fields}
-        if operation != "updatething":
-            raw["thingID"] = self.thing_id
-        if name is not None:
-            raw["name"] = name
-        if message_type == "request":
-            raw.setdefault("correlationID", f"dev-{next(_ids)}")
-        return await self.connection.send(raw)
-
-    async def report(self, name, value):
-        refused = await self.send("notification", "observeproperty", name, value=value)
-        assert refused is None, refused.error
-
-    async def emit(self, name, value):
-        refused = await self.send("notification", "subscribeevent", name, value=value)
-        assert refused is None, refused.error
-
-    async def next_request(self, timeout=5.0):
-        return await self.connection.next_request(timeout)
-
-    async def answer(self, request, output=None, status=None):
-        fields = {"correlationID": request.correlation_id, "actionID": request.action_id}
-        if output is not None:
-            fields["output"] = output
-        if status is not None:
-            fields["status"] = status
-        refused = await self.send("response", request.operation, request.name, **fields)
-        assert refused is None, refused.error
-
-    async def disconnect(self):
-        await self.connection.close()
-
-
-def add_client(running, client_id, role):
-    """A consumer with PASSWORD; returns a token for it."""
-    running.hub.auth.add_client(client_id, "consumer", role, password=PASSWORD)
-    return running.hub.auth.new_token(client_id)["token"]
 
 
 def consumer(running, **kwargs) -> HttpConsumer:
@@ -121,7 +31,7 @@ def consumer(running, **kwargs) -> HttpConsumer:
 
 @pytest.fixture
 async def admin(running):
-    add_client(running, "ada", "admin")
+    running.add_client("ada", "consumer", "admin")
     async with consumer(running) as client:
         await client.login("ada", PASSWORD)
         yield client
@@ -129,7 +39,7 @@ async def admin(running):
 
 @pytest.fixture
 async def manager(running):
-    add_client(running, "mia", "manager")
+    running.add_client("mia", "consumer", "manager")
     async with consumer(running) as client:
         await client.login("mia", PASSWORD)
         yield client
@@ -137,7 +47,8 @@ async def manager(running):
 
 @pytest.fixture
 async def device(running):
-    return await Device.connect(running)
+    """A lamp: a real WebSocket agent (``running.device``) that registered its TD."""
+    return await register(running, td=http_lamp_td())
 
 
 async def next_event(stream, timeout=5.0) -> SseEvent:
@@ -148,7 +59,7 @@ async def next_event(stream, timeout=5.0) -> SseEvent:
 
 
 async def test_login_refresh_logout(running):
-    add_client(running, "vera", "viewer")
+    running.add_client("vera", "consumer", "viewer")
     async with consumer(running) as client:
         answer = await client.login("vera", PASSWORD)
         assert answer["clientID"] == "vera" and answer["role"] == "viewer"
@@ -167,7 +78,7 @@ async def test_login_refresh_logout(running):
 
 
 async def test_wrong_password_is_a_401_hub_error(running):
-    add_client(running, "vera", "viewer")
+    running.add_client("vera", "consumer", "viewer")
     async with consumer(running) as client:
         with pytest.raises(HubError) as refused:
             await client.login("vera", "not the password")
@@ -176,14 +87,14 @@ async def test_wrong_password_is_a_401_hub_error(running):
 
 
 async def test_a_given_token_is_used_as_is(running, device):
-    token = add_client(running, "vera", "viewer")
+    token = running.add_client("vera", "consumer", "viewer")
     async with consumer(running, token=token) as client:
         assert (await client.read_thing(LAMP))["id"] == LAMP
 
 
 async def test_an_expired_token_is_refreshed_and_the_request_sent_again(running, device):
     auth = running.hub.auth
-    add_client(running, "vera", "viewer")
+    running.add_client("vera", "consumer", "viewer")
     async with consumer(running) as client:
         await client.login("vera", PASSWORD)
         session_id = auth.authenticate_token(client.token).session_id
@@ -197,7 +108,7 @@ async def test_an_expired_token_is_refreshed_and_the_request_sent_again(running,
 
 
 async def test_a_revoked_session_is_replaced_by_a_new_login(running, device):
-    add_client(running, "vera", "viewer")
+    running.add_client("vera", "consumer", "viewer")
     async with consumer(running) as client:
         await client.login("vera", PASSWORD)
         first = client.token
@@ -223,7 +134,7 @@ async def test_client_certificate(running, device, tmp_path):
 async def test_ca_as_a_file_and_as_text(running, tmp_path):
     path = tmp_path / "ca.pem"
     path.write_bytes(running.hub.ca.ca_cert_pem)
-    add_client(running, "vera", "viewer")
+    running.add_client("vera", "consumer", "viewer")
     for ca in (path, str(path), running.hub.ca.ca_cert_pem.decode()):
         async with HttpConsumer(running.url, ca=ca) as client:
             login = await client.login("vera", PASSWORD)
@@ -264,8 +175,7 @@ async def test_directory_crud_paging_and_search(admin):
     found = await admin.search("$[?@.title == 'Patched'].id")
     assert found == [ids[1]]
 
-    anonymous = lamp_td()
-    del anonymous["id"]
+    anonymous = lamp_td(None)
     new_id = await admin.create_thing(anonymous)
     assert new_id and (await admin.read_thing(new_id))["title"] == "Lamp"
 
@@ -290,8 +200,8 @@ async def test_bad_requests_are_hub_errors_with_the_problem(admin):
 
 
 async def test_read_properties(manager, device):
-    await device.report("brightness", 40)
-    await device.report("on", True)
+    await report(device, "brightness", 40)
+    await report(device, "on", True)
     assert await manager.read_property(LAMP, "brightness") == 40
     assert await manager.read_all_properties(LAMP) == {"brightness": 40, "on": True}
     with pytest.raises(HubError) as unknown:
@@ -303,13 +213,13 @@ async def test_write_property_taken_or_queued(manager, device):
     async def device_takes_it():
         request = await device.next_request()
         assert (request.operation, request.name, request.input) == ("writeproperty", "on", True)
-        await device.answer(request)
+        await answer(device, request)
 
     answering = asyncio.create_task(device_takes_it())
     assert await manager.write_property(LAMP, "on", True, wait=5) is None
     await answering
 
-    await device.disconnect()  # offline: the write waits in the queue
+    await device.close()  # offline: the write waits in the queue
     status = await manager.write_property(LAMP, "brightness", 70)
     assert isinstance(status, ActionStatus)
     assert status.status == "pending" and status.href and not status.done
@@ -320,7 +230,10 @@ async def test_invoke_with_output_without_output_and_async(manager, device):
     async def device_answers(count):
         for _ in range(count):
             request = await device.next_request()
-            await device.answer(request, output=request.input["level"] if request.input else None)
+            if request.input:  # fade has an output, toggle none
+                await answer(device, request, output=request.input["level"])
+            else:
+                await answer(device, request)
 
     answering = asyncio.create_task(device_answers(2))
     assert await manager.invoke_action(LAMP, "fade", {"level": 30}, wait=5) == 30
@@ -331,9 +244,9 @@ async def test_invoke_with_output_without_output_and_async(manager, device):
     assert isinstance(status, ActionStatus) and status.href
     assert status["name"] == "fade" and status.status == "pending"
     request = await device.next_request()
-    await device.answer(request, status="running")
+    await answer(device, request, status="running")
     assert (await manager.query_action(status.href)).status == "running"
-    await device.answer(request, output=7)
+    await answer(device, request, output=7)
     final = await manager.query_action(status.href)
     assert final.status == "completed" and final.output == 7 and final.done
 
@@ -344,7 +257,7 @@ async def test_invoke_with_output_without_output_and_async(manager, device):
 
 
 async def test_cancel_a_queued_action(manager, device):
-    await device.disconnect()
+    await device.close()
     status = await manager.invoke_action(LAMP, "toggle")
     assert isinstance(status, ActionStatus) and status.status == "pending"
     await manager.cancel_action(status.href)
@@ -359,7 +272,7 @@ async def test_failed_action_and_invalid_input_raise(manager, device):
 
 
 async def test_forbidden_is_a_403_hub_error(running, device):
-    add_client(running, "vera", "viewer")
+    running.add_client("vera", "consumer", "viewer")
     async with consumer(running) as viewer:
         await viewer.login("vera", PASSWORD)
         with pytest.raises(HubError) as refused:
@@ -400,9 +313,9 @@ async def test_observe_property_and_all_and_events(manager, device):
         manager.subscribe_event(LAMP, "overheated") as event,
         manager.subscribe_event(LAMP) as events,
     ):
-        await device.report("brightness", 10)
-        await device.report("on", False)
-        await device.emit("overheated", 81.5)
+        await report(device, "brightness", 10)
+        await report(device, "on", False)
+        await emit(device, "overheated", 81.5)
         got = await next_event(one)
         assert (got.event, got.data) == ("brightness", 10) and got.id
         assert [(e.event, e.data) for e in [await next_event(every), await next_event(every)]] == [
@@ -417,20 +330,20 @@ async def test_observe_property_and_all_and_events(manager, device):
 async def test_a_dropped_stream_resumes_without_losing_a_notification(manager, device):
     stream = manager.observe_property(LAMP, "brightness")
     async with stream:
-        await device.report("brightness", 1)
+        await report(device, "brightness", 1)
         assert (await next_event(stream)).data == 1
         before = stream.last_event_id
 
         manager_streams = manager._streams
         assert stream in manager_streams
         device.running.hub.http.context.close_streams()  # the hub ends every stream
-        await device.report("brightness", 2)  # while the consumer is away, or just back
-        await device.report("brightness", 3)
+        await report(device, "brightness", 2)  # while the consumer is away, or just back
+        await report(device, "brightness", 3)
 
         assert [(await next_event(stream)).data for _ in range(2)] == [2, 3]
         assert stream.reconnects == 1 and stream.last_event_id != before
 
-        await device.report("brightness", 4)  # and the new connection carries on
+        await report(device, "brightness", 4)  # and the new connection carries on
         assert (await next_event(stream)).data == 4
 
 
@@ -438,7 +351,7 @@ async def test_a_stream_opened_lazily_by_iterating(manager, device):
     stream = manager.observe_property(LAMP, "brightness")
     reading = asyncio.create_task(next_event(stream))
     await until(lambda: stream in manager._streams)
-    await device.report("brightness", 55)
+    await report(device, "brightness", 55)
     assert (await reading).data == 55
     await stream.aclose()
     with pytest.raises(StopAsyncIteration):
@@ -446,7 +359,7 @@ async def test_a_stream_opened_lazily_by_iterating(manager, device):
 
 
 async def test_a_stream_ends_when_the_client_closes(running, device):
-    add_client(running, "vera", "viewer")
+    running.add_client("vera", "consumer", "viewer")
     client = consumer(running)
     await client.login("vera", PASSWORD)
     stream = client.observe_property(LAMP, "brightness")
@@ -460,7 +373,7 @@ async def test_a_stream_ends_when_the_client_closes(running, device):
 
 async def test_breaking_out_of_a_stream_closes_it(manager, device):
     async with manager.observe_property(LAMP, "brightness") as stream:
-        await device.report("brightness", 5)
+        await report(device, "brightness", 5)
         async for _, value, _ in stream:
             assert value == 5
             break
@@ -469,16 +382,16 @@ async def test_breaking_out_of_a_stream_closes_it(manager, device):
 
 
 async def test_streams_renew_an_expired_token_when_reconnecting(running, device):
-    add_client(running, "vera", "viewer")
+    running.add_client("vera", "consumer", "viewer")
     async with consumer(running) as client:
         await client.login("vera", PASSWORD)
         async with client.observe_property(LAMP, "brightness") as stream:
-            await device.report("brightness", 8)
+            await report(device, "brightness", 8)
             assert (await next_event(stream)).data == 8
             first = client.token
             running.hub.auth.sessions.revoke_all("vera")
             running.hub.http.context.close_streams()
-            await device.report("brightness", 9)  # while the stream is away, or just back
+            await report(device, "brightness", 9)  # while the stream is away, or just back
             assert (await next_event(stream)).data == 9
             assert client.token != first
 
@@ -514,7 +427,7 @@ async def test_a_read_that_times_out_keeps_the_stream(manager, device):
     async with manager.observe_property(LAMP, "brightness") as stream:
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(anext(stream), 0.2)
-        await device.report("brightness", 12)
+        await report(device, "brightness", 12)
         assert (await next_event(stream)).data == 12
         assert stream.reconnects == 0
 

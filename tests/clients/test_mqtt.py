@@ -9,80 +9,84 @@ import pytest
 
 from clients.mqtt import MqttClient, MqttError
 from tests.support.running import PASSWORD
+from tests.support.tds import LAMP, lamp_td
 
-from .conftest import TD, THING
+
+@pytest.fixture
+def hub_options() -> dict:
+    return {"mqtt_enabled": True}
 
 
-def client(mqtt_hub, client_id, **kwargs):
+def client(running, client_id, **kwargs):
     kwargs.setdefault("password", PASSWORD)
     return MqttClient(
-        f"mqtts://127.0.0.1:{mqtt_hub.mqtt.port}",
+        f"mqtts://127.0.0.1:{running.hub.mqtt.port}",
         client_id,
-        ca_pem=mqtt_hub.hub.ca.ca_cert_pem,
+        ca_pem=running.hub.ca.ca_cert_pem,
         timeout=5,
         **kwargs,
     )
 
 
-async def test_agent_and_consumer_clients(mqtt_hub):
-    mqtt_hub.add_agent("lamp-agent")
-    agent = client(mqtt_hub, "lamp-agent")
+async def test_agent_and_consumer_clients(running):
+    running.add_client("lamp-agent", "agent", "agent")
+    agent = client(running, "lamp-agent")
     await agent.connect()
-    token = mqtt_hub.add_client("otto", "consumer", "operator")
-    consumer = client(mqtt_hub, "otto", password=None, token=token)
+    token = running.add_client("otto", "consumer", "operator")
+    consumer = client(running, "otto", password=None, token=token)
     await consumer.connect()
     try:
-        assert await agent.register(TD) == {"id": THING, "created": True}
-        agent.report_property(THING, "level", 12)
+        assert await agent.register(lamp_td()) == {"id": LAMP, "created": True}
+        agent.report_property(LAMP, "brightness", 12)
 
-        values = consumer.observe_property(THING, "level")
+        values = consumer.observe_property(LAMP, "brightness")
         _, value = await asyncio.wait_for(anext(values), 5)
         assert value == 12  # the retained latest value
 
         async def serve():
             async for request in agent.requests():
-                agent.answer(request, output=request["input"])
+                agent.answer(request, output=request["input"]["level"])
                 return
 
         # subscribed yet or not, the agent gets the request (queued while it was away)
         server = asyncio.create_task(serve())
-        response = await consumer.request("invokeaction", THING, "fade", 40)
+        response = await consumer.request("invokeaction", LAMP, "fade", {"level": 40})
         assert response["status"] in ("pending", "delivered")
         await asyncio.wait_for(server, 5)
-        agent.report_property(THING, "level", 40)
+        agent.report_property(LAMP, "brightness", 40)
         _topic, value = await asyncio.wait_for(anext(values), 5)
         assert value == 40
         await values.aclose()
 
         with pytest.raises(MqttError):
-            await consumer.request("deletething", THING)
+            await consumer.request("deletething", LAMP)
     finally:
         await agent.close()
         await consumer.close()
 
 
-async def test_wrong_password_raises(mqtt_hub):
-    mqtt_hub.add_agent("lamp-agent")
+async def test_wrong_password_raises(running):
+    running.add_client("lamp-agent", "agent", "agent")
     with pytest.raises(MqttError):
-        await client(mqtt_hub, "lamp-agent", password="wrong").connect()
+        await client(running, "lamp-agent", password="wrong").connect()
 
 
-async def test_clients_past_fd_1024_connect_and_close_without_loop_errors(mqtt_hub):
+async def test_clients_past_fd_1024_connect_and_close_without_loop_errors(running):
     """paho runs on the asyncio loop (epoll), not on a select() thread each: past file
     descriptor 1024 nothing breaks, and closing leaves no callback on a closed socket."""
     errors = []
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(lambda loop, context: errors.append(context))
     for number in range(3):
-        mqtt_hub.add_agent(f"agent-{number}")
+        running.add_client(f"agent-{number}", "agent", "agent")
     try:
         with contextlib.ExitStack() as held:
             for _ in range(1100):  # the clients' fds come after 1024
                 held.enter_context(open("/dev/null"))
-            clients = [client(mqtt_hub, f"agent-{number}") for number in range(3)]
+            clients = [client(running, f"agent-{number}") for number in range(3)]
             await asyncio.gather(*(c.connect() for c in clients))
             assert all(c._paho.socket().fileno() > 1024 for c in clients)
-            things = [{**TD, "id": f"{THING}-{n}"} for n in range(3)]
+            things = [lamp_td(f"{LAMP}-{n}") for n in range(3)]
             created = await asyncio.gather(
                 *(c.register(td) for c, td in zip(clients, things, strict=True))
             )

@@ -4,14 +4,15 @@ import time
 
 from core.limits import Limits
 from core.stats import LATENCY_BUCKETS, Timings
+from tests.support.messages import notification, request
 
-from .conftest import Hub, drain, notification, request
+from .conftest import CoreHub, drain
 
 LAMP = "urn:dev:ops:32473-lamp-1"
 
 
 async def test_stats_count_messages_refusals_connections_and_state(tmp_path):
-    hub = await Hub(tmp_path / "store").open(
+    hub = await CoreHub(tmp_path / "store").open(
         limits=Limits(max_requests_per_second=0.01, request_burst=6)  # no refill meanwhile
     )
     try:

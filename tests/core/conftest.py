@@ -1,9 +1,8 @@
-"""Fixtures for router tests: a real LevelDB store, the real core and router, and the
-production authorizer (``auth.authorizer.RoleAuthorizer``) over real accounts and
-sessions of an AuthService on the same store."""
+"""Fixtures for the core tests (the router without bindings): a real LevelDB store, the
+real core and router, and the production authorizer (``auth.authorizer.RoleAuthorizer``)
+over real accounts and sessions of an AuthService on the same store."""
 
 import asyncio
-import itertools
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,8 @@ from auth.service import AuthConfig, AuthService
 from bucketstore import open_store
 from core.router import Router
 from digitwin.core import TwinConfig
+from tests.support.messages import request
 from tests.support.tds import lamp_td
-from vocabulary.envelope import parse_message
 from vocabulary.identity import Client
 
 # The clients the router tests use, as accounts: id -> (kind, role). Added without
@@ -39,29 +38,6 @@ CLIENTS = {
 CHEAP = HashCost(time_cost=1, memory_kib=1024, parallelism=1)
 
 
-_ids = itertools.count()
-
-
-def message(message_type, operation, thing_id=None, name=None, **fields):
-    """A message as a binding would hand it over: JSON through the strict parser."""
-    wire = {"messageType": message_type, "operation": operation, **fields}
-    if thing_id is not None:
-        wire["thingID"] = thing_id
-    if name is not None:
-        wire["name"] = name
-    if message_type == "request":
-        wire.setdefault("correlationID", f"c{next(_ids)}")
-    return parse_message(wire, sender_id="spoofed-by-the-wire")
-
-
-def request(operation, thing_id=None, name=None, **fields):
-    return message("request", operation, thing_id, name, **fields)
-
-
-def notification(operation, thing_id=None, name=None, **fields):
-    return message("notification", operation, thing_id, name, **fields)
-
-
 async def receive(connection, timeout=2.0):
     """The next message the router queued for a connection."""
     _, msg = await asyncio.wait_for(connection.next(), timeout)
@@ -76,7 +52,7 @@ async def drain(connection):
     return out
 
 
-class Hub:
+class CoreHub:
     """A store, auth service, core and router on a LevelDB directory, reopened at will
     (the auth home, with the token key, is next to it)."""
 
@@ -125,7 +101,8 @@ class Hub:
 
 
 @pytest.fixture
-async def hub(tmp_path):
-    hub = await Hub(tmp_path / "store").open()
+async def core_hub(tmp_path):
+    """A CoreHub, open: the router and the core on LevelDB, no binding."""
+    hub = await CoreHub(tmp_path / "store").open()
     yield hub
     await hub.close()

@@ -1,6 +1,7 @@
 """``wothub`` subprocesses in tests: the environment for ``wothub serve`` (every
 listener on 127.0.0.1 and a free port, nothing inherited from the caller's WOTHUB_*
-settings), a subprocess whose output is collected, and waiting for its listeners."""
+settings), a subprocess whose output is collected, and waiting for its listeners; ``Served``
+is `wothub serve` run synchronously, its log in a file."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -107,3 +109,65 @@ async def wait_listeners(home, process: Process, timeout: float = 40.0) -> dict:
                 return document["listeners"]
         await asyncio.sleep(0.05)
     pytest.fail(f"no listeners.json within {timeout} s:\n{process.output}")
+
+
+class Served:
+    """``wothub serve`` on a free loopback port; its log goes to a file (never blocks)."""
+
+    def __init__(self, home, log_path):
+        self.home = home
+        self.log_path = log_path
+        self.log_file = open(log_path, "a")  # noqa: SIM115 (closed in stop)
+        env = serve_env()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hub.cli",
+                "serve",
+                "--home",
+                str(home),
+                "--http-port",
+                "0",
+                "--http-host",
+                "127.0.0.1",
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log_file,
+            stderr=self.log_file,
+        )
+
+    @property
+    def log(self):
+        return self.log_path.read_text()
+
+    def wait_for_listeners(self, timeout=30.0):
+        """The https listener from <home>/listeners.json, once this process wrote it."""
+        path = self.home / "listeners.json"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"wothub exited with {self.process.returncode}: {self.log}")
+            try:
+                document = json.loads(path.read_text())
+            except (FileNotFoundError, ValueError):
+                document = None
+            if document and document.get("pid") == self.process.pid:
+                return document["listeners"]["https"]
+            time.sleep(0.05)
+        pytest.fail(f"no listeners.json within {timeout}s: {self.log}")
+
+    def stop(self, timeout=15.0):
+        """SIGTERM and the exit code (killed if it does not stop in time)."""
+        try:
+            self.process.send_signal(signal.SIGTERM)
+            return self.process.wait(timeout=timeout)
+        finally:
+            self.kill()
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        self.log_file.close()
