@@ -252,6 +252,19 @@ async def test_roles_are_refused_what_they_may_not_do(core_hub):
     assert core_hub.twin.get_request is not None and core_hub.twin.requests_of(LAMP) == []
 
 
+async def test_a_td_without_id_for_a_named_thing_is_refused_not_given_a_new_id(core_hub):
+    """A request naming its Thing is a PUT of that Thing: the TD must carry the id
+    (on MQTT and NATS the address names it), else it would land under a urn:uuid."""
+    agent = core_hub.connect("lamp-agent", "agent")
+    anonymous = {key: value for key, value in lamp_td().items() if key != "id"}
+    refused = core_hub.router.handle(agent, request("updatething", LAMP, input=anonymous)).error
+    assert refused["status"] == 400
+    assert refused["validationErrors"] == [{"field": "id", "description": "is required"}]
+    assert core_hub.twin.things_of("lamp-agent") == []
+    created = core_hub.router.handle(agent, request("updatething", input=anonymous)).output
+    assert created["created"] is True and created["id"].startswith("urn:uuid:")
+
+
 async def test_schema_refusals(core_hub):
     agent = core_hub.connect("lamp-agent", "agent")
     bad_td = {**lamp_td(), "security": "undefined_sc"}
