@@ -12,23 +12,34 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from auth.service import AuthService
 from bindings.http.app import HttpBinding
 from bindings.mqtt import MqttBinding
 from bindings.nats import NatsBinding
 from bindings.websocket.forms import WebSocketForms
 from bindings.websocket.server import WebSocketBinding
+from certs.authority import CertificateAuthority
+from core.router import Router
 
-if TYPE_CHECKING:
-    from .config import Config
-    from .runtime import Hub
+from .config import Config
+
+
+class HubParts(Protocol):
+    """What a factory builds a binding from (``hub.runtime.Hub`` has them)."""
+
+    config: Config
+    router: Router
+    auth: AuthService
+    ca: CertificateAuthority
+
 
 # factory(hub, the bindings built so far by name) -> the binding, or None when turned off
-BindingFactory = Callable[["Hub", dict[str, Any]], Any]
+BindingFactory = Callable[[HubParts, dict[str, Any]], Any]
 # Where a binding listens, from the configuration: (host, port), named in a bind error.
-Address = Callable[["Config"], tuple[str, int]]
+Address = Callable[[Config], tuple[str, int]]
 
 
 @dataclass(frozen=True)
@@ -58,7 +69,7 @@ def registration(name: str) -> Registration:
         raise KeyError(f"unknown binding {name!r}; known: {', '.join(_registered)}") from None
 
 
-def build_bindings(hub: Hub) -> dict[str, Any]:
+def build_bindings(hub: HubParts) -> dict[str, Any]:
     """Every registered binding the configuration turns on, by name, in order."""
     built: dict[str, Any] = {}
     for entry in _registered.values():
@@ -71,7 +82,7 @@ def build_bindings(hub: Hub) -> dict[str, Any]:
 # -- the built-in bindings -------------------------------------------------------------------
 
 
-def _http(hub: Hub, built: dict[str, Any]) -> HttpBinding:
+def _http(hub: HubParts, built: dict[str, Any]) -> HttpBinding:
     config = hub.config
     return HttpBinding(
         hub.router,
@@ -83,7 +94,7 @@ def _http(hub: Hub, built: dict[str, Any]) -> HttpBinding:
     )
 
 
-def _websocket(hub: Hub, built: dict[str, Any]) -> WebSocketBinding:
+def _websocket(hub: HubParts, built: dict[str, Any]) -> WebSocketBinding:
     http: HttpBinding = built["http"]
     return WebSocketBinding(
         hub.router,
@@ -93,7 +104,7 @@ def _websocket(hub: Hub, built: dict[str, Any]) -> WebSocketBinding:
     )
 
 
-def _mqtt(hub: Hub, built: dict[str, Any]) -> MqttBinding | None:
+def _mqtt(hub: HubParts, built: dict[str, Any]) -> MqttBinding | None:
     config = hub.config
     if not config.mqtt_enabled:
         return None
@@ -112,7 +123,7 @@ def _mqtt(hub: Hub, built: dict[str, Any]) -> MqttBinding | None:
     )
 
 
-def _nats(hub: Hub, built: dict[str, Any]) -> NatsBinding | None:
+def _nats(hub: HubParts, built: dict[str, Any]) -> NatsBinding | None:
     config = hub.config
     if not config.nats_enabled:
         return None
