@@ -173,7 +173,7 @@ class AuthService:
         try:
             client_id = verify(certificate)
         except Exception as exc:  # the CA says why; the client hears only "refused"
-            reason = str(exc)
+            reason: str | None = str(exc)
         else:
             reason = None
         if reason is not None:  # raised outside the except, so the cause is not chained
@@ -266,7 +266,12 @@ class AuthService:
         finally:
             self.throttle.end(source)
         account = self.accounts.get(key) if matched else None  # current after the wait
-        if account is None or not account.enabled or account.password_hash != stored:
+        if (
+            account is None
+            or not account.enabled
+            or stored is None  # no hash: never matched (verify spent the time on a decoy)
+            or account.password_hash != stored
+        ):
             self.throttle.failed(source, key)
             self._refuse(what, key, "wrong client id or password, or a disabled client")
         self.throttle.succeeded(key)

@@ -433,7 +433,9 @@ class CertificateAuthority:
             )
             authority_key_id = aki.from_issuer_subject_key_identifier(ca_key_id.value)
         except x509.ExtensionNotFound:  # a CA not made here
-            authority_key_id = aki.from_issuer_public_key(self.certificate.public_key())
+            # The CA key's public half: the certificate's key (load_or_create checked they
+            # match), typed as a key that can issue certificates.
+            authority_key_id = aki.from_issuer_public_key(self._key.public_key())
         builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))

@@ -11,6 +11,7 @@ are written in one atomic batch; revoking rewrites the record only.
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
@@ -106,7 +107,8 @@ class IssuedRecords:
         self.bucket.set(ISSUED + serial_hex(serial), issued._encode())
         return issued
 
-    def revoke_client(self, client_id: str, now: datetime) -> list[IssuedCertificate]:
+    # builtins.list: in this class, ``list`` names the method above.
+    def revoke_client(self, client_id: str, now: datetime) -> builtins.list[IssuedCertificate]:
         """Revoke every certificate of ``client_id`` not yet revoked, in one write."""
         revoked = [
             replace(issued, revoked=True, revoked_at=now)

@@ -77,16 +77,17 @@ class Delivery:
 
     def queue(self, connection: Connection, message: Message) -> Message:
         """``invokeaction`` or ``writeproperty``: recorded, then delivered if it can be."""
-        service = self._services.get(message.thing_id)
+        thing_id, name = message.required_thing_id(), message.required_name()
+        service = self._services.get(thing_id)
         if service is not None:
             return self._invoke_service(connection, message, service)
-        self.access.require_thing(connection.client, message.operation, message.thing_id)
+        self.access.require_thing(connection.client, message.operation, thing_id)
         what = "the action input" if message.operation == ops.INVOKE_ACTION else "the value"
-        self.check_queueable(message.thing_id, [(what, message.data)])
+        self.check_queueable(thing_id, [(what, message.data)])
         record = self.twin.request(
             message.operation,
-            message.thing_id,
-            message.name,
+            thing_id,
+            name,
             message.data,
             connection.client.id,
             correlation_id=message.correlation_id,
@@ -101,12 +102,13 @@ class Delivery:
         self, connection: Connection, message: Message, service: ServiceThing
     ) -> Message:
         """The hub's own Things answer at once; nothing is queued."""
+        thing_id, name = service.thing_id, message.required_name()
         if message.operation != ops.INVOKE_ACTION:
-            raise BadRequest(f"{message.thing_id} has no writable properties")
-        self.access.require_thing(connection.client, ops.INVOKE_ACTION, message.thing_id)
-        self.twin.check_action_input(message.thing_id, message.name, message.data)
-        output = service.invoke(connection.client, message.name, message.data)
-        log.info("%s used %s %s", connection.client.id, message.thing_id, message.name)
+            raise BadRequest(f"{thing_id} has no writable properties")
+        self.access.require_thing(connection.client, ops.INVOKE_ACTION, thing_id)
+        self.twin.check_action_input(thing_id, name, message.data)
+        output = service.invoke(connection.client, name, message.data)
+        log.info("%s used %s %s", connection.client.id, thing_id, name)
         return response(message, output=output, status=COMPLETED)
 
     def cancel(self, connection: Connection, message: Message) -> Message:
@@ -198,6 +200,8 @@ class Delivery:
     def answer(self, connection: Connection, message: Message) -> None:
         """An agent's response to a request it was given: progress or the result."""
         record_id = message.action_id or message.correlation_id
+        if record_id is None:
+            raise BadRequest("an answer needs the actionID or correlationID of its request")
         record = self.twin.get_request(record_id)
         self.access.require_thing(connection.client, ops.ANSWER_REQUEST, record.thing_id)
         status = message.status or (FAILED if message.error else COMPLETED)

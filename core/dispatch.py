@@ -91,22 +91,27 @@ class Dispatch:
     # -- what agents report ------------------------------------------------------------------
 
     def _report_property(self, connection: Connection, message: Message) -> None:
-        self.access.require_thing(connection.client, ops.REPORT_PROPERTY, message.thing_id)
+        thing_id, name = message.required_thing_id(), message.required_name()
+        self.access.require_thing(connection.client, ops.REPORT_PROPERTY, thing_id)
         if message.data is ABSENT:
             raise BadRequest("a property report needs a value")
         check_size("max_value_bytes", self.limits.max_value_bytes, message.data, "the value")
-        self.twin.report_property(message.thing_id, message.name, message.data, message.timestamp)
+        self.twin.report_property(thing_id, name, message.data, message.timestamp)
 
     def _report_properties(self, connection: Connection, message: Message) -> None:
-        self.access.require_thing(connection.client, ops.REPORT_PROPERTY, message.thing_id)
+        # The envelope lets observeallproperties leave out thingID (a consumer's request
+        # for every Thing); an agent's report is always about one Thing.
+        thing_id = message.required_thing_id()
+        self.access.require_thing(connection.client, ops.REPORT_PROPERTY, thing_id)
         values = message.data
         if not isinstance(values, dict) or not values:
             raise BadRequest("observeallproperties reports an object of property values")
         check_size("max_value_bytes", self.limits.max_value_bytes, values, "the values")
         for name, value in values.items():
-            self.twin.report_property(message.thing_id, name, value, message.timestamp)
+            self.twin.report_property(thing_id, name, value, message.timestamp)
 
     def _report_event(self, connection: Connection, message: Message) -> None:
-        self.access.require_thing(connection.client, ops.REPORT_EVENT, message.thing_id)
+        thing_id, name = message.required_thing_id(), message.required_name()
+        self.access.require_thing(connection.client, ops.REPORT_EVENT, thing_id)
         check_size("max_value_bytes", self.limits.max_value_bytes, message.data, "the event")
-        self.twin.report_event(message.thing_id, message.name, message.data, message.timestamp)
+        self.twin.report_event(thing_id, name, message.data, message.timestamp)

@@ -75,9 +75,8 @@ class FanOut:
         if message.operation == ops.QUERY_ACTION:
             self.request_changed(message.value)
         kind = KIND_OF_NOTIFICATION[message.operation]
-        for connection, wildcard in self.subscriptions.matching(
-            kind, message.thing_id, message.name
-        ):
+        thing_id = message.required_thing_id()  # the twin's notifications all name one
+        for connection, wildcard in self.subscriptions.matching(kind, thing_id, message.name):
             if wildcard and not self._may_see(connection, kind, message):
                 continue
             if connection.notify(notification.seq, message):
@@ -93,7 +92,8 @@ class FanOut:
         for notification in missed:
             message = notification.message
             kind = KIND_OF_NOTIFICATION[message.operation]
-            wildcard = self.subscriptions.wants(connection, kind, message.thing_id, message.name)
+            thing_id = message.required_thing_id()
+            wildcard = self.subscriptions.wants(connection, kind, thing_id, message.name)
             if wildcard is None or (wildcard and not self._may_see(connection, kind, message)):
                 continue
             connection.notify(notification.seq, message)
@@ -120,7 +120,7 @@ class FanOut:
             if named:  # the affordance must exist and be readable (not write-only)
                 read = self.twin.read_property if kind == PROPERTY else self.twin.read_event
                 try:
-                    read(message.thing_id, message.name)
+                    read(message.required_thing_id(), message.required_name())
                 except Problem:
                     self.subscriptions.remove(connection, kind, message.thing_id, name)
                     raise
@@ -147,7 +147,7 @@ class FanOut:
         if message.operation == ops.DELETE_THING and isinstance(message.value, dict):
             owner = message.value.get("owner")  # the TD, and its owner, are gone
         else:
-            owner = self.twin.owner_of(message.thing_id)
+            owner = self.twin.owner_of(message.required_thing_id())
         try:
             reason = self.access.authorizer.authorize(
                 connection.client, PERMISSION_OF_KIND[kind], message.thing_id, owner

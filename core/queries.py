@@ -29,8 +29,9 @@ class Queries:
     # -- request messages ------------------------------------------------------------------
 
     def read_property(self, connection: Connection, message: Message) -> Message:
-        self.access.require_thing(connection.client, ops.READ_PROPERTY, message.thing_id)
-        entry = self.twin.read_property(message.thing_id, message.name)
+        thing_id = message.required_thing_id()
+        self.access.require_thing(connection.client, ops.READ_PROPERTY, thing_id)
+        entry = self.twin.read_property(thing_id, message.required_name())
         return response(
             message,
             output=entry.get("value", ABSENT),
@@ -38,23 +39,25 @@ class Queries:
         )
 
     def read_properties(self, connection: Connection, message: Message) -> Message:
-        self.access.require_thing(connection.client, message.operation, message.thing_id)
+        thing_id = message.required_thing_id()
+        self.access.require_thing(connection.client, message.operation, thing_id)
         if message.operation == ops.READ_MULTIPLE_PROPERTIES:
             names = message.data
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 raise BadRequest("readmultipleproperties takes an array of property names")
             # Each one read: an unknown name is refused (404), a write-only one too (405).
-            values = {name: self.twin.read_property(message.thing_id, name) for name in names}
+            values = {name: self.twin.read_property(thing_id, name) for name in names}
         else:
-            values = self.twin.read_all_properties(message.thing_id)
+            values = self.twin.read_all_properties(thing_id)
         output = {name: entry["value"] for name, entry in values.items() if "value" in entry}
         return response(message, output=output)
 
     def read_thing(self, connection: Connection, message: Message) -> Message:
-        self.access.require_thing(connection.client, ops.READ_THING, message.thing_id)
-        td = self.twin.twin_td(message.thing_id)
+        thing_id = message.required_thing_id()
+        self.access.require_thing(connection.client, ops.READ_THING, thing_id)
+        td = self.twin.twin_td(thing_id)
         if td is None:
-            raise NotFound(f"no Thing {message.thing_id}", thingID=message.thing_id)
+            raise NotFound(f"no Thing {thing_id}", thingID=thing_id)
         return response(message, output=td)
 
     def query_action(self, connection: Connection, message: Message) -> Message:
@@ -62,12 +65,15 @@ class Queries:
         return response(message, output=record.to_status(), status=record.status)
 
     def query_all_actions(self, connection: Connection, message: Message) -> Message:
-        grouped = self.requests_by_name(connection.client, message.thing_id, ops.INVOKE_ACTION)
+        thing_id = message.required_thing_id()
+        grouped = self.requests_by_name(connection.client, thing_id, ops.INVOKE_ACTION)
         return response(message, output=grouped)
 
     def find_request(self, connection: Connection, message: Message, permission: str) -> Record:
         """The action or write the message names, if the client may ``permission`` it
         (a cancel is the invoker's to make)."""
+        if message.action_id is None:
+            raise BadRequest(f"{message.operation} needs an actionID")
         record = self.twin.get_request(message.action_id)
         if (message.thing_id is not None and record.thing_id != message.thing_id) or (
             message.name is not None and record.name != message.name
@@ -98,9 +104,8 @@ class Queries:
         self.access.require(client, ops.READ_THING, None, None)
         if self.access.reads_every_thing(client):
             return self.twin.search_things(query)
-        return search(
-            query, (self.twin.enriched_td(i) for i in sorted(self.twin.things_of(client.id)))
-        )
+        own = sorted(self.twin.things_of(client.id))
+        return search(query, (td for i in own if (td := self.twin.enriched_td(i)) is not None))
 
     def thing_description(
         self, client: Client, thing_id: str, *, admit: bool = True

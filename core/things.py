@@ -86,9 +86,10 @@ class Things:
 
     def delete_thing(self, connection: Connection, message: Message) -> Message:
         client = connection.client
-        self.access.require_thing(client, ops.DELETE_THING, message.thing_id)
+        thing_id = message.required_thing_id()
+        self.access.require_thing(client, ops.DELETE_THING, thing_id)
         keep = self.access.overrides_ownership(client)
-        self.twin.delete_thing(message.thing_id, client.id, keep_owner=keep)
+        self.twin.delete_thing(thing_id, client.id, keep_owner=keep)
         return response(message, status=COMPLETED)
 
     def patch_thing(self, client: Client, thing_id: str, patch: Any) -> None:

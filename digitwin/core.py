@@ -140,7 +140,9 @@ class DigiTwin:
     def enriched_td(self, thing_id: str) -> dict[str, Any] | None:
         """The twin TD with its registration information, as the directory serves it."""
         record = self.directory.get(thing_id)
-        td = self.twin_td(thing_id) if record is not None else None
+        if record is None:
+            return None
+        td = self.twin_td(thing_id)
         return None if td is None else enriched_td(td, record.registration())
 
     def count_things(self) -> int:
@@ -208,7 +210,7 @@ class DigiTwin:
         _affordance(twin, "events", name)
         if value is not ABSENT:
             _check(twin, "events", name, value)
-        entry = {
+        entry: dict[str, Any] = {
             "value": None if value is ABSENT else value,
             "timestamp": timestamp or clock.rfc3339_now(),
         }

@@ -122,7 +122,7 @@ class _Engine:
     (when asked): the TD schemas' ``uri``/``iri-reference`` are left to the spot checks, and
     data schemas must accept unknown formats."""
 
-    def __init__(self, schema: object, *, check_date_time: bool) -> None:
+    def __init__(self, schema: dict[str, Any] | bool, *, check_date_time: bool) -> None:
         if check_date_time:
             # Neutralise every other format the schema uses, so both engines agree exactly.
             formats: dict[str, Callable[[object], bool]] = {f: _accept for f in _formats_in(schema)}
@@ -600,6 +600,7 @@ def _compile_data_schema(key: bytes) -> Callable[[object], None]:
         )
     if problems:
         raise ValidationError(_dedupe(problems))
+    assert isinstance(schema, dict | bool)  # the meta-schema takes nothing else
     try:
         engine = _Engine(schema, check_date_time=False)
     except Exception as exc:  # fastjsonschema's definition errors, bad regexes, ...

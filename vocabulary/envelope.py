@@ -24,7 +24,7 @@ from .operations import (
     QUERY_ACTION,
     THINGLESS_OPERATIONS,
 )
-from .problems import problem_title
+from .problems import BadRequest, problem_title
 
 REQUEST = "request"
 RESPONSE = "response"
@@ -141,6 +141,19 @@ class Message:
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.to_dict())
+
+    def required_thing_id(self) -> str:
+        """``thing_id``, for an operation on one Thing; BadRequest when there is none
+        (``parse_message`` requires it for most operations, not for every message type)."""
+        if self.thing_id is None:
+            raise BadRequest(f"{self.operation} needs a thingID")
+        return self.thing_id
+
+    def required_name(self) -> str:
+        """``name``, for an operation on one affordance; BadRequest when there is none."""
+        if self.name is None:
+            raise BadRequest(f"{self.operation} needs a name")
+        return self.name
 
     @property
     def data(self) -> Any:

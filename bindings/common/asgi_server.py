@@ -389,7 +389,7 @@ class HttpServer:
     async def stop(self) -> None:
         """Stop serving: refuse new connections, close idle ones, let requests in progress
         finish for up to ``shutdown_timeout`` seconds, then cancel them. Idempotent."""
-        if self._task is None:
+        if self._task is None or self._server is None:  # never started (start sets both)
             return
         if self._stopping is None:
             self._stopping = asyncio.create_task(self._stop(self._task, self._server))

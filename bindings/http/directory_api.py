@@ -67,8 +67,8 @@ class DirectoryApi:
     async def list(self, request: Request) -> Response:
         client = await self.context.client(request)
         params = request.query_params
-        offset = query_int(params, "offset", 0, minimum=0)
-        limit = query_int(params, "limit", None, minimum=1)
+        offset = query_int(params, "offset", minimum=0) or 0
+        limit = query_int(params, "limit", minimum=1)
         form = params.get("format", "array")
         if form not in ("array", "collection"):
             raise BadRequest(f"format is array or collection, not {form!r}", parameter="format")
@@ -219,7 +219,8 @@ class DirectoryApi:
         data: dict[str, Any] = {"id": message.thing_id}
         if diff and kind == "thing_created":
             with contextlib.suppress(Problem):  # unless deleted since, or unreadable
-                data = self.router.thing_description(client, message.thing_id, admit=False)
+                thing_id = message.required_thing_id()
+                data = self.router.thing_description(client, thing_id, admit=False)
         elif diff and kind == "thing_updated":
             data = {**change.get("diff", {}), "id": message.thing_id}
         return kind, data
@@ -236,7 +237,7 @@ def _thing(request: Request) -> str:
 
 
 def _page_url(offset: int, limit: int, form: str) -> str:
-    query = {"offset": offset, "limit": limit}
+    query: dict[str, int | str] = {"offset": offset, "limit": limit}
     if form != "array":
         query["format"] = form
     return f"/things?{urlencode(query)}"

@@ -103,13 +103,13 @@ def _too_large(limit: int) -> str:
     return f"the request body is larger than the hub accepts ({limit} bytes)"
 
 
-def query_int(params: Any, name: str, default: int | None, *, minimum: int) -> int | None:
-    """An integer query parameter, or BadRequest naming it."""
+def query_int(params: Any, name: str, *, minimum: int) -> int | None:
+    """An integer query parameter (None when absent), or BadRequest naming it."""
     from vocabulary.problems import BadRequest
 
     raw = params.get(name)
     if raw is None:
-        return default
+        return None
     try:
         value = int(raw)
     except ValueError:

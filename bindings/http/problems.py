@@ -30,7 +30,9 @@ class UnsupportedMediaType(Problem):
 
 
 def problem_response(problem: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    status = problem.get("status") if isinstance(problem.get("status"), int) else 500
+    status = problem.get("status")
+    if not isinstance(status, int):
+        status = 500
     if status == 401:
         headers = {"WWW-Authenticate": WWW_AUTHENTICATE, **(headers or {})}
     return Response(orjson.dumps(problem), status, headers, media_type=PROBLEM_JSON)
@@ -46,7 +48,7 @@ async def on_problem(request: Request, exc: Exception) -> Response:
         headers["Retry-After"] = str(max(1, math.ceil(retry)))
     if problem.get("status") == 405 and isinstance(problem.get("allow"), list):
         # The core names the operations the affordance allows; HTTP names methods.
-        methods = {_OPERATION_METHODS.get(op) for op in problem["allow"]} - {None}
+        methods = {_OPERATION_METHODS[op] for op in problem["allow"] if op in _OPERATION_METHODS}
         headers["Allow"] = ", ".join(sorted(methods))
     return problem_response(problem, headers or None)
 

@@ -216,7 +216,7 @@ def _call(method: Callable[..., Any], *args: Any) -> Any:
 
 # -- the broker --------------------------------------------------------------------------------
 
-_PLUGINS = {
+_PLUGINS: dict[str, dict[str, Any]] = {
     f"{__name__}.HubAuthPlugin": {},
     f"{__name__}.HubTopicPlugin": {},
     f"{__name__}.HubEventPlugin": {},

@@ -149,7 +149,7 @@ class MqttBinding:
                 "keyfile": str(self.ca.server_key_path),
             }
         }
-        plain = ()
+        plain: tuple[str, ...] = ()
         if self.plain_port is not None:
             listeners["plain"] = {"type": "tcp", "bind": f"{self.plain_host}:{self.plain_port}"}
             plain = ("plain",)
@@ -262,8 +262,9 @@ class MqttBinding:
             if not matched:
                 continue
             try:
-                thing = topics.decode(fixed[topics.THING]) if fixed.get(topics.THING) else None
-                name = topics.decode(fixed[topics.NAME]) if fixed.get(topics.NAME) else None
+                fixed_thing, fixed_name = fixed.get(topics.THING), fixed.get(topics.NAME)
+                thing = topics.decode(fixed_thing) if fixed_thing else None
+                name = topics.decode(fixed_name) if fixed_name else None
             except UnicodeDecodeError:
                 return None
             kind = _KIND_OF_FAMILY[family]
@@ -448,11 +449,13 @@ class MqttBinding:
         task.add_done_callback(done)
 
     def _notification(self, message: Message) -> tuple[str, bytes] | None:
-        thing_id = message.thing_id
+        thing_id = message.required_thing_id()  # the twin's notifications all name one
         if message.operation == ops.OBSERVE_PROPERTY:
-            return topics.twin_property(thing_id, message.name), self._encoded.value(message)
+            topic = topics.twin_property(thing_id, message.required_name())
+            return topic, self._encoded.value(message)
         if message.operation == ops.SUBSCRIBE_EVENT:
-            return topics.twin_event(thing_id, message.name), self._encoded.value(message)
+            topic = topics.twin_event(thing_id, message.required_name())
+            return topic, self._encoded.value(message)
         if message.operation == ops.UPDATE_THING:
             td = self.router.twin_td(thing_id)
             return topics.twin_td(thing_id), orjson.dumps(td) if td is not None else b""

@@ -338,6 +338,8 @@ class NatsBinding:
         self._logins.clear()
 
     async def _on_link_back(self) -> None:
+        if self._nc is None:
+            return  # stopped meanwhile
         log.info("NATS link back on %s (subscriptions restored)", self._nc.connected_url)
 
     # -- what clients send -------------------------------------------------------------

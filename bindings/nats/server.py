@@ -197,7 +197,8 @@ class NatsServer:
         self.log_path = self.directory / "nats-server.log"
         self.pid_path = self.directory / "nats-server.pid"
         self.server_name = _new_server_name()
-        self.process: asyncio.subprocess.Process | None = None  # set once it answers
+        # Set once it answers; an _Exited after a restart that failed.
+        self.process: asyncio.subprocess.Process | _Exited | None = None
         self.restarts = 0
         self._supervisor: asyncio.Task[None] | None = None
         self._stopping = False
@@ -272,7 +273,7 @@ log_file: "{self.log_path}"
                 await self._supervisor
             self._supervisor = None
         process, self.process = self.process, None
-        if process is not None and process.returncode is None:
+        if isinstance(process, asyncio.subprocess.Process) and process.returncode is None:
             await _end(process, timeout)
         self.pid_path.unlink(missing_ok=True)
 

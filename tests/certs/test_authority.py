@@ -1,10 +1,13 @@
 """The CA: made once on first use, the same CA after every restart, files kept private."""
 
 import stat
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from bucketstore import open_store
 from certs import CertificateAuthority, CertificateError
@@ -90,3 +93,39 @@ def test_ca_lifetime_and_bad_arguments(tmp_path, store):
         CertificateAuthority.load_or_create(
             tmp_path / "c", store.bucket("c"), now=T0.replace(tzinfo=None)
         )
+
+
+def test_a_ca_made_elsewhere_without_a_key_identifier_still_issues(tmp_path, store):
+    # With no subject key identifier to copy, the authority key identifier of what it
+    # issues is computed from the CA's public key (RFC 5280 method 1).
+    home = tmp_path / "brought"
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "a CA made elsewhere")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (home / "certs").mkdir(parents=True)
+    (home / "certs/ca.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (home / "certs/ca.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    ca = CertificateAuthority.load_or_create(home, store.bucket("brought"))
+    issued, _ = ca.generate_for("alice")
+    assert ca.verify_client_certificate(issued.cert_pem) == "alice"
+    extensions = x509.load_pem_x509_certificate(issued.cert_pem).extensions
+    aki = extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    expected = x509.SubjectKeyIdentifier.from_public_key(key.public_key()).digest
+    assert aki.key_identifier == expected

@@ -54,6 +54,18 @@ async def test_a_report_for_several_properties_at_once(core_hub):
     assert out.output == {"on": True}
 
 
+async def test_a_report_for_several_properties_must_name_its_thing(core_hub):
+    # The envelope lets observeallproperties leave out thingID (a consumer observing
+    # every Thing); an agent's report without one is a bad request, not "no Thing None".
+    agent = core_hub.connect("lamp-agent", "agent")
+    core_hub.register(agent)
+    out = core_hub.router.handle(agent, notification("observeallproperties", value={"on": True}))
+    assert out.error["status"] == 400
+    assert out.error["detail"] == "observeallproperties needs a thingID"
+    viewer = core_hub.connect("vera", "viewer")
+    assert core_hub.router.handle(viewer, request("readallproperties", LAMP)).output == {}
+
+
 async def test_action_on_a_connected_agent_round_trip(core_hub):
     agent = core_hub.connect("lamp-agent", "agent")
     core_hub.register(agent)
