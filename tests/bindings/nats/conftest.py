@@ -5,7 +5,10 @@ nats-server on free ports; nats-py clients through clients/nats.py."""
 from __future__ import annotations
 
 import asyncio
+import ssl
+import time
 
+import nats
 import pytest
 
 from bindings.nats import NatsBinding
@@ -50,6 +53,73 @@ class NatsHub:
             kwargs.setdefault("password", PASSWORD)
         async with asyncio.timeout(10):
             return await NatsConsumer.connect(self.url, client_id, ca_pem=self.ca_pem, **kwargs)
+
+
+class Watched:
+    """A raw nats-py connection that keeps what happened to it: the server's error
+    reports, when it was disconnected, whether it reconnected or gave up."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.disconnects: list[float] = []  # time.monotonic() of each
+        self.reconnects = 0
+        self.closed = False
+        self.nc: nats.NATS | None = None
+
+    @classmethod
+    async def connect(
+        cls, nats_hub: NatsHub, client_id: str | None, *, url: str | None = None, **options
+    ) -> Watched:
+        """``client_id`` with the test password, unless ``options`` has other credentials;
+        reconnects quickly, three times at most."""
+        self = cls()
+
+        async def error_cb(exc: Exception) -> None:
+            self.errors.append(str(exc))
+
+        async def disconnected_cb() -> None:
+            self.disconnects.append(time.monotonic())
+
+        async def reconnected_cb() -> None:
+            self.reconnects += 1
+
+        async def closed_cb() -> None:
+            self.closed = True
+
+        if client_id is not None and "token" not in options:
+            options.setdefault("user", client_id)
+            options.setdefault("password", PASSWORD)
+        options.setdefault("tls", ssl.create_default_context(cadata=nats_hub.ca_pem.decode()))
+        options.setdefault("reconnect_time_wait", 0.1)
+        options.setdefault("max_reconnect_attempts", 3)
+        self.nc = await nats.connect(
+            url or nats_hub.url,
+            inbox_prefix=f"_INBOX.{client_id}" if client_id else "_INBOX",
+            connect_timeout=5,
+            error_cb=error_cb,
+            disconnected_cb=disconnected_cb,
+            reconnected_cb=reconnected_cb,
+            closed_cb=closed_cb,
+            **options,
+        )
+        return self
+
+    async def refused(self, what: str, subject: str) -> bool:
+        """Publish to or subscribe to ``subject``; whether the server refused it."""
+        assert self.nc is not None
+        before = len(self.errors)
+        if what == "publish":
+            await self.nc.publish(subject, b"{}")
+        else:
+            await self.nc.subscribe(subject)
+        await self.nc.flush()
+        word = "publish" if what == "publish" else "subscription"
+        refusal = f'permissions violation for {word} to "{subject}"'.lower()  # as nats-py says
+        return any(refusal in error.lower() for error in self.errors[before:])
+
+    async def close(self) -> None:
+        if self.nc is not None and not self.nc.is_closed:
+            await self.nc.close()
 
 
 @pytest.fixture
