@@ -5,6 +5,7 @@ nats-server on free ports; nats-py clients through clients/nats.py."""
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 import time
 
@@ -104,22 +105,39 @@ class Watched:
         )
         return self
 
-    async def refused(self, what: str, subject: str) -> bool:
-        """Publish to or subscribe to ``subject``; whether the server refused it."""
+    async def refusals(self, ops: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Each ("publish" or "subscribe", subject) in turn; those the server refused.
+        The server's error reports may come after a PONG, so ``flush`` proves nothing;
+        they do come in order: a refused publish to a subject of its own is the barrier."""
         assert self.nc is not None
-        before = len(self.errors)
-        if what == "publish":
-            await self.nc.publish(subject, b"{}")
-        else:
-            await self.nc.subscribe(subject)
-        await self.nc.flush()
-        word = "publish" if what == "publish" else "subscription"
-        refusal = f'permissions violation for {word} to "{subject}"'.lower()  # as nats-py says
-        return any(refusal in error.lower() for error in self.errors[before:])
+        self.errors.clear()
+        for what, subject in ops:
+            if what == "publish":
+                await self.nc.publish(subject, b"{}")
+            else:
+                await self.nc.subscribe(subject)
+        barrier = f"refusal.barrier.{len(ops)}"  # no role may publish under refusal.>
+        await self.nc.publish(barrier, b"")
+        refused = {_refusal(error) for error in self.errors}
+        async with asyncio.timeout(10):
+            while ("publish", barrier) not in refused:
+                await asyncio.sleep(0.01)
+                refused = {_refusal(error) for error in self.errors}
+        asked = {(what, subject.lower()): (what, subject) for what, subject in ops}
+        return {asked[key] for key in refused if key in asked}
 
     async def close(self) -> None:
         if self.nc is not None and not self.nc.is_closed:
             await self.nc.close()
+
+
+def _refusal(error: str) -> tuple[str, str] | None:
+    """("publish" or "subscribe", subject) of a permissions violation as nats-py reports
+    it (in lower case)."""
+    found = re.search(r'permissions violation for (publish|subscription) to "([^"]*)"', error)
+    if found is None:
+        return None
+    return ("publish" if found[1] == "publish" else "subscribe", found[2])
 
 
 @pytest.fixture
