@@ -18,10 +18,10 @@ import time
 import pytest
 
 from tests.support.mqtt import Paho
+from tests.support.nats_server import external_config, hub_on, nats_server
 from tests.waiting import until
 
 from .conftest import PASSWORD
-from .test_external_mode import external_config, hub_on, nats_server
 
 pytestmark = pytest.mark.timeout(90)
 
