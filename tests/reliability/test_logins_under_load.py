@@ -184,7 +184,10 @@ async def test_wrong_logins_at_50_a_second_leave_health_and_streams_alone(tmp_pa
                             break
             print(f"wrong logins: {statuses}; /health p99 {probe.p99() * 1000:.1f} ms")
             assert sum(statuses.values()) == 250
-            assert set(statuses) <= {401, 429}, statuses
+            # 503 (the hash pool busy, with Retry-After) is an honest refusal too: the
+            # first guesses from a new address are checked until one has failed, and on a
+            # loaded machine more of them are under way than the pool takes.
+            assert set(statuses) <= {401, 429, 503}, statuses
             assert statuses[429] > 200  # the address is made to wait, cheaply
             assert not probe.failures, probe.failures
             assert probe.p99() < 0.2, sorted(probe.latencies)[-5:]
