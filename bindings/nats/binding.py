@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import nats.js.errors
 import orjson
 from nats.aio.client import Client as NatsConnection
 from nats.aio.msg import Msg
@@ -37,9 +38,12 @@ from bindings.common.encoded import EncodeCache
 from bindings.common.hosts import is_any_address, url_host
 from bindings.common.outbox import QUIET, pump
 from bindings.common.receive import Receiver, Reply
+from bindings.mqtt import bus as mqtt_bus
+from bindings.mqtt.warmup import connect_once
 from core.connection import OVERFLOW, Connection
 from core.contract import Core
 from core.subscriptions import DIRECTORY, EVENT, PRESENCE, PROPERTY
+from vocabulary import operations as ops
 from vocabulary.channels import HUB
 from vocabulary.envelope import REQUEST, Message, error_frame
 from vocabulary.identity import Client
@@ -48,11 +52,13 @@ from vocabulary.problems import Problem
 from . import subjects
 from .callout import AUTH_SUBJECT, AuthCallout, Login
 from .forms import NatsForms
-from .server import APP_ACCOUNT, NatsKeys, NatsServer
+from .server import APP_ACCOUNT, WARMUP_USER, MqttListener, NatsKeys, NatsServer
 
 log = logging.getLogger("wothub.nats")
 
 QUEUE = "wothub"
+# Permissions for MQTT QoS 1 come implicit from 2.12.3 on; retained values need 2.12.
+MIN_SERVER_VERSION = (2, 12, 3)
 
 
 @dataclass
@@ -62,6 +68,7 @@ class _Peer:
     connection: Connection
     writer: asyncio.Task[None] | None = None
     nats_ids: set[tuple[str, int]] = field(default_factory=set)
+    mqtt: bool = False  # an MQTT client: no reply inboxes, QoS 1 requests
 
 
 class NatsBinding:
@@ -82,6 +89,7 @@ class NatsBinding:
         max_message_bytes: int = 1 << 20,
         auth_timeout: float = 10.0,
         max_connections: int | None = 1000,
+        mqtt: MqttListener | None = None,
     ) -> None:
         self.router = router
         self.auth = auth
@@ -94,6 +102,7 @@ class NatsBinding:
         self.max_message_bytes = max_message_bytes
         self.auth_timeout = auth_timeout  # the managed nats-server's limits
         self.max_connections = max_connections
+        self.mqtt = mqtt  # the managed server's MQTT listener (external: MQTT on if set)
         self.keys = NatsKeys.load_or_create(self.home / "nats")
         self.tls = tls or ssl.create_default_context(cadata=ca.ca_cert_pem.decode())
         self.callout = AuthCallout(
@@ -135,8 +144,10 @@ class NatsBinding:
                 binary=self.binary,
                 auth_timeout=self.auth_timeout,
                 max_connections=self.max_connections,
+                mqtt=self.mqtt,
             )
             await self.server.start()
+            self.mqtt = self.server.mqtt  # its port, if it was picked
             host = "127.0.0.1" if is_any_address(self.host) else self.host
             self.url = f"nats://{url_host(host)}:{self.server.port}"
         try:
@@ -162,11 +173,50 @@ class NatsBinding:
             disconnected_cb=self._on_link_lost,
             reconnected_cb=self._on_link_back,
         )
+        _check_version(self._nc.connected_server_version)
         await self._nc.subscribe(f"{subjects.PREFIX}.agent.*.>", queue=QUEUE, cb=self._on_message)
+        # requests: wot.client.{c}.req.{operation} (NATS), wot.client.{c}.req (MQTT)
         await self._nc.subscribe(
             f"{subjects.PREFIX}.client.*.req.*", queue=QUEUE, cb=self._on_message
         )
+        await self._nc.subscribe(
+            f"{subjects.PREFIX}.client.*.req", queue=QUEUE, cb=self._on_message
+        )
         await self._nc.flush()
+
+    async def mqtt_warm_up(self, timeout: float = 10.0) -> None:
+        """Make the MQTT streams exist (the managed server's warm-up connection), then
+        wait until the server loaded the retained values (it does so in the background
+        after a start: a subscriber before then would miss them)."""
+        assert self._nc is not None and self.mqtt is not None
+        js = self._nc.jetstream()
+        if self.server is not None:
+            host = "127.0.0.1" if is_any_address(self.mqtt.host) else self.mqtt.host
+            tls = self.tls if self.mqtt.tls else None
+            code = await connect_once(
+                host, self.mqtt.port, WARMUP_USER, self.server.warmup_password, tls
+            )
+            if code != 0:
+                raise RuntimeError(f"the MQTT warm-up login was refused (CONNACK {code})")
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            try:
+                for stream in mqtt_bus.MQTT_STREAMS:
+                    await js.stream_info(stream)
+                consumers = await js.consumers_info(mqtt_bus.RETAINED_STREAM)
+                if consumers and all(c.num_pending == 0 for c in consumers):
+                    return
+            except nats.js.errors.NotFoundError:
+                if self.server is None:
+                    log.warning(
+                        "no MQTT streams on %s yet: retained values start with the first "
+                        "MQTT client",
+                        self.url,
+                    )
+                    return
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("nats-server did not create its MQTT streams in time")
+            await asyncio.sleep(0.02)  # polled: the server says nothing when it is done
 
     async def _open(self, seed: str, name: str, **callbacks: Any) -> NatsConnection:
         async def error_cb(exc: Exception) -> None:
@@ -268,6 +318,10 @@ class NatsBinding:
         if msg.subject.endswith(".CONNECT"):
             client = self._logins.get(key)
             peer = self._peers.get(client.id) if client else None
+            if peer is None and client is not None and info.get("client_type") == "mqtt":
+                # An MQTT client says no hello: it is online from its CONNECT on.
+                with contextlib.suppress(Problem):
+                    peer = self._peer(client.id, mqtt=True)
             if peer is not None:
                 peer.nats_ids.add(key)
             return
@@ -284,11 +338,12 @@ class NatsBinding:
         if not peer.nats_ids:
             self._drop_peer(client_id, "disconnected")
 
-    def _peer(self, client_id: str) -> _Peer | None:
+    def _peer(self, client_id: str, mqtt: bool = False) -> _Peer | None:
         """The client's peer, opened if need be; None for an unknown or disabled client,
         Problem when a limit refuses it."""
         peer = self._peers.get(client_id)
         if peer is not None and not peer.connection.closed:
+            peer.mqtt = peer.mqtt or mqtt
             return peer
         if peer is not None:  # closed (it fell behind): release it before replacing it
             self.router.disconnect(peer.connection)
@@ -300,7 +355,7 @@ class NatsBinding:
         except Problem as problem:  # a limit: max_connections_per_client
             log.warning("NATS client %s refused: %s", client_id, problem.detail)
             raise
-        peer = _Peer(connection)
+        peer = _Peer(connection, mqtt=mqtt)
         peer.nats_ids = {key for key, c in self._logins.items() if c.id == client_id}
         self._peers[client_id] = peer
         peer.writer = asyncio.create_task(self._write(peer), name=f"nats-{client_id}")
@@ -385,7 +440,7 @@ class NatsBinding:
             # could bring a departed agent back online.
             return None
         try:
-            peer = self._peer(client_id)
+            peer = self._peer(client_id, mqtt_bus.from_mqtt(msg.headers))
         except Problem as problem:  # a limit: the request still gets its answer
             extensions = problem.extensions
             reply(error_frame(_reply_id(msg.data), problem.status, problem.detail, **extensions))
@@ -409,16 +464,24 @@ class NatsBinding:
         """Where a message for a client goes without a reply inbox: requests (and
         anything for a pure agent) on its request subject, the rest on its responses."""
         client = peer.connection.client
-        if client.role == AGENT or (message is not None and message.message_type == REQUEST):
+        request = message is not None and message.message_type == REQUEST
+        if request or (client.role == AGENT and not peer.mqtt):
             return subjects.agent(client.id, subjects.REQ)
-        return subjects.client_responses(client.id)
+        return subjects.client_responses(client.id)  # MQTT agents' answers too
 
     async def _write(self, peer: _Peer) -> None:
         connection = peer.connection
 
         async def send(_seq: int | None, message: Message | dict) -> None:
             to = message if isinstance(message, Message) else None
-            await self._publish(self._default_subject(peer, to), self._encoded.envelope(message))
+            subject = self._default_subject(peer, to)
+            payload = self._encoded.envelope(message)
+            if peer.mqtt and to is not None and to.message_type == REQUEST:
+                # QoS 1, kept for the agent's session while it is away (bindings/mqtt/bus.py)
+                await self._publish(subject, payload, mqtt_bus.QOS1)
+                await self._publish(mqtt_bus.queued(subject), payload, mqtt_bus.QOS1)
+            else:
+                await self._publish(subject, payload)
 
         async def end(reason: str) -> None:
             if reason not in QUIET:  # overflow, or the client was removed or changed
@@ -429,12 +492,14 @@ class NatsBinding:
 
         await pump(connection, send, end)
 
-    async def _publish(self, subject: str, payload: bytes) -> None:
+    async def _publish(
+        self, subject: str, payload: bytes, headers: dict[str, str] | None = None
+    ) -> None:
         nc = self._nc
         if nc is None:
             return
         try:
-            await nc.publish(subject, payload)
+            await nc.publish(subject, payload, headers=headers)
         except Exception as exc:  # e.g. the reconnect buffer is full
             log.warning("dropped a NATS message on %s: %s", subject, exc)
 
@@ -458,8 +523,15 @@ class NatsBinding:
             except ValueError:  # a name no subject can carry: skip it, keep relaying
                 log.exception("cannot relay %s of %s on NATS", message.operation, message.thing_id)
                 return
-            if subject is not None:
-                await self._publish(subject, self._encoded.envelope(message))
+            if subject is None:
+                return
+            payload = self._encoded.envelope(message)
+            await self._publish(subject, payload)
+            if self.mqtt is not None and message.operation in _RETAINED:
+                # the latest value (or TD) for MQTT subscribers to come: retained
+                if message.operation == ops.DELETE_THING:
+                    payload = b""
+                await self._publish(*mqtt_bus.retained(subject, payload))
 
         async def end(reason: str) -> None:
             if reason != OVERFLOW:
@@ -481,6 +553,20 @@ async def _close(nc: NatsConnection, timeout: float = 1.0) -> None:
             await nc.close()
     except Exception as exc:  # the server may be gone already; the hub stops anyway
         log.debug("closing a NATS connection: %r", exc)
+
+
+def _check_version(version: Any) -> None:
+    """Refuse a nats-server too old for the MQTT contract (docs/nats.md)."""
+    found = (version.major, version.minor, version.patch)
+    if found < MIN_SERVER_VERSION:
+        wanted = ".".join(map(str, MIN_SERVER_VERSION))
+        raise RuntimeError(
+            f"nats-server {'.'.join(map(str, found))} is too old: wothub needs {wanted} or "
+            "newer (MQTT QoS 1 permissions and retained values)"
+        )
+
+
+_RETAINED = frozenset({ops.OBSERVE_PROPERTY, ops.UPDATE_THING, ops.DELETE_THING})
 
 
 def _reply_id(data: bytes) -> str | None:
