@@ -107,7 +107,7 @@ def _websocket(hub: HubParts, built: dict[str, Any]) -> WebSocketBinding:
 
 def _nats(hub: HubParts, built: dict[str, Any]) -> NatsBinding | None:
     config = hub.config
-    if not config.nats_enabled:
+    if not (config.nats_enabled or config.mqtt_enabled):  # MQTT rides on nats-server
         return None
     return NatsBinding(
         hub.router,

@@ -35,12 +35,12 @@ def topic(subject: str) -> str:
     return subject.replace(".", "/")
 
 
-def retained(subject: str, payload: bytes) -> tuple[str, dict[str, str], bytes]:
+def retained(subject: str, payload: bytes) -> tuple[str, bytes, dict[str, str]]:
     """The stream write that makes ``payload`` the retained message of ``subject``
     (an empty payload deletes it)."""
     flags = _RETAIN if payload else _DELETE
     headers = {"Nmqtt-RTopic": topic(subject), "Nmqtt-RFlags": flags}
-    return RETAINED_PREFIX + subject, headers, payload
+    return RETAINED_PREFIX + subject, payload, headers
 
 
 def queued(subject: str) -> str:
