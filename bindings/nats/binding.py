@@ -319,7 +319,11 @@ class NatsBinding:
             client = self._logins.get(key)
             peer = self._peers.get(client.id) if client else None
             if peer is None and client is not None and info.get("client_type") == "mqtt":
-                # An MQTT client says no hello: it is online from its CONNECT on.
+                # An MQTT client says no hello: a consumer is online from its CONNECT on,
+                # an agent once it subscribed to its requests (queued ones then reach it).
+                if client.is_agent:
+                    self._spawn_login(self._mqtt_agent_online(client, key))
+                    return
                 with contextlib.suppress(Problem):
                     peer = self._peer(client.id, mqtt=True)
             if peer is not None:
@@ -337,6 +341,43 @@ class NatsBinding:
             return  # another of its connections, still open
         if not peer.nats_ids:
             self._drop_peer(client_id, "disconnected")
+
+    def _spawn_login(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._logins_under_way.add(task)
+        task.add_done_callback(self._logins_under_way.discard)
+
+    async def _mqtt_agent_online(
+        self, client: Client, key: tuple[str, int], timeout: float = 30.0
+    ) -> None:
+        """Polls the server (CONNZ) until the MQTT agent's connection subscribes to its
+        request subject, then opens its peer: nats-server says nothing of subscriptions."""
+        subject = subjects.agent(client.id, subjects.REQ)
+        server_id, cid = key
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._sys_nc is not None and key in self._logins:
+            try:
+                reply = await self._sys_nc.request(
+                    f"$SYS.REQ.SERVER.{server_id}.CONNZ",
+                    orjson.dumps({"cid": cid, "subscriptions": True}),
+                    timeout=2,
+                )
+                connections = orjson.loads(reply.data)["data"]["connections"] or []
+            except Exception as exc:  # a timeout, a reply of another shape
+                log.debug("CONNZ for %s: %r", client.id, exc)
+                connections = []
+            if not connections:
+                return  # gone meanwhile
+            if subject in (connections[0].get("subscriptions_list") or []):
+                with contextlib.suppress(Problem):
+                    peer = self._peer(client.id, mqtt=True)
+                    if peer is not None:
+                        peer.nats_ids.add(key)
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("MQTT agent %s did not subscribe to %s", client.id, subject)
+                return
+            await asyncio.sleep(0.05)  # polled: no event says it subscribed
 
     def _peer(self, client_id: str, mqtt: bool = False) -> _Peer | None:
         """The client's peer, opened if need be; None for an unknown or disabled client,
