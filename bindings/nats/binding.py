@@ -3,7 +3,8 @@
 The hub keeps three NATS connections (docs/nats.md): the auth callout responder (account
 AUTH), the binding itself (account APP: it subscribes in a queue group to
 ``wot.agent.*.>`` and ``wot.client.*.req.*``, publishes requests to agents, responses to
-consumers and twin notifications on ``wot.twin...``), and a system-account user that
+consumers and twin notifications on ``wot.twin...``: the raw value, the rest of the
+envelope in headers, vocabulary/twin_wire.py), and a system-account user that
 follows ``$SYS.ACCOUNT.APP.CONNECT`` / ``DISCONNECT``.
 
 A NATS message says nothing about its sender except its subject, which the server only
@@ -44,6 +45,7 @@ from core.connection import OVERFLOW, Connection
 from core.contract import Core
 from core.subscriptions import DIRECTORY, EVENT, PRESENCE, PROPERTY
 from vocabulary import operations as ops
+from vocabulary import twin_wire
 from vocabulary.channels import HUB
 from vocabulary.envelope import REQUEST, Message, error_frame
 from vocabulary.identity import Client
@@ -566,12 +568,10 @@ class NatsBinding:
                 return
             if subject is None:
                 return
-            payload = self._encoded.envelope(message)
-            await self._publish(subject, payload)
+            payload = self._twin_payload(message)
+            await self._publish(subject, payload, twin_wire.headers(message))
             if self.mqtt is not None and message.operation in _RETAINED:
                 # the latest value (or TD) for MQTT subscribers to come: retained
-                if message.operation == ops.DELETE_THING:
-                    payload = b""
                 await self._publish(*mqtt_bus.retained(subject, payload))
 
         async def end(reason: str) -> None:
@@ -584,6 +584,16 @@ class NatsBinding:
             self._start_twin_publisher()
 
         await pump(relay, send, end)
+
+    def _twin_payload(self, message: Message) -> bytes:
+        """What a twin subject carries (vocabulary/twin_wire.py): the raw value, or the
+        twin TD (empty once the Thing is gone)."""
+        if message.operation == ops.UPDATE_THING:
+            td = self.router.twin_td(message.required_thing_id())
+            return orjson.dumps(td) if td is not None else b""
+        if message.operation == ops.DELETE_THING:
+            return b""
+        return self._encoded.value(message)
 
 
 async def _close(nc: NatsConnection, timeout: float = 1.0) -> None:
