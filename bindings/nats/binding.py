@@ -25,6 +25,7 @@ import contextlib
 import logging
 import ssl
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from bindings.common.outbox import QUIET, pump
 from bindings.common.receive import Receiver, Reply
 from bindings.mqtt import bus as mqtt_bus
 from bindings.mqtt.warmup import connect_once
+from certs.authority import parse_certificate
 from core.connection import OVERFLOW, Connection
 from core.contract import Core
 from core.subscriptions import DIRECTORY, EVENT, PRESENCE, PROPERTY
@@ -54,7 +56,14 @@ from vocabulary.problems import Problem
 from . import subjects
 from .callout import AUTH_SUBJECT, AuthCallout, Login
 from .forms import NatsForms
-from .server import APP_ACCOUNT, WARMUP_USER, MqttListener, NatsKeys, NatsServer
+from .server import (
+    APP_ACCOUNT,
+    MQTT_CERTIFICATE_REQUIRE,
+    WARMUP_USER,
+    MqttListener,
+    NatsKeys,
+    NatsServer,
+)
 
 log = logging.getLogger("wothub.nats")
 
@@ -194,7 +203,7 @@ class NatsBinding:
         js = self._nc.jetstream()
         if self.server is not None:
             host = "127.0.0.1" if is_any_address(self.mqtt.host) else self.mqtt.host
-            tls = self.tls if self.mqtt.tls else None
+            tls = self._warm_up_tls() if self.mqtt.tls else None
             code = await connect_once(
                 host, self.mqtt.port, WARMUP_USER, self.server.warmup_password, tls
             )
@@ -219,6 +228,23 @@ class NatsBinding:
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError("nats-server did not create its MQTT streams in time")
             await asyncio.sleep(0.02)  # polled: the server says nothing when it is done
+
+    def _warm_up_tls(self) -> ssl.SSLContext:
+        """The warm-up connection's TLS: when the listener requires client certificates,
+        with one from the hub CA for the warm-up user, issued once and kept in the home."""
+        assert self.mqtt is not None
+        if self.mqtt.client_certificate != MQTT_CERTIFICATE_REQUIRE:
+            return self.tls
+        cert_path = self.home / "nats" / "mqtt-warmup.pem"
+        key_path = self.home / "nats" / "mqtt-warmup.key"
+        if not (key_path.exists() and _valid_for_a_day(cert_path)):
+            issued, key = self.ca.generate_for(WARMUP_USER)
+            key_path.touch(mode=0o600)
+            key_path.write_bytes(key)
+            cert_path.write_bytes(issued.cert_pem)
+        context = ssl.create_default_context(cadata=self.ca.ca_cert_pem.decode())
+        context.load_cert_chain(cert_path, key_path)
+        return context
 
     async def _open(self, seed: str, name: str, **callbacks: Any) -> NatsConnection:
         async def error_cb(exc: Exception) -> None:
@@ -615,6 +641,13 @@ def _check_version(version: Any) -> None:
             f"nats-server {'.'.join(map(str, found))} is too old: wothub needs {wanted} or "
             "newer (MQTT QoS 1 permissions and retained values)"
         )
+
+
+def _valid_for_a_day(cert_path: Path) -> bool:
+    if not cert_path.exists():
+        return False
+    expires = parse_certificate(cert_path.read_bytes()).not_valid_after_utc
+    return expires - datetime.now(UTC) > timedelta(days=1)
 
 
 _RETAINED = frozenset({ops.OBSERVE_PROPERTY, ops.UPDATE_THING, ops.DELETE_THING})

@@ -174,6 +174,13 @@ class AuthCallout:
         credentials = login_credentials(nats)
         source = (nats.get("client_info") or {}).get("host")  # for the throttle
         client = await self.auth.authenticate(credentials, source, self.verify_certificate)
+        mqtt_id = (nats.get("client_info") or {}).get("mqtt_id")
+        if isinstance(mqtt_id, str):
+            # nats-server lets a new connection with an MQTT client id take over the
+            # session (and kick the connection) of that id: not another client's.
+            owner = mqtt_id.split("/")[0]
+            if owner != client.id and self.auth.accounts.get(owner) is not None:
+                raise ValueError(f"MQTT client id {mqtt_id!r} is another client's")
         return client, credentials.method or "none"
 
 
