@@ -486,7 +486,9 @@ class NatsBinding:
             return
         for answer in answers:
             to = answer if isinstance(answer, Message) else None
-            subject = msg.reply or (self._default_subject(peer, to) if peer else None)
+            subject = msg.reply or (
+                self._default_subject(peer, to) if peer else _mqtt_responses(msg)
+            )
             if subject:
                 await nc.publish(subject, self._encoded.envelope(answer))
 
@@ -651,6 +653,17 @@ def _valid_for_a_day(cert_path: Path) -> bool:
 
 
 _RETAINED = frozenset({ops.OBSERVE_PROPERTY, ops.UPDATE_THING, ops.DELETE_THING})
+
+
+def _mqtt_responses(msg: Msg) -> str | None:
+    """Where an MQTT sender with no peer (refused by a limit) gets its answer: MQTT has
+    no reply inboxes, its responses topic is the one place it listens."""
+    if not mqtt_bus.from_mqtt(msg.headers):
+        return None
+    try:
+        return subjects.client_responses(subjects.decode(msg.subject.split(".")[2]))
+    except (UnicodeDecodeError, IndexError):
+        return None
 
 
 def _reply_id(data: bytes) -> str | None:

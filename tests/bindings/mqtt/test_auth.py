@@ -29,9 +29,9 @@ async def test_the_password_decides_before_the_certificate(mqtt_cert_hub):
     assert await viewer.connect() == 0
     assert await viewer.subscribe(own_requests) == REFUSED_SUBSCRIPTION
 
-    # vera's token as the password, under no name (MQTT 3.1.1 sends a password only
-    # with a username: an empty one): vera again.
-    by_token = mqtt_cert_hub.paho("probe-3", username="", password=token, certfile=certfile,
+    # vera's token as the password, under her name (nats-server refuses an empty
+    # username with CONNACK 4: docs/mqtt.md): vera again.
+    by_token = mqtt_cert_hub.paho("probe-3", username="vera", password=token, certfile=certfile,
                              keyfile=keyfile)  # fmt: skip
     assert await by_token.connect() == 0
     assert await by_token.subscribe(own_requests) == REFUSED_SUBSCRIPTION
@@ -43,7 +43,7 @@ async def test_a_bad_password_or_token_is_not_rescued_and_names_must_agree(mqtt_
     token = mqtt_cert_hub.add_client("vera", "consumer", "viewer")
     for username, password in (
         ("cert-agent", "wrong password"),  # the certificate is right, the password not
-        ("", token[:-4] + "AAAA"),  # a forged token
+        ("vera", token[:-4] + "AAAA"),  # a forged token
         ("cert-agent", token),  # vera's token under cert-agent's name
         ("vera", None),  # a name that is not the certificate's
     ):
