@@ -81,6 +81,9 @@ class AuthService:
         # Told when a client is removed, disabled, or its role or password changes (the
         # hub then closes its connections: what they subscribed to was checked before).
         self.on_client_changed: Callable[[str, str], None] | None = None
+        # Told when a session ends by logout, with its client and session ids (the hub
+        # then closes the connections that logged in with a token of it).
+        self.on_session_ended: Callable[[str, str], None] | None = None
 
     # -- logging in and out ---------------------------------------------------------------
 
@@ -115,7 +118,15 @@ class AuthService:
 
     def logout(self, token: Any) -> None:
         claims = self._claims(token, allow_expired=True)
-        self.sessions.revoke(claims.session_id)
+        self.end_session(claims.session_id)
+
+    def end_session(self, session_id: str) -> None:
+        """Logout: the session's tokens are refused from now on, and connections that
+        logged in with one are told (``on_session_ended``)."""
+        session = self.sessions.get(session_id)
+        self.sessions.revoke(session_id)
+        if session is not None and self.on_session_ended is not None:
+            self.on_session_ended(session.client_id, session_id)
 
     # -- checking credentials -------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import logging
 import secrets
 import socket
 import ssl
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -116,6 +117,9 @@ class CertificateAuthority:
         self._key = key
         self._records = IssuedRecords(bucket)
         self._ca_cert_pem = certificate.public_bytes(serialization.Encoding.PEM)
+        # Told of each certificate revoked (the hub then closes the NATS and MQTT
+        # connections that logged in with it: their server checked it only at login).
+        self.on_revoked: Callable[[IssuedCertificate], None] | None = None
 
     # -- the CA itself ---------------------------------------------------------------------
 
@@ -329,6 +333,7 @@ class CertificateAuthority:
         """Revoke for good; revoking again changes nothing. Unknown serial: CertificateError."""
         issued = self._records.revoke(serial, utc(now))
         log.info("revoked certificate %s of %s", serial_hex(issued.serial), issued.client_id)
+        self._revoked([issued])
         return issued
 
     def revoke_client(
@@ -336,7 +341,14 @@ class CertificateAuthority:
     ) -> list[IssuedCertificate]:
         """Revoke every certificate of ``client_id`` (e.g. when the client is removed, so a
         later client of the same id does not inherit them); returns those newly revoked."""
-        return self._records.revoke_client(client_id, utc(now))
+        revoked = self._records.revoke_client(client_id, utc(now))
+        self._revoked(revoked)
+        return revoked
+
+    def _revoked(self, revoked: list[IssuedCertificate]) -> None:
+        if self.on_revoked is not None:
+            for issued in revoked:
+                self.on_revoked(issued)
 
     def verify_client_certificate(
         self, cert: bytes | x509.Certificate, *, now: datetime | None = None

@@ -119,7 +119,7 @@ class Config:
     # GET /metrics without credentials; otherwise an administrator's, from loopback
     # too (a reverse proxy on the same host would make loopback public).
     metrics_public: bool = False
-    # [limits]: each refusal names its limit (hub/limits.py, docs/operations.md).
+    # [limits]: each refusal names its limit (core/limits.py, docs/operations.md).
     max_td_bytes: int = 1_048_576  # as large as a request body may be
     max_value_bytes: int = 65_536
     max_things_per_agent: int = 1000

@@ -51,7 +51,7 @@ def authn_thing(auth: AuthService) -> ServiceThing:
         if isinstance(data, dict) and "token" in data:
             auth.logout(data["token"])
         elif client.session_id is not None:
-            auth.sessions.revoke(client.session_id)
+            auth.end_session(client.session_id)
         return None
 
     td = service_td(

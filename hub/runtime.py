@@ -25,10 +25,11 @@ from auth.service import AuthService
 from bindings.common.asgi_server import HttpServer
 from bindings.http.app import HttpBinding
 from bindings.mqtt import MqttBinding
-from bindings.nats import NatsBinding
+from bindings.nats import NatsBinding, ejection
 from bindings.websocket.server import WebSocketBinding
 from bucketstore import BucketStore, open_store
 from certs import CertificateAuthority
+from certs.issued import IssuedCertificate
 from core.router import Router
 
 from .bindings import build_bindings, registration
@@ -87,6 +88,10 @@ class Hub:
         self.websocket: WebSocketBinding = self.bindings["websocket"]
         self.mqtt: MqttBinding | None = self.bindings.get("mqtt")
         self.nats: NatsBinding | None = self.bindings.get("nats")
+        # nats-server checks credentials at login only: a session ended by logout or a
+        # revoked certificate closes the NATS connections that logged in with it.
+        self.auth.on_session_ended = self._end_session_soon
+        self.ca.on_revoked = self._end_certificate_soon
         self.operations = Operations(self)  # /health, /ready, /metrics, backups
         served = [b for n, b in self.bindings.items() if n != "http" and hasattr(b, "routes")]
         app = self.http.app([*(r for b in served for r in b.routes()), *self.operations.routes()])
@@ -131,12 +136,18 @@ class Hub:
     def _end_client_soon(self, client_id: str, reason: str) -> None:
         """Close a changed client's connections soon, not at once: the admin's request
         that changed it is answered first (it may be the client itself)."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.router.end_client(client_id, reason)
-        else:
-            loop.call_soon(self.router.end_client, client_id, reason)
+        _soon(self.router.end_client, client_id, reason)
+        if self.nats is not None:
+            _soon(self.nats.eject, ejection.of_client(client_id), f"{client_id}: {reason}")
+
+    def _end_session_soon(self, client_id: str, session_id: str) -> None:
+        if self.nats is not None:
+            _soon(self.nats.eject, ejection.of_session(session_id), f"{client_id} logged out")
+
+    def _end_certificate_soon(self, issued: IssuedCertificate) -> None:
+        if self.nats is not None:
+            reason = f"certificate {issued.serial:x} of {issued.client_id} revoked"
+            _soon(self.nats.eject, ejection.of_certificate(issued.serial), reason)
 
     def _listening_bindings(self) -> list[tuple[str, Any, tuple[str, int]]]:
         """(name, binding, host and port) of each binding with listeners of its own (not
@@ -227,6 +238,17 @@ def _reach(config: Config) -> str:
 
 class CannotListen(OSError):
     """A listener could not bind its address (taken, or not this machine's)."""
+
+
+def _soon(function: Any, *args: Any) -> None:
+    """Call soon, not at once: the admin's request that caused it is answered first (it
+    may be the client itself); at once when no loop runs."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        function(*args)
+    else:
+        loop.call_soon(function, *args)
 
 
 @contextlib.contextmanager

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,6 +56,7 @@ from vocabulary.problems import Problem
 
 from . import subjects
 from .callout import AUTH_SUBJECT, AuthCallout, Login
+from .ejection import Logins, kick
 from .forms import NatsForms
 from .server import (
     APP_ACCOUNT,
@@ -127,7 +129,8 @@ class NatsBinding:
         self._nc: NatsConnection | None = None
         self._sys_nc: NatsConnection | None = None
         self._peers: dict[str, _Peer] = {}
-        self._logins: dict[tuple[str, int], Client] = {}
+        self._logins = Logins()  # which NATS connection is whose, from the callout
+        self._kicks: set[asyncio.Task[int]] = set()
         self._twin: Connection | None = None
         self._twin_writer: asyncio.Task[None] | None = None
         self._logins_under_way: set[asyncio.Task[None]] = set()
@@ -266,7 +269,7 @@ class NatsBinding:
         """Bounded: a few seconds whatever the load (the hub's stop has 10 s in all)."""
         if self.server is not None:
             self.server.stop_supervising()  # its exit from here on is no crash
-        for task in list(self._logins_under_way):
+        for task in [*self._logins_under_way, *self._kicks]:
             task.cancel()
         if self._twin_writer is not None:
             self._twin_writer.cancel()
@@ -325,12 +328,24 @@ class NatsBinding:
             log.exception("the auth callout failed")
 
     def _on_login(self, login: Login) -> None:
-        self._logins[(login.server_id, login.connection_id)] = login.client
+        self._logins.logged_in(login)
         peer = self._peers.get(login.client.id)
         if peer is not None:
             peer.nats_ids.add((login.server_id, login.connection_id))
-        if len(self._logins) > 10_000:  # logins that never became connections
-            self._logins.pop(next(iter(self._logins)))
+
+    def eject(self, wanted: Callable[[Login], bool], reason: str) -> None:
+        """Close the NATS connections whose login ``wanted`` picks (bindings.nats.ejection:
+        a removed client, an ended session, a revoked certificate); their reconnects go
+        through the callout again."""
+        self._kick(self._logins.matching(wanted), reason)
+
+    def _kick(self, keys: list[tuple[str, int]], reason: str) -> None:
+        nc = self._sys_nc
+        if not keys or nc is None:
+            return
+        task = asyncio.create_task(kick(nc, keys, reason))
+        self._kicks.add(task)
+        task.add_done_callback(self._kicks.discard)
 
     # -- connections and presence ------------------------------------------------------
 
@@ -344,7 +359,11 @@ class NatsBinding:
             log.debug("ignoring an event on %s", msg.subject)
             return
         if msg.subject.endswith(".CONNECT"):
-            client = self._logins.get(key)
+            login, ejected = self._logins.connected(key)
+            if ejected:  # while its login was under way
+                self._kick([key], "ejected while logging in")
+                return
+            client = login.client if login is not None else None
             peer = self._peers.get(client.id) if client else None
             if peer is None and client is not None and info.get("client_type") == "mqtt":
                 # An MQTT client says no hello: a consumer is online from its CONNECT on,
@@ -357,9 +376,9 @@ class NatsBinding:
             if peer is not None:
                 peer.nats_ids.add(key)
             return
-        seen = self._logins.pop(key, None)
+        seen = self._logins.pop(key)
         if seen is not None:  # a token login's user is "[REDACTED]", a certificate's ""
-            client_id = seen.id
+            client_id = seen.client.id
         peer = self._peers.get(client_id or "")
         if peer is None:
             return
@@ -383,7 +402,7 @@ class NatsBinding:
         subject = subjects.agent(client.id, subjects.REQ)
         server_id, cid = key
         deadline = asyncio.get_running_loop().time() + timeout
-        while self._sys_nc is not None and key in self._logins:
+        while self._sys_nc is not None and self._logins.client(key) is not None:
             try:
                 reply = await self._sys_nc.request(
                     f"$SYS.REQ.SERVER.{server_id}.CONNZ",
@@ -425,15 +444,15 @@ class NatsBinding:
             log.warning("NATS client %s refused: %s", client_id, problem.detail)
             raise
         peer = _Peer(connection, mqtt=mqtt)
-        peer.nats_ids = {key for key, c in self._logins.items() if c.id == client_id}
+        peer.nats_ids = self._logins.of_client(client_id)
         self._peers[client_id] = peer
         peer.writer = asyncio.create_task(self._write(peer), name=f"nats-{client_id}")
         return peer
 
     def _client_of(self, client_id: str) -> Client | None:
-        for client in reversed(self._logins.values()):
-            if client.id == client_id:
-                return client
+        client = self._logins.latest(client_id)
+        if client is not None:
+            return client
         account = self.auth.accounts.get(client_id)
         if account is None or not account.enabled:
             log.warning("NATS message from unknown or disabled client %r dropped", client_id)

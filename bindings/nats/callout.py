@@ -10,6 +10,10 @@ listener) to auth, whose one policy decides (docs/auth.md).
 It answers with an ``authorization_response`` signed by the issuer account key, holding a
 user JWT that puts the client in the application account with subject permissions derived
 from its role (``auth.roles.PERMISSIONS``) and its id, or with an ``error``.
+
+MQTT clients (nats-server's MQTT listener) log in through the same callout; their MQTT
+client id must be theirs (``mqtt_id_belongs``), since nats-server keys MQTT sessions by
+that id across the whole account: another client's id would take its session over.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from auth.credentials import Credentials
+from cryptography import x509
+
+from auth.credentials import CERTIFICATE, Credentials
 from auth.errors import AuthenticationFailed
 from auth.roles import AGENT, PERMISSIONS, SERVICE
 from vocabulary import operations as ops
@@ -66,6 +72,8 @@ def permissions(client_id: str, role: str) -> dict[str, dict[str, list[str]]]:
     request subject; consumers publish one request subject per operation their role
     allows (a viewer has no ``invokeaction`` or ``writeproperty`` subject) and subscribe
     to ``wot.twin.>`` and their own responses; both get their own reply inboxes.
+    ``wot.twin`` itself is allowed beside ``wot.twin.>``: an MQTT ``wot/twin/#``
+    subscribes the parent level too, and is refused whole without it.
     """
     c = subjects.encode(client_id)
     pub: list[str] = []
@@ -84,19 +92,30 @@ def permissions(client_id: str, role: str) -> dict[str, dict[str, list[str]]]:
         )
         sub.append(subjects.client_responses(client_id))
         if ops.OBSERVE_PROPERTY in allowed or ops.SUBSCRIBE_EVENT in allowed:
-            # MQTT's wot/twin/# also subscribes the parent level
             sub.extend((f"{subjects.PREFIX}.twin", f"{subjects.PREFIX}.twin.>"))
     return {"pub": {"allow": pub}, "sub": {"allow": sub}}
 
 
+def mqtt_id_belongs(client_id: str, mqtt_id: str) -> bool:
+    """Whether an MQTT client id is the client's own: its client id as one topic level
+    (percent-encoded as in topics, so usually the id itself), alone or followed by
+    ``/`` and anything (``lamp-agent``, ``lamp-agent/kitchen``). The encoded id holds no
+    ``/``, so no client's ids are another's; nats-server refuses ``.``, ``*``, ``>`` and
+    spaces in MQTT client ids, which the encoding never leaves raw."""
+    own = subjects.encode(client_id)
+    return mqtt_id == own or mqtt_id.startswith(own + "/")
+
+
 @dataclass(frozen=True)
 class Login:
-    """An authorized NATS connection, as the callout saw it."""
+    """An authorized NATS (or MQTT) connection, as the callout saw it: what it logged in
+    with decides which changes end it (docs/nats.md, "When a client changes")."""
 
-    client: Client
+    client: Client  # its session_id is the token's session, for token logins
     server_id: str
     connection_id: int
     method: str  # certificate, token or password
+    certificate_serial: int | None = None  # for certificate logins
 
 
 class AuthCallout:
@@ -135,7 +154,7 @@ class AuthCallout:
             return None
         info = nats.get("client_info") or {}
         try:
-            client, method = await self._authenticate(nats)
+            client, credentials = await self._authenticate(nats)
         except (Problem, AuthenticationFailed, ValueError) as exc:
             log.info(
                 "NATS login refused from %s (user %r): %s",
@@ -155,9 +174,11 @@ class AuthCallout:
                 self.issuer,
             )
             claims = self._response(user_nkey, server_id, jwt=user)
+            method = credentials.method or "none"
             log.debug("NATS login of %s (%s) by %s", client.id, client.role, method)
             if self.on_login is not None:
-                self.on_login(Login(client, server_id, int(info.get("id", 0)), method))
+                serial = _serial(credentials.certificate) if method == CERTIFICATE else None
+                self.on_login(Login(client, server_id, int(info.get("id", 0)), method, serial))
         out = encode(claims, self.issuer).encode()
         if self.xkey is not None and server_xkey:
             out = self.xkey.seal(out, server_xkey)
@@ -170,18 +191,19 @@ class AuthCallout:
             "nats": {"type": "authorization_response", "version": 2, **result},
         }
 
-    async def _authenticate(self, nats: dict[str, Any]) -> tuple[Client, str]:
+    async def _authenticate(self, nats: dict[str, Any]) -> tuple[Client, Credentials]:
         credentials = login_credentials(nats)
-        source = (nats.get("client_info") or {}).get("host")  # for the throttle
-        client = await self.auth.authenticate(credentials, source, self.verify_certificate)
-        mqtt_id = (nats.get("client_info") or {}).get("mqtt_id")
-        if isinstance(mqtt_id, str):
-            # nats-server lets a new connection with an MQTT client id take over the
-            # session (and kick the connection) of that id: not another client's.
-            owner = mqtt_id.split("/")[0]
-            if owner != client.id and self.auth.accounts.get(owner) is not None:
-                raise ValueError(f"MQTT client id {mqtt_id!r} is another client's")
-        return client, credentials.method or "none"
+        info = nats.get("client_info") or {}
+        client = await self.auth.authenticate(
+            credentials,
+            info.get("host"),
+            self.verify_certificate,  # host: for the throttle
+        )
+        if info.get("type") == "mqtt":
+            mqtt_id = info.get("mqtt_id")
+            if not isinstance(mqtt_id, str) or not mqtt_id_belongs(client.id, mqtt_id):
+                raise ValueError(f"MQTT client id {mqtt_id!r} is not {client.id!r}'s")
+        return client, credentials
 
 
 def login_credentials(nats: dict[str, Any]) -> Credentials:
@@ -201,6 +223,14 @@ def login_credentials(nats: dict[str, Any]) -> Credentials:
         user,
         password,
     )
+
+
+def _serial(certificate: bytes | None) -> int | None:
+    """The serial number of a (verified) PEM certificate."""
+    try:
+        return x509.load_pem_x509_certificate(certificate or b"").serial_number
+    except ValueError:
+        return None
 
 
 def _text(value: Any) -> str | None:

@@ -94,6 +94,15 @@ async def test_logout_revokes_the_session_and_refresh(auth):
         auth.refresh(token)
 
 
+async def test_logout_tells_which_session_ended(auth):
+    ended = []
+    auth.on_session_ended = lambda client_id, session_id: ended.append((client_id, session_id))
+    token = (await auth.login("alice", "alice-password"))["token"]
+    session_id = auth.authenticate_token(token).session_id
+    auth.logout(token)
+    assert ended == [("alice", session_id)]
+
+
 async def test_password_change_ends_sessions(auth):
     token = (await auth.login("alice", "alice-password"))["token"]
     auth.update_client("alice", password="new-password-1")

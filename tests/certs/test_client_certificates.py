@@ -183,6 +183,15 @@ def test_revoke_is_recorded_and_harmless_twice(ca):
     assert ca.list_issued("alice") == [revoked]
 
 
+def test_each_revocation_is_told(ca):
+    told = []
+    ca.on_revoked = lambda issued: told.append(issued.serial)
+    a1, a2 = ca.generate_for("alice")[0], ca.generate_for("alice")[0]
+    ca.revoke(a1.serial)
+    ca.revoke_client("alice")  # only a2 is newly revoked
+    assert told == [a1.serial, a2.serial]
+
+
 def test_revoking_an_unknown_serial_is_refused(ca):
     with pytest.raises(CertificateError, match="unknown serial"):
         ca.revoke(12345)

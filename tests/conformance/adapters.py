@@ -444,7 +444,32 @@ class WebSocketConsumer(_Consumer):
         await self.client.close()
 
 
-class MqttConsumer(_Consumer):
+class _BusConsumer(_Consumer):
+    """A consumer whose requests are envelopes on a bus (MQTT, NATS): each subclass
+    supplies ``_request(operation, thing_id, name, **fields)`` -> the response."""
+
+    async def read_thing(self, thing_id: str) -> dict[str, Any]:
+        return (await self._request("readthing", thing_id))["output"]
+
+    async def read_property(self, thing_id: str, name: str) -> Any:
+        return (await self._request("readproperty", thing_id, name)).get("output", ABSENT)
+
+    async def write_property(self, thing_id: str, name: str, value: Any) -> str:
+        return (await self._request("writeproperty", thing_id, name, input=value))["status"]
+
+    async def invoke(self, thing_id: str, name: str, input: Any = ABSENT) -> tuple[str, str]:
+        fields = {} if input is ABSENT else {"input": input}
+        response = await self._request("invokeaction", thing_id, name, **fields)
+        return response["actionID"], response["status"]
+
+    async def query_action(self, thing_id: str, action_id: str) -> dict[str, Any]:
+        return (await self._request("queryaction", thing_id, actionID=action_id))["output"]
+
+    async def cancel_action(self, thing_id: str, action_id: str) -> dict[str, Any]:
+        return (await self._request("cancelaction", thing_id, actionID=action_id))["output"]
+
+
+class MqttConsumer(_BusConsumer):
     """clients/mqtt.py. ``MqttClient.request`` raises MqttError with the detail only,
     so requests go through its ``_ask`` to see the problem's status; later responses
     (an action's progress) are taken from its ``_responses`` queue; a disconnect is
@@ -475,26 +500,6 @@ class MqttConsumer(_Consumer):
         if _problem(response):
             raise Refused(response["error"].get("status"), response["error"])
         return response
-
-    async def read_thing(self, thing_id: str) -> dict[str, Any]:
-        return (await self._request("readthing", thing_id))["output"]
-
-    async def read_property(self, thing_id: str, name: str) -> Any:
-        return (await self._request("readproperty", thing_id, name)).get("output", ABSENT)
-
-    async def write_property(self, thing_id: str, name: str, value: Any) -> str:
-        return (await self._request("writeproperty", thing_id, name, input=value))["status"]
-
-    async def invoke(self, thing_id: str, name: str, input: Any = ABSENT) -> tuple[str, str]:
-        fields = {} if input is ABSENT else {"input": input}
-        response = await self._request("invokeaction", thing_id, name, **fields)
-        return response["actionID"], response["status"]
-
-    async def query_action(self, thing_id: str, action_id: str) -> dict[str, Any]:
-        return (await self._request("queryaction", thing_id, actionID=action_id))["output"]
-
-    async def cancel_action(self, thing_id: str, action_id: str) -> dict[str, Any]:
-        return (await self._request("cancelaction", thing_id, actionID=action_id))["output"]
 
     async def outcome(self, thing_id: str, action_id: str) -> dict[str, Any]:
         await _final_response(self.client._responses, action_id)
@@ -531,7 +536,7 @@ class MqttConsumer(_Consumer):
         await self.client.close()
 
 
-class NatsConsumerSide(_Consumer):
+class NatsConsumerSide(_BusConsumer):
     """clients/nats.py: requests with reply inboxes; observation on the twin subjects
     of the TD's forms (``wot.twin...``)."""
 
@@ -570,26 +575,6 @@ class NatsConsumerSide(_Consumer):
             return request.result()
         except NatsError as error:
             raise Refused(error.status, error.problem) from None
-
-    async def read_thing(self, thing_id: str) -> dict[str, Any]:
-        return (await self._request("readthing", thing_id))["output"]
-
-    async def read_property(self, thing_id: str, name: str) -> Any:
-        return (await self._request("readproperty", thing_id, name)).get("output", ABSENT)
-
-    async def write_property(self, thing_id: str, name: str, value: Any) -> str:
-        return (await self._request("writeproperty", thing_id, name, input=value))["status"]
-
-    async def invoke(self, thing_id: str, name: str, input: Any = ABSENT) -> tuple[str, str]:
-        fields = {} if input is ABSENT else {"input": input}
-        response = await self._request("invokeaction", thing_id, name, **fields)
-        return response["actionID"], response["status"]
-
-    async def query_action(self, thing_id: str, action_id: str) -> dict[str, Any]:
-        return (await self._request("queryaction", thing_id, actionID=action_id))["output"]
-
-    async def cancel_action(self, thing_id: str, action_id: str) -> dict[str, Any]:
-        return (await self._request("cancelaction", thing_id, actionID=action_id))["output"]
 
     async def outcome(self, thing_id: str, action_id: str) -> dict[str, Any]:
         await _final_response(self.consumer.responses, action_id)

@@ -57,11 +57,13 @@ async def connack(mqtt_hub, packet: bytes) -> int:
     return answer[3]
 
 
-async def test_an_empty_client_id_needs_a_clean_session(mqtt_hub):
+async def test_an_empty_client_id_is_refused(mqtt_hub):
     mqtt_hub.add_client("vera", "consumer", "viewer")
+    # MQTT 3.1.1: an empty id needs a clean session (CONNACK 2); with one, the server makes
+    # an id up that is not vera's, and the callout refuses it (CONNACK 5).
     assert await connack(mqtt_hub, connect_packet("", "vera", PASSWORD, clean=False)) == 2
-    assert await connack(mqtt_hub, connect_packet("", "vera", PASSWORD, clean=True)) == 0
-    assert await connack(mqtt_hub, connect_packet("kept", "vera", PASSWORD, clean=False)) == 0
+    assert await connack(mqtt_hub, connect_packet("", "vera", PASSWORD, clean=True)) == 5
+    assert await connack(mqtt_hub, connect_packet("vera", "vera", PASSWORD, clean=False)) == 0
 
 
 async def test_a_will_message_is_forwarded_like_a_publish(mqtt_hub, tmp_path):

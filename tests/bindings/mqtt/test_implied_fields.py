@@ -7,8 +7,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from .conftest import THING
-from .test_mqtt_binding import agent_with_lamp
+from .conftest import THING, agent_with_lamp
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -5,7 +5,11 @@ nats-server on free ports; nats-py clients through clients/nats.py."""
 from __future__ import annotations
 
 import asyncio
+import re
+import ssl
+import time
 
+import nats
 import pytest
 
 from bindings.nats import NatsBinding
@@ -50,6 +54,90 @@ class NatsHub:
             kwargs.setdefault("password", PASSWORD)
         async with asyncio.timeout(10):
             return await NatsConsumer.connect(self.url, client_id, ca_pem=self.ca_pem, **kwargs)
+
+
+class Watched:
+    """A raw nats-py connection that keeps what happened to it: the server's error
+    reports, when it was disconnected, whether it reconnected or gave up."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.disconnects: list[float] = []  # time.monotonic() of each
+        self.reconnects = 0
+        self.closed = False
+        self.nc: nats.NATS | None = None
+
+    @classmethod
+    async def connect(
+        cls, nats_hub: NatsHub, client_id: str | None, *, url: str | None = None, **options
+    ) -> Watched:
+        """``client_id`` with the test password, unless ``options`` has other credentials;
+        reconnects quickly, three times at most."""
+        self = cls()
+
+        async def error_cb(exc: Exception) -> None:
+            self.errors.append(str(exc))
+
+        async def disconnected_cb() -> None:
+            self.disconnects.append(time.monotonic())
+
+        async def reconnected_cb() -> None:
+            self.reconnects += 1
+
+        async def closed_cb() -> None:
+            self.closed = True
+
+        if client_id is not None and "token" not in options:
+            options.setdefault("user", client_id)
+            options.setdefault("password", PASSWORD)
+        options.setdefault("tls", ssl.create_default_context(cadata=nats_hub.ca_pem.decode()))
+        options.setdefault("reconnect_time_wait", 0.1)
+        options.setdefault("max_reconnect_attempts", 3)
+        self.nc = await nats.connect(
+            url or nats_hub.url,
+            inbox_prefix=f"_INBOX.{client_id}" if client_id else "_INBOX",
+            connect_timeout=5,
+            error_cb=error_cb,
+            disconnected_cb=disconnected_cb,
+            reconnected_cb=reconnected_cb,
+            closed_cb=closed_cb,
+            **options,
+        )
+        return self
+
+    async def refusals(self, ops: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Each ("publish" or "subscribe", subject) in turn; those the server refused.
+        The server's error reports may come after a PONG, so ``flush`` proves nothing;
+        they do come in order: a refused publish to a subject of its own is the barrier."""
+        assert self.nc is not None
+        self.errors.clear()
+        for what, subject in ops:
+            if what == "publish":
+                await self.nc.publish(subject, b"{}")
+            else:
+                await self.nc.subscribe(subject)
+        barrier = f"refusal.barrier.{len(ops)}"  # no role may publish under refusal.>
+        await self.nc.publish(barrier, b"")
+        refused = {_refusal(error) for error in self.errors}
+        async with asyncio.timeout(10):
+            while ("publish", barrier) not in refused:
+                await asyncio.sleep(0.01)
+                refused = {_refusal(error) for error in self.errors}
+        asked = {(what, subject.lower()): (what, subject) for what, subject in ops}
+        return {asked[key] for key in refused if key in asked}
+
+    async def close(self) -> None:
+        if self.nc is not None and not self.nc.is_closed:
+            await self.nc.close()
+
+
+def _refusal(error: str) -> tuple[str, str] | None:
+    """("publish" or "subscribe", subject) of a permissions violation as nats-py reports
+    it (in lower case)."""
+    found = re.search(r'permissions violation for (publish|subscription) to "([^"]*)"', error)
+    if found is None:
+        return None
+    return ("publish" if found[1] == "publish" else "subscribe", found[2])
 
 
 @pytest.fixture

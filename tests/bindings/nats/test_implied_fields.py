@@ -11,7 +11,7 @@ import pytest
 from bindings.nats import subjects
 from tests.waiting import until
 
-from .test_nats import LAMP, td
+from .conftest import LAMP, td
 
 pytestmark = pytest.mark.timeout(90)
 
