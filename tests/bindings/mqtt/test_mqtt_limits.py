@@ -46,7 +46,7 @@ async def test_a_client_over_the_connection_limit_gets_a_429_and_is_logged(
     broker); its connections on the other bindings count too."""
     running.add_thing("sign-agent", sign_td())
     token = running.add_client("vera", "consumer", "viewer")
-    vera = paho(running, "vera-1")
+    vera = paho(running, "vera/1")
     clients.append(vera)
     request = {"messageType": "request", "operation": "readthing", "thingID": SIGN}
     async with socket(running, token):  # vera's one connection
