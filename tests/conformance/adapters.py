@@ -636,6 +636,7 @@ async def _mqtt(running: RunningHub, client_id: str, role: str) -> MqttClient:
         client_id,
         token=token_for(running, client_id, kind, role),
         ca_pem=running.hub.ca.ca_cert_pem,
+        agent=kind == "agent",
     )
     try:
         await client.connect()
