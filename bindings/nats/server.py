@@ -91,8 +91,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def ensure_free(host: str, port: int) -> None:
-    """OSError (EADDRINUSE) when something listens on ``host:port`` already: the
+class PortTaken(OSError):
+    """A port of the managed server is taken; ``listener`` names it when it is not the
+    NATS binding's own (the MQTT listener is nats-server's too)."""
+
+    listener: str | None = None
+
+
+def ensure_free(host: str, port: int, listener: str | None = None) -> None:
+    """PortTaken (EADDRINUSE) when something listens on ``host:port`` already: the
     readiness check would take that listener for nats-server, which exits at once."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family) as sock:
@@ -101,7 +108,9 @@ def ensure_free(host: str, port: int) -> None:
             sock.bind((host, port))
         except OSError as exc:  # the address that failed rides along (the WebSocket port?)
             where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            raise OSError(exc.errno, exc.strerror, where) from None
+            taken = PortTaken(exc.errno, exc.strerror, where)
+            taken.listener = listener
+            raise taken from None
 
 
 @dataclass
@@ -306,13 +315,13 @@ jetstream {{ store_dir: "{self.jetstream_dir}" }}
     async def start(self) -> None:
         self._stopping = False
         await self.stop_leftover()
-        for host, port in (
-            (self.host, self.port),
-            (self.host, self.ws_port),
-            (self.mqtt.host, self.mqtt.port) if self.mqtt else (self.host, None),
+        for host, port, listener in (
+            (self.host, self.port, None),
+            (self.host, self.ws_port, None),
+            (self.mqtt.host, self.mqtt.port, "MQTT") if self.mqtt else (self.host, None, None),
         ):
             if port is not None:
-                ensure_free(host, port)
+                ensure_free(host, port, listener)
         self.server_name = _new_server_name()
         self.write_config()
         await self._spawn()
