@@ -42,6 +42,7 @@ from bindings.common.hosts import is_any_address, url_host
 from bindings.common.outbox import QUIET, pump
 from bindings.common.receive import Receiver, Reply
 from bindings.mqtt import bus as mqtt_bus
+from bindings.mqtt.retained import RetainedWriter
 from bindings.mqtt.warmup import connect_once
 from certs.authority import parse_certificate
 from core.connection import OVERFLOW, Connection
@@ -133,6 +134,7 @@ class NatsBinding:
         self._kicks: set[asyncio.Task[int]] = set()
         self._twin: Connection | None = None
         self._twin_writer: asyncio.Task[None] | None = None
+        self._retained: RetainedWriter | None = None  # with MQTT on
         self._logins_under_way: set[asyncio.Task[None]] = set()
         self._encoded = EncodeCache()
         self.receiver = Receiver(router, max_message_bytes, log)
@@ -279,6 +281,8 @@ class NatsBinding:
         if self._twin is not None:
             self.router.disconnect(self._twin)
             self._twin = None
+        if self._retained is not None:
+            await self._retained.close()  # the latest values outlive the hub
         self._drop_peers("hub stopping")
         connections = (self._nc, self._sys_nc, self._callout_nc)
         self._nc = self._sys_nc = self._callout_nc = None
@@ -599,6 +603,8 @@ class NatsBinding:
         self._twin = self.router.connect_relay("nats")
         for kind in (PROPERTY, EVENT, DIRECTORY, PRESENCE):
             self.router.subscribe(self._twin, kind)
+        if self.mqtt is not None and self._retained is None:
+            self._retained = RetainedWriter(self._publish)
         self._twin_writer = asyncio.create_task(self._write_twin(), name="nats-twin")
 
     async def _write_twin(self) -> None:
@@ -617,9 +623,9 @@ class NatsBinding:
                 return
             payload = self._twin_payload(message)
             await self._publish(subject, payload, twin_wire.headers(message))
-            if self.mqtt is not None and message.operation in _RETAINED:
+            if self._retained is not None and message.operation in _RETAINED:
                 # the latest value (or TD) for MQTT subscribers to come: retained
-                await self._publish(*mqtt_bus.retained(subject, payload))
+                await self._retained.put(subject, payload)
 
         async def end(reason: str) -> None:
             if reason != OVERFLOW:
