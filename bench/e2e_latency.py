@@ -156,7 +156,7 @@ async def _measure(args, hub: Hub) -> list[dict]:
     nats_agent = await NatsAgent.connect(hub.nats.url, "e2e-nats", password=PASSWORD, ca_pem=ca)
     await nats_agent.update_thing(td("nats"))
     mqtt_agent = MqttClient(
-        f"mqtts://127.0.0.1:{hub.mqtt.port}", "e2e-mqtt", password=PASSWORD, ca_pem=ca
+        f"mqtts://127.0.0.1:{hub.mqtt.port}", "e2e-mqtt", password=PASSWORD, ca_pem=ca, agent=True
     )
     await mqtt_agent.connect()
     await mqtt_agent.update_thing(td("mqtt"))

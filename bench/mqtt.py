@@ -1,11 +1,14 @@
 """MQTT binding throughput, next to the same messages through the bare broker (same run).
 
 - hub_to_mqtt / hub_to_sse: property updates per second from an MQTT agent (paho, its
-  own process) through the hub (embedded amqtt broker -> envelope parse -> router ->
-  twin -> fan-out) to an MQTT consumer and, at the same time, an SSE consumer (each
-  in its own process). Rate = updates received / time from first to last received.
-- Baseline ``amqtt_direct``: the same messages published and received through a stock
-  amqtt broker (same version, same TLS certificate, no hub) with the same clients.
+  own process) through the hub (nats-server's MQTT listener -> the hub's NATS
+  connection -> router -> twin -> the twin subject, plus its retained copy) to an MQTT
+  consumer and, at the same time, an SSE consumer (each in its own process). Rate =
+  updates received / time from first to last received.
+- Baseline ``nats_mqtt_direct``: the same messages published and received by the same
+  clients through nats-server's MQTT listener with no hub: the same binary and listener
+  configuration (TLS with the same certificate, JetStream) as the hub's managed server,
+  without the auth callout.
 - ``mosquitto``: the same again through mosquitto on loopback when it is installed
   (Debian package ``mosquitto``); otherwise reported as skipped.
 
@@ -28,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from _harness import Result, arguments, bench_config, report, unshadow_packages
 
@@ -173,7 +177,8 @@ async def _plain_round(port: int, ca: str, n: int) -> tuple[float, int]:
     return got["s"]
 
 
-async def bench_hub(home: Path, n: int, rounds: int) -> dict[str, tuple[float, int]]:
+async def bench_hub(home: Path, n: int, rounds: int) -> tuple[dict[str, tuple[float, int]], Any]:
+    """The hub path's best rates, and the hub's CA (its certificate serves the others)."""
     from bindings.mqtt import topics
     from bucketstore import open_store
     from hub.runtime import Hub
@@ -184,7 +189,6 @@ async def bench_hub(home: Path, n: int, rounds: int) -> dict[str, tuple[float, i
     hub = Hub(config, store)
     hub.router.max_notifications = max(1000, n)  # measure throughput, not the backlog limit
     await hub.start()
-    binding = hub.mqtt
     best: dict[str, tuple[float, int]] = {}
     try:
         hub.auth.add_client("bench-agent", "agent", "agent", password=PASSWORD)
@@ -197,7 +201,7 @@ async def bench_hub(home: Path, n: int, rounds: int) -> dict[str, tuple[float, i
         }  # fmt: skip
         hub.twin.update_thing(td, "bench-agent")
         ca = str(hub.ca.ca_cert_path)
-        port = binding.port
+        port = hub.mqtt.port
         sse_url = f"{hub.http_server.url}/things/{topics.encode(THING)}/properties/level"
         for _ in range(rounds):
             report_topic = topics.agent_topic("bench-agent", "prop", THING, "level")
@@ -216,33 +220,50 @@ async def bench_hub(home: Path, n: int, rounds: int) -> dict[str, tuple[float, i
     finally:
         await hub.stop()
         store.close()
-    return best
+    return best, hub.ca
 
 
-async def bench_amqtt(home: Path, n: int, rounds: int) -> tuple[float, int]:
-    from amqtt.broker import Broker
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
-    from bucketstore import open_store
-    from certs import CertificateAuthority
 
-    store = open_store(home / "store", "memory")
-    ca = CertificateAuthority.load_or_create(home, store.bucket("certs"))
-    ca.ensure_server_certificate([])
-    broker = Broker({
-        "listeners": {"default": {"type": "tcp", "bind": "127.0.0.1:0", "ssl": True,
-                                  "certfile": str(ca.server_cert_path),
-                                  "keyfile": str(ca.server_key_path)}},
-        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
-    })  # fmt: skip
-    await broker.start()
-    port = broker._servers["default"].instance.sockets[0].getsockname()[1]
+async def _broker_rounds(command: list[str], port: int, ca, n: int, rounds: int):
+    """Start a broker, wait for its MQTT port, run the plain rounds, stop it."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     best = (0.0, 0)
     try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            await asyncio.sleep(0.05)  # polled: the broker says nothing when it listens
         for _ in range(rounds):
             best = max(best, await _plain_round(port, str(ca.ca_cert_path), n))
     finally:
-        await broker.shutdown()
-    return best, ca
+        process.terminate()
+        process.wait(10)
+    return best
+
+
+async def bench_nats_mqtt(home: Path, ca, n: int, rounds: int) -> tuple[float, int]:
+    """nats-server's MQTT listener as the hub configures it (TLS, JetStream), no hub:
+    anonymous clients in the global account instead of the auth callout."""
+    from bindings.nats.server import find_binary
+
+    home.mkdir(mode=0o700)
+    port = _free_port()
+    conf = home / "nats-server.conf"
+    conf.write_text(
+        f'listen: "127.0.0.1:{_free_port()}"\n'
+        f'jetstream {{ store_dir: "{home / "jetstream"}" }}\n'
+        f'mqtt {{\n  listen: "127.0.0.1:{port}"\n'
+        f'  tls {{ cert_file: "{ca.server_cert_path}", key_file: "{ca.server_key_path}", '
+        f'ca_file: "{ca.ca_cert_path}", timeout: 2 }}\n}}\n'
+    )
+    return await _broker_rounds([find_binary(), "-c", str(conf)], port, ca, n, rounds)
 
 
 async def bench_mosquitto(home: Path, ca, n: int, rounds: int) -> tuple[float, int] | None:
@@ -251,9 +272,8 @@ async def bench_mosquitto(home: Path, ca, n: int, rounds: int) -> tuple[float, i
     )
     if binary is None:
         return None
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    home.mkdir(mode=0o700)
+    port = _free_port()
     conf = home / "mosquitto.conf"
     conf.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\n"
@@ -263,39 +283,26 @@ async def bench_mosquitto(home: Path, ca, n: int, rounds: int) -> tuple[float, i
         # not read the (0600) key.
         f"user {getpass.getuser()}\n"
     )
-    process = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
-    best = (0.0, 0)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            await asyncio.sleep(0.05)
-        for _ in range(rounds):
-            best = max(best, await _plain_round(port, str(ca.ca_cert_path), n))
-    finally:
-        process.terminate()
-        process.wait(10)
-    return best
+    return await _broker_rounds([binary, "-c", str(conf)], port, ca, n, rounds)
 
 
 async def main_async(n: int, rounds: int) -> list[Result]:
     with tempfile.TemporaryDirectory() as tmp:
-        hub = await bench_hub(Path(tmp) / "hub", n, rounds)
-        (direct, direct_received), ca = await bench_amqtt(Path(tmp) / "amqtt", n, rounds)
-        mosquitto = await bench_mosquitto(Path(tmp) / "amqtt", ca, n, rounds)
+        hub, ca = await bench_hub(Path(tmp) / "hub", n, rounds)
+        direct, direct_received = await bench_nats_mqtt(Path(tmp) / "nats", ca, n, rounds)
+        mosquitto = await bench_mosquitto(Path(tmp) / "mosquitto", ca, n, rounds)
     results = []
     for name in ("hub_to_mqtt", "hub_to_sse"):
         rate, received = hub.get(name, (0.0, 0))
-        results.append(Result(name, "amqtt", rate, direct, "amqtt_direct",
+        results.append(Result(name, "nats-mqtt", rate, direct, "nats_mqtt_direct",
                               {"received": received, "sent": n}))  # fmt: skip
     extra = {"received": direct_received, "sent": n}
     if mosquitto is None:
         print("mosquitto is not installed: its figure is skipped", file=sys.stderr)
-        results.append(Result("amqtt_direct", "amqtt", direct, None, None, extra))
+        results.append(Result("nats_mqtt_direct", "nats-mqtt", direct, None, None, extra))
     else:
-        results.append(Result("amqtt_direct", "amqtt", direct, mosquitto[0], "mosquitto", extra))
+        results.append(Result("nats_mqtt_direct", "nats-mqtt", direct, mosquitto[0],
+                              "mosquitto", extra))  # fmt: skip
         results.append(Result("mosquitto", "mosquitto", mosquitto[0], None, None,
                               {"received": mosquitto[1], "sent": n}))  # fmt: skip
     return results

@@ -7,10 +7,14 @@ so one process can hold thousands of clients (select() fails past file descripto
 1024) and every callback runs on the loop. A lost connection is reconnected, with a
 growing delay, and the subscriptions are made again.
 TLS trusts the hub CA; credentials are the client id with its password or a token (as
-the MQTT password), or a client certificate the hub issued.
+the MQTT password), or a client certificate the hub issued. An agent (``agent=True``)
+connects with ``clean_session`` false and subscribes to its request topic at QoS 1
+before it sends anything: the broker keeps that subscription while it is away, and the
+requests queued meanwhile reach it on reconnect (the hub counts it online from its
+first message, so a later subscription would miss requests sent in between).
 
     client = MqttClient("mqtts://hub.local:8883", "lamp-agent", password="...",
-                        ca_pem=open("ca.pem", "rb").read())
+                        ca_pem=open("ca.pem", "rb").read(), agent=True)
     await client.connect()
     await client.update_thing(td)                      # agent
     client.report_property(thing_id, "level", 42)
@@ -70,6 +74,7 @@ class MqttClient:
         keyfile: str | None = None,
         timeout: float = 10.0,
         session_suffix: str | None = None,
+        agent: bool = False,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("mqtts", "mqtt"):
@@ -78,10 +83,18 @@ class MqttClient:
         self.port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
         self.client_id = client_id
         self.timeout = timeout
-        mqtt_id = client_id if session_suffix is None else f"{client_id}/{session_suffix}"
+        # The hub accepts only the client's own MQTT ids: its id as one topic level,
+        # alone or followed by "/..." (docs/mqtt.md).
+        mqtt_id = topics.encode(client_id)
+        if session_suffix is not None:
+            mqtt_id = f"{mqtt_id}/{session_suffix}"
         self._paho = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=mqtt_id, protocol=mqtt.MQTTv311
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=mqtt_id,
+            protocol=mqtt.MQTTv311,
+            clean_session=not agent,
         )
+        self.agent = agent
         if parts.scheme == "mqtts":
             context = ssl.create_default_context(cadata=ca_pem.decode() if ca_pem else None)
             if certfile:
@@ -248,6 +261,8 @@ class MqttClient:
             raise HubUnreachable(url, f"connection refused (CONNACK {code})")
         self._keeper = asyncio.create_task(self._keep())
         await self.subscribe(topics.client_responses(self.client_id), 1)
+        if self.agent:
+            await self.subscribe(topics.agent_requests(self.client_id), 1)
 
     async def close(self) -> None:
         self._closing = True
@@ -302,7 +317,8 @@ class MqttClient:
 
     async def requests(self) -> AsyncIterator[dict[str, Any]]:
         """Requests for this agent's Things (those queued while it was away first)."""
-        await self.subscribe(topics.agent_requests(self.client_id), 1)
+        if topics.agent_requests(self.client_id) not in self._subscriptions:
+            await self.subscribe(topics.agent_requests(self.client_id), 1)
         while True:
             yield await self._requests.get()
 

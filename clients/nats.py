@@ -34,7 +34,9 @@ import orjson
 from nats.aio.client import Client as NatsConnection
 from nats.aio.msg import Msg
 
+from vocabulary import twin_wire
 from vocabulary.channels import NATS as subjects
+from vocabulary.channels import AddressError
 from vocabulary.envelope import ABSENT, new_id
 
 from .errors import (
@@ -393,7 +395,12 @@ class NatsConsumer(NatsClient):
             subject += "." + (subjects.encode(name) if name else "*")
 
         async def deliver(msg: Msg) -> None:
-            result = callback(orjson.loads(msg.data))
+            try:  # the raw value and headers (vocabulary/twin_wire.py): the envelope again
+                message = twin_wire.rebuild(subjects.parse(msg.subject), msg.data, msg.headers)
+            except (AddressError, ValueError) as exc:
+                log.warning("dropped a notification on %s: %s", msg.subject, exc)
+                return
+            result = callback(message)
             if inspect.isawaitable(result):
                 await result
 

@@ -19,6 +19,7 @@ from auth.service import AuthService
 from bindings.http.app import HttpBinding
 from bindings.mqtt import MqttBinding
 from bindings.nats import NatsBinding
+from bindings.nats.server import MqttListener
 from bindings.websocket.forms import WebSocketForms
 from bindings.websocket.server import WebSocketBinding
 from certs.authority import CertificateAuthority
@@ -104,28 +105,9 @@ def _websocket(hub: HubParts, built: dict[str, Any]) -> WebSocketBinding:
     )
 
 
-def _mqtt(hub: HubParts, built: dict[str, Any]) -> MqttBinding | None:
-    config = hub.config
-    if not config.mqtt_enabled:
-        return None
-    return MqttBinding(
-        hub.router,
-        hub.auth,
-        hub.ca,
-        host=config.mqtt_host,
-        port=config.mqtt_port,
-        plain_port=config.mqtt_plain_port,
-        max_message_bytes=config.max_body_bytes,
-        public_host=urlsplit(config.public_url).hostname if config.public_url else None,
-        security=built["http"].forms.security_definitions,
-        connect_timeout=config.mqtt_connect_timeout,
-        max_connections=config.mqtt_max_connections,
-    )
-
-
 def _nats(hub: HubParts, built: dict[str, Any]) -> NatsBinding | None:
     config = hub.config
-    if not config.nats_enabled:
+    if not (config.nats_enabled or config.mqtt_enabled):  # MQTT rides on nats-server
         return None
     return NatsBinding(
         hub.router,
@@ -142,7 +124,38 @@ def _nats(hub: HubParts, built: dict[str, Any]) -> NatsBinding | None:
     )
 
 
+def _mqtt(hub: HubParts, built: dict[str, Any]) -> MqttBinding | None:
+    """MQTT rides on the NATS binding: nats-server's MQTT listener (docs/mqtt.md)."""
+    config = hub.config
+    if not config.mqtt_enabled:
+        return None
+    nats: NatsBinding | None = built.get("nats")
+    if nats is None:
+        raise ValueError("MQTT needs the NATS binding (nats-server is the MQTT broker)")
+    if config.mqtt_plain_port is not None:  # plain MQTT, loopback only
+        listener = MqttListener("127.0.0.1", config.mqtt_plain_port, tls=False)
+    else:
+        assert config.mqtt_host is not None
+        listener = MqttListener(
+            config.mqtt_host, config.mqtt_port, client_certificate=config.mqtt_client_certificate
+        )
+    return MqttBinding(
+        nats,
+        listener,
+        public_host=urlsplit(config.public_url).hostname if config.public_url else None,
+        security=built["http"].forms.security_definitions,
+    )
+
+
+def _mqtt_address(config: Config) -> tuple[str, int]:
+    if config.mqtt_plain_port is not None:
+        return ("127.0.0.1", config.mqtt_plain_port)
+    return (config.mqtt_host or config.host, config.mqtt_port)
+
+
 register_binding("http", _http, address=None)
 register_binding("websocket", _websocket, address=None)
-register_binding("mqtt", _mqtt, address=lambda config: (config.mqtt_host, config.mqtt_port))
 register_binding("nats", _nats, address=lambda config: (config.nats_host, config.nats_port))
+# After NATS: it sets the NATS binding's MQTT listener before that binding starts, and
+# starts (waits for the MQTT streams) after it.
+register_binding("mqtt", _mqtt, address=_mqtt_address)

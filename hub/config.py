@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 CONFIG_FILE_NAME = "wothub.toml"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
+MQTT_CLIENT_CERTIFICATE = ("off", "require")
 CLIENT_KINDS = tuple(KIND_ROLES)  # consumer, agent, service
 
 
@@ -79,14 +80,18 @@ class Config:
     http_read_timeout: float = 10.0
     http_keep_alive_timeout: float = 5.0
     http_max_connections: int = 1000
-    # MQTT: the embedded broker, TLS; a plain-TCP port only when set, and then on
-    # loopback only.
+    # MQTT: the managed nats-server's MQTT listener, TLS; plain MQTT instead only when
+    # plain_port is set, and then on loopback only (nats-server has one MQTT listener).
+    # mqtt_client_certificate: "off" (never asked) or "require" (on every MQTT login).
     mqtt_enabled: bool = True
     mqtt_host: str | None = None
     mqtt_port: int = 8883
     mqtt_plain_port: int | None = None
-    mqtt_connect_timeout: float = 10.0  # TLS handshake, then CONNECT, each
-    mqtt_max_connections: int = 1000  # open at once, not yet authenticated included
+    mqtt_client_certificate: str = "off"
+    # Kept for old configuration files; nats_auth_timeout and nats_max_connections
+    # apply to MQTT connections now (one server).
+    mqtt_connect_timeout: float = 10.0
+    mqtt_max_connections: int = 1000
     # NATS: a managed nats-server; nats_url instead connects to an existing server
     # (external mode). nats_ws_port: the WebSocket listener that takes client
     # certificates (0 picks a free port).
@@ -258,6 +263,12 @@ def _log_format(value: Any) -> str:
     return value.lower()
 
 
+def _client_certificate(value: Any) -> str:
+    if value not in MQTT_CLIENT_CERTIFICATE:
+        raise ValueError(value)
+    return str(value)
+
+
 def _backend(value: Any) -> str:
     if not isinstance(value, str) or value not in backend_names():
         raise ValueError(value)
@@ -314,6 +325,7 @@ _PORT = _Kind("a port number from 0 to 65535 (0: any free port)", _integer(0, 65
 _HOST = _Kind("a host name or IP address", _word)
 _URL = _Kind("an http:// or https:// URL with a host and no query, like https://hub.lan:8444", _url)
 _LOG_LEVEL = _Kind(f"one of {', '.join(LOG_LEVELS)}", _log_level)
+_CLIENT_CERTIFICATE = _Kind(f"one of {', '.join(MQTT_CLIENT_CERTIFICATE)}", _client_certificate)
 _LOG_FORMAT = _Kind(f"one of {', '.join(LOG_FORMATS)}", _log_format)
 _RATE = _Kind("a number of requests a second, more than 0", _seconds(0, inclusive=False), float)
 _BACKEND = _Kind(lambda: f"a store backend, one of {', '.join(backend_names())}", _backend)
@@ -372,6 +384,7 @@ _SCHEMA: _Schema = {
         "host": _Value(_HOST, "mqtt_host"),
         "port": _Value(_PORT, "mqtt_port"),
         "plain_port": _Value(_PORT, "mqtt_plain_port"),
+        "client_certificate": _Value(_CLIENT_CERTIFICATE, "mqtt_client_certificate"),
         "connect_timeout": _Value(_INTERVAL, "mqtt_connect_timeout"),
         "max_connections": _Value(_COUNT, "mqtt_max_connections"),
     },
@@ -447,6 +460,7 @@ ENV_VARS: dict[str, str] = {  # variable -> Config field (WOTHUB_HOME: the home 
     "WOTHUB_MQTT_HOST": "mqtt_host",
     "WOTHUB_MQTT_PORT": "mqtt_port",
     "WOTHUB_MQTT_PLAIN_PORT": "mqtt_plain_port",
+    "WOTHUB_MQTT_CLIENT_CERTIFICATE": "mqtt_client_certificate",
     "WOTHUB_NATS_ENABLED": "nats_enabled",
     "WOTHUB_NATS_HOST": "nats_host",
     "WOTHUB_NATS_PORT": "nats_port",

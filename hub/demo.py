@@ -179,7 +179,9 @@ class Thermostat:
     def __init__(self, url: str, password: str, ca: bytes | None) -> None:
         from clients.mqtt import MqttClient
 
-        self.client = MqttClient(url, AGENTS["thermostat"], password=password, ca_pem=ca)
+        self.client = MqttClient(
+            url, AGENTS["thermostat"], password=password, ca_pem=ca, agent=True
+        )
         self.temperature = 19.0
         self.setpoint = 21.0
         self.mode = "heat"

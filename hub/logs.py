@@ -87,9 +87,9 @@ class TextFormatter(logging.Formatter):
 
 
 # Libraries whose INFO lines are their own workings, not the hub's: an access line per
-# request (the dashboard polls), amqtt's state machine, uvicorn's start-up steps. They
+# request (the dashboard polls), uvicorn's start-up steps. They
 # log at WARNING and above unless the hub runs at DEBUG.
-CHATTY_LIBRARIES = ("uvicorn.access", "uvicorn.error", "transitions", "amqtt")
+CHATTY_LIBRARIES = ("uvicorn.access", "uvicorn.error")
 
 
 class _SslEofNoise(logging.Filter):

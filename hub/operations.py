@@ -93,7 +93,7 @@ class Operations:
             "https": hub.http_server.running and hub.started,
         }
         if hub.mqtt is not None:
-            checks["mqtt"] = hub.mqtt.broker is not None
+            checks["mqtt"] = hub.mqtt.ready
         if hub.nats is not None:
             server = hub.nats.server
             if hub.config.nats_url is None:  # managed: the process must be alive

@@ -259,6 +259,7 @@ def _listening(name: str, host: str, port: int) -> Iterator[None]:
     except CannotListen:
         raise
     except OSError as exc:
+        name = getattr(exc, "listener", None) or name  # nats-server's MQTT listener
         where = exc.filename or (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         raise CannotListen(f"the {name} listener cannot listen on {where}: {reason}") from exc

@@ -11,7 +11,7 @@ placeholders, who publishes on it, and what a message on it is:
                    wot/agent/{client}/event/{thingID}/{name}   event notification
                    wot/agent/{client}/resp                  response to a request
     hub -> agent   wot/agent/{client}/req                   requests
-    client -> hub  wot/client/{client}/req                  (MQTT) requests
+    client -> hub  wot/client/{client}/req                  requests (MQTT's only one)
                    wot/client/{client}/req/{operation}      (NATS) requests of that operation
     hub -> client  wot/client/{client}/resp                 responses
     hub -> all     wot/twin/{thingID}/prop/{name}, .../event/{name}, .../td,
@@ -50,7 +50,7 @@ HUB = "hub"  # a channel only the hub publishes on
 OWNER, THING, NAME, OPERATION = "{client}", "{thingID}", "{name}", "{operation}"
 
 MQTT_BUS, NATS_BUS = "mqtt", "nats"
-_BOTH, _MQTT, _NATS = frozenset({MQTT_BUS, NATS_BUS}), frozenset({MQTT_BUS}), frozenset({NATS_BUS})
+_BOTH, _NATS = frozenset({MQTT_BUS, NATS_BUS}), frozenset({NATS_BUS})
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,8 @@ CHANNELS = (
     Channel((ROOT, AGENT, OWNER, EVENT, THING, NAME), AGENT, NOTIFICATION, (ops.SUBSCRIBE_EVENT,)),
     Channel((ROOT, AGENT, OWNER, RESP), AGENT, RESPONSE),
     AGENT_REQUESTS,
-    Channel((ROOT, CLIENT, OWNER, REQ), CLIENT, REQUEST, buses=_MQTT),
+    # MQTT's one request topic; on NATS too, where MQTT clients' requests arrive
+    Channel((ROOT, CLIENT, OWNER, REQ), CLIENT, REQUEST),
     Channel((ROOT, CLIENT, OWNER, REQ, OPERATION), CLIENT, REQUEST, buses=_NATS),
     CLIENT_RESPONSES,
     Channel((ROOT, TWIN, THING, PROP, NAME), HUB, NOTIFICATION, (ops.OBSERVE_PROPERTY,)),

@@ -1,5 +1,5 @@
-"""The MQTT binding: an embedded broker (amqtt) whose messages all go through the
-router; topic scheme in docs/mqtt.md."""
+"""The MQTT binding: MQTT clients on the managed nats-server's MQTT listener, through
+the NATS binding's pipeline; topic scheme in docs/mqtt.md."""
 
 from .forms import MqttForms
 from .server import MqttBinding

@@ -3,7 +3,8 @@
 The hub keeps three NATS connections (docs/nats.md): the auth callout responder (account
 AUTH), the binding itself (account APP: it subscribes in a queue group to
 ``wot.agent.*.>`` and ``wot.client.*.req.*``, publishes requests to agents, responses to
-consumers and twin notifications on ``wot.twin...``), and a system-account user that
+consumers and twin notifications on ``wot.twin...``: the raw value, the rest of the
+envelope in headers, vocabulary/twin_wire.py), and a system-account user that
 follows ``$SYS.ACCOUNT.APP.CONNECT`` / ``DISCONNECT``.
 
 A NATS message says nothing about its sender except its subject, which the server only
@@ -25,10 +26,12 @@ import logging
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import nats
+import nats.js.errors
 import orjson
 from nats.aio.client import Client as NatsConnection
 from nats.aio.msg import Msg
@@ -38,9 +41,15 @@ from bindings.common.encoded import EncodeCache
 from bindings.common.hosts import is_any_address, url_host
 from bindings.common.outbox import QUIET, pump
 from bindings.common.receive import Receiver, Reply
+from bindings.mqtt import bus as mqtt_bus
+from bindings.mqtt.retained import RetainedWriter
+from bindings.mqtt.warmup import connect_once
+from certs.authority import parse_certificate
 from core.connection import OVERFLOW, Connection
 from core.contract import Core
 from core.subscriptions import DIRECTORY, EVENT, PRESENCE, PROPERTY
+from vocabulary import operations as ops
+from vocabulary import twin_wire
 from vocabulary.channels import HUB
 from vocabulary.envelope import REQUEST, Message, error_frame
 from vocabulary.identity import Client
@@ -50,11 +59,20 @@ from . import subjects
 from .callout import AUTH_SUBJECT, AuthCallout, Login
 from .ejection import Logins, kick
 from .forms import NatsForms
-from .server import APP_ACCOUNT, NatsKeys, NatsServer
+from .server import (
+    APP_ACCOUNT,
+    MQTT_CERTIFICATE_REQUIRE,
+    WARMUP_USER,
+    MqttListener,
+    NatsKeys,
+    NatsServer,
+)
 
 log = logging.getLogger("wothub.nats")
 
 QUEUE = "wothub"
+# Permissions for MQTT QoS 1 come implicit from 2.12.3 on; retained values need 2.12.
+MIN_SERVER_VERSION = (2, 12, 3)
 
 
 @dataclass
@@ -64,6 +82,7 @@ class _Peer:
     connection: Connection
     writer: asyncio.Task[None] | None = None
     nats_ids: set[tuple[str, int]] = field(default_factory=set)
+    mqtt: bool = False  # an MQTT client: no reply inboxes, QoS 1 requests
 
 
 class NatsBinding:
@@ -84,6 +103,7 @@ class NatsBinding:
         max_message_bytes: int = 1 << 20,
         auth_timeout: float = 10.0,
         max_connections: int | None = 1000,
+        mqtt: MqttListener | None = None,
     ) -> None:
         self.router = router
         self.auth = auth
@@ -96,6 +116,7 @@ class NatsBinding:
         self.max_message_bytes = max_message_bytes
         self.auth_timeout = auth_timeout  # the managed nats-server's limits
         self.max_connections = max_connections
+        self.mqtt = mqtt  # the managed server's MQTT listener (external: MQTT on if set)
         self.keys = NatsKeys.load_or_create(self.home / "nats")
         self.tls = tls or ssl.create_default_context(cadata=ca.ca_cert_pem.decode())
         self.callout = AuthCallout(
@@ -113,6 +134,7 @@ class NatsBinding:
         self._kicks: set[asyncio.Task[int]] = set()
         self._twin: Connection | None = None
         self._twin_writer: asyncio.Task[None] | None = None
+        self._retained: RetainedWriter | None = None  # with MQTT on
         self._logins_under_way: set[asyncio.Task[None]] = set()
         self._encoded = EncodeCache()
         self.receiver = Receiver(router, max_message_bytes, log)
@@ -138,8 +160,10 @@ class NatsBinding:
                 binary=self.binary,
                 auth_timeout=self.auth_timeout,
                 max_connections=self.max_connections,
+                mqtt=self.mqtt,
             )
             await self.server.start()
+            self.mqtt = self.server.mqtt  # its port, if it was picked
             host = "127.0.0.1" if is_any_address(self.host) else self.host
             self.url = f"nats://{url_host(host)}:{self.server.port}"
         try:
@@ -165,11 +189,67 @@ class NatsBinding:
             disconnected_cb=self._on_link_lost,
             reconnected_cb=self._on_link_back,
         )
+        _check_version(self._nc.connected_server_version)
         await self._nc.subscribe(f"{subjects.PREFIX}.agent.*.>", queue=QUEUE, cb=self._on_message)
+        # requests: wot.client.{c}.req.{operation} (NATS), wot.client.{c}.req (MQTT)
         await self._nc.subscribe(
             f"{subjects.PREFIX}.client.*.req.*", queue=QUEUE, cb=self._on_message
         )
+        await self._nc.subscribe(
+            f"{subjects.PREFIX}.client.*.req", queue=QUEUE, cb=self._on_message
+        )
         await self._nc.flush()
+
+    async def mqtt_warm_up(self, timeout: float = 10.0) -> None:
+        """Make the MQTT streams exist (the managed server's warm-up connection), then
+        wait until the server loaded the retained values (it does so in the background
+        after a start: a subscriber before then would miss them)."""
+        assert self._nc is not None and self.mqtt is not None
+        js = self._nc.jetstream()
+        if self.server is not None:
+            host = "127.0.0.1" if is_any_address(self.mqtt.host) else self.mqtt.host
+            tls = self._warm_up_tls() if self.mqtt.tls else None
+            code = await connect_once(
+                host, self.mqtt.port, WARMUP_USER, self.server.warmup_password, tls
+            )
+            if code != 0:
+                raise RuntimeError(f"the MQTT warm-up login was refused (CONNACK {code})")
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            try:
+                for stream in mqtt_bus.MQTT_STREAMS:
+                    await js.stream_info(stream)
+                consumers = await js.consumers_info(mqtt_bus.RETAINED_STREAM)
+                if consumers and all(c.num_pending == 0 for c in consumers):
+                    return
+            except nats.js.errors.NotFoundError:
+                if self.server is None:
+                    log.warning(
+                        "no MQTT streams on %s yet: retained values start with the first "
+                        "MQTT client",
+                        self.url,
+                    )
+                    return
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("nats-server did not create its MQTT streams in time")
+            await asyncio.sleep(0.02)  # polled: the server says nothing when it is done
+
+    def _warm_up_tls(self) -> ssl.SSLContext:
+        """The warm-up connection's TLS: when the listener requires client certificates,
+        with one from the hub CA for the warm-up user, issued once and kept in the home."""
+        assert self.mqtt is not None
+        if self.mqtt.client_certificate != MQTT_CERTIFICATE_REQUIRE:
+            return self.tls
+        cert_path = self.home / "nats" / "mqtt-warmup.pem"
+        key_path = self.home / "nats" / "mqtt-warmup.key"
+        if not (key_path.exists() and _valid_for_a_day(cert_path)):
+            issued, key = self.ca.generate_for(WARMUP_USER)
+            key_path.touch(mode=0o600)
+            key_path.write_bytes(key)
+            cert_path.write_bytes(issued.cert_pem)
+        context = ssl.create_default_context(cadata=self.ca.ca_cert_pem.decode())
+        context.load_cert_chain(cert_path, key_path)
+        return context
 
     async def _open(self, seed: str, name: str, **callbacks: Any) -> NatsConnection:
         async def error_cb(exc: Exception) -> None:
@@ -201,6 +281,8 @@ class NatsBinding:
         if self._twin is not None:
             self.router.disconnect(self._twin)
             self._twin = None
+        if self._retained is not None:
+            await self._retained.close()  # the latest values outlive the hub
         self._drop_peers("hub stopping")
         connections = (self._nc, self._sys_nc, self._callout_nc)
         self._nc = self._sys_nc = self._callout_nc = None
@@ -284,7 +366,17 @@ class NatsBinding:
             login, ejected = self._logins.connected(key)
             if ejected:  # while its login was under way
                 self._kick([key], "ejected while logging in")
-            peer = self._peers.get(login.client.id) if login else None
+                return
+            client = login.client if login is not None else None
+            peer = self._peers.get(client.id) if client else None
+            if peer is None and client is not None and info.get("client_type") == "mqtt":
+                # An MQTT client says no hello: a consumer is online from its CONNECT on,
+                # an agent once it subscribed to its requests (queued ones then reach it).
+                if client.is_agent:
+                    self._spawn_login(self._mqtt_agent_online(client, key))
+                    return
+                with contextlib.suppress(Problem):
+                    peer = self._peer(client.id, mqtt=True)
             if peer is not None:
                 peer.nats_ids.add(key)
             return
@@ -301,11 +393,49 @@ class NatsBinding:
         if not peer.nats_ids:
             self._drop_peer(client_id, "disconnected")
 
-    def _peer(self, client_id: str) -> _Peer | None:
+    def _spawn_login(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._logins_under_way.add(task)
+        task.add_done_callback(self._logins_under_way.discard)
+
+    async def _mqtt_agent_online(
+        self, client: Client, key: tuple[str, int], timeout: float = 30.0
+    ) -> None:
+        """Polls the server (CONNZ) until the MQTT agent's connection subscribes to its
+        request subject, then opens its peer: nats-server says nothing of subscriptions."""
+        subject = subjects.agent(client.id, subjects.REQ)
+        server_id, cid = key
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._sys_nc is not None and self._logins.client(key) is not None:
+            try:
+                reply = await self._sys_nc.request(
+                    f"$SYS.REQ.SERVER.{server_id}.CONNZ",
+                    orjson.dumps({"cid": cid, "subscriptions": True}),
+                    timeout=2,
+                )
+                connections = orjson.loads(reply.data)["data"]["connections"] or []
+            except Exception as exc:  # a timeout, a reply of another shape
+                log.debug("CONNZ for %s: %r", client.id, exc)
+                connections = []
+            if not connections:
+                return  # gone meanwhile
+            if subject in (connections[0].get("subscriptions_list") or []):
+                with contextlib.suppress(Problem):
+                    peer = self._peer(client.id, mqtt=True)
+                    if peer is not None:
+                        peer.nats_ids.add(key)
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("MQTT agent %s did not subscribe to %s", client.id, subject)
+                return
+            await asyncio.sleep(0.05)  # polled: no event says it subscribed
+
+    def _peer(self, client_id: str, mqtt: bool = False) -> _Peer | None:
         """The client's peer, opened if need be; None for an unknown or disabled client,
         Problem when a limit refuses it."""
         peer = self._peers.get(client_id)
         if peer is not None and not peer.connection.closed:
+            peer.mqtt = peer.mqtt or mqtt
             return peer
         if peer is not None:  # closed (it fell behind): release it before replacing it
             self.router.disconnect(peer.connection)
@@ -317,7 +447,7 @@ class NatsBinding:
         except Problem as problem:  # a limit: max_connections_per_client
             log.warning("NATS client %s refused: %s", client_id, problem.detail)
             raise
-        peer = _Peer(connection)
+        peer = _Peer(connection, mqtt=mqtt)
         peer.nats_ids = self._logins.of_client(client_id)
         self._peers[client_id] = peer
         peer.writer = asyncio.create_task(self._write(peer), name=f"nats-{client_id}")
@@ -379,7 +509,9 @@ class NatsBinding:
             return
         for answer in answers:
             to = answer if isinstance(answer, Message) else None
-            subject = msg.reply or (self._default_subject(peer, to) if peer else None)
+            subject = msg.reply or (
+                self._default_subject(peer, to) if peer else _mqtt_responses(msg)
+            )
             if subject:
                 await nc.publish(subject, self._encoded.envelope(answer))
 
@@ -402,7 +534,7 @@ class NatsBinding:
             # could bring a departed agent back online.
             return None
         try:
-            peer = self._peer(client_id)
+            peer = self._peer(client_id, mqtt_bus.from_mqtt(msg.headers))
         except Problem as problem:  # a limit: the request still gets its answer
             extensions = problem.extensions
             reply(error_frame(_reply_id(msg.data), problem.status, problem.detail, **extensions))
@@ -426,16 +558,24 @@ class NatsBinding:
         """Where a message for a client goes without a reply inbox: requests (and
         anything for a pure agent) on its request subject, the rest on its responses."""
         client = peer.connection.client
-        if client.role == AGENT or (message is not None and message.message_type == REQUEST):
+        request = message is not None and message.message_type == REQUEST
+        if request or (client.role == AGENT and not peer.mqtt):
             return subjects.agent(client.id, subjects.REQ)
-        return subjects.client_responses(client.id)
+        return subjects.client_responses(client.id)  # MQTT agents' answers too
 
     async def _write(self, peer: _Peer) -> None:
         connection = peer.connection
 
         async def send(_seq: int | None, message: Message | dict) -> None:
             to = message if isinstance(message, Message) else None
-            await self._publish(self._default_subject(peer, to), self._encoded.envelope(message))
+            subject = self._default_subject(peer, to)
+            payload = self._encoded.envelope(message)
+            if peer.mqtt and to is not None and to.message_type == REQUEST:
+                # QoS 1, kept for the agent's session while it is away (bindings/mqtt/bus.py)
+                await self._publish(subject, payload, mqtt_bus.QOS1)
+                await self._publish(mqtt_bus.queued(subject), payload, mqtt_bus.QOS1)
+            else:
+                await self._publish(subject, payload)
 
         async def end(reason: str) -> None:
             if reason not in QUIET:  # overflow, or the client was removed or changed
@@ -446,12 +586,14 @@ class NatsBinding:
 
         await pump(connection, send, end)
 
-    async def _publish(self, subject: str, payload: bytes) -> None:
+    async def _publish(
+        self, subject: str, payload: bytes, headers: dict[str, str] | None = None
+    ) -> None:
         nc = self._nc
         if nc is None:
             return
         try:
-            await nc.publish(subject, payload)
+            await nc.publish(subject, payload, headers=headers)
         except Exception as exc:  # e.g. the reconnect buffer is full
             log.warning("dropped a NATS message on %s: %s", subject, exc)
 
@@ -461,6 +603,8 @@ class NatsBinding:
         self._twin = self.router.connect_relay("nats")
         for kind in (PROPERTY, EVENT, DIRECTORY, PRESENCE):
             self.router.subscribe(self._twin, kind)
+        if self.mqtt is not None and self._retained is None:
+            self._retained = RetainedWriter(self._publish)
         self._twin_writer = asyncio.create_task(self._write_twin(), name="nats-twin")
 
     async def _write_twin(self) -> None:
@@ -475,8 +619,13 @@ class NatsBinding:
             except ValueError:  # a name no subject can carry: skip it, keep relaying
                 log.exception("cannot relay %s of %s on NATS", message.operation, message.thing_id)
                 return
-            if subject is not None:
-                await self._publish(subject, self._encoded.envelope(message))
+            if subject is None:
+                return
+            payload = self._twin_payload(message)
+            await self._publish(subject, payload, twin_wire.headers(message))
+            if self._retained is not None and message.operation in _RETAINED:
+                # the latest value (or TD) for MQTT subscribers to come: retained
+                await self._retained.put(subject, payload)
 
         async def end(reason: str) -> None:
             if reason != OVERFLOW:
@@ -489,6 +638,16 @@ class NatsBinding:
 
         await pump(relay, send, end)
 
+    def _twin_payload(self, message: Message) -> bytes:
+        """What a twin subject carries (vocabulary/twin_wire.py): the raw value, or the
+        twin TD (empty once the Thing is gone)."""
+        if message.operation == ops.UPDATE_THING:
+            td = self.router.twin_td(message.required_thing_id())
+            return orjson.dumps(td) if td is not None else b""
+        if message.operation == ops.DELETE_THING:
+            return b""
+        return self._encoded.value(message)
+
 
 async def _close(nc: NatsConnection, timeout: float = 1.0) -> None:
     if nc.is_closed:
@@ -498,6 +657,38 @@ async def _close(nc: NatsConnection, timeout: float = 1.0) -> None:
             await nc.close()
     except Exception as exc:  # the server may be gone already; the hub stops anyway
         log.debug("closing a NATS connection: %r", exc)
+
+
+def _check_version(version: Any) -> None:
+    """Refuse a nats-server too old for the MQTT contract (docs/nats.md)."""
+    found = (version.major, version.minor, version.patch)
+    if found < MIN_SERVER_VERSION:
+        wanted = ".".join(map(str, MIN_SERVER_VERSION))
+        raise RuntimeError(
+            f"nats-server {'.'.join(map(str, found))} is too old: wothub needs {wanted} or "
+            "newer (MQTT QoS 1 permissions and retained values)"
+        )
+
+
+def _valid_for_a_day(cert_path: Path) -> bool:
+    if not cert_path.exists():
+        return False
+    expires = parse_certificate(cert_path.read_bytes()).not_valid_after_utc
+    return expires - datetime.now(UTC) > timedelta(days=1)
+
+
+_RETAINED = frozenset({ops.OBSERVE_PROPERTY, ops.UPDATE_THING, ops.DELETE_THING})
+
+
+def _mqtt_responses(msg: Msg) -> str | None:
+    """Where an MQTT sender with no peer (refused by a limit) gets its answer: MQTT has
+    no reply inboxes, its responses topic is the one place it listens."""
+    if not mqtt_bus.from_mqtt(msg.headers):
+        return None
+    try:
+        return subjects.client_responses(subjects.decode(msg.subject.split(".")[2]))
+    except (UnicodeDecodeError, IndexError):
+        return None
 
 
 def _reply_id(data: bytes) -> str | None:

@@ -82,6 +82,10 @@ def permissions(client_id: str, role: str) -> dict[str, dict[str, list[str]]]:
     if role in (AGENT, SERVICE):
         pub.append(f"{subjects.PREFIX}.agent.{c}.>")
         sub.append(subjects.agent(client_id, subjects.REQ))
+    # MQTT's one request topic (wot/client/{c}/req) and its responses, every role
+    pub.append(f"{subjects.PREFIX}.client.{c}.req")
+    if role == AGENT:
+        sub.append(subjects.client_responses(client_id))
     if role != AGENT:
         pub.extend(
             subjects.client_request(client_id, op) for op in sorted(CONSUMER_REQUESTS & allowed)

@@ -48,6 +48,24 @@ from .jwt import CurveKey, SigningKey
 log = logging.getLogger("wothub.nats")
 
 AUTH_ACCOUNT, APP_ACCOUNT, SYS_ACCOUNT = "AUTH", "APP", "SYS"
+# The managed server's own MQTT user: its one connection at start creates the MQTT
+# streams (nats-server makes them at an account's first MQTT CONNECT), so retained values
+# and queued QoS 1 messages can be written before any client came.
+WARMUP_USER = "wothub-mqtt-warmup"
+# Client certificates on the MQTT listener: nats-server can require one or not ask.
+MQTT_CERTIFICATE_OFF, MQTT_CERTIFICATE_REQUIRE = "off", "require"
+
+
+@dataclass(frozen=True)
+class MqttListener:
+    """The managed server's one MQTT listener: TLS with the hub's server certificate, or
+    plain (``tls`` False: only on loopback, as configured); ``client_certificate``
+    "require" asks every MQTT client for a certificate from the hub CA."""
+
+    host: str
+    port: int
+    tls: bool = True
+    client_certificate: str = MQTT_CERTIFICATE_OFF
 
 
 def find_binary() -> str:
@@ -73,8 +91,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def ensure_free(host: str, port: int) -> None:
-    """OSError (EADDRINUSE) when something listens on ``host:port`` already: the
+class PortTaken(OSError):
+    """A port of the managed server is taken; ``listener`` names it when it is not the
+    NATS binding's own (the MQTT listener is nats-server's too)."""
+
+    listener: str | None = None
+
+
+def ensure_free(host: str, port: int, listener: str | None = None) -> None:
+    """PortTaken (EADDRINUSE) when something listens on ``host:port`` already: the
     readiness check would take that listener for nats-server, which exits at once."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family) as sock:
@@ -83,7 +108,9 @@ def ensure_free(host: str, port: int) -> None:
             sock.bind((host, port))
         except OSError as exc:  # the address that failed rides along (the WebSocket port?)
             where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            raise OSError(exc.errno, exc.strerror, where) from None
+            taken = PortTaken(exc.errno, exc.strerror, where)
+            taken.listener = listener
+            raise taken from None
 
 
 @dataclass
@@ -128,20 +155,32 @@ class NatsKeys:
             json.dump(data, file, indent=2)
         return keys
 
-    def auth_config(self, auth_timeout: float | None = None) -> str:
+    def auth_config(
+        self, auth_timeout: float | None = None, warmup_password: str | None = None
+    ) -> str:
         """The accounts and auth_callout blocks (also what an external server needs);
         ``auth_timeout``: seconds a connection has to log in (nats-server's default
-        when None: its TLS timeout plus one second)."""
+        when None: its TLS timeout plus one second). ``warmup_password``: the managed
+        server's MQTT warm-up user (``WARMUP_USER``, no permissions), which lets the hub
+        make the first MQTT connection that creates the MQTT streams."""
         timeout = (
             f"  # seconds from connecting to a finished login, TLS handshake included\n"
             f"  timeout: {auth_timeout:g}\n"
             if auth_timeout is not None
             else ""
         )
+        warmup, warmup_auth = "", ""
+        if warmup_password is not None:
+            warmup = (
+                f', {{ user: {WARMUP_USER}, password: "{warmup_password}",'
+                ' permissions: { publish: { deny: ">" }, subscribe: { deny: ">" } } }'
+            )
+            warmup_auth = f", {WARMUP_USER}"
         return f"""\
 accounts {{
   {AUTH_ACCOUNT}: {{ users: [ {{ nkey: {self.callout_user.public_key} }} ] }}
-  {APP_ACCOUNT}: {{ users: [ {{ nkey: {self.hub_user.public_key} }} ] }}
+  # JetStream holds the MQTT sessions, QoS 1 messages and retained values
+  {APP_ACCOUNT}: {{ jetstream: enabled, users: [ {{ nkey: {self.hub_user.public_key} }}{warmup} ] }}
   {SYS_ACCOUNT}: {{ users: [ {{ nkey: {self.sys_user.public_key} }} ] }}
 }}
 system_account: {SYS_ACCOUNT}
@@ -152,7 +191,7 @@ authorization {{
     issuer: {self.issuer.public_key}
     # the hub's own users skip the callout
     auth_users: [ {self.callout_user.public_key}, {self.hub_user.public_key}, \
-{self.sys_user.public_key} ]
+{self.sys_user.public_key}{warmup_auth} ]
     account: {AUTH_ACCOUNT}
     # requests (they carry passwords) are encrypted to the hub's curve key
     xkey: {self.xkey.public_key}
@@ -180,6 +219,7 @@ class NatsServer:
         ready_timeout: float = 10.0,
         auth_timeout: float = 10.0,
         max_connections: int | None = 1000,
+        mqtt: MqttListener | None = None,
     ) -> None:
         self.directory = Path(home) / "nats"
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -193,6 +233,13 @@ class NatsServer:
         self.ready_timeout = ready_timeout
         self.auth_timeout = auth_timeout
         self.max_connections = max_connections
+        self.mqtt = mqtt
+        if mqtt is not None and not mqtt.port:
+            self.mqtt = MqttListener(
+                mqtt.host, free_port(mqtt.host), mqtt.tls, mqtt.client_certificate
+            )
+        self.jetstream_dir = self.directory / "jetstream"
+        self.warmup_password = secrets.token_urlsafe(24)  # a new one on every start
         self.config_path = self.directory / "nats-server.conf"
         self.log_path = self.directory / "nats-server.log"
         self.pid_path = self.directory / "nats-server.pid"
@@ -226,6 +273,23 @@ websocket {{
   tls {{ {tls}, verify: true }}
 }}
 """
+        mqtt = ""
+        if self.mqtt is not None:
+            mqtt_tls = ""
+            if self.mqtt.tls:
+                verify = (
+                    ", verify: true"
+                    if self.mqtt.client_certificate == MQTT_CERTIFICATE_REQUIRE
+                    else ""
+                )
+                mqtt_tls = f"\n  tls {{ {tls}{verify} }}"
+            mqtt = f"""
+# MQTT 3.1.1 (docs/mqtt.md): logins go to the auth callout like NATS logins; sessions,
+# QoS 1 messages and retained values are kept in JetStream.
+mqtt {{
+  listen: "{self.mqtt.host}:{self.mqtt.port}"{mqtt_tls}
+}}
+"""
         limits = ""
         if self.max_connections is not None:  # the hub's own three connections count too
             limits = f"max_connections: {self.max_connections + 3}\n"
@@ -239,8 +303,9 @@ listen: "{self.host}:{self.port}"
 # (nats-server can only require one or not ask), see the WebSocket listener below.
 tls {{ {tls} }}
 log_file: "{self.log_path}"
-{websocket}
-{self.keys.auth_config(self.auth_timeout)}"""
+jetstream {{ store_dir: "{self.jetstream_dir}" }}
+{websocket}{mqtt}
+{self.keys.auth_config(self.auth_timeout, self.warmup_password if self.mqtt else None)}"""
 
     def write_config(self) -> Path:
         self.config_path.write_text(self.config())
@@ -250,9 +315,13 @@ log_file: "{self.log_path}"
     async def start(self) -> None:
         self._stopping = False
         await self.stop_leftover()
-        for port in (self.port, self.ws_port):
+        for host, port, listener in (
+            (self.host, self.port, None),
+            (self.host, self.ws_port, None),
+            (self.mqtt.host, self.mqtt.port, "MQTT") if self.mqtt else (self.host, None, None),
+        ):
             if port is not None:
-                ensure_free(self.host, port)
+                ensure_free(host, port, listener)
         self.server_name = _new_server_name()
         self.write_config()
         await self._spawn()

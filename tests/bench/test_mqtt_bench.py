@@ -17,12 +17,12 @@ def test_mqtt_bench_prints_hub_and_direct_broker_figures():
         check=True,
     )
     lines = {line["bench"]: line for line in map(json.loads, run.stdout.splitlines())}
-    assert {"hub_to_mqtt", "hub_to_sse", "amqtt_direct"} <= set(lines)
+    assert {"hub_to_mqtt", "hub_to_sse", "nats_mqtt_direct"} <= set(lines)
     for name in ("hub_to_mqtt", "hub_to_sse"):
         line = lines[name]
         assert line["received"] == line["sent"] == 200
-        assert line["ops_per_s"] > 0 and line["baseline"] == "amqtt_direct"
+        assert line["ops_per_s"] > 0 and line["baseline"] == "nats_mqtt_direct"
         assert line["ratio"] == line["ops_per_s"] / line["baseline_ops_per_s"]
-    assert lines["amqtt_direct"]["received"] == 200
+    assert lines["nats_mqtt_direct"]["received"] == 200
     if "mosquitto" not in lines:
         assert "mosquitto is not installed" in run.stderr

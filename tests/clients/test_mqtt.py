@@ -30,7 +30,7 @@ def client(running, client_id, **kwargs):
 
 async def test_agent_and_consumer_clients(running):
     running.add_client("lamp-agent", "agent", "agent")
-    agent = client(running, "lamp-agent")
+    agent = client(running, "lamp-agent", agent=True)
     await agent.connect()
     token = running.add_client("otto", "consumer", "operator")
     consumer = client(running, "otto", password=None, token=token)

@@ -468,6 +468,20 @@ class _BusConsumer(_Consumer):
     async def cancel_action(self, thing_id: str, action_id: str) -> dict[str, Any]:
         return (await self._request("cancelaction", thing_id, actionID=action_id))["output"]
 
+    async def observe_all_and_stall(self, thing_id: str):
+        """The twin topics are nats-server's to pace (its slow-consumer policy, for MQTT
+        and NATS alike); what the hub queues per client are the notifications of observe
+        requests, answered on ``wot/client/{id}/resp`` (``wot.client.{id}.resp``)."""
+        await self._request("observeallproperties", thing_id)
+        self.connections = self.running.hub.router.open_connections().get("nats", 0)
+
+    async def cut_off(self, stalled) -> str:
+        """Nothing on the wire: the hub drops the client's connection and subscriptions
+        (the MQTT or NATS connection itself is the server's)."""
+        router = self.running.hub.router
+        await eventually(lambda: _now(router.open_connections().get("nats", 0) < self.connections))
+        return "subscriptions dropped"
+
 
 class MqttConsumer(_BusConsumer):
     """clients/mqtt.py. ``MqttClient.request`` raises MqttError with the detail only,
@@ -512,24 +526,23 @@ class MqttConsumer(_BusConsumer):
         await self._observe(thing_id, name, event=True)
 
     async def _observe(self, thing_id: str, name: str | None, *, event: bool) -> None:
-        family = "event" if event else "property"
         observe = self.client.subscribe_event if event else self.client.observe_property
+        family = topics.EVENT if event else topics.PROP
+        level = "+" if name is None else topics.encode(name)
+        topic_filter = f"wot/twin/{topics.encode(thing_id)}/{family}/{level}"
         self._pump(observe(thing_id, name), self._note)
-        await _hub_subscribed(self.running, self.client_id, family, thing_id, name)
+        # The broker has the subscription once its SUBACK came (the twin topics are
+        # nats-server's: the hub's router does not see them).
+        client = self.client
+        await eventually(
+            lambda: _now(topic_filter in client._subscriptions and not client._subacks)
+        )
 
     @staticmethod
     def _note(item: tuple[str, Any]) -> Note:
         topic, value = item
         _, _, thing, _, name = topic.split("/")  # wot/twin/{thing}/prop|event/{name}
         return Note(topics.decode(thing), topics.decode(name), value)
-
-    async def observe_all_and_stall(self, thing_id: str):
-        await self._observe(thing_id, None, event=False)
-
-    async def cut_off(self, stalled) -> str:
-        """The hub drops the MQTT connection (the client reconnects by itself)."""
-        await eventually(lambda: _now(self.disconnects > 0))
-        return "disconnected"
 
     async def close(self) -> None:
         await self._stop_pumps()
@@ -595,20 +608,6 @@ class NatsConsumerSide(_BusConsumer):
         await self.consumer.observe(thing_id, deliver, kind=kind, name=name)
         await self.consumer.nc.flush()  # the server has the subscription
 
-    async def observe_all_and_stall(self, thing_id: str):
-        """The twin subjects are the server's to pace (its slow-consumer policy); what
-        the hub queues per client are the notifications of observe requests, answered
-        on ``wot.client.{id}.resp``."""
-        await self._request("observeallproperties", thing_id)
-        self.connections = self.running.hub.router.open_connections().get("nats", 0)
-
-    async def cut_off(self, stalled) -> str:
-        """Nothing on the wire: the hub drops the client's connection and subscriptions
-        (the NATS connection itself is the server's)."""
-        router = self.running.hub.router
-        await eventually(lambda: _now(router.open_connections().get("nats", 0) < self.connections))
-        return "subscriptions dropped"
-
     async def close(self) -> None:
         await self.consumer.close()
 
@@ -636,6 +635,7 @@ async def _mqtt(running: RunningHub, client_id: str, role: str) -> MqttClient:
         client_id,
         token=token_for(running, client_id, kind, role),
         ca_pem=running.hub.ca.ca_cert_pem,
+        agent=kind == "agent",
     )
     try:
         await client.connect()
@@ -657,18 +657,3 @@ async def _mqtt_subscribed(running: RunningHub, client_id: str) -> None:
     """An MQTT agent is online once its subscription to its request topic is in."""
     router = running.hub.router
     await eventually(lambda: _now(bool(router.connections_of(client_id))))
-
-
-async def _hub_subscribed(
-    running: RunningHub, client_id: str, kind: str, thing_id: str, name: str | None
-) -> None:
-    """MqttClient.observe subscribes in the background: wait until the hub has it."""
-    subscriptions = running.hub.router.subscriptions
-
-    async def there() -> bool:
-        return any(
-            connection.client.id == client_id
-            for connection, _ in subscriptions.matching(kind, thing_id, name or "")
-        )
-
-    await eventually(there)

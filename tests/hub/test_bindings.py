@@ -74,7 +74,8 @@ def registered(monkeypatch):
 
 
 def test_the_built_in_bindings_are_registered_in_start_order():
-    assert registry.binding_names() == ["http", "websocket", "mqtt", "nats"]
+    # MQTT after NATS: nats-server is the MQTT broker
+    assert registry.binding_names() == ["http", "websocket", "nats", "mqtt"]
     assert registry.registration("mqtt").address is not None  # a listener of its own
     assert registry.registration("websocket").address is None  # served over HTTPS
 

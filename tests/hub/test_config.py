@@ -181,6 +181,13 @@ PRECEDENCE = [
     ("mqtt_enabled", "[mqtt]\nenabled = false", "yes", False, (False, True, False)),
     ("mqtt_host", "[mqtt]\nhost = '10.0.1.1'", "10.0.1.2", "10.0.1.3", None),
     ("mqtt_plain_port", "[mqtt]\nplain_port = 1884", "1885", "1886", (1884, 1885, 1886)),
+    (
+        "mqtt_client_certificate",
+        "[mqtt]\nclient_certificate = 'require'",
+        "off",
+        "require",
+        ("require", "off", "require"),
+    ),
     ("nats_enabled", "[nats]\nenabled = false", "on", False, (False, True, False)),
     ("nats_host", "[nats]\nhost = '10.0.2.1'", "10.0.2.2", "10.0.2.3", None),
     ("nats_ws_port", "[nats]\nws_port = 4301", "4302", "4303", (4301, 4302, 4303)),

@@ -204,9 +204,10 @@ def hub_options() -> dict:
 @contextlib.asynccontextmanager
 async def started_hub(home: Path, **options) -> AsyncIterator[RunningHub]:
     """A hub as ``running`` starts it (``options``: Config overrides), for a test that
-    needs one of its own; stopped on exit unless the test stopped it (``stop()``)."""
+    needs one of its own; stopped on exit unless the test stopped it (``stop()``). A home
+    that exists is used again (a restart)."""
     config = hub_config(home, **options)
-    config.home.mkdir(mode=0o700)
+    config.home.mkdir(mode=0o700, exist_ok=True)
     store = open_store(config.store_path, "leveldb")
     hub = Hub(config, store)
     await hub.start()

@@ -77,6 +77,14 @@ async def mqtt_hub(tmp_path):
         yield running
 
 
+@pytest.fixture
+async def mqtt_cert_hub(tmp_path):
+    """MQTT with ``client_certificate = "require"``: the one listener asks every client
+    for a certificate from the hub CA (docs/mqtt.md)."""
+    async with running_mqtt_hub(tmp_path, mqtt_client_certificate="require") as running:
+        yield running
+
+
 @contextlib.asynccontextmanager
 async def running_mqtt_hub(tmp_path, **options):
     """A hub with the MQTT binding; ``options`` override its configuration."""

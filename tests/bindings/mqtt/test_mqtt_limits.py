@@ -1,5 +1,5 @@
-"""docs/operations.md, Limits, over MQTT: a client's connection over
-``max_connections_per_client`` is dropped (and logged); a request over
+"""docs/operations.md, Limits, over MQTT: a client over ``max_connections_per_client``
+gets a 429 error response on its response topic (and is logged); a request over
 ``max_requests_per_second`` is answered with an error response naming the limit, on the
 client's response topic."""
 
@@ -13,7 +13,7 @@ import pytest
 from tests.support.mqtt import Paho
 from tests.support.running import PASSWORD
 from tests.support.tds import SIGN, sign_td
-from tests.waiting import until
+from tests.support.ws import socket
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -38,25 +38,31 @@ def clients():
         client.close()
 
 
-@pytest.mark.parametrize("hub_options", [{"mqtt_enabled": True, "max_connections_per_client": 2}])
-async def test_a_connection_over_the_limit_is_dropped_and_logged(running, clients, caplog):
+@pytest.mark.parametrize("hub_options", [{"mqtt_enabled": True, "max_connections_per_client": 1}])
+async def test_a_client_over_the_connection_limit_gets_a_429_and_is_logged(
+    running, clients, caplog
+):
+    """All of a client's MQTT (and NATS) connections count as one (nats-server is the
+    broker); its connections on the other bindings count too."""
     running.add_thing("sign-agent", sign_td())
-    running.add_client("vera", "consumer", "viewer")
-    first, second, third = (paho(running, f"vera-{n}") for n in range(3))
-    clients += [first, second, third]
-    assert await first.connect() == 0 and await second.connect() == 0
-    with caplog.at_level(logging.WARNING, "wothub.mqtt"):
-        await third.connect()  # CONNACK 0 (the login was right), then the hub drops it
-        await until(third.disconnected.is_set)
-    assert "MQTT client vera refused" in caplog.text
-    assert "max_connections_per_client" in caplog.text
-    # The two within the limit go on.
-    assert await first.subscribe(RESPONSES) == 1
+    token = running.add_client("vera", "consumer", "viewer")
+    vera = paho(running, "vera/1")
+    clients.append(vera)
     request = {"messageType": "request", "operation": "readthing", "thingID": SIGN}
-    first.publish("wot/client/vera/req", {**request, "correlationID": "ok"})
-    _, payload, _ = await first.next(RESPONSES)
+    async with socket(running, token):  # vera's one connection
+        with caplog.at_level(logging.WARNING, "wothub.nats"):
+            assert await vera.connect() == 0  # the login was right
+            assert await vera.subscribe(RESPONSES) == 1
+            vera.publish("wot/client/vera/req", {**request, "correlationID": "over"})
+            _, payload, _ = await vera.next(RESPONSES)
+        problem = orjson.loads(payload)["error"]
+        assert problem["status"] == 429 and problem["limit"] == "max_connections_per_client"
+        assert "NATS client vera refused" in caplog.text
+    # The WebSocket closed: MQTT is within the limit again.
+    vera.publish("wot/client/vera/req", {**request, "correlationID": "ok"})
+    _, payload, _ = await vera.next(RESPONSES)
     assert orjson.loads(payload).get("error") is None
-    assert not first.disconnected.is_set() and not second.disconnected.is_set()
+    assert not vera.disconnected.is_set()
 
 
 @pytest.mark.parametrize(

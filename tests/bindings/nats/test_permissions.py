@@ -20,17 +20,26 @@ NEVER_SUBSCRIBE = (">", "$SYS.>", "wot.>", "wot.client.otto.resp", "wot.agent.la
 # role -> (publish allowed, publish refused, subscribe allowed, subscribe refused)
 CASES = {
     "agent": (
-        ["wot.agent.fan-agent.hello", "wot.agent.fan-agent.prop.urn:x.level"],
+        # wot.client.{id}.req and .resp: MQTT's one request topic and its responses
+        [
+            "wot.agent.fan-agent.hello",
+            "wot.agent.fan-agent.prop.urn:x.level",
+            "wot.client.fan-agent.req",
+        ],
         [
             "wot.agent.lamp-agent.hello",
             "wot.client.fan-agent.req.readproperty",
             "wot.twin.urn:x.prop.level",
         ],
-        ["wot.agent.fan-agent.req", "_INBOX.fan-agent.abc"],
-        ["wot.twin", "wot.twin.>", "wot.client.fan-agent.resp", "_INBOX.*.x"],
+        ["wot.agent.fan-agent.req", "_INBOX.fan-agent.abc", "wot.client.fan-agent.resp"],
+        ["wot.twin", "wot.twin.>", "wot.client.otto.resp", "_INBOX.*.x"],
     ),
     "viewer": (
-        ["wot.client.fan-agent.req.readproperty", "wot.client.fan-agent.req.observeproperty"],
+        [
+            "wot.client.fan-agent.req",  # MQTT's one request topic: the hub checks the op
+            "wot.client.fan-agent.req.readproperty",
+            "wot.client.fan-agent.req.observeproperty",
+        ],
         [
             "wot.client.fan-agent.req.invokeaction",
             "wot.client.fan-agent.req.writeproperty",
@@ -87,8 +96,12 @@ async def test_each_role_gets_its_subjects_and_no_others(nats_hub, role):
 
 def test_the_grants_follow_the_client_id_as_one_token():
     granted = permissions("lamp.1 a", "agent")
-    assert granted["pub"]["allow"] == ["wot.agent.lamp%2E1%20a.>"]
-    assert granted["sub"]["allow"] == ["_INBOX.lamp%2E1%20a.>", "wot.agent.lamp%2E1%20a.req"]
+    assert granted["pub"]["allow"] == ["wot.agent.lamp%2E1%20a.>", "wot.client.lamp%2E1%20a.req"]
+    assert granted["sub"]["allow"] == [
+        "_INBOX.lamp%2E1%20a.>",
+        "wot.agent.lamp%2E1%20a.req",
+        "wot.client.lamp%2E1%20a.resp",
+    ]
 
 
 def test_an_mqtt_client_id_must_be_the_clients_own():

@@ -1,0 +1,62 @@
+"""A twin property's latest value reaches a new MQTT subscriber with the retain flag after
+the hub (and with it its managed nats-server) restarted on the same home (docs/mqtt.md)."""
+
+from __future__ import annotations
+
+import orjson
+
+from bindings.mqtt import topics
+from tests.support.mqtt import Paho
+from tests.support.running import PASSWORD, started_hub
+from tests.waiting import until
+
+from .conftest import TD, THING
+
+LEVEL = f"wot/twin/{topics.encode(THING)}/prop/level"
+
+
+def paho(running, client_id: str) -> Paho:
+    return Paho(
+        running.hub.mqtt.port,
+        running.hub.ca.ca_cert_pem,
+        client_id,
+        username=client_id,
+        password=PASSWORD,
+    )
+
+
+async def test_a_retained_twin_value_survives_a_hub_restart(tmp_path):
+    home = tmp_path / "home"
+    async with started_hub(home, mqtt_enabled=True) as first:
+        first.hub.auth.add_client("lamp-agent", "agent", "agent", password=PASSWORD)
+        first.hub.auth.add_client("vera", "consumer", "viewer", password=PASSWORD)
+        agent = paho(first, "lamp-agent")
+        try:
+            assert await agent.connect() == 0
+            assert await agent.subscribe("wot/client/lamp-agent/resp") == 1
+            agent.publish(topics.agent_topic("lamp-agent", "td", THING), {"input": TD})
+            await agent.next("wot/client/lamp-agent/resp")
+            agent.publish(topics.agent_topic("lamp-agent", "prop", THING, "level"), {"value": 9})
+            await until(lambda: first.hub.twin.read_property(THING, "level").get("value") == 9)
+        finally:
+            agent.close()
+        # The twin has it; so has the broker's retained stream once a subscriber sees it.
+        seen = paho(first, "vera")
+        try:
+            assert await seen.connect() == 0
+            assert await seen.subscribe(LEVEL, 0) == 0
+            _, payload, retain = await seen.next(LEVEL)
+            assert (orjson.loads(payload), retain) == (9, True)
+        finally:
+            seen.close()
+
+    async with started_hub(home, mqtt_enabled=True) as second:
+        reader = paho(second, "vera")
+        try:
+            assert await reader.connect() == 0
+            assert await reader.subscribe(LEVEL, 1) == 1
+            _, payload, retain = await reader.next(LEVEL)
+            assert (orjson.loads(payload), retain) == (9, True)
+            assert second.hub.twin.read_property(THING, "level").get("value") == 9
+        finally:
+            reader.close()

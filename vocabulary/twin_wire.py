@@ -1,0 +1,77 @@
+"""Twin notifications on the buses (``wot.twin...``): the data as the payload, the rest
+of the envelope in NATS message headers (docs/nats.md, docs/mqtt.md).
+
+nats-server delivers one message on a twin subject to NATS and MQTT subscribers alike,
+and MQTT 3.1.1 has no headers: MQTT clients (node-wot's MQTT binding among them) get the
+raw JSON value they expect on the topic of a TD form; NATS clients also get the headers,
+from which ``rebuild`` makes the envelope again (clients/nats.py).
+
+=====================  ==========================================================
+``.prop.{name}``       the property value (JSON)
+``.event.{name}``      the event data (JSON; ``null`` when the event has none)
+``.td``                the twin TD (JSON); empty when the Thing was deleted
+``.presence``          the presence status (JSON)
+=====================  ==========================================================
+
+Pure data and functions: no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from . import operations as ops
+from .channels import Address
+from .envelope import NOTIFICATION, Message
+
+MESSAGE_TYPE = "Wot-Message-Type"
+OPERATION = "Wot-Operation"
+TIMESTAMP = "Wot-Timestamp"
+MESSAGE_ID = "Wot-Message-Id"
+SENDER_ID = "Wot-Sender-Id"
+CREATED = "Wot-Created"  # updatething: "true" for a new Thing, "false" for a replaced TD
+
+
+def headers(message: Message) -> dict[str, str]:
+    """The NATS headers of a twin notification: what its subject and payload do not say."""
+    out = {
+        MESSAGE_TYPE: message.message_type,
+        OPERATION: message.operation,
+        TIMESTAMP: message.timestamp,
+        MESSAGE_ID: message.message_id,
+    }
+    if message.sender_id:
+        out[SENDER_ID] = message.sender_id
+    if message.operation == ops.UPDATE_THING and isinstance(message.value, dict):
+        out[CREATED] = "true" if message.value.get("created") else "false"
+    return out
+
+
+def rebuild(address: Address, payload: bytes, found: dict[str, str] | None) -> dict[str, Any]:
+    """The envelope of a twin notification from its subject, payload and headers.
+    ``value`` is the payload, except for ``updatething`` ({"created", "td"}) and
+    ``deletething`` (none). ValueError for a payload that is not JSON."""
+    found = found or {}
+    operation = found.get(OPERATION) or address.channel.operations[0]
+    message: dict[str, Any] = {
+        "messageType": found.get(MESSAGE_TYPE, NOTIFICATION),
+        "operation": operation,
+        "thingID": address.thing_id,
+    }
+    if address.name is not None:
+        message["name"] = address.name
+    if operation == ops.UPDATE_THING:
+        td = orjson.loads(payload) if payload else None
+        message["value"] = {"created": found.get(CREATED) == "true", "td": td}
+    elif operation != ops.DELETE_THING:
+        message["value"] = orjson.loads(payload)
+    for wire, header in (
+        ("messageID", MESSAGE_ID),
+        ("senderID", SENDER_ID),
+        ("timestamp", TIMESTAMP),
+    ):
+        if header in found:
+            message[wire] = found[header]
+    return message
