@@ -3,9 +3,9 @@
 One process and one event loop hold the real hub (LevelDB store, HTTPS, the embedded
 MQTT broker, the managed nats-server; TLS everywhere, 127.0.0.1) and every client. Four
 agents each own one Thing with a number property ``t`` and report it at a fixed rate
-(``--rate`` updates/s, ``--count`` a round): a NATS agent (bindings/nats/client.py), an
-MQTT agent (bindings/mqtt/client.py, paho-mqtt), a WebSocket agent
-(bindings/websocket/client.py) and, for the baseline, an agent on the router's own
+(``--rate`` updates/s, ``--count`` a round): a NATS agent (clients/nats.py), an
+MQTT agent (clients/mqtt.py, paho-mqtt), a WebSocket agent
+(clients/websocket.py) and, for the baseline, an agent on the router's own
 interface inside the hub process (what a binding hands over after parsing: no network,
 no device-side client). The value reported is the sender's ``time.perf_counter()``; one
 SSE consumer over HTTPS (aiohttp) has a stream open on each Thing's property and takes

@@ -3,7 +3,7 @@
 One process, one event loop: the real hub (LevelDB store, HTTPS for SSE) with its NATS
 binding and managed nats-server (TLS on 127.0.0.1), and the clients.
 
-- property_updates_nats: a NATS agent (bindings/nats/client.py) reports ``--values``
+- property_updates_nats: a NATS agent (clients/nats.py) reports ``--values``
   property values a round; a NATS consumer subscribed to ``wot.twin.{thing}.prop.*``
   receives them (agent -> nats-server -> hub: parse, authorize, twin update, fan-out ->
   nats-server -> consumer). The sender keeps at most 200 values in flight.

@@ -8,13 +8,13 @@ this script (``--serve devices|consumers``), each with its own event loop, so no
 generator competes with another for one loop: one process per device binding and one
 per 500 SSE consumers. This process only sets up, samples and sums up.
 
-- Devices: ``--devices`` agents, 40% on NATS (bindings/nats/client.py), 30% on MQTT
-  (bindings/mqtt/client.py) and 30% on WebSocket (bindings/websocket/client.py); every
+- Devices: ``--devices`` agents, 40% on NATS (clients/nats.py), 30% on MQTT
+  (clients/mqtt.py) and 30% on WebSocket (clients/websocket.py); every
   tenth of each binding logs in with a password, the others with a token. Each
   registers one Thing and reports its integer property ``n`` every ``--interval``
   seconds, staggered evenly over the interval; the value is a counter (1, 2, 3...).
 - Consumers: ``--consumers`` clients, each with its own token and an SSE stream
-  (bindings/http/client.py ``observe_property``); consumer i observes device i (modulo
+  (clients/http.py ``observe_property``); consumer i observes device i (modulo
   the devices). A value that skips ahead of the last one received is a gap: that many
   notifications lost (a stream that reconnects gets what it missed by Last-Event-ID,
   which is no loss).
@@ -516,13 +516,12 @@ def hub_settings(devices: dict[str, list[int]], consumers: int, duration: float)
     consumer tokens (the SSE consumers', the administrator's) that outlive the run."""
     room = 100  # the administrator, /metrics, a reconnect racing its old connection
     http = max(1000, consumers + len(devices["websocket"]) + room)
-    mqtt = max(1000, len(devices["mqtt"]) + room)
-    nats = max(1000, len(devices["nats"]) + room)
+    # MQTT clients enter through nats-server: its connection limit counts both.
+    nats = max(1000, len(devices["nats"]) + len(devices["mqtt"]) + room)
     lifetime = max(3600, math.ceil(duration) + 3600)
     return (
         "# Written by bench/soak.py.\n"
         f"[http]\nmax_connections = {http}\n\n"
-        f"[mqtt]\nmax_connections = {mqtt}\n\n"
         f"[nats]\nmax_connections = {nats}\n\n"
         f"[auth.token_lifetime]\nconsumer = {lifetime}\n\n"
         "[limits]\nmax_requests_per_second = 5000  # the administrator adds the clients\n"
