@@ -183,12 +183,14 @@ function propertyCard(base, name, affordance, requests, signal) {
   );
   let pendingWrite = false;
   let current;
+  let live = 0; // live updates so far: a refresh answered after one of them is older than it
   let follow = () => {}; // the write form, if any, shows the value as it changes
 
   const card = {
     element,
     pending: () => pendingWrite,
     update(v, timestamp) {
+      live += 1;
       current = v;
       value.textContent = show(v);
       stamp.textContent = timestamp ? `reported ${when(timestamp)}` : "";
@@ -199,14 +201,16 @@ function propertyCard(base, name, affordance, requests, signal) {
     async refresh() {
       if (affordance.writeOnly) return;
       try {
+        const before = live;
         const detail = await api.request("GET", `${path}?detail=true`, null, { signal });
-        if ("value" in detail && (detail.value !== current || !stamp.textContent)) {
+        const stale = live !== before; // a live value came while this one was on its way
+        if ("value" in detail && !stale && (detail.value !== current || !stamp.textContent)) {
           current = detail.value;
           value.textContent = show(detail.value);
           if (chart && !chart.values.length) chart.add(detail.value);
           follow();
         }
-        if (detail.timestamp) stamp.textContent = `reported ${when(detail.timestamp)}`;
+        if (detail.timestamp && !stale) stamp.textContent = `reported ${when(detail.timestamp)}`;
         pendingWrite = "desired" in detail;
         desired.hidden = !pendingWrite;
         if (pendingWrite) {
