@@ -21,15 +21,15 @@ import orjson
 
 from bindings.mqtt import topics
 from bindings.nats import subjects
+from clients.errors import HubError
 from clients.http import ABSENT as HTTP_ABSENT
 from clients.http import HttpConsumer
-from clients.http import HubError as HttpError
 from clients.mqtt import MqttClient, MqttError
-from clients.nats import HubError as NatsError
 from clients.nats import NatsAgent, NatsConsumer
-from clients.websocket import WsClient, WsError
+from clients.websocket import WsClient
 from tests.support.running import RunningHub
 from tests.support.sse import SseReader
+from tests.waiting import until
 from vocabulary.envelope import ABSENT
 
 FINAL = ("completed", "failed", "expired", "cancelled")
@@ -57,13 +57,6 @@ class Note:
     event_id: str | None = None
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    """Until the async ``check`` is true (polled, with a deadline)."""
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.02)
-
-
 def _problem(response: dict[str, Any]) -> dict[str, Any] | None:
     return response.get("error") if response.get("status") == "failed" else None
 
@@ -88,7 +81,7 @@ class WebSocketAgent:
     async def register(self, td: dict[str, Any]) -> dict[str, Any]:
         try:
             return await self.device.client.register(td)
-        except WsError as error:
+        except HubError as error:
             raise Refused(error.status, error.problem) from None
 
     async def report_property(self, thing_id: str, name: str, value: Any):
@@ -207,7 +200,7 @@ class NatsAgentSide:
     async def register(self, td: dict[str, Any]) -> dict[str, Any]:
         try:
             return await self.agent.register(td)
-        except NatsError as error:
+        except HubError as error:
             raise Refused(error.status, error.problem) from None
 
     async def report_property(self, thing_id: str, name: str, value: Any):
@@ -255,6 +248,12 @@ class _Consumer:
 
     binding = ""
 
+    async def _call(self, call: Awaitable[Any]) -> Any:
+        try:
+            return await call
+        except HubError as error:
+            raise Refused(error.status, error.problem) from None
+
     def __init__(self, client_id: str) -> None:
         self.client_id = client_id
         self.notes: asyncio.Queue[Note] = asyncio.Queue()
@@ -293,12 +292,6 @@ class HttpConsumerSide(_Consumer):
         self._hrefs: dict[str, str] = {}  # action id -> its ActionStatus href
         self._raw: list[aiohttp.ClientSession] = []
 
-    async def _call(self, call: Awaitable[Any]) -> Any:
-        try:
-            return await call
-        except HttpError as error:
-            raise Refused(error.status, error.problem) from None
-
     async def read_thing(self, thing_id: str) -> dict[str, Any]:
         return await self._call(self.client.read_thing(thing_id))
 
@@ -332,7 +325,7 @@ class HttpConsumerSide(_Consumer):
             final.update(await self.query_action(thing_id, action_id))
             return final["status"] in FINAL
 
-        await eventually(ended)
+        await until(ended)
         return final
 
     async def observe_property(self, thing_id: str, name: str) -> None:
@@ -392,12 +385,6 @@ class WebSocketConsumer(_Consumer):
         if message.get("messageType") != "notification":
             return None  # later responses to this client's requests
         return Note(message["thingID"], message["name"], message.get("value"), message)
-
-    async def _call(self, call: Awaitable[Any]) -> Any:
-        try:
-            return await call
-        except WsError as error:
-            raise Refused(error.status, error.problem) from None
 
     async def read_thing(self, thing_id: str) -> dict[str, Any]:
         return await self._call(self.client.read_thing(thing_id))
@@ -479,7 +466,7 @@ class _BusConsumer(_Consumer):
         """Nothing on the wire: the hub drops the client's connection and subscriptions
         (the MQTT or NATS connection itself is the server's)."""
         router = self.running.hub.router
-        await eventually(lambda: _now(router.open_connections().get("nats", 0) < self.connections))
+        await until(lambda: router.open_connections().get("nats", 0) < self.connections)
         return "subscriptions dropped"
 
 
@@ -534,9 +521,7 @@ class MqttConsumer(_BusConsumer):
         # The broker has the subscription once its SUBACK came (the twin topics are
         # nats-server's: the hub's router does not see them).
         client = self.client
-        await eventually(
-            lambda: _now(topic_filter in client._subscriptions and not client._subacks)
-        )
+        await until(lambda: topic_filter in client._subscriptions and not client._subacks)
 
     @staticmethod
     def _note(item: tuple[str, Any]) -> Note:
@@ -577,7 +562,7 @@ class NatsConsumerSide(_BusConsumer):
         errors = self.consumer.errors
         seen = len(errors)
         request = asyncio.ensure_future(self.consumer.request(operation, thing_id, name, **fields))
-        violation = asyncio.ensure_future(eventually(lambda: _now(len(errors) > seen)))
+        violation = asyncio.ensure_future(until(lambda: len(errors) > seen))
         await asyncio.wait({request, violation}, return_when=asyncio.FIRST_COMPLETED)
         if not request.done():
             request.cancel()
@@ -586,7 +571,7 @@ class NatsConsumerSide(_BusConsumer):
         violation.cancel()
         try:
             return request.result()
-        except NatsError as error:
+        except HubError as error:
             raise Refused(error.status, error.problem) from None
 
     async def outcome(self, thing_id: str, action_id: str) -> dict[str, Any]:
@@ -613,10 +598,6 @@ class NatsConsumerSide(_BusConsumer):
 
 
 # -- helpers -----------------------------------------------------------------------------
-
-
-async def _now(value: bool) -> bool:
-    return value
 
 
 def token_for(running: RunningHub, client_id: str, kind: str, role: str) -> str:
@@ -656,4 +637,4 @@ async def _final_response(responses: asyncio.Queue, action_id: str) -> dict[str,
 async def _mqtt_subscribed(running: RunningHub, client_id: str) -> None:
     """An MQTT agent is online once its subscription to its request topic is in."""
     router = running.hub.router
-    await eventually(lambda: _now(bool(router.connections_of(client_id))))
+    await until(lambda: bool(router.connections_of(client_id)))

@@ -10,8 +10,9 @@ import re
 import pytest
 
 from tests.support.tds import LAMP, lamp_td
+from tests.waiting import until
 
-from .adapters import Refused, eventually, token_for
+from .adapters import Refused, token_for
 from .conftest import AGENT_OF
 
 pytestmark = pytest.mark.timeout(60)
@@ -56,7 +57,7 @@ async def offline_lamp(clients, binding: str) -> None:
     """The lamp registered by its agent, which then went away."""
     agent = await registered_lamp(clients, binding)
     await agent.close()
-    await eventually(lambda: _offline(clients))
+    await until(lambda: _offline(clients))
 
 
 async def _offline(clients) -> bool:
