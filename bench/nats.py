@@ -1,13 +1,18 @@
 """NATS binding throughput, each figure next to a raw nats-py baseline from the same run.
 
-One process, one event loop: the real hub (LevelDB store, HTTPS for SSE) with its NATS
-binding and managed nats-server (TLS on 127.0.0.1), and the clients.
+Process layout: the real hub (LevelDB store, HTTPS for SSE, its NATS binding and managed
+nats-server with TLS on 127.0.0.1) runs in its own process (bench/_hub.py), as ``wothub
+serve`` does beside its devices; the clients and the raw baseline share this process, so
+the baseline and the hub path are driven by the same client code on the same core.
 
 - property_updates_nats: a NATS agent (clients/nats.py) reports ``--values``
   property values a round; a NATS consumer subscribed to ``wot.twin.{thing}.prop.*``
   receives them (agent -> nats-server -> hub: parse, authorize, twin update, fan-out ->
-  nats-server -> consumer). The sender keeps at most 200 values in flight.
-- property_updates_sse: the same reports, received by an SSE consumer over HTTPS.
+  nats-server -> consumer). The sender keeps at most 200 values in flight. The NATS
+  consumer is the only subscriber then. ``hub_cpu_us`` is the hub process's CPU time per
+  update over these parts of all rounds: it does not depend on who waited for whom.
+- property_updates_sse: the same reports, received by an SSE consumer over HTTPS (its
+  stream is open only during this part).
 - Baseline of both: raw nats-py publish -> subscribe of the same envelope bytes between
   two connections through the same nats-server, with the same pacing.
 - request_reply: sequential ``readproperty`` round trips from a NATS consumer through the
@@ -21,34 +26,21 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote
 
 import orjson
-from _harness import Result, arguments, bench_config, report, unshadow_packages
+from _harness import Result, ServerProcess, arguments, report, unshadow_packages
+from _hub import PASSWORD, THING
 
 unshadow_packages()
 import aiohttp  # noqa: E402
 import nats  # noqa: E402
 
-from bindings.nats import NatsBinding  # noqa: E402
-from bucketstore import open_store  # noqa: E402
 from clients.nats import NatsAgent, NatsConsumer  # noqa: E402
-from hub.runtime import Hub  # noqa: E402
 
-THING = "urn:dev:bench:lamp-1"
-PASSWORD = "bench password 123"
 WINDOW = 200
-TD = {
-    "@context": "https://www.w3.org/2022/wot/td/v1.1",
-    "id": THING,
-    "title": "Lamp",
-    "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-    "security": "nosec_sc",
-    "properties": {"level": {"type": "integer", "forms": [{"href": "x"}]}},
-}
 
 
 class Counter:
@@ -91,28 +83,21 @@ async def sse_reader(session: aiohttp.ClientSession, counter: Counter, ready: as
 
 
 async def measure(args) -> list[Result]:
-    with tempfile.TemporaryDirectory() as tmp:
-        config = bench_config(Path(tmp) / "home", nats_enabled=True, nats_ws_port=None)
-        config.home.mkdir(mode=0o700)
-        store = open_store(config.store_path, "leveldb")
-        hub = Hub(config, store)
-        await hub.start()
-        binding = hub.nats
-        try:
-            return await _measure(args, hub, binding)
-        finally:
-            await hub.stop()
-            store.close()
+    server = ServerProcess(str(Path(__file__).with_name("_hub.py")), "hub")
+    hello = await server.start()
+    try:
+        return await _measure(args, hello, server)
+    finally:
+        await server.stop()
 
 
-async def _measure(args, hub: Hub, binding: NatsBinding) -> list[Result]:
-    ca = hub.ca.ca_cert_pem
-    tls = ssl.create_default_context(cadata=ca.decode())
-    hub.auth.add_client("bench-agent", "agent", "agent", password=PASSWORD)
-    hub.auth.add_client("bench-viewer", "consumer", "viewer", password=PASSWORD)
-    agent = await NatsAgent.connect(binding.url, "bench-agent", password=PASSWORD, ca_pem=ca)
-    consumer = await NatsConsumer.connect(binding.url, "bench-viewer", password=PASSWORD, ca_pem=ca)
-    await agent.update_thing(TD)
+async def _measure(args, hello: dict, server: ServerProcess) -> list[Result]:
+    ca, url = hello["ca"], hello["nats_url"]
+    tls = ssl.create_default_context(cadata=ca)
+    agent = await NatsAgent.connect(url, "bench-agent", password=PASSWORD, ca_pem=ca.encode())
+    consumer = await NatsConsumer.connect(
+        url, "bench-viewer", password=PASSWORD, ca_pem=ca.encode()
+    )
     await agent.report_property(THING, "level", 0)
 
     nats_counter, sse_counter, raw_counter = Counter(), Counter(), Counter()
@@ -120,8 +105,8 @@ async def _measure(args, hub: Hub, binding: NatsBinding) -> list[Result]:
     await consumer.nc.flush()
 
     # Raw baseline: two connections of the hub's own user (full permissions in APP).
-    raw_pub = await nats.connect(binding.url, tls=tls, nkeys_seed_str=binding.keys.hub_user.seed)
-    raw_sub = await nats.connect(binding.url, tls=tls, nkeys_seed_str=binding.keys.hub_user.seed)
+    raw_pub = await nats.connect(url, tls=tls, nkeys_seed_str=hello["hub_seed"])
+    raw_sub = await nats.connect(url, tls=tls, nkeys_seed_str=hello["hub_seed"])
 
     async def on_raw(msg) -> None:
         raw_counter.hit()
@@ -144,16 +129,11 @@ async def _measure(args, hub: Hub, binding: NatsBinding) -> list[Result]:
     await raw_sub.subscribe("bench.rpc", cb=responder)
     await raw_sub.flush()
 
-    token = hub.auth.new_token("bench-viewer")["token"]
     session = aiohttp.ClientSession(
-        hub.http_server.url,
-        headers={"Authorization": f"Bearer {token}"},
+        hello["http_url"],
+        headers={"Authorization": f"Bearer {hello['token']}"},
         connector=aiohttp.TCPConnector(ssl=tls),
     )
-    ready = asyncio.Event()
-    sse_task = asyncio.create_task(sse_reader(session, sse_counter, ready))
-    await asyncio.wait_for(ready.wait(), 10)
-    await asyncio.sleep(0.2)
 
     async def report_value(i: int) -> None:
         await agent.report_property(THING, "level", i)
@@ -174,15 +154,25 @@ async def _measure(args, hub: Hub, binding: NatsBinding) -> list[Result]:
 
     best = {"nats": 0.0, "sse": 0.0, "raw": 0.0, "rpc": 0.0, "raw_rpc": 0.0}
     values, requests = args.values, args.requests
+    updates, cpu_used = 0, 0.0
     for _ in range(args.rounds):
-        # Through the hub, both consumers subscribed; each figure is its own receiver.
-        base_sse = sse_counter.count
-        started = time.perf_counter()
+        # Through the hub to the NATS consumer (the only subscriber in this part).
+        cpu_before = (await server.ask("cpu"))["cpu"]
         elapsed = await paced(report_value, nats_counter, values)
-        await sse_counter.wait_for(base_sse + values)
-        sse_elapsed = time.perf_counter() - started
+        cpu_used += (await server.ask("cpu"))["cpu"] - cpu_before
+        updates += values
         best["nats"] = max(best["nats"], values / elapsed)
-        best["sse"] = max(best["sse"], values / sse_elapsed)
+
+        # The same to an SSE consumer, whose stream is open only in this part.
+        ready = asyncio.Event()
+        sse_task = asyncio.create_task(sse_reader(session, sse_counter, ready))
+        await asyncio.wait_for(ready.wait(), 10)
+        await paced(report_value, sse_counter, 1)  # the stream is live once one arrives
+        elapsed = await paced(report_value, sse_counter, values)
+        best["sse"] = max(best["sse"], values / elapsed)
+        sse_task.cancel()
+        await asyncio.gather(sse_task, return_exceptions=True)
+
         elapsed = await paced(raw_value, raw_counter, values)
         best["raw"] = max(best["raw"], values / elapsed)
 
@@ -195,17 +185,18 @@ async def _measure(args, hub: Hub, binding: NatsBinding) -> list[Result]:
             await raw_pub.request("bench.rpc", b"{}", timeout=5)
         best["raw_rpc"] = max(best["raw_rpc"], requests / (time.perf_counter() - started))
 
-    sse_task.cancel()
     await session.close()
     for connection in (raw_pub, raw_sub):
         await connection.close()
     await agent.close()
     await consumer.close()
-    common = {"values": values}
+    common = {"values": values, "hub_cpu_us": round(1e6 * cpu_used / updates, 1)}
     raw = "raw nats-py pub/sub of the same envelopes, same server"
     return [
         Result("property_updates_nats", "nats", best["nats"], best["raw"], raw, dict(common)),
-        Result("property_updates_sse", "nats+sse", best["sse"], best["raw"], raw, dict(common)),
+        Result(
+            "property_updates_sse", "nats+sse", best["sse"], best["raw"], raw, {"values": values}
+        ),
         Result(
             "request_reply",
             "nats",

@@ -1,0 +1,92 @@
+"""The hub as a benchmark's server process (run by ``ServerProcess("_hub.py", "hub", ...)``).
+
+A real hub (LevelDB store, HTTPS, the NATS binding with its managed nats-server, MQTT
+when ``--mqtt``) on a fresh home, in its own process so that its CPU is not the load
+generator's: on 2 cores the hub has one to itself, as it would beside its devices.
+
+It adds an agent ``bench-agent`` and a viewer ``bench-viewer`` (password ``PASSWORD``),
+registers ``TD`` for the agent and says where it is (one JSON line): the NATS URL, the
+MQTT port, the HTTPS URL, the CA (PEM and path), a viewer token, the hub's own NATS seed
+(full permissions, for the raw baselines through the same server) and its pid. Then it
+answers ``cpu`` (its CPU seconds so far) until ``quit`` or the end of stdin.
+
+    python bench/_hub.py --serve hub [--mqtt]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import sys
+import tempfile
+from pathlib import Path
+
+from _harness import bench_config, command_lines, say, unshadow_packages
+
+unshadow_packages()
+
+THING = "urn:dev:bench:lamp-1"
+PASSWORD = "bench password 123"
+TD = {
+    "@context": "https://www.w3.org/2022/wot/td/v1.1",
+    "id": THING,
+    "title": "Lamp",
+    "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
+    "security": "nosec_sc",
+    "properties": {"level": {"type": "integer", "forms": [{"href": "x"}]}},
+}
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def serve(mqtt: bool) -> None:
+    from bucketstore import open_store
+    from hub.runtime import Hub
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = bench_config(
+            Path(tmp) / "home", nats_enabled=True, nats_ws_port=None, mqtt_enabled=mqtt
+        )
+        config.home.mkdir(mode=0o700)
+        store = open_store(config.store_path, "leveldb")
+        hub = Hub(config, store)
+        # Throughput, not the per-stream backlog limit, is what is measured.
+        hub.router.max_notifications = 100_000
+        await hub.start()
+        try:
+            hub.auth.add_client("bench-agent", "agent", "agent", password=PASSWORD)
+            hub.auth.add_client("bench-viewer", "consumer", "viewer", password=PASSWORD)
+            hub.twin.update_thing(TD, "bench-agent")
+            stdin = await command_lines()
+            say(
+                nats_url=hub.nats.url,
+                mqtt_port=hub.mqtt.port if mqtt else None,
+                http_url=hub.http_server.url,
+                ca=hub.ca.ca_cert_pem.decode(),
+                ca_path=str(hub.ca.ca_cert_path),
+                server_cert=str(hub.ca.server_cert_path),
+                server_key=str(hub.ca.server_key_path),
+                token=hub.auth.new_token("bench-viewer")["token"],
+                hub_seed=hub.nats.keys.hub_user.seed,
+                pid=os.getpid(),
+            )
+            while line := (await stdin.readline()).decode().split():
+                if line[0] == "quit":
+                    break
+                if line[0] == "cpu":
+                    say(cpu=cpu_seconds())
+                else:
+                    say(error=f"unknown command {line[0]}")
+        finally:
+            await hub.stop()
+            store.close()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:3] != ["--serve", "hub"]:
+        sys.exit(__doc__)
+    asyncio.run(serve("--mqtt" in sys.argv[3:]))
