@@ -25,7 +25,7 @@ Pure data and functions: no I/O.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import operations as ops
@@ -116,8 +116,10 @@ class Address:
             return False
         return publisher == CLIENT or client.is_agent
 
-    def implied(self) -> dict[str, str]:
-        """The envelope fields this address fixes."""
+    # What the address implies, worked out once: parse() keeps its addresses (lru_cache).
+    implied_fields: dict[str, str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
         fields: dict[str, str] = {}
         if self.channel.message_type is not None:
             fields["messageType"] = self.channel.message_type
@@ -129,7 +131,11 @@ class Address:
                 fields[wire] = value
         if self.name is not None:
             fields["name"] = self.name
-        return fields
+        object.__setattr__(self, "implied_fields", fields)
+
+    def implied(self) -> dict[str, str]:
+        """The envelope fields this address fixes (do not change the dict)."""
+        return self.implied_fields
 
     def fill(self, raw: dict[str, Any]) -> None:
         """Fill in the fields the address implies and the envelope left out; an
@@ -168,6 +174,7 @@ class Bus:
         self.channels = tuple(channel for channel in CHANNELS if bus in channel.buses)
         # The same few addresses come again and again (an agent's reports): parse once.
         self.parse = functools.lru_cache(maxsize=4096)(self._parse)
+        self.notification = functools.lru_cache(maxsize=4096)(self._notification)
 
     def join(self, *levels: str) -> str:
         return self.separator.join(levels)
@@ -193,7 +200,7 @@ class Bus:
         levels = [ROOT, TWIN, encode(thing_id), kind]
         return self.join(*levels) if name is None else self.join(*levels, encode(name))
 
-    def notification(self, operation: str, thing_id: str, name: str | None) -> str | None:
+    def _notification(self, operation: str, thing_id: str, name: str | None) -> str | None:
         """The twin address of a notification, or None when the bus carries none for it."""
         for channel in self.channels:
             if channel.family == TWIN and operation in channel.operations:

@@ -18,15 +18,21 @@ def rfc3339(seconds: float) -> str:
 
 
 _last: tuple[int, str] = (-1, "")
+_last_second: tuple[int, str] = (-1, "")
 
 
 def rfc3339_now() -> str:
-    """The current time as ``rfc3339`` writes it, formatted at most once a millisecond
-    (every message is stamped, and strftime costs more than the rest of a hop)."""
-    global _last
+    """The current time as ``rfc3339`` writes it. Every message is stamped and strftime
+    costs more than the rest of a hop, so the date and time of day are formatted once a
+    second and the string once a millisecond."""
+    global _last, _last_second
     millis = int(time.time() * 1000)
     if millis != _last[0]:
-        _last = (millis, rfc3339(millis / 1000))
+        second, milli = divmod(millis, 1000)
+        if second != _last_second[0]:
+            prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+            _last_second = (second, prefix)
+        _last = (millis, f"{_last_second[1]}{milli:03d}Z")
     return _last[1]
 
 

@@ -194,13 +194,17 @@ def parse_message(raw: bytes | str | dict[str, Any], sender_id: str) -> Message:
         unknown = sorted(set(data) - _FIELD_NAMES)
         raise EnvelopeError(unknown[0], "is not a field of the message envelope")
 
-    check_text_fields(data)
-    message_type = _text(data, "messageType", required=True)
+    check_text_fields(data)  # so a field given is a non-empty string from here on
+    message_type = data.get("messageType")
+    if message_type is None:
+        raise EnvelopeError("messageType", "is required")
     if message_type not in MESSAGE_TYPES:
         raise EnvelopeError(
             "messageType", f"{message_type!r} is not one of {', '.join(sorted(MESSAGE_TYPES))}"
         )
-    operation = _text(data, "operation", required=True)
+    operation = data.get("operation")
+    if operation is None:
+        raise EnvelopeError("operation", "is required")
     if operation not in OPERATIONS:
         raise EnvelopeError("operation", f"unknown operation {operation!r}")
     if "thingID" not in data and operation not in THINGLESS_OPERATIONS:
@@ -258,21 +262,21 @@ def check_text_fields(data: dict[str, Any]) -> None:
     same answer on every binding."""
     for wire in data:  # in the message's own order, so the first bad field is reported
         if wire in _TEXT_FIELDS:
-            _text(data, wire)
+            value = data[wire]
+            if not (value and isinstance(value, str)):  # the common case, checked inline
+                _text(data, wire)
 
 
-def _text(data: dict[str, Any], wire: str, required: bool = False) -> Any:
-    value = data.get(wire)
+def _text(data: dict[str, Any], wire: str) -> None:
+    """EnvelopeError for a field given that is not a non-empty string."""
+    value = data[wire]
     if value is None:
-        if required or wire in data:
-            raise EnvelopeError(wire, "is required" if wire not in data else "must not be null")
-        return None
+        raise EnvelopeError(wire, "must not be null")
     if not isinstance(value, str) or not value:
         raise EnvelopeError(
             wire,
             "must not be empty" if value == "" else f"must be a string, not {_json_type(value)}",
         )
-    return value
 
 
 def _json_type(value: Any) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from . import operations as ops
-from .channels import Address
+from .channels import CHANNELS, TWIN, Address
 from .envelope import NOTIFICATION, Message
 
 MESSAGE_TYPE = "Wot-Message-Type"
@@ -34,19 +34,36 @@ SENDER_ID = "Wot-Sender-Id"
 CREATED = "Wot-Created"  # updatething: "true" for a new Thing, "false" for a replaced TD
 
 
+# The operation a twin subject carries by default (the first of its channel's): left out
+# of the headers, as the message type (always notification), since ``rebuild`` implies
+# them. Every header costs the sender and each NATS receiver a parse.
+_IMPLIED_OPERATIONS = frozenset(
+    channel.operations[0] for channel in CHANNELS if channel.family == TWIN
+)
+_NO_NEWLINES = str.maketrans({"\r": " ", "\n": " "})
+
+
 def headers(message: Message) -> dict[str, str]:
     """The NATS headers of a twin notification: what its subject and payload do not say."""
-    out = {
-        MESSAGE_TYPE: message.message_type,
-        OPERATION: message.operation,
-        TIMESTAMP: message.timestamp,
-        MESSAGE_ID: message.message_id,
-    }
+    out = {}
+    if message.message_type != NOTIFICATION:
+        out[MESSAGE_TYPE] = message.message_type
+    if message.operation not in _IMPLIED_OPERATIONS:
+        out[OPERATION] = message.operation
+    out[TIMESTAMP] = message.timestamp
+    out[MESSAGE_ID] = message.message_id
     if message.sender_id:
         out[SENDER_ID] = message.sender_id
     if message.operation == ops.UPDATE_THING and isinstance(message.value, dict):
         out[CREATED] = "true" if message.value.get("created") else "false"
     return out
+
+
+def header_block(message: Message) -> bytes:
+    """``headers`` as the NATS protocol writes them (``NATS/1.0`` then one ``Name: value``
+    line each), for a publisher that writes the HPUB itself. No value can end a line."""
+    lines = [f"{name}: {value.translate(_NO_NEWLINES)}" for name, value in headers(message).items()]
+    return ("NATS/1.0\r\n" + "\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 def rebuild(address: Address, payload: bytes, found: dict[str, str] | None) -> dict[str, Any]:

@@ -59,6 +59,7 @@ from . import subjects
 from .callout import AUTH_SUBJECT, AuthCallout, Login
 from .ejection import Logins, kick
 from .forms import NatsForms
+from .header_publish import HeaderPublisher
 from .server import (
     APP_ACCOUNT,
     MQTT_CERTIFICATE_REQUIRE,
@@ -518,16 +519,18 @@ class NatsBinding:
     def _receive(self, msg: Msg, reply: Reply) -> _Peer | None:
         """One message through the receive pipeline; the answers go to ``reply``. The
         sender's peer, if it has one."""
-        tokens = msg.subject.split(".")
-        try:
-            client_id = subjects.decode(tokens[2])
-        except (UnicodeDecodeError, IndexError):
-            self.receiver.refuse(None, reply, 400, f"bad subject {msg.subject}")
-            return None
         try:
             address: subjects.Address | None = subjects.parse(msg.subject)
         except subjects.AddressError as exc:
             address, unknown = None, str(exc)
+        if address is not None and address.owner is not None:
+            client_id = address.owner  # the parsed (and cached) address decoded it
+        else:
+            try:
+                client_id = subjects.decode(msg.subject.split(".")[2])
+            except (UnicodeDecodeError, IndexError):
+                self.receiver.refuse(None, reply, 400, f"bad subject {msg.subject}")
+                return None
         if address is not None and address.channel.publisher == HUB:
             # The hub's own requests to the agent, heard back on wot.agent.*.>: refusing
             # them would answer on this same subject, and loop; looking up the peer
@@ -609,7 +612,8 @@ class NatsBinding:
 
     async def _write_twin(self) -> None:
         relay = self._twin
-        assert relay is not None
+        assert relay is not None and self._nc is not None
+        publisher = HeaderPublisher(self._nc)
 
         async def send(_seq: int | None, message: Message) -> None:
             if message.thing_id is None:
@@ -622,7 +626,8 @@ class NatsBinding:
             if subject is None:
                 return
             payload = self._twin_payload(message)
-            await self._publish(subject, payload, twin_wire.headers(message))
+            if not publisher.try_publish(subject, payload, twin_wire.header_block(message)):
+                await self._publish(subject, payload, twin_wire.headers(message))
             if self._retained is not None and message.operation in _RETAINED:
                 # the latest value (or TD) for MQTT subscribers to come: retained
                 await self._retained.put(subject, payload)
