@@ -10,7 +10,6 @@ asked for its Thing or for every Thing.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
 
 from vocabulary import operations as ops
 
@@ -79,17 +78,23 @@ class Subscriptions:
                 if not entry:
                     del self._index[key]
 
-    def matching(
-        self, kind: str, thing_id: str, name: str | None
-    ) -> Iterator[tuple[Connection, bool]]:
+    def matching(self, kind: str, thing_id: str, name: str | None) -> list[tuple[Connection, bool]]:
         """Connections that want this notification, each once, with True when only a
-        subscription to every Thing matched (the router then checks that Thing's permission)."""
-        seen = set()
-        for wildcard, key in ((False, (kind, thing_id)), (True, (kind, None))):
-            for connection, names in list(self._index.get(key, {}).items()):
+        subscription to every Thing matched (the router then checks that Thing's permission).
+        A list, so subscriptions may change while the caller goes through it."""
+        found: list[tuple[Connection, bool]] = []
+        exact = self._index.get((kind, thing_id))
+        if exact:
+            for connection, names in exact.items():
+                if None in names or name in names:
+                    found.append((connection, False))
+        every = self._index.get((kind, None))
+        if every:
+            seen = {connection for connection, _ in found}
+            for connection, names in every.items():
                 if connection not in seen and (None in names or name in names):
-                    seen.add(connection)
-                    yield connection, wildcard
+                    found.append((connection, True))
+        return found
 
     def wants(
         self, connection: Connection, kind: str, thing_id: str, name: str | None

@@ -175,13 +175,14 @@ class Bus:
         # The same few addresses come again and again (an agent's reports): parse once.
         self.parse = functools.lru_cache(maxsize=4096)(self._parse)
         self.notification = functools.lru_cache(maxsize=4096)(self._notification)
+        self.agent = functools.lru_cache(maxsize=4096)(self._agent)  # a device's reports
 
     def join(self, *levels: str) -> str:
         return self.separator.join(levels)
 
     # -- building addresses ---------------------------------------------------------------
 
-    def agent(
+    def _agent(
         self, client_id: str, kind: str, thing_id: str | None = None, name: str | None = None
     ) -> str:
         """An agent's address of that kind (td, prop, event, resp, req, hello)."""
@@ -264,7 +265,11 @@ class MqttTopics(Bus):
     def client_requests(self, client_id: str) -> str:
         return self.join(ROOT, CLIENT, encode(client_id), REQ)
 
-    agent_topic = Bus.agent  # the name the MQTT client knows it by
+    def agent_topic(
+        self, client_id: str, kind: str, thing_id: str | None = None, name: str | None = None
+    ) -> str:
+        """``agent``, by the name the MQTT client knows it."""
+        return self.agent(client_id, kind, thing_id, name)
 
 
 class NatsSubjects(Bus):

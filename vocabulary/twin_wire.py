@@ -62,8 +62,21 @@ def headers(message: Message) -> dict[str, str]:
 def header_block(message: Message) -> bytes:
     """``headers`` as the NATS protocol writes them (``NATS/1.0`` then one ``Name: value``
     line each), for a publisher that writes the HPUB itself. No value can end a line."""
+    if (
+        message.operation in _PLAIN_OPERATIONS
+        and message.message_type == NOTIFICATION
+        and not message.sender_id
+    ):  # a value or an event: the hub's own stamp and id, nothing else (the hot path)
+        return _PLAIN_BLOCK % (
+            message.timestamp.translate(_NO_NEWLINES).encode(),
+            message.message_id.translate(_NO_NEWLINES).encode(),
+        )
     lines = [f"{name}: {value.translate(_NO_NEWLINES)}" for name, value in headers(message).items()]
     return ("NATS/1.0\r\n" + "\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+_PLAIN_OPERATIONS = frozenset({ops.OBSERVE_PROPERTY, ops.SUBSCRIBE_EVENT})
+_PLAIN_BLOCK = f"NATS/1.0\r\n{TIMESTAMP}: %b\r\n{MESSAGE_ID}: %b\r\n\r\n".encode()
 
 
 def rebuild(address: Address, payload: bytes, found: dict[str, str] | None) -> dict[str, Any]:

@@ -493,8 +493,11 @@ class NatsBinding:
     # -- what clients send -------------------------------------------------------------
 
     async def _on_message(self, msg: Msg) -> None:
+        answers: list[Message | dict[str, Any]] = []
         try:
-            await self._handle(msg)
+            peer = self._receive(msg, answers.append)
+            if answers:  # most messages (reports) have none: no await on their path
+                await self._answer(msg, peer, answers)
         except Exception:
             log.exception("handling a NATS message on %s failed", msg.subject)
             if msg.reply and self._nc is not None:  # a bug of ours: still an answer
@@ -502,9 +505,9 @@ class NatsBinding:
                 with contextlib.suppress(Exception):
                     await self._nc.publish(msg.reply, orjson.dumps(error))
 
-    async def _handle(self, msg: Msg) -> None:
-        answers: list[Message | dict[str, Any]] = []
-        peer = self._receive(msg, answers.append)
+    async def _answer(
+        self, msg: Msg, peer: _Peer | None, answers: list[Message | dict[str, Any]]
+    ) -> None:
         nc = self._nc
         if nc is None:  # stopping
             return

@@ -1,0 +1,55 @@
+"""vocabulary/twin_wire.py: the headers of twin notifications, as a dict for nats-py
+and as the block the twin relay writes itself; the envelope rebuilt from them."""
+
+from __future__ import annotations
+
+import pytest
+
+from vocabulary import operations as ops
+from vocabulary import twin_wire
+from vocabulary.channels import NATS
+from vocabulary.envelope import NOTIFICATION, Message
+
+THING = "urn:dev:ops:lamp-1"
+MESSAGES = [
+    Message(NOTIFICATION, ops.OBSERVE_PROPERTY, THING, "level", value=3),
+    Message(NOTIFICATION, ops.SUBSCRIBE_EVENT, THING, "clicked", value=None),
+    Message(NOTIFICATION, ops.OBSERVE_PROPERTY, THING, "level", value=3, sender_id="agent-1"),
+    Message(NOTIFICATION, ops.UPDATE_THING, THING, value={"created": True, "td": {}}),
+    Message(NOTIFICATION, ops.DELETE_THING, THING),
+    Message(NOTIFICATION, ops.UPDATE_PRESENCE, THING, value={"online": True}),
+]
+
+
+def _parse(block: bytes) -> dict[str, str]:
+    lines = block.decode().split("\r\n")
+    assert lines[0] == "NATS/1.0" and lines[-2:] == ["", ""]
+    return dict(line.split(": ", 1) for line in lines[1:-2])
+
+
+@pytest.mark.parametrize("message", MESSAGES, ids=lambda m: f"{m.operation}-{m.sender_id}")
+def test_the_block_says_what_the_headers_say(message):
+    assert _parse(twin_wire.header_block(message)) == twin_wire.headers(message)
+
+
+@pytest.mark.parametrize("message", MESSAGES, ids=lambda m: f"{m.operation}-{m.sender_id}")
+def test_what_the_subject_implies_is_left_out_and_rebuilt(message):
+    headers = twin_wire.headers(message)
+    assert twin_wire.MESSAGE_TYPE not in headers
+    implied = message.operation in (
+        ops.OBSERVE_PROPERTY,
+        ops.SUBSCRIBE_EVENT,
+        ops.UPDATE_THING,
+        ops.UPDATE_PRESENCE,
+    )
+    assert (twin_wire.OPERATION not in headers) == implied
+    subject = NATS.notification(message.operation, THING, message.name)
+    payload = b"null" if message.operation != ops.DELETE_THING else b""
+    if message.operation == ops.UPDATE_THING:
+        payload = b"{}"
+    rebuilt = twin_wire.rebuild(NATS.parse(subject), payload, headers)
+    assert rebuilt["messageType"] == NOTIFICATION
+    assert rebuilt["operation"] == message.operation
+    assert rebuilt["timestamp"] == message.timestamp
+    assert rebuilt["messageID"] == message.message_id
+    assert rebuilt.get("senderID") == message.sender_id
