@@ -23,7 +23,9 @@ the paths and the baseline). The p50 line of each path also says what happened a
 rate: ``sent_per_s`` (the rate the sender kept), ``max_ms``, ``growth_ms`` (median
 latency of the last tenth of a phase minus that of the first tenth: a queue building up
 when the hub cannot keep up), ``drain_ms`` (last arrival after the last send) and
-``hub_cpu_us`` (the hub process's CPU per update).
+``hub_cpu_us`` (the hub process's CPU per update) and ``client_cpu_share`` (this
+process's CPU over the phase's wall time: near 1.0, the clients, not the hub, set the
+pace).
 
 Baseline (same run, same rate and pacing, same nats-py client in this process): raw
 nats-py publish -> subscribe of the same envelope bytes the NATS agent sends, between
@@ -144,6 +146,63 @@ class Phase:
         return [a - s for s, a in zip(self.sent, self.arrived, strict=True) if a]
 
 
+class Tally:
+    """One path at one rate over the rounds: its phases, and the CPU the hub and this
+    process used in them."""
+
+    def __init__(self) -> None:
+        self.phases: list[Phase] = []
+        self.hub_cpu = self.own_cpu = self.wall = 0.0
+
+    async def measure(self, server: ServerProcess, run: Awaitable[Phase]) -> None:
+        hub_cpu = (await server.ask("cpu"))["cpu"]
+        own_cpu, wall = time.process_time(), time.perf_counter()
+        self.phases.append(await run)
+        self.own_cpu += time.process_time() - own_cpu
+        self.wall += time.perf_counter() - wall
+        self.hub_cpu += (await server.ask("cpu"))["cpu"] - hub_cpu
+
+    @property
+    def received(self) -> int:
+        return sum(phase.received for phase in self.phases)
+
+    @property
+    def lost(self) -> int:
+        return sum(phase.lost for phase in self.phases)
+
+    def ms(self, fraction: float) -> float | None:
+        latencies = [latency for phase in self.phases for latency in phase.latencies()]
+        return round(1000 * percentile(latencies, fraction), 3) if latencies else None
+
+    def outcome(self) -> dict:
+        """What happened at this rate (the worst round's): the rate the sender kept, the
+        worst latency, the queue's growth over a phase, how long the last ones took, and
+        the CPU each side used."""
+        sent_per_s, growth, drain, worst = math.inf, 0.0, 0.0, 0.0
+        for phase in self.phases:
+            sent = phase.sent
+            if len(sent) > 1:
+                sent_per_s = min(sent_per_s, (len(sent) - 1) / (sent[-1] - sent[0]))
+            latencies = phase.latencies()
+            if not latencies:
+                continue
+            tenth = max(1, len(latencies) // 10)
+            first, last = latencies[:tenth], latencies[-tenth:]
+            growth = max(growth, statistics.median(last) - statistics.median(first))
+            drain = max(drain, max(phase.arrived) - sent[-1])
+            worst = max(worst, max(latencies))
+        updates = sum(len(phase.sent) for phase in self.phases)
+        return {
+            "sent_per_s": round(sent_per_s) if sent_per_s != math.inf else None,
+            "max_ms": round(1000 * worst, 2),
+            "growth_ms": round(1000 * growth, 2),
+            "drain_ms": round(1000 * drain, 2),
+            "duplicates": sum(phase.duplicates for phase in self.phases) or None,
+            "hub_cpu_us": round(1e6 * self.hub_cpu / updates, 1),
+            "client_cpu_share": round(self.own_cpu / self.wall, 2),
+        }
+
+
 async def paced(send: Callable[[int], Awaitable[None]], phase: Phase, rate: float) -> None:
     """Send the phase's updates at ``rate`` a second, each scheduled at a fixed time from
     the start; its send time is read just before it goes. The sleeps are the pacing (the
@@ -160,6 +219,10 @@ class Route:
     """A path from a sender to a receiver: ``send(seq)`` reports one value; ``listening``
     opens the receiver for one phase, calling ``deliver(seq)`` for each value."""
 
+    # Sequence numbers are unique over the run and every route (two share the NATS
+    # agent's Thing), so a value of another phase is never taken for one of this phase.
+    next_seq = 1
+
     def __init__(
         self,
         name: str,
@@ -167,7 +230,6 @@ class Route:
         listening: Callable[[Callable[[object], None]], contextlib.AbstractAsyncContextManager],
     ) -> None:
         self.name, self.send, self.listening = name, send, listening
-        self.next_seq = 1  # unique over the run, so a late value is ignored
         self.current: Phase | None = None
 
     def deliver(self, seq: object) -> None:
@@ -175,8 +237,8 @@ class Route:
             self.current.hit(seq)
 
     async def run(self, rate: float, count: int, quiet: float = QUIET) -> Phase:
-        phase = Phase(self.next_seq, count)
-        self.next_seq += count
+        phase = Phase(Route.next_seq, count)
+        Route.next_seq += count
         self.current = phase
         try:
             await paced(self.send, phase, rate)
@@ -330,8 +392,7 @@ async def _measure(args, hello: dict, server: ServerProcess) -> list[Result]:
         Route("mqtt->sse", send_mqtt, sse("mqtt")),
         Route("websocket->sse", send_ws, sse("websocket")),
     ]
-    phases: dict[tuple[float, str], list[Phase]] = {}
-    hub_cpu: dict[tuple[float, str], float] = {}
+    tallies: dict[tuple[int, str], Tally] = {}
     # What exists now lives to the end: keep the collector from walking it in the
     # measured phases (it would add its pauses to both sides' tails).
     gc.collect()
@@ -341,13 +402,10 @@ async def _measure(args, hello: dict, server: ServerProcess) -> list[Result]:
             for rate in args.rates:
                 count = max(1, round(rate * args.seconds))
                 for route in (raw, *routes):
-                    key = (rate, route.name)
+                    tally = tallies.setdefault((rate, route.name), Tally())
                     async with route.listening(route.deliver):
                         await route.warm_up(rate)
-                        cpu_before = (await server.ask("cpu"))["cpu"]
-                        phases.setdefault(key, []).append(await route.run(rate, count))
-                        cpu_used = (await server.ask("cpu"))["cpu"] - cpu_before
-                        hub_cpu[key] = hub_cpu.get(key, 0.0) + cpu_used
+                        await tally.measure(server, route.run(rate, count))
     finally:
         gc.unfreeze()
         await session.close()
@@ -359,62 +417,30 @@ async def _measure(args, hello: dict, server: ServerProcess) -> list[Result]:
         await ws_agent.close()
     results = []
     for rate in args.rates:
-        base = phases[(rate, "raw")]
-        base_ms = {stat: ms(base, fraction) for stat, fraction in STATS}
+        base = tallies[(rate, "raw")]
         for route in routes:
-            key = (rate, route.name)
-            sent = sum(len(p.sent) for p in phases[key])
+            tally = tallies[(rate, route.name)]
             for stat, fraction in STATS:
                 extra = {
                     "rate": rate,
-                    "updates": sum(p.received for p in phases[key]),
-                    "lost": sum(p.lost for p in phases[key]),
-                    "baseline_lost": sum(p.lost for p in base),
+                    "updates": tally.received,
+                    "lost": tally.lost,
+                    "baseline_lost": base.lost,
                 }
                 if stat == "p50":
-                    extra |= outcome(phases[key])
-                    extra["hub_cpu_us"] = round(1e6 * hub_cpu[key] / sent, 1)
+                    extra |= tally.outcome()
+                figure = tally.ms(fraction)
                 results.append(
                     Result(
                         f"e2e_latency_{stat}",
-                        route.name,
-                        ms(phases[key], fraction),
-                        base_ms[stat],
+                        f"{route.name} {rate}/s",
+                        figure,
+                        base.ms(fraction),
                         BASELINE,
                         extra,
                     )
                 )
     return results
-
-
-def ms(phases: list[Phase], fraction: float) -> float | None:
-    latencies = [latency for phase in phases for latency in phase.latencies()]
-    return round(1000 * percentile(latencies, fraction), 3) if latencies else None
-
-
-def outcome(phases: list[Phase]) -> dict:
-    """What happened at this rate, the worst round's: the rate the sender kept, the
-    worst latency, the queue's growth over a phase and how long the last ones took."""
-    sent_per_s, growth, drain, worst = math.inf, 0.0, 0.0, 0.0
-    for phase in phases:
-        if len(phase.sent) > 1:
-            sent_per_s = min(sent_per_s, (len(phase.sent) - 1) / (phase.sent[-1] - phase.sent[0]))
-        latencies = phase.latencies()
-        if not latencies:
-            continue
-        tenth = max(1, len(latencies) // 10)
-        growth = max(
-            growth, statistics.median(latencies[-tenth:]) - statistics.median(latencies[:tenth])
-        )
-        drain = max(drain, max(phase.arrived) - phase.sent[-1])
-        worst = max(worst, max(latencies))
-    return {
-        "sent_per_s": round(sent_per_s) if sent_per_s != math.inf else None,
-        "max_ms": round(1000 * worst, 2),
-        "growth_ms": round(1000 * growth, 2),
-        "drain_ms": round(1000 * drain, 2),
-        "duplicates": sum(p.duplicates for p in phases) or None,
-    }
 
 
 def report(results: list[Result], as_json: bool) -> None:
@@ -436,17 +462,15 @@ def report(results: list[Result], as_json: bool) -> None:
         for line in lines:
             print(json.dumps(line), flush=True)
         return
-    print(
-        f"{'bench':<20}{'backend':<16}{'rate/s':>7}{'ms':>9}{'baseline ms':>13}{'ratio':>7}  notes"
-    )
+    print(f"{'bench':<20}{'backend':<22}{'ms':>9}{'baseline ms':>13}{'ratio':>7}  notes")
     for line in lines:
         notes = {k: v for k, v in line.items() if k not in ("bench", "backend", "figure", "unit")}
         for key in ("baseline_figure", "baseline", "ratio", "rate"):
             notes.pop(key)
         ratio = f"{line['ratio']:>7.2f}" if line["ratio"] else f"{'-':>7}"
         print(
-            f"{line['bench']:<20}{line['backend']:<16}{line['rate']:>7,.0f}"
-            f"{_ms(line['figure'])}{_ms(line['baseline_figure'], 13)}{ratio}  "
+            f"{line['bench']:<20}{line['backend']:<22}{_ms(line['figure'])}"
+            f"{_ms(line['baseline_figure'], 13)}{ratio}  "
             + "  ".join(f"{k}={v}" for k, v in notes.items())
         )
     print(f"baseline: {BASELINE}; ratio = figure / baseline (lower is better)")
@@ -456,7 +480,7 @@ def _ms(value: float | None, width: int = 9) -> str:
     return f"{value:>{width}.3f}" if value is not None else f"{'-':>{width}}"
 
 
-def rates(text: str) -> list[float]:
+def rates(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
 
 

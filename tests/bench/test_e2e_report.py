@@ -45,7 +45,7 @@ def test_e2e_latency_gives_percentiles_per_path_and_rate_next_to_raw_nats():
     keys = {(line["bench"], line["backend"], line["rate"]) for line in lines}
     assert len(keys) == len(lines) == 24
     assert keys == {
-        (f"e2e_latency_{stat}", path, rate)
+        (f"e2e_latency_{stat}", f"{path} {rate}/s", rate)
         for stat in ("p50", "p99", "p99.9")
         for path in ("nats->nats", "nats->sse", "mqtt->sse", "websocket->sse")
         for rate in (100, 200)
@@ -61,6 +61,7 @@ def test_e2e_latency_gives_percentiles_per_path_and_rate_next_to_raw_nats():
     for (bench, path, rate), line in by_key.items():
         if bench == "e2e_latency_p50":
             assert line["figure"] <= by_key[("e2e_latency_p99", path, rate)]["figure"]
+            assert line["figure"] <= by_key[("e2e_latency_p99.9", path, rate)]["figure"]
             assert line["hub_cpu_us"] > 0 and line["max_ms"] > 0
             assert 0.5 * rate < line["sent_per_s"] < 2 * rate
             assert "growth_ms" in line and line["drain_ms"] >= 0
