@@ -20,12 +20,15 @@ minus its send time, and an update that never arrives is counted as lost (one th
 not arrived when nothing had arrived for QUIET seconds). Figures: p50, p99 and p99.9 in
 milliseconds per path and rate, over every update of every round (the rounds interleave
 the paths and the baseline). The p50 line of each path also says what happened at that
-rate: ``sent_per_s`` (the rate the sender kept), ``max_ms``, ``growth_ms`` (median
-latency of the last tenth of a phase minus that of the first tenth: a queue building up
-when the hub cannot keep up), ``drain_ms`` (last arrival after the last send) and
-``hub_cpu_us`` (the hub process's CPU per update) and ``client_cpu_share`` (this
-process's CPU over the phase's wall time: near 1.0, the clients, not the hub, set the
-pace).
+rate:
+
+- ``sent_per_s``: the rate the sender kept; ``sender_late_ms``: the most an update left
+  after its scheduled time (this process's own stalls, which delay arrivals too);
+- ``max_ms``; ``growth_ms``: the median latency of the last tenth of a phase minus that
+  of the first tenth (a queue building up when the hub cannot keep up); ``drain_ms``:
+  the last arrival after the last send (each the worst round's);
+- ``hub_cpu_us``: the hub process's CPU per update; ``client_cpu_share``: this process's
+  CPU over the phases' wall time (near 1.0, the clients set the pace, not the hub).
 
 Baseline (same run, same rate and pacing, same nats-py client in this process): raw
 nats-py publish -> subscribe of the same envelope bytes the NATS agent sends, between
@@ -114,6 +117,7 @@ class Phase:
         self.arrived = [0.0] * count  # 0.0: not (yet)
         self.received = 0
         self.duplicates = 0
+        self.late = 0.0  # the most an update left after its scheduled time, seconds
         self.changed = asyncio.Event()
 
     def hit(self, seq: object) -> None:
@@ -179,6 +183,7 @@ class Tally:
         worst latency, the queue's growth over a phase, how long the last ones took, and
         the CPU each side used."""
         sent_per_s, growth, drain, worst = math.inf, 0.0, 0.0, 0.0
+        late = max(phase.late for phase in self.phases)
         for phase in self.phases:
             sent = phase.sent
             if len(sent) > 1:
@@ -194,6 +199,7 @@ class Tally:
         updates = sum(len(phase.sent) for phase in self.phases)
         return {
             "sent_per_s": round(sent_per_s) if sent_per_s != math.inf else None,
+            "sender_late_ms": round(1000 * late, 2),
             "max_ms": round(1000 * worst, 2),
             "growth_ms": round(1000 * growth, 2),
             "drain_ms": round(1000 * drain, 2),
@@ -210,8 +216,10 @@ async def paced(send: Callable[[int], Awaitable[None]], phase: Phase, rate: floa
     an update that is late goes at once, after one turn of the loop for the receivers."""
     started = time.perf_counter()
     for index in range(len(phase.sent)):
-        await asyncio.sleep(max(0.0, started + index / rate - time.perf_counter()))
-        phase.sent[index] = time.perf_counter()
+        due = started + index / rate
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        phase.sent[index] = now = time.perf_counter()
+        phase.late = max(phase.late, now - due)
         await send(phase.first + index)
 
 
