@@ -22,8 +22,8 @@ milliseconds per path and rate, over every update of every round (the rounds int
 the paths and the baseline). The p50 line of each path also says what happened at that
 rate:
 
-- ``sent_per_s``: the rate the sender kept; ``sender_late_ms``: the most an update left
-  after its scheduled time (this process's own stalls, which delay arrivals too);
+- ``sent_per_s``: the rate the sender kept; ``sender_gap_ms``: the longest pause between
+  two sends (this process's own stalls, which delay the arrivals it times too);
 - ``max_ms``; ``growth_ms``: the median latency of the last tenth of a phase minus that
   of the first tenth (a queue building up when the hub cannot keep up); ``drain_ms``:
   the last arrival after the last send (each the worst round's);
@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import json
 import logging
 import math
@@ -117,7 +118,6 @@ class Phase:
         self.arrived = [0.0] * count  # 0.0: not (yet)
         self.received = 0
         self.duplicates = 0
-        self.late = 0.0  # the most an update left after its scheduled time, seconds
         self.changed = asyncio.Event()
 
     def hit(self, seq: object) -> None:
@@ -182,12 +182,12 @@ class Tally:
         """What happened at this rate (the worst round's): the rate the sender kept, the
         worst latency, the queue's growth over a phase, how long the last ones took, and
         the CPU each side used."""
-        sent_per_s, growth, drain, worst = math.inf, 0.0, 0.0, 0.0
-        late = max(phase.late for phase in self.phases)
+        sent_per_s, gap, growth, drain, worst = math.inf, 0.0, 0.0, 0.0, 0.0
         for phase in self.phases:
             sent = phase.sent
             if len(sent) > 1:
                 sent_per_s = min(sent_per_s, (len(sent) - 1) / (sent[-1] - sent[0]))
+                gap = max(gap, max(b - a for a, b in itertools.pairwise(sent)))
             latencies = phase.latencies()
             if not latencies:
                 continue
@@ -199,7 +199,7 @@ class Tally:
         updates = sum(len(phase.sent) for phase in self.phases)
         return {
             "sent_per_s": round(sent_per_s) if sent_per_s != math.inf else None,
-            "sender_late_ms": round(1000 * late, 2),
+            "sender_gap_ms": round(1000 * gap, 2),
             "max_ms": round(1000 * worst, 2),
             "growth_ms": round(1000 * growth, 2),
             "drain_ms": round(1000 * drain, 2),
@@ -216,10 +216,8 @@ async def paced(send: Callable[[int], Awaitable[None]], phase: Phase, rate: floa
     an update that is late goes at once, after one turn of the loop for the receivers."""
     started = time.perf_counter()
     for index in range(len(phase.sent)):
-        due = started + index / rate
-        await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        phase.sent[index] = now = time.perf_counter()
-        phase.late = max(phase.late, now - due)
+        await asyncio.sleep(max(0.0, started + index / rate - time.perf_counter()))
+        phase.sent[index] = time.perf_counter()
         await send(phase.first + index)
 
 
