@@ -5,12 +5,13 @@ when ``--mqtt``) on a fresh home, in its own process so that its CPU is not the 
 generator's: on 2 cores the hub has one to itself, as it would beside its devices.
 
 It adds an agent ``bench-agent`` and a viewer ``bench-viewer`` (password ``PASSWORD``),
-registers ``TD`` for the agent and says where it is (one JSON line): the NATS URL, the
+registers ``TD`` for the agent, adds the agents named by ``--agents`` (same password;
+each registers its own Things) and says where it is (one JSON line): the NATS URL, the
 MQTT port, the HTTPS URL, the CA (PEM and path), a viewer token, the hub's own NATS seed
 (full permissions, for the raw baselines through the same server) and its pid. Then it
 answers ``cpu`` (its CPU seconds so far) until ``quit`` or the end of stdin.
 
-    python bench/_hub.py --serve hub [--mqtt]
+    python bench/_hub.py --serve hub [--mqtt] [--agents=NAME,NAME...]
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def serve(mqtt: bool) -> None:
+async def serve(mqtt: bool, agents: list[str]) -> None:
     from bucketstore import open_store
     from hub.runtime import Hub
 
@@ -60,6 +61,8 @@ async def serve(mqtt: bool) -> None:
         try:
             hub.auth.add_client("bench-agent", "agent", "agent", password=PASSWORD)
             hub.auth.add_client("bench-viewer", "consumer", "viewer", password=PASSWORD)
+            for name in agents:
+                hub.auth.add_client(name, "agent", "agent", password=PASSWORD)
             hub.twin.update_thing(TD, "bench-agent")
             stdin = await command_lines()
             say(
@@ -89,4 +92,6 @@ async def serve(mqtt: bool) -> None:
 if __name__ == "__main__":
     if sys.argv[1:3] != ["--serve", "hub"]:
         sys.exit(__doc__)
-    asyncio.run(serve("--mqtt" in sys.argv[3:]))
+    flags = sys.argv[3:]
+    named = [flag.removeprefix("--agents=") for flag in flags if flag.startswith("--agents=")]
+    asyncio.run(serve("--mqtt" in flags, [n for names in named for n in names.split(",") if n]))

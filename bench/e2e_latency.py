@@ -1,65 +1,78 @@
-"""End-to-end latency of a property update, from a device to an SSE consumer, per binding.
+"""End-to-end latency of a property update, agent -> hub -> consumer, at fixed rates.
 
-One process and one event loop hold the real hub (LevelDB store, HTTPS, the embedded
-MQTT broker, the managed nats-server; TLS everywhere, 127.0.0.1) and every client. Four
-agents each own one Thing with a number property ``t`` and report it at a fixed rate
-(``--rate`` updates/s, ``--count`` a round): a NATS agent (clients/nats.py), an
-MQTT agent (clients/mqtt.py, paho-mqtt), a WebSocket agent
-(clients/websocket.py) and, for the baseline, an agent on the router's own
-interface inside the hub process (what a binding hands over after parsing: no network,
-no device-side client). The value reported is the sender's ``time.perf_counter()``; one
-SSE consumer over HTTPS (aiohttp) has a stream open on each Thing's property and takes
-``now - value`` as the latency of each update it receives.
+Process layout: the real hub (LevelDB store, HTTPS, the NATS binding with its managed
+nats-server, whose MQTT listener is the MQTT broker; TLS everywhere, 127.0.0.1) runs in
+its own process (bench/_hub.py), as ``wothub serve`` does beside its devices. Every
+agent and consumer is in this process, on one event loop, so a send time and a receive
+time are read from the same clock (``time.perf_counter()``).
 
-- Figures: p50 and p99 latency in milliseconds per device binding (``nats``, ``mqtt``,
-  ``websocket``), over every update of every round (each round sends ``--count`` updates
-  per binding, the bindings one after the other).
-- Baseline (same run, same SSE consumer, same rate): the in-process agent. So
-  ``ratio`` = figure / baseline (lower is better) is what the device binding (its
-  client, the network hop, the broker for NATS and MQTT, the binding's parsing and
-  checks) adds to the hub's core path (router, twin, SSE fan-out), which both share.
-- Also given for NATS (``raw_nats_p50_ms``, ``raw_nats_p99_ms``): raw nats-py publish ->
-  subscribe through the same nats-server at the same rate, no hub. The embedded MQTT
-  broker never forwards one client's messages to another and the WebSocket endpoint is
-  the hub's own, so MQTT and WebSocket have no raw counterpart here (bench/mqtt.py
-  compares the broker on its own).
+Paths, each measured on its own (only its consumer listens, only its agent sends):
 
-    python bench/e2e_latency.py [--json] [--rounds N] [--rate N] [--count N]
+- ``nats->nats``: a NATS agent (clients/nats.py) -> a NATS consumer (clients/nats.py,
+  subscribed to the Thing's property) — agent -> nats-server -> hub -> nats-server.
+- ``nats->sse``, ``mqtt->sse``, ``websocket->sse``: a NATS, MQTT (paho-mqtt) or
+  WebSocket agent (the project's clients) -> one SSE stream over HTTPS (aiohttp).
+
+Each agent owns one Thing with an integer property ``t`` and reports it at a fixed rate
+(``--rates``, updates/s) for ``--seconds`` a phase: the value is a sequence number and
+this process keeps each one's send time, so the latency of an update is its arrival time
+minus its send time, and an update that never arrives is counted as lost (one that had
+not arrived when nothing had arrived for QUIET seconds). Figures: p50, p99 and p99.9 in
+milliseconds per path and rate, over every update of every round (the rounds interleave
+the paths and the baseline). The p50 line of each path also says what happened at that
+rate:
+
+- ``sent_per_s``: the rate the sender kept; ``sender_gap_ms``: the longest pause between
+  two sends (this process's own stalls, which delay the arrivals it times too);
+- ``max_ms``; ``growth_ms``: the median latency of the last tenth of a phase minus that
+  of the first tenth (a queue building up when the hub cannot keep up); ``drain_ms``:
+  the last arrival after the last send (each the worst round's);
+- ``hub_cpu_us``: the hub process's CPU per update; ``client_cpu_share``: this process's
+  CPU over the phases' wall time (near 1.0, the clients set the pace, not the hub).
+
+Baseline (same run, same rate and pacing, same nats-py client in this process): raw
+nats-py publish -> subscribe of the same envelope bytes the NATS agent sends, between
+two connections through the same nats-server, no hub. ``ratio`` = figure / baseline
+(lower is better).
+
+    python bench/e2e_latency.py [--json] [--rounds N] [--rates 1000,5000] [--seconds S]
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import itertools
 import json
 import logging
 import math
 import ssl
-import tempfile
+import statistics
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from urllib.parse import quote
 
-from _harness import arguments, bench_config, unshadow_packages
+import orjson
+from _harness import Result, ServerProcess, arguments, unshadow_packages
+from _hub import PASSWORD
 
 unshadow_packages()
 import aiohttp  # noqa: E402
 import nats  # noqa: E402
-import orjson  # noqa: E402
 
-from bucketstore import open_store  # noqa: E402
 from clients.mqtt import MqttClient  # noqa: E402
-from clients.nats import NatsAgent  # noqa: E402
+from clients.nats import NatsAgent, NatsConsumer  # noqa: E402
 from clients.websocket import WsClient  # noqa: E402
-from hub.runtime import Hub  # noqa: E402
-from vocabulary.envelope import parse_message  # noqa: E402
-from vocabulary.identity import Client  # noqa: E402
 
-PASSWORD = "bench password 123"
-BINDINGS = ("nats", "mqtt", "websocket")
-BASELINE = "in-process agent on the router (no device binding), same SSE consumer and rate"
-WARMUP = 20
+AGENTS = ("e2e-nats", "e2e-mqtt", "e2e-websocket")
+BASELINE = "raw nats-py publish -> subscribe of the same envelope bytes, same server and rate"
+RAW_SUBJECT = "bench.e2e.raw"
+WARMUP = 50  # updates before each measured phase, not recorded
+QUIET = 2.0  # a phase ends when every update arrived or none arrived for this long
+STATS = (("p50", 0.50), ("p99", 0.99), ("p99.9", 0.999))
 
 
 def thing_id(binding: str) -> str:
@@ -73,7 +86,18 @@ def td(binding: str) -> dict:
         "title": f"e2e {binding}",
         "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
         "security": "nosec_sc",
-        "properties": {"t": {"type": "number", "observable": True, "forms": [{"href": "x"}]}},
+        "properties": {"t": {"type": "integer", "observable": True, "forms": [{"href": "x"}]}},
+    }
+
+
+def envelope(thing: str, value: int) -> dict:
+    """A property report as the NATS agent publishes it."""
+    return {
+        "messageType": "notification",
+        "operation": "observeproperty",
+        "thingID": thing,
+        "name": "t",
+        "value": value,
     }
 
 
@@ -84,221 +108,398 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[rank - 1]
 
 
-class Receiver:
-    """Latencies of the values that arrive, per Thing."""
+class Phase:
+    """One paced run of ``count`` updates on one path: the send and arrival time of each,
+    by sequence number (``first`` .. ``first + count - 1``)."""
 
-    def __init__(self) -> None:
-        self.latencies: list[float] = []
+    def __init__(self, first: int, count: int) -> None:
+        self.first = first
+        self.sent = [0.0] * count
+        self.arrived = [0.0] * count  # 0.0: not (yet)
         self.received = 0
+        self.duplicates = 0
         self.changed = asyncio.Event()
-        self.recording = False
 
-    def hit(self, sent: float) -> None:
-        latency = time.perf_counter() - sent
-        self.received += 1
-        if self.recording:
-            self.latencies.append(latency)
+    def hit(self, seq: object) -> None:
+        now = time.perf_counter()
+        index = seq - self.first if isinstance(seq, int) else -1
+        if not 0 <= index < len(self.sent):
+            return  # a value from another phase (a late one, or the stream's first)
+        if self.arrived[index]:
+            self.duplicates += 1
+        else:
+            self.arrived[index] = now
+            self.received += 1
         self.changed.set()
 
-    async def wait_for(self, count: int, timeout: float) -> bool:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                while self.received < count:
-                    self.changed.clear()
-                    await self.changed.wait()
-        return self.received >= count
+    async def settle(self, quiet: float) -> None:
+        """Until every update arrived, or none arrived for ``quiet`` seconds."""
+        while self.received < len(self.sent):
+            self.changed.clear()
+            try:
+                await asyncio.wait_for(self.changed.wait(), quiet)
+            except TimeoutError:
+                return
+
+    @property
+    def lost(self) -> int:
+        return len(self.sent) - self.received
+
+    def latencies(self) -> list[float]:
+        """Seconds, in sending order, of the updates that arrived."""
+        return [a - s for s, a in zip(self.sent, self.arrived, strict=True) if a]
 
 
-async def sse_stream(session: aiohttp.ClientSession, thing: str, receiver: Receiver, ready):
-    path = f"/things/{quote(thing, safe='')}/properties/t"
-    async with session.get(path, headers={"Accept": "text/event-stream"}) as response:
-        response.raise_for_status()
-        ready.set()
-        async for line in response.content:
-            if line.startswith(b"data:"):
-                value = orjson.loads(line[5:])
-                if isinstance(value, float):
-                    receiver.hit(value)
+class Tally:
+    """One path at one rate over the rounds: its phases, and the CPU the hub and this
+    process used in them."""
+
+    def __init__(self) -> None:
+        self.phases: list[Phase] = []
+        self.hub_cpu = self.own_cpu = self.wall = 0.0
+
+    async def measure(self, server: ServerProcess, run: Awaitable[Phase]) -> None:
+        hub_cpu = (await server.ask("cpu"))["cpu"]
+        own_cpu, wall = time.process_time(), time.perf_counter()
+        self.phases.append(await run)
+        self.own_cpu += time.process_time() - own_cpu
+        self.wall += time.perf_counter() - wall
+        self.hub_cpu += (await server.ask("cpu"))["cpu"] - hub_cpu
+
+    @property
+    def received(self) -> int:
+        return sum(phase.received for phase in self.phases)
+
+    @property
+    def lost(self) -> int:
+        return sum(phase.lost for phase in self.phases)
+
+    def ms(self, fraction: float) -> float | None:
+        latencies = [latency for phase in self.phases for latency in phase.latencies()]
+        return round(1000 * percentile(latencies, fraction), 3) if latencies else None
+
+    def outcome(self) -> dict:
+        """What happened at this rate (the worst round's): the rate the sender kept, the
+        worst latency, the queue's growth over a phase, how long the last ones took, and
+        the CPU each side used."""
+        sent_per_s, gap, growth, drain, worst = math.inf, 0.0, 0.0, 0.0, 0.0
+        for phase in self.phases:
+            sent = phase.sent
+            if len(sent) > 1:
+                sent_per_s = min(sent_per_s, (len(sent) - 1) / (sent[-1] - sent[0]))
+                gap = max(gap, max(b - a for a, b in itertools.pairwise(sent)))
+            latencies = phase.latencies()
+            if not latencies:
+                continue
+            tenth = max(1, len(latencies) // 10)
+            first, last = latencies[:tenth], latencies[-tenth:]
+            growth = max(growth, statistics.median(last) - statistics.median(first))
+            drain = max(drain, max(phase.arrived) - sent[-1])
+            worst = max(worst, max(latencies))
+        updates = sum(len(phase.sent) for phase in self.phases)
+        return {
+            "sent_per_s": round(sent_per_s) if sent_per_s != math.inf else None,
+            "sender_gap_ms": round(1000 * gap, 2),
+            "max_ms": round(1000 * worst, 2),
+            "growth_ms": round(1000 * growth, 2),
+            "drain_ms": round(1000 * drain, 2),
+            "duplicates": sum(phase.duplicates for phase in self.phases) or None,
+            "hub_cpu_us": round(1e6 * self.hub_cpu / updates, 1),
+            "client_cpu_share": round(self.own_cpu / self.wall, 2),
+        }
 
 
-async def paced(send: Callable[[float], Awaitable[None]], count: int, rate: float) -> None:
-    """``count`` sends at ``rate`` a second, each carrying its send time."""
+async def paced(send: Callable[[int], Awaitable[None]], phase: Phase, rate: float) -> None:
+    """Send the phase's updates at ``rate`` a second, each scheduled at a fixed time from
+    the start; its send time is read just before it goes. The sleeps are the pacing (the
+    loop wakes at millisecond granularity, so at 5,000/s updates leave in small bursts);
+    an update that is late goes at once, after one turn of the loop for the receivers."""
     started = time.perf_counter()
-    for i in range(count):
-        delay = started + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        await send(time.perf_counter())
+    for index in range(len(phase.sent)):
+        await asyncio.sleep(max(0.0, started + index / rate - time.perf_counter()))
+        phase.sent[index] = time.perf_counter()
+        await send(phase.first + index)
 
 
-async def measure(args) -> list[dict]:
-    with tempfile.TemporaryDirectory() as tmp:
-        config = bench_config(Path(tmp) / "home", mqtt_enabled=True, nats_enabled=True)
-        config.home.mkdir(mode=0o700)
-        store = open_store(config.store_path, "leveldb")
-        hub = Hub(config, store)
-        await hub.start()
+class Route:
+    """A path from a sender to a receiver: ``send(seq)`` reports one value; ``listening``
+    opens the receiver for one phase, calling ``deliver(seq)`` for each value."""
+
+    # Sequence numbers are unique over the run and every route (two share the NATS
+    # agent's Thing), so a value of another phase is never taken for one of this phase.
+    next_seq = 1
+
+    def __init__(
+        self,
+        name: str,
+        send: Callable[[int], Awaitable[None]],
+        listening: Callable[[Callable[[object], None]], contextlib.AbstractAsyncContextManager],
+    ) -> None:
+        self.name, self.send, self.listening = name, send, listening
+        self.current: Phase | None = None
+
+    def deliver(self, seq: object) -> None:
+        if self.current is not None:
+            self.current.hit(seq)
+
+    async def run(self, rate: float, count: int, quiet: float = QUIET) -> Phase:
+        phase = Phase(Route.next_seq, count)
+        Route.next_seq += count
+        self.current = phase
         try:
-            return await _measure(args, hub)
+            await paced(self.send, phase, rate)
+            await phase.settle(quiet)
         finally:
-            await hub.stop()
-            store.close()
+            self.current = None
+        return phase
+
+    async def warm_up(self, rate: float) -> None:
+        """One update at a time until one arrives (the receiver is live), then a short
+        burst at the rate."""
+        for _ in range(40):
+            if (await self.run(rate, 1, quiet=0.5)).received:
+                break
+        else:
+            raise RuntimeError(f"{self.name}: no update arrived in 20 s")
+        await self.run(rate, WARMUP)
 
 
-async def _measure(args, hub: Hub) -> list[dict]:
-    ca = hub.ca.ca_cert_pem
-    tls = ssl.create_default_context(cadata=ca.decode())
-    for name in (*BINDINGS, "local"):
-        hub.auth.add_client(f"e2e-{name}", "agent", "agent", password=PASSWORD)
-    hub.auth.add_client("e2e-viewer", "consumer", "viewer", password=PASSWORD)
+@contextlib.asynccontextmanager
+async def sse_stream(
+    session: aiohttp.ClientSession, thing: str, deliver: Callable[[object], None]
+) -> AsyncIterator[None]:
+    """An SSE stream on the Thing's property ``t``, open for one phase."""
+    ready = asyncio.Event()
 
-    # The device side of each binding, registered and reporting a first value.
-    nats_agent = await NatsAgent.connect(hub.nats.url, "e2e-nats", password=PASSWORD, ca_pem=ca)
+    async def read() -> None:
+        path = f"/things/{quote(thing, safe='')}/properties/t"
+        async with session.get(path, headers={"Accept": "text/event-stream"}) as response:
+            response.raise_for_status()
+            ready.set()
+            async for line in response.content:
+                if line.startswith(b"data:"):
+                    deliver(orjson.loads(line[5:]))
+
+    task = asyncio.create_task(read())
+    opened = asyncio.create_task(ready.wait())
+    try:
+        await asyncio.wait({task, opened}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()  # raises what went wrong
+        if not ready.is_set():
+            raise RuntimeError(f"SSE stream on {thing}: no response in 10 s")
+        yield
+        if task.done():  # the hub ended it (its updates count as lost): say why
+            reason = task.exception() or "the hub ended the stream"
+            print(f"SSE stream on {thing} ended early: {reason!r}", file=sys.stderr)
+    finally:
+        for waiting in (task, opened):
+            waiting.cancel()
+        await asyncio.gather(task, opened, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def nats_subscription(
+    consumer: NatsConsumer, thing: str, deliver: Callable[[object], None]
+) -> AsyncIterator[None]:
+    """The NATS consumer observing the Thing's property ``t``, for one phase."""
+    subscription = await consumer.observe_property(
+        thing, "t", callback=lambda message: deliver(message.get("value"))
+    )
+    await consumer.nc.flush()
+    try:
+        yield
+    finally:
+        await subscription.unsubscribe()
+
+
+@contextlib.asynccontextmanager
+async def raw_subscription(
+    connection: nats.NATS, deliver: Callable[[object], None]
+) -> AsyncIterator[None]:
+    async def on_message(msg) -> None:
+        deliver(orjson.loads(msg.data).get("value"))
+
+    subscription = await connection.subscribe(RAW_SUBJECT, cb=on_message)
+    await connection.flush()
+    try:
+        yield
+    finally:
+        await subscription.unsubscribe()
+
+
+async def measure(args) -> list[Result]:
+    here = Path(__file__)
+    server = ServerProcess(
+        str(here.with_name("_hub.py")), "hub", "--mqtt", "--agents=" + ",".join(AGENTS)
+    )
+    hello = await server.start()
+    try:
+        return await _measure(args, hello, server)
+    finally:
+        await server.stop()
+
+
+async def _measure(args, hello: dict, server: ServerProcess) -> list[Result]:
+    ca = hello["ca"].encode()
+    tls = ssl.create_default_context(cadata=hello["ca"])
+    nats_agent = await NatsAgent.connect(
+        hello["nats_url"], "e2e-nats", password=PASSWORD, ca_pem=ca
+    )
     await nats_agent.update_thing(td("nats"))
     mqtt_agent = MqttClient(
-        f"mqtts://127.0.0.1:{hub.mqtt.port}", "e2e-mqtt", password=PASSWORD, ca_pem=ca, agent=True
+        f"mqtts://127.0.0.1:{hello['mqtt_port']}",
+        "e2e-mqtt",
+        password=PASSWORD,
+        ca_pem=ca,
+        agent=True,
     )
     await mqtt_agent.connect()
     await mqtt_agent.update_thing(td("mqtt"))
-    ws_url = hub.http_server.url.replace("https://", "wss://") + "/ws"
+    ws_url = hello["http_url"].replace("https://", "wss://") + "/ws"
     ws_agent = WsClient(ws_url, ca=ca, basic=("e2e-websocket", PASSWORD), reconnect=False)
     await ws_agent.connect()
     await ws_agent.update_thing(td("websocket"))
-    local = hub.router.connect(Client("e2e-local", "agent"), "bench")
-    register = {"messageType": "request", "operation": "updatething", "correlationID": "r"}
-    assert hub.router.handle(local, parse_message({**register, "input": td("local")}, "e2e-local"))
-
-    def local_envelope(value: float) -> dict:
-        return {
-            "messageType": "notification",
-            "operation": "observeproperty",
-            "thingID": thing_id("local"),
-            "name": "t",
-            "value": value,
-        }
-
-    async def send_local(value: float) -> None:
-        hub.router.handle(local, parse_message(local_envelope(value), "e2e-local"))
-
-    async def send_nats(value: float) -> None:
-        await nats_agent.report_property(thing_id("nats"), "t", value)
-
-    async def send_mqtt(value: float) -> None:
-        mqtt_agent.report_property(thing_id("mqtt"), "t", value)
-
-    async def send_ws(value: float) -> None:
-        await ws_agent.report_property(thing_id("websocket"), "t", value)
-
-    # Raw NATS: two connections of the hub's own user, no hub in the path.
-    raw_receiver = Receiver()
-    raw_pub = await nats.connect(hub.nats.url, tls=tls, nkeys_seed_str=hub.nats.keys.hub_user.seed)
-    raw_sub = await nats.connect(hub.nats.url, tls=tls, nkeys_seed_str=hub.nats.keys.hub_user.seed)
-
-    async def on_raw(msg) -> None:
-        raw_receiver.hit(orjson.loads(msg.data)["value"])
-
-    await raw_sub.subscribe("bench.e2e.raw", cb=on_raw)
-    await raw_sub.flush()
-
-    async def send_raw(value: float) -> None:
-        message = {**local_envelope(value), "thingID": thing_id("nats")}
-        await raw_pub.publish("bench.e2e.raw", orjson.dumps(message))
-
-    senders = {
-        "local": send_local,
-        "nats": send_nats,
-        "mqtt": send_mqtt,
-        "websocket": send_ws,
-    }
-    receivers = {name: Receiver() for name in senders}
-    token = hub.auth.new_token("e2e-viewer")["token"]
+    consumer = await NatsConsumer.connect(
+        hello["nats_url"], "bench-viewer", password=PASSWORD, ca_pem=ca
+    )
     session = aiohttp.ClientSession(
-        hub.http_server.url,
-        headers={"Authorization": f"Bearer {token}"},
+        hello["http_url"],
+        headers={"Authorization": f"Bearer {hello['token']}"},
         connector=aiohttp.TCPConnector(ssl=tls),
     )
-    streams = []
+    # The baseline: two connections of the hub's own user (full permissions), no hub.
+    raw_pub = await nats.connect(hello["nats_url"], tls=tls, nkeys_seed_str=hello["hub_seed"])
+    raw_sub = await nats.connect(hello["nats_url"], tls=tls, nkeys_seed_str=hello["hub_seed"])
+
+    async def send_nats(seq: int) -> None:
+        await nats_agent.report_property(thing_id("nats"), "t", seq)
+
+    async def send_mqtt(seq: int) -> None:
+        mqtt_agent.report_property(thing_id("mqtt"), "t", seq)
+
+    async def send_ws(seq: int) -> None:
+        await ws_agent.report_property(thing_id("websocket"), "t", seq)
+
+    async def send_raw(seq: int) -> None:
+        await raw_pub.publish(RAW_SUBJECT, orjson.dumps(envelope(thing_id("nats"), seq)))
+
+    def sse(binding: str) -> Callable:
+        return lambda deliver: sse_stream(session, thing_id(binding), deliver)
+
+    raw = Route("raw", send_raw, lambda deliver: raw_subscription(raw_sub, deliver))
+    routes = [
+        Route(
+            "nats->nats",
+            send_nats,
+            lambda deliver: nats_subscription(consumer, thing_id("nats"), deliver),
+        ),
+        Route("nats->sse", send_nats, sse("nats")),
+        Route("mqtt->sse", send_mqtt, sse("mqtt")),
+        Route("websocket->sse", send_ws, sse("websocket")),
+    ]
+    tallies: dict[tuple[int, str], Tally] = {}
+    # What exists now lives to the end: keep the collector from walking it in the
+    # measured phases (it would add its pauses to both sides' tails).
+    gc.collect()
+    gc.freeze()
     try:
-        for name, receiver in receivers.items():
-            ready = asyncio.Event()
-            streams.append(
-                asyncio.create_task(sse_stream(session, thing_id(name), receiver, ready))
-            )
-            await asyncio.wait_for(ready.wait(), 10)
-        lost = dict.fromkeys([*senders, "raw"], 0)
-        order = [*senders.items(), ("raw", send_raw)]
-        all_receivers = {**receivers, "raw": raw_receiver}
-        for round_ in range(args.rounds + 1):  # round 0 warms up
-            count = WARMUP if round_ == 0 else args.count
-            for name, send in order:
-                receiver = all_receivers[name]
-                receiver.recording = round_ > 0
-                expected = receiver.received + count
-                await paced(send, count, args.rate)
-                if not await receiver.wait_for(expected, timeout=10 + count / args.rate):
-                    lost[name] += expected - receiver.received
-                    receiver.received = expected  # so the next round's count starts right
-                receiver.recording = False
+        for _ in range(args.rounds):
+            for rate in args.rates:
+                count = max(1, round(rate * args.seconds))
+                for route in (raw, *routes):
+                    tally = tallies.setdefault((rate, route.name), Tally())
+                    async with route.listening(route.deliver):
+                        await route.warm_up(rate)
+                        await tally.measure(server, route.run(rate, count))
     finally:
-        for task in streams:
-            task.cancel()
-        await asyncio.gather(*streams, return_exceptions=True)
+        gc.unfreeze()
         await session.close()
         for connection in (raw_pub, raw_sub):
             await connection.close()
+        await consumer.close()
         await nats_agent.close()
         await mqtt_agent.close()
         await ws_agent.close()
-        hub.router.disconnect(local)
-
-    def ms(name: str, fraction: float) -> float:
-        return round(1000 * percentile(all_receivers[name].latencies, fraction), 3)
-
     results = []
-    for binding in BINDINGS:
-        for stat, fraction in (("p50", 0.50), ("p99", 0.99)):
-            figure, baseline = ms(binding, fraction), ms("local", fraction)
-            line = {
-                "bench": f"e2e_latency_{stat}",
-                "backend": f"{binding}->sse",
-                "figure": figure,
-                "unit": "ms",
-                "baseline_figure": baseline,
-                "baseline": BASELINE,
-                "ratio": figure / baseline if baseline else None,
-                "rate": args.rate,
-                "updates": len(all_receivers[binding].latencies),
-                "lost": lost[binding],
-            }
-            if binding == "nats":
-                line[f"raw_nats_{stat}_ms"] = ms("raw", fraction)
-            results.append(line)
+    for rate in args.rates:
+        base = tallies[(rate, "raw")]
+        for route in routes:
+            tally = tallies[(rate, route.name)]
+            for stat, fraction in STATS:
+                extra = {
+                    "rate": rate,
+                    "updates": tally.received,
+                    "lost": tally.lost,
+                    "baseline_lost": base.lost,
+                }
+                if stat == "p50":
+                    extra |= tally.outcome()
+                figure = tally.ms(fraction)
+                results.append(
+                    Result(
+                        f"e2e_latency_{stat}",
+                        f"{route.name} {rate}/s",
+                        figure,
+                        base.ms(fraction),
+                        BASELINE,
+                        extra,
+                    )
+                )
     return results
 
 
-def report(results: list[dict], as_json: bool) -> None:
+def report(results: list[Result], as_json: bool) -> None:
+    """The harness's lines with the figure in ms (``figure``, ``baseline_figure`` and
+    ``unit``, as bench/_report.py reads them)."""
+    lines = []
+    for r in results:
+        line = {
+            "bench": r.bench,
+            "backend": r.backend,
+            "figure": r.ops_per_s,
+            "unit": "ms",
+            "baseline_figure": r.baseline_ops_per_s,
+            "baseline": r.baseline,
+            "ratio": r.ratio if r.ops_per_s is not None else None,
+        }
+        lines.append(line | {k: v for k, v in r.extra.items() if v is not None})
     if as_json:
-        for line in results:
+        for line in lines:
             print(json.dumps(line), flush=True)
         return
-    print(f"{'bench':<18}{'backend':<16}{'ms':>9}{'baseline ms':>13}{'ratio':>8}  extra")
-    for r in results:
-        extra = {k: v for k, v in r.items() if k not in ("bench", "backend", "figure", "unit")}
-        extra = {k: v for k, v in extra.items() if k not in ("baseline_figure", "ratio")}
-        extra.pop("baseline")
+    print(f"{'bench':<20}{'backend':<22}{'ms':>9}{'baseline ms':>13}{'ratio':>7}  notes")
+    for line in lines:
+        notes = {k: v for k, v in line.items() if k not in ("bench", "backend", "figure", "unit")}
+        for key in ("baseline_figure", "baseline", "ratio", "rate"):
+            notes.pop(key)
+        ratio = f"{line['ratio']:>7.2f}" if line["ratio"] else f"{'-':>7}"
         print(
-            f"{r['bench']:<18}{r['backend']:<16}{r['figure']:>9.2f}{r['baseline_figure']:>13.2f}"
-            f"{r['ratio']:>8.2f}  " + "  ".join(f"{k}={v}" for k, v in extra.items())
+            f"{line['bench']:<20}{line['backend']:<22}{_ms(line['figure'])}"
+            f"{_ms(line['baseline_figure'], 13)}{ratio}  "
+            + "  ".join(f"{k}={v}" for k, v in notes.items())
         )
     print(f"baseline: {BASELINE}; ratio = figure / baseline (lower is better)")
+
+
+def _ms(value: float | None, width: int = 9) -> str:
+    return f"{value:>{width}.3f}" if value is not None else f"{'-':>{width}}"
+
+
+def rates(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
 
 
 def main() -> None:
     args = arguments(
         __doc__.splitlines()[0],
         **{
-            "--rate": {"type": float, "default": 200.0, "help": "updates a second"},
-            "--count": {"type": int, "default": 1000, "help": "updates per binding a round"},
+            "--rates": {
+                "type": rates,
+                "default": [1000, 5000],
+                "help": "updates a second, comma-separated",
+            },
+            "--seconds": {"type": float, "default": 2.0, "help": "length of a phase"},
         },
     )
     logging.getLogger("asyncio").setLevel(logging.ERROR)  # TLS EOF notes from clients

@@ -1,6 +1,6 @@
-"""bench/e2e_latency.py (device -> hub -> SSE latency per binding) and bench/_report.py
-(make bench: every benchmark's JSON lines as a table in docs/performance.md), run with
-tiny parameters."""
+"""bench/e2e_latency.py (agent -> hub -> SSE or NATS consumer latency at fixed rates, the
+hub in its own process) and bench/_report.py (make bench: every benchmark's JSON lines as
+a table in docs/performance.md), run with tiny parameters."""
 
 import importlib.util
 import json
@@ -23,7 +23,7 @@ def load_report():
     return module
 
 
-def test_e2e_latency_gives_p50_and_p99_per_binding_next_to_the_in_process_baseline():
+def test_e2e_latency_gives_percentiles_per_path_and_rate_next_to_raw_nats():
     run = subprocess.run(
         [
             sys.executable,
@@ -31,10 +31,10 @@ def test_e2e_latency_gives_p50_and_p99_per_binding_next_to_the_in_process_baseli
             "--json",
             "--rounds",
             "1",
-            "--count",
-            "30",
-            "--rate",
-            "100",
+            "--rates",
+            "100,200",
+            "--seconds",
+            "0.3",
         ],
         capture_output=True,
         text=True,
@@ -42,22 +42,31 @@ def test_e2e_latency_gives_p50_and_p99_per_binding_next_to_the_in_process_baseli
         check=True,
     )
     lines = [json.loads(line) for line in run.stdout.splitlines()]
-    keys = {(line["bench"], line["backend"]) for line in lines}
+    keys = {(line["bench"], line["backend"], line["rate"]) for line in lines}
+    assert len(keys) == len(lines) == 24
     assert keys == {
-        (f"e2e_latency_{stat}", f"{binding}->sse")
-        for stat in ("p50", "p99")
-        for binding in ("nats", "mqtt", "websocket")
+        (f"e2e_latency_{stat}", f"{path} {rate}/s", rate)
+        for stat in ("p50", "p99", "p99.9")
+        for path in ("nats->nats", "nats->sse", "mqtt->sse", "websocket->sse")
+        for rate in (100, 200)
     }
     for line in lines:
         assert line["unit"] == "ms"
         assert 0 < line["figure"] < 10_000 and 0 < line["baseline_figure"] < 10_000
         assert line["ratio"] == line["figure"] / line["baseline_figure"]
-        assert line["baseline"].startswith("in-process agent")
-        assert line["updates"] + line["lost"] == 30
-        assert line["lost"] == 0
-    nats = {line["bench"]: line for line in lines if line["backend"] == "nats->sse"}
-    assert nats["e2e_latency_p50"]["raw_nats_p50_ms"] > 0
-    assert nats["e2e_latency_p99"]["raw_nats_p99_ms"] > 0
+        assert line["baseline"].startswith("raw nats-py")
+        assert line["updates"] + line["lost"] == 0.3 * line["rate"]
+        assert line["lost"] == 0 and line["baseline_lost"] == 0
+    by_key = {(line["bench"], line["backend"], line["rate"]): line for line in lines}
+    for (bench, path, rate), line in by_key.items():
+        if bench == "e2e_latency_p50":
+            assert line["figure"] <= by_key[("e2e_latency_p99", path, rate)]["figure"]
+            assert line["figure"] <= by_key[("e2e_latency_p99.9", path, rate)]["figure"]
+            assert line["hub_cpu_us"] > 0 and line["max_ms"] > 0
+            assert 0.5 * rate < line["sent_per_s"] < 2 * rate
+            assert "growth_ms" in line and line["drain_ms"] >= 0
+        else:
+            assert "hub_cpu_us" not in line
 
 
 def test_report_puts_the_table_under_the_title_and_keeps_the_hand_written_sections():
@@ -128,7 +137,7 @@ def test_report_runs_the_benchmarks_and_writes_the_file(tmp_path):
             "--only",
             "e2e_latency.py",
             "--bench-args",
-            "--rounds 1 --count 10 --rate 100",
+            "--rounds 1 --rates 100 --seconds 0.1",
             "--timeout",
             "180",
         ],
@@ -138,5 +147,5 @@ def test_report_runs_the_benchmarks_and_writes_the_file(tmp_path):
         check=True,
     )
     text = out.read_text()
-    assert text.count("| e2e_latency.py | e2e_latency_p") == 6
+    assert text.count("| e2e_latency.py | e2e_latency_p") == 12
     assert text.endswith("## By hand\n\nStays.\n")
