@@ -16,7 +16,6 @@ answers ``cpu`` (its CPU seconds so far) until ``quit`` or the end of stdin.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import resource
 import sys
@@ -94,4 +93,7 @@ if __name__ == "__main__":
         sys.exit(__doc__)
     flags = sys.argv[3:]
     named = [flag.removeprefix("--agents=") for flag in flags if flag.startswith("--agents=")]
-    asyncio.run(serve("--mqtt" in flags, [n for names in named for n in names.split(",") if n]))
+    from hub import event_loop  # the loop `wothub serve` runs on (uvloop where installed)
+
+    agents = [n for names in named for n in names.split(",") if n]
+    event_loop.run(serve("--mqtt" in flags, agents), os.environ.get("WOTHUB_EVENT_LOOP", "auto"))

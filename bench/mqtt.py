@@ -3,8 +3,9 @@
 - hub_to_mqtt / hub_to_sse: property updates per second from an MQTT agent (paho, its
   own process) through the hub (nats-server's MQTT listener -> the hub's NATS
   connection -> router -> twin -> the twin subject, plus its retained copy) to an MQTT
-  consumer and, at the same time, an SSE consumer (each in its own process). Rate =
-  updates received / time from first to last received.
+  consumer, then in a part of its own to an SSE consumer (each in its own process).
+  Rate = updates received / time from first to last received. The hub runs in its own
+  process (bench/_hub.py); ``hub_cpu_us`` is its CPU time per update in the MQTT parts.
 - Baseline ``nats_mqtt_direct``: the same messages published and received by the same
   clients through nats-server's MQTT listener with no hub: the same binary and listener
   configuration (TLS with the same certificate, JetStream) as the hub's managed server,
@@ -31,14 +32,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-from _harness import Result, arguments, bench_config, report, unshadow_packages
+from _harness import Result, ServerProcess, arguments, report, unshadow_packages
+from _hub import PASSWORD, THING
 
 unshadow_packages()
 
-THING = "urn:dev:bench:lamp-1"
-PASSWORD = "bench password 1"
+
 IDLE = 3.0  # a consumer stops this long after its last message
 
 
@@ -177,50 +177,45 @@ async def _plain_round(port: int, ca: str, n: int) -> tuple[float, int]:
     return got["s"]
 
 
-async def bench_hub(home: Path, n: int, rounds: int) -> tuple[dict[str, tuple[float, int]], Any]:
-    """The hub path's best rates, and the hub's CA (its certificate serves the others)."""
+async def bench_hub(
+    keep: Path, n: int, rounds: int
+) -> tuple[dict[str, tuple[float, int]], dict[str, str], float]:
+    """The hub path's best rates, copies in ``keep`` of the hub's CA and server
+    certificate (they serve the other brokers) and the hub's CPU per update. The hub
+    runs in its own process (bench/_hub.py), whose home goes when it stops."""
     from bindings.mqtt import topics
-    from bucketstore import open_store
-    from hub.runtime import Hub
 
-    config = bench_config(home, mqtt_enabled=True)
-    home.mkdir(mode=0o700)
-    store = open_store(config.store_path, "leveldb")
-    hub = Hub(config, store)
-    hub.router.max_notifications = max(1000, n)  # measure throughput, not the backlog limit
-    await hub.start()
+    server = ServerProcess(str(Path(__file__).with_name("_hub.py")), "hub", "--mqtt")
+    hello = await server.start()
     best: dict[str, tuple[float, int]] = {}
+    cpu_used, updates = 0.0, 0
+    keep.mkdir(mode=0o700)
+    files = {}
+    for name in ("ca_path", "server_cert", "server_key"):
+        files[name] = str(shutil.copy(hello[name], keep / Path(hello[name]).name))
     try:
-        hub.auth.add_client("bench-agent", "agent", "agent", password=PASSWORD)
-        hub.auth.add_client("bench-viewer", "consumer", "viewer", password=PASSWORD)
-        token = hub.auth.new_token("bench-viewer")["token"]
-        td = {
-            "@context": "https://www.w3.org/2022/wot/td/v1.1", "id": THING, "title": "Lamp",
-            "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}}, "security": "nosec_sc",
-            "properties": {"level": {"type": "integer", "forms": [{"href": "x"}]}},
-        }  # fmt: skip
-        hub.twin.update_thing(td, "bench-agent")
-        ca = str(hub.ca.ca_cert_path)
-        port = hub.mqtt.port
-        sse_url = f"{hub.http_server.url}/things/{topics.encode(THING)}/properties/level"
+        ca, port = hello["ca_path"], hello["mqtt_port"]
+        sse_url = f"{hello['http_url']}/things/{topics.encode(THING)}/properties/level"
+        report_topic = topics.agent_topic("bench-agent", "prop", THING, "level")
+        mqtt_consumer = ["sub", str(port), ca, "bench-viewer/1", "bench-viewer",
+                         topics.twin_property(THING, "level"), str(n)]  # fmt: skip
+        sse_consumer = ["sse", sse_url, ca, hello["token"], str(n)]
         for _ in range(rounds):
-            report_topic = topics.agent_topic("bench-agent", "prop", THING, "level")
-            got = await _run(
-                port, ca, n,
-                ["bench-agent", "bench-agent", report_topic],
-                {
-                    "hub_to_mqtt": ["sub", str(port), ca, "bench-viewer/1", "bench-viewer",
-                                    topics.twin_property(THING, "level"), str(n)],
-                    "hub_to_sse": ["sse", sse_url, ca, token, str(n)],
-                },
-            )  # fmt: skip
+            # One consumer at a time, so each figure is that path's alone; the hub's CPU
+            # per update is measured on the MQTT-only part.
+            cpu_before = (await server.ask("cpu"))["cpu"]
+            got = await _run(port, ca, n, ["bench-agent", "bench-agent", report_topic],
+                             {"hub_to_mqtt": mqtt_consumer})  # fmt: skip
+            cpu_used += (await server.ask("cpu"))["cpu"] - cpu_before
+            updates += n
+            got |= await _run(port, ca, n, ["bench-agent", "bench-agent", report_topic],
+                              {"hub_to_sse": sse_consumer})  # fmt: skip
             for name, value in got.items():
                 if value[0] > best.get(name, (0, 0))[0]:
                     best[name] = value
     finally:
-        await hub.stop()
-        store.close()
-    return best, hub.ca
+        await server.stop()
+    return best, files, 1e6 * cpu_used / updates
 
 
 def _free_port() -> int:
@@ -229,7 +224,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-async def _broker_rounds(command: list[str], port: int, ca, n: int, rounds: int):
+async def _broker_rounds(command: list[str], port: int, ca: dict, n: int, rounds: int):
     """Start a broker, wait for its MQTT port, run the plain rounds, stop it."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     best = (0.0, 0)
@@ -241,7 +236,7 @@ async def _broker_rounds(command: list[str], port: int, ca, n: int, rounds: int)
                     break
             await asyncio.sleep(0.05)  # polled: the broker says nothing when it listens
         for _ in range(rounds):
-            best = max(best, await _plain_round(port, str(ca.ca_cert_path), n))
+            best = max(best, await _plain_round(port, ca["ca_path"], n))
     finally:
         process.terminate()
         process.wait(10)
@@ -260,8 +255,8 @@ async def bench_nats_mqtt(home: Path, ca, n: int, rounds: int) -> tuple[float, i
         f'listen: "127.0.0.1:{_free_port()}"\n'
         f'jetstream {{ store_dir: "{home / "jetstream"}" }}\n'
         f'mqtt {{\n  listen: "127.0.0.1:{port}"\n'
-        f'  tls {{ cert_file: "{ca.server_cert_path}", key_file: "{ca.server_key_path}", '
-        f'ca_file: "{ca.ca_cert_path}", timeout: 2 }}\n}}\n'
+        f'  tls {{ cert_file: "{ca["server_cert"]}", key_file: "{ca["server_key"]}", '
+        f'ca_file: "{ca["ca_path"]}", timeout: 2 }}\n}}\n'
     )
     return await _broker_rounds([find_binary(), "-c", str(conf)], port, ca, n, rounds)
 
@@ -277,8 +272,8 @@ async def bench_mosquitto(home: Path, ca, n: int, rounds: int) -> tuple[float, i
     conf = home / "mosquitto.conf"
     conf.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\n"
-        f"certfile {ca.server_cert_path}\nkeyfile {ca.server_key_path}\n"
-        f"cafile {ca.ca_cert_path}\npersistence false\n"
+        f"certfile {ca['server_cert']}\nkeyfile {ca['server_key']}\n"
+        f"cafile {ca['ca_path']}\npersistence false\n"
         # Run as us: started as root, mosquitto would switch to its own user, who may
         # not read the (0600) key.
         f"user {getpass.getuser()}\n"
@@ -288,14 +283,14 @@ async def bench_mosquitto(home: Path, ca, n: int, rounds: int) -> tuple[float, i
 
 async def main_async(n: int, rounds: int) -> list[Result]:
     with tempfile.TemporaryDirectory() as tmp:
-        hub, ca = await bench_hub(Path(tmp) / "hub", n, rounds)
+        hub, ca, hub_cpu_us = await bench_hub(Path(tmp) / "certs", n, rounds)
         direct, direct_received = await bench_nats_mqtt(Path(tmp) / "nats", ca, n, rounds)
         mosquitto = await bench_mosquitto(Path(tmp) / "mosquitto", ca, n, rounds)
     results = []
     for name in ("hub_to_mqtt", "hub_to_sse"):
         rate, received = hub.get(name, (0.0, 0))
-        results.append(Result(name, "nats-mqtt", rate, direct, "nats_mqtt_direct",
-                              {"received": received, "sent": n}))  # fmt: skip
+        extra = {"received": received, "sent": n, "hub_cpu_us": round(hub_cpu_us, 1)}
+        results.append(Result(name, "nats-mqtt", rate, direct, "nats_mqtt_direct", extra))
     extra = {"received": direct_received, "sent": n}
     if mosquitto is None:
         print("mosquitto is not installed: its figure is skipped", file=sys.stderr)

@@ -24,6 +24,8 @@ from auth.roles import KIND_ROLES
 from bindings.common.hosts import LOOPBACK
 from bucketstore import DEFAULT_BACKEND, backend_names
 
+from .event_loop import EVENT_LOOPS
+
 if TYPE_CHECKING:
     from auth.service import AuthConfig
     from core.limits import Limits
@@ -61,6 +63,7 @@ class Config:
     store_backend: str = DEFAULT_BACKEND
     log_level: str = "INFO"
     log_format: str = "text"  # or "json": one JSON object per line (hub/logs.py)
+    event_loop: str = "auto"  # uvloop where installed, or "uvloop" / "asyncio" (hub/event_loop.py)
     server_names: tuple[str, ...] = ()  # extra DNS names / addresses for the server cert
     # The address every listener binds unless it has its own (http_host, mqtt_host,
     # nats_host). Loopback by default, as mosquitto 2 does: a fresh hub is reachable from
@@ -263,6 +266,12 @@ def _log_format(value: Any) -> str:
     return value.lower()
 
 
+def _event_loop(value: Any) -> str:
+    if not isinstance(value, str) or value.lower() not in EVENT_LOOPS:
+        raise ValueError(value)
+    return value.lower()
+
+
 def _client_certificate(value: Any) -> str:
     if value not in MQTT_CLIENT_CERTIFICATE:
         raise ValueError(value)
@@ -327,6 +336,7 @@ _URL = _Kind("an http:// or https:// URL with a host and no query, like https://
 _LOG_LEVEL = _Kind(f"one of {', '.join(LOG_LEVELS)}", _log_level)
 _CLIENT_CERTIFICATE = _Kind(f"one of {', '.join(MQTT_CLIENT_CERTIFICATE)}", _client_certificate)
 _LOG_FORMAT = _Kind(f"one of {', '.join(LOG_FORMATS)}", _log_format)
+_EVENT_LOOP = _Kind(f"one of {', '.join(EVENT_LOOPS)}", _event_loop)
 _RATE = _Kind("a number of requests a second, more than 0", _seconds(0, inclusive=False), float)
 _BACKEND = _Kind(lambda: f"a store backend, one of {', '.join(backend_names())}", _backend)
 _NAMES = _Kind("a list of host names or addresses", _names, _split_names)
@@ -365,6 +375,7 @@ _LIFETIMES = {kind: _Value(_LIFETIME) for kind in CLIENT_KINDS}
 _SCHEMA: _Schema = {
     "log_level": _Value(_LOG_LEVEL, "log_level"),
     "log_format": _Value(_LOG_FORMAT, "log_format"),
+    "event_loop": _Value(_EVENT_LOOP, "event_loop"),
     "store": _Value(_BACKEND, "store_backend"),
     "server_names": _Value(_NAMES, "server_names"),
     "host": _Value(_HOST, "host"),
@@ -451,6 +462,7 @@ ENV_VARS: dict[str, str] = {  # variable -> Config field (WOTHUB_HOME: the home 
     "WOTHUB_STORE": "store_backend",
     "WOTHUB_LOG_LEVEL": "log_level",
     "WOTHUB_LOG_FORMAT": "log_format",
+    "WOTHUB_EVENT_LOOP": "event_loop",
     "WOTHUB_SERVER_NAMES": "server_names",
     "WOTHUB_HOST": "host",
     "WOTHUB_HTTP_HOST": "http_host",
@@ -472,6 +484,7 @@ FLAGS: dict[str, str] = {  # Config field -> the `wothub serve` flag that sets i
     "store_backend": "--store",
     "log_level": "--log-level",
     "log_format": "--log-format",
+    "event_loop": "--event-loop",
     "server_names": "--server-name",
     "host": "--host",
     "http_host": "--http-host",

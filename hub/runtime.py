@@ -32,6 +32,7 @@ from certs import CertificateAuthority
 from certs.issued import IssuedCertificate
 from core.router import Router
 
+from . import event_loop
 from .bindings import build_bindings, registration
 from .config import Config
 from .hub_things import authn_thing, certs_thing, clients_thing
@@ -367,7 +368,7 @@ def serve(config: Config) -> int:
     try:
         hub = Hub(config, store)
         hub.first_run()
-        asyncio.run(_run_until_signal(hub, deadline))
+        event_loop.run(_run_until_signal(hub, deadline), config.event_loop)
     except OSError as exc:  # e.g. the port is taken
         log.error(
             "cannot start: %s. The hub's home %s (CA, keys, admin password) is kept and "

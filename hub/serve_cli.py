@@ -26,6 +26,7 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
         ("--server-name", "server_names", {"metavar": "NAME", "action": "append"}),
         ("--log-level", "log_level", {"metavar": "LEVEL"}),
         ("--log-format", "log_format", {"metavar": "FORMAT"}),
+        ("--event-loop", "event_loop", {"metavar": "LOOP"}),
         ("--host", "host", {"metavar": "HOST"}),
         ("--http-host", "http_host", {"metavar": "HOST"}),
         ("--http-port", "http_port", {"metavar": "N"}),
@@ -43,6 +44,8 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
         f"default {d.log_level})",
         "log_format": "text (human-readable) or json (one object a line) (env "
         f"WOTHUB_LOG_FORMAT; file: log_format; default {d.log_format})",
+        "event_loop": "auto (uvloop where installed), uvloop or asyncio (env "
+        f"WOTHUB_EVENT_LOOP; file: event_loop; default {d.event_loop})",
         "host": "address every listener binds unless it has its own: 0.0.0.0 for every "
         f"interface (env WOTHUB_HOST; file: host; default {d.host}, this machine only)",
         "http_host": "address the HTTPS listener binds (env WOTHUB_HTTP_HOST; file: "

@@ -176,6 +176,7 @@ PRECEDENCE = [
     ("nats_port", "[nats]\nport = 3001", "3002", "3003", (3001, 3002, 3003)),
     ("log_level", "log_level = 'DEBUG'", "warning", "error", ("DEBUG", "WARNING", "ERROR")),
     ("log_format", "log_format = 'json'", "TEXT", "json", ("json", "text", "json")),
+    ("event_loop", "event_loop = 'asyncio'", "UVLOOP", "auto", ("asyncio", "uvloop", "auto")),
     ("store_backend", "store = 'memory'", "leveldb", "memory", ("memory", "leveldb", "memory")),
     ("server_names", "server_names = ['f']", "e1, e2", ["g"], (("f",), ("e1", "e2"), ("g",))),
     ("mqtt_enabled", "[mqtt]\nenabled = false", "yes", False, (False, True, False)),

@@ -64,7 +64,9 @@ def close_all(streams: list[Stream]) -> None:
 # (nats_auth_timeout, nats_max_connections) hold for MQTT connections too.
 
 
-@pytest.mark.parametrize("hub_options", [{"mqtt_enabled": True, "nats_auth_timeout": 0.5}])
+# The timeout also bounds the good client's login (an argon2 check in the callout), which
+# a loaded machine can slow past half a second: one second leaves room.
+@pytest.mark.parametrize("hub_options", [{"mqtt_enabled": True, "nats_auth_timeout": 1.0}])
 async def test_mqtt_connections_that_never_send_connect_are_closed(running):
     port = running.hub.mqtt.port
     started = time.monotonic()
@@ -72,7 +74,7 @@ async def test_mqtt_connections_that_never_send_connect_are_closed(running):
     no_handshake = await asyncio.open_connection("127.0.0.1", port)  # not even TLS
     for stream in [*silent, no_handshake]:
         assert await closed_by_peer(stream, timeout=10) == b""
-    assert time.monotonic() - started >= 0.5  # by the timeout, not refused at once
+    assert time.monotonic() - started >= 1.0  # by the timeout, not refused at once
     # A client that does send CONNECT in time is served as ever.
     running.hub.auth.add_client("dev", "agent", "agent", password=PASSWORD)
     client = Paho(port, running.hub.ca.ca_cert_pem, "dev", username="dev", password=PASSWORD)
@@ -212,8 +214,8 @@ async def test_https_answers_503_over_the_connection_cap(running):
 
 async def test_websocket_without_credentials_is_closed_after_the_auth_timeout(running):
     running.hub.websocket.auth_timeout = 0.5
+    started = time.monotonic()  # before the handshake: the hub's clock starts within it
     async with connect(ws_url(running), ssl=running.ssl, open_timeout=10) as ws:
-        started = time.monotonic()
         with pytest.raises(ConnectionClosed) as closed:
             async with asyncio.timeout(10):
                 await ws.recv()
