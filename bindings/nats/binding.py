@@ -44,6 +44,7 @@ from bindings.common.hosts import is_any_address, url_host
 from bindings.common.outbox import QUIET, pump
 from bindings.common.receive import Receiver, Reply
 from bindings.mqtt import bus as mqtt_bus
+from bindings.mqtt.restore import restore
 from bindings.mqtt.retained import RetainedWriter
 from bindings.mqtt.warmup import connect_once
 from certs.authority import parse_certificate
@@ -141,6 +142,7 @@ class NatsBinding:
         self._twin: Connection | None = None
         self._twin_writer: asyncio.Task[None] | None = None
         self._retained: RetainedWriter | None = None  # with MQTT on
+        self._restoring: asyncio.Task[None] | None = None
         self._logins_under_way: set[asyncio.Task[None]] = set()
         self._encoded = EncodeCache()
         self.receiver = Receiver(router, max_message_bytes, log)
@@ -211,10 +213,11 @@ class NatsBinding:
         )
         await self._nc.flush()
 
-    async def mqtt_warm_up(self, timeout: float = 10.0) -> None:
+    async def mqtt_warm_up(self, timeout: float = 10.0) -> bool:
         """Make the MQTT streams exist (the managed server's warm-up connection), then
         wait until the server loaded the retained values (it does so in the background
-        after a start: a subscriber before then would miss them)."""
+        after a start: a subscriber before then would miss them). False when an external
+        server has no MQTT streams yet."""
         assert self._nc is not None and self.mqtt is not None
         js = self._nc.jetstream()
         if self.server is not None:
@@ -232,7 +235,7 @@ class NatsBinding:
                     await js.stream_info(stream)
                 consumers = await js.consumers_info(mqtt_bus.RETAINED_STREAM)
                 if consumers and all(c.num_pending == 0 for c in consumers):
-                    return
+                    return True
             except nats.js.errors.NotFoundError:
                 if self.server is None:
                     log.warning(
@@ -240,10 +243,34 @@ class NatsBinding:
                         "MQTT client",
                         self.url,
                     )
-                    return
+                    return False
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError("nats-server did not create its MQTT streams in time")
             await asyncio.sleep(0.02)  # polled: the server says nothing when it is done
+
+    def restore_retained(self) -> None:
+        """Write every twin's TD and latest values into the retained stream again, in the
+        background (bindings/mqtt/restore.py)."""
+        if self._retained is not None and self._restoring is None:
+            self._restoring = asyncio.create_task(
+                self._restore(self._retained), name="mqtt-restore"
+            )
+
+    async def _restore(self, writer: RetainedWriter) -> None:
+        started = asyncio.get_running_loop().time()
+
+        async def flush() -> None:
+            if self._nc is None:
+                raise ConnectionError("the hub's NATS connection is closed")
+            await self._nc.flush(timeout=30)
+
+        try:
+            things, written = await restore(self.router, writer, flush)
+        except Exception as exc:  # the link went meanwhile: the live values still come
+            log.warning("writing the retained twin values again stopped: %r", exc)
+            return
+        took = asyncio.get_running_loop().time() - started
+        log.info("MQTT: %d retained values of %d Things written in %.1f s", written, things, took)
 
     def _warm_up_tls(self) -> ssl.SSLContext:
         """The warm-up connection's TLS: when the listener requires client certificates,
@@ -282,8 +309,9 @@ class NatsBinding:
         """Bounded: a few seconds whatever the load (the hub's stop has 10 s in all)."""
         if self.server is not None:
             self.server.stop_supervising()  # its exit from here on is no crash
-        for task in [*self._logins_under_way, *self._kicks]:
-            task.cancel()
+        for task in [*self._logins_under_way, *self._kicks, self._restoring]:
+            if task is not None:
+                task.cancel()
         if self._twin_writer is not None:
             self._twin_writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
