@@ -262,7 +262,9 @@ class NatsBinding:
         async def flush() -> None:
             if self._nc is None:
                 raise ConnectionError("the hub's NATS connection is closed")
-            await self._nc.flush(timeout=30)
+            # shielded: nats-py fails its read loop on the PONG of a cancelled flush, and
+            # the hub's stop cancels the restore
+            await asyncio.shield(self._nc.flush(timeout=30))
 
         try:
             things, written = await restore(self.router, writer, flush)
