@@ -234,7 +234,9 @@ class NatsBinding:
                 for stream in mqtt_bus.MQTT_STREAMS:
                     await js.stream_info(stream)
                 consumers = await js.consumers_info(mqtt_bus.RETAINED_STREAM)
-                if consumers and all(c.num_pending == 0 for c in consumers):
+                # The newest is this server's: one left by a server stopped before it
+                # read everything stays behind for good (recovered from the store).
+                if consumers and max(consumers, key=lambda c: c.created).num_pending == 0:
                     return True
             except nats.js.errors.NotFoundError:
                 if self.server is None:
