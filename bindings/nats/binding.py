@@ -502,7 +502,9 @@ class NatsBinding:
             return
         peer.connection.close(reason)
         self.router.disconnect(peer.connection)
-        # The writer ends by itself once the outbox is drained and closed.
+        if peer.held is not None and peer.writer is not None:
+            peer.writer.cancel()  # gone before its hello: it was sent nothing, nor will be
+        # Otherwise the writer ends by itself once the outbox is drained and closed.
 
     def _drop_peers(self, reason: str) -> None:
         for client_id in list(self._peers):

@@ -95,3 +95,25 @@ async def test_a_hello_on_another_connection_of_the_agent_sends_the_queue(mqtt_h
     greeter.publish(HELLO, b"")
     _, payload, _ = await listener.next(REQ)
     assert orjson.loads(payload)["actionID"] == action_id
+
+
+async def test_an_agent_gone_before_its_hello_leaves_nothing_waiting(mqtt_hub):
+    """Its held writer ends with it; the request waits in the hub for the next time."""
+    mqtt_hub.add_agent(AGENT)
+    mqtt_hub.add_thing(AGENT, TD)
+    mqtt_hub.hub.nats.mqtt_hello_wait = 60.0
+    action_id = await queue_fade(mqtt_hub, 60)
+    agent = mqtt_hub.paho(AGENT)
+    assert await agent.connect() == 0
+    await until(lambda: online(mqtt_hub))
+    writer = mqtt_hub.hub.nats._peers[AGENT].writer
+    agent.close()
+    await until(lambda: not online(mqtt_hub))
+    await until(writer.done)
+
+    again = mqtt_hub.paho(AGENT)
+    assert await again.connect() == 0
+    assert await again.subscribe(REQ, 1) == 1
+    again.publish(HELLO, b"")
+    _, payload, _ = await again.next(REQ)
+    assert orjson.loads(payload)["actionID"] == action_id
