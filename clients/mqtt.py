@@ -8,10 +8,10 @@ so one process can hold thousands of clients (select() fails past file descripto
 growing delay, and the subscriptions are made again.
 TLS trusts the hub CA; credentials are the client id with its password or a token (as
 the MQTT password), or a client certificate the hub issued. An agent (``agent=True``)
-connects with ``clean_session`` false and subscribes to its request topic at QoS 1
-before it sends anything: the broker keeps that subscription while it is away, and the
-requests queued meanwhile reach it on reconnect (the hub counts it online from its
-first message, so a later subscription would miss requests sent in between).
+connects with ``clean_session`` false, subscribes to its request topic at QoS 1 and then
+says hello (an empty publish on ``wot/agent/{id}/hello``), on every (re)connect: the hub
+sends it requests, those queued while it was away first, only once it said hello
+(docs/mqtt.md), and the broker keeps the subscription while it is away.
 
     client = MqttClient("mqtts://hub.local:8883", "lamp-agent", password="...",
                         ca_pem=open("ca.pem", "rb").read(), agent=True)
@@ -120,6 +120,7 @@ class MqttClient:
         self._paho.on_socket_unregister_write = self._on_unregister_write
         self._subscriptions: dict[str, int] = {}  # made again after a reconnect
         self._keeper: asyncio.Task[None] | None = None
+        self._resubscribing: asyncio.Future[None] | None = None
         self._closing = False
 
     # -- paho on the asyncio loop ---------------------------------------------------------
@@ -198,9 +199,17 @@ class MqttClient:
     def _connack(self, code: int) -> None:
         if self._connected is not None and not self._connected.done():
             self._connected.set_result(code)
-        elif code == 0:  # a reconnect: the hub forgot the subscriptions (clean session)
-            for topic_filter, qos in self._subscriptions.items():
-                self._paho.subscribe(topic_filter, qos)
+        elif code == 0:  # a reconnect: a clean session forgot the subscriptions
+            self._resubscribing = asyncio.ensure_future(self._resubscribe())
+
+    async def _resubscribe(self) -> None:
+        """The subscriptions again, then (an agent) hello once the broker confirmed them."""
+        await asyncio.gather(
+            *(self.subscribe(f, qos) for f, qos in list(self._subscriptions.items())),
+            return_exceptions=True,  # a refusal or a timeout; the others still count
+        )
+        if self.agent:
+            self.hello()
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         self._soon(self._suback, mid, reason_codes[0].value)
@@ -263,9 +272,12 @@ class MqttClient:
         await self.subscribe(topics.client_responses(self.client_id), 1)
         if self.agent:
             await self.subscribe(topics.agent_requests(self.client_id), 1)
+            self.hello()
 
     async def close(self) -> None:
         self._closing = True
+        if self._resubscribing is not None:
+            self._resubscribing.cancel()
         if self._keeper is not None:
             self._keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -295,6 +307,11 @@ class MqttClient:
 
     # -- agent --------------------------------------------------------------------------
 
+    def hello(self) -> None:
+        """Tell the hub this agent is subscribed to its requests: those queued for it
+        follow (``connect`` and every reconnect do this for an agent)."""
+        self._paho.publish(topics.agent(self.client_id, topics.HELLO), b"", 1)
+
     async def update_thing(self, td: dict[str, Any]) -> dict[str, Any]:
         """Register or replace a TD; returns {"id", "created"}."""
         response = await self._ask(
@@ -319,6 +336,7 @@ class MqttClient:
         """Requests for this agent's Things (those queued while it was away first)."""
         if topics.agent_requests(self.client_id) not in self._subscriptions:
             await self.subscribe(topics.agent_requests(self.client_id), 1)
+            self.hello()
         while True:
             yield await self._requests.get()
 

@@ -318,6 +318,14 @@ class Router:
     def owner_of(self, thing_id: str) -> str | None:
         return self.twin.owner_of(thing_id)
 
+    def twins_after(
+        self, after: str | None, limit: int
+    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """A page of (twin TD, {property: latest value}) in Thing id order after the id
+        ``after`` (None: from the first): a binding's walk over every Thing, e.g. to
+        publish them all again at start."""
+        return self.twin.twins_after(after, limit)
+
     def read_all_properties(self, thing_id: str) -> dict[str, dict[str, Any]]:
         """Every readable property's {"value", "timestamp"} (NotFound: no such Thing)."""
         return self.twin.read_all_properties(thing_id)

@@ -137,6 +137,30 @@ class DigiTwin:
             td = self._twin_tds.get(record.thing_id) or build_twin_td(record.td, self._providers)
             yield enriched_td(td, record.registration()) if enriched else td
 
+    def twins_after(
+        self, after: str | None, limit: int
+    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """Up to ``limit`` Things in id order after the id ``after`` (None: from the
+        first), each as its twin TD and its properties' latest values (write-only ones
+        never have one); read without loading or caching a twin, so a walk over every
+        Thing (e.g. at start) leaves the twin cache as it was."""
+        out = []
+        for record in self.directory.records_after(after, limit):
+            thing_id = record.thing_id
+            td = self._twin_tds.get(thing_id) or build_twin_td(record.td, self._providers)
+            active = self.twins.peek(thing_id)
+            reported = active.properties if active else self.twins.stored_properties(thing_id)
+            affordances = record.td.get("properties") or {}
+            values = {
+                name: entry["value"]
+                for name, entry in reported.items()
+                if "value" in entry
+                and isinstance(affordances.get(name), dict)
+                and not affordances[name].get("writeOnly")
+            }
+            out.append((td, values))
+        return out
+
     def enriched_td(self, thing_id: str) -> dict[str, Any] | None:
         """The twin TD with its registration information, as the directory serves it."""
         record = self.directory.get(thing_id)

@@ -229,6 +229,13 @@ class Directory:
         for key, raw in islice(self._bucket.items(prefix=_TD), offset, stop):
             yield ThingRecord.from_json(key[len(_TD) :], raw)
 
+    def records_after(self, after: str | None, limit: int) -> list[ThingRecord]:
+        """Up to ``limit`` TDs in id order after the id ``after`` (from the first: None);
+        paging by key, so a walk over every TD reads each once."""
+        start = None if after is None else _TD + after
+        items = self._bucket.items(start, prefix=_TD, exclusive=after is not None)
+        return [ThingRecord.from_json(key[len(_TD) :], raw) for key, raw in islice(items, limit)]
+
     def count(self) -> int:
         return sum(1 for _ in self._bucket.keys(prefix=_TD))
 

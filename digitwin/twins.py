@@ -90,6 +90,10 @@ class TwinCache:
         twin.last_used = clock.now()
         return twin
 
+    def stored_properties(self, thing_id: str) -> dict[str, dict[str, Any]]:
+        """The property values last written for a Thing (an inactive twin's are all)."""
+        return Twin.parse_values(self._values.get(thing_id))[0]
+
     def peek(self, thing_id: str) -> Twin | None:
         """The twin if it is active, without loading it or counting a use."""
         return self._active.get(thing_id)

@@ -5,7 +5,7 @@ An address is a row of levels, joined with ``/`` on MQTT and ``.`` on NATS:
 (docs/mqtt.md, docs/nats.md). Each channel is a template of literal levels and
 placeholders, who publishes on it, and what a message on it is:
 
-    agent -> hub   wot/agent/{client}/hello                 (NATS) online and subscribed
+    agent -> hub   wot/agent/{client}/hello                 subscribed: send me requests
                    wot/agent/{client}/td[/{thingID}]        updatething / deletething request
                    wot/agent/{client}/prop/{thingID}[/{name}]  property value(s) notification
                    wot/agent/{client}/event/{thingID}/{name}   event notification
@@ -74,7 +74,7 @@ _AGENT_TD = (REQUEST, (ops.UPDATE_THING, ops.DELETE_THING))
 AGENT_REQUESTS = Channel((ROOT, AGENT, OWNER, REQ), HUB, REQUEST)
 CLIENT_RESPONSES = Channel((ROOT, CLIENT, OWNER, RESP), HUB, RESPONSE)
 CHANNELS = (
-    Channel((ROOT, AGENT, OWNER, HELLO), AGENT, buses=_NATS),
+    Channel((ROOT, AGENT, OWNER, HELLO), AGENT),
     Channel((ROOT, AGENT, OWNER, TD), AGENT, *_AGENT_TD),
     Channel((ROOT, AGENT, OWNER, TD, THING), AGENT, *_AGENT_TD),
     Channel((ROOT, AGENT, OWNER, PROP, THING), AGENT, NOTIFICATION, (ops.OBSERVE_ALL_PROPERTIES,)),

@@ -7,6 +7,10 @@ subject's write goes out at once unless that subject was written less than about
 ``interval`` ago; then it waits for the window's end, where only the newest payload of
 each subject is written. A subscriber that arrives inside that window may get the
 value before the newest one as its retained message (docs/mqtt.md).
+
+At start the hub writes every twin's latest values again (bindings/mqtt/restore.py,
+``restore``): such a write is skipped for a subject that got a live value since the
+restore began, which is newer than the one the restore read.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class RetainedWriter:
         self._recent: set[str] = set()  # subjects written in this window
         self._pending: dict[str, bytes] = {}  # subject -> newest payload not yet written
         self._window: asyncio.Task[None] | None = None
+        self._live: set[str] | None = None  # subjects written live during a restore
 
     @property
     def holding(self) -> bool:
@@ -37,6 +42,8 @@ class RetainedWriter:
 
     async def put(self, subject: str, payload: bytes) -> None:
         """Make ``payload`` the retained message of ``subject`` (empty: delete it)."""
+        if self._live is not None:
+            self._live.add(subject)
         if subject in self._recent:
             self._pending[subject] = payload  # a newer one replaces it
             return
@@ -60,6 +67,20 @@ class RetainedWriter:
         pending, self._pending = self._pending, {}
         for subject, payload in pending.items():
             await self._publish(*retained(subject, payload))
+
+    def start_restore(self) -> None:
+        self._live = set()
+
+    def end_restore(self) -> None:
+        self._live = None
+
+    async def restore(self, subject: str, payload: bytes) -> bool:
+        """Write a value the restore read from the twin, unless a live one came for the
+        subject since the restore began; whether it was written."""
+        if self._live is not None and subject in self._live:
+            return False
+        await self._publish(*retained(subject, payload))
+        return True
 
     async def close(self) -> None:
         """Writes what is pending (the hub is stopping: those values must be kept)."""

@@ -6,7 +6,8 @@ receive pipeline, its presence (CONNECT / DISCONNECT events) and its twin publis
 go to the same auth callout, and the callout's subject permissions decide what each client
 may publish and subscribe to. What stays here is only MQTT's own: the listener's settings,
 the ``mqtts://`` forms of twin TDs, ``listeners.json``, and the start-up wait until the
-server's MQTT streams exist and hold the retained values (``NatsBinding.mqtt_warm_up``).
+server's MQTT streams exist and hold the retained values (``NatsBinding.mqtt_warm_up``),
+and the twins' values written as retained again from the twin (bindings/mqtt/restore.py).
 Retained twin values and QoS 1 requests: bindings/mqtt/bus.py.
 """
 
@@ -56,8 +57,10 @@ class MqttBinding:
         return self.listener.tls
 
     async def start(self) -> None:
-        """After the NATS binding's start: the MQTT listener is up once its streams are."""
-        await self.nats.mqtt_warm_up()
+        """After the NATS binding's start: the MQTT listener is up once its streams are;
+        then the twins' latest values are written as retained again, in the background."""
+        if await self.nats.mqtt_warm_up():
+            self.nats.restore_retained()
         self.ready = True
         self.forms.set_base_url(self.url)
         log.info("MQTT on %s:%d (%s)", self.host, self.port, "TLS" if self.tls else "plain")

@@ -15,7 +15,9 @@ bindings parses it and the router authorizes it as on every binding.
 
 Presence: an agent is online from its first message (``wot.agent.{id}.hello``, sent after
 it subscribed to its request subject, or any report) until its last NATS connection
-closes; then requests queued for it wait, and are delivered on its next hello.
+closes; then requests queued for it wait, and are delivered on its next hello. An MQTT
+agent is online from its CONNECT event; what is sent to it waits for its hello (its
+subscription exists then) or ``mqtt_hello_wait``, whichever comes first.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from bindings.common.hosts import is_any_address, url_host
 from bindings.common.outbox import QUIET, pump
 from bindings.common.receive import Receiver, Reply
 from bindings.mqtt import bus as mqtt_bus
+from bindings.mqtt.restore import restore
 from bindings.mqtt.retained import RetainedWriter
 from bindings.mqtt.warmup import connect_once
 from certs.authority import parse_certificate
@@ -72,6 +75,8 @@ from .server import (
 log = logging.getLogger("wothub.nats")
 
 QUEUE = "wothub"
+# How long an MQTT agent's requests wait for its hello after its CONNECT (docs/mqtt.md).
+MQTT_HELLO_WAIT = 1.0
 # Permissions for MQTT QoS 1 come implicit from 2.12.3 on; retained values need 2.12.
 MIN_SERVER_VERSION = (2, 12, 3)
 
@@ -84,6 +89,7 @@ class _Peer:
     writer: asyncio.Task[None] | None = None
     nats_ids: set[tuple[str, int]] = field(default_factory=set)
     mqtt: bool = False  # an MQTT client: no reply inboxes, QoS 1 requests
+    held: asyncio.Event | None = None  # an MQTT agent's outbox, until its hello
 
 
 class NatsBinding:
@@ -118,6 +124,7 @@ class NatsBinding:
         self.auth_timeout = auth_timeout  # the managed nats-server's limits
         self.max_connections = max_connections
         self.mqtt = mqtt  # the managed server's MQTT listener (external: MQTT on if set)
+        self.mqtt_hello_wait = MQTT_HELLO_WAIT
         self.keys = NatsKeys.load_or_create(self.home / "nats")
         self.tls = tls or ssl.create_default_context(cadata=ca.ca_cert_pem.decode())
         self.callout = AuthCallout(
@@ -136,6 +143,7 @@ class NatsBinding:
         self._twin: Connection | None = None
         self._twin_writer: asyncio.Task[None] | None = None
         self._retained: RetainedWriter | None = None  # with MQTT on
+        self._restoring: asyncio.Task[None] | None = None
         self._logins_under_way: set[asyncio.Task[None]] = set()
         self._encoded = EncodeCache()
         self.receiver = Receiver(router, max_message_bytes, log)
@@ -199,12 +207,18 @@ class NatsBinding:
         await self._nc.subscribe(
             f"{subjects.PREFIX}.client.*.req", queue=QUEUE, cb=self._on_message
         )
+        # MQTT agents' hellos, a second time (a queue group of its own: one group name
+        # would hand each hello to only one of the two subscriptions)
+        await self._nc.subscribe(
+            f"{subjects.PREFIX}.agent.*.{subjects.HELLO}", queue=f"{QUEUE}-hello", cb=self._on_hello
+        )
         await self._nc.flush()
 
-    async def mqtt_warm_up(self, timeout: float = 10.0) -> None:
+    async def mqtt_warm_up(self, timeout: float = 10.0) -> bool:
         """Make the MQTT streams exist (the managed server's warm-up connection), then
         wait until the server loaded the retained values (it does so in the background
-        after a start: a subscriber before then would miss them)."""
+        after a start: a subscriber before then would miss them). False when an external
+        server has no MQTT streams yet."""
         assert self._nc is not None and self.mqtt is not None
         js = self._nc.jetstream()
         if self.server is not None:
@@ -221,8 +235,10 @@ class NatsBinding:
                 for stream in mqtt_bus.MQTT_STREAMS:
                     await js.stream_info(stream)
                 consumers = await js.consumers_info(mqtt_bus.RETAINED_STREAM)
-                if consumers and all(c.num_pending == 0 for c in consumers):
-                    return
+                # The newest is this server's: one left by a server stopped before it
+                # read everything stays behind for good (recovered from the store).
+                if consumers and max(consumers, key=lambda c: c.created).num_pending == 0:
+                    return True
             except nats.js.errors.NotFoundError:
                 if self.server is None:
                     log.warning(
@@ -230,10 +246,36 @@ class NatsBinding:
                         "MQTT client",
                         self.url,
                     )
-                    return
+                    return False
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError("nats-server did not create its MQTT streams in time")
             await asyncio.sleep(0.02)  # polled: the server says nothing when it is done
+
+    def restore_retained(self) -> None:
+        """Write every twin's TD and latest values into the retained stream again, in the
+        background (bindings/mqtt/restore.py)."""
+        if self._retained is not None and self._restoring is None:
+            self._restoring = asyncio.create_task(
+                self._restore(self._retained), name="mqtt-restore"
+            )
+
+    async def _restore(self, writer: RetainedWriter) -> None:
+        started = asyncio.get_running_loop().time()
+
+        async def flush() -> None:
+            if self._nc is None:
+                raise ConnectionError("the hub's NATS connection is closed")
+            # shielded: nats-py fails its read loop on the PONG of a cancelled flush, and
+            # the hub's stop cancels the restore
+            await asyncio.shield(self._nc.flush(timeout=30))
+
+        try:
+            things, written = await restore(self.router, writer, flush)
+        except Exception as exc:  # the link went meanwhile: the live values still come
+            log.warning("writing the retained twin values again stopped: %r", exc)
+            return
+        took = asyncio.get_running_loop().time() - started
+        log.info("MQTT: %d retained values of %d Things written in %.1f s", written, things, took)
 
     def _warm_up_tls(self) -> ssl.SSLContext:
         """The warm-up connection's TLS: when the listener requires client certificates,
@@ -272,8 +314,9 @@ class NatsBinding:
         """Bounded: a few seconds whatever the load (the hub's stop has 10 s in all)."""
         if self.server is not None:
             self.server.stop_supervising()  # its exit from here on is no crash
-        for task in [*self._logins_under_way, *self._kicks]:
-            task.cancel()
+        for task in [*self._logins_under_way, *self._kicks, self._restoring]:
+            if task is not None:
+                task.cancel()
         if self._twin_writer is not None:
             self._twin_writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -371,13 +414,10 @@ class NatsBinding:
             client = login.client if login is not None else None
             peer = self._peers.get(client.id) if client else None
             if peer is None and client is not None and info.get("client_type") == "mqtt":
-                # An MQTT client says no hello: a consumer is online from its CONNECT on,
-                # an agent once it subscribed to its requests (queued ones then reach it).
-                if client.is_agent:
-                    self._spawn_login(self._mqtt_agent_online(client, key))
-                    return
+                # An MQTT client is online from its CONNECT; an agent's requests wait
+                # for its hello (it has subscribed) or mqtt_hello_wait (docs/mqtt.md).
                 with contextlib.suppress(Problem):
-                    peer = self._peer(client.id, mqtt=True)
+                    peer = self._peer(client.id, mqtt=True, held=client.is_agent)
             if peer is not None:
                 peer.nats_ids.add(key)
             return
@@ -394,46 +434,39 @@ class NatsBinding:
         if not peer.nats_ids:
             self._drop_peer(client_id, "disconnected")
 
-    def _spawn_login(self, coroutine: Any) -> None:
-        task = asyncio.create_task(coroutine)
-        self._logins_under_way.add(task)
-        task.add_done_callback(self._logins_under_way.discard)
+    async def _on_hello(self, msg: Msg) -> None:
+        """An MQTT agent's hello (``wot/agent/{id}/hello``, sent once it subscribed to
+        its requests) releases the requests held since its CONNECT. The receive
+        pipeline sees the hello too; opening the peer here as well makes the order of
+        the two and of the CONNECT event not matter."""
+        if not mqtt_bus.from_mqtt(msg.headers):
+            return  # a NATS agent: its hello goes through the receive pipeline alone
+        try:
+            client_id = subjects.decode(msg.subject.split(".")[2])
+        except (UnicodeDecodeError, IndexError):
+            return
+        peer = self._peers.get(client_id)
+        if peer is None:
+            with contextlib.suppress(Problem):  # a limit: the pipeline answers it
+                self._peer(client_id, mqtt=True)
+        elif peer.held is not None:
+            peer.held.set()
 
-    async def _mqtt_agent_online(
-        self, client: Client, key: tuple[str, int], timeout: float = 30.0
-    ) -> None:
-        """Polls the server (CONNZ) until the MQTT agent's connection subscribes to its
-        request subject, then opens its peer: nats-server says nothing of subscriptions."""
-        subject = subjects.agent(client.id, subjects.REQ)
-        server_id, cid = key
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self._sys_nc is not None and self._logins.client(key) is not None:
-            try:
-                reply = await self._sys_nc.request(
-                    f"$SYS.REQ.SERVER.{server_id}.CONNZ",
-                    orjson.dumps({"cid": cid, "subscriptions": True}),
-                    timeout=2,
-                )
-                connections = orjson.loads(reply.data)["data"]["connections"] or []
-            except Exception as exc:  # a timeout, a reply of another shape
-                log.debug("CONNZ for %s: %r", client.id, exc)
-                connections = []
-            if not connections:
-                return  # gone meanwhile
-            if subject in (connections[0].get("subscriptions_list") or []):
-                with contextlib.suppress(Problem):
-                    peer = self._peer(client.id, mqtt=True)
-                    if peer is not None:
-                        peer.nats_ids.add(key)
-                return
-            if asyncio.get_running_loop().time() > deadline:
-                log.warning("MQTT agent %s did not subscribe to %s", client.id, subject)
-                return
-            await asyncio.sleep(0.05)  # polled: no event says it subscribed
+    async def _until_subscribed(self, peer: _Peer) -> None:
+        """Hold a held peer's outbox until its hello, or ``mqtt_hello_wait`` for an agent
+        that says none (at QoS 1 its requests then reach a kept session whenever it
+        subscribed; a new session must have subscribed by then)."""
+        if peer.held is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.mqtt_hello_wait):
+                await peer.held.wait()
+        peer.held = None
 
-    def _peer(self, client_id: str, mqtt: bool = False) -> _Peer | None:
+    def _peer(self, client_id: str, mqtt: bool = False, held: bool = False) -> _Peer | None:
         """The client's peer, opened if need be; None for an unknown or disabled client,
-        Problem when a limit refuses it."""
+        Problem when a limit refuses it. A new ``held`` peer sends nothing until its
+        hello (``_until_subscribed``)."""
         peer = self._peers.get(client_id)
         if peer is not None and not peer.connection.closed:
             peer.mqtt = peer.mqtt or mqtt
@@ -448,7 +481,7 @@ class NatsBinding:
         except Problem as problem:  # a limit: max_connections_per_client
             log.warning("NATS client %s refused: %s", client_id, problem.detail)
             raise
-        peer = _Peer(connection, mqtt=mqtt)
+        peer = _Peer(connection, mqtt=mqtt, held=asyncio.Event() if held else None)
         peer.nats_ids = self._logins.of_client(client_id)
         self._peers[client_id] = peer
         peer.writer = asyncio.create_task(self._write(peer), name=f"nats-{client_id}")
@@ -470,7 +503,9 @@ class NatsBinding:
             return
         peer.connection.close(reason)
         self.router.disconnect(peer.connection)
-        # The writer ends by itself once the outbox is drained and closed.
+        if peer.held is not None and peer.writer is not None:
+            peer.writer.cancel()  # gone before its hello: it was sent nothing, nor will be
+        # Otherwise the writer ends by itself once the outbox is drained and closed.
 
     def _drop_peers(self, reason: str) -> None:
         for client_id in list(self._peers):
@@ -570,6 +605,7 @@ class NatsBinding:
         return subjects.client_responses(client.id)  # MQTT agents' answers too
 
     async def _write(self, peer: _Peer) -> None:
+        await self._until_subscribed(peer)
         connection = peer.connection
 
         async def send(_seq: int | None, message: Message | dict) -> None:

@@ -7,9 +7,11 @@ import contextlib
 
 import pytest
 
+from bindings.nats import ejection
 from clients.mqtt import MqttClient, MqttError
 from tests.support.running import PASSWORD
 from tests.support.tds import LAMP, lamp_td
+from tests.waiting import until
 
 
 @pytest.fixture
@@ -97,3 +99,35 @@ async def test_clients_past_fd_1024_connect_and_close_without_loop_errors(runnin
     finally:
         loop.set_exception_handler(None)
     assert errors == []
+
+
+async def test_an_agent_says_hello_on_connect_and_after_a_reconnect(running):
+    """The hub holds an MQTT agent's requests until its hello (docs/mqtt.md): with the
+    hub's fallback wait longer than the test, they arrive only because the client said
+    hello, at connect and again after the server closed its connection."""
+    running.add_client("lamp-agent", "agent", "agent")
+    running.add_thing("lamp-agent", lamp_td())
+    running.hub.nats.mqtt_hello_wait = 60.0
+    token = running.add_client("otto", "consumer", "operator")
+    consumer = client(running, "otto", password=None, token=token)
+    await consumer.connect()
+    agent = client(running, "lamp-agent", agent=True)
+    try:
+        await consumer.request("invokeaction", LAMP, "fade", {"level": 10})  # queued
+        await agent.connect()
+        requests = agent.requests()
+        request = await asyncio.wait_for(anext(requests), 5)
+        assert request["input"] == {"level": 10}
+        agent.answer(request, output=10)
+        await until(lambda: running.hub.twin.get_request(request["actionID"]).final)
+
+        # The server closes the agent's connection (a kick: its login still holds), the
+        # client reconnects by itself.
+        running.hub.nats.eject(ejection.of_client("lamp-agent"), "a test")
+        await until(lambda: not running.hub.router.connections_of("lamp-agent"))
+        await consumer.request("invokeaction", LAMP, "fade", {"level": 20})
+        request = await asyncio.wait_for(anext(requests), 10)
+        assert request["input"] == {"level": 20}
+    finally:
+        await agent.close()
+        await consumer.close()

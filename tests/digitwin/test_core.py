@@ -47,6 +47,12 @@ def test_ten_thousand_twins_with_a_hundred_active(store):
         "urn:dev:sensor:09999",
     ]
     assert len(twin.search_things("$[?@.id == 'urn:dev:sensor:04242'].title")) == 1
+    # So does the walk by pages after an id (each TD read once).
+    walked, after = [], None
+    while page := twin.twins_after(after, 3_000):
+        walked += [(td["id"], values) for td, values in page]
+        after = page[-1][0]["id"]
+    assert walked == [(f"urn:dev:sensor:{i:05d}", {"t": i / 10}) for i in range(10_000)]
     assert twin.stats().loaded == loaded
 
 

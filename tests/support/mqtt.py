@@ -29,9 +29,13 @@ class Paho:
         certfile=None,
         keyfile=None,
         tls=True,
+        clean_session=True,
     ):
         self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv311,
+            clean_session=clean_session,
         )
         if tls:
             context = ssl.create_default_context(cadata=ca_pem.decode())
@@ -43,6 +47,7 @@ class Paho:
         self.port = port
         self.messages: queue.Queue = queue.Queue()
         self.connack: int | None = None
+        self.session_present: bool | None = None
         self.connected = threading.Event()
         self.disconnected = threading.Event()
         self.subacks: dict[int, list[int]] = {}
@@ -53,6 +58,7 @@ class Paho:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         self.connack = reason_code.value
+        self.session_present = flags.session_present
         self.connected.set()
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties):

@@ -27,15 +27,12 @@ def _example(bus: Bus, levels: tuple[str, ...]) -> str:
     return bus.join(*(bus.encode(values[slot]) if slot in values else slot for slot in levels))
 
 
-def test_both_buses_have_the_same_agent_channels_but_for_nats_hello():
+def test_both_buses_have_the_same_agent_channels():
     def agent_channels(bus: Bus) -> set[tuple[str, ...]]:
-        return {c.levels for c in bus.channels if c.family == AGENT and c.kind != "hello"}
+        return {c.levels for c in bus.channels if c.family == AGENT}
 
     assert agent_channels(MQTT) == agent_channels(NATS)
-    assert {c.kind for c in NATS.channels} - {c.kind for c in MQTT.channels} == {
-        "hello",
-        "presence",
-    }
+    assert {c.kind for c in NATS.channels} - {c.kind for c in MQTT.channels} == {"presence"}
 
 
 @BUSES

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import orjson
 
@@ -370,7 +371,17 @@ async def test_viewer_wildcard_subscription_gets_only_permitted_data(mqtt_hub):
         assert topic.startswith("wot/twin/") or topic == "wot/client/vera/resp", topic
 
 
-async def test_malformed_oversized_and_garbage_loop(mqtt_hub):
+def refusals(caplog) -> list[str]:
+    """The hub's log lines for refused messages (bindings/common/receive.py)."""
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "wothub.nats" and "refused a message from" in record.getMessage()
+    ]
+
+
+async def test_malformed_oversized_and_garbage_loop(mqtt_hub, caplog):
+    caplog.set_level(logging.INFO, "wothub.nats")
     agent = await agent_with_lamp(mqtt_hub)
     bad_topic = topics.agent_topic("lamp-agent", "prop", THING, "level")
     agent.publish(bad_topic, b"{not json")
@@ -382,22 +393,38 @@ async def test_malformed_oversized_and_garbage_loop(mqtt_hub):
     assert error["status"] == 400 and "operation" in error["detail"]
     agent.publish(bad_topic, orjson.dumps({"value": "x" * (70 * 1024)}))
     _, payload, _ = await agent.next("wot/client/lamp-agent/resp")
-    assert orjson.loads(payload)["error"]["status"] == 413
+    too_big = orjson.loads(payload)["error"]
+    assert too_big["status"] == 413
     assert not agent.disconnected.is_set()
+    # each refusal logged with its client and the reason its error response gives
+    logged = refusals(caplog)
+    assert len(logged) == 3, logged
+    assert all(line.startswith("refused a message from lamp-agent: ") for line in logged)
+    assert "JSON" in logged[0] and "operation" in logged[1]
+    assert logged[1].endswith(error["detail"]) and logged[2].endswith(too_big["detail"])
 
-    # over nats-server's max_payload (1 MiB): cut off before it is read
+    # over nats-server's max_payload (1 MiB): cut off before it is read, logged by the
+    # broker (the hub never sees it)
     huge = mqtt_hub.paho("lamp-agent/huge")
     assert await huge.connect() == 0
     huge.publish(bad_topic, b"x" * (1100 * 1024))
     await until(huge.disconnected.is_set)
+    server_log = mqtt_hub.hub.nats.server.directory / "nats-server.log"
 
-    # garbage in a loop: each refused (400), the connection stays (docs/mqtt.md)
+    def payload_refusal_logged() -> bool:
+        lines = server_log.read_text().splitlines()
+        return any('"lamp-agent/huge"' in x and "maximum payload exceeded" in x for x in lines)
+
+    await until(payload_refusal_logged)
+
+    # garbage in a loop: each refused (400) and logged, the connection stays (docs/mqtt.md)
     for _ in range(25):
         agent.publish(bad_topic, b"\xff garbage", qos=0)
     for _ in range(25):
         _, payload, _ = await agent.next("wot/client/lamp-agent/resp")
         assert orjson.loads(payload)["error"]["status"] == 400
     assert not agent.disconnected.is_set()
+    assert len(refusals(caplog)) == 3 + 25
 
     # the hub and the broker carry on
     fresh = mqtt_hub.paho("lamp-agent/again")

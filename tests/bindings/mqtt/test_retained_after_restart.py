@@ -3,6 +3,8 @@ the hub (and with it its managed nats-server) restarted on the same home (docs/m
 
 from __future__ import annotations
 
+import shutil
+
 import orjson
 
 from bindings.mqtt import topics
@@ -58,5 +60,43 @@ async def test_a_retained_twin_value_survives_a_hub_restart(tmp_path):
             _, payload, retain = await reader.next(LEVEL)
             assert (orjson.loads(payload), retain) == (9, True)
             assert second.hub.twin.read_property(THING, "level").get("value") == 9
+        finally:
+            reader.close()
+
+
+async def test_the_twin_writes_its_values_again_when_the_jetstream_store_is_gone(tmp_path):
+    """The hub writes every twin's TD and latest values as retained at start, from its
+    own store: a wiped JetStream directory (or a new external server) loses nothing."""
+    home = tmp_path / "home"
+    async with started_hub(home, mqtt_enabled=True) as first:
+        first.hub.auth.add_client("lamp-agent", "agent", "agent", password=PASSWORD)
+        first.hub.auth.add_client("vera", "consumer", "viewer", password=PASSWORD)
+        agent = paho(first, "lamp-agent")
+        try:
+            assert await agent.connect() == 0
+            assert await agent.subscribe("wot/client/lamp-agent/resp") == 1
+            agent.publish(topics.agent_topic("lamp-agent", "td", THING), {"input": TD})
+            await agent.next("wot/client/lamp-agent/resp")
+            agent.publish(topics.agent_topic("lamp-agent", "prop", THING, "level"), {"value": 12})
+            await until(lambda: first.hub.twin.read_property(THING, "level").get("value") == 12)
+        finally:
+            agent.close()
+        jetstream = first.hub.nats.server.jetstream_dir
+    shutil.rmtree(jetstream)
+
+    async with started_hub(home, mqtt_enabled=True) as second:
+        restoring = second.hub.nats._restoring
+        assert restoring is not None
+        await until(restoring.done)
+        reader = paho(second, "vera")
+        try:
+            assert await reader.connect() == 0
+            assert await reader.subscribe(LEVEL, 1) == 1
+            _, payload, retain = await reader.next(LEVEL)
+            assert (orjson.loads(payload), retain) == (12, True)
+            td_topic = f"wot/twin/{topics.encode(THING)}/td"
+            assert await reader.subscribe(td_topic, 0) == 0
+            _, payload, retain = await reader.next(td_topic)
+            assert retain and orjson.loads(payload) == second.hub.router.twin_td(THING)
         finally:
             reader.close()

@@ -29,3 +29,19 @@ async def test_bursts_write_the_first_and_the_newest_value_of_each_subject():
     await writer.put("wot.twin.a.prop.p", b"")  # deleted within the window
     await writer.close()
     assert written[3:] == [("wot.twin.a.prop.p", b"100"), ("wot.twin.a.prop.p", b"")]
+
+
+async def test_a_restore_leaves_alone_the_subjects_that_got_a_live_value():
+    written: list[tuple[str, bytes]] = []
+
+    async def publish(subject: str, payload: bytes, headers: dict[str, str]) -> None:
+        written.append((subject.removeprefix(RETAINED_PREFIX), payload))
+
+    writer = RetainedWriter(publish, interval=0.05)
+    writer.start_restore()
+    await writer.put("wot.twin.a.prop.p", b"2")  # live, after the restore read 1
+    assert not await writer.restore("wot.twin.a.prop.p", b"1")
+    assert await writer.restore("wot.twin.b.prop.p", b"7")
+    writer.end_restore()
+    assert written == [("wot.twin.a.prop.p", b"2"), ("wot.twin.b.prop.p", b"7")]
+    await writer.close()
