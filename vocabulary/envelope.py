@@ -179,8 +179,11 @@ def new_message_id() -> str:
     return f"{_MESSAGE_PREFIX}-{next(_message_numbers)}"
 
 
-def parse_message(raw: bytes | str | dict[str, Any], sender_id: str) -> Message:
-    """Parse and check one message from the wire; ``sender_id`` is the authenticated client."""
+def parse_message(
+    raw: bytes | str | dict[str, Any], sender_id: str, *, texts_checked: bool = False
+) -> Message:
+    """Parse and check one message from the wire; ``sender_id`` is the authenticated client.
+    ``texts_checked``: the caller ran ``check_text_fields`` on ``raw`` already."""
     if isinstance(raw, dict):
         data = raw
     else:
@@ -194,7 +197,8 @@ def parse_message(raw: bytes | str | dict[str, Any], sender_id: str) -> Message:
         unknown = sorted(set(data) - _FIELD_NAMES)
         raise EnvelopeError(unknown[0], "is not a field of the message envelope")
 
-    check_text_fields(data)  # so a field given is a non-empty string from here on
+    if not texts_checked:
+        check_text_fields(data)  # so a field given is a non-empty string from here on
     message_type = data.get("messageType")
     if message_type is None:
         raise EnvelopeError("messageType", "is required")

@@ -96,7 +96,8 @@ class Receiver:
             if not isinstance(raw, dict):  # the envelope's own check names what it is
                 return parse_message(payload, connection.client.id)
             if address is not None:
-                address.fill(raw)
+                address.fill(raw)  # which checks the text fields first
+                return parse_message(raw, connection.client.id, texts_checked=True)
             return parse_message(raw, connection.client.id)
         except EnvelopeError as exc:
             raise _Refused(
