@@ -26,6 +26,7 @@ from bindings.common.asgi_server import HttpServer
 from bindings.http.app import HttpBinding
 from bindings.mqtt import MqttBinding
 from bindings.nats import NatsBinding, ejection
+from bindings.websocket.protocol import WebSocketProtocol
 from bindings.websocket.server import WebSocketBinding
 from bucketstore import BucketStore, open_store
 from certs import CertificateAuthority
@@ -102,6 +103,8 @@ class Hub:
             config.http_port,
             ssl_context=self.ca.ssl_context_for_server(),
             server_cert=self.server_certificate.cert_path,
+            # uvicorn's, plus writing the frames ready at once together.
+            ws=WebSocketProtocol,
             # Frames up to twice the limit get an error response naming it; larger
             # ones are cut off by the server (close code 1009).
             ws_max_size=2 * config.max_body_bytes,

@@ -1,6 +1,7 @@
 """The fan-out encode cache: a notification goes to many subscribers, and is encoded
 once for all of those that get it in the same wire form: the envelope (JSON bytes, or
-text for WebSocket) or the bare value (MQTT twin topics, SSE data).
+text) or the bare value (MQTT twin topics, SSE data), or a binding's own form (``get``:
+an SSE event block).
 
 Entries are keyed by the message's identity and hold the message, so an id is never
 reused while its entry lives; the cache starts over when full.
@@ -25,21 +26,22 @@ class EncodeCache:
         """The envelope as JSON; an error response (a dict) is encoded as it comes."""
         if isinstance(message, dict):
             return orjson.dumps(message)
-        return self._get(message, "envelope", Message.to_json)
+        return self.get(message, "envelope", Message.to_json)
 
     def text(self, message: Message | dict[str, Any]) -> str:
         if isinstance(message, dict):
             return orjson.dumps(message).decode()
-        return self._get(message, "text", lambda m: self.envelope(m).decode())
+        return self.get(message, "text", lambda m: self.envelope(m).decode())
 
     def value(self, message: Message) -> bytes:
         """The bare value (``null`` when there is none)."""
-        return self._get(message, "value", _value_json)
+        return self.get(message, "value", _value_json)
 
     def value_text(self, message: Message) -> str:
-        return self._get(message, "value text", lambda m: self.value(m).decode())
+        return self.get(message, "value text", lambda m: self.value(m).decode())
 
-    def _get(self, message: Message, form: str, encode: Callable[[Message], Any]) -> Any:
+    def get(self, message: Message, form: str, encode: Callable[[Message], Any]) -> Any:
+        """``encode(message)``, made once for every subscriber that asks for ``form``."""
         key = (id(message), form)
         entry = self._entries.get(key)
         if entry is not None and entry[0] is message:

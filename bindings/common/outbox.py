@@ -6,6 +6,10 @@ behind is closed with reason ``overflow`` (its backlog is dropped), logged here,
 binding disconnects it the way its protocol can (``end``). A send that raises
 ``Stalled`` (the client stopped reading altogether) closes the connection the same way,
 without a goodbye: nothing more can reach that client.
+
+``pump`` sends one message at a time; ``pump_batches`` (and ``drain_batches``, for a
+writer that is a generator) hand over every message ready at once, in order, for a
+writer that puts several on the wire together.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ QUIET = frozenset({"disconnected", "hub stopping"})
 
 # (sequence number of a notification, or None; the message or an error response dict)
 Send = Callable[[int | None, Any], Awaitable[None]]
+SendBatch = Callable[[list[tuple[int | None, Any]]], Awaitable[None]]
 End = Callable[[str], Awaitable[None]]
 
 
@@ -38,22 +43,50 @@ async def pump(connection: Connection, send: Send, end: End) -> None:
             seq, message = await connection.next()
             await send(seq, message)
     except ConnectionClosed as closed:
-        reason = closed.reason
+        await _ended(connection, closed.reason, end)
     except Stalled:
-        log.warning("%s stopped reading; dropping it", connection)
-        connection.close(OVERFLOW)
-        return
+        _stalled(connection)
+
+
+async def pump_batches(connection: Connection, send: SendBatch, end: End) -> None:
+    """As ``pump``, but ``send`` gets a list: what was ready when the writer woke up."""
+    try:
+        while True:
+            await send(await _ready(connection))
+    except ConnectionClosed as closed:
+        await _ended(connection, closed.reason, end)
+    except Stalled:
+        _stalled(connection)
+
+
+async def _ended(connection: Connection, reason: str, end: End) -> None:
     if reason == OVERFLOW:
         log.warning("%s fell behind; disconnecting it", connection)
     await end(reason)
 
 
-async def drain(connection: Connection) -> AsyncGenerator[tuple[int | None, Any], None]:
-    """The outgoing messages, for a writer that is itself a generator (an SSE stream);
-    it ends when the connection closes, ``closed_reason`` says why."""
+def _stalled(connection: Connection) -> None:
+    log.warning("%s stopped reading; dropping it", connection)
+    connection.close(OVERFLOW)
+
+
+async def drain_batches(
+    connection: Connection,
+) -> AsyncGenerator[list[tuple[int | None, Any]], None]:
+    """The outgoing messages, what is ready at a time, for a writer that is itself a
+    generator (an SSE stream); it ends when the connection closes, ``closed_reason``
+    says why."""
     try:
         while True:
-            yield await connection.next()
+            yield await _ready(connection)
     except ConnectionClosed as closed:
         if closed.reason == OVERFLOW:
             log.warning("%s fell behind; disconnecting it", connection)
+
+
+async def _ready(connection: Connection) -> list[tuple[int | None, Any]]:
+    """The next message (waiting for it) and every one queued behind it."""
+    batch = [await connection.next()]
+    while connection.pending():  # next() returns at once: nothing can come between
+        batch.append(await connection.next())
+    return batch

@@ -9,6 +9,9 @@ changes at each hub start, so an id from an earlier run asks for a fresh start.
 Every event carries data: a stream opens with a comment, never with an id-only block,
 which many SSE clients hand on as an event with empty data (a JSON decoder then fails).
 The id rides on each real event, so a client resumes from the last one it saw.
+
+The notifications ready at once go out as one chunk (one write, not one each), and an
+event whose data is the notification's bare value is encoded once for every stream.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
 from bindings.common.encoded import EncodeCache
-from bindings.common.outbox import drain
+from bindings.common.outbox import drain_batches
 from core.connection import OVERFLOW, Connection
 from core.contract import Core
 from vocabulary.envelope import Message
@@ -38,6 +41,8 @@ OPENED = "stream open"
 # Streams that send a notification's bare value (property and event streams) share
 # its encoding.
 _encoded = EncodeCache()
+# The most one chunk of events joins (a larger batch goes out in several).
+CHUNK_BYTES = 256 * 1024
 
 
 def stream(
@@ -51,7 +56,21 @@ def stream(
     missed_some = last_event_id is not None and not _replay(router, connection, last_event_id)
     epoch = router.epoch
 
-    async def events() -> AsyncIterator[ServerSentEvent]:
+    def event(seq: int | None, message: Message) -> bytes | None:
+        rendered = render(message)
+        if rendered is None:
+            return None
+        name, data = rendered
+        event_id = f"{epoch}-{seq}"
+        if data is message.value:  # the bare value: the same block on every stream
+            return _encoded.get(
+                message,
+                f"sse {event_id} {name}",
+                lambda m: ServerSentEvent(_encoded.value_text(m), event=name, id=event_id).encode(),
+            )
+        return ServerSentEvent(orjson.dumps(data).decode(), event=name, id=event_id).encode()
+
+    async def events() -> AsyncIterator[ServerSentEvent | bytes]:
         streams.add(connection)
         try:
             # Sent at once, so the client sees the stream open (headers and a first byte).
@@ -59,13 +78,20 @@ def stream(
             if missed_some:
                 detail = "some notifications are no longer available; read the state again"
                 yield ServerSentEvent(orjson.dumps({"detail": detail}).decode(), event=RESYNC)
-            async with contextlib.aclosing(drain(connection)) as outbox:
-                async for seq, message in outbox:
-                    rendered = render(message)
-                    if rendered is not None:
-                        name, data = rendered
-                        text = _text(message, data)
-                        yield ServerSentEvent(text, event=name, id=f"{epoch}-{seq}")
+            async with contextlib.aclosing(drain_batches(connection)) as outbox:
+                async for batch in outbox:
+                    chunk: list[bytes] = []
+                    size = 0
+                    for seq, message in batch:
+                        block = event(seq, message)
+                        if block is not None:
+                            chunk.append(block)
+                            size += len(block)
+                        if size >= CHUNK_BYTES:
+                            yield b"".join(chunk)
+                            chunk, size = [], 0
+                    if chunk:
+                        yield b"".join(chunk)
             if connection.closed_reason == OVERFLOW:
                 problem = ServiceUnavailable(
                     "this stream fell too far behind and was closed; reconnect with Last-Event-ID"
@@ -87,12 +113,6 @@ def stream(
         headers={"Cache-Control": "no-store"},
         background=BackgroundTask(release),
     )
-
-
-def _text(message: Message, data: Any) -> str:
-    if data is message.value:  # the bare value: encoded once for every stream
-        return _encoded.value_text(message)
-    return orjson.dumps(data).decode()
 
 
 def _replay(router: Core, connection: Connection, last_event_id: str) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 import orjson
 from starlette.routing import WebSocketRoute
@@ -27,7 +28,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from bindings.common.asgi_server import ABORT_EXTENSION
 from bindings.common.bad_messages import BadMessages
 from bindings.common.encoded import EncodeCache
-from bindings.common.outbox import Stalled, pump
+from bindings.common.outbox import Stalled, pump_batches
 from bindings.common.receive import Receiver
 from bindings.common.web_credentials import WebCredentials, authorization_credentials
 from core.connection import OVERFLOW, Connection
@@ -37,6 +38,7 @@ from vocabulary.identity import Client
 from vocabulary.problems import Problem
 
 from .forms import PATH, SUBPROTOCOL, WebSocketForms
+from .protocol import SEND_TEXTS_EXTENSION
 
 log = logging.getLogger("wothub.websocket")
 
@@ -48,6 +50,8 @@ CLOSE_TRY_LATER = 1013  # and: a limit refused the connection (the error frame n
 CLOSE_GOING_AWAY = 1001  # the hub is stopping
 
 _SCHEMES = ("bearer", "basic")  # what a first-frame login may carry
+# The most a writer joins into one write (then the next write waits for the socket).
+WRITE_BYTES = 256 * 1024
 
 
 class WebSocketBinding:
@@ -166,15 +170,32 @@ class WebSocketBinding:
                 return
 
     async def _write(self, websocket: WebSocket, connection: Connection) -> None:
-        async def send(_seq: int | None, message: Message | dict) -> None:
+        """Put the outbox on the wire: what is ready at once goes out in one write
+        (``send_texts``, bindings/websocket/protocol.py), up to ``WRITE_BYTES``."""
+        send_texts = websocket.scope.get("extensions", {}).get(SEND_TEXTS_EXTENSION)
+        if send_texts is None:  # another ASGI server: a frame at a time
+            send_texts = _one_by_one(websocket)
+
+        async def write(payloads: list[bytes]) -> None:
             try:
-                async with asyncio.timeout(self.send_timeout):
-                    await websocket.send_text(self._encoded.text(message))
+                await send_texts(payloads, self.send_timeout)
             except TimeoutError:
                 # The client stopped reading: a close frame would wait behind the full
                 # buffer for ever, so drop the connection outright.
                 _abort(websocket)
                 raise Stalled from None
+
+        async def send(batch: list[tuple[int | None, Message | dict]]) -> None:
+            payloads, size = [], 0
+            for _seq, message in batch:
+                payload = self._encoded.envelope(message)  # once for every subscriber
+                payloads.append(payload)
+                size += len(payload)
+                if size >= WRITE_BYTES:
+                    await write(payloads)
+                    payloads, size = [], 0
+            if payloads:
+                await write(payloads)
 
         async def end(reason: str) -> None:
             if reason == OVERFLOW:
@@ -185,7 +206,16 @@ class WebSocketBinding:
                 await _close(websocket, CLOSE_UNAUTHENTICATED, reason)
 
         with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):  # it went away
-            await pump(connection, send, end)
+            await pump_batches(connection, send, end)
+
+
+def _one_by_one(websocket: WebSocket) -> Callable[[list[bytes], float], Awaitable[None]]:
+    async def send_texts(payloads: list[bytes], stall_timeout: float) -> None:
+        for payload in payloads:
+            async with asyncio.timeout(stall_timeout):
+                await websocket.send_text(payload.decode())
+
+    return send_texts
 
 
 def _abort(websocket: WebSocket) -> None:

@@ -52,3 +52,19 @@ def test_a_full_cache_starts_over():
     cache.envelope(third)  # one too many: the cache starts over
     assert cache.envelope(second) is not kept[1]
     assert orjson.loads(cache.envelope(first))["value"] == 1
+
+
+def test_a_bindings_own_form_is_made_once_per_notification_and_form():
+    cache, message, made = EncodeCache(), note(5), []
+
+    def block(name: str):
+        def encode(m: Message) -> bytes:
+            made.append(name)
+            return f"event: {name}\ndata: {cache.value_text(m)}\n\n".encode()
+
+        return encode
+
+    first = cache.get(message, "sse a", block("a"))
+    assert cache.get(message, "sse a", block("a")) is first
+    assert cache.get(message, "sse b", block("b")) == b"event: b\ndata: 5\n\n"
+    assert made == ["a", "b"]

@@ -101,6 +101,37 @@ async def test_200_consumers_get_every_event_in_order(running, sensor):
     assert all(values == list(range(events)) for values in received)
 
 
+async def test_a_burst_reaches_each_consumer_in_order_per_thing(running, sensor):
+    """What is ready at once goes out in one write, and a batch over the write size in
+    several (every 25th value is 40 kB): each consumer still gets every value of each
+    Thing it observes, in the order the agent reported them."""
+    other = "urn:dev:ops:sensor-2"
+    await sensor.register(thing_td(other, "Sensor 2", properties=TD["properties"]))
+    url = ws_url(running)
+    one_token, both_token = running.add_client("olga"), running.add_client("bert")
+    async with (
+        WsClient(url, ca=running.ssl, token=one_token) as one,
+        WsClient(url, ca=running.ssl, token=both_token) as both,
+    ):
+        await one.observe_property(THING, "blob")
+        await both.observe_property(THING, "blob")
+        await both.observe_property(other, "blob")
+        reported = []
+        for n in range(600):  # sent without waiting: the hub reads them in bursts
+            thing = (THING, other)[n % 2]
+            padding = "x" * (40_000 if n % 25 == 0 else 10)
+            await sensor.report_property(thing, "blob", f"{n:06d}{padding}")
+            reported.append((thing, n))
+
+        async def received(client: WsClient, count: int) -> list[tuple[str, int]]:
+            messages = [await client.next_message(30) for _ in range(count)]
+            return [(m["thingID"], int(m["value"][:6])) for m in messages]
+
+        got_one, got_both = await asyncio.gather(received(one, 300), received(both, 600))
+    assert got_both == reported
+    assert got_one == [(thing, n) for thing, n in reported if thing == THING]
+
+
 # -- a consumer that never reads ------------------------------------------------------------
 
 
