@@ -509,71 +509,81 @@ async def measure(args: argparse.Namespace) -> list[Result]:
     servers = {"hub": Server("hub", args.profile), "bare": Server("bare", args.profile)}
     try:
         await asyncio.gather(*(server.start() for server in servers.values()))
-
-        sessions = {name: s.session(args.clients) for name, s in servers.items()}
-        try:
-            best, share, _ = await interleaved(
-                args.rounds,
-                servers,
-                lambda server: read_round(
-                    server, sessions[server.kind], args.clients, args.requests, args.seconds
-                ),
-            )
-        finally:
-            for session in sessions.values():
-                await session.close()
-        reads = result(
-            "readproperty",
-            servers["hub"],
-            servers["bare"],
-            best,
-            share,
-            "bare Starlette route, same server class and TLS",
-            {"clients": args.clients, "requests": args.requests},
-        )
-        for server in servers.values():
-            server.server_cpu, server.ops = 0.0, 0
-
-        sessions = {name: s.session(0, Accept="text/event-stream") for name, s in servers.items()}
-        tasks: list[asyncio.Task[None]] = []
-        try:
-            streams = {}
-            for name, server in servers.items():
-                streams[name], started = await subscribe(server, sessions[name], args.subscribers)
-                tasks += started
-            first = iter(range(1, 1 << 62, args.values))
-            best, share, lost = await interleaved(
-                args.rounds,
-                servers,
-                lambda server: fanout_round(server, streams[server.kind], next(first), args.values),
-            )
-            out_of_order = {n: sum(s.out_of_order for s in subs) for n, subs in streams.items()}
-            ended = {n: sum(bool(s.ended) for s in subs) for n, subs in streams.items()}
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            for session in sessions.values():
-                await session.close()
-        fanout = result(
-            "sse_fanout",
-            servers["hub"],
-            servers["bare"],
-            best,
-            share,
-            "sse-starlette endpoint fed by a Queue per subscriber",
-            {
-                "subscribers": args.subscribers,
-                "values": args.values,
-                "lost": lost["hub"],
-                "baseline_lost": lost["bare"],
-                "out_of_order": out_of_order["hub"],
-                "streams_ended": ended["hub"],
-            },
-        )
-        return [reads, fanout]
+        return [
+            await bench(args, servers)
+            for name, bench in (("readproperty", reads), ("sse_fanout", fanout))
+            if args.only in (None, name)
+        ]
     finally:
         await asyncio.gather(*(server.stop() for server in servers.values()))
+
+
+async def reads(args: argparse.Namespace, servers: dict[str, Server]) -> Result:
+    for server in servers.values():
+        server.server_cpu, server.ops = 0.0, 0
+    sessions = {name: s.session(args.clients) for name, s in servers.items()}
+    try:
+        best, share, _ = await interleaved(
+            args.rounds,
+            servers,
+            lambda server: read_round(
+                server, sessions[server.kind], args.clients, args.requests, args.seconds
+            ),
+        )
+    finally:
+        for session in sessions.values():
+            await session.close()
+    return result(
+        "readproperty",
+        servers["hub"],
+        servers["bare"],
+        best,
+        share,
+        "bare Starlette route, same server class and TLS",
+        {"clients": args.clients, "requests": args.requests},
+    )
+
+
+async def fanout(args: argparse.Namespace, servers: dict[str, Server]) -> Result:
+    for server in servers.values():
+        server.server_cpu, server.ops = 0.0, 0
+    sessions = {name: s.session(0, Accept="text/event-stream") for name, s in servers.items()}
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        streams = {}
+        for name, server in servers.items():
+            streams[name], started = await subscribe(server, sessions[name], args.subscribers)
+            tasks += started
+        first = iter(range(1, 1 << 62, args.values))
+        best, share, lost = await interleaved(
+            args.rounds,
+            servers,
+            lambda server: fanout_round(server, streams[server.kind], next(first), args.values),
+        )
+        out_of_order = {n: sum(s.out_of_order for s in subs) for n, subs in streams.items()}
+        ended = {n: sum(bool(s.ended) for s in subs) for n, subs in streams.items()}
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for session in sessions.values():
+            await session.close()
+    return result(
+        "sse_fanout",
+        servers["hub"],
+        servers["bare"],
+        best,
+        share,
+        "sse-starlette endpoint fed by a Queue per subscriber",
+        {
+            "subscribers": args.subscribers,
+            "values": args.values,
+            "lost": lost["hub"],
+            "baseline_lost": lost["bare"],
+            "out_of_order": out_of_order["hub"],
+            "streams_ended": ended["hub"],
+        },
+    )
 
 
 def main() -> None:
@@ -585,6 +595,7 @@ def main() -> None:
             "--seconds": {"type": float, "default": 10.0, "help": "longest readproperty round"},
             "--subscribers": {"type": int, "default": 100, "help": "SSE subscribers"},
             "--values": {"type": int, "default": 200, "help": "values reported a round"},
+            "--only": {"choices": ["readproperty", "sse_fanout"], "help": "one bench"},
             "--profile": {"metavar": "PREFIX", "help": "cProfile the servers to PREFIX-*.prof"},
             "--serve": {"choices": ["hub", "bare"], "help": argparse.SUPPRESS},
         },
