@@ -49,7 +49,9 @@ import asyncio
 import cProfile
 import os
 import resource
+import shutil
 import ssl
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -87,6 +89,8 @@ THING = "urn:dev:bench:thermostat-1"
 PROPERTY = "temperature"
 PATH = f"/things/{THING}/properties/{PROPERTY}"
 PASSWORD = "bench password, not a secret"
+NODEWOT_MODULES = Path(__file__).parent.parent / "tests" / "interop" / "nodewot" / "node_modules"
+NODEWOT_VERSION = "0.9.2"  # as tests/interop/nodewot/package-lock.json pins it
 WINDOW = 100  # the most notifications a stream may have queued before the agent waits
 TD = {
     "@context": "https://www.w3.org/2022/wot/td/v1.1",
@@ -307,17 +311,56 @@ class Server(ServerProcess):
         )
 
     async def start(self) -> None:
-        hello = await super().start()
-        self.url, self.token = hello["url"], hello["token"]
+        self.welcome(await super().start())
+
+    def welcome(self, hello: dict[str, Any]) -> None:
+        self.url, self.path = hello["url"], hello.get("path", PATH)
+        self.authorization = hello.get("authorization") or f"Bearer {hello['token']}"
         self.ssl = ssl.create_default_context(cadata=hello["ca"])
 
     def session(self, limit: int, **headers: str) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(
             self.url,
-            headers={"Authorization": f"Bearer {self.token}", **headers},
+            headers={"Authorization": self.authorization, **headers},
             connector=aiohttp.TCPConnector(ssl=self.ssl, limit=limit),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60),
         )
+
+
+class NodeWotServer(Server):
+    """node-wot's own HTTP server (bench/nodewot_http.js, run by node with the modules
+    ``make test`` installs in tests/interop/nodewot) over HTTPS, with a server
+    certificate issued by a CA made here; HTTP Basic on every request."""
+
+    def __init__(self) -> None:
+        super().__init__("nodewot", None)
+        self.home = tempfile.TemporaryDirectory()
+
+    @staticmethod
+    def unavailable() -> str | None:
+        """Why node-wot cannot run here, or None."""
+        if shutil.which("node") is None:
+            return "node is not installed (Debian package nodejs)"
+        if not (NODEWOT_MODULES / "@node-wot" / "binding-http").is_dir():
+            return f"node-wot is not installed: run `npm ci` in {NODEWOT_MODULES.parent}"
+        return None
+
+    async def start(self) -> None:
+        home = Path(self.home.name)
+        ca = CertificateAuthority.load_or_create(home, open_store(None, "memory").bucket("certs"))
+        certificate = ca.ensure_server_certificate([])
+        self.process = await asyncio.create_subprocess_exec(
+            "node", str(Path(__file__).with_name("nodewot_http.js")),
+            str(certificate.key_path), str(certificate.cert_path), THING,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,  # its TD validator's warnings
+            env={**os.environ, "NODE_PATH": str(NODEWOT_MODULES)},
+        )  # fmt: skip
+        self.welcome({**await self._reply(), "ca": ca.ca_cert_pem.decode()})
+
+    async def stop(self) -> None:
+        await super().stop()
+        self.home.cleanup()
 
 
 class Timed:
@@ -339,18 +382,18 @@ class Timed:
             self.server.server_cpu += (await self.server.ask("cpu"))["cpu"] - self.server_cpu
 
 
-async def get(session: aiohttp.ClientSession) -> None:
-    async with session.get(PATH) as response:
+async def get(session: aiohttp.ClientSession, path: str) -> None:
+    async with session.get(path) as response:
         body = await response.read()
         if response.status != 200:
-            raise RuntimeError(f"GET {PATH}: {response.status} {body[:200]!r}")
+            raise RuntimeError(f"GET {path}: {response.status} {body[:200]!r}")
 
 
 async def read_round(
     server: Server, session: aiohttp.ClientSession, clients: int, requests: int, seconds: float
 ) -> tuple[float, float]:
     """(requests/s, client CPU share) of one round."""
-    await asyncio.gather(*(get(session) for _ in range(clients)))  # all connections open
+    await asyncio.gather(*(get(session, server.path) for _ in range(clients)))  # all open
     done = 0
     async with Timed(server) as timed:
         deadline = time.perf_counter() + seconds
@@ -359,7 +402,7 @@ async def read_round(
             nonlocal done
             while done < requests and time.perf_counter() < deadline:
                 done += 1
-                await get(session)
+                await get(session, server.path)
 
         await asyncio.gather(*(client() for _ in range(clients)))
     server.ops += done
@@ -464,26 +507,26 @@ def cpu_us(server: Server) -> float:
 def result(
     bench: str,
     ours: Server,
-    bare: Server,
+    base: Server,
     best: dict[str, float],
     share: dict[str, float],
     baseline: str,
     extra: dict[str, Any],
 ) -> Result:
-    ours_cpu, bare_cpu = cpu_us(ours), cpu_us(bare)
+    ours_cpu, base_cpu = cpu_us(ours), cpu_us(base)
     return Result(
         bench,
         "https",
-        best["hub"],
-        best["bare"],
+        best[ours.kind],
+        best[base.kind],
         baseline,
         {
             **extra,
             "server_cpu_us": ours_cpu,
-            "baseline_server_cpu_us": bare_cpu,
-            "cpu_ratio": round(bare_cpu / ours_cpu, 3) if ours_cpu else None,
-            "client_cpu_share": round(share["hub"], 2),
-            "baseline_client_cpu_share": round(share["bare"], 2),
+            "baseline_server_cpu_us": base_cpu,
+            "cpu_ratio": round(base_cpu / ours_cpu, 3) if ours_cpu else None,
+            "client_cpu_share": round(share[ours.kind], 2),
+            "baseline_client_cpu_share": round(share[base.kind], 2),
         },
     )
 
@@ -507,18 +550,25 @@ async def interleaved(
 
 async def measure(args: argparse.Namespace) -> list[Result]:
     servers = {"hub": Server("hub", args.profile), "bare": Server("bare", args.profile)}
+    if args.only in (None, "readproperty"):
+        if (why := NodeWotServer.unavailable()) is None:
+            servers["nodewot"] = NodeWotServer()
+        else:
+            print(f"readproperty beside node-wot not measured: {why}", file=sys.stderr)
     try:
         await asyncio.gather(*(server.start() for server in servers.values()))
-        return [
-            await bench(args, servers)
-            for name, bench in (("readproperty", reads), ("sse_fanout", fanout))
-            if args.only in (None, name)
-        ]
+        results = []
+        if args.only in (None, "readproperty"):
+            results += await reads(args, servers)
+        if args.only in (None, "sse_fanout"):
+            results.append(await fanout(args, {k: servers[k] for k in ("hub", "bare")}))
+        return results
     finally:
         await asyncio.gather(*(server.stop() for server in servers.values()))
 
 
-async def reads(args: argparse.Namespace, servers: dict[str, Server]) -> Result:
+async def reads(args: argparse.Namespace, servers: dict[str, Server]) -> list[Result]:
+    """The hub beside the bare route, and beside node-wot when it runs."""
     for server in servers.values():
         server.server_cpu, server.ops = 0.0, 0
     sessions = {name: s.session(args.clients) for name, s in servers.items()}
@@ -533,15 +583,31 @@ async def reads(args: argparse.Namespace, servers: dict[str, Server]) -> Result:
     finally:
         for session in sessions.values():
             await session.close()
-    return result(
-        "readproperty",
-        servers["hub"],
-        servers["bare"],
-        best,
-        share,
-        "bare Starlette route, same server class and TLS",
-        {"clients": args.clients, "requests": args.requests},
-    )
+    sizes = {"clients": args.clients, "requests": args.requests}
+    results = [
+        result(
+            "readproperty",
+            servers["hub"],
+            servers["bare"],
+            best,
+            share,
+            "bare Starlette route, same server class and TLS",
+            sizes,
+        )
+    ]
+    if "nodewot" in servers:
+        results.append(
+            result(
+                "readproperty",
+                servers["hub"],
+                servers["nodewot"],
+                best,
+                share,
+                f"node-wot {NODEWOT_VERSION} HttpServer, HTTPS, Basic",
+                sizes,
+            )
+        )
+    return results
 
 
 async def fanout(args: argparse.Namespace, servers: dict[str, Server]) -> Result:
