@@ -7,7 +7,13 @@
   ``--requests`` requests (or stops after ``--seconds``). Baseline: a bare Starlette app
   with one route returning the same JSON body and header, served by the same
   ``HttpServer`` class with the same kind of TLS context (the hub CA's
-  ``ssl_context_for_server()``) and settings, hit by the same client setup.
+  ``ssl_context_for_server()``) and the settings the hub's runtime gives it (read
+  deadline, keep-alive, connection limit), hit by the same client setup. A second line
+  puts the hub beside node-wot's own HTTP server (bench/nodewot_http.js, run by node
+  with the node-wot that ``make test`` installs in tests/interop/nodewot): one Thing, the
+  same property over HTTPS with a certificate from a CA made here, HTTP Basic checked on
+  every request (its bearer check never matches in 0.9.2), the same clients and load.
+  Without node or node-wot that line is left out, saying why on stderr.
 - sse_fanout: ``--subscribers`` aiohttp SSE readers on the same URL with
   ``Accept: text/event-stream``; the agent then reports ``--values`` property values a
   round as fast as the streams take them (it yields to the loop after each report and
@@ -37,6 +43,7 @@ is near 1, i.e. when the client, not the server, bounded a figure.
 
     python bench/http.py [--json] [--rounds N] [--clients N] [--requests N]
                          [--seconds S] [--subscribers N] [--values N] [--profile PREFIX]
+                         [--only readproperty|sse_fanout]
 
 This file is named after the stdlib ``http`` package: nothing may import ``http`` before
 ``unshadow_packages()`` takes bench/ off the import path.
@@ -280,12 +287,16 @@ async def serve_bare(profile: str | None) -> None:
         ca = CertificateAuthority.load_or_create(Path(tmp) / "home", store.bucket("certs"))
         certificate = ca.ensure_server_certificate([])
         served = ServedBare()
+        settings = bench_config(Path(tmp) / "home")  # as the hub's runtime serves
         server = HttpServer(
             served.app(),
             "127.0.0.1",
             0,
             ssl_context=ca.ssl_context_for_server(),
             server_cert=certificate.cert_path,
+            read_timeout=settings.http_read_timeout,
+            timeout_keep_alive=settings.http_keep_alive_timeout,
+            limit_concurrency=settings.http_max_connections + 1,
         )
         await server.start()
         served.url = server.url
