@@ -38,6 +38,7 @@ from .verified import RecentVerifications
 log = logging.getLogger("wothub.auth")
 
 _REFUSED = "invalid credentials"
+_ADMITTED_MAX = 10_000  # tokens remembered as admitted at once
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,10 @@ class AuthService:
         self.throttle = LoginThrottle(self.config.throttle)
         self.hash_pool = HashPool(self.config.hash_workers or None, self.config.hash_queue)
         self.verified = RecentVerifications(self.config.verified_ttl)
+        # Tokens checked in full, with their client, until the token or its session
+        # expires; all forgotten by any change that can refuse a token (logout, a client
+        # removed, disabled or changed): every request after it is checked in full.
+        self._admitted: dict[str, tuple[Client, float]] = {}
         # Told of every refused credential, whatever the binding (the hub counts them).
         self.on_refused: Callable[[], None] | None = None
         # Told when a client is removed, disabled, or its role or password changes (the
@@ -125,6 +130,7 @@ class AuthService:
         logged in with one are told (``on_session_ended``)."""
         session = self.sessions.get(session_id)
         self.sessions.revoke(session_id)
+        self._admitted.clear()
         if session is not None and self.on_session_ended is not None:
             self.on_session_ended(session.client_id, session_id)
 
@@ -163,12 +169,23 @@ class AuthService:
         return client
 
     def authenticate_token(self, token: Any) -> Client:
+        """The token's client, while the token, its session and its client are valid.
+        A token admitted before is recognised at once until it or its session expires
+        or anything changes that could refuse it (see ``_admitted``)."""
+        if isinstance(token, str) and (known := self._admitted.get(token)) is not None:
+            client, until = known
+            if clock.now() < until:
+                return client
         claims = self._claims(token)
         account = self._valid_account(claims.client_id)
         session = self.sessions.get(claims.session_id)
         if session is None or not session.valid() or session.client_id != account.client_id:
             self._refuse("token", claims.client_id, "the session has ended")
-        return Client(account.client_id, account.role, claims.session_id)
+        client = Client(account.client_id, account.role, claims.session_id)
+        if len(self._admitted) >= _ADMITTED_MAX:
+            self._admitted.clear()  # simpler than LRU; refilled by the next requests
+        self._admitted[token] = (client, min(claims.expires, session.expires))
+        return client
 
     async def authenticate_password(
         self, client_id: Any, password: Any, source: str | None = None
@@ -210,6 +227,7 @@ class AuthService:
     def remove_client(self, client_id: str) -> Account:
         account = self.accounts.remove(client_id)
         self.sessions.revoke_all(client_id)
+        self._admitted.clear()
         self.verified.forget(client_id)
         self._changed(client_id, "client removed")
         return account
@@ -220,6 +238,7 @@ class AuthService:
         account = self.accounts.update(client_id, **changes)
         if changes.get("enabled") is False or changes.get("password") is not None:
             self.sessions.revoke_all(client_id)
+        self._admitted.clear()  # the role a token's client has, or whether it may log in
         self.verified.forget(client_id)  # checked afresh with the new role or password
         if any(changes.get(key) is not None for key in ("role", "password")) or (
             changes.get("enabled") is False

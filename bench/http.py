@@ -7,7 +7,13 @@
   ``--requests`` requests (or stops after ``--seconds``). Baseline: a bare Starlette app
   with one route returning the same JSON body and header, served by the same
   ``HttpServer`` class with the same kind of TLS context (the hub CA's
-  ``ssl_context_for_server()``) and settings, hit by the same client setup.
+  ``ssl_context_for_server()``) and the settings the hub's runtime gives it (read
+  deadline, keep-alive, connection limit), hit by the same client setup. A second line
+  puts the hub beside node-wot's own HTTP server (bench/nodewot_http.js, run by node
+  with the node-wot that ``make test`` installs in tests/interop/nodewot): one Thing, the
+  same property over HTTPS with a certificate from a CA made here, HTTP Basic checked on
+  every request (its bearer check never matches in 0.9.2), the same clients and load.
+  Without node or node-wot that line is left out, saying why on stderr.
 - sse_fanout: ``--subscribers`` aiohttp SSE readers on the same URL with
   ``Accept: text/event-stream``; the agent then reports ``--values`` property values a
   round as fast as the streams take them (it yields to the loop after each report and
@@ -37,6 +43,7 @@ is near 1, i.e. when the client, not the server, bounded a figure.
 
     python bench/http.py [--json] [--rounds N] [--clients N] [--requests N]
                          [--seconds S] [--subscribers N] [--values N] [--profile PREFIX]
+                         [--only readproperty|sse_fanout]
 
 This file is named after the stdlib ``http`` package: nothing may import ``http`` before
 ``unshadow_packages()`` takes bench/ off the import path.
@@ -49,7 +56,9 @@ import asyncio
 import cProfile
 import os
 import resource
+import shutil
 import ssl
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -87,6 +96,8 @@ THING = "urn:dev:bench:thermostat-1"
 PROPERTY = "temperature"
 PATH = f"/things/{THING}/properties/{PROPERTY}"
 PASSWORD = "bench password, not a secret"
+NODEWOT_MODULES = Path(__file__).parent.parent / "tests" / "interop" / "nodewot" / "node_modules"
+NODEWOT_VERSION = "0.9.2"  # as tests/interop/nodewot/package-lock.json pins it
 WINDOW = 100  # the most notifications a stream may have queued before the agent waits
 TD = {
     "@context": "https://www.w3.org/2022/wot/td/v1.1",
@@ -276,12 +287,16 @@ async def serve_bare(profile: str | None) -> None:
         ca = CertificateAuthority.load_or_create(Path(tmp) / "home", store.bucket("certs"))
         certificate = ca.ensure_server_certificate([])
         served = ServedBare()
+        settings = bench_config(Path(tmp) / "home")  # as the hub's runtime serves
         server = HttpServer(
             served.app(),
             "127.0.0.1",
             0,
             ssl_context=ca.ssl_context_for_server(),
             server_cert=certificate.cert_path,
+            read_timeout=settings.http_read_timeout,
+            timeout_keep_alive=settings.http_keep_alive_timeout,
+            limit_concurrency=settings.http_max_connections + 1,
         )
         await server.start()
         served.url = server.url
@@ -307,17 +322,56 @@ class Server(ServerProcess):
         )
 
     async def start(self) -> None:
-        hello = await super().start()
-        self.url, self.token = hello["url"], hello["token"]
+        self.welcome(await super().start())
+
+    def welcome(self, hello: dict[str, Any]) -> None:
+        self.url, self.path = hello["url"], hello.get("path", PATH)
+        self.authorization = hello.get("authorization") or f"Bearer {hello['token']}"
         self.ssl = ssl.create_default_context(cadata=hello["ca"])
 
     def session(self, limit: int, **headers: str) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(
             self.url,
-            headers={"Authorization": f"Bearer {self.token}", **headers},
+            headers={"Authorization": self.authorization, **headers},
             connector=aiohttp.TCPConnector(ssl=self.ssl, limit=limit),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60),
         )
+
+
+class NodeWotServer(Server):
+    """node-wot's own HTTP server (bench/nodewot_http.js, run by node with the modules
+    ``make test`` installs in tests/interop/nodewot) over HTTPS, with a server
+    certificate issued by a CA made here; HTTP Basic on every request."""
+
+    def __init__(self) -> None:
+        super().__init__("nodewot", None)
+        self.home = tempfile.TemporaryDirectory()
+
+    @staticmethod
+    def unavailable() -> str | None:
+        """Why node-wot cannot run here, or None."""
+        if shutil.which("node") is None:
+            return "node is not installed (Debian package nodejs)"
+        if not (NODEWOT_MODULES / "@node-wot" / "binding-http").is_dir():
+            return f"node-wot is not installed: run `npm ci` in {NODEWOT_MODULES.parent}"
+        return None
+
+    async def start(self) -> None:
+        home = Path(self.home.name)
+        ca = CertificateAuthority.load_or_create(home, open_store(None, "memory").bucket("certs"))
+        certificate = ca.ensure_server_certificate([])
+        self.process = await asyncio.create_subprocess_exec(
+            "node", str(Path(__file__).with_name("nodewot_http.js")),
+            str(certificate.key_path), str(certificate.cert_path), THING,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,  # its TD validator's warnings
+            env={**os.environ, "NODE_PATH": str(NODEWOT_MODULES)},
+        )  # fmt: skip
+        self.welcome({**await self._reply(), "ca": ca.ca_cert_pem.decode()})
+
+    async def stop(self) -> None:
+        await super().stop()
+        self.home.cleanup()
 
 
 class Timed:
@@ -339,18 +393,18 @@ class Timed:
             self.server.server_cpu += (await self.server.ask("cpu"))["cpu"] - self.server_cpu
 
 
-async def get(session: aiohttp.ClientSession) -> None:
-    async with session.get(PATH) as response:
+async def get(session: aiohttp.ClientSession, path: str) -> None:
+    async with session.get(path) as response:
         body = await response.read()
         if response.status != 200:
-            raise RuntimeError(f"GET {PATH}: {response.status} {body[:200]!r}")
+            raise RuntimeError(f"GET {path}: {response.status} {body[:200]!r}")
 
 
 async def read_round(
     server: Server, session: aiohttp.ClientSession, clients: int, requests: int, seconds: float
 ) -> tuple[float, float]:
     """(requests/s, client CPU share) of one round."""
-    await asyncio.gather(*(get(session) for _ in range(clients)))  # all connections open
+    await asyncio.gather(*(get(session, server.path) for _ in range(clients)))  # all open
     done = 0
     async with Timed(server) as timed:
         deadline = time.perf_counter() + seconds
@@ -359,7 +413,7 @@ async def read_round(
             nonlocal done
             while done < requests and time.perf_counter() < deadline:
                 done += 1
-                await get(session)
+                await get(session, server.path)
 
         await asyncio.gather(*(client() for _ in range(clients)))
     server.ops += done
@@ -464,26 +518,26 @@ def cpu_us(server: Server) -> float:
 def result(
     bench: str,
     ours: Server,
-    bare: Server,
+    base: Server,
     best: dict[str, float],
     share: dict[str, float],
     baseline: str,
     extra: dict[str, Any],
 ) -> Result:
-    ours_cpu, bare_cpu = cpu_us(ours), cpu_us(bare)
+    ours_cpu, base_cpu = cpu_us(ours), cpu_us(base)
     return Result(
         bench,
         "https",
-        best["hub"],
-        best["bare"],
+        best[ours.kind],
+        best[base.kind],
         baseline,
         {
             **extra,
             "server_cpu_us": ours_cpu,
-            "baseline_server_cpu_us": bare_cpu,
-            "cpu_ratio": round(bare_cpu / ours_cpu, 3) if ours_cpu else None,
-            "client_cpu_share": round(share["hub"], 2),
-            "baseline_client_cpu_share": round(share["bare"], 2),
+            "baseline_server_cpu_us": base_cpu,
+            "cpu_ratio": round(base_cpu / ours_cpu, 3) if ours_cpu else None,
+            "client_cpu_share": round(share[ours.kind], 2),
+            "baseline_client_cpu_share": round(share[base.kind], 2),
         },
     )
 
@@ -507,73 +561,106 @@ async def interleaved(
 
 async def measure(args: argparse.Namespace) -> list[Result]:
     servers = {"hub": Server("hub", args.profile), "bare": Server("bare", args.profile)}
+    if args.only in (None, "readproperty"):
+        if (why := NodeWotServer.unavailable()) is None:
+            servers["nodewot"] = NodeWotServer()
+        else:
+            print(f"readproperty beside node-wot not measured: {why}", file=sys.stderr)
     try:
         await asyncio.gather(*(server.start() for server in servers.values()))
+        results = []
+        if args.only in (None, "readproperty"):
+            results += await reads(args, servers)
+        if args.only in (None, "sse_fanout"):
+            results.append(await fanout(args, {k: servers[k] for k in ("hub", "bare")}))
+        return results
+    finally:
+        await asyncio.gather(*(server.stop() for server in servers.values()))
 
-        sessions = {name: s.session(args.clients) for name, s in servers.items()}
-        try:
-            best, share, _ = await interleaved(
-                args.rounds,
-                servers,
-                lambda server: read_round(
-                    server, sessions[server.kind], args.clients, args.requests, args.seconds
-                ),
-            )
-        finally:
-            for session in sessions.values():
-                await session.close()
-        reads = result(
+
+async def reads(args: argparse.Namespace, servers: dict[str, Server]) -> list[Result]:
+    """The hub beside the bare route, and beside node-wot when it runs."""
+    for server in servers.values():
+        server.server_cpu, server.ops = 0.0, 0
+    sessions = {name: s.session(args.clients) for name, s in servers.items()}
+    try:
+        best, share, _ = await interleaved(
+            args.rounds,
+            servers,
+            lambda server: read_round(
+                server, sessions[server.kind], args.clients, args.requests, args.seconds
+            ),
+        )
+    finally:
+        for session in sessions.values():
+            await session.close()
+    sizes = {"clients": args.clients, "requests": args.requests}
+    results = [
+        result(
             "readproperty",
             servers["hub"],
             servers["bare"],
             best,
             share,
             "bare Starlette route, same server class and TLS",
-            {"clients": args.clients, "requests": args.requests},
+            sizes,
         )
-        for server in servers.values():
-            server.server_cpu, server.ops = 0.0, 0
-
-        sessions = {name: s.session(0, Accept="text/event-stream") for name, s in servers.items()}
-        tasks: list[asyncio.Task[None]] = []
-        try:
-            streams = {}
-            for name, server in servers.items():
-                streams[name], started = await subscribe(server, sessions[name], args.subscribers)
-                tasks += started
-            first = iter(range(1, 1 << 62, args.values))
-            best, share, lost = await interleaved(
-                args.rounds,
-                servers,
-                lambda server: fanout_round(server, streams[server.kind], next(first), args.values),
+    ]
+    if "nodewot" in servers:
+        results.append(
+            result(
+                "readproperty",
+                servers["hub"],
+                servers["nodewot"],
+                best,
+                share,
+                f"node-wot {NODEWOT_VERSION} HttpServer, HTTPS, Basic",
+                sizes,
             )
-            out_of_order = {n: sum(s.out_of_order for s in subs) for n, subs in streams.items()}
-            ended = {n: sum(bool(s.ended) for s in subs) for n, subs in streams.items()}
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            for session in sessions.values():
-                await session.close()
-        fanout = result(
-            "sse_fanout",
-            servers["hub"],
-            servers["bare"],
-            best,
-            share,
-            "sse-starlette endpoint fed by a Queue per subscriber",
-            {
-                "subscribers": args.subscribers,
-                "values": args.values,
-                "lost": lost["hub"],
-                "baseline_lost": lost["bare"],
-                "out_of_order": out_of_order["hub"],
-                "streams_ended": ended["hub"],
-            },
         )
-        return [reads, fanout]
+    return results
+
+
+async def fanout(args: argparse.Namespace, servers: dict[str, Server]) -> Result:
+    for server in servers.values():
+        server.server_cpu, server.ops = 0.0, 0
+    sessions = {name: s.session(0, Accept="text/event-stream") for name, s in servers.items()}
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        streams = {}
+        for name, server in servers.items():
+            streams[name], started = await subscribe(server, sessions[name], args.subscribers)
+            tasks += started
+        first = iter(range(1, 1 << 62, args.values))
+        best, share, lost = await interleaved(
+            args.rounds,
+            servers,
+            lambda server: fanout_round(server, streams[server.kind], next(first), args.values),
+        )
+        out_of_order = {n: sum(s.out_of_order for s in subs) for n, subs in streams.items()}
+        ended = {n: sum(bool(s.ended) for s in subs) for n, subs in streams.items()}
     finally:
-        await asyncio.gather(*(server.stop() for server in servers.values()))
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for session in sessions.values():
+            await session.close()
+    return result(
+        "sse_fanout",
+        servers["hub"],
+        servers["bare"],
+        best,
+        share,
+        "sse-starlette endpoint fed by a Queue per subscriber",
+        {
+            "subscribers": args.subscribers,
+            "values": args.values,
+            "lost": lost["hub"],
+            "baseline_lost": lost["bare"],
+            "out_of_order": out_of_order["hub"],
+            "streams_ended": ended["hub"],
+        },
+    )
 
 
 def main() -> None:
@@ -585,6 +672,7 @@ def main() -> None:
             "--seconds": {"type": float, "default": 10.0, "help": "longest readproperty round"},
             "--subscribers": {"type": int, "default": 100, "help": "SSE subscribers"},
             "--values": {"type": int, "default": 200, "help": "values reported a round"},
+            "--only": {"choices": ["readproperty", "sse_fanout"], "help": "one bench"},
             "--profile": {"metavar": "PREFIX", "help": "cProfile the servers to PREFIX-*.prof"},
             "--serve": {"choices": ["hub", "bare"], "help": argparse.SUPPRESS},
         },

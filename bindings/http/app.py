@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp
 
 from auth.service import AuthService
 from bindings.common.web_credentials import WebCredentials
@@ -23,6 +24,7 @@ from .directory_api import DirectoryApi
 from .forms import HttpForms
 from .paths import RawPathRouting
 from .problems import on_error, on_http_exception, on_problem
+from .property_reads import PropertyReads
 from .things_api import ThingsApi
 
 DEFAULT_MAX_BODY = 1 << 20
@@ -59,10 +61,10 @@ class HttpBinding:
         """Where consumers reach this server (known once it listens): the forms' base."""
         self.forms.base_url = base_url.rstrip("/")
 
-    def app(self, extra_routes: list[BaseRoute] | None = None) -> Starlette:
+    def app(self, extra_routes: list[BaseRoute] | None = None) -> ASGIApp:
         """The application; ``extra_routes`` are other bindings on the same port
-        (WebSocket)."""
-        return Starlette(
+        (WebSocket). Plain property reads are answered in front of it (PropertyReads)."""
+        starlette = Starlette(
             routes=[
                 *self.authn.routes(),
                 *self.dashboard.routes(),
@@ -77,3 +79,4 @@ class HttpBinding:
                 Exception: on_error,
             },
         )
+        return PropertyReads(starlette, self.things)

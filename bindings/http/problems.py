@@ -40,6 +40,11 @@ def problem_response(problem: dict[str, Any], headers: dict[str, str] | None = N
 
 async def on_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Problem)
+    return problem_answer(exc)
+
+
+def problem_answer(exc: Problem) -> Response:
+    """The response to a refusal raised while handling a request."""
     problem = exc.to_dict()
     retry = problem.get("retryAfter")
     headers = {}
