@@ -76,14 +76,17 @@ class FanOut:
             self.request_changed(message.value)
         kind = KIND_OF_NOTIFICATION[message.operation]
         thing_id = message.required_thing_id()  # the twin's notifications all name one
+        sent: dict[str, int] = {}  # per binding, counted once after the loop
         for connection, wildcard in self.subscriptions.matching(kind, thing_id, message.name):
             if wildcard and not self._may_see(connection, kind, message):
                 continue
             if connection.notify(notification.seq, message):
-                self.counters.message_out(connection.binding, message.operation)
+                sent[connection.binding] = sent.get(connection.binding, 0) + 1
             else:
                 log.warning("%s fell behind; disconnecting it", connection)
                 self.subscriptions.drop(connection)
+        for binding, count in sent.items():
+            self.counters.message_out(binding, message.operation, count)
 
     def replay(self, connection: Connection, after: int) -> bool:
         missed = self.log.after(after)

@@ -71,9 +71,9 @@ class Counters:
         key = (binding, operation)
         self.messages_in[key] = self.messages_in.get(key, 0) + 1
 
-    def message_out(self, binding: str, operation: str) -> None:
+    def message_out(self, binding: str, operation: str, count: int = 1) -> None:
         key = (binding, operation)
-        self.messages_out[key] = self.messages_out.get(key, 0) + 1
+        self.messages_out[key] = self.messages_out.get(key, 0) + count
 
     def refuse(self, status: int, reason: str) -> None:
         key = (status, reason)

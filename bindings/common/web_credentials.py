@@ -45,7 +45,9 @@ class WebCredentials:
         if not header and certificate is None:
             return None
         credentials = authorization_credentials(header) if header else Credentials()
-        return await self.login(replace(credentials, certificate=certificate), request)
+        if certificate is not None:  # replace() costs as much as a remembered token check
+            credentials = replace(credentials, certificate=certificate)
+        return await self.login(credentials, request)
 
     async def login(self, credentials: Credentials, request: HTTPConnection) -> Client:
         return await self.auth.authenticate(

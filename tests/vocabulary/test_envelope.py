@@ -294,3 +294,30 @@ def test_first_bad_field_in_message_order_is_reported() -> None:
         "thingID": 8,
     }
     assert field_of_error(raw) == "name"
+
+
+def test_to_dict_writes_every_field_set_in_wire_order():
+    """to_dict is written out field by field for speed: it must say what a loop over the
+    wire fields says (None means "not set", except in input / value / output, where
+    null is data; ABSENT is never written)."""
+    from itertools import product
+
+    from vocabulary.envelope import _FIELDS
+
+    data = ("input", "value", "output")
+    for thing, name, data_field, payload, extra in product(
+        (None, "urn:x"),
+        (None, "level"),
+        data,
+        (None, 0, {"a": [1]}),
+        ({}, {"correlation_id": "c", "action_id": "a", "ttl": 5.0, "status": "completed"}),
+    ):
+        message = Message("response", "readproperty", thing, name, **{data_field: payload}, **extra)
+        message.error = {"status": 500} if extra else None
+        expected = {}
+        for wire, attribute in _FIELDS.items():
+            value = getattr(message, attribute)
+            if value is not ABSENT and (value is not None or wire in data):
+                expected[wire] = value
+        assert message.to_dict() == expected
+        assert list(message.to_dict()) == list(expected)

@@ -53,3 +53,13 @@ def test_what_the_subject_implies_is_left_out_and_rebuilt(message):
     assert rebuilt["timestamp"] == message.timestamp
     assert rebuilt["messageID"] == message.message_id
     assert rebuilt.get("senderID") == message.sender_id
+
+
+@pytest.mark.parametrize("operation", [ops.OBSERVE_PROPERTY, ops.DELETE_THING])
+def test_no_value_can_add_a_header_line(operation):
+    forged = "x\r\nWot-Operation: forged\r\n"
+    sender = forged if operation == ops.DELETE_THING else None  # None: the one-template path
+    message = Message(NOTIFICATION, operation, THING, message_id=forged, sender_id=sender)
+    parsed = _parse(twin_wire.header_block(message))
+    assert parsed.get(twin_wire.OPERATION) in (None, ops.DELETE_THING)
+    assert parsed[twin_wire.MESSAGE_ID] == forged.replace("\r", " ").replace("\n", " ")
