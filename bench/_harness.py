@@ -177,3 +177,15 @@ class ServerProcess:
         except TimeoutError:
             self.process.kill()
             await self.process.wait()
+
+
+def run_server(main: Any) -> Any:
+    """Run a benchmark's server process (the hub's or a bare baseline's) on the event
+    loop `wothub serve` runs on (hub/event_loop.py: uvloop where installed; the
+    environment's WOTHUB_EVENT_LOOP decides as it does for the hub), so that both sides
+    of a ratio have the same server stack."""
+    import os
+
+    from hub import event_loop
+
+    return event_loop.run(main, os.environ.get("WOTHUB_EVENT_LOOP", "auto"))

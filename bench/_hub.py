@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _harness import bench_config, command_lines, say, unshadow_packages
+from _harness import bench_config, command_lines, run_server, say, unshadow_packages
 
 unshadow_packages()
 
@@ -93,7 +93,5 @@ if __name__ == "__main__":
         sys.exit(__doc__)
     flags = sys.argv[3:]
     named = [flag.removeprefix("--agents=") for flag in flags if flag.startswith("--agents=")]
-    from hub import event_loop  # the loop `wothub serve` runs on (uvloop where installed)
-
     agents = [n for names in named for n in names.split(",") if n]
-    event_loop.run(serve("--mqtt" in flags, agents), os.environ.get("WOTHUB_EVENT_LOOP", "auto"))
+    run_server(serve("--mqtt" in flags, agents))  # on the loop `wothub serve` runs on

@@ -72,6 +72,7 @@ from _harness import (
     bench_config,
     command_lines,
     report,
+    run_server,
     say,
     unshadow_packages,
 )
@@ -678,7 +679,7 @@ def main() -> None:
         },
     )
     if args.serve:
-        asyncio.run((serve_hub if args.serve == "hub" else serve_bare)(args.profile))
+        run_server((serve_hub if args.serve == "hub" else serve_bare)(args.profile))
         return
     report(asyncio.run(measure(args)), args.json)
 

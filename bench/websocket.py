@@ -51,6 +51,7 @@ from _harness import (
     bench_config,
     command_lines,
     report,
+    run_server,
     say,
     unshadow_packages,
 )
@@ -403,7 +404,7 @@ def main() -> None:
         },
     )
     if args.serve:
-        asyncio.run(serve_hub() if args.serve == "hub" else serve_bare())
+        run_server(serve_hub() if args.serve == "hub" else serve_bare())
         return
     report(asyncio.run(measure(args)), args.json)
 

@@ -8,9 +8,9 @@ import pytest
 
 from bindings.http.app import HttpBinding
 from bindings.http.property_reads import PropertyReads
-from tests.hub.test_metrics import scrape, value
 from tests.support.devices import register, report
 from tests.support.http import url
+from tests.support.metrics import scrape, value
 from tests.support.problems import problem_of
 from tests.support.tds import SLASHED_LAMP as LAMP
 from tests.support.tds import http_lamp_td
