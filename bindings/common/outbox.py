@@ -15,7 +15,7 @@ writer that puts several on the wire together.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from core.connection import OVERFLOW, Connection, ConnectionClosed
@@ -90,3 +90,23 @@ async def _ready(connection: Connection) -> list[tuple[int | None, Any]]:
     while connection.pending():  # next() returns at once: nothing can come between
         batch.append(await connection.next())
     return batch
+
+
+# The most one write of a batch carries: a larger batch goes out in several, so one
+# slow consumer's backlog does not become one huge TLS record and buffer.
+BATCH_BYTES = 256 * 1024
+
+
+def chunks(blocks: Iterable[bytes], limit: int = BATCH_BYTES) -> Iterator[list[bytes]]:
+    """``blocks`` in order, grouped into lists of about ``limit`` bytes at most (a group
+    ends once it reaches the limit; a single larger block is a group of its own)."""
+    group: list[bytes] = []
+    size = 0
+    for block in blocks:
+        group.append(block)
+        size += len(block)
+        if size >= limit:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group

@@ -25,7 +25,7 @@ from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
 from bindings.common.encoded import EncodeCache
-from bindings.common.outbox import drain_batches
+from bindings.common.outbox import chunks, drain_batches
 from core.connection import OVERFLOW, Connection
 from core.contract import Core
 from vocabulary.envelope import Message
@@ -41,8 +41,6 @@ OPENED = "stream open"
 # Streams that send a notification's bare value (property and event streams) share
 # its encoding.
 _encoded = EncodeCache()
-# The most one chunk of events joins (a larger batch goes out in several).
-CHUNK_BYTES = 256 * 1024
 
 
 def stream(
@@ -80,17 +78,8 @@ def stream(
                 yield ServerSentEvent(orjson.dumps({"detail": detail}).decode(), event=RESYNC)
             async with contextlib.aclosing(drain_batches(connection)) as outbox:
                 async for batch in outbox:
-                    chunk: list[bytes] = []
-                    size = 0
-                    for seq, message in batch:
-                        block = event(seq, message)
-                        if block is not None:
-                            chunk.append(block)
-                            size += len(block)
-                        if size >= CHUNK_BYTES:
-                            yield b"".join(chunk)
-                            chunk, size = [], 0
-                    if chunk:
+                    blocks = (event(seq, message) for seq, message in batch)
+                    for chunk in chunks(block for block in blocks if block is not None):
                         yield b"".join(chunk)
             if connection.closed_reason == OVERFLOW:
                 problem = ServiceUnavailable(

@@ -28,7 +28,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from bindings.common.asgi_server import ABORT_EXTENSION
 from bindings.common.bad_messages import BadMessages
 from bindings.common.encoded import EncodeCache
-from bindings.common.outbox import Stalled, pump_batches
+from bindings.common.outbox import Stalled, chunks, pump_batches
 from bindings.common.receive import Receiver
 from bindings.common.web_credentials import WebCredentials, authorization_credentials
 from core.connection import OVERFLOW, Connection
@@ -51,7 +51,6 @@ CLOSE_GOING_AWAY = 1001  # the hub is stopping
 
 _SCHEMES = ("bearer", "basic")  # what a first-frame login may carry
 # The most a writer joins into one write (then the next write waits for the socket).
-WRITE_BYTES = 256 * 1024
 
 
 class WebSocketBinding:
@@ -171,7 +170,8 @@ class WebSocketBinding:
 
     async def _write(self, websocket: WebSocket, connection: Connection) -> None:
         """Put the outbox on the wire: what is ready at once goes out in one write
-        (``send_texts``, bindings/websocket/protocol.py), up to ``WRITE_BYTES``."""
+        (``send_texts``, bindings/websocket/protocol.py) of at most about
+        ``BATCH_BYTES`` (bindings/common/outbox.py)."""
         send_texts = websocket.scope.get("extensions", {}).get(SEND_TEXTS_EXTENSION)
         if send_texts is None:  # another ASGI server: a frame at a time
             send_texts = _one_by_one(websocket)
@@ -186,15 +186,8 @@ class WebSocketBinding:
                 raise Stalled from None
 
         async def send(batch: list[tuple[int | None, Message | dict]]) -> None:
-            payloads, size = [], 0
-            for _seq, message in batch:
-                payload = self._encoded.envelope(message)  # once for every subscriber
-                payloads.append(payload)
-                size += len(payload)
-                if size >= WRITE_BYTES:
-                    await write(payloads)
-                    payloads, size = [], 0
-            if payloads:
+            # Each envelope is encoded once for every subscriber (the cache).
+            for payloads in chunks(self._encoded.envelope(message) for _seq, message in batch):
                 await write(payloads)
 
         async def end(reason: str) -> None:

@@ -158,3 +158,11 @@ async def test_a_stalled_batch_writer_is_closed_with_overflow_and_no_goodbye():
     await pump_batches(outbox, stalled, wire.end)
     assert outbox.closed_reason == OVERFLOW and outbox.pending() == 0
     assert wire.ended == []
+
+
+def test_chunks_keep_the_order_and_end_a_group_at_the_limit():
+    from bindings.common.outbox import chunks
+
+    blocks = [b"a" * 3, b"b" * 3, b"c" * 10, b"d", b"e" * 2]
+    assert list(chunks(blocks, limit=6)) == [[b"aaa", b"bbb"], [b"c" * 10], [b"d", b"ee"]]
+    assert list(chunks([], limit=6)) == []

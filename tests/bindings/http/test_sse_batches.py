@@ -1,5 +1,5 @@
 """SSE streams write the notifications ready at once as one chunk, a batch over
-``CHUNK_BYTES`` as several (bindings/http/sse.py): every stream still gets every event,
+``BATCH_BYTES`` as several (bindings/common/outbox.py): every stream still gets every event,
 whole, in order, with its own name and id. The values reach the router as a burst (an
 agent on the router's interface, as a binding hands messages over), so they are all
 queued before any stream writes; the readers are real aiohttp streams."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from bindings.http.sse import CHUNK_BYTES
+from bindings.common.outbox import BATCH_BYTES
 from tests.support.http import url
 from tests.support.sse import stream
 from tests.support.tds import SIGN, sign_td
@@ -16,7 +16,7 @@ from tests.support.tds import SIGN, sign_td
 pytestmark = pytest.mark.timeout(60)
 
 COUNT = 40
-LARGE = 30_000  # every 4th value: ten of them, over CHUNK_BYTES together
+LARGE = 30_000  # every 4th value: ten of them, over BATCH_BYTES together
 
 
 def value(n: int) -> str:
@@ -24,7 +24,7 @@ def value(n: int) -> str:
 
 
 async def test_a_burst_arrives_whole_and_in_order_on_every_stream(running, viewer):
-    assert (COUNT // 4) * LARGE > CHUNK_BYTES  # the batch needs more than one chunk
+    assert (COUNT // 4) * LARGE > BATCH_BYTES  # the batch needs more than one chunk
     agent = running.agent("sign-agent")
     request = {"messageType": "request", "operation": "updatething", "correlationID": "r"}
     assert running.send(agent, {**request, "input": sign_td()}).error is None
