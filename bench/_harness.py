@@ -7,10 +7,11 @@ absolute times on shared machines drift; ``ratio`` = ops_per_s / baseline_ops_pe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,3 +190,15 @@ def run_server(main: Any) -> Any:
     from hub import event_loop
 
     return event_loop.run(main, os.environ.get("WOTHUB_EVENT_LOOP", "auto"))
+
+
+@contextlib.asynccontextmanager
+async def hub_process(*flags: str) -> AsyncIterator[tuple[dict[str, Any], ServerProcess]]:
+    """The benchmarks' hub (bench/_hub.py) in its own process: its hello and the
+    ServerProcess to ask it for its CPU; stopped on the way out."""
+    server = ServerProcess(str(BENCH_DIR / "_hub.py"), "hub", *flags)
+    hello = await server.start()
+    try:
+        yield hello, server
+    finally:
+        await server.stop()

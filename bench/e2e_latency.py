@@ -52,11 +52,10 @@ import statistics
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from urllib.parse import quote
 
 import orjson
-from _harness import Result, ServerProcess, arguments, unshadow_packages
+from _harness import Result, ServerProcess, arguments, hub_process, unshadow_packages
 from _hub import PASSWORD
 
 unshadow_packages()
@@ -329,15 +328,8 @@ async def raw_subscription(
 
 
 async def measure(args) -> list[Result]:
-    here = Path(__file__)
-    server = ServerProcess(
-        str(here.with_name("_hub.py")), "hub", "--mqtt", "--agents=" + ",".join(AGENTS)
-    )
-    hello = await server.start()
-    try:
+    async with hub_process("--mqtt", "--agents=" + ",".join(AGENTS)) as (hello, server):
         return await _measure(args, hello, server)
-    finally:
-        await server.stop()
 
 
 async def _measure(args, hello: dict, server: ServerProcess) -> list[Result]:

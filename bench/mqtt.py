@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _harness import Result, ServerProcess, arguments, report, unshadow_packages
+from _harness import Result, arguments, hub_process, report, unshadow_packages
 from _hub import PASSWORD, THING
 
 unshadow_packages()
@@ -185,15 +185,13 @@ async def bench_hub(
     runs in its own process (bench/_hub.py), whose home goes when it stops."""
     from bindings.mqtt import topics
 
-    server = ServerProcess(str(Path(__file__).with_name("_hub.py")), "hub", "--mqtt")
-    hello = await server.start()
     best: dict[str, tuple[float, int]] = {}
     cpu_used, updates = 0.0, 0
     keep.mkdir(mode=0o700)
     files = {}
-    for name in ("ca_path", "server_cert", "server_key"):
-        files[name] = str(shutil.copy(hello[name], keep / Path(hello[name]).name))
-    try:
+    async with hub_process("--mqtt") as (hello, server):
+        for name in ("ca_path", "server_cert", "server_key"):
+            files[name] = str(shutil.copy(hello[name], keep / Path(hello[name]).name))
         ca, port = hello["ca_path"], hello["mqtt_port"]
         sse_url = f"{hello['http_url']}/things/{topics.encode(THING)}/properties/level"
         report_topic = topics.agent_topic("bench-agent", "prop", THING, "level")
@@ -213,8 +211,6 @@ async def bench_hub(
             for name, value in got.items():
                 if value[0] > best.get(name, (0, 0))[0]:
                     best[name] = value
-    finally:
-        await server.stop()
     return best, files, 1e6 * cpu_used / updates
 
 

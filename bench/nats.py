@@ -27,11 +27,10 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from pathlib import Path
 from urllib.parse import quote
 
 import orjson
-from _harness import Result, ServerProcess, arguments, report, unshadow_packages
+from _harness import Result, ServerProcess, arguments, hub_process, report, unshadow_packages
 from _hub import PASSWORD, THING
 
 unshadow_packages()
@@ -83,12 +82,8 @@ async def sse_reader(session: aiohttp.ClientSession, counter: Counter, ready: as
 
 
 async def measure(args) -> list[Result]:
-    server = ServerProcess(str(Path(__file__).with_name("_hub.py")), "hub")
-    hello = await server.start()
-    try:
+    async with hub_process() as (hello, server):
         return await _measure(args, hello, server)
-    finally:
-        await server.stop()
 
 
 async def _measure(args, hello: dict, server: ServerProcess) -> list[Result]:
