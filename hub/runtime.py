@@ -366,12 +366,17 @@ def serve(config: Config) -> int:
     # The home holds the CA and keys: private before anything is created in it.
     config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     config.home.chmod(0o700)
+    try:
+        loop = event_loop.chosen(config.event_loop)
+    except RuntimeError as exc:  # uvloop asked for and not installed
+        log.error("cannot start: %s", exc)
+        return 1
     store = open_store(config.store_path, config.store_backend)
     deadline = _StopDeadline()
     try:
         hub = Hub(config, store)
         hub.first_run()
-        event_loop.run(_run_until_signal(hub, deadline), config.event_loop)
+        event_loop.run(_run_until_signal(hub, deadline), loop)
     except OSError as exc:  # e.g. the port is taken
         log.error(
             "cannot start: %s. The hub's home %s (CA, keys, admin password) is kept and "

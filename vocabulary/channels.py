@@ -116,8 +116,9 @@ class Address:
             return False
         return publisher == CLIENT or client.is_agent
 
-    # What the address implies, worked out once: parse() keeps its addresses (lru_cache).
-    implied_fields: dict[str, str] = field(init=False, compare=False, repr=False)
+    # The envelope fields this address fixes, worked out once (parse() keeps its
+    # addresses in an lru_cache); do not change the dict.
+    implied: dict[str, str] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         fields: dict[str, str] = {}
@@ -131,17 +132,13 @@ class Address:
                 fields[wire] = value
         if self.name is not None:
             fields["name"] = self.name
-        object.__setattr__(self, "implied_fields", fields)
-
-    def implied(self) -> dict[str, str]:
-        """The envelope fields this address fixes (do not change the dict)."""
-        return self.implied_fields
+        object.__setattr__(self, "implied", fields)
 
     def fill(self, raw: dict[str, Any]) -> None:
         """Fill in the fields the address implies and the envelope left out; an
         EnvelopeError naming the field that contradicts it."""
         check_text_fields(raw)  # a wrong type is named as such, not as a mismatch
-        for wire, value in self.implied().items():
+        for wire, value in self.implied.items():
             if raw.setdefault(wire, value) != value:
                 if wire == "messageType":
                     raise EnvelopeError(wire, f"this {self.noun} takes {value} messages")
