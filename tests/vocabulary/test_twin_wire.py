@@ -9,6 +9,7 @@ from vocabulary import operations as ops
 from vocabulary import twin_wire
 from vocabulary.channels import NATS
 from vocabulary.envelope import NOTIFICATION, Message
+from vocabulary.operations import DELETE_THING
 
 THING = "urn:dev:ops:lamp-1"
 MESSAGES = [
@@ -63,3 +64,19 @@ def test_no_value_can_add_a_header_line(operation):
     parsed = _parse(twin_wire.header_block(message))
     assert parsed.get(twin_wire.OPERATION) in (None, ops.DELETE_THING)
     assert parsed[twin_wire.MESSAGE_ID] == forged.replace("\r", " ").replace("\n", " ")
+
+
+def test_a_forged_sender_stays_one_header_line_in_order():
+    message = Message(
+        NOTIFICATION, DELETE_THING, "urn:x", sender_id="a\r\nWot-Operation: forged", value=None
+    )
+    block = twin_wire.header_block(message)
+    lines = block.decode().split("\r\n")
+    assert lines[0] == "NATS/1.0" and lines[-2:] == ["", ""]
+    assert [line.split(":")[0] for line in lines[1:-2]] == [
+        twin_wire.OPERATION,
+        twin_wire.TIMESTAMP,
+        twin_wire.MESSAGE_ID,
+        twin_wire.SENDER_ID,
+    ]
+    assert f"{twin_wire.OPERATION}: {DELETE_THING}" in lines

@@ -27,21 +27,26 @@ def paho(running, client_id: str) -> Paho:
     )
 
 
+async def register_and_report(running, value: int) -> None:
+    """An MQTT agent registers the Thing and reports ``value``; a viewer is added."""
+    running.hub.auth.add_client("lamp-agent", "agent", "agent", password=PASSWORD)
+    running.hub.auth.add_client("vera", "consumer", "viewer", password=PASSWORD)
+    agent = paho(running, "lamp-agent")
+    try:
+        assert await agent.connect() == 0
+        assert await agent.subscribe("wot/client/lamp-agent/resp") == 1
+        agent.publish(topics.agent_topic("lamp-agent", "td", THING), {"input": TD})
+        await agent.next("wot/client/lamp-agent/resp")
+        agent.publish(topics.agent_topic("lamp-agent", "prop", THING, "level"), {"value": value})
+        await until(lambda: running.hub.twin.read_property(THING, "level").get("value") == value)
+    finally:
+        agent.close()
+
+
 async def test_a_retained_twin_value_survives_a_hub_restart(tmp_path):
     home = tmp_path / "home"
     async with started_hub(home, mqtt_enabled=True) as first:
-        first.hub.auth.add_client("lamp-agent", "agent", "agent", password=PASSWORD)
-        first.hub.auth.add_client("vera", "consumer", "viewer", password=PASSWORD)
-        agent = paho(first, "lamp-agent")
-        try:
-            assert await agent.connect() == 0
-            assert await agent.subscribe("wot/client/lamp-agent/resp") == 1
-            agent.publish(topics.agent_topic("lamp-agent", "td", THING), {"input": TD})
-            await agent.next("wot/client/lamp-agent/resp")
-            agent.publish(topics.agent_topic("lamp-agent", "prop", THING, "level"), {"value": 9})
-            await until(lambda: first.hub.twin.read_property(THING, "level").get("value") == 9)
-        finally:
-            agent.close()
+        await register_and_report(first, 9)
         # The twin has it; so has the broker's retained stream once a subscriber sees it.
         seen = paho(first, "vera")
         try:
@@ -69,18 +74,7 @@ async def test_the_twin_writes_its_values_again_when_the_jetstream_store_is_gone
     own store: a wiped JetStream directory (or a new external server) loses nothing."""
     home = tmp_path / "home"
     async with started_hub(home, mqtt_enabled=True) as first:
-        first.hub.auth.add_client("lamp-agent", "agent", "agent", password=PASSWORD)
-        first.hub.auth.add_client("vera", "consumer", "viewer", password=PASSWORD)
-        agent = paho(first, "lamp-agent")
-        try:
-            assert await agent.connect() == 0
-            assert await agent.subscribe("wot/client/lamp-agent/resp") == 1
-            agent.publish(topics.agent_topic("lamp-agent", "td", THING), {"input": TD})
-            await agent.next("wot/client/lamp-agent/resp")
-            agent.publish(topics.agent_topic("lamp-agent", "prop", THING, "level"), {"value": 12})
-            await until(lambda: first.hub.twin.read_property(THING, "level").get("value") == 12)
-        finally:
-            agent.close()
+        await register_and_report(first, 12)
         jetstream = first.hub.nats.server.jetstream_dir
     shutil.rmtree(jetstream)
 

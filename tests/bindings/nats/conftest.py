@@ -16,6 +16,7 @@ from bindings.nats import NatsBinding
 from clients.nats import NatsAgent, NatsConsumer
 from tests.support.running import PASSWORD
 from tests.support.tds import CLICKED, lamp_td
+from tests.waiting import until
 
 LAMP = "urn:dev:ops:lamp.1/a"  # "." and "/" in the id: one percent-encoded token
 
@@ -118,11 +119,8 @@ class Watched:
                 await self.nc.subscribe(subject)
         barrier = f"refusal.barrier.{len(ops)}"  # no role may publish under refusal.>
         await self.nc.publish(barrier, b"")
+        await until(lambda: ("publish", barrier) in {_refusal(e) for e in self.errors})
         refused = {_refusal(error) for error in self.errors}
-        async with asyncio.timeout(10):
-            while ("publish", barrier) not in refused:
-                await asyncio.sleep(0.01)
-                refused = {_refusal(error) for error in self.errors}
         asked = {(what, subject.lower()): (what, subject) for what, subject in ops}
         return {asked[key] for key in refused if key in asked}
 

@@ -36,6 +36,15 @@ async def refused_for_good(client: Watched) -> None:
     assert any("authorization violation" in error.lower() for error in client.errors)
 
 
+async def ejected_alone(client: Watched, since: float, bystander: Watched) -> None:
+    """``client`` was disconnected within WITHIN of ``since`` and may not come back;
+    ``bystander`` was left alone."""
+    await until(lambda: client.disconnects, WITHIN * 5)
+    assert ejected_in_time(client, since), client.disconnects[0] - since
+    await refused_for_good(client)
+    await still_open(bystander)
+
+
 async def still_open(client: Watched) -> None:
     """A barrier: the server still answers it, and nothing happened to it."""
     await client.nc.flush()
@@ -75,10 +84,7 @@ async def test_a_removed_disabled_or_repassworded_client_is_ejected(nats_hub, ch
     try:
         since = time.monotonic()
         change(nats_hub.hub.auth)
-        await until(lambda: agent.disconnects, WITHIN * 5)
-        assert ejected_in_time(agent, since), agent.disconnects[0] - since
-        await refused_for_good(agent)
-        await still_open(bystander)
+        await ejected_alone(agent, since, bystander)
     finally:
         await agent.close()
         await bystander.close()
@@ -101,10 +107,7 @@ async def test_logout_ejects_the_connections_of_that_session_only(nats_hub):
             timeout=5,
         )
         assert "error" not in orjson.loads(reply.data)
-        await until(lambda: by_token.disconnects, WITHIN * 5)
-        assert ejected_in_time(by_token, since), by_token.disconnects[0] - since
-        await refused_for_good(by_token)
-        await still_open(by_password)
+        await ejected_alone(by_token, since, by_password)
         await still_open(by_other_token)
     finally:
         for client in (by_token, by_password, by_other_token):
@@ -125,10 +128,7 @@ async def test_a_revoked_certificate_ejects_the_connections_made_with_it(nats_hu
     try:
         since = time.monotonic()
         hub.ca.revoke(issued.serial)
-        await until(lambda: by_certificate.disconnects, WITHIN * 5)
-        assert ejected_in_time(by_certificate, since), by_certificate.disconnects[0] - since
-        await refused_for_good(by_certificate)
-        await still_open(by_password)
+        await ejected_alone(by_certificate, since, by_password)
     finally:
         await by_certificate.close()
         await by_password.close()

@@ -4,12 +4,11 @@ send it, in order with what ``publish`` sends, and it steps aside when it must."
 
 from __future__ import annotations
 
-import asyncio
-
 from bindings.nats.header_publish import HeaderPublisher, usable
+from tests.waiting import until
 from vocabulary import twin_wire
 from vocabulary.envelope import NOTIFICATION, Message
-from vocabulary.operations import DELETE_THING, OBSERVE_PROPERTY
+from vocabulary.operations import OBSERVE_PROPERTY
 
 from .conftest import Watched
 
@@ -35,29 +34,11 @@ async def test_messages_arrive_with_their_headers_in_order_with_publish(nats_hub
             await nc.publish("test.header.publish", b"%d" % i, headers=twin_wire.headers(message))
         else:
             assert publisher.try_publish("test.header.publish", b"%d" % i, block)
-    async with asyncio.timeout(10):
-        while len(got) < 200:
-            await asyncio.sleep(0.01)
+    await until(lambda: len(got) == 200)
     await sub.unsubscribe()
     assert [int(msg.data) for msg in got] == list(range(200))
     for msg in got:
         assert set(msg.headers) == {twin_wire.TIMESTAMP, twin_wire.MESSAGE_ID}
-
-
-async def test_a_value_cannot_break_the_header_block():
-    message = Message(
-        NOTIFICATION, DELETE_THING, "urn:x", sender_id="a\r\nWot-Operation: forged", value=None
-    )
-    block = twin_wire.header_block(message)
-    lines = block.decode().split("\r\n")
-    assert lines[0] == "NATS/1.0" and lines[-2:] == ["", ""]
-    assert [line.split(":")[0] for line in lines[1:-2]] == [
-        twin_wire.OPERATION,
-        twin_wire.TIMESTAMP,
-        twin_wire.MESSAGE_ID,
-        twin_wire.SENDER_ID,
-    ]
-    assert f"{twin_wire.OPERATION}: {DELETE_THING}" in lines
 
 
 async def test_it_steps_aside_when_not_connected_or_too_large(nats_hub):
