@@ -207,11 +207,6 @@ class NatsBinding:
         await self._nc.subscribe(
             f"{subjects.PREFIX}.client.*.req", queue=QUEUE, cb=self._on_message
         )
-        # MQTT agents' hellos, a second time (a queue group of its own: one group name
-        # would hand each hello to only one of the two subscriptions)
-        await self._nc.subscribe(
-            f"{subjects.PREFIX}.agent.*.{subjects.HELLO}", queue=f"{QUEUE}-hello", cb=self._on_hello
-        )
         await self._nc.flush()
 
     async def mqtt_warm_up(self, timeout: float = 10.0) -> bool:
@@ -434,24 +429,6 @@ class NatsBinding:
         if not peer.nats_ids:
             self._drop_peer(client_id, "disconnected")
 
-    async def _on_hello(self, msg: Msg) -> None:
-        """An MQTT agent's hello (``wot/agent/{id}/hello``, sent once it subscribed to
-        its requests) releases the requests held since its CONNECT. The receive
-        pipeline sees the hello too; opening the peer here as well makes the order of
-        the two and of the CONNECT event not matter."""
-        if not mqtt_bus.from_mqtt(msg.headers):
-            return  # a NATS agent: its hello goes through the receive pipeline alone
-        try:
-            client_id = subjects.decode(msg.subject.split(".")[2])
-        except (UnicodeDecodeError, IndexError):
-            return
-        peer = self._peers.get(client_id)
-        if peer is None:
-            with contextlib.suppress(Problem):  # a limit: the pipeline answers it
-                self._peer(client_id, mqtt=True)
-        elif peer.held is not None:
-            peer.held.set()
-
     async def _until_subscribed(self, peer: _Peer) -> None:
         """Hold a held peer's outbox until its hello, or ``mqtt_hello_wait`` for an agent
         that says none (at QoS 1 its requests then reach a kept session whenever it
@@ -586,6 +563,8 @@ class NatsBinding:
         if address is None:
             self.receiver.refuse(connection, reply, 400, unknown)
         elif address.channel.kind == subjects.HELLO:
+            if peer.held is not None:  # an MQTT agent that subscribed: what waits may go
+                peer.held.set()
             if msg.reply:
                 reply({})
         elif not address.may_publish(connection.client):
