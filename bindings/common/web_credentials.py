@@ -40,7 +40,7 @@ class WebCredentials:
 
     async def optional_client(self, request: HTTPConnection) -> Client | None:
         """The client, or None when the request carries no credentials at all."""
-        header = request.headers.get("authorization")
+        header = _authorization(request.scope["headers"])
         certificate = peer_certificate(request)
         if not header and certificate is None:
             return None
@@ -71,7 +71,17 @@ def authorization_credentials(value: str) -> Credentials:
 
 def source_address(request: HTTPConnection) -> str | None:
     """The client's address, as the login throttle counts it."""
-    return request.client.host if request.client is not None else None
+    client = request.scope.get("client")  # not request.client: no Address object per call
+    return client[0] if client else None
+
+
+def _authorization(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The ``Authorization`` value from the raw ASGI headers (as Starlette's ``Headers``
+    reads them, without building one per request)."""
+    for name, value in headers:
+        if name == b"authorization":
+            return value.decode("latin-1")
+    return None
 
 
 def peer_certificate(request: HTTPConnection) -> bytes | None:

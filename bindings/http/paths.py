@@ -27,6 +27,8 @@ def encode(thing_id: str) -> str:
 
 def segment(raw: str) -> str:
     """A path parameter, decoded; BadRequest when its percent-encoding is not UTF-8."""
+    if "%" not in raw:  # most names, and ids sent with readable colons: nothing to decode
+        return raw
     try:
         return unquote(raw, errors="strict")
     except UnicodeDecodeError:
