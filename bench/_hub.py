@@ -9,7 +9,8 @@ registers ``TD`` for the agent, adds the agents named by ``--agents`` (same pass
 each registers its own Things) and says where it is (one JSON line): the NATS URL, the
 MQTT port, the HTTPS URL, the CA (PEM and path), a viewer token, the hub's own NATS seed
 (full permissions, for the raw baselines through the same server) and its pid. Then it
-answers ``cpu`` (its CPU seconds so far) until ``quit`` or the end of stdin.
+answers ``cpu`` (its CPU seconds so far) and ``relay`` (starts the bare nats-py relay
+``start_relay`` in this process) until ``quit`` or the end of stdin.
 
     python bench/_hub.py --serve hub [--mqtt] [--agents=NAME,NAME...]
 """
@@ -43,6 +44,30 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+RELAY_IN, RELAY_OUT = "bench.relay.in", "bench.relay.out"
+
+
+async def start_relay(hub):
+    """The least a hub written on nats-py can do per update, as a baseline: a second
+    connection of this process (the hub's own user, its TLS) republishing every message
+    of RELAY_IN to RELAY_OUT with two headers, as the twin relay does, and nothing else:
+    no parsing, no authorization, no twin."""
+    import ssl
+
+    import nats
+
+    tls = ssl.create_default_context(cadata=hub.ca.ca_cert_pem.decode())
+    nc = await nats.connect(hub.nats.url, tls=tls, nkeys_seed_str=hub.nats.keys.hub_user.seed)
+    headers = {"Wot-Thing-Id": THING, "Wot-Name": "level"}
+
+    async def republish(msg) -> None:
+        await nc.publish(RELAY_OUT, msg.data, headers=headers)
+
+    await nc.subscribe(RELAY_IN, cb=republish)
+    await nc.flush()
+    return nc
+
+
 async def serve(mqtt: bool, agents: list[str]) -> None:
     from bucketstore import open_store
     from hub.runtime import Hub
@@ -64,6 +89,7 @@ async def serve(mqtt: bool, agents: list[str]) -> None:
                 hub.auth.add_client(name, "agent", "agent", password=PASSWORD)
             hub.twin.update_thing(TD, "bench-agent")
             stdin = await command_lines()
+            relays: list = []
             say(
                 nats_url=hub.nats.url,
                 mqtt_port=hub.mqtt.port if mqtt else None,
@@ -81,9 +107,14 @@ async def serve(mqtt: bool, agents: list[str]) -> None:
                     break
                 if line[0] == "cpu":
                     say(cpu=cpu_seconds())
+                elif line[0] == "relay":
+                    relays.append(await start_relay(hub))
+                    say(relay=RELAY_IN, out=RELAY_OUT)
                 else:
                     say(error=f"unknown command {line[0]}")
         finally:
+            for relay in relays:
+                await relay.close()
             await hub.stop()
             store.close()
 

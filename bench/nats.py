@@ -15,6 +15,11 @@ the baseline and the hub path are driven by the same client code on the same cor
   stream is open only during this part).
 - Baseline of both: raw nats-py publish -> subscribe of the same envelope bytes between
   two connections through the same nats-server, with the same pacing.
+- nats_py_relay, the floor of any hub written on nats-py: the same envelopes published
+  to a bare relay in the hub's process (a nats-py subscription that republishes each
+  message with two headers and does nothing else), received by the raw subscriber,
+  same pacing; ``relay_cpu_us`` is that process's CPU per message, and the NATS line's
+  ``of_relay`` is the hub's rate over the relay's.
 - request_reply: sequential ``readproperty`` round trips from a NATS consumer through the
   hub (request-reply with an inbox). Baseline: raw nats-py request-reply to a responder
   that answers with the same response bytes, through the same server.
@@ -107,6 +112,16 @@ async def _measure(args, hello: dict, server: ServerProcess) -> list[Result]:
         raw_counter.hit()
 
     await raw_sub.subscribe("bench.raw", cb=on_raw)
+
+    # The floor: the same envelopes republished by a bare nats-py relay in the hub's
+    # process (bench/_hub.py start_relay), the hub idle meanwhile.
+    relay_counter = Counter()
+
+    async def on_relayed(msg) -> None:
+        relay_counter.hit()
+
+    relay = await server.ask("relay")
+    await raw_sub.subscribe(relay["out"], cb=on_relayed)
     response_bytes = orjson.dumps(
         {
             "messageType": "response",
@@ -147,9 +162,12 @@ async def _measure(args, hello: dict, server: ServerProcess) -> list[Result]:
     async def raw_value(i: int) -> None:
         await raw_pub.publish("bench.raw", envelope(i))
 
-    best = {"nats": 0.0, "sse": 0.0, "raw": 0.0, "rpc": 0.0, "raw_rpc": 0.0}
+    async def relay_value(i: int) -> None:
+        await raw_pub.publish(relay["relay"], envelope(i))
+
+    best = {"nats": 0.0, "sse": 0.0, "raw": 0.0, "relay": 0.0, "rpc": 0.0, "raw_rpc": 0.0}
     values, requests = args.values, args.requests
-    updates, cpu_used = 0, 0.0
+    updates, cpu_used, relay_cpu = 0, 0.0, 0.0
     for _ in range(args.rounds):
         # Through the hub to the NATS consumer (the only subscriber in this part).
         cpu_before = (await server.ask("cpu"))["cpu"]
@@ -168,6 +186,11 @@ async def _measure(args, hello: dict, server: ServerProcess) -> list[Result]:
         sse_task.cancel()
         await asyncio.gather(sse_task, return_exceptions=True)
 
+        cpu_before = (await server.ask("cpu"))["cpu"]
+        elapsed = await paced(relay_value, relay_counter, values)
+        relay_cpu += (await server.ask("cpu"))["cpu"] - cpu_before
+        best["relay"] = max(best["relay"], values / elapsed)
+
         elapsed = await paced(raw_value, raw_counter, values)
         best["raw"] = max(best["raw"], values / elapsed)
 
@@ -185,10 +208,16 @@ async def _measure(args, hello: dict, server: ServerProcess) -> list[Result]:
         await connection.close()
     await agent.close()
     await consumer.close()
-    common = {"values": values, "hub_cpu_us": round(1e6 * cpu_used / updates, 1)}
+    common = {
+        "values": values,
+        "hub_cpu_us": round(1e6 * cpu_used / updates, 1),
+        "of_relay": round(best["nats"] / best["relay"], 2),
+    }
     raw = "raw nats-py pub/sub of the same envelopes, same server"
+    relay_figures = {"values": values, "relay_cpu_us": round(1e6 * relay_cpu / updates, 1)}
     return [
-        Result("property_updates_nats", "nats", best["nats"], best["raw"], raw, dict(common)),
+        Result("property_updates_nats", "nats", best["nats"], best["raw"], raw, common),
+        Result("nats_py_relay", "nats", best["relay"], best["raw"], raw, relay_figures),
         Result(
             "property_updates_sse", "nats+sse", best["sse"], best["raw"], raw, {"values": values}
         ),
