@@ -51,3 +51,28 @@ async def test_it_steps_aside_when_not_connected_or_too_large(nats_hub):
     watched = await Watched.connect(nats_hub, "header-viewer")
     await watched.close()
     assert not HeaderPublisher(watched.nc).try_publish("x.y", b"1", b"NATS/1.0\r\n\r\n")
+
+
+async def test_consecutive_commands_share_one_buffered_item_until_publish_writes(nats_hub):
+    """One item (one TLS record) for the commands written between two flushes; a
+    ``publish`` in between starts a new item, so the order on the wire is kept."""
+    nc = nats_hub.binding._nc
+    publisher = HeaderPublisher(nc)
+    got: list = []
+
+    async def keep(msg) -> None:
+        got.append(int(msg.data))
+
+    sub = await nc.subscribe("test.header.batch", cb=keep)
+    await nc.flush()
+    block = b"NATS/1.0\r\n\r\n"
+    before = len(nc._pending)  # nothing awaited from here to the last check
+    for i in range(3):
+        assert publisher.try_publish("test.header.batch", b"%d" % i, block)
+    assert len(nc._pending) == before + 1
+    await nc.publish("test.header.batch", b"3")  # after the item: 4 and 5 need a new one
+    for i in range(4, 6):
+        assert publisher.try_publish("test.header.batch", b"%d" % i, block)
+    await until(lambda: len(got) == 6)
+    await sub.unsubscribe()
+    assert got == list(range(6))
