@@ -219,16 +219,72 @@ class CertificateAuthority:
         """Keep the server certificate on disk if it is this CA's, has its key, covers
         exactly the loopback names, this host's name and ``names``, and has more than
         ``renew_within_days`` left; otherwise issue a new one with a new key."""
+        return self._ensure_certificate(
+            "server",
+            self.server_cert_path,
+            self.server_key_path,
+            f"wothub {socket.gethostname()}",
+            [ExtendedKeyUsageOID.SERVER_AUTH],
+            names,
+            days,
+            renew_within_days,
+            now,
+        )
+
+    @property
+    def node_cert_path(self) -> Path:
+        return self.directory / "node.pem"
+
+    @property
+    def node_key_path(self) -> Path:
+        return self.directory / "node.key"
+
+    def ensure_node_certificate(
+        self,
+        node: str,
+        names: list[str],
+        *,
+        days: int = 397,
+        renew_within_days: int = 30,
+        now: datetime | None = None,
+    ) -> ServerCertificate:
+        """The cluster node certificate (``node.pem``), kept or (re)issued as the server
+        certificate is. It serves both ends of a route between two nodes' nats-servers,
+        each verifying the other against this CA, so it has the server and the client
+        usage; its CN names the node."""
+        return self._ensure_certificate(
+            "node",
+            self.node_cert_path,
+            self.node_key_path,
+            f"wothub node {node}",
+            [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+            names,
+            days,
+            renew_within_days,
+            now,
+        )
+
+    def _ensure_certificate(
+        self,
+        kind: str,
+        cert_path: Path,
+        key_path: Path,
+        common_name: str,
+        usages: list[x509.ObjectIdentifier],
+        names: list[str],
+        days: int,
+        renew_within_days: int,
+        now: datetime | None,
+    ) -> ServerCertificate:
         days = whole_days(days, "days")
         within = whole_days(renew_within_days, "renew_within_days", minimum=0)
         if within >= days:
             raise CertificateError(
                 f"renew_within_days ({within}) must be less than days ({days}), or every "
-                "start would issue a new server certificate"
+                f"start would issue a new {kind} certificate"
             )
         moment = utc(now)
         wanted = wanted_names(names)
-        cert_path, key_path = self.server_cert_path, self.server_key_path
         reason, current = why_renew(
             cert_path, key_path, self.certificate, wanted, moment, timedelta(days=within)
         )
@@ -236,12 +292,12 @@ class CertificateAuthority:
             key = new_key()
             current = self._sign(
                 key.public_key(),
-                f"wothub {socket.gethostname()}"[:MAX_CN_LENGTH],
+                common_name[:MAX_CN_LENGTH],
                 moment,
                 days,
                 [
                     (x509.SubjectAlternativeName(wanted), False),
-                    (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
+                    (x509.ExtendedKeyUsage(usages), False),
                 ],
             )
             # Key first: a crash in between leaves a pair that does not match, which the
@@ -249,7 +305,8 @@ class CertificateAuthority:
             write_file(key_path, private_pem(key), PRIVATE_MODE)
             write_file(cert_path, current.public_bytes(serialization.Encoding.PEM), PUBLIC_MODE)
             log.info(
-                "issued the server certificate %s (%s), valid until %s",
+                "issued the %s certificate %s (%s), valid until %s",
+                kind,
                 serial_hex(current.serial_number),
                 reason,
                 rfc3339(current.not_valid_after_utc),

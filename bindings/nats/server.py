@@ -38,7 +38,7 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bindings.common.hosts import public_host, url_host
@@ -54,6 +54,23 @@ AUTH_ACCOUNT, APP_ACCOUNT, SYS_ACCOUNT = "AUTH", "APP", "SYS"
 WARMUP_USER = "wothub-mqtt-warmup"
 # Client certificates on the MQTT listener: nats-server can require one or not ask.
 MQTT_CERTIFICATE_OFF, MQTT_CERTIFICATE_REQUIRE = "off", "require"
+
+
+@dataclass(frozen=True)
+class ClusterListener:
+    """The managed server's part in a NATS cluster of hub nodes (issue 22): nats-server's
+    own ``cluster {}`` block. Routes are TLS both ways, each end verifying the other's
+    node certificate (``ensure_node_certificate``: server and client usage) against the
+    hub CA that every node shares. ``node`` becomes the server's name and stays the same
+    across restarts: JetStream knows its Raft peers by server name."""
+
+    name: str  # the cluster's name, the same on every node
+    node: str  # this node's name, unique in the cluster
+    host: str
+    port: int  # the route listener; 0 picks a free port
+    routes: tuple[str, ...]  # host:port of other nodes' route listeners
+    cert_file: Path | str  # the node certificate and its key
+    key_file: Path | str
 
 
 @dataclass(frozen=True)
@@ -220,6 +237,7 @@ class NatsServer:
         auth_timeout: float = 10.0,
         max_connections: int | None = 1000,
         mqtt: MqttListener | None = None,
+        cluster: ClusterListener | None = None,
     ) -> None:
         self.directory = Path(home) / "nats"
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -238,21 +256,35 @@ class NatsServer:
             self.mqtt = MqttListener(
                 mqtt.host, free_port(mqtt.host), mqtt.tls, mqtt.client_certificate
             )
+        self.cluster = cluster
+        if cluster is not None and not cluster.port:
+            self.cluster = replace(cluster, port=free_port(cluster.host))
         self.jetstream_dir = self.directory / "jetstream"
         self.warmup_password = secrets.token_urlsafe(24)  # a new one on every start
         self.config_path = self.directory / "nats-server.conf"
         self.log_path = self.directory / "nats-server.log"
         self.pid_path = self.directory / "nats-server.pid"
-        self.server_name = _new_server_name()
+        self.server_name = self._name()
         # Set once it answers; an _Exited after a restart that failed.
         self.process: asyncio.subprocess.Process | _Exited | None = None
         self.restarts = 0
         self._supervisor: asyncio.Task[None] | None = None
         self._stopping = False
 
+    def _name(self) -> str:
+        """A new name on every start, or the node's own name in a cluster."""
+        return self.cluster.node if self.cluster is not None else _new_server_name()
+
     @property
     def url(self) -> str:
         return f"nats://{_url_host(self.host)}:{self.port}"
+
+    @property
+    def route_url(self) -> str | None:
+        """Where other nodes route to this server (host:port), in a cluster."""
+        if self.cluster is None:
+            return None
+        return f"{_url_host(self.cluster.host)}:{self.cluster.port}"
 
     @property
     def ws_url(self) -> str | None:
@@ -290,6 +322,21 @@ mqtt {{
   listen: "{self.mqtt.host}:{self.mqtt.port}"{mqtt_tls}
 }}
 """
+        cluster = ""
+        if self.cluster is not None:
+            c = self.cluster
+            routes = ", ".join(f'"nats-route://{route}"' for route in c.routes)
+            cluster = f"""
+# A node of the hub cluster {c.name} (docs/cluster.md): routes are TLS both ways, each
+# node's certificate verified against the hub CA.
+cluster {{
+  name: {c.name}
+  listen: "{c.host}:{c.port}"
+  tls {{ cert_file: "{c.cert_file}", key_file: "{c.key_file}", ca_file: "{self.ca_file}", \
+verify: true, timeout: 2 }}
+  routes: [ {routes} ]
+}}
+"""
         limits = ""
         if self.max_connections is not None:  # the hub's own three connections count too
             limits = f"max_connections: {self.max_connections + 3}\n"
@@ -304,7 +351,7 @@ listen: "{self.host}:{self.port}"
 tls {{ {tls} }}
 log_file: "{self.log_path}"
 jetstream {{ store_dir: "{self.jetstream_dir}" }}
-{websocket}{mqtt}
+{websocket}{mqtt}{cluster}
 {self.keys.auth_config(self.auth_timeout, self.warmup_password if self.mqtt else None)}"""
 
     def write_config(self) -> Path:
@@ -319,10 +366,13 @@ jetstream {{ store_dir: "{self.jetstream_dir}" }}
             (self.host, self.port, None),
             (self.host, self.ws_port, None),
             (self.mqtt.host, self.mqtt.port, "MQTT") if self.mqtt else (self.host, None, None),
+            (self.cluster.host, self.cluster.port, "cluster")
+            if self.cluster
+            else (self.host, None, None),
         ):
             if port is not None:
                 ensure_free(host, port, listener)
-        self.server_name = _new_server_name()
+        self.server_name = self._name()
         self.write_config()
         await self._spawn()
         self._supervisor = asyncio.create_task(self._supervise(), name="nats-server")

@@ -210,3 +210,17 @@ async def test_tls_server_refuses_a_client_certificate_from_another_ca(ca, tmp_p
             reply = None
         assert reply in (None, b"")
         assert seen == []  # the server never accepted the connection
+
+
+def test_node_certificate_serves_both_ends_of_a_route_and_is_no_login(ca, home):
+    node = ca.ensure_node_certificate("n1", ["node1.example.test"])
+    assert node.issued and node.cert_path == home / "certs" / "node.pem"
+    certificate = load(node.cert_path)
+    usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert set(usages) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
+    assert certificate.subject.rfc4514_string() == "CN=wothub node n1"
+    assert "node1.example.test" in sans(certificate)[0]
+    assert not ca.ensure_node_certificate("n1", ["node1.example.test"]).issued  # kept
+    # Not in the record of certificates issued to clients: no login with it.
+    with pytest.raises(CertificateError, match="unknown serial"):
+        ca.verify_client_certificate(node.cert_path.read_bytes())
