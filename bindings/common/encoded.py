@@ -1,7 +1,7 @@
 """The fan-out encode cache: a notification goes to many subscribers, and is encoded
-once for all of those that get it in the same wire form: the envelope (JSON bytes, or
-text) or the bare value (MQTT twin topics, SSE data), or a binding's own form (``get``:
-an SSE event block).
+once for all of those that get it in the same wire form: the envelope (JSON bytes) or
+the bare value (NATS and MQTT twin subjects, SSE data), or a binding's own form
+(``get``: an SSE event block).
 
 Entries are keyed by the message's identity and hold the message, so an id is never
 reused while its entry lives; the cache starts over when full.
@@ -27,11 +27,6 @@ class EncodeCache:
         if isinstance(message, dict):
             return orjson.dumps(message)
         return self.get(message, "envelope", Message.to_json)
-
-    def text(self, message: Message | dict[str, Any]) -> str:
-        if isinstance(message, dict):
-            return orjson.dumps(message).decode()
-        return self.get(message, "text", lambda m: self.envelope(m).decode())
 
     def value(self, message: Message) -> bytes:
         """The bare value (``null`` when there is none)."""
