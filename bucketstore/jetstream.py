@@ -75,6 +75,8 @@ _EXPECTED_LAST = "Nats-Expected-Last-Subject-Sequence"
 _WRONG_LAST = (10071, 10164)  # JetStream's "wrong last sequence" error codes
 _SWAP_ATTEMPTS = 20  # re-reads after losing a race while the value still matches
 ELECTION_WAIT = 10.0  # seconds opening a bucket waits for a starting cluster
+_NO_STREAM_PAUSE = 0.05  # seconds between writes while a stream has no leader
+_WATCH_HEARTBEAT = 1.0  # seconds; a watch that misses two re-creates its consumer
 
 
 def _b32(text: str) -> str:
@@ -241,12 +243,14 @@ class JetStreamBucket(Bucket):
         subject = self._subject(key)
         self._check_value(key, value)
         value = bytes(value)
-        self._store._run(self._publish(key, subject, value, None), f"setting {key!r}", self)
+        write = self._store._answered(lambda: self._publish(key, subject, value, None))
+        self._store._run(write, f"setting {key!r}", self)
 
     def delete(self, key: str) -> None:
         self._check_open()
         subject = self._subject(key)
-        self._store._run(self._publish(key, subject, None, None), f"deleting {key!r}", self)
+        write = self._store._answered(lambda: self._publish(key, subject, None, None))
+        self._store._run(write, f"deleting {key!r}", self)
 
     async def _publish(
         self, key: str, subject: str, value: bytes | None, last: int | None
@@ -274,7 +278,7 @@ class JetStreamBucket(Bucket):
             )
         if writes:
             what = f"writing a batch of {len(writes)} keys"
-            self._store._run(self._publish_batch(writes), what, self)
+            self._store._run(self._store._answered(lambda: self._publish_batch(writes)), what, self)
 
     async def _publish_batch(self, writes: dict[str, tuple[str, bytes | None]]) -> None:
         """One atomic batch: the server stores every message or none, at consecutive
@@ -305,7 +309,8 @@ class JetStreamBucket(Bucket):
             self._check_value(key, new)
             new = bytes(new)
         old = None if old is None else bytes(old)
-        return self._store._run(self._swap(key, subject, old, new), f"swapping {key!r}", self)
+        swap = self._store._answered(lambda: self._swap(key, subject, old, new))
+        return self._store._run(swap, f"swapping {key!r}", self)
 
     async def _swap(self, key: str, subject: str, old: bytes | None, new: bytes | None) -> bool:
         # The replica's revision is tried first (no extra round trip when it is
@@ -401,6 +406,9 @@ class JetStreamBucket(Bucket):
                 cb=on_message,
                 ordered_consumer=True,
                 deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT,
+                # The consumer lives on one server: when that one is lost, the
+                # missing heartbeats make nats-py re-create it where the stream went.
+                idle_heartbeat=_WATCH_HEARTBEAT,
             ),
             timeout,
         )
@@ -519,17 +527,30 @@ class JetStreamStore(BucketStore):
 
     async def _request(self, subject: str, payload: bytes, headers: dict | None) -> api.PubAck:
         """Publish to the stream and wait for its acknowledgement (or its refusal)."""
-        try:
-            msg = await self._nc.request(subject, payload, timeout=self.timeout, headers=headers)
-        except nats.errors.NoRespondersError:
-            raise StoreUnavailableError(
-                f"no JetStream stream answers on {subject!r} (JetStream disabled, or the "
-                f"bucket's stream was deleted)"
-            ) from None
+        msg = await self._nc.request(subject, payload, timeout=self.timeout, headers=headers)
         answer = json.loads(msg.data)
         if "error" in answer:
             nats.js.errors.APIError.from_error(answer["error"])  # raises it
         return api.PubAck.from_response(answer)
+
+    async def _answered(self, write: Callable[[], Awaitable[T]]) -> T:
+        """``write()``, again while no stream answers, for up to ``timeout``.
+
+        After a server is lost, a stream has no leader until the others elect one (a
+        few seconds); meanwhile its subjects have no responders and nothing is written,
+        so the whole write can be repeated.
+        """
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                return await write()
+            except nats.errors.NoRespondersError:
+                if time.monotonic() + _NO_STREAM_PAUSE > deadline:
+                    raise StoreUnavailableError(
+                        f"no JetStream stream answered within {self.timeout} s (its leader "
+                        f"is being elected, JetStream is off, or the stream was deleted)"
+                    ) from None
+            await asyncio.sleep(_NO_STREAM_PAUSE)  # paces the attempts
 
     # -- buckets --------------------------------------------------------------------------
 
