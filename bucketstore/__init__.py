@@ -8,6 +8,7 @@ from .errors import (
     StoreClosedError,
     StoreLockedError,
     StorePathError,
+    StoreUnavailableError,
     UnknownBackendError,
 )
 from .registry import DEFAULT_BACKEND, backend_names, open_store, register_backend
@@ -22,6 +23,7 @@ __all__ = [
     "StoreClosedError",
     "StoreLockedError",
     "StorePathError",
+    "StoreUnavailableError",
     "UnknownBackendError",
     "backend_names",
     "open_store",

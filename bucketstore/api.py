@@ -50,6 +50,12 @@ def check_value(key: str, value: Any) -> None:
         raise InvalidValueError(f"value for key {key!r} must be bytes, not {type(value).__name__}")
 
 
+def check_optional_value(key: str, value: Any) -> None:
+    """A value or None (a missing key), as ``swap`` takes them."""
+    if value is not None:
+        check_value(key, value)
+
+
 def prefix_end(prefix: str) -> str | None:
     """The smallest string greater than every string starting with ``prefix``.
 
@@ -128,6 +134,16 @@ class Bucket(ABC):
     @abstractmethod
     def batch(self, set: Items = (), delete: Iterable[str] = ()) -> None:
         """Delete ``delete`` and store ``set`` in one atomic write (a key in both ends set)."""
+
+    @abstractmethod
+    def swap(self, key: str, old: bytes | None, new: bytes | None) -> bool:
+        """Compare-and-set: store ``new`` (None deletes) only if the value of ``key`` is
+        ``old`` right now (None: the key is missing); returns whether it did.
+
+        The one safe way to change a record that another writer may change at the same
+        time (another hub node, on a shared backend): of two swaps from the same ``old``,
+        at most one succeeds; the loser re-reads and tries again or gives up.
+        """
 
     @abstractmethod
     def count(self) -> int:

@@ -21,12 +21,17 @@ class StoreClosedError(BucketStoreError):
     """The store was closed; its buckets can no longer be used."""
 
 
+class StoreUnavailableError(BucketStoreError):
+    """A networked store's servers cannot be reached or did not answer in time."""
+
+
 class InvalidKeyError(BucketStoreError, ValueError):
-    """A key or bucket name is empty, not a str, or not encodable as UTF-8."""
+    """A key or bucket name is empty, not a str, not encodable as UTF-8, or longer than
+    the backend can store."""
 
 
 class InvalidValueError(BucketStoreError, TypeError):
-    """A value is not bytes."""
+    """A value is not bytes, or is larger than the backend can store."""
 
 
 class UnknownBackendError(BucketStoreError, LookupError):

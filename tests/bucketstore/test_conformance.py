@@ -258,6 +258,7 @@ def test_closed_store_refuses_use(store):
         lambda: bucket.set_many({"k": b"v"}),
         lambda: bucket.batch(set={"k": b"v"}),
         lambda: bucket.delete("k"),
+        lambda: bucket.swap("k", None, b"v"),
         lambda: bucket.count(),
         lambda: list(bucket.items()),
         lambda: store.bucket("y"),
@@ -265,3 +266,47 @@ def test_closed_store_refuses_use(store):
     ):
         with pytest.raises(StoreClosedError, match="closed"):
             call()
+
+
+def test_swap_writes_only_over_the_expected_value(bucket):
+    assert bucket.swap("k", None, b"1")  # absent -> created
+    assert not bucket.swap("k", None, b"2")  # no longer absent
+    assert bucket.get("k") == b"1"
+    assert not bucket.swap("k", b"0", b"2")  # another value
+    assert bucket.get("k") == b"1"
+    assert bucket.swap("k", bytearray(b"1"), memoryview(b"2"))  # bytes-like both ways
+    assert bucket.get("k") == b"2" and type(bucket.get("k")) is bytes
+    assert bucket.swap("k", b"2", b"2")  # same value: still a write that succeeded
+    assert bucket.swap("k", b"2", None)  # delete
+    assert bucket.get("k") is None
+    assert not bucket.swap("k", b"2", b"3")  # gone
+    assert bucket.swap("k", None, None)  # missing, stays missing
+    assert bucket.swap("k", None, b"")  # recreated after a delete, empty value
+    assert bucket.get("k") == b""
+    assert not bucket.swap("k", None, b"x")  # empty is a value, not missing
+    assert list(bucket.items()) == [("k", b"")]
+
+
+def test_swap_sees_every_kind_of_write(bucket):
+    bucket.set_many({"a": b"1", "b": b"1"})
+    assert bucket.swap("a", b"1", b"2")
+    bucket.batch(set={"a": b"3"}, delete=["b"])
+    assert not bucket.swap("a", b"2", b"4")
+    assert bucket.swap("a", b"3", b"4")
+    assert bucket.swap("b", None, b"5")
+    bucket.delete("a")
+    assert bucket.swap("a", None, b"6")
+    assert dict(bucket.items()) == {"a": b"6", "b": b"5"}
+
+
+def test_swap_refuses_bad_arguments(bucket):
+    bucket.set("k", b"v")
+    for call, error in (
+        (lambda: bucket.swap("", None, b"v"), InvalidKeyError),
+        (lambda: bucket.swap(None, None, b"v"), InvalidKeyError),
+        (lambda: bucket.swap("k", "v", b"w"), InvalidValueError),
+        (lambda: bucket.swap("k", b"v", "w"), InvalidValueError),
+    ):
+        with pytest.raises(error):
+            call()
+    assert bucket.get("k") == b"v"

@@ -1,0 +1,634 @@
+"""JetStream key-value backend: buckets replicated by a NATS cluster (for cluster mode).
+
+Each store bucket is one JetStream KV bucket (a stream ``KV_<prefix>_<name>`` with one
+message per key). Writes go to the servers and return once JetStream acknowledged them,
+that is once the stream's replicas stored them. Reads never leave the process: every
+bucket keeps a local replica (a SortedDict, as in memory.py, plus each key's revision),
+loaded and kept current by a KV watch, so ordering, seeking and paging cost what they
+cost in memory. Other stores' writes reach the replica through the watch (eventually);
+this store's own writes are applied to it as soon as they are acknowledged.
+
+The API is synchronous like every backend's. The NATS connection lives on a private
+event loop on a thread of the store; each call hands a coroutine to that loop and
+waits for it, at most ``timeout`` seconds.
+
+Names: a bucket name becomes lowercase base32 (stream names are directory names on the
+server, which may be case-insensitive); a key becomes base64url (one subject token).
+Neither has padding. Batches use JetStream's atomic batch publish (the stream allows
+it), so they are all-or-nothing on the server too. ``swap`` is a compare-and-set on the
+key's revision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import re
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
+from itertools import islice
+from pathlib import Path
+from typing import Any, TypeVar
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.msg import Msg
+from nats.js import api
+from sortedcontainers import SortedDict
+
+from .api import (
+    Bucket,
+    BucketStore,
+    Items,
+    Range,
+    check_bucket_name,
+    check_key,
+    check_optional_value,
+    check_value,
+)
+from .errors import (
+    BucketStoreError,
+    InvalidKeyError,
+    InvalidValueError,
+    StoreClosedError,
+    StoreUnavailableError,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+BATCH_LIMIT = 1000  # nats-server refuses atomic batches of more messages
+MAX_KEY_BYTES = 2048  # UTF-8; its subject must fit the server's 4 KiB protocol line
+_HEADER_ROOM = 1024  # of max_payload, left for the headers of a batch or a swap
+_STREAM_NAME_MAX = 255  # nats-server's limit
+_PREFIX = re.compile(r"[A-Za-z0-9-]+\Z")  # no "_": it separates prefix and bucket
+_KV_OP = "KV-Operation"
+_MARKER_REASON = "Nats-Marker-Reason"  # server-placed deletes (TTL, max age)
+_EXPECTED_LAST = "Nats-Expected-Last-Subject-Sequence"
+_WRONG_LAST = (10071, 10164)  # JetStream's "wrong last sequence" error codes
+_SWAP_ATTEMPTS = 20  # re-reads after losing a race while the value still matches
+ELECTION_WAIT = 10.0  # seconds opening a bucket waits for a starting cluster
+_NO_STREAM_PAUSE = 0.05  # seconds between writes while a stream has no leader
+_WATCH_HEARTBEAT = 1.0  # seconds; a watch that misses two re-creates its consumer
+
+
+def _b32(text: str) -> str:
+    return base64.b32encode(text.encode()).decode().rstrip("=").lower()
+
+
+def _unb32(token: str) -> str:
+    padded = token.upper() + "=" * (-len(token) % 8)
+    return base64.b32decode(padded).decode()
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _unb64(token: str) -> str:
+    return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+
+
+async def _cancel_tasks() -> None:
+    """Cancel every other task of this loop and wait for them to finish."""
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _while_electing(nc: Any, request: Callable[[], Awaitable[T]], timeout: float) -> T:
+    """``request()``, again while the cluster answers but is not ready yet.
+
+    A cluster elects its meta leader shortly after it starts, and a new stream its own
+    leader (a few seconds at worst); until then requests go unanswered or are refused
+    as unavailable. While connected, this retries for ``ELECTION_WAIT`` seconds (or
+    ``timeout``, if longer), with short attempts first so that one lost request does not
+    use up the time; the requests made here (creating a stream, a watch) may repeat.
+    """
+    deadline = time.monotonic() + max(timeout, ELECTION_WAIT)
+    attempt = 0.5
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return await asyncio.wait_for(request(), min(attempt, timeout, left))
+        except (TimeoutError, nats.js.errors.ServiceUnavailableError):
+            if not nc.is_connected or time.monotonic() + 0.1 > deadline:
+                raise
+        attempt *= 2
+        await asyncio.sleep(0.1)
+
+
+class _Replica:
+    """A bucket's local copy: key -> value in order, key -> revision.
+
+    Written from the store's loop thread (the watch, acknowledged writes), read from the
+    caller's: a lock makes each read a consistent view. The watch delivers the stream in
+    order, so once it has passed a revision (``watched``), the copy holds that revision
+    or newer for every key, and a write's acknowledgement that arrives later than the
+    watch's update changes nothing. A write applied ahead of the watch leaves its
+    revision behind even when it deletes (a tombstone, until the watch passes it), so
+    an older update still on its way through the watch cannot bring the key back.
+    """
+
+    __slots__ = ("data", "lock", "revisions", "watched")
+
+    def __init__(self) -> None:
+        self.data: SortedDict = SortedDict()
+        self.revisions: dict[str, int] = {}
+        self.watched = 0  # the last revision the watch delivered
+        self.lock = threading.Lock()
+
+    def apply(self, key: str, value: bytes | None, revision: int, watched: bool = False) -> None:
+        with self.lock:
+            if watched:
+                self.watched = revision
+            elif revision <= self.watched:
+                return
+            if revision < self.revisions.get(key, 0):
+                return
+            if value is not None:
+                self.data[key] = value
+                self.revisions[key] = revision
+                return
+            self.data.pop(key, None)
+            if watched:  # nothing older can follow it
+                self.revisions.pop(key, None)
+            else:
+                self.revisions[key] = revision
+
+    def current(self, key: str) -> tuple[bytes | None, int]:
+        with self.lock:
+            return self.data.get(key), self.revisions.get(key, 0)
+
+
+class JetStreamBucket(Bucket):
+    def __init__(self, store: JetStreamStore, name: str, kv_name: str) -> None:
+        self.name = name
+        self._store = store
+        self._stream = f"KV_{kv_name}"
+        self._pre = f"$KV.{kv_name}."
+        self._replica = _Replica()
+        self._watch: Any = None
+
+    # -- reads: the local replica ---------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._store.closed:
+            raise StoreClosedError(f"{self._store} is closed (bucket {self.name!r})")
+
+    def get(self, key: str) -> bytes | None:
+        self._check_open()
+        return self._replica.data.get(check_key(key))
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        self._check_open()
+        wanted = [check_key(key) for key in keys]
+        with self._replica.lock:
+            data = self._replica.data
+            return {key: data[key] for key in wanted if key in data}
+
+    def count(self) -> int:
+        self._check_open()
+        return len(self._replica.data)
+
+    def _range(
+        self, bounds: Range, reverse: bool, keys: bool, values: bool, limit: int | None
+    ) -> Iterator[Any]:
+        self._check_open()
+        with self._replica.lock:
+            data = self._replica.data
+            selected = data.irange(
+                bounds.lower,
+                bounds.upper,
+                (bounds.lower_inclusive, bounds.upper_inclusive),
+                reverse,
+            )
+            chosen = list(selected if limit is None else islice(selected, limit))
+            if not values:
+                return iter(chosen)
+            if not keys:
+                return iter([data[key] for key in chosen])
+            return iter([(key, data[key]) for key in chosen])
+
+    # -- writes: acknowledged by JetStream, then applied here -----------------------------
+
+    def _subject(self, key: str) -> str:
+        check_key(key)
+        if len(key.encode()) > MAX_KEY_BYTES:
+            raise InvalidKeyError(
+                f"key {key[:40]!r}... is {len(key.encode())} bytes in UTF-8; the jetstream "
+                f"backend takes at most {MAX_KEY_BYTES}"
+            )
+        return self._pre + _b64(key)
+
+    def _check_value(self, key: str, value: Any) -> None:
+        check_value(key, value)
+        limit = self._store._max_value
+        if len(value) > limit:
+            raise InvalidValueError(
+                f"value for key {key!r} is {len(value)} bytes; this JetStream store takes at "
+                f"most {limit} (the server's max_payload less {_HEADER_ROOM} for headers)"
+            )
+
+    def set(self, key: str, value: bytes) -> None:
+        self._check_open()
+        subject = self._subject(key)
+        self._check_value(key, value)
+        value = bytes(value)
+        write = self._store._answered(lambda: self._publish(key, subject, value, None))
+        self._store._run(write, f"setting {key!r}", self)
+
+    def delete(self, key: str) -> None:
+        self._check_open()
+        subject = self._subject(key)
+        write = self._store._answered(lambda: self._publish(key, subject, None, None))
+        self._store._run(write, f"deleting {key!r}", self)
+
+    async def _publish(
+        self, key: str, subject: str, value: bytes | None, last: int | None
+    ) -> api.PubAck:
+        headers = {_KV_OP: "DEL"} if value is None else {}
+        if last is not None:
+            headers[_EXPECTED_LAST] = str(last)
+        ack = await self._store._request(subject, value or b"", headers or None)
+        self._replica.apply(key, value, ack.seq)
+        return ack
+
+    def batch(self, set: Items = (), delete: Iterable[str] = ()) -> None:
+        self._check_open()
+        writes: dict[str, tuple[str, bytes | None]] = {}
+        for key in delete:
+            writes[key] = (self._subject(key), None)
+        for key, value in set.items() if isinstance(set, Mapping) else set:
+            subject = self._subject(key)
+            self._check_value(key, value)
+            writes[key] = (subject, bytes(value))  # a key in both ends up set
+        if len(writes) > BATCH_LIMIT:
+            raise BucketStoreError(
+                f"bucket {self.name!r}: a batch of {len(writes)} keys is more than the "
+                f"{BATCH_LIMIT} one atomic JetStream batch can hold"
+            )
+        if writes:
+            what = f"writing a batch of {len(writes)} keys"
+            self._store._run(self._store._answered(lambda: self._publish_batch(writes)), what, self)
+
+    async def _publish_batch(self, writes: dict[str, tuple[str, bytes | None]]) -> None:
+        """One atomic batch: the server stores every message or none, at consecutive
+        sequence numbers, and acknowledges only the last (the commit)."""
+        batch_id = uuid.uuid4().hex
+        last = len(writes)
+        publish = self._store._nc.publish
+        ack = None
+        for number, (subject, value) in enumerate(writes.values(), 1):
+            headers = {"Nats-Batch-Id": batch_id, "Nats-Batch-Sequence": str(number)}
+            if value is None:
+                headers[_KV_OP] = "DEL"
+            if number < last:
+                await publish(subject, value or b"", headers=headers)
+            else:
+                headers["Nats-Batch-Commit"] = "1"
+                ack = await self._store._request(subject, value or b"", headers)
+        assert ack is not None
+        first = ack.seq - last + 1
+        for offset, (key, (_subject, value)) in enumerate(writes.items()):
+            self._replica.apply(key, value, first + offset)
+
+    def swap(self, key: str, old: bytes | None, new: bytes | None) -> bool:
+        self._check_open()
+        subject = self._subject(key)
+        check_optional_value(key, old)
+        if new is not None:
+            self._check_value(key, new)
+            new = bytes(new)
+        old = None if old is None else bytes(old)
+        swap = self._store._answered(lambda: self._swap(key, subject, old, new))
+        return self._store._run(swap, f"swapping {key!r}", self)
+
+    async def _swap(self, key: str, subject: str, old: bytes | None, new: bytes | None) -> bool:
+        # The replica's revision is tried first (no extra round trip when it is
+        # current); the server's answer decides: after a refusal, or when the replica
+        # disagrees with ``old`` (it may lag behind another node), read the server.
+        value, revision = self._replica.current(key)
+        trust_replica = value == old and not (old is None and new is None)
+        for _attempt in range(_SWAP_ATTEMPTS):
+            if not trust_replica:
+                value, revision = await self._read_server(key, subject)
+                if value != old:
+                    return False
+                if new is None and old is None:
+                    return True  # already missing: nothing to write
+            try:
+                await self._publish(key, subject, new, revision)
+                return True
+            except nats.js.errors.APIError as exc:
+                if exc.err_code not in _WRONG_LAST:
+                    raise
+            trust_replica = False
+        raise BucketStoreError(
+            f"bucket {self.name!r}: swapping {key!r} lost {_SWAP_ATTEMPTS} races in a row"
+        )
+
+    async def _read_server(self, key: str, subject: str) -> tuple[bytes | None, int]:
+        """The key's current value (None when missing) and revision, from the stream."""
+        try:
+            msg = await self._store._js.get_msg(self._stream, subject=subject, direct=True)
+        except nats.js.errors.NotFoundError:
+            return None, 0
+        headers = msg.headers or {}
+        deleted = _KV_OP in headers or _MARKER_REASON in headers
+        value = None if deleted else (msg.data or b"")
+        self._replica.apply(key, value, msg.seq)
+        return value, msg.seq
+
+    # -- the watch that keeps the replica current -----------------------------------------
+
+    async def _open(self, replicas: int, timeout: float) -> None:
+        """Create the stream (or find it), then load the replica through a watch."""
+        nc, js = self._store._nc, self._store._js
+        config = api.StreamConfig(
+            name=self._stream,
+            subjects=[self._pre + ">"],
+            # What nats-py's create_key_value sets for history 1, plus atomic batches.
+            allow_direct=True,
+            allow_rollup_hdrs=True,
+            allow_msg_ttl=True,
+            deny_delete=True,
+            discard=api.DiscardPolicy.NEW,
+            duplicate_window=120.0,
+            max_consumers=-1,
+            max_msgs=-1,
+            max_msgs_per_subject=1,
+            num_replicas=replicas,
+            storage=api.StorageType.FILE,
+            allow_atomic=True,
+        )
+        try:
+            info = await _while_electing(nc, lambda: js.add_stream(config), timeout)
+        except nats.js.errors.APIError as exc:
+            if exc.err_code != 10058:
+                raise
+            # It exists with another configuration (made elsewhere): use it as it is.
+            info = await js.stream_info(self._stream)
+            if not info.config.allow_atomic:
+                info = await js.update_stream(info.config.evolve(allow_atomic=True))
+        await self._watch_from(info.state.messages, info.state.last_seq, timeout)
+
+    async def _watch_from(self, messages: int, last_seq: int, timeout: float) -> None:
+        loaded = asyncio.Event()
+        if messages == 0:
+            loaded.set()
+        pre = len(self._pre)
+        replica = self._replica
+        apply = replica.apply
+
+        async def on_message(msg: Msg) -> None:
+            seq = msg.metadata.sequence.stream
+            headers = msg.headers
+            deleted = headers is not None and (_KV_OP in headers or _MARKER_REASON in headers)
+            apply(_unb64(msg.subject[pre:]), None if deleted else msg.data, seq, watched=True)
+            if seq >= last_seq:
+                loaded.set()
+
+        subscribe = self._store._js.subscribe
+        self._watch = await _while_electing(
+            self._store._nc,
+            lambda: subscribe(
+                self._pre + ">",
+                stream=self._stream,
+                cb=on_message,
+                ordered_consumer=True,
+                deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT,
+                # The consumer lives on one server: when that one is lost, the
+                # missing heartbeats make nats-py re-create it where the stream went.
+                idle_heartbeat=_WATCH_HEARTBEAT,
+            ),
+            timeout,
+        )
+        # Loading a large bucket may take longer than one timeout: wait while it moves.
+        try:
+            while True:
+                before = replica.watched
+                try:
+                    await asyncio.wait_for(loaded.wait(), timeout)
+                    return
+                except TimeoutError:
+                    if replica.watched == before:
+                        raise
+        except BaseException:
+            await self._watch.unsubscribe()
+            raise
+
+
+class JetStreamStore(BucketStore):
+    """Buckets in JetStream KV buckets on ``servers`` (a URL or a list of them).
+
+    ``tls`` (an ssl.SSLContext), ``nkeys_seed`` (a seed string) or ``user``/``password``
+    authenticate; ``replicas`` is each new bucket's replica count; ``prefix`` keeps
+    this store's buckets apart from other users of the same servers; ``timeout`` bounds
+    every call in seconds. ``path`` is only remembered.
+    """
+
+    backend = "jetstream"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        servers: str | list[str],
+        tls: ssl.SSLContext | None = None,
+        nkeys_seed: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        replicas: int = 1,
+        prefix: str = "wothub",
+        timeout: float = 5.0,
+    ) -> None:
+        if not _PREFIX.match(prefix):
+            raise InvalidKeyError(f"prefix {prefix!r} may only have letters, digits and '-'")
+        self.path = Path(path) if path is not None else None
+        self.servers = [servers] if isinstance(servers, str) else list(servers)
+        self.prefix = prefix
+        self.replicas = replicas
+        self.timeout = timeout
+        self._buckets: dict[str, JetStreamBucket] = {}
+        self._closed = False
+        self._lock = threading.Lock()  # one bucket opening at a time
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name=f"jetstream-store-{prefix}", daemon=True
+        )
+        self._thread.start()
+        options = {"user": user, "password": password, "nkeys_seed_str": nkeys_seed}
+        try:
+            self._nc = self._run(self._connect(tls, options), "connecting")
+        except BaseException:
+            self._stop_loop()
+            self._closed = True
+            raise
+        self._js = self._nc.jetstream(timeout=timeout)
+        self._max_value = self._nc.max_payload - _HEADER_ROOM
+
+    async def _connect(self, tls: ssl.SSLContext | None, options: dict[str, Any]) -> Any:
+        async def error_cb(exc: Exception) -> None:
+            log.debug("jetstream store %s: %s", self.servers, exc)
+
+        # nats-py would try the servers forever (it reconnects without limit): bound it.
+        connecting = nats.connect(
+            self.servers,
+            name=f"bucketstore-{self.prefix}",
+            tls=tls,
+            connect_timeout=self.timeout,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.2,
+            error_cb=error_cb,
+            **{name: value for name, value in options.items() if value is not None},
+        )
+        return await asyncio.wait_for(connecting, self.timeout)
+
+    # -- running coroutines on the store's loop -------------------------------------------
+
+    def _run(
+        self,
+        work: Coroutine[Any, Any, T],
+        what: str,
+        bucket: Bucket | None = None,
+        bounded: bool = True,
+    ) -> T:
+        """Run ``work`` on the store's loop; NATS failures become bucketstore errors.
+
+        Each request inside times out after ``timeout``; when ``bounded``, one second
+        more is the safety net around the whole.
+        """
+        where = f"{self}" + (f", bucket {bucket.name!r}" if bucket is not None else "")
+        future = asyncio.run_coroutine_threadsafe(work, self._loop)
+        try:
+            return future.result(self.timeout + 1.0 if bounded else None)
+        except (TimeoutError, nats.errors.TimeoutError):
+            future.cancel()
+            raise StoreUnavailableError(
+                f"{where}: no answer within {self.timeout} s while {what}"
+            ) from None
+        except nats.js.errors.APIError as exc:
+            raise BucketStoreError(
+                f"{where}: JetStream refused {what}: {exc.description or type(exc).__name__} "
+                f"(code {exc.code}, error {exc.err_code})"
+            ) from None
+        except (nats.errors.Error, OSError) as exc:
+            detail = str(exc) or type(exc).__name__
+            raise StoreUnavailableError(f"{where}: {what} failed: {detail}") from None
+
+    async def _request(self, subject: str, payload: bytes, headers: dict | None) -> api.PubAck:
+        """Publish to the stream and wait for its acknowledgement (or its refusal)."""
+        msg = await self._nc.request(subject, payload, timeout=self.timeout, headers=headers)
+        answer = json.loads(msg.data)
+        if "error" in answer:
+            nats.js.errors.APIError.from_error(answer["error"])  # raises it
+        return api.PubAck.from_response(answer)
+
+    async def _answered(self, write: Callable[[], Awaitable[T]]) -> T:
+        """``write()``, again while no stream answers, for up to ``timeout``.
+
+        After a server is lost, a stream has no leader until the others elect one (a
+        few seconds); meanwhile its subjects have no responders and nothing is written,
+        so the whole write can be repeated.
+        """
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                return await write()
+            except nats.errors.NoRespondersError:
+                if time.monotonic() + _NO_STREAM_PAUSE > deadline:
+                    raise StoreUnavailableError(
+                        f"no JetStream stream answered within {self.timeout} s (its leader "
+                        f"is being elected, JetStream is off, or the stream was deleted)"
+                    ) from None
+            await asyncio.sleep(_NO_STREAM_PAUSE)  # paces the attempts
+
+    # -- buckets --------------------------------------------------------------------------
+
+    def bucket(self, name: str) -> JetStreamBucket:
+        bucket = self._buckets.get(name)
+        if bucket is not None:
+            return bucket
+        check_bucket_name(name)
+        kv_name = f"{self.prefix}_{_b32(name)}"
+        if len(kv_name) + 3 > _STREAM_NAME_MAX:
+            raise InvalidKeyError(f"bucket name {name[:40]!r}... is too long for JetStream")
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"{self} is closed")
+            bucket = self._buckets.get(name)
+            if bucket is None:
+                bucket = JetStreamBucket(self, name, kv_name)
+                # Loading a large bucket may take longer than one timeout while it
+                # progresses (_watch_from bounds it), so no overall limit here.
+                opening = bucket._open(self.replicas, self.timeout)
+                self._run(opening, f"opening bucket {name!r}", bounded=False)
+                self._buckets[name] = bucket
+        return bucket
+
+    def buckets(self) -> list[str]:
+        if self._closed:
+            raise StoreClosedError(f"{self} is closed")
+        names = self._run(self._stream_names(), "listing buckets")
+        start = f"KV_{self.prefix}_"
+        return sorted(_unb32(name[len(start) :]) for name in names if name.startswith(start))
+
+    async def _stream_names(self) -> list[str]:
+        names: list[str] = []
+        while True:
+            query = json.dumps({"offset": len(names)}).encode()
+            msg = await self._nc.request("$JS.API.STREAM.NAMES", query, timeout=self.timeout)
+            answer = json.loads(msg.data)
+            if "error" in answer:
+                nats.js.errors.APIError.from_error(answer["error"])  # raises it
+            page = answer.get("streams") or []
+            names += page
+            if not page or len(names) >= answer.get("total", 0):
+                return names
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            future = asyncio.run_coroutine_threadsafe(self._disconnect(), self._loop)
+            future.result(self.timeout + 1.0)
+        except Exception as exc:  # closing must not fail: the servers may be gone
+            log.debug("closing %s: %s", self, exc)
+        self._stop_loop()
+
+    async def _disconnect(self) -> None:
+        for bucket in self._buckets.values():
+            if bucket._watch is not None:
+                try:
+                    await bucket._watch.unsubscribe()
+                except nats.errors.Error as exc:
+                    log.debug("unsubscribing %s: %s", bucket, exc)
+        await self._nc.close()
+
+    def _stop_loop(self) -> None:
+        try:  # nats-py may leave tasks behind (a cancelled connect, a subscription's)
+            asyncio.run_coroutine_threadsafe(_cancel_tasks(), self._loop).result(self.timeout)
+        except Exception as exc:
+            log.debug("stopping the loop of %s: %s", self, exc)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(self.timeout)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __repr__(self) -> str:
+        return f"<JetStreamStore {self.prefix!r} on {', '.join(self.servers)}>"
