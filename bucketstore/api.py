@@ -12,7 +12,7 @@ event loop call it directly; work that touches many keys should use ``set_many``
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,15 @@ class Bucket(ABC):
         time (another hub node, on a shared backend): of two swaps from the same ``old``,
         at most one succeeds; the loser re-reads and tries again or gives up.
         """
+
+    def on_change(self, callback: Callable[[str], None]) -> None:
+        """Have ``callback(key)`` called whenever another writer of a shared backend
+        (another hub node) changes ``key`` in this bucket: a set, a delete, a swap, a
+        batch. So a component that keeps a copy of what it read (a cache) can drop it.
+        It runs on the backend's own thread: hand the work over (``call_soon_threadsafe``)
+        and keep it short. The store's own writes are not reported. Backends with no
+        other writer (LevelDB, memory) never call it."""
+        return None
 
     @abstractmethod
     def count(self) -> int:

@@ -70,6 +70,7 @@ _HEADER_ROOM = 1024  # of max_payload, left for the headers of a batch or a swap
 _STREAM_NAME_MAX = 255  # nats-server's limit
 _PREFIX = re.compile(r"[A-Za-z0-9-]+\Z")  # no "_": it separates prefix and bucket
 _KV_OP = "KV-Operation"
+_WRITER = "Wothub-Writer"  # which store wrote a message: its own are not "changes"
 _MARKER_REASON = "Nats-Marker-Reason"  # server-placed deletes (TTL, max age)
 _EXPECTED_LAST = "Nats-Expected-Last-Subject-Sequence"
 _WRONG_LAST = (10071, 10164)  # JetStream's "wrong last sequence" error codes
@@ -146,23 +147,27 @@ class _Replica:
         self.watched = 0  # the last revision the watch delivered
         self.lock = threading.Lock()
 
-    def apply(self, key: str, value: bytes | None, revision: int, watched: bool = False) -> None:
+    def apply(self, key: str, value: bytes | None, revision: int, watched: bool = False) -> bool:
+        """Whether the watch brought a change the replica did not have yet (a write of
+        this store too, when its acknowledgement comes after the watch's update)."""
         with self.lock:
             if watched:
                 self.watched = revision
             elif revision <= self.watched:
-                return
-            if revision < self.revisions.get(key, 0):
-                return
+                return False
+            known = self.revisions.get(key, 0)
+            if revision < known:
+                return False
             if value is not None:
                 self.data[key] = value
                 self.revisions[key] = revision
-                return
-            self.data.pop(key, None)
-            if watched:  # nothing older can follow it
-                self.revisions.pop(key, None)
             else:
-                self.revisions[key] = revision
+                self.data.pop(key, None)
+                if watched:  # nothing older can follow it
+                    self.revisions.pop(key, None)
+                else:
+                    self.revisions[key] = revision
+            return watched and revision != known
 
     def current(self, key: str) -> tuple[bytes | None, int]:
         with self.lock:
@@ -177,6 +182,7 @@ class JetStreamBucket(Bucket):
         self._pre = f"$KV.{kv_name}."
         self._replica = _Replica()
         self._watch: Any = None
+        self._listeners: list[Callable[[str], None]] = []
 
     # -- reads: the local replica ---------------------------------------------------------
 
@@ -198,6 +204,9 @@ class JetStreamBucket(Bucket):
     def count(self) -> int:
         self._check_open()
         return len(self._replica.data)
+
+    def on_change(self, callback: Callable[[str], None]) -> None:
+        self._listeners.append(callback)
 
     def _range(
         self, bounds: Range, reverse: bool, keys: bool, values: bool, limit: int | None
@@ -255,10 +264,12 @@ class JetStreamBucket(Bucket):
     async def _publish(
         self, key: str, subject: str, value: bytes | None, last: int | None
     ) -> api.PubAck:
-        headers = {_KV_OP: "DEL"} if value is None else {}
+        headers = {_WRITER: self._store.writer}
+        if value is None:
+            headers[_KV_OP] = "DEL"
         if last is not None:
             headers[_EXPECTED_LAST] = str(last)
-        ack = await self._store._request(subject, value or b"", headers or None)
+        ack = await self._store._request(subject, value or b"", headers)
         self._replica.apply(key, value, ack.seq)
         return ack
 
@@ -288,7 +299,11 @@ class JetStreamBucket(Bucket):
         publish = self._store._nc.publish
         ack = None
         for number, (subject, value) in enumerate(writes.values(), 1):
-            headers = {"Nats-Batch-Id": batch_id, "Nats-Batch-Sequence": str(number)}
+            headers = {
+                "Nats-Batch-Id": batch_id,
+                "Nats-Batch-Sequence": str(number),
+                _WRITER: self._store.writer,
+            }
             if value is None:
                 headers[_KV_OP] = "DEL"
             if number < last:
@@ -388,12 +403,20 @@ class JetStreamBucket(Bucket):
         pre = len(self._pre)
         replica = self._replica
         apply = replica.apply
+        writer = self._store.writer
 
         async def on_message(msg: Msg) -> None:
             seq = msg.metadata.sequence.stream
             headers = msg.headers
             deleted = headers is not None and (_KV_OP in headers or _MARKER_REASON in headers)
-            apply(_unb64(msg.subject[pre:]), None if deleted else msg.data, seq, watched=True)
+            key = _unb64(msg.subject[pre:])
+            changed = apply(key, None if deleted else msg.data, seq, watched=True)
+            if changed and (headers is None or headers.get(_WRITER) != writer):
+                for listener in self._listeners:
+                    try:
+                        listener(key)
+                    except Exception:  # a listener's fault must not stop the watch
+                        log.exception("a change listener of bucket %s failed", self.name)
             if seq >= last_seq:
                 loaded.set()
 
@@ -456,6 +479,7 @@ class JetStreamStore(BucketStore):
         self.path = Path(path) if path is not None else None
         self.servers = [servers] if isinstance(servers, str) else list(servers)
         self.prefix = prefix
+        self.writer = uuid.uuid4().hex  # stamped on its writes (_WRITER)
         self.replicas = replicas
         self.timeout = timeout
         self._buckets: dict[str, JetStreamBucket] = {}

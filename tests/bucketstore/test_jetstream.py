@@ -33,6 +33,24 @@ async def test_a_second_store_sees_the_first_ones_writes(jetstream_store_factory
     assert second.buckets() == ["new", "tds"]
 
 
+async def test_a_bucket_is_told_of_the_keys_another_store_changed(jetstream_store_factory):
+    """on_change reports other writers' changes (set, delete, batch, swap), so a cache
+    can drop what it holds; a barrier write by the other store proves the first store's
+    own writes were not reported."""
+    first, second = jetstream_store_factory(), jetstream_store_factory()
+    mine, theirs = first.bucket("clients"), second.bucket("clients")
+    changed: list[str] = []
+    mine.on_change(changed.append)  # called on the store's thread: a list is enough here
+    mine.set("own", b"1")
+    theirs.set("alice", b"1")
+    theirs.batch(set={"bob": b"2"}, delete=["alice"])
+    assert theirs.swap("bob", b"2", b"3")
+    theirs.set("barrier", b"")
+    await until(lambda: "barrier" in changed, timeout=5)
+    assert changed == ["alice", "alice", "bob", "bob", "barrier"]
+    assert mine.get("bob") == b"3" and mine.get("alice") is None
+
+
 def test_stores_with_another_prefix_do_not_see_each_others_buckets(jetstream_store_factory):
     jetstream_store_factory().bucket("b").set("k", b"mine")
     other = jetstream_store_factory(prefix="other-prefix")
