@@ -79,6 +79,10 @@ class Accounts:
             self._cache[client_id] = account
         return account
 
+    def forget(self, client_id: str) -> Account | None:
+        """Drop the copy read of an account (another node changed it); returns it."""
+        return self._cache.pop(client_id, None)
+
     def require(self, client_id: str) -> Account:
         account = self.get(client_id)
         if account is None:

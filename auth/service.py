@@ -71,8 +71,9 @@ class AuthService:
     def __init__(self, store: BucketStore, home: Path, config: AuthConfig | None = None) -> None:
         self.config = config or AuthConfig()
         self.home = Path(home)
-        self.accounts = Accounts(store.bucket("clients"), Passwords(self.config.hash_cost))
-        self.sessions = Sessions(store.bucket("sessions"))
+        self._buckets = store.bucket("clients"), store.bucket("sessions")
+        self.accounts = Accounts(self._buckets[0], Passwords(self.config.hash_cost))
+        self.sessions = Sessions(self._buckets[1])
         self.signer = TokenSigner.load_or_create(self.home)
         self.throttle = LoginThrottle(self.config.throttle)
         self.hash_pool = HashPool(self.config.hash_workers or None, self.config.hash_queue)
@@ -245,6 +246,44 @@ class AuthService:
         ):
             self._changed(client_id, "client changed: role, password or enabled")
         return account
+
+    # -- changes made by other nodes (a shared store, cluster mode) -----------------------
+
+    def follow_other_nodes(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Apply here what another node changes in the shared store as if it were done
+        here: its copies dropped, remembered tokens and passwords forgotten, and the
+        hub told of a client changed or a session ended (it closes their connections).
+        The store reports on its own thread; the work is done on ``loop``. On a store
+        that only this hub writes (LevelDB), nothing is ever reported."""
+        clients, sessions = self._buckets
+        clients.on_change(lambda key: loop.call_soon_threadsafe(self._client_changed, key))
+        sessions.on_change(lambda key: loop.call_soon_threadsafe(self._session_changed, key))
+
+    def _client_changed(self, client_id: str) -> None:
+        before = self.accounts.forget(client_id)
+        after = self.accounts.get(client_id)
+        self._admitted.clear()
+        self.verified.forget(client_id)
+        if after is None:
+            self._changed(client_id, "client removed on another node")
+        elif before is None or (
+            (before.role, before.password_hash, before.enabled)
+            != (after.role, after.password_hash, after.enabled)
+        ):  # as update_client: what a connection was admitted with no longer holds
+            self._changed(client_id, "client changed on another node")
+
+    def _session_changed(self, key: str) -> None:
+        kind, _, session_id = key.partition("\x00")
+        if kind != "s":
+            return  # the index of a client's sessions
+        before = self.sessions.forget(session_id)
+        after = self.sessions.get(session_id)
+        if after is not None and after.valid():
+            return  # a session opened (or refreshed) on another node
+        self._admitted.clear()
+        ended = after or before
+        if ended is not None and self.on_session_ended is not None:
+            self.on_session_ended(ended.client_id, session_id)
 
     def _changed(self, client_id: str, reason: str) -> None:
         if self.on_client_changed is not None:

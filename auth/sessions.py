@@ -54,6 +54,10 @@ class Sessions:
             self._cache[session_id] = session
         return session
 
+    def forget(self, session_id: str) -> Session | None:
+        """Drop the copy read of a session (another node changed it); returns it."""
+        return self._cache.pop(session_id, None)
+
     def revoke(self, session_id: str) -> None:
         session = self.get(session_id)
         if session is not None and not session.revoked:

@@ -1,15 +1,21 @@
 """nats-server processes with JetStream for the bucket store's jetstream backend: one
-server, or a loopback cluster of three (synchronous: the bucket store tests are)."""
+server, or a loopback cluster of three (synchronous: the bucket store tests are); and,
+as fixtures for every test package (a pytest plugin, see tests/conftest.py), a server
+for the session and JetStreamStores on it."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
 import threading
 from pathlib import Path
 
+import pytest
+
 from bindings.nats.server import find_binary, free_port
+from bucketstore.jetstream import JetStreamStore
 
 READY_TIMEOUT = 20.0
 MAX_PAYLOAD = 8 << 20  # the conformance suite stores a 1 MiB value (plus headers)
@@ -99,3 +105,33 @@ def cluster_of_three(home: Path) -> list[JetStreamServer]:
             server.stop()
         raise
     return servers
+
+
+_prefixes = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def jetstream_server(tmp_path_factory):
+    """One nats-server with JetStream for the session; each store takes a fresh prefix,
+    so no two tests share a bucket."""
+    server = JetStreamServer(tmp_path_factory.mktemp("jetstream")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def jetstream_store_factory(jetstream_server):
+    """Opens JetStreamStores on the session's server, under one prefix (so they share
+    buckets) unless told otherwise; closes them at the end of the test."""
+    opened = []
+    prefix = f"t{next(_prefixes)}"
+
+    def open_(**options):
+        options = {"servers": jetstream_server.url, "prefix": prefix, **options}
+        store = JetStreamStore(**options)
+        opened.append(store)
+        return store
+
+    yield open_
+    for store in opened:
+        store.close()
