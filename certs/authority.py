@@ -8,6 +8,7 @@ bucket (``certs.issued``), and checked by ``verify_client_certificate``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import socket
@@ -120,6 +121,7 @@ class CertificateAuthority:
         # Told of each certificate revoked (the hub then closes the NATS and MQTT
         # connections that logged in with it: their server checked it only at login).
         self.on_revoked: Callable[[IssuedCertificate], None] | None = None
+        self._told_revoked: set[int] = set()  # serials on_revoked was told of
 
     # -- the CA itself ---------------------------------------------------------------------
 
@@ -402,7 +404,26 @@ class CertificateAuthority:
         self._revoked(revoked)
         return revoked
 
+    def follow_other_nodes(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A certificate revoked by another node (a shared store, cluster mode) ends
+        here too: ``on_revoked`` is told as for a revocation made here. (Verification
+        reads the shared record, so it refuses the certificate as soon as the store has
+        the change.) The store reports on its own thread; the work is done on ``loop``."""
+        self._records.bucket.on_change(
+            lambda key: loop.call_soon_threadsafe(self._changed_elsewhere, key)
+        )
+
+    def _changed_elsewhere(self, key: str) -> None:
+        serial = self._records.serial_of(key)
+        issued = None if serial is None else self._records.get(serial)
+        if issued is not None and issued.revoked:
+            self._revoked([issued])
+
     def _revoked(self, revoked: list[IssuedCertificate]) -> None:
+        # Once per certificate: a change reported late reads the record as it is now,
+        # so both the issue and the revocation of a certificate may read "revoked".
+        revoked = [issued for issued in revoked if issued.serial not in self._told_revoked]
+        self._told_revoked.update(issued.serial for issued in revoked)
         if self.on_revoked is not None:
             for issued in revoked:
                 self.on_revoked(issued)

@@ -84,6 +84,10 @@ class IssuedRecords:
             }
         )
 
+    def serial_of(self, key: str) -> int | None:
+        """The serial a record's key names, or None for an index key."""
+        return int(key[len(ISSUED) :], 16) if key.startswith(ISSUED) else None
+
     def get(self, serial: int) -> IssuedCertificate | None:
         data = self.bucket.get(ISSUED + serial_hex(serial))
         return None if data is None else IssuedCertificate._decode(data)
