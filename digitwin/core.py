@@ -11,6 +11,7 @@ microseconds) and must be made from one thread.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,7 @@ class DigiTwin:
         """``notify`` receives every change as a notification (none: they are dropped);
         ``check_td_size(td, owner)`` refuses a TD too large to keep, whole or patched."""
         self.config = config or TwinConfig()
+        self._shared = store.bucket("things"), store.bucket("twins")  # see follow_other_nodes
         self.directory = Directory(store.bucket("things"), validate, check_size=check_td_size)
         self.requests = RequestQueue(
             store.bucket("requests"),
@@ -69,6 +71,34 @@ class DigiTwin:
         self._providers: list[FormProvider] = []
         self._twin_tds: dict[str, dict[str, Any]] = {}  # twin TDs of active twins
         self._notify = notify or (lambda message: None)
+
+    # -- other nodes (a shared store, cluster mode) -----------------------------------
+
+    def follow_other_nodes(self, loop: asyncio.AbstractEventLoop) -> None:
+        """What another node writes reaches this node's reads: a TD registered, changed
+        or removed there, a twin's values written there. This node's copies (an active
+        twin, a built twin TD) are dropped, and read again from the store. (The
+        notifications of those changes are that node's; see docs/cluster.md.) The store
+        reports on its own thread; the work is done on ``loop``. On a store that only
+        this hub writes (LevelDB), nothing is ever reported."""
+        things, twins = self._shared
+        things.on_change(lambda key: loop.call_soon_threadsafe(self._thing_changed, key))
+        twins.on_change(lambda key: loop.call_soon_threadsafe(self.twins.drop, key))
+
+    def _thing_changed(self, key: str) -> None:
+        kind, _, thing_id = key.partition("\x00")
+        if kind != "td":
+            return  # an index entry
+        self._twin_tds.pop(thing_id, None)
+        record = self.directory.get(thing_id)
+        twin = self.twins.peek(thing_id)
+        if twin is None:
+            return
+        if record is None:
+            self.twins.drop(thing_id, unwritten_too=True)
+        else:
+            twin.td, twin.owner = record.td, record.owner
+            twin.checkers.clear()
 
     # -- bindings' forms -------------------------------------------------------------
 

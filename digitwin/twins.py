@@ -126,6 +126,15 @@ class TwinCache:
             count += 1
         return count
 
+    def drop(self, thing_id: str, *, unwritten_too: bool = False) -> None:
+        """Let go of an active twin so that its next use loads it from the store (another
+        node wrote it). One with values not yet written here is kept, unless
+        ``unwritten_too`` (its Thing is gone)."""
+        if thing_id in self._dirty and not unwritten_too:
+            return
+        self._dirty.pop(thing_id, None)
+        self._active.pop(thing_id, None)
+
     def forget(self, thing_id: str) -> None:
         """Drop a twin whose Thing was deleted, with its stored values."""
         self._active.pop(thing_id, None)

@@ -168,6 +168,7 @@ class Hub:
         # A shared store (cluster mode) reports what other nodes change; LevelDB never.
         self.auth.follow_other_nodes(asyncio.get_running_loop())
         self.ca.follow_other_nodes(asyncio.get_running_loop())
+        self.twin.follow_other_nodes(asyncio.get_running_loop())
         await self.router.start()
         with _listening("HTTPS", self.config.http_host, self.config.http_port):
             await self.http_server.start()
