@@ -81,10 +81,12 @@ class Sessions:
             for raw in self._bucket.values(prefix="s\x00")
             if not (s := Session(**orjson.loads(raw))).valid(now)
         ]
-        self._bucket.delete_many(
-            key
-            for s in stale
-            for key in (f"s\x00{s.session_id}", f"c\x00{s.client_id}\x00{s.session_id}")
+        self._bucket.write_batches(
+            delete=[
+                key
+                for s in stale
+                for key in (f"s\x00{s.session_id}", f"c\x00{s.client_id}\x00{s.session_id}")
+            ]
         )
         for session in stale:
             self._cache.pop(session.session_id, None)

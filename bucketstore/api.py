@@ -135,6 +135,27 @@ class Bucket(ABC):
     def batch(self, set: Items = (), delete: Iterable[str] = ()) -> None:
         """Delete ``delete`` and store ``set`` in one atomic write (a key in both ends set)."""
 
+    # The most keys one atomic ``batch`` may write; None: no limit.
+    max_batch: int | None = None
+
+    def write_batches(self, set: Items = (), delete: Iterable[str] = ()) -> None:
+        """``batch`` for writes that need not be atomic as a whole (a write-behind,
+        pruning): one atomic batch where the backend takes any size, else several of at
+        most ``max_batch`` keys, each atomic on its own, deletes first (so a key in both
+        still ends set)."""
+        limit = self.max_batch
+        if limit is None:
+            self.batch(set=set, delete=delete)
+            return
+        writes: list[tuple[str, bytes | None]] = [(key, None) for key in delete]
+        writes += set.items() if isinstance(set, Mapping) else set
+        for start in range(0, len(writes), limit):
+            chunk = writes[start : start + limit]
+            self.batch(
+                set=[(key, value) for key, value in chunk if value is not None],
+                delete=[key for key, value in chunk if value is None],
+            )
+
     @abstractmethod
     def swap(self, key: str, old: bytes | None, new: bytes | None) -> bool:
         """Compare-and-set: store ``new`` (None deletes) only if the value of ``key`` is
@@ -145,7 +166,7 @@ class Bucket(ABC):
         at most one succeeds; the loser re-reads and tries again or gives up.
         """
 
-    def on_change(self, callback: Callable[[str], None]) -> None:
+    def on_change(self, callback: Callable[[str], object]) -> None:
         """Have ``callback(key)`` called whenever another writer of a shared backend
         (another hub node) changes ``key`` in this bucket: a set, a delete, a swap, a
         batch. So a component that keeps a copy of what it read (a cache) can drop it.

@@ -175,6 +175,8 @@ class _Replica:
 
 
 class JetStreamBucket(Bucket):
+    max_batch = BATCH_LIMIT
+
     def __init__(self, store: JetStreamStore, name: str, kv_name: str) -> None:
         self.name = name
         self._store = store
@@ -182,7 +184,7 @@ class JetStreamBucket(Bucket):
         self._pre = f"$KV.{kv_name}."
         self._replica = _Replica()
         self._watch: Any = None
-        self._listeners: list[Callable[[str], None]] = []
+        self._listeners: list[Callable[[str], object]] = []
 
     # -- reads: the local replica ---------------------------------------------------------
 
@@ -205,7 +207,7 @@ class JetStreamBucket(Bucket):
         self._check_open()
         return len(self._replica.data)
 
-    def on_change(self, callback: Callable[[str], None]) -> None:
+    def on_change(self, callback: Callable[[str], object]) -> None:
         self._listeners.append(callback)
 
     def _range(

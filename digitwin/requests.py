@@ -316,7 +316,7 @@ class RequestQueue:
                 deletes += [f"r\x00{record_id}", _thing_key(record)]
                 count += 1
         if deletes:
-            self._bucket.delete_many(deletes)
+            self._bucket.write_batches(delete=deletes)
         return count
 
     def cancel_all_for_thing(self, thing_id: str, reason: str) -> list[Record]:

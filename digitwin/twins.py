@@ -107,7 +107,9 @@ class TwinCache:
             return 0
         dirty, self._dirty = self._dirty, {}
         try:
-            self._values.set_many((tid, twin.values_json()) for tid, twin in dirty.items())
+            self._values.write_batches(
+                set=[(tid, twin.values_json()) for tid, twin in dirty.items()]
+            )
         except Exception:
             self._dirty = {**dirty, **self._dirty}  # keep them for the next try
             raise

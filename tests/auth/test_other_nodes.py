@@ -30,7 +30,9 @@ async def nodes(tmp_path, jetstream_store_factory):
             (name, "session", client)
         )
     one.add_client("alice", "consumer", "viewer", password="alice-password")
-    await until(lambda: two.accounts.get("alice") is not None, timeout=5)
+    # Node two is told of the new client too; the tests start from nothing told.
+    await until(lambda: ("two", "client", "alice") in told, timeout=5)
+    told.clear()
     return one, two, told
 
 

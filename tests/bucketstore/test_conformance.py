@@ -135,6 +135,22 @@ def test_batch_is_all_or_nothing(bucket, bad_set, bad_delete):
     assert list(bucket.keys()) == ["ok", "x"]
 
 
+def test_write_batches_takes_more_keys_than_one_batch_may_hold(bucket):
+    """For writes that need not be atomic as a whole: any number of keys, in batches of
+    at most ``max_batch`` where the backend has a limit; deletes first, so a key in both
+    ends set."""
+    n = 2 * (bucket.max_batch or 1000) + 1
+    bucket.write_batches(set={f"old{i:05d}": b"o" for i in range(n)} | {"both": b"o"})
+    assert bucket.count() == n + 1
+    bucket.write_batches(
+        set={**{f"new{i:05d}": b"v" for i in range(n)}, "both": b"set"},
+        delete=[*(f"old{i:05d}" for i in range(n)), "both"],
+    )
+    assert bucket.count() == n + 1
+    assert bucket.get("both") == b"set" and bucket.get("old00000") is None
+    assert bucket.get(f"new{n - 1:05d}") == b"v"
+
+
 KEYS = ["b", "d", "f", "h"]
 
 
