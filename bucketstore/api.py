@@ -45,6 +45,18 @@ def check_bucket_name(name: Any) -> str:
     return name
 
 
+def check_expected(expect: Mapping[str, Any], writes: Iterable[str]) -> dict[str, bytes | None]:
+    """``batch_if``'s expectations, checked: valid keys and values, each key written."""
+    checked: dict[str, bytes | None] = {}
+    for key, value in expect.items():
+        check_optional_value(check_key(key), value)
+        checked[key] = None if value is None else bytes(value)
+    unwritten = sorted(set(checked) - set(writes))
+    if unwritten:
+        raise InvalidKeyError(f"batch_if expects keys it does not write: {unwritten!r}")
+    return checked
+
+
 def check_value(key: str, value: Any) -> None:
     if not isinstance(value, BYTES_LIKE):
         raise InvalidValueError(f"value for key {key!r} must be bytes, not {type(value).__name__}")
@@ -134,6 +146,28 @@ class Bucket(ABC):
     @abstractmethod
     def batch(self, set: Items = (), delete: Iterable[str] = ()) -> None:
         """Delete ``delete`` and store ``set`` in one atomic write (a key in both ends set)."""
+
+    def batch_if(
+        self,
+        expect: Mapping[str, bytes | None],
+        set: Items = (),
+        delete: Iterable[str] = (),
+    ) -> bool:
+        """``batch``, only if each key of ``expect`` has the value given right now (None:
+        missing); returns whether it wrote. Every key of ``expect`` must be one the
+        batch sets or deletes. Compare-and-set for a record and its index entries (as
+        ``swap`` is for one key): of two writers expecting the same values, at most one
+        succeeds; the other reads again and retries or gives up.
+
+        This default reads, then writes: right where one process owns the data and calls
+        from one thread (LevelDB, memory); a shared backend does it on the server."""
+        deletes = list(delete)
+        pairs = list(set.items() if isinstance(set, Mapping) else set)
+        expected = check_expected(expect, [key for key, _ in pairs] + deletes)
+        if any(self.get(key) != value for key, value in expected.items()):
+            return False
+        self.batch(set=pairs, delete=deletes)
+        return True
 
     # The most keys one atomic ``batch`` may write; None: no limit.
     max_batch: int | None = None

@@ -49,6 +49,7 @@ from .api import (
     Items,
     Range,
     check_bucket_name,
+    check_expected,
     check_key,
     check_optional_value,
     check_value,
@@ -277,6 +278,49 @@ class JetStreamBucket(Bucket):
 
     def batch(self, set: Items = (), delete: Iterable[str] = ()) -> None:
         self._check_open()
+        writes = self._writes(set, delete)
+        if writes:
+            what = f"writing a batch of {len(writes)} keys"
+            self._store._run(self._store._answered(lambda: self._publish_batch(writes)), what, self)
+
+    def batch_if(
+        self, expect: Mapping[str, bytes | None], set: Items = (), delete: Iterable[str] = ()
+    ) -> bool:
+        self._check_open()
+        writes = self._writes(set, delete)
+        expected = check_expected(expect, writes)
+        what = f"writing a batch of {len(writes)} keys if {len(expected)} are as expected"
+        batch = self._store._answered(lambda: self._batch_if(writes, expected))
+        return self._store._run(batch, what, self)
+
+    async def _batch_if(
+        self, writes: dict[str, tuple[str, bytes | None]], expected: dict[str, bytes | None]
+    ) -> bool:
+        # As _swap: the replica's revisions first, the server's after a refusal.
+        revisions = {}
+        trust_replica = True
+        for key, old in expected.items():
+            value, revisions[key] = self._replica.current(key)
+            trust_replica = trust_replica and value == old
+        for _attempt in range(_SWAP_ATTEMPTS):
+            if not trust_replica:
+                for key, old in expected.items():
+                    value, revisions[key] = await self._read_server(key, writes[key][0])
+                    if value != old:
+                        return False
+            try:
+                await self._publish_batch(writes, revisions)
+                return True
+            except nats.js.errors.APIError as exc:
+                if exc.err_code not in _WRONG_LAST:
+                    raise
+            trust_replica = False
+        raise BucketStoreError(
+            f"bucket {self.name!r}: a conditional batch lost {_SWAP_ATTEMPTS} races in a row"
+        )
+
+    def _writes(self, set: Items, delete: Iterable[str]) -> dict[str, tuple[str, bytes | None]]:
+        """key -> (subject, value or None to delete), checked, for one atomic batch."""
         writes: dict[str, tuple[str, bytes | None]] = {}
         for key in delete:
             writes[key] = (self._subject(key), None)
@@ -289,18 +333,18 @@ class JetStreamBucket(Bucket):
                 f"bucket {self.name!r}: a batch of {len(writes)} keys is more than the "
                 f"{BATCH_LIMIT} one atomic JetStream batch can hold"
             )
-        if writes:
-            what = f"writing a batch of {len(writes)} keys"
-            self._store._run(self._store._answered(lambda: self._publish_batch(writes)), what, self)
+        return writes
 
-    async def _publish_batch(self, writes: dict[str, tuple[str, bytes | None]]) -> None:
+    async def _publish_batch(
+        self, writes: dict[str, tuple[str, bytes | None]], expected: dict[str, int] | None = None
+    ) -> None:
         """One atomic batch: the server stores every message or none, at consecutive
         sequence numbers, and acknowledges only the last (the commit)."""
         batch_id = uuid.uuid4().hex
         last = len(writes)
         publish = self._store._nc.publish
         ack = None
-        for number, (subject, value) in enumerate(writes.values(), 1):
+        for number, (key, (subject, value)) in enumerate(writes.items(), 1):
             headers = {
                 "Nats-Batch-Id": batch_id,
                 "Nats-Batch-Sequence": str(number),
@@ -308,6 +352,8 @@ class JetStreamBucket(Bucket):
             }
             if value is None:
                 headers[_KV_OP] = "DEL"
+            if expected is not None and key in expected:  # the server refuses the batch
+                headers[_EXPECTED_LAST] = str(expected[key])  # if the key moved on
             if number < last:
                 await publish(subject, value or b"", headers=headers)
             else:

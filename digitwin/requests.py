@@ -49,6 +49,7 @@ _ALLOWED = {
     RUNNING: {RUNNING, COMPLETED, FAILED, EXPIRED, CANCELLED},
 }
 _SEQ_KEY = "m\x00seq"
+_ATTEMPTS = 20  # conditional writes lost to other nodes before giving up
 
 
 @dataclass(slots=True)
@@ -159,6 +160,10 @@ def _done_key(record: Record) -> str:
     return f"d\x00{_ms(record.time_ended or 0)}\x00{record.id}"
 
 
+def _busy(what: str) -> Conflict:
+    return Conflict(f"{what}: other nodes changed the queue {_ATTEMPTS} times in a row; retry")
+
+
 class RequestQueue:
     """Durable records of queued requests; every change is written before it returns."""
 
@@ -166,8 +171,6 @@ class RequestQueue:
         self._bucket = bucket
         self.default_ttl = default_ttl
         self.retention = retention  # how long final records stay queryable
-        raw = bucket.get(_SEQ_KEY)
-        self._seq = int(raw) if raw else 0
 
     def add(
         self,
@@ -185,29 +188,33 @@ class RequestQueue:
         ttl = self.default_ttl if ttl is None else ttl
         if ttl <= 0:
             raise ValueError(f"ttl must be positive, not {ttl}")
-        self._seq += 1
-        record = Record(
-            id=new_id(),
-            operation=operation,
-            thing_id=thing_id,
-            name=name,
-            sender_id=sender_id,
-            input=input,
-            time_requested=now,
-            expires=now + ttl,
-            seq=self._seq,
-            correlation_id=correlation_id,
-        )
-        self._bucket.batch(
-            set={
+        record_id = new_id()
+        for _attempt in range(_ATTEMPTS):
+            # The arrival number comes from the stored counter, written with the record
+            # only if no one took the next number meanwhile (nodes share the bucket).
+            counted = self._bucket.get(_SEQ_KEY)
+            record = Record(
+                id=record_id,
+                operation=operation,
+                thing_id=thing_id,
+                name=name,
+                sender_id=sender_id,
+                input=input,
+                time_requested=now,
+                expires=now + ttl,
+                seq=(int(counted) if counted else 0) + 1,
+                correlation_id=correlation_id,
+            )
+            writes = {
                 f"r\x00{record.id}": record.to_json(),
                 _open_key(record): record.id.encode(),
                 _thing_key(record): record.id.encode(),
                 _expiry_key(record): b"",
-                _SEQ_KEY: str(self._seq).encode(),
+                _SEQ_KEY: str(record.seq).encode(),
             }
-        )
-        return record
+            if self._bucket.batch_if({_SEQ_KEY: counted}, set=writes):
+                return record
+        raise _busy(f"queueing {operation} on {thing_id}")
 
     def get(self, record_id: str) -> Record | None:
         raw = self._bucket.get(f"r\x00{record_id}")
@@ -226,32 +233,36 @@ class RequestQueue:
 
         The change applies to the stored record, not to the copy passed in, so a stale
         copy can never move a record backwards; the updated record is returned."""
-        stored = self.get(record.id)
-        if stored is None:
-            raise NotFound(f"no action or write {record.id}", actionID=record.id)
-        record = stored
-        if status not in _ALLOWED.get(record.status, ()):
-            raise Conflict(
-                f"{record.operation} {record.id} is {record.status}; it cannot become {status}",
-                actionID=record.id,
-                actionStatus=record.status,
-            )
-        record.status = status
-        if output is not ABSENT:
-            record.output = output
-        if error is not None:
-            record.error = error
-        if status == DELIVERED:
-            record.deliveries += 1
-        deletes = []
-        writes = {}
-        if record.final:
-            record.time_ended = clock.now() if now is None else now
-            writes[_done_key(record)] = b""
-            deletes = [_open_key(record), _expiry_key(record)]
-        writes[f"r\x00{record.id}"] = record.to_json()
-        self._bucket.batch(set=writes, delete=deletes)
-        return record
+        key = f"r\x00{record.id}"
+        for _attempt in range(_ATTEMPTS):
+            raw = self._bucket.get(key)
+            if raw is None:
+                raise NotFound(f"no action or write {record.id}", actionID=record.id)
+            record = Record.from_json(raw)
+            if status not in _ALLOWED.get(record.status, ()):
+                raise Conflict(
+                    f"{record.operation} {record.id} is {record.status}; it cannot become {status}",
+                    actionID=record.id,
+                    actionStatus=record.status,
+                )
+            record.status = status
+            if output is not ABSENT:
+                record.output = output
+            if error is not None:
+                record.error = error
+            if status == DELIVERED:
+                record.deliveries += 1
+            deletes = []
+            writes = {}
+            if record.final:
+                record.time_ended = clock.now() if now is None else now
+                writes[_done_key(record)] = b""
+                deletes = [_open_key(record), _expiry_key(record)]
+            writes[key] = record.to_json()
+            # Written only if the record is still as read: another node may move it too.
+            if self._bucket.batch_if({key: raw}, set=writes, delete=deletes):
+                return record
+        raise _busy(f"updating {record.operation} {record.id}")
 
     def open_for_thing(self, thing_id: str) -> list[Record]:
         """Records not final yet, in the order they arrived."""

@@ -326,3 +326,19 @@ def test_swap_refuses_bad_arguments(bucket):
         with pytest.raises(error):
             call()
     assert bucket.get("k") == b"v"
+
+
+def test_batch_if_writes_only_while_the_keys_are_as_expected(bucket):
+    fill(bucket, ["record"])
+    assert bucket.batch_if({"record": b"record"}, set={"record": b"v2", "index": b""})
+    assert dict(bucket.items()) == {"index": b"", "record": b"v2"}
+    # Expected the old value, or that the key is missing: nothing is written.
+    assert not bucket.batch_if({"record": b"record"}, set={"record": b"v3", "other": b""})
+    assert not bucket.batch_if({"record": None}, set={"record": b"v3"})
+    assert dict(bucket.items()) == {"index": b"", "record": b"v2"}
+    assert bucket.batch_if({"new": None}, set={"new": b"1"})
+    assert bucket.batch_if({"record": b"v2"}, delete=["record", "index"])
+    assert dict(bucket.items()) == {"new": b"1"}
+    # Every expected key must be written by the batch.
+    with pytest.raises(InvalidKeyError):
+        bucket.batch_if({"new": b"1"}, set={"else": b"x"})

@@ -95,6 +95,35 @@ def test_two_stores_swapping_from_the_same_value_never_both_win(jetstream_store_
         assert two.swap(key, winner, b"next")  # the loser's stale replica is no obstacle
 
 
+def test_two_stores_writing_a_batch_if_from_the_same_state_never_both_win(
+    jetstream_store_factory,
+):
+    """A record and its index entry written together, each store expecting the record
+    as it read it: one batch is stored whole, the other not at all."""
+    first, second = jetstream_store_factory(), jetstream_store_factory()
+    one, two = first.bucket("records"), second.bucket("records")
+    for round_ in range(10):
+        key = f"r{round_}"
+        old = None if round_ % 2 else b"open"
+        if old is not None:
+            one.set(key, old)
+        won = race(
+            [
+                lambda key=key, old=old: one.batch_if(
+                    {key: old}, set={key: b"first", f"i-first-{key}": b""}
+                ),
+                lambda key=key, old=old: two.batch_if(
+                    {key: old}, set={key: b"second", f"i-second-{key}": b""}
+                ),
+            ]
+        )
+        assert sorted(won) == [False, True], (round_, won)
+        winner = "first" if won[0] else "second"
+        loser = "second" if won[0] else "first"
+        assert one.get(key) == winner.encode()
+        assert one.get(f"i-{winner}-{key}") == b"" and one.get(f"i-{loser}-{key}") is None
+
+
 async def test_concurrent_increments_through_swap_lose_no_update(jetstream_store_factory):
     first = jetstream_store_factory().bucket("counters")
     first.set("n", b"0")
