@@ -190,15 +190,20 @@ class Bucket(ABC):
                 delete=[key for key, value in chunk if value is None],
             )
 
-    @abstractmethod
     def swap(self, key: str, old: bytes | None, new: bytes | None) -> bool:
         """Compare-and-set: store ``new`` (None deletes) only if the value of ``key`` is
         ``old`` right now (None: the key is missing); returns whether it did.
 
         The one safe way to change a record that another writer may change at the same
         time (another hub node, on a shared backend): of two swaps from the same ``old``,
-        at most one succeeds; the loser re-reads and tries again or gives up.
+        at most one succeeds; the loser re-reads and tries again or gives up. It is
+        ``batch_if`` on one key.
         """
+        if old is None and new is None:  # nothing to write: is it missing?
+            return self.get(check_key(key)) is None
+        if new is None:
+            return self.batch_if({key: old}, delete=[key])
+        return self.batch_if({key: old}, set=[(key, new)])
 
     def on_change(self, callback: Callable[[str], object]) -> None:
         """Have ``callback(key)`` called whenever another writer of a shared backend

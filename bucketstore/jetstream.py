@@ -15,8 +15,9 @@ waits for it, at most ``timeout`` seconds.
 Names: a bucket name becomes lowercase base32 (stream names are directory names on the
 server, which may be case-insensitive); a key becomes base64url (one subject token).
 Neither has padding. Batches use JetStream's atomic batch publish (the stream allows
-it), so they are all-or-nothing on the server too. ``swap`` is a compare-and-set on the
-key's revision.
+it), so they are all-or-nothing on the server too. ``batch_if`` (and ``swap``, which is
+``batch_if`` on one key) is a compare-and-set on the keys' revisions, checked by the
+server inside the atomic batch.
 """
 
 from __future__ import annotations
@@ -51,7 +52,6 @@ from .api import (
     check_bucket_name,
     check_expected,
     check_key,
-    check_optional_value,
     check_value,
 )
 from .errors import (
@@ -67,7 +67,7 @@ T = TypeVar("T")
 
 BATCH_LIMIT = 1000  # nats-server refuses atomic batches of more messages
 MAX_KEY_BYTES = 2048  # UTF-8; its subject must fit the server's 4 KiB protocol line
-_HEADER_ROOM = 1024  # of max_payload, left for the headers of a batch or a swap
+_HEADER_ROOM = 1024  # of max_payload, left for the headers of a batch
 _STREAM_NAME_MAX = 255  # nats-server's limit
 _PREFIX = re.compile(r"[A-Za-z0-9-]+\Z")  # no "_": it separates prefix and bucket
 _KV_OP = "KV-Operation"
@@ -75,7 +75,7 @@ _WRITER = "Wothub-Writer"  # which store wrote a message: its own are not "chang
 _MARKER_REASON = "Nats-Marker-Reason"  # server-placed deletes (TTL, max age)
 _EXPECTED_LAST = "Nats-Expected-Last-Subject-Sequence"
 _WRONG_LAST = (10071, 10164)  # JetStream's "wrong last sequence" error codes
-_SWAP_ATTEMPTS = 20  # re-reads after losing a race while the value still matches
+_CAS_ATTEMPTS = 20  # re-reads after losing a race while the value still matches
 ELECTION_WAIT = 10.0  # seconds opening a bucket waits for a starting cluster
 _NO_STREAM_PAUSE = 0.05  # seconds between writes while a stream has no leader
 _WATCH_HEARTBEAT = 1.0  # seconds; a watch that misses two re-creates its consumer
@@ -255,23 +255,19 @@ class JetStreamBucket(Bucket):
         subject = self._subject(key)
         self._check_value(key, value)
         value = bytes(value)
-        write = self._store._answered(lambda: self._publish(key, subject, value, None))
+        write = self._store._answered(lambda: self._publish(key, subject, value))
         self._store._run(write, f"setting {key!r}", self)
 
     def delete(self, key: str) -> None:
         self._check_open()
         subject = self._subject(key)
-        write = self._store._answered(lambda: self._publish(key, subject, None, None))
+        write = self._store._answered(lambda: self._publish(key, subject, None))
         self._store._run(write, f"deleting {key!r}", self)
 
-    async def _publish(
-        self, key: str, subject: str, value: bytes | None, last: int | None
-    ) -> api.PubAck:
+    async def _publish(self, key: str, subject: str, value: bytes | None) -> api.PubAck:
         headers = {_WRITER: self._store.writer}
         if value is None:
             headers[_KV_OP] = "DEL"
-        if last is not None:
-            headers[_EXPECTED_LAST] = str(last)
         ack = await self._store._request(subject, value or b"", headers)
         self._replica.apply(key, value, ack.seq)
         return ack
@@ -296,13 +292,16 @@ class JetStreamBucket(Bucket):
     async def _batch_if(
         self, writes: dict[str, tuple[str, bytes | None]], expected: dict[str, bytes | None]
     ) -> bool:
-        # As _swap: the replica's revisions first, the server's after a refusal.
+        # The replica's revisions are tried first (no extra round trip when it is
+        # current); the server's answer decides: after a refusal, or when the replica
+        # disagrees with what is expected (it may lag behind another node), read the
+        # server.
         revisions = {}
         trust_replica = True
         for key, old in expected.items():
             value, revisions[key] = self._replica.current(key)
             trust_replica = trust_replica and value == old
-        for _attempt in range(_SWAP_ATTEMPTS):
+        for _attempt in range(_CAS_ATTEMPTS):
             if not trust_replica:
                 for key, old in expected.items():
                     value, revisions[key] = await self._read_server(key, writes[key][0])
@@ -316,7 +315,7 @@ class JetStreamBucket(Bucket):
                     raise
             trust_replica = False
         raise BucketStoreError(
-            f"bucket {self.name!r}: a conditional batch lost {_SWAP_ATTEMPTS} races in a row"
+            f"bucket {self.name!r}: a conditional batch lost {_CAS_ATTEMPTS} races in a row"
         )
 
     def _writes(self, set: Items, delete: Iterable[str]) -> dict[str, tuple[str, bytes | None]]:
@@ -363,41 +362,6 @@ class JetStreamBucket(Bucket):
         first = ack.seq - last + 1
         for offset, (key, (_subject, value)) in enumerate(writes.items()):
             self._replica.apply(key, value, first + offset)
-
-    def swap(self, key: str, old: bytes | None, new: bytes | None) -> bool:
-        self._check_open()
-        subject = self._subject(key)
-        check_optional_value(key, old)
-        if new is not None:
-            self._check_value(key, new)
-            new = bytes(new)
-        old = None if old is None else bytes(old)
-        swap = self._store._answered(lambda: self._swap(key, subject, old, new))
-        return self._store._run(swap, f"swapping {key!r}", self)
-
-    async def _swap(self, key: str, subject: str, old: bytes | None, new: bytes | None) -> bool:
-        # The replica's revision is tried first (no extra round trip when it is
-        # current); the server's answer decides: after a refusal, or when the replica
-        # disagrees with ``old`` (it may lag behind another node), read the server.
-        value, revision = self._replica.current(key)
-        trust_replica = value == old and not (old is None and new is None)
-        for _attempt in range(_SWAP_ATTEMPTS):
-            if not trust_replica:
-                value, revision = await self._read_server(key, subject)
-                if value != old:
-                    return False
-                if new is None and old is None:
-                    return True  # already missing: nothing to write
-            try:
-                await self._publish(key, subject, new, revision)
-                return True
-            except nats.js.errors.APIError as exc:
-                if exc.err_code not in _WRONG_LAST:
-                    raise
-            trust_replica = False
-        raise BucketStoreError(
-            f"bucket {self.name!r}: swapping {key!r} lost {_SWAP_ATTEMPTS} races in a row"
-        )
 
     async def _read_server(self, key: str, subject: str) -> tuple[bytes | None, int]:
         """The key's current value (None when missing) and revision, from the stream."""

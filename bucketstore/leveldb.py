@@ -29,7 +29,6 @@ from .api import (
     Range,
     check_bucket_name,
     check_key,
-    check_optional_value,
     check_value,
 )
 from .errors import (
@@ -137,20 +136,6 @@ class LevelDBBucket(Bucket):
                     batch.put(prefix + key.encode(), value)
         except _REFUSALS as exc:
             raise self._explain(exc, key, value) from None
-
-    def swap(self, key: str, old: bytes | None, new: bytes | None) -> bool:
-        # One process owns the database and the hub calls from one thread, so nothing
-        # can come between the read and the write.
-        check_key(key)
-        check_optional_value(key, old)
-        check_optional_value(key, new)
-        if self.get(key) != old:
-            return False
-        if new is None:
-            self.delete(key)
-        else:
-            self.set(key, new)
-        return True
 
     def count(self) -> int:
         try:

@@ -22,7 +22,6 @@ from .api import (
     Range,
     check_bucket_name,
     check_key,
-    check_optional_value,
     check_value,
 )
 from .errors import StoreClosedError
@@ -67,19 +66,6 @@ class MemoryBucket(Bucket):
         for key in deletes:
             self._data.pop(key, None)
         self._data.update((key, bytes(value)) for key, value in pairs)
-
-    def swap(self, key: str, old: bytes | None, new: bytes | None) -> bool:
-        self._check_open()
-        check_key(key)
-        check_optional_value(key, old)
-        check_optional_value(key, new)
-        if self._data.get(key) != old:
-            return False
-        if new is None:
-            self._data.pop(key, None)
-        else:
-            self._data[key] = bytes(new)
-        return True
 
     def count(self) -> int:
         self._check_open()
