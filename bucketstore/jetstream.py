@@ -33,7 +33,6 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
-from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,6 +60,7 @@ from .errors import (
     StoreClosedError,
     StoreUnavailableError,
 )
+from .memory import select
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -216,19 +216,7 @@ class JetStreamBucket(Bucket):
     ) -> Iterator[Any]:
         self._check_open()
         with self._replica.lock:
-            data = self._replica.data
-            selected = data.irange(
-                bounds.lower,
-                bounds.upper,
-                (bounds.lower_inclusive, bounds.upper_inclusive),
-                reverse,
-            )
-            chosen = list(selected if limit is None else islice(selected, limit))
-            if not values:
-                return iter(chosen)
-            if not keys:
-                return iter([data[key] for key in chosen])
-            return iter([(key, data[key]) for key in chosen])
+            return select(self._replica.data, bounds, reverse, keys, values, limit)
 
     # -- writes: acknowledged by JetStream, then applied here -----------------------------
 

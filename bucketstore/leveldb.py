@@ -22,15 +22,7 @@ from typing import Any
 
 import plyvel
 
-from .api import (
-    Bucket,
-    BucketStore,
-    Items,
-    Range,
-    check_bucket_name,
-    check_key,
-    check_value,
-)
+from .api import Bucket, BucketStore, Items, Range, check_bucket_name, check_key, check_value
 from .errors import (
     BucketStoreError,
     StoreClosedError,

@@ -15,15 +15,7 @@ from typing import Any
 
 from sortedcontainers import SortedDict
 
-from .api import (
-    Bucket,
-    BucketStore,
-    Items,
-    Range,
-    check_bucket_name,
-    check_key,
-    check_value,
-)
+from .api import Bucket, BucketStore, Items, Range, check_bucket_name, check_key, check_value
 from .errors import StoreClosedError
 
 
@@ -75,19 +67,26 @@ class MemoryBucket(Bucket):
         self, bounds: Range, reverse: bool, keys: bool, values: bool, limit: int | None
     ) -> Iterator[Any]:
         self._check_open()
-        selected = self._data.irange(
-            bounds.lower,
-            bounds.upper,
-            (bounds.lower_inclusive, bounds.upper_inclusive),
-            reverse,
-        )
-        data = self._data
-        chosen = list(selected if limit is None else islice(selected, limit))
-        if not values:
-            return iter(chosen)
-        if not keys:
-            return iter([data[key] for key in chosen])
-        return iter([(key, data[key]) for key in chosen])
+        return select(self._data, bounds, reverse, keys, values, limit)
+
+
+def select(
+    data: SortedDict, bounds: Range, reverse: bool, keys: bool, values: bool, limit: int | None
+) -> Iterator[Any]:
+    """``_range`` over a SortedDict (also the jetstream backend's replica): what it will
+    visit is copied now, so later writes do not disturb the iteration."""
+    selected = data.irange(
+        bounds.lower,
+        bounds.upper,
+        (bounds.lower_inclusive, bounds.upper_inclusive),
+        reverse,
+    )
+    chosen = list(selected if limit is None else islice(selected, limit))
+    if not values:
+        return iter(chosen)
+    if not keys:
+        return iter([data[key] for key in chosen])
+    return iter([(key, data[key]) for key in chosen])
 
 
 class MemoryStore(BucketStore):
