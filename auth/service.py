@@ -71,9 +71,10 @@ class AuthService:
     def __init__(self, store: BucketStore, home: Path, config: AuthConfig | None = None) -> None:
         self.config = config or AuthConfig()
         self.home = Path(home)
-        self._buckets = store.bucket("clients"), store.bucket("sessions")
-        self.accounts = Accounts(self._buckets[0], Passwords(self.config.hash_cost))
-        self.sessions = Sessions(self._buckets[1])
+        clients, sessions = store.bucket("clients"), store.bucket("sessions")
+        self._buckets = clients, sessions  # see follow_other_nodes
+        self.accounts = Accounts(clients, Passwords(self.config.hash_cost))
+        self.sessions = Sessions(sessions)
         self.signer = TokenSigner.load_or_create(self.home)
         self.throttle = LoginThrottle(self.config.throttle)
         self.hash_pool = HashPool(self.config.hash_workers or None, self.config.hash_queue)
@@ -252,12 +253,12 @@ class AuthService:
     def follow_other_nodes(self, loop: asyncio.AbstractEventLoop) -> None:
         """Apply here what another node changes in the shared store as if it were done
         here: its copies dropped, remembered tokens and passwords forgotten, and the
-        hub told of a client changed or a session ended (it closes their connections).
-        The store reports on its own thread; the work is done on ``loop``. On a store
-        that only this hub writes (LevelDB), nothing is ever reported."""
+        hub told of a client changed or a session ended (it closes their connections),
+        on ``loop``. On a store that only this hub writes (LevelDB), nothing is ever
+        reported."""
         clients, sessions = self._buckets
-        clients.on_change(lambda key: loop.call_soon_threadsafe(self._client_changed, key))
-        sessions.on_change(lambda key: loop.call_soon_threadsafe(self._session_changed, key))
+        clients.on_change(self._client_changed, loop)
+        sessions.on_change(self._session_changed, loop)
 
     def _client_changed(self, client_id: str) -> None:
         before = self.accounts.forget(client_id)

@@ -12,6 +12,7 @@ event loop call it directly; work that touches many keys should use ``set_many``
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from asyncio import AbstractEventLoop
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import islice
 from pathlib import Path
@@ -205,12 +206,12 @@ class Bucket(ABC):
             return self.batch_if({key: old}, delete=[key])
         return self.batch_if({key: old}, set=[(key, new)])
 
-    def on_change(self, callback: Callable[[str], object]) -> None:
-        """Have ``callback(key)`` called whenever another writer of a shared backend
-        (another hub node) changes ``key`` in this bucket: a set, a delete, a swap, a
-        batch. So a component that keeps a copy of what it read (a cache) can drop it.
-        It runs on the backend's own thread: hand the work over (``call_soon_threadsafe``)
-        and keep it short. The store's own writes are not reported. Backends with no
+    def on_change(self, callback: Callable[[str], object], loop: AbstractEventLoop) -> None:
+        """Have ``callback(key)`` called on ``loop`` (the caller's event loop: the
+        backend may learn of changes on a thread of its own) whenever another writer of
+        a shared backend (another hub node) changes ``key`` in this bucket: a set, a
+        delete, a swap, a batch. So a component that keeps a copy of what it read (a
+        cache) can drop it. The store's own writes are not reported. Backends with no
         other writer (LevelDB, memory) never call it."""
         return None
 

@@ -185,7 +185,7 @@ class JetStreamBucket(Bucket):
         self._pre = f"$KV.{kv_name}."
         self._replica = _Replica()
         self._watch: Any = None
-        self._listeners: list[Callable[[str], object]] = []
+        self._listeners: list[tuple[Callable[[str], object], asyncio.AbstractEventLoop]] = []
 
     # -- reads: the local replica ---------------------------------------------------------
 
@@ -208,8 +208,8 @@ class JetStreamBucket(Bucket):
         self._check_open()
         return len(self._replica.data)
 
-    def on_change(self, callback: Callable[[str], object]) -> None:
-        self._listeners.append(callback)
+    def on_change(self, callback: Callable[[str], object], loop: asyncio.AbstractEventLoop) -> None:
+        self._listeners.append((callback, loop))
 
     def _range(
         self, bounds: Range, reverse: bool, keys: bool, values: bool, limit: int | None
@@ -412,11 +412,11 @@ class JetStreamBucket(Bucket):
             key = _unb64(msg.subject[pre:])
             changed = apply(key, None if deleted else msg.data, seq, watched=True)
             if changed and (headers is None or headers.get(_WRITER) != writer):
-                for listener in self._listeners:
+                for listener, loop in self._listeners:
                     try:
-                        listener(key)
-                    except Exception:  # a listener's fault must not stop the watch
-                        log.exception("a change listener of bucket %s failed", self.name)
+                        loop.call_soon_threadsafe(listener, key)
+                    except RuntimeError:  # its loop is closed: nobody listens any more
+                        log.debug("a change listener of bucket %s is gone", self.name)
             if seq >= last_seq:
                 loaded.set()
 

@@ -408,10 +408,8 @@ class CertificateAuthority:
         """A certificate revoked by another node (a shared store, cluster mode) ends
         here too: ``on_revoked`` is told as for a revocation made here. (Verification
         reads the shared record, so it refuses the certificate as soon as the store has
-        the change.) The store reports on its own thread; the work is done on ``loop``."""
-        self._records.bucket.on_change(
-            lambda key: loop.call_soon_threadsafe(self._changed_elsewhere, key)
-        )
+        the change.) The work is done on ``loop``."""
+        self._records.bucket.on_change(self._changed_elsewhere, loop)
 
     def _changed_elsewhere(self, key: str) -> None:
         serial = self._records.serial_of(key)

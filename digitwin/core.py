@@ -53,15 +53,16 @@ class DigiTwin:
         """``notify`` receives every change as a notification (none: they are dropped);
         ``check_td_size(td, owner)`` refuses a TD too large to keep, whole or patched."""
         self.config = config or TwinConfig()
-        self._shared = store.bucket("things"), store.bucket("twins")  # see follow_other_nodes
-        self.directory = Directory(store.bucket("things"), validate, check_size=check_td_size)
+        things, twins = store.bucket("things"), store.bucket("twins")
+        self._shared = things, twins  # see follow_other_nodes
+        self.directory = Directory(things, validate, check_size=check_td_size)
         self.requests = RequestQueue(
             store.bucket("requests"),
             default_ttl=self.config.request_ttl,
             retention=self.config.request_retention,
         )
         self.twins = TwinCache(
-            store.bucket("twins"),
+            twins,
             self._load_twin,
             max_active=self.config.max_active,
             idle_timeout=self.config.idle_timeout,
@@ -78,12 +79,12 @@ class DigiTwin:
         """What another node writes reaches this node's reads: a TD registered, changed
         or removed there, a twin's values written there. This node's copies (an active
         twin, a built twin TD) are dropped, and read again from the store. (The
-        notifications of those changes are that node's; see docs/cluster.md.) The store
-        reports on its own thread; the work is done on ``loop``. On a store that only
-        this hub writes (LevelDB), nothing is ever reported."""
+        notifications of those changes are that node's; see docs/cluster.md.) The work
+        is done on ``loop``. On a store that only this hub writes (LevelDB), nothing is
+        ever reported."""
         things, twins = self._shared
-        things.on_change(lambda key: loop.call_soon_threadsafe(self._thing_changed, key))
-        twins.on_change(lambda key: loop.call_soon_threadsafe(self.twins.drop, key))
+        things.on_change(self._thing_changed, loop)
+        twins.on_change(self.twins.drop, loop)
 
     def _thing_changed(self, key: str) -> None:
         kind, _, thing_id = key.partition("\x00")

@@ -3,6 +3,7 @@ of a cluster), server-side atomic batches and compare-and-set, unreachable serve
 a replicated bucket that survives losing a server. The contract itself is checked by
 test_conformance.py, which runs on this backend too."""
 
+import asyncio
 import threading
 import time
 
@@ -40,7 +41,7 @@ async def test_a_bucket_is_told_of_the_keys_another_store_changed(jetstream_stor
     first, second = jetstream_store_factory(), jetstream_store_factory()
     mine, theirs = first.bucket("clients"), second.bucket("clients")
     changed: list[str] = []
-    mine.on_change(changed.append)  # called on the store's thread: a list is enough here
+    mine.on_change(changed.append, asyncio.get_running_loop())
     mine.set("own", b"1")
     theirs.set("alice", b"1")
     theirs.batch(set={"bob": b"2"}, delete=["alice"])
