@@ -30,8 +30,7 @@ def rfc3339_now() -> str:
     if millis != _last[0]:
         second, milli = divmod(millis, 1000)
         if second != _last_second[0]:
-            prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
-            _last_second = (second, prefix)
+            _last_second = (second, rfc3339(second)[:-4])  # without ".000Z"
         _last = (millis, f"{_last_second[1]}{milli:03d}Z")
     return _last[1]
 

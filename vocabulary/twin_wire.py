@@ -68,8 +68,10 @@ def header_block(message: Message) -> bytes:
         and not message.sender_id
     ):  # a value or an event: the hub's own stamp and id, nothing else (the hot path)
         return _PLAIN_BLOCK % (_clean(message.timestamp), _clean(message.message_id))
-    lines = [f"{name}: {value.translate(_NO_NEWLINES)}" for name, value in headers(message).items()]
-    return ("NATS/1.0\r\n" + "\r\n".join(lines) + "\r\n\r\n").encode()
+    lines = b"".join(
+        b"%b: %b\r\n" % (name.encode(), _clean(value)) for name, value in headers(message).items()
+    )
+    return b"NATS/1.0\r\n" + lines + b"\r\n"
 
 
 def _clean(value: str) -> bytes:

@@ -60,9 +60,13 @@ async def pump_batches(connection: Connection, send: SendBatch, end: End) -> Non
 
 
 async def _ended(connection: Connection, reason: str, end: End) -> None:
+    _log_overflow(connection, reason)
+    await end(reason)
+
+
+def _log_overflow(connection: Connection, reason: str) -> None:
     if reason == OVERFLOW:
         log.warning("%s fell behind; disconnecting it", connection)
-    await end(reason)
 
 
 def _stalled(connection: Connection) -> None:
@@ -80,8 +84,7 @@ async def drain_batches(
         while True:
             yield await _ready(connection)
     except ConnectionClosed as closed:
-        if closed.reason == OVERFLOW:
-            log.warning("%s fell behind; disconnecting it", connection)
+        _log_overflow(connection, closed.reason)
 
 
 async def _ready(connection: Connection) -> list[tuple[int | None, Any]]:

@@ -50,7 +50,6 @@ CLOSE_TRY_LATER = 1013  # and: a limit refused the connection (the error frame n
 CLOSE_GOING_AWAY = 1001  # the hub is stopping
 
 _SCHEMES = ("bearer", "basic")  # what a first-frame login may carry
-# The most a writer joins into one write (then the next write waits for the socket).
 
 
 class WebSocketBinding:
