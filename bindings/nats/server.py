@@ -280,13 +280,6 @@ class NatsServer:
         return f"nats://{_url_host(self.host)}:{self.port}"
 
     @property
-    def route_url(self) -> str | None:
-        """Where other nodes route to this server (host:port), in a cluster."""
-        if self.cluster is None:
-            return None
-        return f"{_url_host(self.cluster.host)}:{self.cluster.port}"
-
-    @property
     def ws_url(self) -> str | None:
         return None if self.ws_port is None else f"wss://{_url_host(self.host)}:{self.ws_port}"
 
