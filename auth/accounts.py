@@ -23,6 +23,9 @@ _CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 HUB_ID = "wothub"  # owner of the hub's own Things; not a client anyone can log in as
 
 
+_ATTEMPTS = 20  # compare-and-set tries of one change before giving up (Conflict)
+
+
 @dataclass
 class Account:
     client_id: str
@@ -106,8 +109,9 @@ class Accounts:
         if client_id == HUB_ID:
             raise BadRequest(f"{HUB_ID!r} is reserved for the hub itself")
         check_role(kind, role)
+        exists = Conflict(f"client {client_id!r} exists already", clientID=client_id)
         if self._bucket.get(client_id) is not None:
-            raise Conflict(f"client {client_id!r} exists already", clientID=client_id)
+            raise exists
         now = clock.now()
         account = Account(
             client_id,
@@ -119,7 +123,10 @@ class Accounts:
             now,
             self._hash(password),
         )
-        self._save(account)
+        # Only if nobody added it meanwhile (another node, in a cluster).
+        if not self._bucket.swap(client_id, None, orjson.dumps(asdict(account))):
+            raise exists
+        self._cache.pop(client_id, None)
         return account
 
     def list(self) -> list[Account]:
@@ -140,19 +147,30 @@ class Accounts:
         password: str | None = None,
         display_name: str | None = None,
     ) -> Account:
-        account = self.require(client_id)
-        if role is not None:
-            check_role(account.kind, role)
-            account.role = role
-        if enabled is not None:
-            account.enabled = bool(enabled)
-        if password is not None:
-            account.password_hash = self._hash(password)
-        if display_name is not None:
-            account.display_name = display_name
-        account.updated = clock.now()
-        self._save(account)
-        return account
+        """Changed only if the record is still as read: another node may change the same
+        client at the same time, and neither change is lost (read again, tried again)."""
+        password_hash = self._hash(password)  # once: hashing is the slow part
+        for _ in range(_ATTEMPTS):
+            valid = isinstance(client_id, str) and _CLIENT_ID.match(client_id)
+            raw = self._bucket.get(client_id) if valid else None
+            if raw is None:
+                raise NotFound(f"no client {client_id!r}", clientID=client_id)
+            account = Account(**orjson.loads(raw))
+            if role is not None:
+                check_role(account.kind, role)
+                account.role = role
+            if enabled is not None:
+                account.enabled = bool(enabled)
+            if password_hash is not None:
+                account.password_hash = password_hash
+            if display_name is not None:
+                account.display_name = display_name
+            account.updated = clock.now()
+            written = self._bucket.swap(client_id, raw, orjson.dumps(asdict(account)))
+            self._cache.pop(client_id, None)
+            if written:
+                return account
+        raise Conflict(f"client {client_id!r} is being changed elsewhere; try again")
 
     def _hash(self, password: str | None) -> str | None:
         if password is None:
@@ -161,7 +179,3 @@ class Accounts:
             return self.passwords.hash(password)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
-
-    def _save(self, account: Account) -> None:
-        self._bucket.set(account.client_id, orjson.dumps(asdict(account)))
-        self._cache.pop(account.client_id, None)

@@ -296,9 +296,12 @@ class AuthService:
         if any(account.role == ADMIN for account in self.accounts.list()):
             return None
         password = random_password()
-        self.accounts.add(
-            "admin", "consumer", ADMIN, display_name="Administrator", password=password
-        )
+        try:
+            self.accounts.add(
+                "admin", "consumer", ADMIN, display_name="Administrator", password=password
+            )
+        except Conflict:  # another node of a cluster, starting at the same time, did
+            return None
         path = self.home / "admin.password"
         path.unlink(missing_ok=True)
         write_private(path, (password + "\n").encode())

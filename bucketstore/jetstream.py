@@ -76,7 +76,8 @@ _MARKER_REASON = "Nats-Marker-Reason"  # server-placed deletes (TTL, max age)
 _EXPECTED_LAST = "Nats-Expected-Last-Subject-Sequence"
 _WRONG_LAST = (10071, 10164)  # JetStream's "wrong last sequence" error codes
 _CAS_ATTEMPTS = 20  # re-reads after losing a race while the value still matches
-ELECTION_WAIT = 10.0  # seconds opening a bucket waits for a starting cluster
+ELECTION_WAIT = 10.0  # seconds opening a bucket waits for a starting cluster, by default
+_INSUFFICIENT_RESOURCES = 10023  # JetStream's error: fewer servers up than replicas
 _NO_STREAM_PAUSE = 0.05  # seconds between writes while a stream has no leader
 _WATCH_HEARTBEAT = 1.0  # seconds; a watch that misses two re-creates its consumer
 
@@ -106,16 +107,20 @@ async def _cancel_tasks() -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _while_electing(nc: Any, request: Callable[[], Awaitable[T]], timeout: float) -> T:
+async def _while_electing(
+    nc: Any, request: Callable[[], Awaitable[T]], timeout: float, wait: float = ELECTION_WAIT
+) -> T:
     """``request()``, again while the cluster answers but is not ready yet.
 
     A cluster elects its meta leader shortly after it starts, and a new stream its own
     leader (a few seconds at worst); until then requests go unanswered or are refused
-    as unavailable. While connected, this retries for ``ELECTION_WAIT`` seconds (or
-    ``timeout``, if longer), with short attempts first so that one lost request does not
-    use up the time; the requests made here (creating a stream, a watch) may repeat.
+    as unavailable, and a stream with more replicas than servers up is refused for lack
+    of resources (the other nodes are still starting). While connected, this retries for
+    ``wait`` seconds (or ``timeout``, if longer), with short attempts first so that one
+    lost request does not use up the time; the requests made here (creating a stream, a
+    watch) may repeat.
     """
-    deadline = time.monotonic() + max(timeout, ELECTION_WAIT)
+    deadline = time.monotonic() + max(timeout, wait)
     attempt = 0.5
     while True:
         left = deadline - time.monotonic()
@@ -124,8 +129,11 @@ async def _while_electing(nc: Any, request: Callable[[], Awaitable[T]], timeout:
         except (TimeoutError, nats.js.errors.ServiceUnavailableError):
             if not nc.is_connected or time.monotonic() + 0.1 > deadline:
                 raise
-        attempt *= 2
-        await asyncio.sleep(0.1)
+        except nats.js.errors.APIError as exc:
+            if exc.err_code != _INSUFFICIENT_RESOURCES or time.monotonic() + 0.1 > deadline:
+                raise
+        attempt = min(attempt * 2, 5.0)
+        await asyncio.sleep(0.1 if attempt < 5.0 else 0.5)
 
 
 class _Replica:
@@ -365,7 +373,7 @@ class JetStreamBucket(Bucket):
 
     # -- the watch that keeps the replica current -----------------------------------------
 
-    async def _open(self, replicas: int, timeout: float) -> None:
+    async def _open(self, replicas: int, timeout: float, wait: float) -> None:
         """Create the stream (or find it), then load the replica through a watch."""
         nc, js = self._store._nc, self._store._js
         config = api.StreamConfig(
@@ -386,7 +394,7 @@ class JetStreamBucket(Bucket):
             allow_atomic=True,
         )
         try:
-            info = await _while_electing(nc, lambda: js.add_stream(config), timeout)
+            info = await _while_electing(nc, lambda: js.add_stream(config), timeout, wait)
         except nats.js.errors.APIError as exc:
             if exc.err_code != 10058:
                 raise
@@ -394,9 +402,9 @@ class JetStreamBucket(Bucket):
             info = await js.stream_info(self._stream)
             if not info.config.allow_atomic:
                 info = await js.update_stream(info.config.evolve(allow_atomic=True))
-        await self._watch_from(info.state.messages, info.state.last_seq, timeout)
+        await self._watch_from(info.state.messages, info.state.last_seq, timeout, wait)
 
-    async def _watch_from(self, messages: int, last_seq: int, timeout: float) -> None:
+    async def _watch_from(self, messages: int, last_seq: int, timeout: float, wait: float) -> None:
         loaded = asyncio.Event()
         if messages == 0:
             loaded.set()
@@ -434,6 +442,7 @@ class JetStreamBucket(Bucket):
                 idle_heartbeat=_WATCH_HEARTBEAT,
             ),
             timeout,
+            wait,
         )
         # Loading a large bucket may take longer than one timeout: wait while it moves.
         try:
@@ -456,7 +465,9 @@ class JetStreamStore(BucketStore):
     ``tls`` (an ssl.SSLContext), ``nkeys_seed`` (a seed string) or ``user``/``password``
     authenticate; ``replicas`` is each new bucket's replica count; ``prefix`` keeps
     this store's buckets apart from other users of the same servers; ``timeout`` bounds
-    every call in seconds. ``path`` is only remembered.
+    every call in seconds; ``cluster_wait``: seconds opening a bucket waits for a
+    starting cluster (its leaders, and enough servers for the replicas). ``path`` is
+    only remembered.
     """
 
     backend = "jetstream"
@@ -473,6 +484,7 @@ class JetStreamStore(BucketStore):
         replicas: int = 1,
         prefix: str = "wothub",
         timeout: float = 5.0,
+        cluster_wait: float = ELECTION_WAIT,
     ) -> None:
         if not _PREFIX.match(prefix):
             raise InvalidKeyError(f"prefix {prefix!r} may only have letters, digits and '-'")
@@ -482,6 +494,7 @@ class JetStreamStore(BucketStore):
         self.writer = uuid.uuid4().hex  # stamped on its writes (_WRITER)
         self.replicas = replicas
         self.timeout = timeout
+        self.cluster_wait = cluster_wait
         self._buckets: dict[str, JetStreamBucket] = {}
         self._closed = False
         self._lock = threading.Lock()  # one bucket opening at a time
@@ -594,7 +607,7 @@ class JetStreamStore(BucketStore):
                 bucket = JetStreamBucket(self, name, kv_name)
                 # Loading a large bucket may take longer than one timeout while it
                 # progresses (_watch_from bounds it), so no overall limit here.
-                opening = bucket._open(self.replicas, self.timeout)
+                opening = bucket._open(self.replicas, self.timeout, self.cluster_wait)
                 self._run(opening, f"opening bucket {name!r}", bounded=False)
                 self._buckets[name] = bucket
         return bucket

@@ -19,7 +19,7 @@ from auth.service import AuthService
 from bindings.http.app import HttpBinding
 from bindings.mqtt import MqttBinding
 from bindings.nats import NatsBinding
-from bindings.nats.server import MqttListener
+from bindings.nats.server import MqttListener, NatsServer
 from bindings.websocket.forms import WebSocketForms
 from bindings.websocket.server import WebSocketBinding
 from certs.authority import CertificateAuthority
@@ -35,6 +35,7 @@ class HubParts(Protocol):
     router: Router
     auth: AuthService
     ca: CertificateAuthority
+    node_server: NatsServer | None  # a cluster node's nats-server, already running
 
 
 # factory(hub, the bindings built so far by name) -> the binding, or None when turned off
@@ -121,6 +122,7 @@ def _nats(hub: HubParts, built: dict[str, Any]) -> NatsBinding | None:
         max_message_bytes=config.max_body_bytes,
         auth_timeout=config.nats_auth_timeout,
         max_connections=config.nats_max_connections,
+        server=hub.node_server,
     )
 
 
@@ -132,18 +134,25 @@ def _mqtt(hub: HubParts, built: dict[str, Any]) -> MqttBinding | None:
     nats: NatsBinding | None = built.get("nats")
     if nats is None:
         raise ValueError("MQTT needs the NATS binding (nats-server is the MQTT broker)")
-    if config.mqtt_plain_port is not None:  # plain MQTT, loopback only
-        listener = MqttListener("127.0.0.1", config.mqtt_plain_port, tls=False)
-    else:
-        assert config.mqtt_host is not None
-        listener = MqttListener(
-            config.mqtt_host, config.mqtt_port, client_certificate=config.mqtt_client_certificate
-        )
+    listener = mqtt_listener(config)
+    assert listener is not None
     return MqttBinding(
         nats,
-        listener,
+        nats.server.mqtt if nats.server is not None and nats.server.mqtt else listener,
         public_host=urlsplit(config.public_url).hostname if config.public_url else None,
         security=built["http"].forms.security_definitions,
+    )
+
+
+def mqtt_listener(config: Config) -> MqttListener | None:
+    """The managed nats-server's MQTT listener as configured; None with MQTT off."""
+    if not config.mqtt_enabled:
+        return None
+    if config.mqtt_plain_port is not None:  # plain MQTT, loopback only
+        return MqttListener("127.0.0.1", config.mqtt_plain_port, tls=False)
+    assert config.mqtt_host is not None
+    return MqttListener(
+        config.mqtt_host, config.mqtt_port, client_certificate=config.mqtt_client_certificate
     )
 
 

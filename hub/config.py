@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -105,6 +106,17 @@ class Config:
     nats_url: str | None = None
     nats_auth_timeout: float = 10.0  # from connecting to a finished login
     nats_max_connections: int = 1000  # clients of the managed nats-server, at once
+    # Cluster mode (docs/cluster.md): on when cluster_node is set. The node's nats-server
+    # joins the cluster (its route listener on cluster_host:cluster_port, routes to the
+    # other nodes), and the store is JetStream on it instead of LevelDB. cluster_replicas
+    # None: as many as the nodes this one knows (itself and its routes), at most 3.
+    cluster_node: str | None = None
+    cluster_name: str = "wothub"
+    cluster_host: str | None = None
+    cluster_port: int = 6222
+    cluster_routes: tuple[str, ...] = ()
+    cluster_replicas: int | None = None
+    cluster_wait: float = 60.0  # seconds a starting node waits for the cluster's JetStream
     # Per client kind (consumer, agent, service), seconds; None or a missing kind: the
     # auth package's default. login_throttle: ThrottleConfig fields that are set.
     token_lifetime: dict[str, float] | None = None
@@ -133,14 +145,38 @@ class Config:
     config_file: Path | None = None  # the file the values were read from, if any
 
     def __post_init__(self) -> None:
-        for listener in ("http_host", "mqtt_host", "nats_host"):  # not set: ``host``
-            if getattr(self, listener) is None:
+        for listener in ("http_host", "mqtt_host", "nats_host", "cluster_host"):
+            if getattr(self, listener) is None:  # not set: ``host``
                 object.__setattr__(self, listener, self.host)
+        if self.cluster_node is not None and not (self.nats_enabled or self.mqtt_enabled):
+            raise ConfigError(
+                "cluster mode runs on nats-server: [cluster] node needs [nats] enabled",
+                source="configuration",
+                key="cluster.node",
+            )
+
+    @property
+    def cluster_mode(self) -> bool:
+        return self.cluster_node is not None
+
+    @property
+    def replicas(self) -> int:
+        """Replicas of each JetStream bucket a cluster node creates."""
+        if self.cluster_replicas is not None:
+            return self.cluster_replicas
+        return min(3, 1 + len(self.cluster_routes))
+
+    @property
+    def store_name(self) -> str:
+        """The store backend in use: JetStream in cluster mode."""
+        return "jetstream" if self.cluster_mode else self.store_backend
 
     @property
     def only_loopback(self) -> bool:
         """Whether no listener can be reached from another machine."""
         hosts = (self.http_host, self.mqtt_host, self.nats_host)
+        if self.cluster_mode:
+            hosts = (*hosts, self.cluster_host)
         return all(host in LOOPBACK for host in hosts)
 
     @property
@@ -254,6 +290,29 @@ def _word(value: Any) -> str:
     return value
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def _node_name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    if not _NAME.fullmatch(value):
+        raise ValueError(value)
+    return value
+
+
+def _routes(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple):
+        raise TypeError(value)
+    routes = []
+    for route in value:
+        host, _, port = _word(route).rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(route)
+        routes.append(route)
+    return tuple(routes)
+
+
 def _log_level(value: Any) -> str:
     if not isinstance(value, str) or value.upper() not in LOG_LEVELS:
         raise ValueError(value)
@@ -348,6 +407,9 @@ _INTERVAL = _Kind("a number of seconds, more than 0", _seconds(0, inclusive=Fals
 _LIFETIME = _INTERVAL
 _BOOL = _Kind("true or false", _boolean, _parse_boolean)
 _NATS_URL = _Kind("a nats:// or tls:// URL, like tls://nats.lan:4222", _nats_url)
+_NODE_NAME = _Kind("a name of letters, digits, '-' and '_' (at most 64)", _node_name)
+_ROUTES = _Kind("a list of host:port route addresses of other nodes", _routes, _split_names)
+_REPLICAS = _Kind("a number of replicas from 1 to 5", _integer(1, 5), int)
 
 
 # -- where each option is written -------------------------------------------------------
@@ -407,6 +469,15 @@ _SCHEMA: _Schema = {
         "url": _Value(_NATS_URL, "nats_url"),
         "auth_timeout": _Value(_INTERVAL, "nats_auth_timeout"),
         "max_connections": _Value(_COUNT, "nats_max_connections"),
+    },
+    "cluster": {
+        "node": _Value(_NODE_NAME, "cluster_node"),
+        "name": _Value(_NODE_NAME, "cluster_name"),
+        "host": _Value(_HOST, "cluster_host"),
+        "port": _Value(_PORT, "cluster_port"),
+        "routes": _Value(_ROUTES, "cluster_routes"),
+        "replicas": _Value(_REPLICAS, "cluster_replicas"),
+        "wait": _Value(_INTERVAL, "cluster_wait"),
     },
     "auth": {
         "token_lifetime": _Group("token_lifetime", _LIFETIMES),
@@ -478,6 +549,12 @@ ENV_VARS: dict[str, str] = {  # variable -> Config field (WOTHUB_HOME: the home 
     "WOTHUB_NATS_PORT": "nats_port",
     "WOTHUB_NATS_WS_PORT": "nats_ws_port",
     "WOTHUB_NATS_URL": "nats_url",
+    "WOTHUB_CLUSTER_NODE": "cluster_node",
+    "WOTHUB_CLUSTER_NAME": "cluster_name",
+    "WOTHUB_CLUSTER_HOST": "cluster_host",
+    "WOTHUB_CLUSTER_PORT": "cluster_port",
+    "WOTHUB_CLUSTER_ROUTES": "cluster_routes",
+    "WOTHUB_CLUSTER_REPLICAS": "cluster_replicas",
 }
 
 FLAGS: dict[str, str] = {  # Config field -> the `wothub serve` flag that sets it
@@ -492,6 +569,10 @@ FLAGS: dict[str, str] = {  # Config field -> the `wothub serve` flag that sets i
     "public_url": "--public-url",
     "mqtt_port": "--mqtt-port",
     "nats_port": "--nats-port",
+    "cluster_node": "--node",
+    "cluster_port": "--cluster-port",
+    "cluster_routes": "--route",
+    "cluster_replicas": "--replicas",
 }
 
 

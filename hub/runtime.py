@@ -26,6 +26,7 @@ from bindings.common.asgi_server import HttpServer
 from bindings.http.app import HttpBinding
 from bindings.mqtt import MqttBinding
 from bindings.nats import NatsBinding, ejection
+from bindings.nats.server import NatsServer
 from bindings.websocket.protocol import WebSocketProtocol
 from bindings.websocket.server import WebSocketBinding
 from bucketstore import BucketStore, open_store
@@ -35,6 +36,7 @@ from core.router import Router
 
 from . import event_loop
 from .bindings import build_bindings, registration
+from .cluster_node import ClusterNode
 from .config import Config
 from .hub_things import authn_thing, certs_thing, clients_thing
 from .listeners import remove_listeners, write_listeners
@@ -55,9 +57,12 @@ _HTTP_GRACE = 3.0  # requests in progress may finish within it, then they are ca
 class Hub:
     """The hub's parts composed on one store and home; ``start`` opens the listeners."""
 
-    def __init__(self, config: Config, store: BucketStore) -> None:
+    def __init__(
+        self, config: Config, store: BucketStore, node_server: NatsServer | None = None
+    ) -> None:
         self.config = config
         self.store = store
+        self.node_server = node_server  # a cluster node's, running before the hub is built
         config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.auth = AuthService(store, config.home, config.auth_config())
         self.ca = CertificateAuthority.load_or_create(config.home, store.bucket("certs"))
@@ -345,6 +350,13 @@ def settle_heap() -> None:
     gc.set_threshold(10_000, 20, 20)
 
 
+def _store_place(config: Config) -> str:
+    if config.cluster_mode:
+        name, node = config.cluster_name, config.cluster_node
+        return f"of cluster {name} ({config.replicas} replicas), node {node}"
+    return f"at {config.store_path}"
+
+
 def _log_started(hub: Hub) -> None:
     # Logged only once the handlers are in place, so "started" means "stoppable".
     log.info(
@@ -375,12 +387,15 @@ def serve(config: Config) -> int:
     except RuntimeError as exc:  # uvloop asked for and not installed
         log.error("cannot start: %s", exc)
         return 1
-    store = open_store(config.store_path, config.store_backend)
     deadline = _StopDeadline()
     try:
-        hub = Hub(config, store)
-        hub.first_run()
-        event_loop.run(_run_until_signal(hub, deadline), loop)
+        if config.cluster_mode:
+            event_loop.run(_serve_node(config, deadline), loop)
+        else:
+            with open_store(config.store_path, config.store_backend) as store:
+                hub = Hub(config, store)
+                hub.first_run()
+                event_loop.run(_run_until_signal(hub, deadline), loop)
     except OSError as exc:  # e.g. the port is taken
         log.error(
             "cannot start: %s. The hub's home %s (CA, keys, admin password) is kept and "
@@ -390,10 +405,27 @@ def serve(config: Config) -> int:
         )
         return 1
     finally:
-        store.close()
         deadline.cancel()
     if deadline.signalled is None:
         log.info("wothub stopped")
     else:
         log.info("wothub stopped, %.1f s after the signal", time.monotonic() - deadline.signalled)
     return 0
+
+
+async def _serve_node(config: Config, deadline: _StopDeadline) -> None:
+    """A cluster node: its nats-server joins the cluster, then the store opens on the
+    cluster's JetStream, then the hub runs on both (hub/cluster_node.py). Stopped in
+    the reverse order: the hub, the store (the last values written), the server."""
+    node = ClusterNode(config)
+    await node.start()
+    try:
+        store = await node.open_store()
+        try:
+            hub = Hub(config, store, node.server)
+            hub.first_run()
+            await _run_until_signal(hub, deadline)
+        finally:
+            store.close()
+    finally:
+        await node.stop()

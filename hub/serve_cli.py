@@ -33,6 +33,10 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
         ("--public-url", "public_url", {"metavar": "URL"}),
         ("--mqtt-port", "mqtt_port", {"metavar": "N"}),
         ("--nats-port", "nats_port", {"metavar": "N"}),
+        ("--node", "cluster_node", {"metavar": "NAME"}),
+        ("--cluster-port", "cluster_port", {"metavar": "N"}),
+        ("--route", "cluster_routes", {"metavar": "HOST:PORT", "action": "append"}),
+        ("--replicas", "cluster_replicas", {"metavar": "N"}),
     ]
     helps = {
         "store_backend": f"bucket store backend (env WOTHUB_STORE; file: store; "
@@ -56,6 +60,15 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
         "WOTHUB_PUBLIC_URL; file: [http] public_url; default https://<host name>:<port>)",
         "mqtt_port": f"MQTT port (env WOTHUB_MQTT_PORT; file: [mqtt] port; default {d.mqtt_port})",
         "nats_port": f"NATS port (env WOTHUB_NATS_PORT; file: [nats] port; default {d.nats_port})",
+        "cluster_node": "run as this node of a cluster (docs/cluster.md): the node's name, "
+        "the same at every start (env WOTHUB_CLUSTER_NODE; file: [cluster] node)",
+        "cluster_port": "the node's route listener, where the other nodes connect (env "
+        f"WOTHUB_CLUSTER_PORT; file: [cluster] port; default {d.cluster_port})",
+        "cluster_routes": "another node's route listener (repeatable; replaces env "
+        "WOTHUB_CLUSTER_ROUTES, comma-separated, and file: [cluster] routes)",
+        "cluster_replicas": "copies JetStream keeps of each bucket (env "
+        "WOTHUB_CLUSTER_REPLICAS; file: [cluster] replicas; default: the nodes this one "
+        "knows, itself and its routes, at most 3)",
     }
     for flag, dest, extra in options:
         parser.add_argument(flag, dest=dest, help=helps[dest], **extra)

@@ -40,7 +40,7 @@ from nats.aio.msg import Msg
 
 from auth.roles import AGENT
 from bindings.common.encoded import EncodeCache
-from bindings.common.hosts import is_any_address, url_host
+from bindings.common.hosts import is_any_address
 from bindings.common.outbox import QUIET, pump
 from bindings.common.receive import Receiver, Reply
 from bindings.mqtt import bus as mqtt_bus
@@ -111,6 +111,7 @@ class NatsBinding:
         auth_timeout: float = 10.0,
         max_connections: int | None = 1000,
         mqtt: MqttListener | None = None,
+        server: NatsServer | None = None,
     ) -> None:
         self.router = router
         self.auth = auth
@@ -132,7 +133,10 @@ class NatsBinding:
         )
         self.callout.on_login = self._on_login
         self.forms = NatsForms()
-        self.server: NatsServer | None = None
+        # A server given here runs already (a cluster node's, started before the store):
+        # not this binding's to start or stop. Otherwise start() starts its own.
+        self.server: NatsServer | None = server
+        self._owns_server = False
         self.url = external_url or ""
         self._callout_nc: NatsConnection | None = None
         self._nc: NatsConnection | None = None
@@ -156,7 +160,11 @@ class NatsBinding:
     # -- life cycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self.external_url is None:
+        if self.server is not None and not self._owns_server:
+            self.mqtt = self.server.mqtt
+            self.url = self.server.local_url
+        elif self.external_url is None:
+            self._owns_server = True
             self.server = NatsServer(
                 self.home,
                 host=self.host,
@@ -173,8 +181,7 @@ class NatsBinding:
             )
             await self.server.start()
             self.mqtt = self.server.mqtt  # its port, if it was picked
-            host = "127.0.0.1" if is_any_address(self.host) else self.host
-            self.url = f"nats://{url_host(host)}:{self.server.port}"
+            self.url = self.server.local_url
         try:
             await self._connect()
         except BaseException:
@@ -307,7 +314,7 @@ class NatsBinding:
 
     async def stop(self) -> None:
         """Bounded: a few seconds whatever the load (the hub's stop has 10 s in all)."""
-        if self.server is not None:
+        if self.server is not None and self._owns_server:
             self.server.stop_supervising()  # its exit from here on is no crash
         for task in [*self._logins_under_way, *self._kicks, self._restoring]:
             if task is not None:
@@ -326,7 +333,7 @@ class NatsBinding:
         connections = (self._nc, self._sys_nc, self._callout_nc)
         self._nc = self._sys_nc = self._callout_nc = None
         await asyncio.gather(*(_close(nc) for nc in connections if nc is not None))
-        if self.server is not None:
+        if self.server is not None and self._owns_server:
             await self.server.stop()
             self.server = None
 

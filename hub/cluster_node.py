@@ -1,0 +1,128 @@
+"""A cluster node's start (docs/cluster.md): its nats-server joins the cluster first, then
+the store opens, since the store is JetStream on that server.
+
+On one node the hub opens LevelDB and its NATS binding starts nats-server among the other
+listeners. A cluster node cannot: every bucket lives in the cluster's JetStream, so the
+node's managed nats-server (with its ``cluster {}`` block) runs before the hub is built,
+and the NATS binding is handed the running server. With ``nats_url`` (an existing NATS
+cluster) there is no managed server, and the store connects to that URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+
+from bindings.nats.server import ClusterListener, NatsKeys, NatsServer
+from bucketstore.jetstream import JetStreamStore
+from bucketstore.memory import MemoryStore
+from certs import CertificateAuthority
+
+from .bindings import mqtt_listener
+from .config import Config
+
+log = logging.getLogger("wothub")
+
+# A message up to this size: JetStream keeps a TD (up to max_td_bytes, 1 MiB by default)
+# as one message, with headers; nats-server's own default is 1 MiB in all.
+MAX_PAYLOAD = 8 << 20
+FIRST_BUCKET = "clients"  # the first the hub opens: it waits for the cluster's JetStream
+
+
+class ClusterNode:
+    """The node's nats-server (None with ``nats_url``) and its JetStream store."""
+
+    def __init__(self, config: Config) -> None:
+        assert config.cluster_node is not None
+        self.config = config
+        # Only the CA's files are used here (the server and node certificates, which are
+        # files); the records of issued client certificates are in the cluster's store,
+        # where the hub's own CertificateAuthority keeps them.
+        ca = CertificateAuthority.load_or_create(config.home, MemoryStore().bucket("certs"))
+        self.tls = ssl.create_default_context(cadata=ca.ca_cert_pem.decode())
+        self.keys = NatsKeys.load_or_create(config.home / "nats")
+        self.server: NatsServer | None = None
+        if config.nats_url is not None:
+            return
+        names = list(config.server_names)
+        server_cert = ca.ensure_server_certificate(names)
+        assert config.cluster_host is not None and config.nats_host is not None
+        node_cert = ca.ensure_node_certificate(config.cluster_node, [*names, config.cluster_host])
+        self.server = NatsServer(
+            config.home,
+            host=config.nats_host,
+            port=config.nats_port,
+            ws_port=config.nats_ws_port,
+            cert_file=server_cert.cert_path,
+            key_file=server_cert.key_path,
+            ca_file=ca.ca_cert_path,
+            keys=self.keys,
+            auth_timeout=config.nats_auth_timeout,
+            max_connections=config.nats_max_connections,
+            mqtt=mqtt_listener(config),
+            cluster=ClusterListener(
+                config.cluster_name,
+                config.cluster_node,
+                config.cluster_host,
+                config.cluster_port,
+                config.cluster_routes,
+                node_cert.cert_path,
+                node_cert.key_path,
+            ),
+            max_payload=MAX_PAYLOAD,
+        )
+
+    @property
+    def url(self) -> str:
+        if self.server is not None:
+            return self.server.local_url
+        assert self.config.nats_url is not None
+        return self.config.nats_url
+
+    async def start(self) -> None:
+        if self.server is not None:
+            await self.server.start()
+            assert self.server.cluster is not None
+            log.info(
+                "node %s of cluster %s: routes on %s:%d, to %s",
+                self.config.cluster_node,
+                self.config.cluster_name,
+                self.server.cluster.host,
+                self.server.cluster.port,
+                ", ".join(self.config.cluster_routes) or "no other node yet",
+            )
+
+    async def open_store(self) -> JetStreamStore:
+        """The store on the cluster's JetStream, once its first bucket is open: that
+        waits (``cluster_wait``) until the cluster has a leader and enough nodes for the
+        replicas. In a thread, so that the node's server stays supervised meanwhile."""
+        config = self.config
+
+        def open_it() -> JetStreamStore:
+            store = JetStreamStore(
+                config.home / "store",
+                servers=self.url,
+                tls=self.tls,
+                nkeys_seed=self.keys.hub_user.seed,
+                replicas=config.replicas,
+                cluster_wait=config.cluster_wait,
+            )
+            try:
+                store.bucket(FIRST_BUCKET)
+            except BaseException:
+                store.close()
+                raise
+            return store
+
+        log.info(
+            "waiting up to %.0f s for the cluster's JetStream (%d replicas)",
+            config.cluster_wait,
+            config.replicas,
+        )
+        return await asyncio.to_thread(open_it)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop_supervising()
+            await self.server.stop()

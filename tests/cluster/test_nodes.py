@@ -1,0 +1,88 @@
+"""Three `wothub serve` nodes on loopback, each its own home and nats-server, routes
+between them, the store in the cluster's JetStream: what one node acknowledges, the
+others have; a token one node issues, the others accept; a logout at one is refused at
+the others at once."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import quote
+
+import pytest
+
+from clients.websocket import WsClient
+from tests.support.cluster import Cluster
+from tests.support.tds import lamp_td
+from tests.waiting import until
+from vocabulary.things import CLIENTS_THING
+
+pytestmark = pytest.mark.timeout(180)
+
+THING = "urn:dev:ops:cluster-lamp/1"
+
+
+async def login(node, client_id, password):
+    async with node.session() as http:
+        answer = await http.post("/authn/login", json={"clientID": client_id, "password": password})
+        assert answer.status == 200, await answer.text()
+        return (await answer.json())["token"]
+
+
+async def status_of(node, path, token):
+    async with node.session(token) as http, http.get(path) as answer:
+        return answer.status
+
+
+async def test_three_nodes_share_accounts_tokens_and_things(tmp_path):
+    cluster = Cluster(tmp_path)
+    try:
+        one, two, three = await cluster.start()
+        for node in (one, two, three):
+            assert f"node {node.name}" in node.process.output  # the start line names it
+        admin = await login(one, "admin", cluster.admin_password())
+
+        # An agent added at node 2 logs in at node 3 and registers a TD there.
+        async with two.session(admin) as http:
+            answer = await http.post(
+                "/things/" + quote(CLIENTS_THING, safe="") + "/actions/addClient",
+                json={
+                    "clientID": "lamp",
+                    "kind": "agent",
+                    "role": "agent",
+                    "password": "a lamp's password",
+                },
+            )
+            assert answer.status in (200, 201), await answer.text()
+        agent_token = await login(three, "lamp", "a lamp's password")
+        agent = WsClient(
+            three.url.replace("https://", "wss://", 1) + "/ws",
+            ca=three.ssl,
+            token=agent_token,
+            reconnect=False,
+        )
+        async with agent:
+            await agent.request("updatething", THING, input=lamp_td(THING), timeout=10)
+
+        # Acknowledged at node 3: node 1 has it as soon as its replica does.
+        path = "/things/" + quote(THING, safe="")
+
+        async def at_node_one():
+            return await status_of(one, path, admin) == 200
+
+        await until(at_node_one, 5)
+
+        # A token issued by node 1 works at node 2; logging out at node 1 ends it at
+        # node 2 within a second.
+        assert await status_of(two, "/things", admin) == 200
+        async with one.session(admin) as http:
+            answer = await http.post("/authn/logout")
+            assert answer.status in (200, 204), await answer.text()
+        started = time.monotonic()
+
+        async def refused_at_two():
+            return await status_of(two, "/things", admin) == 401
+
+        await until(refused_at_two, 1)
+        assert time.monotonic() - started < 1.5
+    finally:
+        await cluster.stop()
