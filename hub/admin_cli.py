@@ -108,7 +108,7 @@ def find_target(args: argparse.Namespace) -> Target:
                 EXIT_UNREACHABLE,
             )
     else:
-        _check_url(url, url_source)
+        check_url(url, url_source)
     ca_path, ca_source = _given(args, "ca", "--ca", "WOTHUB_CA")
     ca_file = Path(ca_path) if ca_path else _home(args) / "certs" / "ca.pem"
     try:
@@ -159,7 +159,7 @@ def find_target(args: argparse.Namespace) -> Target:
     return target
 
 
-def _check_url(url: str, source: str) -> None:
+def check_url(url: str, source: str) -> None:
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 (raises ValueError when the port is not a number)

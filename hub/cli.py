@@ -15,6 +15,7 @@ from pathlib import Path
 from . import (
     admin_cli,  # noqa: F401  (clients, certs, things)
     backup_cli,  # noqa: F401  (backup, restore)
+    cluster_cli,  # noqa: F401  (cluster)
     demo,  # noqa: F401  (demo)
     serve_cli,  # noqa: F401  (serve)
 )

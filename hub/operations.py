@@ -9,6 +9,8 @@ backup download (docs/operations.md).
   same host every request comes from loopback.
 - ``POST /admin/backup``: a gzipped tar of a consistent snapshot (hub/backup.py);
   admins only.
+- The join of a cluster node: ``POST /admin/join-token``, ``GET /cluster/ca`` and
+  ``POST /cluster/join`` (hub/cluster_join.py).
 """
 
 from __future__ import annotations
@@ -23,15 +25,21 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from auth.join_tokens import BUCKET as JOIN_TOKENS_BUCKET
+from auth.join_tokens import JoinTokens
+from auth.service import AuthService
 from bindings.common.asgi_server import HttpServer
 from bindings.http.app import HttpBinding
 from bindings.mqtt import MqttBinding
 from bindings.nats import NatsBinding
 from bucketstore import BucketStore
+from certs import CertificateAuthority
 from core.router import Router
+from vocabulary.identity import Client
 from vocabulary.problems import Forbidden
 
 from .backup import BACKUP_PATH, make_backup
+from .cluster_join import ClusterJoin
 from .config import Config
 from .metrics import CONTENT_TYPE
 
@@ -44,6 +52,8 @@ class RunningHub(Protocol):
 
     config: Config
     store: BucketStore
+    auth: AuthService
+    ca: CertificateAuthority
     router: Router
     http: HttpBinding
     http_server: HttpServer
@@ -55,6 +65,14 @@ class RunningHub(Protocol):
 class Operations:
     def __init__(self, hub: RunningHub) -> None:
         self.hub = hub
+        self.join = ClusterJoin(
+            JoinTokens(hub.store.bucket(JOIN_TOKENS_BUCKET)),
+            hub.config.home,
+            hub.ca,
+            hub.auth.throttle,
+            self._require_admin,
+            lambda: hub.http.forms.base_url,
+        )
 
     def routes(self) -> list[Route]:
         return [
@@ -62,6 +80,7 @@ class Operations:
             Route("/ready", self.ready, methods=["GET", "HEAD"]),
             Route("/metrics", self.metrics, methods=["GET"]),
             Route(BACKUP_PATH, self.backup, methods=["POST"]),
+            *self.join.routes(),
         ]
 
     async def health(self, request: Request) -> Response:
@@ -118,11 +137,12 @@ class Operations:
             background=BackgroundTask(os.unlink, path),
         )
 
-    async def _require_admin(self, request: Request) -> None:
+    async def _require_admin(self, request: Request) -> Client:
         client = await self.hub.http.context.client(request)  # 401 without credentials
         self.hub.router.admit(client)
         if client.role != ADMIN:
             raise Forbidden(f"{request.url.path} is for administrators; {client.id} is not one")
+        return client
 
 
 def _json(data: Any, status: int = 200) -> Response:
