@@ -16,8 +16,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from bucketstore import BucketStore
 from vocabulary import clock
 from vocabulary import operations as ops
@@ -25,6 +23,7 @@ from vocabulary.envelope import ABSENT, NOTIFICATION, TERMINAL, Message
 from vocabulary.problems import BadRequest, MethodNotAllowed, NotFound
 
 from .directory import Directory, ThingRecord, merge_diff
+from .presence import Presence
 from .requests import Record, RequestQueue
 from .search import search
 from .twins import Twin, TwinCache, TwinStats
@@ -67,8 +66,7 @@ class DigiTwin:
             max_active=self.config.max_active,
             idle_timeout=self.config.idle_timeout,
         )
-        self._presence_bucket = store.bucket("presence")
-        self._online: set[str] = set()  # agents connected now (none after a restart)
+        self.agent_presence = Presence(store.bucket("presence"))
         self._providers: list[FormProvider] = []
         self._twin_tds: dict[str, dict[str, Any]] = {}  # twin TDs of active twins
         self._notify = notify or (lambda message: None)
@@ -408,17 +406,24 @@ class DigiTwin:
     # -- presence ------------------------------------------------------------------------
 
     def set_presence(self, agent_id: str, online: bool) -> list[str]:
-        """Mark an agent online or offline; returns the ids of its Things (notified)."""
-        if online == (agent_id in self._online):
+        """This node's connection of an agent came or went; returns the ids of its
+        Things (notified) when that changed anything."""
+        if not self.agent_presence.mark(agent_id, online):
             return []
-        now = clock.now()
-        if online:
-            self._online.add(agent_id)
-        else:
-            self._online.discard(agent_id)
-        self._presence_bucket.set(agent_id, orjson.dumps({"lastSeen": now}))
+        return self._announce_presence(agent_id)
+
+    def node_gone(self, node: str, seen: float | None = None) -> list[str]:
+        """A cluster node died (its lease ran out; ``seen``: when it was last alive):
+        its agents' connections are gone. The node that takes them out of the store
+        announces each agent whose presence changed; returns those agents."""
+        agents = self.agent_presence.remove_node(node, seen)
+        for agent_id in agents:
+            self._announce_presence(agent_id)
+        return agents
+
+    def _announce_presence(self, agent_id: str) -> list[str]:
         things = self.directory.things_of(agent_id)
-        status = self._presence_of(agent_id, now)
+        status = self.agent_presence.status(agent_id)
         for thing_id in things:
             self._emit(ops.UPDATE_PRESENCE, thing_id, value=status)
         return things
@@ -428,16 +433,7 @@ class DigiTwin:
         owner = self.owner_of(thing_id)
         if owner is None:
             return {"online": False}
-        return self._presence_of(owner)
-
-    def _presence_of(self, agent_id: str, seen: float | None = None) -> dict[str, Any]:
-        if seen is None:
-            raw = self._presence_bucket.get(agent_id)
-            seen = orjson.loads(raw)["lastSeen"] if raw else None
-        out: dict[str, Any] = {"online": agent_id in self._online}
-        if seen is not None:
-            out["lastSeen"] = clock.rfc3339(seen)
-        return out
+        return self.agent_presence.status(owner)
 
     # -- housekeeping ------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from .hub_things import authn_thing, certs_thing, clients_thing
 from .listeners import remove_listeners, write_listeners
 from .loop_lag import LoopLag
 from .metrics import HealthCollector, HubMetrics
+from .node_leases import NodeLeases
 from .operations import CountRefusals, Operations
 
 log = logging.getLogger("wothub")
@@ -75,6 +76,15 @@ class Hub:
             limits=config.limits(),
         )
         self.twin = self.router.twin
+        # A cluster node: its agents' presence is shared with the others through the
+        # store, and the nodes' leases say which others are alive.
+        self.leases: NodeLeases | None = None
+        if config.cluster_node is not None:
+            self.twin.agent_presence.node = config.cluster_node
+            self.leases = NodeLeases(
+                store.bucket("nodes"), config.cluster_node, self._lease_record, self.twin.node_gone
+            )
+            self.twin.agent_presence.node_alive = self.leases.alive
         self.metrics = HubMetrics(self.router.stats)
         # Credentials refused on any binding (HTTP 401 answers are counted apart).
         self.auth.on_refused = lambda: self.metrics.refused(401, "invalid_credentials")
@@ -142,6 +152,14 @@ class Hub:
             host = socket.gethostname()
         return f"https://{host}:{self.http_server.port}"
 
+    def _lease_record(self) -> dict[str, Any]:
+        """What this node's lease says of it (``wothub cluster status``)."""
+        return {
+            "url": self.base_url if self.started else None,
+            "agents": len(self.twin.agent_presence.local),
+            "connections": self.router.connections(),
+        }
+
     def _end_client_soon(self, client_id: str, reason: str) -> None:
         """Close a changed client's connections soon, not at once: the admin's request
         that changed it is answered first (it may be the client itself)."""
@@ -174,6 +192,11 @@ class Hub:
         self.auth.follow_other_nodes(asyncio.get_running_loop())
         self.ca.follow_other_nodes(asyncio.get_running_loop())
         self.twin.follow_other_nodes(asyncio.get_running_loop())
+        if self.leases is not None:
+            # Connections this node had before it restarted are gone, whatever the
+            # store still says; then the lease tells the others it is alive.
+            self.twin.node_gone(self.leases.node)
+            self.leases.start(asyncio.get_running_loop())
         await self.router.start()
         with _listening("HTTPS", self.config.http_host, self.config.http_port):
             await self.http_server.start()
@@ -222,6 +245,8 @@ class Hub:
             await asyncio.gather(*steps)
         finally:
             remove_listeners(self.config.home)
+            if self.leases is not None:  # after the listeners: its agents went offline
+                await _bounded("the node lease", self.leases.stop(), _ROUTER_STOP)
             await _bounded("the router", self.router.stop(), _ROUTER_STOP)
             self.twin.close()
             self.auth.hash_pool.close()
