@@ -69,8 +69,10 @@ class FanOut:
         self.counters = counters
         self.request_changed = request_changed
 
-    def publish(self, message: Message) -> None:
-        """The twin's notifications: number them, log them, fan them out."""
+    def publish(self, message: Message, *, to_relays: bool = True) -> None:
+        """The twin's notifications: number them, log them, fan them out. Another node's
+        (cluster mode) skip the relays (``to_relays=False``): nats-server has delivered
+        them on the bus already."""
         notification = self.log.append(message)
         if message.operation == ops.QUERY_ACTION:
             self.request_changed(message.value)
@@ -78,8 +80,12 @@ class FanOut:
         thing_id = message.required_thing_id()  # the twin's notifications all name one
         sent: dict[str, int] = {}  # per binding, counted once after the loop
         for connection, wildcard in self.subscriptions.matching(kind, thing_id, message.name):
-            if wildcard and not self._may_see(connection, kind, message):
-                continue
+            if wildcard:  # a relay's subscriptions all are
+                if connection.trusted:
+                    if not to_relays:
+                        continue
+                elif not self._may_see(connection, kind, message):
+                    continue
             if connection.notify(notification.seq, message):
                 sent[connection.binding] = sent.get(connection.binding, 0) + 1
             else:

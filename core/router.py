@@ -238,6 +238,13 @@ class Router:
         ``authorize`` (MQTT, when it plans a topic filter)."""
         self._fanout.replace(connection, wanted)
 
+    def publish_from_other_node(self, message: Message) -> None:
+        """A twin notification of another node (cluster mode, docs/cluster.md) to this
+        node's subscribers, as this node's own go: authorized per subscriber, in the
+        notification log, an action status to its waiters here. Not to the bus relays
+        (the bus had it from that node) and not into the twin (that node wrote it)."""
+        self._fanout.publish(message, to_relays=False)
+
     def replay(self, connection: Connection, after: int) -> bool:
         """Queue the notifications after sequence number ``after`` that the connection's
         subscriptions want; False when the log no longer has them all."""

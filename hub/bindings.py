@@ -123,6 +123,8 @@ def _nats(hub: HubParts, built: dict[str, Any]) -> NatsBinding | None:
         auth_timeout=config.nats_auth_timeout,
         max_connections=config.nats_max_connections,
         server=hub.node_server,
+        # A cluster node hands the other nodes' notifications to its own subscribers.
+        follow_other_nodes=config.cluster_mode,
     )
 
 

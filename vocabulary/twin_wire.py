@@ -32,6 +32,8 @@ TIMESTAMP = "Wot-Timestamp"
 MESSAGE_ID = "Wot-Message-Id"
 SENDER_ID = "Wot-Sender-Id"
 CREATED = "Wot-Created"  # updatething: "true" for a new Thing, "false" for a replaced TD
+# The hub node that published it: a node of a cluster skips its own (docs/cluster.md).
+NODE = "Wothub-Node"
 
 
 # The operation a twin subject carries by default (the first of its channel's): left out
@@ -43,8 +45,9 @@ _IMPLIED_OPERATIONS = frozenset(
 _NO_NEWLINES = str.maketrans({"\r": " ", "\n": " "})
 
 
-def headers(message: Message) -> dict[str, str]:
-    """The NATS headers of a twin notification: what its subject and payload do not say."""
+def headers(message: Message, node: str | None = None) -> dict[str, str]:
+    """The NATS headers of a twin notification: what its subject and payload do not say,
+    and the ``node`` that publishes it."""
     out = {}
     if message.message_type != NOTIFICATION:
         out[MESSAGE_TYPE] = message.message_type
@@ -56,22 +59,30 @@ def headers(message: Message) -> dict[str, str]:
         out[SENDER_ID] = message.sender_id
     if message.operation == ops.UPDATE_THING and isinstance(message.value, dict):
         out[CREATED] = "true" if message.value.get("created") else "false"
+    if node is not None:
+        out[NODE] = node
     return out
 
 
-def header_block(message: Message) -> bytes:
+def node_line(node: str) -> bytes:
+    """The ``NODE`` header line, written once per publisher for ``header_block``."""
+    return b"%b: %b\r\n" % (NODE.encode(), _clean(node))
+
+
+def header_block(message: Message, node: bytes = b"") -> bytes:
     """``headers`` as the NATS protocol writes them (``NATS/1.0`` then one ``Name: value``
-    line each), for a publisher that writes the HPUB itself. No value can end a line."""
+    line each), for a publisher that writes the HPUB itself; ``node`` is the publisher's
+    ``node_line`` (or nothing). No value can end a line."""
     if (
         message.operation in _PLAIN_OPERATIONS
         and message.message_type == NOTIFICATION
         and not message.sender_id
     ):  # a value or an event: the hub's own stamp and id, nothing else (the hot path)
-        return _PLAIN_BLOCK % (_clean(message.timestamp), _clean(message.message_id))
+        return _PLAIN_BLOCK % (_clean(message.timestamp), _clean(message.message_id), node)
     lines = b"".join(
         b"%b: %b\r\n" % (name.encode(), _clean(value)) for name, value in headers(message).items()
     )
-    return b"NATS/1.0\r\n" + lines + b"\r\n"
+    return b"NATS/1.0\r\n" + lines + node + b"\r\n"
 
 
 def _clean(value: str) -> bytes:
@@ -82,7 +93,7 @@ def _clean(value: str) -> bytes:
 
 
 _PLAIN_OPERATIONS = frozenset({ops.OBSERVE_PROPERTY, ops.SUBSCRIBE_EVENT})
-_PLAIN_BLOCK = f"NATS/1.0\r\n{TIMESTAMP}: %b\r\n{MESSAGE_ID}: %b\r\n\r\n".encode()
+_PLAIN_BLOCK = f"NATS/1.0\r\n{TIMESTAMP}: %b\r\n{MESSAGE_ID}: %b\r\n%b\r\n".encode()
 
 
 def rebuild(address: Address, payload: bytes, found: dict[str, str] | None) -> dict[str, Any]:

@@ -278,14 +278,20 @@ class ThingsApi:
             return {"state": COMPLETED, "output": response.output}
         if response.status == PENDING and not while_offline:
             wait = 0.0  # the device is offline: nothing will answer soon
+        status: dict[str, Any] | None = None
         if wait > 0:
             future = self.router.wait_for(response.action_id)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await asyncio.shield(future)
-            if not future.done():
+            if future.done():
+                # The ended status itself: ended on another node (cluster mode), it may
+                # reach this node's copy of the store a little later than the news.
+                status = future.result()
+            else:
                 self.router.stop_waiting(response.action_id, future)
-        status = self.router.request_status(response.action_id)
+        if status is None:
+            status = self.router.request_status(response.action_id)
         if status["status"] in TERMINAL:
             if status["status"] != COMPLETED:
                 raise ProblemResponse(_failure(status))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,7 +51,7 @@ from bindings.mqtt.warmup import connect_once
 from certs.authority import parse_certificate
 from core.connection import OVERFLOW, Connection
 from core.contract import Core
-from core.subscriptions import DIRECTORY, EVENT, PRESENCE, PROPERTY
+from core.subscriptions import ACTION, DIRECTORY, EVENT, PRESENCE, PROPERTY
 from vocabulary import operations as ops
 from vocabulary import twin_wire
 from vocabulary.channels import HUB
@@ -63,6 +64,7 @@ from .callout import AUTH_SUBJECT, AuthCallout, Login
 from .ejection import Logins, kick
 from .forms import NatsForms
 from .header_publish import HeaderPublisher
+from .other_nodes import OtherNodes
 from .server import (
     APP_ACCOUNT,
     MQTT_CERTIFICATE_REQUIRE,
@@ -112,7 +114,13 @@ class NatsBinding:
         max_connections: int | None = 1000,
         mqtt: MqttListener | None = None,
         server: NatsServer | None = None,
+        node_id: str | None = None,
+        follow_other_nodes: bool = False,
     ) -> None:
+        """``node_id`` names this hub process on its twin notifications (header
+        ``Wothub-Node``; new on every start unless given). ``follow_other_nodes`` (cluster
+        mode, bindings/nats/other_nodes.py): hand the other nodes' notifications to this
+        node's subscribers; may be set until ``start``."""
         self.router = router
         self.auth = auth
         self.ca = ca
@@ -126,6 +134,9 @@ class NatsBinding:
         self.max_connections = max_connections
         self.mqtt = mqtt  # the managed server's MQTT listener (external: MQTT on if set)
         self.mqtt_hello_wait = MQTT_HELLO_WAIT
+        self.node_id = node_id or f"wothub-{secrets.token_hex(6)}"
+        self.follow_other_nodes = follow_other_nodes
+        self._other_nodes: OtherNodes | None = None
         self.keys = NatsKeys.load_or_create(self.home / "nats")
         self.tls = tls or ssl.create_default_context(cadata=ca.ca_cert_pem.decode())
         self.callout = AuthCallout(
@@ -188,6 +199,10 @@ class NatsBinding:
             await self.stop()
             raise
         self.forms.set_url(self.public_url or (self.server.url if self.server else self.url))
+        if self.follow_other_nodes:
+            self._other_nodes = OtherNodes(self.router, self.node_id)
+            assert self._nc is not None
+            await self._other_nodes.follow(self._nc)
         self._start_twin_publisher()
         log.info("NATS binding on %s", self.url)
 
@@ -631,6 +646,8 @@ class NatsBinding:
         self._twin = self.router.connect_relay("nats")
         for kind in (PROPERTY, EVENT, DIRECTORY, PRESENCE):
             self.router.subscribe(self._twin, kind)
+        if self._other_nodes is not None:  # action statuses, for the other nodes only
+            self.router.subscribe(self._twin, ACTION)
         if self.mqtt is not None and self._retained is None:
             self._retained = RetainedWriter(self._publish)
         self._twin_writer = asyncio.create_task(self._write_twin(), name="nats-twin")
@@ -639,6 +656,8 @@ class NatsBinding:
         relay = self._twin
         assert relay is not None and self._nc is not None
         publisher = HeaderPublisher(self._nc)
+        node, node_line = self.node_id, twin_wire.node_line(self.node_id)
+        other_nodes = self._other_nodes
 
         async def send(_seq: int | None, message: Message) -> None:
             if message.thing_id is None:
@@ -649,10 +668,14 @@ class NatsBinding:
                 log.exception("cannot relay %s of %s on NATS", message.operation, message.thing_id)
                 return
             if subject is None:
+                if other_nodes is not None and message.operation == ops.QUERY_ACTION:
+                    await self._publish(*other_nodes.action_status(message))
                 return
             payload = self._twin_payload(message)
-            if not publisher.try_publish(subject, payload, twin_wire.header_block(message)):
-                await self._publish(subject, payload, twin_wire.headers(message))
+            if not publisher.try_publish(
+                subject, payload, twin_wire.header_block(message, node_line)
+            ):
+                await self._publish(subject, payload, twin_wire.headers(message, node))
             if self._retained is not None and message.operation in _RETAINED:
                 # the latest value (or TD) for MQTT subscribers to come: retained
                 await self._retained.put(subject, payload)

@@ -31,6 +31,10 @@ def _parse(block: bytes) -> dict[str, str]:
 @pytest.mark.parametrize("message", MESSAGES, ids=lambda m: f"{m.operation}-{m.sender_id}")
 def test_the_block_says_what_the_headers_say(message):
     assert _parse(twin_wire.header_block(message)) == twin_wire.headers(message)
+    node = twin_wire.node_line("node-1")
+    with_node = twin_wire.headers(message, node="node-1")
+    assert _parse(twin_wire.header_block(message, node)) == with_node
+    assert with_node[twin_wire.NODE] == "node-1"
 
 
 @pytest.mark.parametrize("message", MESSAGES, ids=lambda m: f"{m.operation}-{m.sender_id}")
@@ -64,6 +68,12 @@ def test_no_value_can_add_a_header_line(operation):
     parsed = _parse(twin_wire.header_block(message))
     assert parsed.get(twin_wire.OPERATION) in (None, ops.DELETE_THING)
     assert parsed[twin_wire.MESSAGE_ID] == forged.replace("\r", " ").replace("\n", " ")
+
+
+def test_a_node_name_cannot_add_a_header_line():
+    message = Message(NOTIFICATION, ops.OBSERVE_PROPERTY, THING, "level", value=3)
+    parsed = _parse(twin_wire.header_block(message, twin_wire.node_line("n\r\nWot-Operation: x")))
+    assert parsed == {**twin_wire.headers(message), twin_wire.NODE: "n  Wot-Operation: x"}
 
 
 def test_a_forged_sender_stays_one_header_line_in_order():

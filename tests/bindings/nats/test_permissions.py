@@ -9,13 +9,28 @@ from __future__ import annotations
 import pytest
 
 from bindings.nats.callout import mqtt_id_belongs, permissions
+from bindings.nats.other_nodes import ACTIONS
 
 from .conftest import Watched
 
 pytestmark = pytest.mark.timeout(90)
 
-NEVER = ("$SYS.REQ.SERVER.PING", "$SYS.ACCOUNT.APP.CONNECT", "_INBOX.other.x", "wot.other")
-NEVER_SUBSCRIBE = (">", "$SYS.>", "wot.>", "wot.client.otto.resp", "wot.agent.lamp-agent.req")
+# ACTIONS: the action statuses the nodes of a cluster send each other
+NEVER = (
+    "$SYS.REQ.SERVER.PING",
+    "$SYS.ACCOUNT.APP.CONNECT",
+    "_INBOX.other.x",
+    "wot.other",
+    ACTIONS,
+)
+NEVER_SUBSCRIBE = (
+    ">",
+    "$SYS.>",
+    "wot.>",
+    "wot.client.otto.resp",
+    "wot.agent.lamp-agent.req",
+    ACTIONS,
+)
 
 # role -> (publish allowed, publish refused, subscribe allowed, subscribe refused)
 CASES = {
