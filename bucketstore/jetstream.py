@@ -157,8 +157,9 @@ class _Replica:
         self.lock = threading.Lock()
 
     def apply(self, key: str, value: bytes | None, revision: int, watched: bool = False) -> bool:
-        """Whether the watch brought a change the replica did not have yet (a write of
-        this store too, when its acknowledgement comes after the watch's update)."""
+        """Whether this brought a revision of the key the replica did not have yet (from
+        the watch: a write of this store too, when its acknowledgement comes after the
+        watch's update)."""
         with self.lock:
             if watched:
                 self.watched = revision
@@ -176,7 +177,7 @@ class _Replica:
                     self.revisions.pop(key, None)
                 else:
                     self.revisions[key] = revision
-            return watched and revision != known
+            return revision != known
 
     def current(self, key: str) -> tuple[bytes | None, int]:
         with self.lock:
@@ -368,8 +369,20 @@ class JetStreamBucket(Bucket):
         headers = msg.headers or {}
         deleted = _KV_OP in headers or _MARKER_REASON in headers
         value = None if deleted else (msg.data or b"")
-        self._replica.apply(key, value, msg.seq)
+        # Another store's change learned here is reported here: the watch, when it
+        # brings the same revision later, finds nothing new.
+        if self._replica.apply(key, value, msg.seq) and headers.get(_WRITER) != self._store.writer:
+            self._report(key)
         return value, msg.seq
+
+    def _report(self, key: str) -> None:
+        """Tell the on_change listeners, each on its loop, that another store changed
+        ``key``."""
+        for listener, loop in self._listeners:
+            try:
+                loop.call_soon_threadsafe(listener, key)
+            except RuntimeError:  # its loop is closed: nobody listens any more
+                log.debug("a change listener of bucket %s is gone", self.name)
 
     # -- the watch that keeps the replica current -----------------------------------------
 
@@ -420,11 +433,7 @@ class JetStreamBucket(Bucket):
             key = _unb64(msg.subject[pre:])
             changed = apply(key, None if deleted else msg.data, seq, watched=True)
             if changed and (headers is None or headers.get(_WRITER) != writer):
-                for listener, loop in self._listeners:
-                    try:
-                        loop.call_soon_threadsafe(listener, key)
-                    except RuntimeError:  # its loop is closed: nobody listens any more
-                        log.debug("a change listener of bucket %s is gone", self.name)
+                self._report(key)
             if seq >= last_seq:
                 loaded.set()
 

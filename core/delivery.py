@@ -5,6 +5,12 @@ delivered to the agent's newest connection at once or, when the agent is offline
 next connection. The agent's answers move the record along; each change is told to the
 connection that asked (a response with its correlation id) and ends any synchronous wait.
 The hub's own Things (services) answer at once instead.
+
+Several nodes sharing one store (cluster mode, ``follow_other_nodes``): the queue in
+the store is the only channel between them. A node delivers the pending requests of
+the Things whose agent is connected to it, whichever node queued them, claiming each
+(pending -> delivered only if still pending: of two nodes, one sends). The node that
+asked learns each change of its records from the store and tells its asker.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from vocabulary import clock
 from vocabulary import operations as ops
 from vocabulary.envelope import (
     ABSENT,
+    CANCELLED,
     COMPLETED,
     DELIVERED,
     FAILED,
@@ -65,9 +72,20 @@ class Delivery:
         self.limits = limits
         self.counters = counters
         self.new_deadline = new_deadline
-        self._origin: dict[str, tuple[Connection, str | None]] = {}  # request id -> asker
+        # request id -> the asker: its connection, correlation id and the last state it
+        # was told (status, output, error), so that no state is told twice
+        self._origin: dict[str, tuple[Connection, str | None, tuple[Any, ...]]] = {}
         self._waiters: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
         self._services: dict[str, ServiceThing] = {}
+        self._following = False  # other nodes share the store (follow_other_nodes)
+        self._sent: dict[str, Connection] = {}  # with other nodes: delivered here, open
+
+    def follow_other_nodes(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Share the request queue with the other nodes of a shared store, on ``loop``:
+        deliver what they queue for agents connected here, and tell this node's askers
+        and waiters how their requests go on other nodes. Never called back on LevelDB."""
+        self._following = True
+        self.twin.requests.follow(loop, changed=self._changed_elsewhere, queued=self._queued)
 
     def add_service(self, service: ServiceThing) -> None:
         self.twin.update_thing(service.td, HUB_ID, keep_owner=True)
@@ -93,8 +111,12 @@ class Delivery:
             correlation_id=message.correlation_id,
             ttl=message.ttl,
         )
-        record = self.deliver(record)
-        self._origin[record.id] = (connection, message.correlation_id)
+        if self._following:  # older requests queued at other nodes may still wait
+            record = self._deliver_pending(record.thing_id).get(record.id, record)
+        else:
+            record = self.deliver(record)
+        told = (record.status, ABSENT, None)
+        self._origin[record.id] = (connection, message.correlation_id, told)
         self.new_deadline()  # the new expiry may be the next deadline
         return response(message, status=record.status, action_id=record.id)
 
@@ -126,19 +148,23 @@ class Delivery:
                 "detail": f"cancelled by {connection.client.id}",
             },
         )
-        if at_agent:
-            for agent in self.connections.of_agent(record.thing_id)[-1:]:
-                agent.send(
-                    Message(
-                        REQUEST,
-                        ops.CANCEL_ACTION,
-                        record.thing_id,
-                        record.name,
-                        action_id=record.id,
-                        sender_id=connection.client.id,
-                    )
-                )
+        # With other nodes, the node that delivered it tells the agent.
+        if at_agent and (not self._following or record.id in self._sent):
+            self._cancel_at_agent(record, connection.client.id)
         return response(message, output=record.to_status(), status=record.status)
+
+    def _cancel_at_agent(self, record: Record, sender_id: str | None) -> None:
+        for agent in self.connections.of_agent(record.thing_id)[-1:]:
+            agent.send(
+                Message(
+                    REQUEST,
+                    ops.CANCEL_ACTION,
+                    record.thing_id,
+                    record.name,
+                    action_id=record.id,
+                    sender_id=sender_id,
+                )
+            )
 
     def check_writes(self, client: Client, thing_id: str, values: dict[str, Any]) -> None:
         self.access.require_thing(client, ops.WRITE_PROPERTY, thing_id)
@@ -168,12 +194,18 @@ class Delivery:
 
     def deliver(self, record: Record, connection: Connection | None = None) -> Record:
         """Send a request to its agent now if it is connected (newest connection);
-        returns the record as it is now."""
+        returns the record as it is now. Marking it delivered is a claim: when another
+        node delivered, cancelled or expired it meanwhile, it is not sent."""
         if connection is None:
             connections = self.connections.of_agent(record.thing_id)
             if not connections:
                 return record
             connection = connections[-1]
+        if record.status in (PENDING, DELIVERED):
+            try:
+                record = self.twin.update_request(record, DELIVERED, if_status=record.status)
+            except Conflict:
+                return self.twin.requests.get(record.id) or record
         self.counters.message_out(connection.binding, record.operation)
         connection.send(
             Message(
@@ -188,9 +220,21 @@ class Delivery:
                 timestamp=clock.rfc3339(record.time_requested),
             )
         )
-        if record.status in (PENDING, DELIVERED):
-            return self.twin.update_request(record, DELIVERED)
+        if self._following:
+            self._sent[record.id] = connection
         return record
+
+    def _deliver_pending(self, thing_id: str) -> dict[str, Record]:
+        """Deliver the Thing's pending requests in arrival order, if its agent is
+        connected here; returns the records delivered (or claimed elsewhere) by id."""
+        connections = self.connections.of_agent(thing_id)
+        if not connections:
+            return {}
+        return {
+            record.id: self.deliver(record, connections[-1])
+            for record in self.twin.requests.open_for_thing(thing_id)
+            if record.status == PENDING
+        }
 
     def deliver_queued(self, connection: Connection) -> None:
         """Everything not finished for the agent's Things, in order, to a new connection."""
@@ -215,15 +259,19 @@ class Delivery:
     # -- back to the asker ---------------------------------------------------------------------
 
     def changed(self, status: dict[str, Any]) -> None:
-        """Tell whoever asked for a request how it is doing, and wake synchronous waiters."""
+        """Tell whoever asked for a request how it is doing, and wake synchronous waiters.
+        A state already told (the same change reported twice) is not told again."""
         record_id = status["id"]
         final = status["status"] in TERMINAL
         origin = self._origin.pop(record_id, None) if final else self._origin.get(record_id)
         if origin is not None:
-            connection, correlation_id = origin
+            connection, correlation_id, told = origin
+            state = (status["status"], status.get("output", ABSENT), status.get("error"))
             if connection.closed:
                 self._origin.pop(record_id, None)
-            else:
+            elif state != told:
+                if not final:
+                    self._origin[record_id] = (connection, correlation_id, state)
                 self.counters.message_out(connection.binding, status["operation"])
                 connection.send(
                     Message(
@@ -239,9 +287,29 @@ class Delivery:
                     )
                 )
         if final:
+            self._sent.pop(record_id, None)
             for future in self._waiters.pop(record_id, []):
                 if not future.done():
                     future.set_result(status)
+
+    # -- from other nodes ------------------------------------------------------------------
+
+    def _queued(self, thing_id: str) -> None:
+        """Another node queued a request for the Thing."""
+        self._deliver_pending(thing_id)
+
+    def _changed_elsewhere(self, record_id: str) -> None:
+        """Another node changed a request: its asker, its waiters or the agent it was
+        delivered to may be here."""
+        delivered_here = record_id in self._sent
+        if not (delivered_here or record_id in self._origin or record_id in self._waiters):
+            return
+        record = self.twin.requests.get(record_id)
+        if record is None:
+            return  # pruned
+        if delivered_here and record.status == CANCELLED:
+            self._cancel_at_agent(record, None)  # the record's error says who cancelled
+        self.changed(record.to_status())
 
     def wait_for(self, record_id: str) -> asyncio.Future[dict[str, Any]]:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()

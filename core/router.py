@@ -135,6 +135,14 @@ class Router:
         self._connections.close_all("hub stopping")
         self.twin.flush()
 
+    def follow_other_nodes(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Cluster mode: requests that other nodes sharing the store queue for agents
+        connected here are delivered from here (once: claimed in the store), and this
+        node's askers and waiters hear how their requests go at other nodes. The work
+        is done on ``loop``. Nothing is ever reported on LevelDB. (The twin follows
+        the other nodes through ``DigiTwin.follow_other_nodes``.)"""
+        self._delivery.follow_other_nodes(loop)
+
     def add_service(self, service: ServiceThing) -> None:
         """Register one of the hub's own Things (its TD is replaced on every start)."""
         self._delivery.add_service(service)

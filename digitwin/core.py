@@ -375,9 +375,13 @@ class DigiTwin:
         *,
         output: Any = ABSENT,
         error: dict[str, Any] | None = None,
+        if_status: str | None = None,
     ) -> Record:
-        """Move a record along its state machine (delivery, agent progress, cancel)."""
-        record = self.requests.update(record, status, output=output, error=error)
+        """Move a record along its state machine (delivery, agent progress, cancel);
+        with ``if_status``, only from that state (``RequestQueue.update``)."""
+        record = self.requests.update(
+            record, status, output=output, error=error, if_status=if_status
+        )
         if record.status in TERMINAL and record.operation == ops.WRITE_PROPERTY:
             twin = self.twins.peek(record.thing_id)
             if twin is not None and twin.desired.get(record.name, {}).get("id") == record.id:

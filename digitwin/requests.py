@@ -21,6 +21,8 @@ One bucket holds the records and their indexes, so each change is one atomic wri
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -228,17 +230,27 @@ class RequestQueue:
         output: Any = ABSENT,
         error: dict[str, Any] | None = None,
         now: float | None = None,
+        if_status: str | None = None,
     ) -> Record:
-        """Move a record to ``status`` (refused with Conflict if the state machine forbids).
+        """Move a record to ``status`` (refused with Conflict if the state machine forbids,
+        or if ``if_status`` is given and the record is no longer in that state).
 
         The change applies to the stored record, not to the copy passed in, so a stale
-        copy can never move a record backwards; the updated record is returned."""
+        copy can never move a record backwards; the updated record is returned.
+        ``if_status`` makes the change a claim: of two nodes moving a pending record to
+        delivered, one wins and the other is refused."""
         key = f"r\x00{record.id}"
         for _attempt in range(_ATTEMPTS):
             raw = self._bucket.get(key)
             if raw is None:
                 raise NotFound(f"no action or write {record.id}", actionID=record.id)
             record = Record.from_json(raw)
+            if if_status is not None and record.status != if_status:
+                raise Conflict(
+                    f"{record.operation} {record.id} is {record.status} now, not {if_status}",
+                    actionID=record.id,
+                    actionStatus=record.status,
+                )
             if status not in _ALLOWED.get(record.status, ()):
                 raise Conflict(
                     f"{record.operation} {record.id} is {record.status}; it cannot become {status}",
@@ -263,6 +275,27 @@ class RequestQueue:
             if self._bucket.batch_if({key: raw}, set=writes, delete=deletes):
                 return record
         raise _busy(f"updating {record.operation} {record.id}")
+
+    def follow(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        changed: Callable[[str], object],
+        queued: Callable[[str], object],
+    ) -> None:
+        """What other nodes do to the queue (a shared store), on ``loop``:
+        ``changed(record id)`` for each record they change, ``queued(thing id)`` when
+        they queue a request for a Thing (after its record is in this node's replica:
+        the watch delivers a batch in order). Never called on LevelDB."""
+
+        def on_change(key: str) -> None:
+            kind, _, rest = key.partition("\x00")
+            if kind == "r":
+                changed(rest)
+            elif kind == "o" and self._bucket.get(key) is not None:
+                queued(rest.partition("\x00")[0])
+
+        self._bucket.on_change(on_change, loop)
 
     def open_for_thing(self, thing_id: str) -> list[Record]:
         """Records not final yet, in the order they arrived."""
@@ -306,8 +339,12 @@ class RequestQueue:
             if expires > limit:
                 break
             record = self.get(record_id)
-            if record is not None and not record.final:
+            if record is None or record.final:
+                continue
+            try:
                 due.append(self.update(record, EXPIRED, error=expired_problem(record), now=now))
+            except Conflict:
+                continue  # another node (sharing the store) ended it just now
         return due
 
     def prune(self, now: float | None = None) -> int:

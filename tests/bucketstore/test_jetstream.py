@@ -52,6 +52,33 @@ async def test_a_bucket_is_told_of_the_keys_another_store_changed(jetstream_stor
     assert mine.get("bob") == b"3" and mine.get("alice") is None
 
 
+async def test_a_change_learned_by_a_conditional_write_is_reported_once(
+    jetstream_store_factory,
+):
+    """A batch_if at the moment another store writes the key may find the replica
+    behind and read the key from the server; a change learned so is reported then, and
+    not again when the watch brings it. Whichever write wins, each key is reported
+    once (rounds, so that both orders and the read from the server occur)."""
+    first, second = jetstream_store_factory(), jetstream_store_factory()
+    mine, theirs = first.bucket("records"), second.bucket("records")
+    changed: list[str] = []
+    mine.on_change(changed.append, asyncio.get_running_loop())
+    rounds = 30
+    for round_ in range(rounds):
+        key = f"k{round_}"
+        await asyncio.to_thread(
+            race,
+            [
+                lambda key=key: theirs.set(key, b"theirs"),
+                lambda key=key: mine.batch_if({key: None}, set={key: b"mine"}),
+            ],
+        )
+    theirs.set("barrier", b"")
+    await until(lambda: "barrier" in changed, timeout=5)
+    assert changed == [f"k{round_}" for round_ in range(rounds)] + ["barrier"]
+    assert all(mine.get(f"k{round_}") == b"theirs" for round_ in range(rounds))
+
+
 def test_stores_with_another_prefix_do_not_see_each_others_buckets(jetstream_store_factory):
     jetstream_store_factory().bucket("b").set("k", b"mine")
     other = jetstream_store_factory(prefix="other-prefix")

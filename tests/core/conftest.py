@@ -54,15 +54,17 @@ async def drain(connection):
 
 class CoreHub:
     """A store, auth service, core and router on a LevelDB directory, reopened at will
-    (the auth home, with the token key, is next to it)."""
+    (the auth home, with the token key, is next to it); or on the store that
+    ``open_store`` opens (e.g. a JetStreamStore: one node of several sharing it)."""
 
-    def __init__(self, path, **config):
+    def __init__(self, path, open_store=open_store, **config):
         self.path = Path(path)
         self.config = TwinConfig(**config)
+        self._open_store = open_store
         self.store = self.auth = self.twin = self.router = None
 
     async def open(self, **router_options):
-        self.store = open_store(self.path)
+        self.store = self._open_store(self.path)
         self.auth = AuthService(
             self.store, self.path.parent / f"{self.path.name}-home", AuthConfig(hash_cost=CHEAP)
         )

@@ -176,6 +176,20 @@ def test_deliveries_count_delivered_transitions(queue: RequestQueue) -> None:
     assert queue.get(record.id).deliveries == 2
 
 
+def test_a_claim_holds_only_while_the_record_is_in_the_state_claimed_from(
+    queue: RequestQueue,
+) -> None:
+    """Delivering is a claim (pending -> delivered, if still pending): a second claim
+    from the same copy is refused, and the record stays as the first one left it."""
+    pending = invoke(queue)
+    claimed = queue.update(pending, DELIVERED, if_status=PENDING)
+    assert claimed.deliveries == 1
+    with pytest.raises(Conflict) as refused:
+        queue.update(pending, DELIVERED, if_status=PENDING)
+    assert refused.value.extensions["actionStatus"] == DELIVERED
+    assert queue.get(pending.id).deliveries == 1
+
+
 def test_a_stale_copy_cannot_move_a_record_backwards(queue: RequestQueue) -> None:
     stale = invoke(queue)  # still says pending
     queue.update(stale, COMPLETED, output=1)
