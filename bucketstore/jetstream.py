@@ -621,6 +621,44 @@ class JetStreamStore(BucketStore):
                 self._buckets[name] = bucket
         return bucket
 
+    def health(self) -> dict[str, Any]:
+        """The server connected to, and for each open bucket its stream's replicas: the
+        leader, and each other peer's state (current, lag, seconds since heard of)."""
+        if self._closed:
+            raise StoreClosedError(f"{self} is closed")
+        return self._run(self._health(), "reading the buckets' state")
+
+    async def _health(self) -> dict[str, Any]:
+        buckets = []
+        for name, bucket in sorted(self._buckets.items()):
+            info = await self._js.stream_info(bucket._stream)
+            cluster = info.cluster
+            peers = [
+                {
+                    "name": peer.name,
+                    "current": bool(peer.current),
+                    "offline": bool(peer.offline),
+                    "lag": peer.lag or 0,
+                    # JetStream gives nanoseconds since the leader last heard of it
+                    "seenAgo": None if peer.active is None else round(peer.active / 1e9, 3),
+                }
+                for peer in (cluster.replicas or [] if cluster else [])
+            ]
+            buckets.append(
+                {
+                    "bucket": name,
+                    "replicas": info.config.num_replicas,
+                    "leader": cluster.leader if cluster else None,
+                    "peers": peers,
+                    "keys": info.state.messages,
+                }
+            )
+        return {
+            "backend": self.backend,
+            "connected": self._nc.connected_url.geturl() if self._nc.connected_url else None,
+            "buckets": buckets,
+        }
+
     def buckets(self) -> list[str]:
         if self._closed:
             raise StoreClosedError(f"{self} is closed")

@@ -40,8 +40,10 @@ from vocabulary.problems import Forbidden
 
 from .backup import BACKUP_PATH, make_backup
 from .cluster_join import ClusterJoin
+from .cluster_status import ClusterStatus
 from .config import Config
 from .metrics import CONTENT_TYPE
+from .node_leases import NodeLeases
 
 ADMIN = "admin"
 
@@ -59,6 +61,7 @@ class RunningHub(Protocol):
     http_server: HttpServer
     mqtt: MqttBinding | None
     nats: NatsBinding | None
+    leases: NodeLeases | None  # a cluster node's
     started: bool  # every listener is up
 
 
@@ -73,6 +76,7 @@ class Operations:
             self._require_admin,
             lambda: hub.http.forms.base_url,
         )
+        self.cluster = ClusterStatus(hub, hub.router.twin.agent_presence, self._require_admin)
 
     def routes(self) -> list[Route]:
         return [
@@ -81,10 +85,12 @@ class Operations:
             Route("/metrics", self.metrics, methods=["GET"]),
             Route(BACKUP_PATH, self.backup, methods=["POST"]),
             *self.join.routes(),
+            *self.cluster.routes(),
         ]
 
     async def health(self, request: Request) -> Response:
-        return _json({"status": "ok"})
+        node = self.hub.config.cluster_node
+        return _json({"status": "ok", **({"node": node} if node else {})})
 
     async def ready(self, request: Request) -> Response:
         checks = self.checks()

@@ -5,6 +5,10 @@ the others at once."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import subprocess
+import sys
 import time
 from urllib.parse import quote
 
@@ -12,6 +16,7 @@ import pytest
 
 from clients.websocket import WsClient
 from tests.support.cluster import Cluster
+from tests.support.served import serve_env
 from tests.support.tds import lamp_td
 from tests.waiting import until
 from vocabulary.things import CLIENTS_THING
@@ -28,6 +33,17 @@ async def login(node, client_id, password):
         return (await answer.json())["token"]
 
 
+async def cluster_status(node, token):
+    """``wothub cluster status --json`` against the node, as an operator runs it."""
+    command = [sys.executable, "-m", "hub.cli", "cluster", "status", "--url", node.url]
+    command += ["--ca", str(node.home / "certs" / "ca.pem"), "--token", token, "--json"]
+    done = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, env=serve_env(), timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
 async def status_of(node, path, token):
     async with node.session(token) as http, http.get(path) as answer:
         return answer.status
@@ -39,6 +55,8 @@ async def test_three_nodes_share_accounts_tokens_and_things(tmp_path):
         one, two, three = await cluster.start()
         for node in (one, two, three):
             assert f"node {node.name}" in node.process.output  # the start line names it
+            async with node.session() as http, http.get("/health") as answer:
+                assert await answer.json() == {"status": "ok", "node": node.name}
         admin = await login(one, "admin", cluster.admin_password())
 
         # An agent added at node 2 logs in at node 3 and registers a TD there.
@@ -62,6 +80,21 @@ async def test_three_nodes_share_accounts_tokens_and_things(tmp_path):
         )
         async with agent:
             await agent.request("updatething", THING, input=lamp_td(THING), timeout=10)
+
+            # `wothub cluster status` at node 1: three nodes alive, the agent at node 3,
+            # every bucket with its three replicas.
+            report = {}
+
+            async def lamp_seen():
+                report.update(await cluster_status(one, admin))
+                return report["agents"].get("lamp") == ["n3"]
+
+            await until(lamp_seen, 5)
+            assert report["cluster"] == "wothub" and report["node"] == "n1"
+            assert sorted(n["node"] for n in report["nodes"] if n["alive"]) == ["n1", "n2", "n3"]
+            buckets = {b["bucket"]: b for b in report["store"]["buckets"]}
+            assert {"clients", "things", "presence", "nodes"} <= set(buckets)
+            assert all(b["replicas"] == 3 and b["leader"] for b in buckets.values())
 
         # Acknowledged at node 3: node 1 has it as soon as its replica does.
         path = "/things/" + quote(THING, safe="")
