@@ -77,7 +77,9 @@ _EXPECTED_LAST = "Nats-Expected-Last-Subject-Sequence"
 _WRONG_LAST = (10071, 10164)  # JetStream's "wrong last sequence" error codes
 _CAS_ATTEMPTS = 20  # re-reads after losing a race while the value still matches
 ELECTION_WAIT = 10.0  # seconds opening a bucket waits for a starting cluster, by default
-_INSUFFICIENT_RESOURCES = 10023  # JetStream's error: fewer servers up than replicas
+# JetStream's errors while fewer servers are up than replicas: insufficient resources,
+# no suitable peers for placement.
+_TOO_FEW_SERVERS = {10023, 10005}
 _NO_STREAM_PAUSE = 0.05  # seconds between writes while a stream has no leader
 _WATCH_HEARTBEAT = 1.0  # seconds; a watch that misses two re-creates its consumer
 
@@ -130,7 +132,7 @@ async def _while_electing(
             if not nc.is_connected or time.monotonic() + 0.1 > deadline:
                 raise
         except nats.js.errors.APIError as exc:
-            if exc.err_code != _INSUFFICIENT_RESOURCES or time.monotonic() + 0.1 > deadline:
+            if exc.err_code not in _TOO_FEW_SERVERS or time.monotonic() + 0.1 > deadline:
                 raise
         attempt = min(attempt * 2, 5.0)
         await asyncio.sleep(0.1 if attempt < 5.0 else 0.5)

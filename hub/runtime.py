@@ -85,7 +85,8 @@ class Hub:
                 store.bucket("nodes"), config.cluster_node, self._lease_record, self.twin.node_gone
             )
             self.twin.agent_presence.node_alive = self.leases.alive
-        self.metrics = HubMetrics(self.router.stats)
+        node = (config.cluster_name, config.cluster_node) if config.cluster_node else None
+        self.metrics = HubMetrics(self.router.stats, node)
         # Credentials refused on any binding (HTTP 401 answers are counted apart).
         self.auth.on_refused = lambda: self.metrics.refused(401, "invalid_credentials")
         self.auth.on_client_changed = self._end_client_soon

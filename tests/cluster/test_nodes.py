@@ -104,6 +104,10 @@ async def test_three_nodes_share_accounts_tokens_and_things(tmp_path):
 
         await until(at_node_one, 5)
 
+        # Each node's metrics say which node they are from.
+        async with two.session(admin) as http, http.get("/metrics") as answer:
+            assert 'wothub_node_info{cluster="wothub",node="n2"} 1.0' in await answer.text()
+
         # A token issued by node 1 works at node 2; logging out at node 1 ends it at
         # node 2 within a second.
         assert await status_of(two, "/things", admin) == 200
