@@ -125,6 +125,8 @@ def _nats(hub: HubParts, built: dict[str, Any]) -> NatsBinding | None:
         server=hub.node_server,
         # A cluster node hands the other nodes' notifications to its own subscribers.
         follow_other_nodes=config.cluster_mode,
+        # and handles the messages of the agents connected at its own nats-server.
+        route_agents=config.cluster_mode,
     )
 
 

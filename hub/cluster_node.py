@@ -71,6 +71,8 @@ class ClusterNode:
                 node_cert.key_path,
             ),
             max_payload=MAX_PAYLOAD,
+            # MQTT sessions survive a node as the store does.
+            mqtt_replicas=config.replicas,
         )
 
     @property

@@ -82,7 +82,7 @@ class Hub:
         if config.cluster_node is not None:
             self.twin.agent_presence.node = config.cluster_node
             self.leases = NodeLeases(
-                store.bucket("nodes"), config.cluster_node, self._lease_record, self.twin.node_gone
+                store.bucket("nodes"), config.cluster_node, self._lease_record, self._node_gone
             )
             self.twin.agent_presence.node_alive = self.leases.alive
         node = (config.cluster_name, config.cluster_node) if config.cluster_node else None
@@ -152,6 +152,13 @@ class Hub:
         if host in _ANY_ADDRESS:
             host = socket.gethostname()
         return f"https://{host}:{self.http_server.port}"
+
+    def _node_gone(self, node: str, seen: float | None) -> None:
+        """Another node died: its connections went with it (the node name is its
+        nats-server's name)."""
+        if self.nats is not None:
+            self.nats.server_gone(node)
+        self.twin.node_gone(node, seen)
 
     def _lease_record(self) -> dict[str, Any]:
         """What this node's lease says of it (``wothub cluster status``)."""
@@ -387,10 +394,10 @@ def _store_place(config: Config) -> str:
 def _log_started(hub: Hub) -> None:
     # Logged only once the handlers are in place, so "started" means "stoppable".
     log.info(
-        "wothub started: %s store at %s; CA and server certificate in %s; "
+        "wothub started: %s store %s; CA and server certificate in %s; "
         "listeners in %s; %s; press Ctrl-C to stop",
-        hub.config.store_backend,
-        hub.config.store_path,
+        hub.config.store_name,
+        _store_place(hub.config),
         hub.config.home / "certs",
         hub.config.home / "listeners.json",
         _reach(hub.config),

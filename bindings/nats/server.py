@@ -239,6 +239,7 @@ class NatsServer:
         mqtt: MqttListener | None = None,
         cluster: ClusterListener | None = None,
         max_payload: int | None = None,
+        mqtt_replicas: int | None = None,
     ) -> None:
         self.directory = Path(home) / "nats"
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -253,6 +254,9 @@ class NatsServer:
         self.auth_timeout = auth_timeout
         self.max_connections = max_connections
         self.max_payload = max_payload  # bytes in a message; None: nats-server's 1 MiB
+        # Replicas of the MQTT streams (sessions, QoS 1 messages, retained values); None:
+        # nats-server picks by the cluster's size when it creates them.
+        self.mqtt_replicas = mqtt_replicas
         self.mqtt = mqtt
         if mqtt is not None and not mqtt.port:
             self.mqtt = MqttListener(
@@ -316,6 +320,8 @@ websocket {{
                     else ""
                 )
                 mqtt_tls = f"\n  tls {{ {tls}{verify} }}"
+            if self.mqtt_replicas is not None:
+                mqtt_tls += f"\n  stream_replicas: {self.mqtt_replicas}"
             mqtt = f"""
 # MQTT 3.1.1 (docs/mqtt.md): logins go to the auth callout like NATS logins; sessions,
 # QoS 1 messages and retained values are kept in JetStream.

@@ -91,9 +91,10 @@ class Cluster:
             self.nodes.append(Node(f"n{i}", home, port))
         self.ports = ports
 
-    async def start(self, timeout: float = 60.0) -> list[Node]:
+    async def start(self, *args: str, timeout: float = 60.0) -> list[Node]:
+        """Every node, with ``args`` added to `wothub serve`."""
         for node in self.nodes:
-            await node.start([p for p in self.ports if p != node.route_port])
+            await node.start([p for p in self.ports if p != node.route_port], *args)
         await asyncio.gather(*(node.ready(timeout) for node in self.nodes))
         return self.nodes
 
