@@ -101,6 +101,12 @@ def _unb64(token: str) -> str:
     return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
 
 
+def kv_name(prefix: str, bucket: str) -> str:
+    """The JetStream KV bucket that holds store bucket ``bucket`` (its stream is
+    ``KV_`` and this name): what an operator or a benchmark looks up on the server."""
+    return f"{prefix}_{_b32(bucket)}"
+
+
 async def _cancel_tasks() -> None:
     """Cancel every other task of this loop and wait for them to finish."""
     tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
@@ -607,15 +613,15 @@ class JetStreamStore(BucketStore):
         if bucket is not None:
             return bucket
         check_bucket_name(name)
-        kv_name = f"{self.prefix}_{_b32(name)}"
-        if len(kv_name) + 3 > _STREAM_NAME_MAX:
+        kv = kv_name(self.prefix, name)
+        if len(kv) + 3 > _STREAM_NAME_MAX:
             raise InvalidKeyError(f"bucket name {name[:40]!r}... is too long for JetStream")
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"{self} is closed")
             bucket = self._buckets.get(name)
             if bucket is None:
-                bucket = JetStreamBucket(self, name, kv_name)
+                bucket = JetStreamBucket(self, name, kv)
                 # Loading a large bucket may take longer than one timeout while it
                 # progresses (_watch_from bounds it), so no overall limit here.
                 opening = bucket._open(self.replicas, self.timeout, self.cluster_wait)
