@@ -456,6 +456,7 @@ async def _serve_node(config: Config, deadline: _StopDeadline) -> None:
     try:
         store = await node.open_store()
         try:
+            await asyncio.to_thread(node.adopt_single_hub, store)
             hub = Hub(config, store, node.server)
             hub.first_run()
             await _run_until_signal(hub, deadline)
