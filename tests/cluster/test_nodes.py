@@ -44,6 +44,13 @@ async def cluster_status(node, token):
     return json.loads(done.stdout)
 
 
+async def clients_action(node, token, action, **data):
+    path = "/things/" + quote(CLIENTS_THING, safe="") + "/actions/" + action
+    async with node.session(token) as http, http.post(path, json=data) as answer:
+        assert answer.status in (200, 201), await answer.text()
+        return await answer.json()
+
+
 async def status_of(node, path, token):
     async with node.session(token) as http, http.get(path) as answer:
         return answer.status
@@ -103,6 +110,23 @@ async def test_three_nodes_share_accounts_tokens_and_things(tmp_path):
             return await status_of(one, path, admin) == 200
 
         await until(at_node_one, 5)
+
+        # Two nodes change the same client at the same moment: neither change is lost.
+        await clients_action(
+            one, admin, "addClient", clientID="carol", kind="consumer", role="viewer"
+        )
+        for round_ in range(5):
+            role = ("operator", "manager")[round_ % 2]
+            password = f"carol's password {round_}"
+            await asyncio.gather(
+                clients_action(one, admin, "setRole", clientID="carol", role=role),
+                clients_action(two, admin, "setPassword", clientID="carol", password=password),
+            )
+            account = await clients_action(
+                three, admin, "setEnabled", clientID="carol", enabled=True
+            )
+            assert account["role"] == role, f"round {round_}: the role was lost"
+            await login(three, "carol", password)  # and the password was not
 
         # Each node's metrics say which node they are from.
         async with two.session(admin) as http, http.get("/metrics") as answer:
