@@ -200,7 +200,8 @@ class Hub:
         self.auth.follow_other_nodes(asyncio.get_running_loop())
         self.ca.follow_other_nodes(asyncio.get_running_loop())
         self.twin.follow_other_nodes(asyncio.get_running_loop())
-        self.router.follow_other_nodes(asyncio.get_running_loop())
+        if self.config.cluster_mode:  # it changes how requests are delivered
+            self.router.follow_other_nodes(asyncio.get_running_loop())
         if self.leases is not None:
             # Connections this node had before it restarted are gone, whatever the
             # store still says; then the lease tells the others it is alive.
