@@ -9,12 +9,11 @@ from contextlib import AsyncExitStack
 
 import pytest
 
-from tests.support.messages import request
+from tests.support.messages import answer, request
 from tests.support.tds import LAMP
 from tests.waiting import until
 
 from .conftest import CoreHub, drain, receive
-from .test_router import _answer
 
 
 @pytest.fixture
@@ -63,10 +62,10 @@ async def test_a_request_at_one_node_reaches_the_agent_at_another_and_back(nodes
 
     told = await receive(operator, timeout=5)
     assert (told.status, told.correlation_id) == ("delivered", "mine")
-    one.router.handle(agent, _answer(delivered, status="running"))
+    one.router.handle(agent, answer(delivered, status="running"))
     told = await receive(operator, timeout=5)
     assert told.status == "running"
-    one.router.handle(agent, _answer(delivered, output=30))
+    one.router.handle(agent, answer(delivered, output=30))
     status = await asyncio.wait_for(waiter, 5)
     assert (status["status"], status["output"]) == ("completed", 30)
     told = await receive(operator, timeout=5)
@@ -102,7 +101,7 @@ async def test_requests_from_two_nodes_reach_the_agent_in_arrival_order(nodes):
     got = [await receive(agent, timeout=5) for _ in expected]
     assert [m.action_id for m in got] == expected
     for delivered in got:
-        one.router.handle(agent, _answer(delivered))
+        one.router.handle(agent, answer(delivered))
     await until(lambda: all(two.twin.get_request(i).final for i in expected), timeout=5)
     assert await drain(agent) == []
 
@@ -122,7 +121,7 @@ async def test_a_request_for_an_offline_agent_is_delivered_once_where_it_connect
     delivered = await receive(agent, timeout=5)
     assert delivered.action_id == accepted.action_id
     waiter = two.router.wait_for(accepted.action_id)
-    one.router.handle(agent, _answer(delivered))
+    one.router.handle(agent, answer(delivered))
     assert (await asyncio.wait_for(waiter, 5))["status"] == "completed"
     barrier = invoke(two, operator)
     assert (await receive(agent, timeout=5)).action_id == barrier.action_id
@@ -143,7 +142,7 @@ async def test_an_agent_connected_at_two_nodes_gets_each_request_once(nodes):
         for node, connection in ((one, at_one), (two, at_two)):
             for delivered in await drain(connection):
                 got[node].append(delivered.action_id)
-                node.router.handle(connection, _answer(delivered))
+                node.router.handle(connection, answer(delivered))
         return sum(len(ids) for ids in got.values()) >= rounds
 
     await until(answered_all, timeout=10)
@@ -172,7 +171,7 @@ async def test_a_cancel_at_one_node_reaches_the_agent_at_another(nodes):
     assert (await asyncio.wait_for(waiter, 5))["status"] == "cancelled"
     told = await receive(agent, timeout=5)
     assert (told.operation, told.action_id) == ("cancelaction", delivered.action_id)
-    refused = one.router.handle(agent, _answer(delivered))  # too late
+    refused = one.router.handle(agent, answer(delivered))  # too late
     assert refused.error["status"] == 409
     barrier = invoke(two, operator)
     assert (await receive(agent, timeout=5)).action_id == barrier.action_id
@@ -188,12 +187,12 @@ async def test_the_asker_at_another_node_is_told_each_state_once(nodes):
     accepted = invoke(two, operator)
     delivered = await receive(agent, timeout=5)
     assert (await receive(operator, timeout=5)).status == "delivered"
-    one.router.handle(agent, _answer(delivered, status="running", output=50))
+    one.router.handle(agent, answer(delivered, status="running", output=50))
     assert (await receive(operator, timeout=5)).output == 50
-    one.router.handle(agent, _answer(delivered, status="running", output=50))
-    one.router.handle(agent, _answer(delivered, status="running", output=80))
+    one.router.handle(agent, answer(delivered, status="running", output=50))
+    one.router.handle(agent, answer(delivered, status="running", output=80))
     assert (await receive(operator, timeout=5)).output == 80
     waiter = two.router.wait_for(accepted.action_id)
-    one.router.handle(agent, _answer(delivered, output=100))
+    one.router.handle(agent, answer(delivered, output=100))
     assert (await asyncio.wait_for(waiter, 5))["output"] == 100
     assert [(m.status, m.output) for m in await drain(operator)] == [("completed", 100)]

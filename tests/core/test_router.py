@@ -85,8 +85,8 @@ async def test_action_on_a_connected_agent_round_trip(core_hub):
     )
     assert delivered.action_id == action_id and delivered.sender_id == "otto"
 
-    core_hub.router.handle(agent, _answer(delivered, status="running"))
-    core_hub.router.handle(agent, _answer(delivered, output=30))
+    core_hub.router.handle(agent, messages.answer(delivered, status="running"))
+    core_hub.router.handle(agent, messages.answer(delivered, output=30))
 
     running, done = await receive(operator), await receive(operator)
     assert (running.status, done.status, done.output) == ("running", "completed", 30)
@@ -115,7 +115,7 @@ async def test_action_for_an_offline_agent_waits_and_is_delivered_on_connect(cor
     assert [m.action_id for m in got] == [first.action_id, second.action_id]  # in order
     for delivered in got:
         core_hub.router.handle(
-            agent, _answer(delivered, output=1 if delivered.name == "fade" else None)
+            agent, messages.answer(delivered, output=1 if delivered.name == "fade" else None)
         )
     results = [m for m in await drain(operator) if m.status == "completed"]
     assert {m.action_id for m in results} == {first.action_id, second.action_id}
@@ -136,7 +136,7 @@ async def test_property_write_keeps_desired_next_to_reported_until_done(core_hub
     agent = core_hub.connect("lamp-agent", "agent")
     delivered = await receive(agent)
     assert (delivered.operation, delivered.input) == ("writeproperty", 90)
-    core_hub.router.handle(agent, _answer(delivered))
+    core_hub.router.handle(agent, messages.answer(delivered))
     core_hub.router.handle(agent, notification("observeproperty", LAMP, "brightness", value=90))
     assert core_hub.twin.read_property(LAMP, "brightness") == {
         "value": 90,
@@ -156,7 +156,7 @@ async def test_unanswered_delivery_is_redelivered_with_the_same_id(core_hub):
     again = await receive(agent)
     assert again.action_id == first.action_id == accepted.action_id
     assert core_hub.twin.get_request(accepted.action_id).deliveries == 2
-    core_hub.router.handle(agent, _answer(again))
+    core_hub.router.handle(agent, messages.answer(again))
     assert core_hub.twin.get_request(accepted.action_id).status == "completed"
 
 
@@ -200,7 +200,7 @@ async def test_cancel_is_for_the_invoker_and_admins_only(core_hub):
     assert (told.operation, told.action_id) == ("cancelaction", accepted.action_id)
     again = core_hub.router.handle(otto, request("cancelaction", LAMP, actionID=accepted.action_id))
     assert again.error["status"] == 409
-    late = core_hub.router.handle(agent, _answer(delivered))
+    late = core_hub.router.handle(agent, messages.answer(delivered))
     assert late.error["status"] == 409  # the agent's late answer is refused
 
     second = core_hub.router.handle(olga, request("invokeaction", LAMP, "toggle"))
@@ -431,20 +431,10 @@ async def test_synchronous_waiters_get_the_final_status(core_hub):
     )
     waiter = core_hub.router.wait_for(accepted.action_id)
     delivered = await receive(agent)
-    core_hub.router.handle(agent, _answer(delivered, output=5))
+    core_hub.router.handle(agent, messages.answer(delivered, output=5))
     final = await asyncio.wait_for(waiter, 2)
     assert final["status"] == "completed" and final["output"] == 5
     assert core_hub.router.wait_for(accepted.action_id).result()["output"] == 5
-
-
-def _answer(delivered, status=None, output=None):
-    fields = {"correlationID": delivered.correlation_id, "actionID": delivered.action_id}
-    if status:
-        fields["status"] = status
-    fields["output"] = output
-    return messages.message(
-        "response", delivered.operation, delivered.thing_id, delivered.name, **fields
-    )
 
 
 async def test_a_td_with_a_ttl_is_purged_on_time(core_hub):
@@ -522,7 +512,7 @@ async def test_every_agent_operation_is_for_the_things_owner_only(core_hub, intr
         "reportproperty": notification("observeproperty", LAMP, "on", value=True),
         "reportproperties": notification("observeallproperties", LAMP, value={"on": True}),
         "reportevent": notification("subscribeevent", LAMP, "overheated", value=1.0),
-        "answerrequest": _answer(delivered, output=None),
+        "answerrequest": messages.answer(delivered, output=None),
         "deletething": request("deletething", LAMP),
     }
     for what, message in refusals.items():
@@ -536,7 +526,7 @@ async def test_every_agent_operation_is_for_the_things_owner_only(core_hub, intr
     assert core_hub.twin.get_request(accepted.action_id).status == "delivered"
     assert core_hub.twin.read_property(LAMP, "on") == {}
     # The owner does all of it.
-    assert core_hub.router.handle(owner, _answer(delivered)) is None
+    assert core_hub.router.handle(owner, messages.answer(delivered)) is None
     assert core_hub.router.handle(owner, refusals["reportproperty"]) is None
     assert core_hub.router.handle(owner, request("deletething", LAMP)).error is None
 

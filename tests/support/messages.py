@@ -27,3 +27,13 @@ def request(operation: str, thing_id=None, name=None, **fields) -> Message:
 
 def notification(operation: str, thing_id=None, name=None, **fields) -> Message:
     return message("notification", operation, thing_id, name, **fields)
+
+
+def answer(delivered: Message, status=None, output=None) -> Message:
+    """An agent's response to the request ``delivered``: its status (default: completed)
+    and output."""
+    fields = {"correlationID": delivered.correlation_id, "actionID": delivered.action_id}
+    if status:
+        fields["status"] = status
+    fields["output"] = output
+    return message("response", delivered.operation, delivered.thing_id, delivered.name, **fields)

@@ -10,6 +10,7 @@ import shutil
 import ssl
 
 import nats
+from nats.errors import NoRespondersError
 from nats.js.api import KeyValueConfig
 from nats.js.errors import APIError, ServiceUnavailableError
 
@@ -105,7 +106,14 @@ async def test_three_nodes_route_messages_and_replicate_jetstream(tmp_path):
             return kv is not None
 
         await until(created, timeout=30)
-        await kv.put("k", b"v")
+
+        async def put() -> bool:  # and then the stream its own leader
+            with contextlib.suppress(NoRespondersError, ServiceUnavailableError, TimeoutError):
+                await kv.put("k", b"v")
+                return True
+            return False
+
+        await until(put, timeout=30)
         info = await js_three.stream_info("KV_t")
         assert info.config.num_replicas == 3
         assert {info.cluster.leader, *(peer.name for peer in info.cluster.replicas)} == {
