@@ -84,6 +84,8 @@ class Operations:
         ]
 
     async def health(self, request: Request) -> Response:
+        if self.hub.config.worker:  # which of the workers answered (hub/workers.py)
+            return _json({"status": "ok", "worker": self.hub.config.worker, "pid": os.getpid()})
         return _json({"status": "ok"})
 
     async def ready(self, request: Request) -> Response:

@@ -59,7 +59,7 @@ from vocabulary.envelope import REQUEST, Message, error_frame
 from vocabulary.identity import Client
 from vocabulary.problems import Problem
 
-from . import subjects
+from . import partitions, subjects
 from .callout import AUTH_SUBJECT, AuthCallout, Login
 from .ejection import Logins, kick
 from .forms import NatsForms
@@ -116,11 +116,14 @@ class NatsBinding:
         server: NatsServer | None = None,
         node_id: str | None = None,
         follow_other_nodes: bool = False,
+        partition: tuple[int, int] | None = None,
     ) -> None:
         """``node_id`` names this hub process on its twin notifications (header
         ``Wothub-Node``; new on every start unless given). ``follow_other_nodes`` (cluster
         mode, bindings/nats/other_nodes.py): hand the other nodes' notifications to this
-        node's subscribers; may be set until ``start``."""
+        node's subscribers; may be set until ``start``. ``partition``: (index, count) of
+        this hub among the workers of one machine (``--workers``): it takes the messages
+        of the clients of its partition only (bindings/nats/partitions.py)."""
         self.router = router
         self.auth = auth
         self.ca = ca
@@ -136,6 +139,7 @@ class NatsBinding:
         self.mqtt_hello_wait = MQTT_HELLO_WAIT
         self.node_id = node_id or f"wothub-{secrets.token_hex(6)}"
         self.follow_other_nodes = follow_other_nodes
+        self.partition = partition
         self._other_nodes: OtherNodes | None = None
         self.keys = NatsKeys.load_or_create(self.home / "nats")
         self.tls = tls or ssl.create_default_context(cadata=ca.ca_cert_pem.decode())
@@ -143,6 +147,8 @@ class NatsBinding:
             auth, ca.verify_client_certificate, self.keys.issuer, self.keys.xkey
         )
         self.callout.on_login = self._on_login
+        if partition is not None:  # permissions for the clients' mapped subjects
+            self.callout.partitions = partition[1]
         self.forms = NatsForms()
         # A server given here runs already (a cluster node's, started before the store):
         # not this binding's to start or stop. Otherwise start() starts its own.
@@ -153,6 +159,9 @@ class NatsBinding:
         self._nc: NatsConnection | None = None
         self._sys_nc: NatsConnection | None = None
         self._peers: dict[str, _Peer] = {}
+        # The open NATS connections of this hub's clients, from the server's CONNECT and
+        # DISCONNECT events: with workers, another worker's callout saw their logins.
+        self._open_by_client: dict[str, set[tuple[str, int]]] = {}
         self._logins = Logins()  # which NATS connection is whose, from the callout
         self._kicks: set[asyncio.Task[int]] = set()
         self._twin: Connection | None = None
@@ -221,14 +230,13 @@ class NatsBinding:
             reconnected_cb=self._on_link_back,
         )
         _check_version(self._nc.connected_server_version)
-        await self._nc.subscribe(f"{subjects.PREFIX}.agent.*.>", queue=QUEUE, cb=self._on_message)
-        # requests: wot.client.{c}.req.{operation} (NATS), wot.client.{c}.req (MQTT)
-        await self._nc.subscribe(
-            f"{subjects.PREFIX}.client.*.req.*", queue=QUEUE, cb=self._on_message
-        )
-        await self._nc.subscribe(
-            f"{subjects.PREFIX}.client.*.req", queue=QUEUE, cb=self._on_message
-        )
+        if self.partition is not None:  # a worker: its clients' messages, mapped
+            wanted = partitions.subscriptions(self.partition[0])
+        else:  # requests: wot.client.{c}.req.{operation} (NATS), wot.client.{c}.req (MQTT)
+            wanted = [f"{subjects.PREFIX}.{kind}" for kind in ("agent.*.>", "client.*.req.*")]
+            wanted.append(f"{subjects.PREFIX}.client.*.req")
+        for subject in wanted:
+            await self._nc.subscribe(subject, queue=QUEUE, cb=self._on_message)
         await self._nc.flush()
 
     async def mqtt_warm_up(self, timeout: float = 10.0) -> bool:
@@ -270,7 +278,9 @@ class NatsBinding:
 
     def restore_retained(self) -> None:
         """Write every twin's TD and latest values into the retained stream again, in the
-        background (bindings/mqtt/restore.py)."""
+        background (bindings/mqtt/restore.py). Of several workers, the first does it."""
+        if self.partition is not None and self.partition[0] != 0:
+            return
         if self._retained is not None and self._restoring is None:
             self._restoring = asyncio.create_task(
                 self._restore(self._retained), name="mqtt-restore"
@@ -428,19 +438,31 @@ class NatsBinding:
             if ejected:  # while its login was under way
                 self._kick([key], "ejected while logging in")
                 return
-            client = login.client if login is not None else None
-            peer = self._peers.get(client.id) if client else None
-            if peer is None and client is not None and info.get("client_type") == "mqtt":
+            # The user is the client id (the callout's user JWT names it): with workers,
+            # another worker's callout may have seen the login.
+            if login is not None:
+                client_id = login.client.id
+            if not isinstance(client_id, str) or not client_id or not self._owns(client_id):
+                return
+            self._open_by_client.setdefault(client_id, set()).add(key)
+            peer = self._peers.get(client_id)
+            if peer is None and info.get("client_type") == "mqtt":
                 # An MQTT client is online from its CONNECT; an agent's requests wait
                 # for its hello (it has subscribed) or mqtt_hello_wait (docs/mqtt.md).
-                with contextlib.suppress(Problem):
-                    peer = self._peer(client.id, mqtt=True, held=client.is_agent)
+                client = login.client if login is not None else self._client_of(client_id)
+                if client is not None:
+                    with contextlib.suppress(Problem):
+                        peer = self._peer(client.id, mqtt=True, held=client.is_agent)
             if peer is not None:
                 peer.nats_ids.add(key)
             return
         seen = self._logins.pop(key)
-        if seen is not None:  # a token login's user is "[REDACTED]", a certificate's ""
+        if seen is not None:
             client_id = seen.client.id
+        if isinstance(client_id, str) and client_id in self._open_by_client:
+            self._open_by_client[client_id].discard(key)
+            if not self._open_by_client[client_id]:
+                del self._open_by_client[client_id]
         peer = self._peers.get(client_id or "")
         if peer is None:
             return
@@ -481,10 +503,19 @@ class NatsBinding:
             log.warning("NATS client %s refused: %s", client_id, problem.detail)
             raise
         peer = _Peer(connection, mqtt=mqtt, held=asyncio.Event() if held else None)
-        peer.nats_ids = self._logins.of_client(client_id)
+        peer.nats_ids = self._logins.of_client(client_id) | self._open_by_client.get(
+            client_id, set()
+        )
         self._peers[client_id] = peer
         peer.writer = asyncio.create_task(self._write(peer), name=f"nats-{client_id}")
         return peer
+
+    def _owns(self, client_id: str) -> bool:
+        """Whether the client's messages come to this hub (always, unless a worker)."""
+        if self.partition is None:
+            return True
+        index, count = self.partition
+        return partitions.partition_of(subjects.encode(client_id), count) == index
 
     def _client_of(self, client_id: str) -> Client | None:
         client = self._logins.latest(client_id)
@@ -556,18 +587,25 @@ class NatsBinding:
     def _receive(self, msg: Msg, reply: Reply) -> _Peer | None:
         """One message through the receive pipeline; the answers go to ``reply``. The
         sender's peer, if it has one."""
+        subject = msg.subject
+        if self.partition is not None:  # a worker's: as the client sent it
+            subject = partitions.unmapped(subject)
         try:
-            address: subjects.Address | None = subjects.parse(msg.subject)
+            address: subjects.Address | None = subjects.parse(subject)
         except subjects.AddressError as exc:
             address, unknown = None, str(exc)
         if address is not None and address.owner is not None:
             client_id = address.owner  # the parsed (and cached) address decoded it
         else:
             try:
-                client_id = subjects.decode(msg.subject.split(".")[2])
+                client_id = subjects.decode(subject.split(".")[2])
             except (UnicodeDecodeError, IndexError):
-                self.receiver.refuse(None, reply, 400, f"bad subject {msg.subject}")
+                self.receiver.refuse(None, reply, 400, f"bad subject {subject}")
                 return None
+        if not self._owns(client_id):  # published to another partition by hand
+            detail = f"{subject} belongs to another hub worker's partition"
+            self.receiver.refuse(None, reply, 400, detail)
+            return None
         if address is not None and address.channel.publisher == HUB:
             # The hub's own requests to the agent, heard back on wot.agent.*.>: refusing
             # them would answer on this same subject, and loop; looking up the peer
@@ -590,7 +628,7 @@ class NatsBinding:
             if msg.reply:
                 reply({})
         elif not address.may_publish(connection.client):
-            detail = f"{client_id} may not publish to {msg.subject}"
+            detail = f"{client_id} may not publish to {subject}"
             self.receiver.refuse(connection, reply, 403, detail)
         else:
             self.receiver.receive(connection, msg.data, reply, address)

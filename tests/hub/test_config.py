@@ -205,6 +205,7 @@ PRECEDENCE = [
         (("a:6222",), ("b:6222", "c:6222"), ("d:1",)),
     ),
     ("cluster_replicas", "[cluster]\nreplicas = 1", "3", "5", (1, 3, 5)),
+    ("workers", "workers = 2", "3", "4", (2, 3, 4)),
 ]
 
 
