@@ -61,7 +61,7 @@ from vocabulary.problems import Problem
 
 from . import partitions, subjects
 from .callout import AUTH_SUBJECT, AuthCallout, Login
-from .ejection import Logins, kick
+from .ejection import Logins, kick, open_connections
 from .forms import NatsForms
 from .header_publish import HeaderPublisher
 from .other_nodes import OtherNodes
@@ -238,6 +238,8 @@ class NatsBinding:
         for subject in wanted:
             await self._nc.subscribe(subject, queue=QUEUE, cb=self._on_message)
         await self._nc.flush()
+        if self.partition is not None:
+            await self._reconnect_partition("a hub worker started")
 
     async def mqtt_warm_up(self, timeout: float = 10.0) -> bool:
         """Make the MQTT streams exist (the managed server's warm-up connection), then
@@ -554,6 +556,33 @@ class NatsBinding:
         if self._nc is None:
             return  # stopped meanwhile
         log.info("NATS link back on %s (subscriptions restored)", self._nc.connected_url)
+        if self.partition is not None:
+            await self._reconnect_partition("a hub worker's NATS link came back")
+
+    async def _reconnect_partition(self, reason: str) -> None:
+        """A worker that starts (again) or got its NATS link back does not know the
+        clients of its partition that stayed connected to nats-server meanwhile (their
+        hello went to the worker before it, or nowhere). It closes their connections:
+        they reconnect, log in, and say hello to it."""
+        nc, sys_nc = self._nc, self._sys_nc
+        if nc is None or sys_nc is None:
+            return
+        server_id = (nc._server_info or {}).get("server_id")
+        own_users = {
+            key.public_key
+            for key in (self.keys.callout_user, self.keys.hub_user, self.keys.sys_user)
+        }
+        try:
+            found = await open_connections(sys_nc, str(server_id), APP_ACCOUNT)
+        except Exception as exc:  # the server is restarting: so are its clients
+            log.warning("cannot list the NATS connections of this worker's clients: %r", exc)
+            return
+        keys = [
+            key
+            for key, user in found
+            if user not in own_users and user != WARMUP_USER and self._owns(user)
+        ]
+        self._kick(keys, reason)
 
     # -- what clients send -------------------------------------------------------------
 
