@@ -109,9 +109,7 @@ async def test_two_workers_share_the_port_and_keep_each_clients_order(served):
     workers = [json.loads((served.home / f"listeners-w{i}.json").read_text()) for i in (1, 2)]
     pids = {w["pid"] for w in workers}
     assert len(pids) == 2 and parent.pid not in pids and all(map(_alive, pids))
-    assert {w["listeners"]["https"]["port"] for w in workers} == {
-        served.listeners["https"]["port"]
-    }
+    assert {w["listeners"]["https"]["port"] for w in workers} == {served.listeners["https"]["port"]}
 
     # HTTPS: new connections reach both workers (the kernel spreads them).
     answered: set[tuple[int, int]] = set()
@@ -292,9 +290,7 @@ async def _mqtt_agent_in_order(served, token) -> None:
                         f"wot/agent/mqtt-lamp/prop/{encode(thing)}/seq",
                         json.dumps({"value": value}),
                     )
-                assert [(await sse.next(timeout=20))["data"] for _ in range(50)] == list(
-                    range(50)
-                )
+                assert [(await sse.next(timeout=20))["data"] for _ in range(50)] == list(range(50))
             finally:
                 await context_and_sse[0].__aexit__(None, None, None)
     finally:

@@ -147,7 +147,6 @@ def _key(agent: NatsAgent) -> tuple[str, int]:
     return (agent.nc._server_info["server_id"], agent.nc._client_id)
 
 
-
 async def test_a_worker_that_starts_again_gets_its_agents_back(workers, jetstream_store_factory):
     """Its agents stayed connected to nats-server while it was away: the new worker
     closes their connections, they reconnect and say hello to it."""
