@@ -167,6 +167,14 @@ class Config:
                 source="configuration",
                 key="workers",
             )
+        if self.workers > 1 and not self.worker and self.cluster_node is not None:
+            # docs/cluster.md, "Workers on one machine": across routes a queue group has
+            # no preference for the local server, so the partitions would mix.
+            raise ConfigError(
+                "workers > 1 on a cluster node is not supported yet (docs/cluster.md)",
+                source="configuration",
+                key="workers",
+            )
 
     @property
     def cluster_mode(self) -> bool:

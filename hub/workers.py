@@ -1,17 +1,15 @@
 """``wothub serve --workers N``: N hub processes on one machine, so that it uses its
 cores (docs/cluster.md, "Workers on one machine").
 
-The parent process runs no hub itself. It starts the machine's nats-server once (a
-cluster node's, with its ``cluster {}`` block, when ``--node`` is given), with a subject
-mapping that gives each client's messages to one worker (bindings/nats/partitions.py),
-then starts the N workers and supervises them:
+The parent process runs no hub itself. It starts the machine's nats-server once, with
+a subject mapping that gives each client's messages to one worker
+(bindings/nats/partitions.py), then starts the N workers and supervises them:
 
 - Each worker is ``wothub serve`` as a cluster node on that server (``nats_url``): its
-  own node name (``<node>-w<i>``, or ``w<i>`` on a machine that is no cluster node) for
-  its presence lease, its own node id on its notifications, the store on the server's
-  JetStream (LevelDB cannot be opened by two processes), and its partition of the
-  clients' messages. Everything across workers then works as across cluster nodes:
-  notifications, requests, presence, auth changes.
+  own node name (``w<i>``) for its presence lease, its own node id on its
+  notifications, the store on the server's JetStream (LevelDB cannot be opened by two
+  processes), and its partition of the clients' messages. Everything across workers
+  then works as across cluster nodes: notifications, requests, presence, auth changes.
 - The workers share the HTTPS port (SO_REUSEPORT): the kernel spreads the connections.
   With port 0 the parent picks the port first and holds it.
 - A worker that exits is started again (backoff 0.5 s doubling to 5 s).
@@ -56,7 +54,7 @@ from certs import CertificateAuthority
 
 from . import event_loop
 from .bindings import mqtt_listener, nats_public_url
-from .cluster_node import MAX_PAYLOAD, ClusterNode
+from .cluster_node import MAX_PAYLOAD
 from .config import Config
 from .listeners import read_listeners, remove_listeners, write_listeners
 from .runtime import STOP_SECONDS
@@ -72,7 +70,7 @@ _HUB_CONNECTIONS = 5  # each worker's own NATS connections (binding, store), wit
 def worker_config(config: Config, index: int, server: NatsServer, http_port: int) -> Config:
     """Worker ``index``'s configuration (from 1): a cluster node on the parent's server,
     with the ports it picked."""
-    node = f"{config.cluster_node}-w{index}" if config.cluster_node else f"w{index}"
+    node = f"w{index}"
     ports: dict[str, Any] = {"nats_port": server.port, "http_port": http_port}
     if server.mqtt is not None:
         ports["mqtt_plain_port" if not server.mqtt.tls else "mqtt_port"] = server.mqtt.port
@@ -133,30 +131,22 @@ class Workers:
         server_cert = ca.ensure_server_certificate(list(config.server_names))
         TokenSigner.load_or_create(home)
         keys = NatsKeys.load_or_create(home / "nats")
-        self.node: ClusterNode | None = None
-        connections = config.nats_max_connections + _HUB_CONNECTIONS * config.workers
-        if config.cluster_node is not None:  # the machine is a cluster node
-            config = dataclasses.replace(config, nats_max_connections=connections)
-            self.node = ClusterNode(config)
-            assert self.node.server is not None
-            self.server = self.node.server
-        else:
-            assert config.nats_host is not None
-            self.server = NatsServer(
-                home,
-                host=config.nats_host,
-                port=config.nats_port,
-                ws_port=config.nats_ws_port,
-                cert_file=server_cert.cert_path,
-                key_file=server_cert.key_path,
-                ca_file=ca.ca_cert_path,
-                keys=keys,
-                auth_timeout=config.nats_auth_timeout,
-                max_connections=connections,
-                mqtt=mqtt_listener(config),
-                max_payload=MAX_PAYLOAD,
-            )
-        self.server.partitions = config.workers
+        assert config.nats_host is not None
+        self.server = NatsServer(
+            home,
+            host=config.nats_host,
+            port=config.nats_port,
+            ws_port=config.nats_ws_port,
+            cert_file=server_cert.cert_path,
+            key_file=server_cert.key_path,
+            ca_file=ca.ca_cert_path,
+            keys=keys,
+            auth_timeout=config.nats_auth_timeout,
+            max_connections=config.nats_max_connections + _HUB_CONNECTIONS * config.workers,
+            mqtt=mqtt_listener(config),
+            max_payload=MAX_PAYLOAD,  # a TD in the store is one JetStream message
+            partitions=config.workers,
+        )
         self.workers: list[_Worker] = []
         self._port_holder: socket.socket | None = None
         self.stopping = asyncio.Event()
@@ -164,10 +154,7 @@ class Workers:
     async def run(self) -> int:
         """Start everything, supervise until the stop signal, stop; the exit code."""
         try:
-            if self.node is not None:
-                await self.node.start()
-            else:
-                await self.server.start()
+            await self.server.start()
             await self._warm_up_mqtt()
             port = self._http_port()
             for index in range(1, self.config.workers + 1):
@@ -220,13 +207,22 @@ class Workers:
             )
             return
         host = "127.0.0.1" if is_any_address(mqtt.host) else mqtt.host
-        code = await connect_once(
-            host,
-            mqtt.port,
-            WARMUP_USER,
-            self.server.warmup_password,
-            self.tls if mqtt.tls else None,
-        )
+        # JetStream (which holds the MQTT streams) may not be ready yet: the login waits.
+        deadline = time.monotonic() + self.config.cluster_wait
+        while True:
+            try:
+                code = await connect_once(
+                    host,
+                    mqtt.port,
+                    WARMUP_USER,
+                    self.server.warmup_password,
+                    self.tls if mqtt.tls else None,
+                )
+                break
+            except (OSError, EOFError, TimeoutError) as exc:
+                if time.monotonic() > deadline or self.stopping.is_set():
+                    raise RuntimeError(f"the MQTT warm-up login failed: {exc!r}") from exc
+                log.info("the MQTT warm-up login waits for JetStream: %r", exc)
         if code != 0:
             raise RuntimeError(f"the MQTT warm-up login was refused (CONNACK {code})")
 
@@ -341,7 +337,7 @@ def serve_workers(config: Config) -> int:
     try:
         code = event_loop.run(_run(config, signalled), loop)
     except (OSError, RuntimeError, TimeoutError) as exc:  # a port taken, nats-server
-        log.error("cannot start: %s", exc)
+        log.error("cannot start: %s", exc or repr(exc))
         return 1
     if signalled:
         log.info("wothub stopped, %.1f s after the signal", time.monotonic() - signalled[0])
@@ -374,7 +370,20 @@ def _worker_main() -> int:
     from .runtime import serve
 
     setup_logging(config.log_level, config.log_format)
+    for handler in logging.getLogger().handlers:  # which worker says it
+        handler.addFilter(_WorkerName(config.worker))
     return serve(config)
+
+
+class _WorkerName(logging.Filter):
+    def __init__(self, worker: int) -> None:
+        super().__init__()
+        self.suffix = f"[w{worker}]"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.endswith(self.suffix):
+            record.name += self.suffix
+        return True
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ AUTH), the binding itself (account APP: it subscribes in a queue group to
 ``wot.agent.*.>`` and ``wot.client.*.req.*``, publishes requests to agents, responses to
 consumers and twin notifications on ``wot.twin...``: the raw value, the rest of the
 envelope in headers, vocabulary/twin_wire.py), and a system-account user that
-follows ``$SYS.ACCOUNT.APP.CONNECT`` / ``DISCONNECT``.
+follows ``$SYS.ACCOUNT.APP.CONNECT`` / ``DISCONNECT``. A hub worker (``wothub serve
+--workers``) subscribes to its partition of the clients' subjects instead, as the
+server's subject mapping gives them out (bindings/nats/partitions.py).
 
 A NATS message says nothing about its sender except its subject, which the server only
 lets that client publish to (the permissions the callout granted): the client id is taken

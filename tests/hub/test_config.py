@@ -279,6 +279,20 @@ def test_cluster_mode_needs_nats_server(home):
         build(home, cluster_node="n1")
 
 
+def test_workers_need_the_hubs_own_nats_server(home):
+    assert build(home).workers == 1 and build(home).store_name == "leveldb"
+    assert build(home, workers="4").store_name == "jetstream"
+    with pytest.raises(ConfigError, match="--workers"):
+        build(home, workers="0")
+    with pytest.raises(ConfigError, match="workers > 1 needs"):
+        build(home, {"WOTHUB_NATS_URL": "tls://nats.lan:4222"}, workers="2")
+    write_toml(home, "[nats]\nenabled = false\n")
+    with pytest.raises(ConfigError, match="workers > 1 needs"):
+        build(home, workers="2")
+    with pytest.raises(ConfigError, match="not supported yet"):
+        build(home, {"WOTHUB_NATS_ENABLED": "true"}, workers="2", cluster_node="n1")
+
+
 def test_empty_variable_is_unset(home):
     write_toml(home, "[http]\nport = 1001\n")
     assert build(home, {"WOTHUB_HTTP_PORT": ""}).http_port == 1001
