@@ -7,8 +7,11 @@ absolute times on shared machines drift; ``ratio`` = ops_per_s / baseline_ops_pe
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
+import math
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -27,16 +30,21 @@ def unshadow_packages() -> None:
 
 @dataclass
 class Result:
+    """One figure; ``ops_per_s`` and its baseline are in ``unit`` when that is given
+    (a latency in us, say), and None when the figure could not be measured (the reason
+    in ``extra``)."""
+
     bench: str
     backend: str
-    ops_per_s: float
+    ops_per_s: float | None
     baseline_ops_per_s: float | None = None
     baseline: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. peak_rss_mb, mean_us
+    unit: str | None = None  # None: ops/s
 
     @property
     def ratio(self) -> float | None:
-        if not self.baseline_ops_per_s:
+        if not self.baseline_ops_per_s or self.ops_per_s is None:
             return None
         return self.ops_per_s / self.baseline_ops_per_s
 
@@ -57,11 +65,12 @@ def best_of(rounds: int, *runs: Callable[[], int]) -> list[float]:
     return best
 
 
-def arguments(description: str, **extra: dict[str, Any]) -> argparse.Namespace:
-    """Common flags, plus ``extra`` as {flag: add_argument keywords}."""
+def arguments(description: str, rounds: int = 15, **extra: dict[str, Any]) -> argparse.Namespace:
+    """Common flags (``rounds``: the default of --rounds), plus ``extra`` as {flag:
+    add_argument keywords}."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
-    parser.add_argument("--rounds", type=int, default=15, help="best of this many rounds")
+    parser.add_argument("--rounds", type=int, default=rounds, help="best of this many rounds")
     for flag, options in extra.items():
         parser.add_argument(flag, **options)
     return parser.parse_args()
@@ -72,15 +81,21 @@ def report(results: list[Result], as_json: bool) -> None:
         for result in results:
             fields = asdict(result)
             fields.update(fields.pop("extra"))
+            if (unit := fields.pop("unit")) is not None:  # as bench/_report.py reads it
+                fields["figure"] = fields.pop("ops_per_s")
+                fields["baseline_figure"] = fields.pop("baseline_ops_per_s")
+                fields["unit"] = unit
             print(json.dumps({**fields, "ratio": result.ratio}), flush=True)
         return
     print(f"{'bench':<22}{'backend':<10}{'ops/s':>12}{'baseline ops/s':>16}{'ratio':>8}  baseline")
     for r in results:
+        figure = f"{r.ops_per_s:>12,.0f}" if r.ops_per_s is not None else f"{'-':>12}"
         base = f"{r.baseline_ops_per_s:>16,.0f}" if r.baseline_ops_per_s else f"{'-':>16}"
         ratio = f"{r.ratio:>8.2f}" if r.ratio else f"{'-':>8}"
         extra = "  ".join(f"{k}={v}" for k, v in r.extra.items())
+        unit = f"({r.unit}) " if r.unit else ""
         print(
-            f"{r.bench:<22}{r.backend:<10}{r.ops_per_s:>12,.0f}{base}{ratio}  "
+            f"{r.bench:<22}{r.backend:<10}{figure}{base}{ratio}  {unit}"
             f"{r.baseline or ''}  {extra}".rstrip()
         )
 
@@ -202,3 +217,77 @@ async def hub_process(*flags: str) -> AsyncIterator[tuple[dict[str, Any], Server
         yield hello, server
     finally:
         await server.stop()
+
+
+# -- paced load and what it cost --------------------------------------------------------
+
+WINDOW = 200  # messages a paced sender keeps in flight (unreceived) at most
+
+
+class Counter:
+    """Messages received so far; ``paced`` and ``wait_for`` wait on it."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.changed = asyncio.Event()
+
+    def hit(self) -> None:
+        self.count += 1
+        self.changed.set()
+
+    async def wait_for(self, count: int, timeout: float = 60.0) -> None:
+        async with asyncio.timeout(timeout):
+            while self.count < count:
+                self.changed.clear()
+                await self.changed.wait()
+
+
+async def paced(send: Callable[[int], Any], counter: Counter, values: int) -> float:
+    """Send ``values`` messages keeping at most WINDOW unreceived; seconds until the
+    last one arrived."""
+    start_count = counter.count
+    started = time.perf_counter()
+    for i in range(values):
+        while i - (counter.count - start_count) >= WINDOW:
+            counter.changed.clear()
+            await counter.changed.wait()
+        await send(i)
+    await counter.wait_for(start_count + values)
+    return time.perf_counter() - started
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` used so far, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def process_tree(pid: int) -> dict[int, str]:
+    """``pid`` and every process below it: pid -> command name (from /proc)."""
+    parents: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            text = Path(f"/proc/{entry}/stat").read_text()
+            name = text[text.index("(") + 1 : text.rindex(")")]
+            parents[int(entry)] = int(text.rsplit(")", 1)[1].split()[1])
+            names[int(entry)] = name
+    tree = {pid: names.get(pid, "?")}
+    grew = True
+    while grew:
+        below = {p: names[p] for p, parent in parents.items() if parent in tree and p not in tree}
+        tree.update(below)
+        grew = bool(below)
+    return tree

@@ -55,7 +55,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import quote
 
 import orjson
-from _harness import Result, ServerProcess, arguments, hub_process, unshadow_packages
+from _harness import (
+    Result,
+    ServerProcess,
+    arguments,
+    hub_process,
+    percentile,
+    unshadow_packages,
+)
 from _hub import PASSWORD
 
 unshadow_packages()
@@ -98,13 +105,6 @@ def envelope(thing: str, value: int) -> dict:
         "name": "t",
         "value": value,
     }
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[rank - 1]
 
 
 class Phase:

@@ -35,7 +35,16 @@ import time
 from urllib.parse import quote
 
 import orjson
-from _harness import Result, ServerProcess, arguments, hub_process, report, unshadow_packages
+from _harness import (
+    Counter,
+    Result,
+    ServerProcess,
+    arguments,
+    hub_process,
+    paced,
+    report,
+    unshadow_packages,
+)
 from _hub import PASSWORD, THING
 
 unshadow_packages()
@@ -43,38 +52,6 @@ import aiohttp  # noqa: E402
 import nats  # noqa: E402
 
 from clients.nats import NatsAgent, NatsConsumer  # noqa: E402
-
-WINDOW = 200
-
-
-class Counter:
-    def __init__(self) -> None:
-        self.count = 0
-        self.changed = asyncio.Event()
-
-    def hit(self) -> None:
-        self.count += 1
-        self.changed.set()
-
-    async def wait_for(self, count: int, timeout: float = 60.0) -> None:
-        async with asyncio.timeout(timeout):
-            while self.count < count:
-                self.changed.clear()
-                await self.changed.wait()
-
-
-async def paced(send, counter: Counter, values: int) -> float:
-    """Send ``values`` messages keeping at most WINDOW unreceived; seconds until the
-    last one arrived."""
-    start_count = counter.count
-    started = time.perf_counter()
-    for i in range(values):
-        while i - (counter.count - start_count) >= WINDOW:
-            counter.changed.clear()
-            await counter.changed.wait()
-        await send(i)
-    await counter.wait_for(start_count + values)
-    return time.perf_counter() - started
 
 
 async def sse_reader(session: aiohttp.ClientSession, counter: Counter, ready: asyncio.Event):

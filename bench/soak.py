@@ -56,7 +56,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _harness import ServerProcess, arguments, command_lines, say, unshadow_packages
+from _harness import (
+    ServerProcess,
+    arguments,
+    command_lines,
+    process_cpu_seconds,
+    say,
+    unshadow_packages,
+)
 
 unshadow_packages()
 import aiohttp  # noqa: E402
@@ -141,8 +148,6 @@ class LagProbe:
 class ProcessStats:
     """RSS, open fds and CPU of another process, from /proc."""
 
-    TICKS = os.sysconf("SC_CLK_TCK")
-
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self._mark = (self.cpu_seconds(), time.monotonic())
@@ -157,8 +162,7 @@ class ProcessStats:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / self.TICKS  # utime + stime
+        return process_cpu_seconds(self.pid)
 
     def cpu_pct(self) -> float:
         """Percent of one core since the previous call (or since created)."""

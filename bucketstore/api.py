@@ -324,6 +324,11 @@ class BucketStore(ABC):
     @abstractmethod
     def closed(self) -> bool: ...
 
+    def health(self) -> dict[str, Any]:
+        """What an operator wants to know of the store (``wothub cluster status``): its
+        backend, and on a replicated backend each bucket's replicas and their state."""
+        return {"backend": self.backend, "path": str(self.path) if self.path else None}
+
     def snapshot(self) -> Iterator[tuple[str, str, bytes]]:
         """(bucket, key, value) for every item, as the store is at this call (later
         writes are not seen), in bucket and key order. Backends with snapshots iterate

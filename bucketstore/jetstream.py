@@ -77,7 +77,9 @@ _EXPECTED_LAST = "Nats-Expected-Last-Subject-Sequence"
 _WRONG_LAST = (10071, 10164)  # JetStream's "wrong last sequence" error codes
 _CAS_ATTEMPTS = 20  # re-reads after losing a race while the value still matches
 ELECTION_WAIT = 10.0  # seconds opening a bucket waits for a starting cluster, by default
-_INSUFFICIENT_RESOURCES = 10023  # JetStream's error: fewer servers up than replicas
+# JetStream's errors while fewer servers are up than replicas: insufficient resources,
+# no suitable peers for placement.
+_TOO_FEW_SERVERS = {10023, 10005}
 _NO_STREAM_PAUSE = 0.05  # seconds between writes while a stream has no leader
 _WATCH_HEARTBEAT = 1.0  # seconds; a watch that misses two re-creates its consumer
 
@@ -97,6 +99,12 @@ def _b64(text: str) -> str:
 
 def _unb64(token: str) -> str:
     return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+
+
+def kv_name(prefix: str, bucket: str) -> str:
+    """The JetStream KV bucket that holds store bucket ``bucket`` (its stream is
+    ``KV_`` and this name): what an operator or a benchmark looks up on the server."""
+    return f"{prefix}_{_b32(bucket)}"
 
 
 async def _cancel_tasks() -> None:
@@ -130,7 +138,7 @@ async def _while_electing(
             if not nc.is_connected or time.monotonic() + 0.1 > deadline:
                 raise
         except nats.js.errors.APIError as exc:
-            if exc.err_code != _INSUFFICIENT_RESOURCES or time.monotonic() + 0.1 > deadline:
+            if exc.err_code not in _TOO_FEW_SERVERS or time.monotonic() + 0.1 > deadline:
                 raise
         attempt = min(attempt * 2, 5.0)
         await asyncio.sleep(0.1 if attempt < 5.0 else 0.5)
@@ -605,21 +613,59 @@ class JetStreamStore(BucketStore):
         if bucket is not None:
             return bucket
         check_bucket_name(name)
-        kv_name = f"{self.prefix}_{_b32(name)}"
-        if len(kv_name) + 3 > _STREAM_NAME_MAX:
+        kv = kv_name(self.prefix, name)
+        if len(kv) + 3 > _STREAM_NAME_MAX:
             raise InvalidKeyError(f"bucket name {name[:40]!r}... is too long for JetStream")
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"{self} is closed")
             bucket = self._buckets.get(name)
             if bucket is None:
-                bucket = JetStreamBucket(self, name, kv_name)
+                bucket = JetStreamBucket(self, name, kv)
                 # Loading a large bucket may take longer than one timeout while it
                 # progresses (_watch_from bounds it), so no overall limit here.
                 opening = bucket._open(self.replicas, self.timeout, self.cluster_wait)
                 self._run(opening, f"opening bucket {name!r}", bounded=False)
                 self._buckets[name] = bucket
         return bucket
+
+    def health(self) -> dict[str, Any]:
+        """The server connected to, and for each open bucket its stream's replicas: the
+        leader, and each other peer's state (current, lag, seconds since heard of)."""
+        if self._closed:
+            raise StoreClosedError(f"{self} is closed")
+        return self._run(self._health(), "reading the buckets' state")
+
+    async def _health(self) -> dict[str, Any]:
+        buckets = []
+        for name, bucket in sorted(self._buckets.items()):
+            info = await self._js.stream_info(bucket._stream)
+            cluster = info.cluster
+            peers = [
+                {
+                    "name": peer.name,
+                    "current": bool(peer.current),
+                    "offline": bool(peer.offline),
+                    "lag": peer.lag or 0,
+                    # JetStream gives nanoseconds since the leader last heard of it
+                    "seenAgo": None if peer.active is None else round(peer.active / 1e9, 3),
+                }
+                for peer in (cluster.replicas or [] if cluster else [])
+            ]
+            buckets.append(
+                {
+                    "bucket": name,
+                    "replicas": info.config.num_replicas,
+                    "leader": cluster.leader if cluster else None,
+                    "peers": peers,
+                    "keys": info.state.messages,
+                }
+            )
+        return {
+            "backend": self.backend,
+            "connected": self._nc.connected_url.geturl() if self._nc.connected_url else None,
+            "buckets": buckets,
+        }
 
     def buckets(self) -> list[str]:
         if self._closed:

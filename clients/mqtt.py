@@ -5,7 +5,9 @@ interop are well tried), driven by the asyncio loop through paho's external-loop
 its socket is watched by the loop (epoll), not by a thread of its own with select(),
 so one process can hold thousands of clients (select() fails past file descriptor
 1024) and every callback runs on the loop. A lost connection is reconnected, with a
-growing delay, and the subscriptions are made again.
+growing delay, and the subscriptions are made again. Given several URLs (the nodes of a
+hub cluster, docs/cluster.md), a reconnect tries each in turn, the next one first when
+the current one does not answer.
 TLS trusts the hub CA; credentials are the client id with its password or a token (as
 the MQTT password), or a client certificate the hub issued. An agent (``agent=True``)
 connects with ``clean_session`` false, subscribes to its request topic at QoS 1 and then
@@ -36,7 +38,7 @@ import asyncio
 import contextlib
 import itertools
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -59,12 +61,13 @@ MqttError = ClientError
 # CONNACK codes that refuse the credentials: bad user name or password, not authorized
 # (MQTT 3.1.1's 4 and 5, which paho 2 reports as MQTT 5's 0x86 and 0x87).
 _CREDENTIALS_REFUSED = frozenset({4, 5, 0x86, 0x87})
+_SEEN_REQUESTS = 10_000  # correlation ids an agent remembers, to drop a request sent again
 
 
 class MqttClient:
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         client_id: str,
         *,
         password: str | None = None,
@@ -76,11 +79,17 @@ class MqttClient:
         session_suffix: str | None = None,
         agent: bool = False,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtts", "mqtt"):
-            raise ValueError(f"an MQTT URL is mqtts://host:port, not {url!r}")
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        urls = [url] if isinstance(url, str) else list(url)
+        schemes = {urlsplit(u).scheme for u in urls}
+        if not urls or not schemes <= {"mqtts", "mqtt"} or len(schemes) != 1:
+            raise ValueError(f"MQTT URLs are mqtts://host:port (all alike), not {url!r}")
+        parts = urlsplit(urls[0])
+        default_port = 8883 if parts.scheme == "mqtts" else 1883
+        # Where it may connect: (host, port) of each URL, the first one first.
+        self.brokers = [
+            (urlsplit(u).hostname or "127.0.0.1", urlsplit(u).port or default_port) for u in urls
+        ]
+        self.host, self.port = self.brokers[0]
         self.client_id = client_id
         self.timeout = timeout
         # The hub accepts only the client's own MQTT ids: its id as one topic level,
@@ -119,6 +128,7 @@ class MqttClient:
         self._paho.on_socket_register_write = self._on_register_write
         self._paho.on_socket_unregister_write = self._on_unregister_write
         self._subscriptions: dict[str, int] = {}  # made again after a reconnect
+        self._seen_requests: dict[str, None] = {}  # correlation ids, oldest first
         self._keeper: asyncio.Task[None] | None = None
         self._resubscribing: asyncio.Future[None] | None = None
         self._closing = False
@@ -179,7 +189,8 @@ class MqttClient:
         await self._loop.run_in_executor(None, self._paho.reconnect)
 
     async def _keep(self) -> None:
-        """Paho's timers (keep-alive pings, retries), and reconnects with a growing delay."""
+        """Paho's timers (keep-alive pings, retries), and reconnects: each broker once,
+        then again after a growing delay."""
         delay = 0.5
         while not self._closing:
             await asyncio.sleep(1.0)  # paho's loop_misc wants calling about once a second
@@ -188,10 +199,25 @@ class MqttClient:
                 continue
             if self._paho.is_connected() or self._closing:
                 continue
+            if await self._reconnect():
+                continue
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
-            with contextlib.suppress(OSError, ssl.SSLError):
+
+    async def _reconnect(self) -> bool:
+        """Open a socket to the current broker, else to each next one in turn; whether
+        one opened (its CONNACK follows)."""
+        for _ in self.brokers:
+            try:
                 await self._open_socket()
+                return True
+            except (OSError, ssl.SSLError):
+                if len(self.brokers) == 1 or self._closing:
+                    return False
+                index = (self.brokers.index((self.host, self.port)) + 1) % len(self.brokers)
+                self.host, self.port = self.brokers[index]
+                self._paho.connect_async(self.host, self.port, keepalive=30)
+        return False
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         self._soon(self._connack, reason_code.value)
@@ -222,12 +248,28 @@ class MqttClient:
     def _on_message(self, client, userdata, message) -> None:
         self._soon(self._deliver, message.topic, bytes(message.payload))
 
+    def _first_time(self, request: Any) -> bool:
+        """Whether this request was not handed over already. QoS 1 is at least once: a
+        broker that takes over a session (another node of a cluster, after its node
+        died) sends again what the dead one sent, unless it saw the PUBACK."""
+        key = request.get("correlationID") if isinstance(request, dict) else None
+        if not isinstance(key, str):
+            return True
+        if key in self._seen_requests:
+            return False
+        self._seen_requests[key] = None
+        if len(self._seen_requests) > _SEEN_REQUESTS:
+            del self._seen_requests[next(iter(self._seen_requests))]  # the oldest
+        return True
+
     def _deliver(self, topic: str, payload: bytes) -> None:
         try:
             data = orjson.loads(payload) if payload else None
         except orjson.JSONDecodeError:
             return
         if topic == topics.agent_requests(self.client_id):
+            if not self._first_time(data):
+                return
             self._requests.put_nowait(data)
             return
         if topic == topics.client_responses(self.client_id):
@@ -243,6 +285,10 @@ class MqttClient:
                     queue.put_nowait((topic, data))
 
     # -- connecting --------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._paho.is_connected()
 
     async def connect(self) -> None:
         self._loop = asyncio.get_running_loop()

@@ -137,7 +137,11 @@ class Delivery:
         record = self.queries.find_request(connection, message, ops.CANCEL_ACTION)
         if record.final:
             raise Conflict(f"{record.operation} {record.id} has already ended ({record.status})")
-        at_agent = record.status in (DELIVERED, RUNNING)
+        # With other nodes, the node that delivered it tells the agent (known before the
+        # change: a final change forgets where it was sent).
+        tell_agent = record.status in (DELIVERED, RUNNING) and (
+            not self._following or record.id in self._sent
+        )
         record = self.twin.update_request(
             record,
             "cancelled",
@@ -148,8 +152,7 @@ class Delivery:
                 "detail": f"cancelled by {connection.client.id}",
             },
         )
-        # With other nodes, the node that delivered it tells the agent.
-        if at_agent and (not self._following or record.id in self._sent):
+        if tell_agent:
             self._cancel_at_agent(record, connection.client.id)
         return response(message, output=record.to_status(), status=record.status)
 

@@ -66,6 +66,18 @@ class Presence:
             out["lastSeen"] = clock.rfc3339(orjson.loads(raw)["lastSeen"])
         return out
 
+    def connected(self) -> dict[str, list[str]]:
+        """Agent -> the nodes it is connected to, for each agent connected anywhere
+        (this node's own connections as it knows them, the others' from the store)."""
+        out = {}
+        for agent_id, raw in self.bucket.items():
+            nodes = {n for n in _nodes(raw) - {self.node} if self.node_alive(n)}
+            if agent_id in self.local:
+                nodes.add(self.node)
+            if nodes:
+                out[agent_id] = sorted(nodes)
+        return out
+
     def online(self, agent_id: str, raw: bytes | None = None) -> bool:
         if agent_id in self.local:
             return True

@@ -60,7 +60,7 @@ def _pack(items: Iterator[tuple[str, str, bytes]], home: Path, backend: str) -> 
         copy = LevelDBStore(Path(work) / "store")
         count = 0
         try:
-            count = _copy(items, copy)
+            count = copy_items(items, copy)
         finally:
             copy.close()
         manifest = {
@@ -86,7 +86,8 @@ def _pack(items: Iterator[tuple[str, str, bytes]], home: Path, backend: str) -> 
         return Path(name)
 
 
-def _copy(items: Iterator[tuple[str, str, bytes]], store: Any) -> int:
+def copy_items(items: Iterator[tuple[str, str, bytes]], store: Any) -> int:
+    """(bucket, key, value) items into ``store``, a batch at a time; how many."""
     count = 0
     batch: list[tuple[str, bytes]] = []
     current: str | None = None

@@ -126,7 +126,9 @@ def _nats(hub: HubParts, built: dict[str, Any]) -> NatsBinding | None:
         server=hub.node_server,
         # A cluster node hands the other nodes' notifications to its own subscribers.
         follow_other_nodes=config.cluster_mode,
-        # A worker takes its partition of the clients' messages (hub/workers.py).
+        # and handles the messages of the agents connected at its own nats-server; a
+        # worker takes its partition of the clients' messages instead (hub/workers.py).
+        route_agents=config.cluster_mode and not config.worker,
         partition=(config.worker - 1, config.workers) if config.worker else None,
         public_url=nats_public_url(config) if config.worker else None,
     )

@@ -43,10 +43,12 @@ from .admin_cli import (
     add_connection_arguments,
     check_url,
     print_json,
+    print_table,
     run_action,
 )
 from .cluster_join import CA_PATH, JOIN_PATH, JOIN_TOKEN_PATH
 from .cluster_secrets import SECRET_FILES, ClusterSecretsError, ca_fingerprint, install_secrets
+from .cluster_status import STATUS_PATH
 from .commands import add_command
 from .config import default_home
 
@@ -80,6 +82,61 @@ def _duration(text: str) -> int:
     if match is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration: give 90s, 30m, 2h or 1d")
     return int(match[1]) * _UNITS[match[2]]
+
+
+# -- wothub cluster status -----------------------------------------------------------------
+
+
+async def _status(client: Any, args: argparse.Namespace) -> int:
+    report = (await client._send("GET", client._url(STATUS_PATH))).data
+    if args.json:
+        print_json(report)
+        return 0
+    if report["cluster"] is None:
+        print("not a cluster node: this hub runs alone (see docs/cluster.md)")
+        print(f"store: {report['store'].get('backend')}")
+        return 0
+    print(f"cluster {report['cluster']}, asked node {report['node']}\n")
+    print_table(
+        report["nodes"],
+        [
+            ("node", "NODE"),
+            ("alive", "ALIVE"),
+            ("url", "URL"),
+            ("agents", "AGENTS"),
+            ("connections", "CONNECTIONS"),
+            ("renewed", "LEASE RENEWED"),
+        ],
+    )
+    agents = [
+        {"agent": agent, "nodes": ", ".join(nodes)} for agent, nodes in report["agents"].items()
+    ]
+    print()
+    print_table(agents, [("agent", "AGENT"), ("nodes", "CONNECTED TO")])
+    store = report["store"]
+    print(f"\nstore: {store.get('backend')}, connected to {store.get('connected')}")
+    if "error" in store:
+        print(f"  cannot read the buckets' state: {store['error']}")
+    rows = [
+        {**bucket, "current": ", ".join(_peer(peer) for peer in bucket["peers"])}
+        for bucket in store.get("buckets", [])
+    ]
+    print_table(
+        rows,
+        [
+            ("bucket", "BUCKET"),
+            ("replicas", "REPLICAS"),
+            ("leader", "LEADER"),
+            ("current", "OTHER REPLICAS"),
+            ("keys", "KEYS"),
+        ],
+    )
+    return 0
+
+
+def _peer(peer: dict[str, Any]) -> str:
+    state = " (offline)" if peer["offline"] else "" if peer["current"] else " (behind)"
+    return f"{peer['name']}{state}"
 
 
 # -- wothub cluster join -------------------------------------------------------------------
@@ -256,6 +313,11 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     add_connection_arguments(token)
     token.set_defaults(cluster_run=lambda args: run_action(args, _join_token))
 
+    help = "the cluster as a node sees it: nodes, where agents are, the store's replicas"
+    status = actions.add_parser("status", help=help, description=help, allow_abbrev=False)
+    add_connection_arguments(status)
+    status.set_defaults(cluster_run=lambda args: run_action(args, _status))
+
     help = "join this node to a cluster: install the cluster's secrets into its home"
     join = actions.add_parser("join", help=help, description=help, allow_abbrev=False)
     join.add_argument("url", metavar="URL", help="a node of the cluster: https://HOST:PORT")
@@ -277,5 +339,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 
 add_command(
-    "cluster", "cluster mode: join tokens, joining a node", _configure, lambda a: a.cluster_run(a)
+    "cluster",
+    "cluster mode: status, join tokens, joining a node",
+    _configure,
+    lambda a: a.cluster_run(a),
 )

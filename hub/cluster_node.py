@@ -13,12 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 
 from bindings.nats.server import ClusterListener, NatsKeys, NatsServer
+from bucketstore import open_store
 from bucketstore.jetstream import JetStreamStore
 from bucketstore.memory import MemoryStore
 from certs import CertificateAuthority
 
+from .backup import copy_items
 from .bindings import mqtt_listener
 from .config import Config
 
@@ -71,6 +74,8 @@ class ClusterNode:
                 node_cert.key_path,
             ),
             max_payload=MAX_PAYLOAD,
+            # MQTT sessions survive a node as the store does.
+            mqtt_replicas=config.replicas,
         )
 
     @property
@@ -121,6 +126,35 @@ class ClusterNode:
             config.replicas,
         )
         return await asyncio.to_thread(open_it)
+
+    def adopt_single_hub(self, store: JetStreamStore) -> int:
+        """A single hub that becomes the first node of a cluster keeps its data: its
+        LevelDB store (``<home>/store``) is copied into the cluster's store, if that
+        has no client yet, then set aside (``store.adopted-<time>``). Returns the items
+        copied; 0 when there is nothing to adopt, or the cluster has data of its own
+        already (the LevelDB store is then left in place, and a warning says so)."""
+        path = self.config.store_path
+        if not (path / "CURRENT").is_file():  # no LevelDB store in this home
+            return 0
+        if store.bucket(FIRST_BUCKET).count():
+            log.warning(
+                "%s holds a single hub's store, but the cluster has clients already: it "
+                "is not copied into the cluster (start the node that grew from a single "
+                "hub first, alone with an empty cluster)",
+                path,
+            )
+            return 0
+        with open_store(path, "leveldb") as single:
+            count = copy_items(single.snapshot(), store)
+        aside = path.with_name(f"store.adopted-{time.strftime('%Y%m%dT%H%M%S')}")
+        path.rename(aside)
+        log.info(
+            "copied this home's single-hub store into the cluster (%d items); the "
+            "old store is kept as %s",
+            count,
+            aside,
+        )
+        return count
 
     async def stop(self) -> None:
         if self.server is not None:

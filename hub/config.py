@@ -175,6 +175,15 @@ class Config:
                 source="configuration",
                 key="workers",
             )
+        if self.cluster_node is not None and not self.cluster_routes and self.nats_url is None:
+            raise ConfigError(
+                "a cluster node needs the route addresses of the other nodes ([cluster] "
+                "routes, --route HOST:PORT): nats-server runs JetStream in a cluster only "
+                "with routes. Start the nodes together, each with the others' routes "
+                "(docs/cluster.md)",
+                source="configuration",
+                key="cluster.routes",
+            )
 
     @property
     def cluster_mode(self) -> bool:

@@ -19,6 +19,7 @@ from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
+    InfoMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector
@@ -33,10 +34,12 @@ class HubMetrics:
     """The registry /metrics shows: the core's figures, read from ``stats`` when
     scraped, and the refusals counted by ``refused``."""
 
-    def __init__(self, stats: Callable[[], CoreStats]) -> None:
+    def __init__(self, stats: Callable[[], CoreStats], node: tuple[str, str] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self._refused: dict[tuple[int, str], int] = {}
         self.registry.register(_CoreCollector(stats, self._refused))
+        if node is not None:  # (cluster, node): which node these figures are from
+            self.registry.register(_NodeCollector(*node))
 
     def refused(self, status: int, reason: str) -> None:
         key = (status, reason)
@@ -44,6 +47,16 @@ class HubMetrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _NodeCollector(Collector):
+    def __init__(self, cluster: str, node: str) -> None:
+        self.labels = {"cluster": cluster, "node": node}
+
+    def collect(self) -> Iterator[Metric]:  # type: ignore[override]
+        info = InfoMetricFamily("wothub_node", "The cluster node these figures are from")
+        info.add_metric([], self.labels)
+        yield info
 
 
 class _CoreCollector(Collector):

@@ -40,8 +40,10 @@ from vocabulary.problems import Forbidden
 
 from .backup import BACKUP_PATH, make_backup
 from .cluster_join import ClusterJoin
+from .cluster_status import ClusterStatus
 from .config import Config
 from .metrics import CONTENT_TYPE
+from .node_leases import NodeLeases
 
 ADMIN = "admin"
 
@@ -59,6 +61,7 @@ class RunningHub(Protocol):
     http_server: HttpServer
     mqtt: MqttBinding | None
     nats: NatsBinding | None
+    leases: NodeLeases | None  # a cluster node's
     started: bool  # every listener is up
 
 
@@ -73,6 +76,7 @@ class Operations:
             self._require_admin,
             lambda: hub.http.forms.base_url,
         )
+        self.cluster = ClusterStatus(hub, hub.router.twin.agent_presence, self._require_admin)
 
     def routes(self) -> list[Route]:
         return [
@@ -81,12 +85,15 @@ class Operations:
             Route("/metrics", self.metrics, methods=["GET"]),
             Route(BACKUP_PATH, self.backup, methods=["POST"]),
             *self.join.routes(),
+            *self.cluster.routes(),
         ]
 
     async def health(self, request: Request) -> Response:
+        node = self.hub.config.cluster_node
+        body: dict[str, Any] = {"status": "ok", **({"node": node} if node else {})}
         if self.hub.config.worker:  # which of the workers answered (hub/workers.py)
-            return _json({"status": "ok", "worker": self.hub.config.worker, "pid": os.getpid()})
-        return _json({"status": "ok"})
+            body.update(worker=self.hub.config.worker, pid=os.getpid())
+        return _json(body)
 
     async def ready(self, request: Request) -> Response:
         checks = self.checks()

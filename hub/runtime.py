@@ -82,10 +82,11 @@ class Hub:
         if config.cluster_node is not None:
             self.twin.agent_presence.node = config.cluster_node
             self.leases = NodeLeases(
-                store.bucket("nodes"), config.cluster_node, self._lease_record, self.twin.node_gone
+                store.bucket("nodes"), config.cluster_node, self._lease_record, self._node_gone
             )
             self.twin.agent_presence.node_alive = self.leases.alive
-        self.metrics = HubMetrics(self.router.stats)
+        node = (config.cluster_name, config.cluster_node) if config.cluster_node else None
+        self.metrics = HubMetrics(self.router.stats, node)
         # Credentials refused on any binding (HTTP 401 answers are counted apart).
         self.auth.on_refused = lambda: self.metrics.refused(401, "invalid_credentials")
         self.auth.on_client_changed = self._end_client_soon
@@ -154,6 +155,13 @@ class Hub:
             host = socket.gethostname()
         return f"https://{host}:{self.http_server.port}"
 
+    def _node_gone(self, node: str, seen: float | None) -> None:
+        """Another node died: its connections went with it (the node name is its
+        nats-server's name)."""
+        if self.nats is not None:
+            self.nats.server_gone(node)
+        self.twin.node_gone(node, seen)
+
     def _lease_record(self) -> dict[str, Any]:
         """What this node's lease says of it (``wothub cluster status``)."""
         return {
@@ -194,7 +202,8 @@ class Hub:
         self.auth.follow_other_nodes(asyncio.get_running_loop())
         self.ca.follow_other_nodes(asyncio.get_running_loop())
         self.twin.follow_other_nodes(asyncio.get_running_loop())
-        self.router.follow_other_nodes(asyncio.get_running_loop())
+        if self.config.cluster_mode:  # it changes how requests are delivered
+            self.router.follow_other_nodes(asyncio.get_running_loop())
         if self.leases is not None:
             # Connections this node had before it restarted are gone, whatever the
             # store still says; then the lease tells the others it is alive.
@@ -388,10 +397,10 @@ def _store_place(config: Config) -> str:
 def _log_started(hub: Hub) -> None:
     # Logged only once the handlers are in place, so "started" means "stoppable".
     log.info(
-        "wothub started: %s store at %s; CA and server certificate in %s; "
+        "wothub started: %s store %s; CA and server certificate in %s; "
         "listeners in %s; %s; press Ctrl-C to stop",
-        hub.config.store_backend,
-        hub.config.store_path,
+        hub.config.store_name,
+        _store_place(hub.config),
         hub.config.home / "certs",
         hub.config.home / "listeners.json",
         _reach(hub.config),
@@ -454,6 +463,7 @@ async def _serve_node(config: Config, deadline: _StopDeadline) -> None:
     try:
         store = await node.open_store()
         try:
+            await asyncio.to_thread(node.adopt_single_hub, store)
             hub = Hub(config, store, node.server)
             hub.first_run()
             await _run_until_signal(hub, deadline)

@@ -62,6 +62,7 @@ from vocabulary.identity import Client
 from vocabulary.problems import Problem
 
 from . import partitions, subjects
+from .agent_routing import LOGINS, AgentRouting
 from .callout import AUTH_SUBJECT, AuthCallout, Login
 from .ejection import Logins, kick, open_connections
 from .forms import NatsForms
@@ -118,6 +119,7 @@ class NatsBinding:
         server: NatsServer | None = None,
         node_id: str | None = None,
         follow_other_nodes: bool = False,
+        route_agents: bool = False,
         partition: tuple[int, int] | None = None,
     ) -> None:
         """``node_id`` names this hub process on its twin notifications (header
@@ -143,6 +145,11 @@ class NatsBinding:
         self.follow_other_nodes = follow_other_nodes
         self.partition = partition
         self._other_nodes: OtherNodes | None = None
+        # A cluster node (bindings/nats/agent_routing.py): every node hears every
+        # agent's messages and handles those of the agents connected at its own server.
+        self.route_agents = route_agents
+        self.routing: AgentRouting | None = None
+        self._background: set[asyncio.Future[Any]] = set()
         self.keys = NatsKeys.load_or_create(self.home / "nats")
         self.tls = tls or ssl.create_default_context(cadata=ca.ca_cert_pem.decode())
         self.callout = AuthCallout(
@@ -233,32 +240,52 @@ class NatsBinding:
         )
         _check_version(self._nc.connected_server_version)
         if self.partition is not None:  # a worker: its clients' messages, mapped
-            wanted = partitions.subscriptions(self.partition[0])
-        else:  # requests: wot.client.{c}.req.{operation} (NATS), wot.client.{c}.req (MQTT)
-            wanted = [f"{subjects.PREFIX}.{kind}" for kind in ("agent.*.>", "client.*.req.*")]
-            wanted.append(f"{subjects.PREFIX}.client.*.req")
-        for subject in wanted:
-            await self._nc.subscribe(subject, queue=QUEUE, cb=self._on_message)
+            for subject in partitions.subscriptions(self.partition[0]):
+                await self._nc.subscribe(subject, queue=QUEUE, cb=self._on_message)
+        else:
+            if self.route_agents:
+                self.routing = AgentRouting(self._nc._server_info.get("server_name", ""))
+                await self._nc.subscribe(f"{subjects.PREFIX}.agent.*.>", cb=self._on_routed)
+                await self._nc.subscribe(LOGINS, cb=self._on_login_elsewhere)
+            else:
+                await self._nc.subscribe(
+                    f"{subjects.PREFIX}.agent.*.>", queue=QUEUE, cb=self._on_message
+                )
+            # requests: wot.client.{c}.req.{operation} (NATS), wot.client.{c}.req (MQTT)
+            await self._nc.subscribe(
+                f"{subjects.PREFIX}.client.*.req.*", queue=QUEUE, cb=self._on_message
+            )
+            await self._nc.subscribe(
+                f"{subjects.PREFIX}.client.*.req", queue=QUEUE, cb=self._on_message
+            )
         await self._nc.flush()
         if self.partition is not None:
             await self._reconnect_partition("a hub worker started")
 
-    async def mqtt_warm_up(self, timeout: float = 10.0) -> bool:
+    async def mqtt_warm_up(self, timeout: float = 30.0) -> bool:
         """Make the MQTT streams exist (the managed server's warm-up connection), then
         wait until the server loaded the retained values (it does so in the background
         after a start: a subscriber before then would miss them). False when an external
         server has no MQTT streams yet."""
         assert self._nc is not None and self.mqtt is not None
         js = self._nc.jetstream()
+        deadline = asyncio.get_running_loop().time() + timeout
         if self.server is not None:
             host = "127.0.0.1" if is_any_address(self.mqtt.host) else self.mqtt.host
             tls = self._warm_up_tls() if self.mqtt.tls else None
-            code = await connect_once(
-                host, self.mqtt.port, WARMUP_USER, self.server.warmup_password, tls
-            )
+            while True:
+                try:
+                    code = await connect_once(
+                        host, self.mqtt.port, WARMUP_USER, self.server.warmup_password, tls
+                    )
+                    break
+                except (OSError, EOFError) as exc:  # a cluster still forming drops it
+                    if asyncio.get_running_loop().time() > deadline:
+                        raise
+                    log.info("the MQTT warm-up connection failed (%r); trying again", exc)
+                await asyncio.sleep(0.5)  # paces the attempts
             if code != 0:
                 raise RuntimeError(f"the MQTT warm-up login was refused (CONNACK {code})")
-        deadline = asyncio.get_running_loop().time() + timeout
         while True:
             try:
                 for stream in mqtt_bus.MQTT_STREAMS:
@@ -408,6 +435,11 @@ class NatsBinding:
 
     def _on_login(self, login: Login) -> None:
         self._logins.logged_in(login)
+        if self.routing is not None and self._nc is not None:  # the other nodes learn whose
+            key = (login.server_id, login.connection_id)
+            self.routing.logged_in(key, login.client.id)
+            note = orjson.dumps([login.server_id, login.connection_id, login.client.id])
+            self._soon(self._nc.publish(LOGINS, note))
         peer = self._peers.get(login.client.id)
         if peer is not None:
             peer.nats_ids.add((login.server_id, login.connection_id))
@@ -437,23 +469,36 @@ class NatsBinding:
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             log.debug("ignoring an event on %s", msg.subject)
             return
+        routing = self.routing
         if msg.subject.endswith(".CONNECT"):
             login, ejected = self._logins.connected(key)
             if ejected:  # while its login was under way
                 self._kick([key], "ejected while logging in")
                 return
-            # The user is the client id (the callout's user JWT names it): with workers,
-            # another worker's callout may have seen the login.
-            if login is not None:
-                client_id = login.client.id
-            if not isinstance(client_id, str) or not client_id or not self._owns(client_id):
+            client = login.client if login is not None else None
+            if routing is not None:
+                routing.connected(key, str(event["server"].get("name", "")), info)
+                client = self._routed_client(key, client)
+                if client is None:
+                    return
+                if not routing.here(client.id):  # its newest connection is elsewhere
+                    self._drop_peer(client.id, "connected to another node")
+                    return
+            if client is not None:
+                client_id = client.id
+            # Else the event's user: with workers, another worker's callout may have seen
+            # the login (the callout's user JWT names the client).
+            if not isinstance(client_id, str) or client_id in _HIDDEN_USERS:
+                return
+            if not self._owns(client_id):
                 return
             self._open_by_client.setdefault(client_id, set()).add(key)
             peer = self._peers.get(client_id)
             if peer is None and info.get("client_type") == "mqtt":
                 # An MQTT client is online from its CONNECT; an agent's requests wait
                 # for its hello (it has subscribed) or mqtt_hello_wait (docs/mqtt.md).
-                client = login.client if login is not None else self._client_of(client_id)
+                if client is None:
+                    client = self._client_of(client_id)
                 if client is not None:
                     with contextlib.suppress(Problem):
                         peer = self._peer(client.id, mqtt=True, held=client.is_agent)
@@ -463,6 +508,11 @@ class NatsBinding:
         seen = self._logins.pop(key)
         if seen is not None:
             client_id = seen.client.id
+        if routing is not None:
+            client_id = routing.disconnected(key) or client_id
+            if client_id and not routing.here(client_id):  # none left at this server
+                self._drop_peer(client_id, "disconnected")
+            return
         if isinstance(client_id, str) and client_id in self._open_by_client:
             self._open_by_client[client_id].discard(key)
             if not self._open_by_client[client_id]:
@@ -520,6 +570,26 @@ class NatsBinding:
             return True
         index, count = self.partition
         return partitions.partition_of(subjects.encode(client_id), count) == index
+
+    def _soon(self, work: Any) -> None:
+        """Run ``work`` (a coroutine) as a task the binding keeps until it is done."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _routed_client(self, key: tuple[str, int], client: Client | None) -> Client | None:
+        """The client of a connection at any node (a cluster node): the login this node
+        saw, else its account, once some node said whose connection it is."""
+        if client is not None:
+            return client
+        assert self.routing is not None
+        client_id = self.routing.client_of(key)
+        return self._client_of(client_id) if client_id is not None else None
+
+    def server_gone(self, server_name: str) -> None:
+        """A cluster node died with its connections: forget where they were."""
+        if self.routing is not None:
+            self.routing.server_gone(server_name)
 
     def _client_of(self, client_id: str) -> Client | None:
         client = self._logins.latest(client_id)
@@ -587,6 +657,30 @@ class NatsBinding:
         self._kick(keys, reason)
 
     # -- what clients send -------------------------------------------------------------
+
+    async def _on_login_elsewhere(self, msg: Msg) -> None:
+        try:
+            server_id, connection_id, client_id = orjson.loads(msg.data)
+            key = (str(server_id), int(connection_id))
+        except (orjson.JSONDecodeError, TypeError, ValueError):
+            return
+        if self.routing is not None and isinstance(client_id, str):
+            self.routing.logged_in(key, client_id)
+
+    async def _on_routed(self, msg: Msg) -> None:
+        """An agent's message, heard by every node: handled here only if the agent's
+        newest connection is at this node's server; kept a moment while that is not
+        known yet."""
+        assert self.routing is not None
+        try:
+            client_id = subjects.decode(msg.subject.split(".")[2])
+        except (UnicodeDecodeError, IndexError, ValueError):
+            return
+        here = self.routing.here(client_id)
+        if here is None:
+            self.routing.hold(client_id, lambda: self._soon(self._on_message(msg)))
+        elif here:
+            await self._on_message(msg)
 
     async def _on_message(self, msg: Msg) -> None:
         answers: list[Message | dict[str, Any]] = []
@@ -798,6 +892,8 @@ def _valid_for_a_day(cert_path: Path) -> bool:
     expires = parse_certificate(cert_path.read_bytes()).not_valid_after_utc
     return expires - datetime.now(UTC) > timedelta(days=1)
 
+
+_HIDDEN_USERS = ("", "[REDACTED]")  # what a login's user may be when it names nobody
 
 _RETAINED = frozenset({ops.OBSERVE_PROPERTY, ops.UPDATE_THING, ops.DELETE_THING})
 

@@ -248,6 +248,7 @@ class NatsServer:
         mqtt: MqttListener | None = None,
         cluster: ClusterListener | None = None,
         max_payload: int | None = None,
+        mqtt_replicas: int | None = None,
         partitions: int | None = None,
     ) -> None:
         self.directory = Path(home) / "nats"
@@ -263,6 +264,9 @@ class NatsServer:
         self.auth_timeout = auth_timeout
         self.max_connections = max_connections
         self.max_payload = max_payload  # bytes in a message; None: nats-server's 1 MiB
+        # Replicas of the MQTT streams (sessions, QoS 1 messages, retained values); None:
+        # nats-server picks by the cluster's size when it creates them.
+        self.mqtt_replicas = mqtt_replicas
         self.mqtt = mqtt
         # The clients' messages partitioned over this many hub workers (--workers).
         self.partitions = partitions
@@ -328,6 +332,8 @@ websocket {{
                     else ""
                 )
                 mqtt_tls = f"\n  tls {{ {tls}{verify} }}"
+            if self.mqtt_replicas is not None:
+                mqtt_tls += f"\n  stream_replicas: {self.mqtt_replicas}"
             mqtt = f"""
 # MQTT 3.1.1 (docs/mqtt.md): logins go to the auth callout like NATS logins; sessions,
 # QoS 1 messages and retained values are kept in JetStream.

@@ -5,6 +5,10 @@ the others at once."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import subprocess
+import sys
 import time
 from urllib.parse import quote
 
@@ -12,6 +16,7 @@ import pytest
 
 from clients.websocket import WsClient
 from tests.support.cluster import Cluster
+from tests.support.served import serve_env
 from tests.support.tds import lamp_td
 from tests.waiting import until
 from vocabulary.things import CLIENTS_THING
@@ -28,6 +33,24 @@ async def login(node, client_id, password):
         return (await answer.json())["token"]
 
 
+async def cluster_status(node, token):
+    """``wothub cluster status --json`` against the node, as an operator runs it."""
+    command = [sys.executable, "-m", "hub.cli", "cluster", "status", "--url", node.url]
+    command += ["--ca", str(node.home / "certs" / "ca.pem"), "--token", token, "--json"]
+    done = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, env=serve_env(), timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+async def clients_action(node, token, action, **data):
+    path = "/things/" + quote(CLIENTS_THING, safe="") + "/actions/" + action
+    async with node.session(token) as http, http.post(path, json=data) as answer:
+        assert answer.status in (200, 201), await answer.text()
+        return await answer.json()
+
+
 async def status_of(node, path, token):
     async with node.session(token) as http, http.get(path) as answer:
         return answer.status
@@ -39,6 +62,8 @@ async def test_three_nodes_share_accounts_tokens_and_things(tmp_path):
         one, two, three = await cluster.start()
         for node in (one, two, three):
             assert f"node {node.name}" in node.process.output  # the start line names it
+            async with node.session() as http, http.get("/health") as answer:
+                assert await answer.json() == {"status": "ok", "node": node.name}
         admin = await login(one, "admin", cluster.admin_password())
 
         # An agent added at node 2 logs in at node 3 and registers a TD there.
@@ -63,6 +88,21 @@ async def test_three_nodes_share_accounts_tokens_and_things(tmp_path):
         async with agent:
             await agent.request("updatething", THING, input=lamp_td(THING), timeout=10)
 
+            # `wothub cluster status` at node 1: three nodes alive, the agent at node 3,
+            # every bucket with its three replicas.
+            report = {}
+
+            async def lamp_seen():
+                report.update(await cluster_status(one, admin))
+                return report["agents"].get("lamp") == ["n3"]
+
+            await until(lamp_seen, 5)
+            assert report["cluster"] == "wothub" and report["node"] == "n1"
+            assert sorted(n["node"] for n in report["nodes"] if n["alive"]) == ["n1", "n2", "n3"]
+            buckets = {b["bucket"]: b for b in report["store"]["buckets"]}
+            assert {"clients", "things", "presence", "nodes"} <= set(buckets)
+            assert all(b["replicas"] == 3 and b["leader"] for b in buckets.values())
+
         # Acknowledged at node 3: node 1 has it as soon as its replica does.
         path = "/things/" + quote(THING, safe="")
 
@@ -70,6 +110,27 @@ async def test_three_nodes_share_accounts_tokens_and_things(tmp_path):
             return await status_of(one, path, admin) == 200
 
         await until(at_node_one, 5)
+
+        # Two nodes change the same client at the same moment: neither change is lost.
+        await clients_action(
+            one, admin, "addClient", clientID="carol", kind="consumer", role="viewer"
+        )
+        for round_ in range(5):
+            role = ("operator", "manager")[round_ % 2]
+            password = f"carol's password {round_}"
+            await asyncio.gather(
+                clients_action(one, admin, "setRole", clientID="carol", role=role),
+                clients_action(two, admin, "setPassword", clientID="carol", password=password),
+            )
+            account = await clients_action(
+                three, admin, "setEnabled", clientID="carol", enabled=True
+            )
+            assert account["role"] == role, f"round {round_}: the role was lost"
+            await login(three, "carol", password)  # and the password was not
+
+        # Each node's metrics say which node they are from.
+        async with two.session(admin) as http, http.get("/metrics") as answer:
+            assert 'wothub_node_info{cluster="wothub",node="n2"} 1.0' in await answer.text()
 
         # A token issued by node 1 works at node 2; logging out at node 1 ends it at
         # node 2 within a second.

@@ -193,7 +193,7 @@ PRECEDENCE = [
     ("nats_host", "[nats]\nhost = '10.0.2.1'", "10.0.2.2", "10.0.2.3", None),
     ("nats_ws_port", "[nats]\nws_port = 4301", "4302", "4303", (4301, 4302, 4303)),
     ("nats_url", "[nats]\nurl = 'tls://a:4222'", "nats://b:4222", "tls://c:1", None),
-    ("cluster_node", "[cluster]\nnode = 'n1'", "n2", "n3", None),
+    ("cluster_node", "[cluster]\nnode = 'n1'\nroutes = ['b:1']", "n2", "n3", None),
     ("cluster_name", "[cluster]\nname = 'c1'", "c2", "c3", None),
     ("cluster_host", "[cluster]\nhost = '10.0.4.1'", "10.0.4.2", "10.0.4.3", None),
     ("cluster_port", "[cluster]\nport = 6001", "6002", "6003", (6001, 6002, 6003)),
@@ -251,11 +251,18 @@ def test_cluster_mode_and_its_replicas(home):
     node = build(home, cluster_node="n1", cluster_routes=["10.0.0.2:6222", "10.0.0.3:6222"])
     assert node.cluster_mode and node.store_name == "jetstream"
     assert node.replicas == 3  # itself and its two routes
-    assert build(home, cluster_node="n1").replicas == 1  # a first node, alone
+    assert build(home, cluster_node="n1", cluster_routes=["b:1"]).replicas == 2
     many = [f"10.0.0.{i}:6222" for i in range(2, 7)]
     assert build(home, cluster_node="n1", cluster_routes=many).replicas == 3  # at most 3
-    assert build(home, cluster_node="n1", cluster_replicas="5").replicas == 5
-    assert build(home, cluster_node="n1").cluster_host == "127.0.0.1"  # host's
+    one_route = {"cluster_node": "n1", "cluster_routes": ["b:1"]}
+    assert build(home, cluster_replicas="5", **one_route).replicas == 5
+    assert build(home, **one_route).cluster_host == "127.0.0.1"  # host's
+
+
+def test_a_cluster_node_needs_routes_unless_its_nats_server_is_elsewhere(home):
+    with pytest.raises(ConfigError, match="needs the route addresses"):
+        build(home, cluster_node="n1")
+    assert build(home, cluster_node="n1", nats_url="tls://nats.lan:4222").cluster_mode
 
 
 @pytest.mark.parametrize(
@@ -264,7 +271,7 @@ def test_cluster_mode_and_its_replicas(home):
         ({"cluster_node": "no spaces"}, "--node"),
         ({"cluster_node": "n1", "cluster_routes": ["10.0.0.2"]}, "--route"),
         ({"cluster_node": "n1", "cluster_routes": ["10.0.0.2:99999"]}, "--route"),
-        ({"cluster_node": "n1", "cluster_replicas": "7"}, "--replicas"),
+        ({"cluster_node": "n1", "cluster_routes": ["b:1"], "cluster_replicas": "7"}, "--replicas"),
     ],
 )
 def test_bad_cluster_options_are_named(home, flags, named):
@@ -276,7 +283,7 @@ def test_cluster_mode_needs_nats_server(home):
     write_toml(home, "[nats]\nenabled = false\n[mqtt]\nenabled = false\n")
     assert not build(home).nats_enabled  # fine on one node
     with pytest.raises(ConfigError, match="cluster mode runs on nats-server"):
-        build(home, cluster_node="n1")
+        build(home, cluster_node="n1", cluster_routes=["b:1"])
 
 
 def test_workers_need_the_hubs_own_nats_server(home):

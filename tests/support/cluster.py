@@ -1,7 +1,7 @@
 """Hub clusters in tests: ``wothub serve`` nodes as subprocesses on loopback, each with
-its own home and nats-server, routes between them, and the shared secrets (the CA, the
-NATS keys, the token key) installed in every home before the first start, as a joining
-node gets them (hub/cluster_secrets.py)."""
+its own home and nats-server, routes between them, and the shared secrets installed in
+every home before the first start (the homes and arguments: hub/local_cluster.py, which
+bench/cluster.py shares)."""
 
 from __future__ import annotations
 
@@ -12,30 +12,19 @@ from pathlib import Path
 
 import aiohttp
 
-from auth.tokens import TokenSigner
-from bindings.nats.server import NatsKeys, free_port
-from bucketstore.memory import MemoryStore
-from certs import CertificateAuthority
-from hub.cluster_secrets import export_secrets, install_secrets
+from hub.local_cluster import NodeHome, node_homes
 from tests.support.served import Process, serve_env, wait_listeners
-
-
-def cluster_secrets(home: Path) -> dict[str, str]:
-    """A first node's secrets, made in ``home`` as its first start would."""
-    CertificateAuthority.load_or_create(home, MemoryStore().bucket("certs"))
-    NatsKeys.load_or_create(home / "nats")
-    TokenSigner.load_or_create(home)
-    return export_secrets(home)
 
 
 class Node:
     """One node: ``wothub serve --node NAME`` with routes to the others."""
 
-    def __init__(self, name: str, home: Path, route_port: int) -> None:
-        self.name = name
-        self.home = home
-        self.route_port = route_port
-        self.process = Process(name)
+    def __init__(self, plan: NodeHome) -> None:
+        self.plan = plan
+        self.name = plan.name
+        self.home = plan.home
+        self.route_port = plan.route_port
+        self.process = Process(plan.name)
         self.listeners: dict = {}
 
     @property
@@ -47,18 +36,7 @@ class Node:
         return ssl.create_default_context(cafile=str(self.home / "certs" / "ca.pem"))
 
     async def start(self, routes: list[int], *args: str) -> None:
-        await self.process.start(
-            "serve",
-            "--home",
-            str(self.home),
-            "--node",
-            self.name,
-            "--cluster-port",
-            str(self.route_port),
-            *(arg for port in routes for arg in ("--route", f"127.0.0.1:{port}")),
-            *args,
-            env=serve_env(),
-        )
+        await self.process.start(*self.plan.serve_args(routes), *args, env=serve_env())
 
     async def ready(self, timeout: float = 60.0) -> None:
         self.listeners = await wait_listeners(self.home, self.process, timeout)
@@ -82,18 +60,13 @@ class Cluster:
     """``count`` nodes named n1, n2, ... under ``directory``; each routes to all others."""
 
     def __init__(self, directory: Path, count: int = 3) -> None:
-        secrets = cluster_secrets(directory / "secrets")
-        ports = [free_port() for _ in range(count)]
-        self.nodes = []
-        for i, port in enumerate(ports, 1):
-            home = directory / f"n{i}"
-            install_secrets(home, secrets)
-            self.nodes.append(Node(f"n{i}", home, port))
-        self.ports = ports
+        self.nodes = [Node(plan) for plan in node_homes(directory, count)]
+        self.ports = [node.route_port for node in self.nodes]
 
-    async def start(self, timeout: float = 60.0) -> list[Node]:
+    async def start(self, *args: str, timeout: float = 60.0) -> list[Node]:
+        """Every node, with ``args`` added to `wothub serve`."""
         for node in self.nodes:
-            await node.start([p for p in self.ports if p != node.route_port])
+            await node.start([p for p in self.ports if p != node.route_port], *args)
         await asyncio.gather(*(node.ready(timeout) for node in self.nodes))
         return self.nodes
 

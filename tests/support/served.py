@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,20 +15,10 @@ import time
 
 import pytest
 
-LOOPBACK_FREE_PORTS = {
-    "WOTHUB_HTTP_HOST": "127.0.0.1",
-    "WOTHUB_HTTP_PORT": "0",
-    "WOTHUB_MQTT_HOST": "127.0.0.1",
-    "WOTHUB_MQTT_PORT": "0",
-    "WOTHUB_NATS_HOST": "127.0.0.1",
-    "WOTHUB_NATS_PORT": "0",
-    "WOTHUB_NATS_WS_PORT": "0",
-}
+# serve_env is hub/local_cluster.py's (shared with bench/); the tests import it from here.
+from hub.local_cluster import serve_env
 
-
-def serve_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WOTHUB_")}
-    return {**env, **LOOPBACK_FREE_PORTS, **extra}
+__all__ = ["Process", "Served", "serve_env", "wait_listeners"]
 
 
 class Process:

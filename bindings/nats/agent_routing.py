@@ -1,0 +1,145 @@
+"""Which node handles an agent's messages, in a cluster (docs/cluster.md).
+
+nats-server gives a queue group's message to a member on any server of the cluster, not
+to one on the server where it was published (measured with three routed servers: 30
+messages published at the first went 8, 6 and 16 to the members at the three). An
+agent's messages must all reach one node, the one its connection is at, in order: that
+node writes its Things and holds its presence. So in a cluster every node subscribes to
+the agents' subjects without a queue group, and each handles only the messages of the
+agents whose newest connection is at its own server; the others drop them.
+
+Where each connection is comes from nats-server's connect and disconnect events, which
+every node receives (with the server's name). Whose connection it is comes from the
+event when the event says it (an MQTT client id, a password login's user name), and
+otherwise from the node whose auth callout let it in, which tells the others
+(``LOGINS``). A message from a client whose connection is not known yet waits for it,
+``HOLD`` seconds at most. A node that dies says no goodbye for its connections:
+``server_gone`` forgets them when its lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from vocabulary.channels import MQTT as topics
+
+log = logging.getLogger("wothub.nats")
+
+# Only the hub's own NATS users may use it: no client's permissions name it.
+LOGINS = "wothub.node.login"
+HOLD = 1.0  # seconds a message of an unknown connection waits for it
+_HIDDEN_USERS = ("", "[REDACTED]")  # a certificate or token login: not its client id
+
+Key = tuple[str, int]  # (server id, connection id)
+
+
+class AgentRouting:
+    def __init__(self, server_name: str) -> None:
+        self.server_name = server_name  # this node's nats-server
+        self._connections: dict[Key, tuple[str, str]] = {}  # -> (server name, start)
+        self._clients: dict[Key, str] = {}  # -> client id
+        self._of_client: dict[str, set[Key]] = {}
+        self._held: dict[str, list[tuple[float, Callable[[], Any]]]] = {}
+
+    # -- what the events and the logins say --------------------------------------------
+
+    def connected(self, key: Key, server_name: str, info: dict[str, Any]) -> None:
+        self._connections[key] = (server_name, str(info.get("start", "")))
+        client_id = _client_of(info)
+        if client_id is not None:
+            self.logged_in(key, client_id)
+        else:
+            self._release(self._clients.get(key))
+
+    def logged_in(self, key: Key, client_id: str) -> None:
+        """Whose connection ``key`` is (this node's callout, or another node's note)."""
+        self._clients[key] = client_id
+        self._of_client.setdefault(client_id, set()).add(key)
+        self._release(client_id)
+
+    def disconnected(self, key: Key) -> str | None:
+        """Forget a connection; its client id, if known."""
+        self._connections.pop(key, None)
+        client_id = self._clients.pop(key, None)
+        if client_id is not None:
+            keys = self._of_client.get(client_id)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._of_client[client_id]
+        return client_id
+
+    def server_gone(self, server_name: str) -> list[str]:
+        """A node died: forget its connections; the clients they were of."""
+        gone = [key for key, (name, _) in self._connections.items() if name == server_name]
+        return [c for c in (self.disconnected(key) for key in gone) if c is not None]
+
+    def client_of(self, key: Key) -> str | None:
+        return self._clients.get(key)
+
+    # -- a message from a client -------------------------------------------------------
+
+    def here(self, client_id: str) -> bool | None:
+        """Whether this node handles the client's messages: its newest connection is at
+        this node's server. None while no connection of it is known."""
+        newest = None
+        for key in self._of_client.get(client_id, ()):
+            where = self._connections.get(key)
+            if where is not None and (newest is None or where[1] > newest[1]):
+                newest = where
+        if newest is None:
+            return None
+        return newest[0] == self.server_name
+
+    def hold(self, client_id: str, handle: Callable[[], Any]) -> None:
+        """Keep ``handle`` (the message's handling) until the client's connection is
+        known, at most ``HOLD`` seconds."""
+        loop = asyncio.get_running_loop()
+        held = self._held.setdefault(client_id, [])
+        held.append((loop.time() + HOLD, handle))
+        if len(held) == 1:
+            loop.call_later(HOLD, self._expire, client_id)
+
+    def _release(self, client_id: str | None) -> None:
+        if client_id is None or client_id not in self._held or self.here(client_id) is None:
+            return
+        held = self._held.pop(client_id)
+        if self.here(client_id):
+            for _, handle in held:
+                handle()
+
+    def _expire(self, client_id: str) -> None:
+        held = self._held.get(client_id)
+        if not held:
+            return
+        now = asyncio.get_running_loop().time()
+        kept = [(deadline, handle) for deadline, handle in held if deadline > now]
+        if len(kept) < len(held):
+            log.debug(
+                "dropped %d message(s) of %s: no connection of it known",
+                len(held) - len(kept),
+                client_id,
+            )
+        if kept:
+            self._held[client_id] = kept
+            asyncio.get_running_loop().call_later(kept[0][0] - now, self._expire, client_id)
+        else:
+            del self._held[client_id]
+
+
+def _client_of(info: dict[str, Any]) -> str | None:
+    """The client id an event names, when it names it: an MQTT connection's client id
+    (``<id>`` or ``<id>/<suffix>``, percent-encoded), a password login's user name."""
+    mqtt_id = info.get("client_id")
+    if info.get("client_type") == "mqtt" and isinstance(mqtt_id, str) and mqtt_id:
+        try:
+            return topics.decode(mqtt_id.split("/", 1)[0])
+        except (UnicodeDecodeError, ValueError):
+            return None
+    user = info.get("user")
+    if isinstance(user, str) and user not in _HIDDEN_USERS:
+        return user
+    return None

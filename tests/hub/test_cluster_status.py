@@ -1,0 +1,31 @@
+"""``GET /admin/cluster`` on a single hub: administrators only, and it says there is no
+cluster (the cluster's own answer is tested with three nodes in tests/cluster/)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.problems import problem_of
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_a_single_hub_says_it_is_no_cluster(admin):
+    async with admin.get("/admin/cluster") as response:
+        assert response.status == 200
+        report = await response.json()
+    assert (report["cluster"], report["node"], report["nodes"]) == (None, None, [])
+    assert report["store"]["backend"] == "leveldb"
+    assert report["agents"] == {}
+
+
+async def test_only_administrators_see_the_cluster(running, viewer):
+    async with viewer.get("/admin/cluster") as response:
+        await problem_of(response, 403)
+    async with running.session() as anyone, anyone.get("/admin/cluster") as response:
+        await problem_of(response, 401)
+
+
+async def test_health_names_no_node_on_a_single_hub(running):
+    async with running.session() as anyone, anyone.get("/health") as response:
+        assert await response.json() == {"status": "ok"}
