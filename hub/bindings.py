@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from auth.service import AuthService
+from bindings.common.hosts import public_host, url_host
 from bindings.http.app import HttpBinding
 from bindings.mqtt import MqttBinding
 from bindings.nats import NatsBinding
@@ -125,9 +126,19 @@ def _nats(hub: HubParts, built: dict[str, Any]) -> NatsBinding | None:
         server=hub.node_server,
         # A cluster node hands the other nodes' notifications to its own subscribers.
         follow_other_nodes=config.cluster_mode,
-        # and handles the messages of the agents connected at its own nats-server.
-        route_agents=config.cluster_mode,
+        # and handles the messages of the agents connected at its own nats-server; a
+        # worker takes its partition of the clients' messages instead (hub/workers.py).
+        route_agents=config.cluster_mode and not config.worker,
+        partition=(config.worker - 1, config.workers) if config.worker else None,
+        public_url=nats_public_url(config) if config.worker else None,
     )
+
+
+def nats_public_url(config: Config) -> str:
+    """The NATS URL in a worker's twin TDs: its parent's nats-server, as clients reach it
+    (the worker itself connects to it on loopback, as to an external server)."""
+    assert config.nats_host is not None
+    return f"nats://{url_host(public_host(config.nats_host))}:{config.nats_port}"
 
 
 def _mqtt(hub: HubParts, built: dict[str, Any]) -> MqttBinding | None:

@@ -117,6 +117,12 @@ class Config:
     cluster_routes: tuple[str, ...] = ()
     cluster_replicas: int | None = None
     cluster_wait: float = 60.0  # seconds a starting node waits for the cluster's JetStream
+    # Hub processes on this machine (docs/cluster.md, "Workers"): more than 1 runs them
+    # on one nats-server, each client's messages partitioned to one of them, the store on
+    # that server's JetStream. ``worker``: set by the parent for each of them (1 to
+    # workers; 0 in the parent or a single hub), never by a file or a flag.
+    workers: int = 1
+    worker: int = 0
     # Per client kind (consumer, agent, service), seconds; None or a missing kind: the
     # auth package's default. login_throttle: ThrottleConfig fields that are set.
     token_lifetime: dict[str, float] | None = None
@@ -154,6 +160,21 @@ class Config:
                 source="configuration",
                 key="cluster.node",
             )
+        if self.workers > 1 and not self.worker and (self.nats_url or not self.nats_enabled):
+            raise ConfigError(
+                "workers share the hub's own nats-server: workers > 1 needs [nats] enabled "
+                "and no [nats] url",
+                source="configuration",
+                key="workers",
+            )
+        if self.workers > 1 and not self.worker and self.cluster_node is not None:
+            # docs/cluster.md, "Workers on one machine": across routes a queue group has
+            # no preference for the local server, so the partitions would mix.
+            raise ConfigError(
+                "workers > 1 on a cluster node is not supported yet (docs/cluster.md)",
+                source="configuration",
+                key="workers",
+            )
         if self.cluster_node is not None and not self.cluster_routes and self.nats_url is None:
             raise ConfigError(
                 "a cluster node needs the route addresses of the other nodes ([cluster] "
@@ -177,8 +198,8 @@ class Config:
 
     @property
     def store_name(self) -> str:
-        """The store backend in use: JetStream in cluster mode."""
-        return "jetstream" if self.cluster_mode else self.store_backend
+        """The store backend in use: JetStream in cluster mode and with workers."""
+        return "jetstream" if self.cluster_mode or self.workers > 1 else self.store_backend
 
     @property
     def only_loopback(self) -> bool:
@@ -419,6 +440,7 @@ _NATS_URL = _Kind("a nats:// or tls:// URL, like tls://nats.lan:4222", _nats_url
 _NODE_NAME = _Kind("a name of letters, digits, '-' and '_' (at most 64)", _node_name)
 _ROUTES = _Kind("a list of host:port route addresses of other nodes", _routes, _split_names)
 _REPLICAS = _Kind("a number of replicas from 1 to 5", _integer(1, 5), int)
+_WORKERS = _Kind("a number of hub processes from 1 to 64", _integer(1, 64), int)
 
 
 # -- where each option is written -------------------------------------------------------
@@ -450,6 +472,7 @@ _SCHEMA: _Schema = {
     "store": _Value(_BACKEND, "store_backend"),
     "server_names": _Value(_NAMES, "server_names"),
     "host": _Value(_HOST, "host"),
+    "workers": _Value(_WORKERS, "workers"),
     "http": {
         "host": _Value(_HOST, "http_host"),
         "port": _Value(_PORT, "http_port"),
@@ -564,6 +587,7 @@ ENV_VARS: dict[str, str] = {  # variable -> Config field (WOTHUB_HOME: the home 
     "WOTHUB_CLUSTER_PORT": "cluster_port",
     "WOTHUB_CLUSTER_ROUTES": "cluster_routes",
     "WOTHUB_CLUSTER_REPLICAS": "cluster_replicas",
+    "WOTHUB_WORKERS": "workers",
 }
 
 FLAGS: dict[str, str] = {  # Config field -> the `wothub serve` flag that sets it
@@ -582,6 +606,7 @@ FLAGS: dict[str, str] = {  # Config field -> the `wothub serve` flag that sets i
     "cluster_port": "--cluster-port",
     "cluster_routes": "--route",
     "cluster_replicas": "--replicas",
+    "workers": "--workers",
 }
 
 

@@ -48,7 +48,11 @@ def local_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def listeners_path(home: Path) -> Path:
+def listeners_path(home: Path, worker: int = 0) -> Path:
+    """The hub's file; worker ``i`` of ``wothub serve --workers`` writes its own
+    ``listeners-w<i>.json`` (the parent writes ``listeners.json`` for them all)."""
+    if worker:
+        return Path(home) / f"listeners-w{worker}.json"
     return Path(home) / LISTENERS_FILE
 
 
@@ -58,15 +62,16 @@ def write_listeners(
     *,
     pid: int | None = None,
     started: str | None = None,
+    worker: int = 0,
 ) -> Path:
     """Write the file atomically (a temporary file renamed into place, mode 0644) and
     return its path. ``pid`` defaults to this process; ``started`` (RFC 3339) to the time
     in the file this process wrote before, else now, so rewriting it when a listener is
     added keeps the start time."""
-    path = listeners_path(home)
+    path = listeners_path(home, worker)
     pid = os.getpid() if pid is None else pid
     if started is None:
-        previous = read_listeners(home)
+        previous = read_listeners(home, worker)
         if previous and previous.get("pid") == pid and isinstance(previous.get("started"), str):
             started = previous["started"]
         else:
@@ -105,9 +110,9 @@ def _with_local_url(listener: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_listeners(home: Path) -> dict[str, Any] | None:
+def read_listeners(home: Path, worker: int = 0) -> dict[str, Any] | None:
     """What the file says, or None when there is no file or it is not a listeners file."""
-    path = listeners_path(home)
+    path = listeners_path(home, worker)
     try:
         document = json.loads(path.read_bytes())
     except FileNotFoundError:
@@ -125,14 +130,14 @@ def read_listeners(home: Path) -> dict[str, Any] | None:
     return document
 
 
-def remove_listeners(home: Path) -> bool:
+def remove_listeners(home: Path, worker: int = 0) -> bool:
     """Remove the file if this process wrote it; True if it did. A file another hub
     process wrote (or that cannot be read) stays."""
-    document = read_listeners(home)
+    document = read_listeners(home, worker)
     if document is None or document["pid"] != os.getpid():
         return False
     with contextlib.suppress(FileNotFoundError):
-        listeners_path(home).unlink()
+        listeners_path(home, worker).unlink()
     return True
 
 

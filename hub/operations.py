@@ -90,7 +90,10 @@ class Operations:
 
     async def health(self, request: Request) -> Response:
         node = self.hub.config.cluster_node
-        return _json({"status": "ok", **({"node": node} if node else {})})
+        body: dict[str, Any] = {"status": "ok", **({"node": node} if node else {})}
+        if self.hub.config.worker:  # which of the workers answered (hub/workers.py)
+            body.update(worker=self.hub.config.worker, pid=os.getpid())
+        return _json(body)
 
     async def ready(self, request: Request) -> Response:
         checks = self.checks()

@@ -131,6 +131,8 @@ class Hub:
             timeout_keep_alive=config.http_keep_alive_timeout,
             # uvicorn answers 503 once this many are open, the asking one included.
             limit_concurrency=config.http_max_connections + 1,
+            # Workers share the port; the kernel spreads the connections (hub/workers.py).
+            reuse_port=config.worker > 0,
         )
 
     def first_run(self) -> None:
@@ -228,7 +230,7 @@ class Hub:
             self.twin.add_form_provider(bus.forms)
             listeners.update(bus.listeners())
             log.info("%s on %s", bus.forms.name.upper(), bus.listeners())
-        write_listeners(self.config.home, listeners)
+        write_listeners(self.config.home, listeners, worker=self.config.worker)
         self.started = True
         log.info(
             "HTTPS (directory, WoT HTTP profile, SSE) on %s, WebSocket on %s",
@@ -254,7 +256,7 @@ class Hub:
                 steps.append(_bounded(name.upper(), bus.stop(), _LISTENERS_STOP))
             await asyncio.gather(*steps)
         finally:
-            remove_listeners(self.config.home)
+            remove_listeners(self.config.home, self.config.worker)
             if self.leases is not None:  # after the listeners: its agents went offline
                 await _bounded("the node lease", self.leases.stop(), _ROUTER_STOP)
             await _bounded("the router", self.router.stop(), _ROUTER_STOP)
@@ -422,6 +424,10 @@ def serve(config: Config) -> int:
     except RuntimeError as exc:  # uvloop asked for and not installed
         log.error("cannot start: %s", exc)
         return 1
+    if config.workers > 1 and not config.worker:
+        from .workers import serve_workers
+
+        return serve_workers(config)
     deadline = _StopDeadline()
     try:
         if config.cluster_mode:

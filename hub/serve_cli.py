@@ -37,6 +37,7 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
         ("--cluster-port", "cluster_port", {"metavar": "N"}),
         ("--route", "cluster_routes", {"metavar": "HOST:PORT", "action": "append"}),
         ("--replicas", "cluster_replicas", {"metavar": "N"}),
+        ("--workers", "workers", {"metavar": "N"}),
     ]
     helps = {
         "store_backend": f"bucket store backend (env WOTHUB_STORE; file: store; "
@@ -69,6 +70,9 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
         "cluster_replicas": "copies JetStream keeps of each bucket (env "
         "WOTHUB_CLUSTER_REPLICAS; file: [cluster] replicas; default: the nodes this one "
         "knows, itself and its routes, at most 3)",
+        "workers": "hub processes on this machine, sharing its nats-server and the store "
+        "on its JetStream (docs/cluster.md; env WOTHUB_WORKERS; file: workers; "
+        f"default {d.workers})",
     }
     for flag, dest, extra in options:
         parser.add_argument(flag, dest=dest, help=helps[dest], **extra)

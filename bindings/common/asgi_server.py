@@ -255,9 +255,10 @@ def _read_pem(server_cert: str | bytes | os.PathLike[str] | None) -> str | None:
     return Path(server_cert).read_text("ascii")
 
 
-def _bind(host: str | None, port: int) -> list[socket.socket]:
+def _bind(host: str | None, port: int, reuse_port: bool = False) -> list[socket.socket]:
     """One listening-ready socket per address of ``host``; with port 0, the first one's
-    port for all of them."""
+    port for all of them. ``reuse_port``: several processes may bind the same port
+    (SO_REUSEPORT), and the kernel spreads the connections over them."""
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     sockets: list[socket.socket] = []
     seen: set[tuple[Any, ...]] = set()
@@ -269,6 +270,8 @@ def _bind(host: str | None, port: int) -> list[socket.socket]:
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if port == 0 and len(sockets) > 1:
@@ -288,7 +291,9 @@ class HttpServer:
     ``server_cert`` is reported as the TLS extension's ``server_cert``: PEM (str or
     bytes) or the path of a PEM file. ``shutdown_timeout`` bounds how long ``stop`` lets
     requests in progress finish. ``read_timeout``: seconds a request has to arrive in
-    full (``_ReadDeadline``; None: no limit). Other keyword arguments go to ``uvicorn.Config``
+    full (``_ReadDeadline``; None: no limit). ``reuse_port``: other processes may serve
+    the same port (SO_REUSEPORT; the hub's workers). Other keyword arguments go to
+    ``uvicorn.Config``
     (``limit_concurrency``, ``timeout_keep_alive``, ``log_level``, ``ws``,
     ``ws_max_size``...); ``http`` and ``ws`` name uvicorn's protocols as there and get
     the TLS extension. Defaults that differ from uvicorn's: ``log_config=None`` (the
@@ -307,6 +312,7 @@ class HttpServer:
         server_cert: str | bytes | os.PathLike[str] | None = None,
         shutdown_timeout: float = 5.0,
         read_timeout: float | None = None,
+        reuse_port: bool = False,
         **config: Any,
     ) -> None:
         http = tls_http_protocol(config.pop("http", "auto"))
@@ -317,6 +323,7 @@ class HttpServer:
         if ssl_context is not None:
             config["ssl_context_factory"] = lambda _config, _default: ssl_context
         self.host, self.requested_port = host, port
+        self.reuse_port = reuse_port
         self.ssl_context = ssl_context
         self.config = uvicorn.Config(
             app, host=host, port=port, http=http, ws=ws or "none", **config
@@ -355,7 +362,7 @@ class HttpServer:
         OSError if the address cannot be bound, RuntimeError if startup failed."""
         if self._task is not None:
             raise RuntimeError("the server was already started")
-        self._sockets = _bind(self.host, self.requested_port)
+        self._sockets = _bind(self.host, self.requested_port, self.reuse_port)
         self.addresses = [sock.getsockname()[:2] for sock in self._sockets]
         self._server = server = _EmbeddedServer(self.config)
         self._task = asyncio.create_task(self._serve(server), name=f"http server {self.url}")

@@ -5,7 +5,9 @@ AUTH), the binding itself (account APP: it subscribes in a queue group to
 ``wot.agent.*.>`` and ``wot.client.*.req.*``, publishes requests to agents, responses to
 consumers and twin notifications on ``wot.twin...``: the raw value, the rest of the
 envelope in headers, vocabulary/twin_wire.py), and a system-account user that
-follows ``$SYS.ACCOUNT.APP.CONNECT`` / ``DISCONNECT``.
+follows ``$SYS.ACCOUNT.APP.CONNECT`` / ``DISCONNECT``. A hub worker (``wothub serve
+--workers``) subscribes to its partition of the clients' subjects instead, as the
+server's subject mapping gives them out (bindings/nats/partitions.py).
 
 A NATS message says nothing about its sender except its subject, which the server only
 lets that client publish to (the permissions the callout granted): the client id is taken
@@ -59,10 +61,10 @@ from vocabulary.envelope import REQUEST, Message, error_frame
 from vocabulary.identity import Client
 from vocabulary.problems import Problem
 
-from . import subjects
+from . import partitions, subjects
 from .agent_routing import LOGINS, AgentRouting
 from .callout import AUTH_SUBJECT, AuthCallout, Login
-from .ejection import Logins, kick
+from .ejection import Logins, kick, open_connections
 from .forms import NatsForms
 from .header_publish import HeaderPublisher
 from .other_nodes import OtherNodes
@@ -118,11 +120,14 @@ class NatsBinding:
         node_id: str | None = None,
         follow_other_nodes: bool = False,
         route_agents: bool = False,
+        partition: tuple[int, int] | None = None,
     ) -> None:
         """``node_id`` names this hub process on its twin notifications (header
         ``Wothub-Node``; new on every start unless given). ``follow_other_nodes`` (cluster
         mode, bindings/nats/other_nodes.py): hand the other nodes' notifications to this
-        node's subscribers; may be set until ``start``."""
+        node's subscribers; may be set until ``start``. ``partition``: (index, count) of
+        this hub among the workers of one machine (``--workers``): it takes the messages
+        of the clients of its partition only (bindings/nats/partitions.py)."""
         self.router = router
         self.auth = auth
         self.ca = ca
@@ -138,6 +143,7 @@ class NatsBinding:
         self.mqtt_hello_wait = MQTT_HELLO_WAIT
         self.node_id = node_id or f"wothub-{secrets.token_hex(6)}"
         self.follow_other_nodes = follow_other_nodes
+        self.partition = partition
         self._other_nodes: OtherNodes | None = None
         # A cluster node (bindings/nats/agent_routing.py): every node hears every
         # agent's messages and handles those of the agents connected at its own server.
@@ -150,6 +156,8 @@ class NatsBinding:
             auth, ca.verify_client_certificate, self.keys.issuer, self.keys.xkey
         )
         self.callout.on_login = self._on_login
+        if partition is not None:  # permissions for the clients' mapped subjects
+            self.callout.partitions = partition[1]
         self.forms = NatsForms()
         # A server given here runs already (a cluster node's, started before the store):
         # not this binding's to start or stop. Otherwise start() starts its own.
@@ -160,6 +168,9 @@ class NatsBinding:
         self._nc: NatsConnection | None = None
         self._sys_nc: NatsConnection | None = None
         self._peers: dict[str, _Peer] = {}
+        # The open NATS connections of this hub's clients, from the server's CONNECT and
+        # DISCONNECT events: with workers, another worker's callout saw their logins.
+        self._open_by_client: dict[str, set[tuple[str, int]]] = {}
         self._logins = Logins()  # which NATS connection is whose, from the callout
         self._kicks: set[asyncio.Task[int]] = set()
         self._twin: Connection | None = None
@@ -228,22 +239,28 @@ class NatsBinding:
             reconnected_cb=self._on_link_back,
         )
         _check_version(self._nc.connected_server_version)
-        if self.route_agents:
-            self.routing = AgentRouting(self._nc._server_info.get("server_name", ""))
-            await self._nc.subscribe(f"{subjects.PREFIX}.agent.*.>", cb=self._on_routed)
-            await self._nc.subscribe(LOGINS, cb=self._on_login_elsewhere)
+        if self.partition is not None:  # a worker: its clients' messages, mapped
+            for subject in partitions.subscriptions(self.partition[0]):
+                await self._nc.subscribe(subject, queue=QUEUE, cb=self._on_message)
         else:
+            if self.route_agents:
+                self.routing = AgentRouting(self._nc._server_info.get("server_name", ""))
+                await self._nc.subscribe(f"{subjects.PREFIX}.agent.*.>", cb=self._on_routed)
+                await self._nc.subscribe(LOGINS, cb=self._on_login_elsewhere)
+            else:
+                await self._nc.subscribe(
+                    f"{subjects.PREFIX}.agent.*.>", queue=QUEUE, cb=self._on_message
+                )
+            # requests: wot.client.{c}.req.{operation} (NATS), wot.client.{c}.req (MQTT)
             await self._nc.subscribe(
-                f"{subjects.PREFIX}.agent.*.>", queue=QUEUE, cb=self._on_message
+                f"{subjects.PREFIX}.client.*.req.*", queue=QUEUE, cb=self._on_message
             )
-        # requests: wot.client.{c}.req.{operation} (NATS), wot.client.{c}.req (MQTT)
-        await self._nc.subscribe(
-            f"{subjects.PREFIX}.client.*.req.*", queue=QUEUE, cb=self._on_message
-        )
-        await self._nc.subscribe(
-            f"{subjects.PREFIX}.client.*.req", queue=QUEUE, cb=self._on_message
-        )
+            await self._nc.subscribe(
+                f"{subjects.PREFIX}.client.*.req", queue=QUEUE, cb=self._on_message
+            )
         await self._nc.flush()
+        if self.partition is not None:
+            await self._reconnect_partition("a hub worker started")
 
     async def mqtt_warm_up(self, timeout: float = 30.0) -> bool:
         """Make the MQTT streams exist (the managed server's warm-up connection), then
@@ -292,7 +309,9 @@ class NatsBinding:
 
     def restore_retained(self) -> None:
         """Write every twin's TD and latest values into the retained stream again, in the
-        background (bindings/mqtt/restore.py)."""
+        background (bindings/mqtt/restore.py). Of several workers, the first does it."""
+        if self.partition is not None and self.partition[0] != 0:
+            return
         if self._retained is not None and self._restoring is None:
             self._restoring = asyncio.create_task(
                 self._restore(self._retained), name="mqtt-restore"
@@ -465,23 +484,39 @@ class NatsBinding:
                 if not routing.here(client.id):  # its newest connection is elsewhere
                     self._drop_peer(client.id, "connected to another node")
                     return
-            peer = self._peers.get(client.id) if client else None
-            if peer is None and client is not None and info.get("client_type") == "mqtt":
+            if client is not None:
+                client_id = client.id
+            # Else the event's user: with workers, another worker's callout may have seen
+            # the login (the callout's user JWT names the client).
+            if not isinstance(client_id, str) or client_id in _HIDDEN_USERS:
+                return
+            if not self._owns(client_id):
+                return
+            self._open_by_client.setdefault(client_id, set()).add(key)
+            peer = self._peers.get(client_id)
+            if peer is None and info.get("client_type") == "mqtt":
                 # An MQTT client is online from its CONNECT; an agent's requests wait
                 # for its hello (it has subscribed) or mqtt_hello_wait (docs/mqtt.md).
-                with contextlib.suppress(Problem):
-                    peer = self._peer(client.id, mqtt=True, held=client.is_agent)
+                if client is None:
+                    client = self._client_of(client_id)
+                if client is not None:
+                    with contextlib.suppress(Problem):
+                        peer = self._peer(client.id, mqtt=True, held=client.is_agent)
             if peer is not None:
                 peer.nats_ids.add(key)
             return
         seen = self._logins.pop(key)
-        if seen is not None:  # a token login's user is "[REDACTED]", a certificate's ""
+        if seen is not None:
             client_id = seen.client.id
         if routing is not None:
             client_id = routing.disconnected(key) or client_id
             if client_id and not routing.here(client_id):  # none left at this server
                 self._drop_peer(client_id, "disconnected")
             return
+        if isinstance(client_id, str) and client_id in self._open_by_client:
+            self._open_by_client[client_id].discard(key)
+            if not self._open_by_client[client_id]:
+                del self._open_by_client[client_id]
         peer = self._peers.get(client_id or "")
         if peer is None:
             return
@@ -522,10 +557,19 @@ class NatsBinding:
             log.warning("NATS client %s refused: %s", client_id, problem.detail)
             raise
         peer = _Peer(connection, mqtt=mqtt, held=asyncio.Event() if held else None)
-        peer.nats_ids = self._logins.of_client(client_id)
+        peer.nats_ids = self._logins.of_client(client_id) | self._open_by_client.get(
+            client_id, set()
+        )
         self._peers[client_id] = peer
         peer.writer = asyncio.create_task(self._write(peer), name=f"nats-{client_id}")
         return peer
+
+    def _owns(self, client_id: str) -> bool:
+        """Whether the client's messages come to this hub (always, unless a worker)."""
+        if self.partition is None:
+            return True
+        index, count = self.partition
+        return partitions.partition_of(subjects.encode(client_id), count) == index
 
     def _soon(self, work: Any) -> None:
         """Run ``work`` (a coroutine) as a task the binding keeps until it is done."""
@@ -584,6 +628,33 @@ class NatsBinding:
         if self._nc is None:
             return  # stopped meanwhile
         log.info("NATS link back on %s (subscriptions restored)", self._nc.connected_url)
+        if self.partition is not None:
+            await self._reconnect_partition("a hub worker's NATS link came back")
+
+    async def _reconnect_partition(self, reason: str) -> None:
+        """A worker that starts (again) or got its NATS link back does not know the
+        clients of its partition that stayed connected to nats-server meanwhile (their
+        hello went to the worker before it, or nowhere). It closes their connections:
+        they reconnect, log in, and say hello to it."""
+        nc, sys_nc = self._nc, self._sys_nc
+        if nc is None or sys_nc is None:
+            return
+        server_id = (nc._server_info or {}).get("server_id")
+        own_users = {
+            key.public_key
+            for key in (self.keys.callout_user, self.keys.hub_user, self.keys.sys_user)
+        }
+        try:
+            found = await open_connections(sys_nc, str(server_id), APP_ACCOUNT)
+        except Exception as exc:  # the server is restarting: so are its clients
+            log.warning("cannot list the NATS connections of this worker's clients: %r", exc)
+            return
+        keys = [
+            key
+            for key, user in found
+            if user not in own_users and user != WARMUP_USER and self._owns(user)
+        ]
+        self._kick(keys, reason)
 
     # -- what clients send -------------------------------------------------------------
 
@@ -641,18 +712,25 @@ class NatsBinding:
     def _receive(self, msg: Msg, reply: Reply) -> _Peer | None:
         """One message through the receive pipeline; the answers go to ``reply``. The
         sender's peer, if it has one."""
+        subject = msg.subject
+        if self.partition is not None:  # a worker's: as the client sent it
+            subject = partitions.unmapped(subject)
         try:
-            address: subjects.Address | None = subjects.parse(msg.subject)
+            address: subjects.Address | None = subjects.parse(subject)
         except subjects.AddressError as exc:
             address, unknown = None, str(exc)
         if address is not None and address.owner is not None:
             client_id = address.owner  # the parsed (and cached) address decoded it
         else:
             try:
-                client_id = subjects.decode(msg.subject.split(".")[2])
+                client_id = subjects.decode(subject.split(".")[2])
             except (UnicodeDecodeError, IndexError):
-                self.receiver.refuse(None, reply, 400, f"bad subject {msg.subject}")
+                self.receiver.refuse(None, reply, 400, f"bad subject {subject}")
                 return None
+        if self.partition is not None and not self._owns(client_id):  # another's, by hand
+            detail = f"{subject} belongs to another hub worker's partition"
+            self.receiver.refuse(None, reply, 400, detail)
+            return None
         if address is not None and address.channel.publisher == HUB:
             # The hub's own requests to the agent, heard back on wot.agent.*.>: refusing
             # them would answer on this same subject, and loop; looking up the peer
@@ -675,7 +753,7 @@ class NatsBinding:
             if msg.reply:
                 reply({})
         elif not address.may_publish(connection.client):
-            detail = f"{client_id} may not publish to {msg.subject}"
+            detail = f"{client_id} may not publish to {subject}"
             self.receiver.refuse(connection, reply, 403, detail)
         else:
             self.receiver.receive(connection, msg.data, reply, address)
@@ -814,6 +892,8 @@ def _valid_for_a_day(cert_path: Path) -> bool:
     expires = parse_certificate(cert_path.read_bytes()).not_valid_after_utc
     return expires - datetime.now(UTC) > timedelta(days=1)
 
+
+_HIDDEN_USERS = ("", "[REDACTED]")  # what a login's user may be when it names nobody
 
 _RETAINED = frozenset({ops.OBSERVE_PROPERTY, ops.UPDATE_THING, ops.DELETE_THING})
 

@@ -33,6 +33,7 @@ from vocabulary.problems import Problem
 
 from . import subjects
 from .jwt import CurveKey, SigningKey, decode, encode
+from .partitions import mapped
 
 log = logging.getLogger("wothub.nats")
 
@@ -65,7 +66,9 @@ CONSUMER_REQUESTS = frozenset(
 )
 
 
-def permissions(client_id: str, role: str) -> dict[str, dict[str, list[str]]]:
+def permissions(
+    client_id: str, role: str, partitions: int | None = None
+) -> dict[str, dict[str, list[str]]]:
     """``{"pub": {"allow": [...]}, "sub": {"allow": [...]}}`` for a client.
 
     Agents publish only under their own ``wot.agent.{id}.>`` and subscribe to their
@@ -73,7 +76,10 @@ def permissions(client_id: str, role: str) -> dict[str, dict[str, list[str]]]:
     allows (a viewer has no ``invokeaction`` or ``writeproperty`` subject) and subscribe
     to ``wot.twin.>`` and their own responses; both get their own reply inboxes.
     ``wot.twin`` itself is allowed beside ``wot.twin.>``: an MQTT ``wot/twin/#``
-    subscribes the parent level too, and is refused whole without it.
+    subscribes the parent level too, and is refused whole without it. With
+    ``partitions`` (hub workers), each request subject is also granted as nats-server
+    maps it, with the client's partition: permissions are checked on the mapped subject
+    (bindings/nats/partitions.py).
     """
     c = subjects.encode(client_id)
     pub: list[str] = []
@@ -93,6 +99,9 @@ def permissions(client_id: str, role: str) -> dict[str, dict[str, list[str]]]:
         sub.append(subjects.client_responses(client_id))
         if ops.OBSERVE_PROPERTY in allowed or ops.SUBSCRIBE_EVENT in allowed:
             sub.extend((f"{subjects.PREFIX}.twin", f"{subjects.PREFIX}.twin.>"))
+    if partitions is not None:  # wot.agent.{c}.> covers an agent's own already
+        requests = [subject for subject in pub if subject.startswith(f"{subjects.PREFIX}.client.")]
+        pub.extend(mapped(subject, partitions) for subject in requests)
     return {"pub": {"allow": pub}, "sub": {"allow": sub}}
 
 
@@ -136,6 +145,7 @@ class AuthCallout:
         self.xkey = xkey
         self.account = account
         self.on_login: Any = None  # called with each Login
+        self.partitions: int | None = None  # hub workers: bindings/nats/partitions.py
 
     async def respond(self, data: bytes, headers: dict[str, str] | None) -> bytes | None:
         """The reply to one request (None when it cannot even be read: no reply)."""
@@ -169,7 +179,11 @@ class AuthCallout:
                     "sub": user_nkey,
                     "aud": self.account,
                     "name": client.id,
-                    "nats": {"type": "user", "version": 2, **permissions(client.id, client.role)},
+                    "nats": {
+                        "type": "user",
+                        "version": 2,
+                        **permissions(client.id, client.role, self.partitions),
+                    },
                 },
                 self.issuer,
             )

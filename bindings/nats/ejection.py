@@ -116,6 +116,28 @@ def of_certificate(serial: int) -> Callable[[Login], bool]:
     return lambda login: login.certificate_serial == serial
 
 
+async def open_connections(
+    nc: Any, server_id: str, account: str, page: int = 1024
+) -> list[tuple[Key, str]]:
+    """The open connections of ``account`` on one server, each with its user (the client
+    id, for a login the callout let in): ``$SYS.REQ.SERVER.<id>.CONNZ``, page by page."""
+    found: list[tuple[Key, str]] = []
+    offset = 0
+    while True:
+        options = {"acc": account, "auth": True, "offset": offset, "limit": page}
+        reply = await nc.request(
+            f"$SYS.REQ.SERVER.{server_id}.CONNZ", orjson.dumps(options), timeout=KICK_TIMEOUT
+        )
+        connections = (orjson.loads(reply.data).get("data") or {}).get("connections") or []
+        for connection in connections:
+            user = connection.get("authorized_user")
+            if isinstance(user, str) and isinstance(connection.get("cid"), int):
+                found.append(((server_id, connection["cid"]), user))
+        if len(connections) < page:
+            return found
+        offset += page
+
+
 async def kick(nc: Any, keys: Iterable[Key], reason: str) -> int:
     """Ask the server(s) to close these connections; how many it closed. A connection
     gone meanwhile answers "no such client": nothing to do."""

@@ -44,6 +44,7 @@ from pathlib import Path
 from bindings.common.hosts import is_any_address, public_host, url_host
 
 from .jwt import CurveKey, SigningKey
+from .partitions import mappings as partition_mappings
 
 log = logging.getLogger("wothub.nats")
 
@@ -173,13 +174,17 @@ class NatsKeys:
         return keys
 
     def auth_config(
-        self, auth_timeout: float | None = None, warmup_password: str | None = None
+        self,
+        auth_timeout: float | None = None,
+        warmup_password: str | None = None,
+        partitions: int | None = None,
     ) -> str:
         """The accounts and auth_callout blocks (also what an external server needs);
         ``auth_timeout``: seconds a connection has to log in (nats-server's default
         when None: its TLS timeout plus one second). ``warmup_password``: the managed
         server's MQTT warm-up user (``WARMUP_USER``, no permissions), which lets the hub
-        make the first MQTT connection that creates the MQTT streams."""
+        make the first MQTT connection that creates the MQTT streams. ``partitions``: the
+        clients' messages partitioned over that many hub workers (bindings/nats/partitions.py)."""
         timeout = (
             f"  # seconds from connecting to a finished login, TLS handshake included\n"
             f"  timeout: {auth_timeout:g}\n"
@@ -193,11 +198,15 @@ class NatsKeys:
                 ' permissions: { publish: { deny: ">" }, subscribe: { deny: ">" } } }'
             )
             warmup_auth = f", {WARMUP_USER}"
+        mappings = ""
+        if partitions is not None:  # each client's messages to one hub worker
+            mappings = f",\n    {partition_mappings(partitions)}\n  "
+        app_users = f"{{ nkey: {self.hub_user.public_key} }}{warmup}"
         return f"""\
 accounts {{
   {AUTH_ACCOUNT}: {{ users: [ {{ nkey: {self.callout_user.public_key} }} ] }}
   # JetStream holds the MQTT sessions, QoS 1 messages and retained values
-  {APP_ACCOUNT}: {{ jetstream: enabled, users: [ {{ nkey: {self.hub_user.public_key} }}{warmup} ] }}
+  {APP_ACCOUNT}: {{ jetstream: enabled, users: [ {app_users} ]{mappings} }}
   {SYS_ACCOUNT}: {{ users: [ {{ nkey: {self.sys_user.public_key} }} ] }}
 }}
 system_account: {SYS_ACCOUNT}
@@ -240,6 +249,7 @@ class NatsServer:
         cluster: ClusterListener | None = None,
         max_payload: int | None = None,
         mqtt_replicas: int | None = None,
+        partitions: int | None = None,
     ) -> None:
         self.directory = Path(home) / "nats"
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -258,6 +268,8 @@ class NatsServer:
         # nats-server picks by the cluster's size when it creates them.
         self.mqtt_replicas = mqtt_replicas
         self.mqtt = mqtt
+        # The clients' messages partitioned over this many hub workers (--workers).
+        self.partitions = partitions
         if mqtt is not None and not mqtt.port:
             self.mqtt = MqttListener(
                 mqtt.host, free_port(mqtt.host), mqtt.tls, mqtt.client_certificate
@@ -361,7 +373,11 @@ tls {{ {tls} }}
 log_file: "{self.log_path}"
 jetstream {{ store_dir: "{self.jetstream_dir}" }}
 {websocket}{mqtt}{cluster}
-{self.keys.auth_config(self.auth_timeout, self.warmup_password if self.mqtt else None)}"""
+{
+            self.keys.auth_config(
+                self.auth_timeout, self.warmup_password if self.mqtt else None, self.partitions
+            )
+        }"""
 
     def write_config(self) -> Path:
         self.config_path.write_text(self.config())
@@ -436,7 +452,7 @@ jetstream {{ store_dir: "{self.jetstream_dir}" }}
             # Its own session: a Ctrl-C at the hub's terminal is the hub's to handle (the
             # hub stops it), not a crash to restart.
             start_new_session=True,
-            preexec_fn=_die_with_parent(),
+            preexec_fn=die_with_parent(),
         )
         self.pid_path.write_text(f"{process.pid}\n")
         try:
@@ -551,7 +567,7 @@ async def _end(process: asyncio.subprocess.Process, timeout: float) -> None:
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
-def _die_with_parent():
+def die_with_parent():
     """A preexec_fn that has the kernel SIGTERM the child when the hub dies, however
     (Linux: prctl(PR_SET_PDEATHSIG)); None elsewhere. The signal follows the thread that
     forked: asyncio forks in the event loop's thread, which lives as long as the hub.

@@ -205,6 +205,7 @@ PRECEDENCE = [
         (("a:6222",), ("b:6222", "c:6222"), ("d:1",)),
     ),
     ("cluster_replicas", "[cluster]\nreplicas = 1", "3", "5", (1, 3, 5)),
+    ("workers", "workers = 2", "3", "4", (2, 3, 4)),
 ]
 
 
@@ -283,6 +284,20 @@ def test_cluster_mode_needs_nats_server(home):
     assert not build(home).nats_enabled  # fine on one node
     with pytest.raises(ConfigError, match="cluster mode runs on nats-server"):
         build(home, cluster_node="n1", cluster_routes=["b:1"])
+
+
+def test_workers_need_the_hubs_own_nats_server(home):
+    assert build(home).workers == 1 and build(home).store_name == "leveldb"
+    assert build(home, workers="4").store_name == "jetstream"
+    with pytest.raises(ConfigError, match="--workers"):
+        build(home, workers="0")
+    with pytest.raises(ConfigError, match="workers > 1 needs"):
+        build(home, {"WOTHUB_NATS_URL": "tls://nats.lan:4222"}, workers="2")
+    write_toml(home, "[nats]\nenabled = false\n")
+    with pytest.raises(ConfigError, match="workers > 1 needs"):
+        build(home, workers="2")
+    with pytest.raises(ConfigError, match="not supported yet"):
+        build(home, {"WOTHUB_NATS_ENABLED": "true"}, workers="2", cluster_node="n1")
 
 
 def test_empty_variable_is_unset(home):
