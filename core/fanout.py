@@ -68,6 +68,7 @@ class FanOut:
         self.log = log
         self.counters = counters
         self.request_changed = request_changed
+        self.on_watch: Callable[[], None] | None = None  # a client's connection subscribed
 
     def publish(self, message: Message, *, to_relays: bool = True) -> None:
         """The twin's notifications: number them, log them, fan them out. Another node's
@@ -119,6 +120,8 @@ class FanOut:
         if thing_id is not None and self.twin.thing(thing_id) is None:
             raise NotFound(f"no Thing {thing_id}", thingID=thing_id)
         self.subscriptions.add(connection, kind, thing_id, name)
+        if self.on_watch is not None and not connection.trusted:
+            self.on_watch()
 
     def subscription(self, connection: Connection, message: Message) -> Message:
         """An observe / unobserve / subscribe / unsubscribe request."""
@@ -143,6 +146,8 @@ class FanOut:
         self.subscriptions.drop(connection)
         for kind, thing_id, name in wanted:
             self.subscriptions.add(connection, kind, thing_id, name)
+        if self.on_watch is not None and not connection.trusted:
+            self.on_watch()
 
     def subscribers(self) -> dict[str, int]:
         counts: dict[str, int] = {}

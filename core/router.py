@@ -18,7 +18,7 @@ write-behind). The bindings' view of it is ``core.contract.Core``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from bucketstore import BucketStore
@@ -252,6 +252,20 @@ class Router:
         notification log, an action status to its waiters here. Not to the bus relays
         (the bus had it from that node) and not into the twin (that node wrote it)."""
         self._fanout.publish(message, to_relays=False)
+
+    def watched(self) -> bool:
+        """Whether any client's connection here subscribes to notifications (SSE,
+        WebSocket): a cluster node follows the other nodes' notifications only then."""
+        return self._fanout.subscriptions.watched()
+
+    def on_watch(self, callback: Callable[[], None]) -> None:
+        """Have ``callback()`` called whenever a client's connection subscribes."""
+        self._fanout.on_watch = callback
+
+    def notification_gap(self) -> None:
+        """Some notifications never reached this node's log (it did not follow the
+        other nodes for a while): a resume from before now gets a resync."""
+        self.log.gap()
 
     def replay(self, connection: Connection, after: int) -> bool:
         """Queue the notifications after sequence number ``after`` that the connection's

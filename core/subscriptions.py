@@ -69,6 +69,11 @@ class Subscriptions:
         """The connections that have at least one subscription."""
         return [connection for connection, keys in self._by_connection.items() if keys]
 
+    def watched(self) -> bool:
+        """Whether a client's connection has a subscription (a binding's own relay,
+        which is trusted, does not count)."""
+        return any(keys and not c.trusted for c, keys in self._by_connection.items())
+
     def drop(self, connection: Connection) -> None:
         """Forget every subscription of a connection."""
         for key in self._by_connection.pop(connection, set()):

@@ -36,6 +36,13 @@ class NotificationLog:
         self._entries.append(notification)
         return notification
 
+    def gap(self) -> None:
+        """Notifications were missed (a cluster node that stopped following the other
+        nodes while nobody here watched): no resume from before now is complete, so
+        every one gets None (the client reads the state again)."""
+        self._entries.clear()
+        self.last_seq += 1
+
     def after(self, seq: int) -> list[Notification] | None:
         """Notifications after ``seq``; None when some of them are no longer in the log
         (or ``seq`` is not from this run)."""

@@ -375,6 +375,8 @@ class NatsBinding:
         for task in [*self._logins_under_way, *self._kicks, self._restoring]:
             if task is not None:
                 task.cancel()
+        if self._other_nodes is not None:
+            self._other_nodes.stop()
         if self._twin_writer is not None:
             self._twin_writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

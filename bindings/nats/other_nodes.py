@@ -11,6 +11,12 @@ resumes here with ``Last-Event-ID``), but not to the bus relay (nats-server deli
 them on the bus already) and not into the twin (the node of the Thing's agent wrote the
 values; ``DigiTwin.follow_other_nodes`` refreshes this node's copy).
 
+A node hands the other nodes' twin notifications to its router only while one of its
+clients subscribes to notifications (SSE, WebSocket); otherwise it drops them at once,
+unread: handing them over costs as much as handling the update itself (docs/cluster.md,
+"How throughput grows with nodes"). What was dropped is not in its notification log, so
+a stream that resumes from before the first new subscription gets ``resync``.
+
 Action statuses are not on ``wot.twin``: who may see one is decided per subscriber by a
 hub. Nodes send them to each other as the envelope JSON on ``ACTIONS``, a subject no
 client may subscribe to (docs/nats.md). A request made on this node and answered on
@@ -20,6 +26,7 @@ and the end of a synchronous wait (an HTTP invoke with a wait).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -40,6 +47,8 @@ log = logging.getLogger("wothub.nats")
 TWIN_NOTIFICATIONS = f"{subjects.PREFIX}.twin.>"
 # Only the hub's own NATS users may use it: no client's permissions name it.
 ACTIONS = "wothub.node.action"
+UNWATCHED_CHECK = 1.0  # seconds between checks whether any client here still watches
+UNWATCHED_GRACE = 10.0  # seconds without a watching client before the drop starts
 
 
 class OtherNodes:
@@ -49,12 +58,44 @@ class OtherNodes:
     def __init__(self, router: Core, node: str) -> None:
         self.router = router
         self.node = node
+        self.watched = False  # a client here subscribes to notifications
+        self.grace = UNWATCHED_GRACE
+        self._watcher: asyncio.Task[None] | None = None
 
     async def follow(self, nc: NatsConnection) -> None:
         """Subscribe (not in a queue group: every node wants every notification)."""
         await nc.subscribe(TWIN_NOTIFICATIONS, cb=self._on_twin)
         await nc.subscribe(ACTIONS, cb=self._on_action)
         await nc.flush()
+        self.watched = self.router.watched()
+        self.router.on_watch(self._watch)
+        self._watcher = asyncio.create_task(self._unwatched(), name="other-nodes-watch")
+
+    def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+
+    def _watch(self) -> None:
+        """A client subscribed (called at once, before it is answered): the other nodes'
+        notifications go to the router from now on. What was dropped before is not in
+        the log, so a resume from before now resyncs."""
+        if not self.watched:
+            self.watched = True
+            self.router.notification_gap()
+
+    async def _unwatched(self) -> None:
+        """Stop handing them over once no client has watched for ``grace`` seconds (a
+        stream that reconnects at once resumes without a resync)."""
+        since: float | None = None
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(UNWATCHED_CHECK)  # the period of a check, no wait on anything
+            if not self.watched or self.router.watched():
+                since = None
+            elif since is None:
+                since = loop.time()
+            if since is not None and loop.time() - since >= self.grace:
+                self.watched, since = False, None
 
     def action_status(self, message: Message) -> tuple[str, bytes, dict[str, str]]:
         """(subject, payload, headers) of an action status (a ``queryaction``
@@ -62,7 +103,7 @@ class OtherNodes:
         return ACTIONS, message.to_json(), {twin_wire.NODE: self.node}
 
     async def _on_twin(self, msg: Msg) -> None:
-        if self._own(msg):
+        if not self.watched or self._own(msg):
             return
         try:
             address = subjects.parse(msg.subject)

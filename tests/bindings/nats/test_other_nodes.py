@@ -187,6 +187,27 @@ async def test_an_sse_stream_resumes_on_the_same_node_with_its_event_id(nodes):
         assert (await elsewhere.next())["event"] == "resync"
 
 
+async def test_a_node_nobody_watches_drops_the_others_notifications_then_resyncs(nodes):
+    one, two = nodes
+    relay = two.hub.nats._other_nodes
+    relay.grace = 0.0  # the drop starts at the next check
+    lamp = await register(one)
+    await _known(two, LAMP)
+    token = two.add_client("vera", "consumer", "viewer")
+    path = url(LAMP, "properties", "brightness")
+    async with two.session(token) as session:
+        async with stream(session, path) as sse:
+            await report(lamp, "brightness", 30)
+            last = (await sse.next())["id"]
+        await until(lambda: not relay.watched, 5)  # nobody watches at node 2 now
+        await report(lamp, "brightness", 31)  # dropped there: not in its log
+        async with stream(session, path, last_event_id=last) as resumed:
+            assert relay.watched  # the new stream turned it on before it was answered
+            assert (await resumed.next())["event"] == "resync"
+            await report(lamp, "brightness", 32)
+            assert (await resumed.next())["data"] == 32
+
+
 async def test_an_action_asked_on_one_node_ends_there_when_answered_on_the_other(nodes):
     one, two = nodes
     lamp = await register(one)
