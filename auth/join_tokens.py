@@ -61,7 +61,8 @@ class JoinTokens:
             raise ValueError(f"a join token's ttl is {MIN_TTL:.0f} to {MAX_TTL:.0f} seconds")
         now = clock.now() if now is None else now
         self._prune(now)
-        token = secrets.token_urlsafe(32)
+        # Hex: a token must never start with "-", which a command line takes for an option.
+        token = secrets.token_hex(32)
         record = JoinToken(created=now, expires=now + ttl, created_by=created_by)
         self._bucket.set(_key(token), orjson.dumps(asdict(record)))
         return token, record
