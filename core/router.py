@@ -18,7 +18,7 @@ write-behind). The bindings' view of it is ``core.contract.Core``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from bucketstore import BucketStore
@@ -61,6 +61,7 @@ class Router:
         self.authorizer = authorizer
         self.counters = Counters()
         self.log = NotificationLog(log_size)
+        self._notifications_ready: Callable[[], Awaitable[None]] | None = None
         self.subscriptions = Subscriptions()
         # The twin announces its changes to the fan-out, built below (it needs the twin).
         self.twin = DigiTwin(
@@ -261,6 +262,16 @@ class Router:
     def on_watch(self, callback: Callable[[], None]) -> None:
         """Have ``callback()`` called whenever a client's connection subscribes."""
         self._fanout.on_watch = callback
+
+    def on_notifications_ready(self, ready: Callable[[], Awaitable[None]]) -> None:
+        """What ``notifications_ready`` awaits (a cluster node's relay of the others)."""
+        self._notifications_ready = ready
+
+    async def notifications_ready(self) -> None:
+        """Returns once every notification a new subscription wants reaches this node:
+        at once, except on a cluster node that just started following the others."""
+        if self._notifications_ready is not None:
+            await self._notifications_ready()
 
     def notification_gap(self) -> None:
         """Some notifications never reached this node's log (it did not follow the

@@ -196,6 +196,7 @@ class DirectoryApi:
         def render(message: Message) -> tuple[str, Any] | None:
             return self._directory_event(client, message, wanted, diff == "true")
 
+        await self.router.notifications_ready()  # a cluster node: the others' too
         return sse.stream(
             self.router,
             connection,

@@ -251,6 +251,7 @@ class ThingsApi:
                 render if name else render_named,
                 self.context.streams,
             )
+        await self.router.notifications_ready()  # a cluster node: the others' too
         return sse.stream(
             self.router,
             connection,

@@ -4,9 +4,13 @@ nats-server gives a queue group's message to a member on any server of the clust
 to one on the server where it was published (measured with three routed servers: 30
 messages published at the first went 8, 6 and 16 to the members at the three). An
 agent's messages must all reach one node, the one its connection is at, in order: that
-node writes its Things and holds its presence. So in a cluster every node subscribes to
-the agents' subjects without a queue group, and each handles only the messages of the
-agents whose newest connection is at its own server; the others drop them.
+node writes its Things and holds its presence. So in a cluster a node subscribes to an
+agent's subjects (no queue group) while the agent's newest connection is at its own
+server, and only then: nats-server routes the agent's messages to that node alone. The
+subscription is made before the agent's login is answered (the node whose auth callout
+lets it in asks the node of the server it connects at, ``FOLLOW``), so its first message
+already has a subscriber. For a moment, when an agent moves, two nodes are subscribed;
+each handles only the messages of an agent whose newest connection is at its server.
 
 Where each connection is comes from nats-server's connect and disconnect events, which
 every node receives (with the server's name). Whose connection it is comes from the
@@ -28,8 +32,10 @@ from vocabulary.channels import MQTT as topics
 
 log = logging.getLogger("wothub.nats")
 
-# Only the hub's own NATS users may use it: no client's permissions name it.
+# Only the hub's own NATS users may use them: no client's permissions name them.
 LOGINS = "wothub.node.login"
+FOLLOW = "wothub.node.follow"  # .<server name>: subscribe to an agent that logs in there
+EXPECT = 5.0  # seconds a node keeps the subscription of an agent whose login it made ready
 HOLD = 1.0  # seconds a message of an unknown connection waits for it
 _HIDDEN_USERS = ("", "[REDACTED]")  # a certificate or token login: not its client id
 

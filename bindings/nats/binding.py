@@ -62,7 +62,7 @@ from vocabulary.identity import Client
 from vocabulary.problems import Problem
 
 from . import partitions, subjects
-from .agent_routing import LOGINS, AgentRouting
+from .agent_routing import EXPECT, FOLLOW, LOGINS, AgentRouting
 from .callout import AUTH_SUBJECT, AuthCallout, Login
 from .ejection import Logins, kick, open_connections
 from .forms import NatsForms
@@ -149,6 +149,10 @@ class NatsBinding:
         # agent's messages and handles those of the agents connected at its own server.
         self.route_agents = route_agents
         self.routing: AgentRouting | None = None
+        # The agents this node subscribes to (their newest connection is here), and
+        # when it last made ready for a login of each (loop time).
+        self._agent_subs: dict[str, Any] = {}
+        self._expected: dict[str, float] = {}
         self._background: set[asyncio.Future[Any]] = set()
         self.keys = NatsKeys.load_or_create(self.home / "nats")
         self.tls = tls or ssl.create_default_context(cadata=ca.ca_cert_pem.decode())
@@ -244,9 +248,11 @@ class NatsBinding:
                 await self._nc.subscribe(subject, queue=QUEUE, cb=self._on_message)
         else:
             if self.route_agents:
-                self.routing = AgentRouting(self._nc._server_info.get("server_name", ""))
-                await self._nc.subscribe(f"{subjects.PREFIX}.agent.*.>", cb=self._on_routed)
+                server_name = self._nc._server_info.get("server_name", "")
+                self.routing = AgentRouting(server_name)
                 await self._nc.subscribe(LOGINS, cb=self._on_login_elsewhere)
+                await self._nc.subscribe(f"{FOLLOW}.{server_name}", cb=self._on_follow)
+                self.callout.before_answer = self._before_login_answer
             else:
                 await self._nc.subscribe(
                     f"{subjects.PREFIX}.agent.*.>", queue=QUEUE, cb=self._on_message
@@ -485,7 +491,10 @@ class NatsBinding:
                     return
                 if not routing.here(client.id):  # its newest connection is elsewhere
                     self._drop_peer(client.id, "connected to another node")
+                    self._unfollow_agent(client.id)
                     return
+                if client.is_agent and client.id not in self._agent_subs:
+                    self._soon(self._follow_agent(client.id))  # made ready elsewhere: late
             if client is not None:
                 client_id = client.id
             # Else the event's user: with workers, another worker's callout may have seen
@@ -514,6 +523,7 @@ class NatsBinding:
             client_id = routing.disconnected(key) or client_id
             if client_id and not routing.here(client_id):  # none left at this server
                 self._drop_peer(client_id, "disconnected")
+                self._unfollow_agent(client_id)
             return
         if isinstance(client_id, str) and client_id in self._open_by_client:
             self._open_by_client[client_id].discard(key)
@@ -668,6 +678,49 @@ class NatsBinding:
             return
         if self.routing is not None and isinstance(client_id, str):
             self.routing.logged_in(key, client_id)
+
+    async def _before_login_answer(self, login: Login, server_name: str) -> None:
+        """An agent logs in at ``server_name``: that node subscribes to the agent's
+        subjects before the login is answered, so no message of it goes unheard (a
+        message with no subscriber is dropped by nats-server)."""
+        if not login.client.is_agent or self._nc is None or self.routing is None:
+            return
+        if server_name == self.routing.server_name:
+            await self._follow_agent(login.client.id)
+            return
+        try:
+            await self._nc.request(f"{FOLLOW}.{server_name}", login.client.id.encode(), 2.0)
+        except (nats.errors.Error, TimeoutError) as exc:  # that node's hub is not there
+            log.warning("node %s did not take agent %s: %r", server_name, login.client.id, exc)
+
+    async def _on_follow(self, msg: Msg) -> None:
+        try:
+            client_id = msg.data.decode()
+        except UnicodeDecodeError:
+            return
+        await self._follow_agent(client_id)
+        if msg.reply:
+            await msg.respond(b"")
+
+    async def _follow_agent(self, client_id: str) -> None:
+        """Subscribe to the agent's subjects (once), confirmed by the server."""
+        self._expected[client_id] = asyncio.get_running_loop().time()
+        if client_id in self._agent_subs or self._nc is None:
+            return
+        subject = f"{subjects.PREFIX}.agent.{subjects.encode(client_id)}.>"
+        self._agent_subs[client_id] = await self._nc.subscribe(subject, cb=self._on_routed)
+        await self._nc.flush()
+
+    def _unfollow_agent(self, client_id: str) -> None:
+        """Not this node's agent any more (its newest connection is elsewhere, or it has
+        none), unless a login of it was made ready here a moment ago."""
+        expected = self._expected.get(client_id)
+        if expected is not None and asyncio.get_running_loop().time() - expected < EXPECT:
+            return
+        self._expected.pop(client_id, None)
+        subscription = self._agent_subs.pop(client_id, None)
+        if subscription is not None:
+            self._soon(subscription.unsubscribe())
 
     async def _on_routed(self, msg: Msg) -> None:
         """An agent's message, heard by every node: handled here only if the agent's

@@ -145,6 +145,9 @@ class AuthCallout:
         self.xkey = xkey
         self.account = account
         self.on_login: Any = None  # called with each Login
+        # Awaited with each Login and the name of the server it connects at, before the
+        # login is answered (a cluster node: the node of that server subscribes first).
+        self.before_answer: Any = None
         self.partitions: int | None = None  # hub workers: bindings/nats/partitions.py
 
     async def respond(self, data: bytes, headers: dict[str, str] | None) -> bytes | None:
@@ -190,9 +193,12 @@ class AuthCallout:
             claims = self._response(user_nkey, server_id, jwt=user)
             method = credentials.method or "none"
             log.debug("NATS login of %s (%s) by %s", client.id, client.role, method)
+            serial = _serial(credentials.certificate) if method == CERTIFICATE else None
+            login = Login(client, server_id, int(info.get("id", 0)), method, serial)
             if self.on_login is not None:
-                serial = _serial(credentials.certificate) if method == CERTIFICATE else None
-                self.on_login(Login(client, server_id, int(info.get("id", 0)), method, serial))
+                self.on_login(login)
+            if self.before_answer is not None:
+                await self.before_answer(login, str(nats["server_id"].get("name", "")))
         out = encode(claims, self.issuer).encode()
         if self.xkey is not None and server_xkey:
             out = self.xkey.seal(out, server_xkey)

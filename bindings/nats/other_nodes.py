@@ -12,10 +12,14 @@ them on the bus already) and not into the twin (the node of the Thing's agent wr
 values; ``DigiTwin.follow_other_nodes`` refreshes this node's copy).
 
 A node hands the other nodes' twin notifications to its router only while one of its
-clients subscribes to notifications (SSE, WebSocket); otherwise it drops them at once,
-unread: handing them over costs as much as handling the update itself (docs/cluster.md,
-"How throughput grows with nodes"). What was dropped is not in its notification log, so
-a stream that resumes from before the first new subscription gets ``resync``.
+clients subscribes to notifications (SSE, WebSocket). When none has for ``grace``
+seconds, it drops them unread and unsubscribes: receiving and handing them over costs as
+much as handling the update itself (docs/cluster.md, "How throughput grows with nodes").
+The next watcher subscribes it again: an SSE stream waits for that before it is
+answered; a WebSocket subscription is answered at once, and notifications of the other
+nodes from the same millisecond may not reach it. What was dropped is not in the node's
+notification log, so a stream that resumes from before the new subscription gets
+``resync``.
 
 Action statuses are not on ``wot.twin``: who may see one is decided per subscriber by a
 hub. Nodes send them to each other as the envelope JSON on ``ACTIONS``, a subject no
@@ -27,6 +31,7 @@ and the end of a synchronous wait (an HTTP invoke with a wait).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -58,22 +63,36 @@ class OtherNodes:
     def __init__(self, router: Core, node: str) -> None:
         self.router = router
         self.node = node
-        self.watched = False  # a client here subscribes to notifications
+        self.watched = False  # a client here subscribes: hand the notifications over
         self.grace = UNWATCHED_GRACE
+        self._nc: NatsConnection | None = None
+        self._twin: Any = None  # the subscription to the twin notifications, if any
+        self._subscribing: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
 
     async def follow(self, nc: NatsConnection) -> None:
-        """Subscribe (not in a queue group: every node wants every notification)."""
-        await nc.subscribe(TWIN_NOTIFICATIONS, cb=self._on_twin)
+        """Subscribe (not in a queue group: every node wants every notification): to
+        the action statuses for good, to the twin notifications until nobody has
+        watched for ``grace`` seconds, and again at the next watcher."""
+        self._nc = nc
         await nc.subscribe(ACTIONS, cb=self._on_action)
-        await nc.flush()
+        await self._subscribe()
         self.watched = self.router.watched()
         self.router.on_watch(self._watch)
+        self.router.on_notifications_ready(self.ready)
         self._watcher = asyncio.create_task(self._unwatched(), name="other-nodes-watch")
 
     def stop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
+        for task in (self._watcher, self._subscribing):
+            if task is not None:
+                task.cancel()
+
+    async def ready(self) -> None:
+        """Returns once the twin notifications are subscribed to (an SSE stream waits
+        for it before it is answered, so it misses nothing of the other nodes')."""
+        if self._subscribing is not None and not self._subscribing.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._subscribing)
 
     def _watch(self) -> None:
         """A client subscribed (called at once, before it is answered): the other nodes'
@@ -82,20 +101,36 @@ class OtherNodes:
         if not self.watched:
             self.watched = True
             self.router.notification_gap()
+        if self._twin is None and (self._subscribing is None or self._subscribing.done()):
+            self._subscribing = asyncio.ensure_future(self._subscribe())
+
+    async def _subscribe(self) -> None:
+        assert self._nc is not None
+        if self._twin is None:
+            self._twin = await self._nc.subscribe(TWIN_NOTIFICATIONS, cb=self._on_twin)
+            await self._nc.flush()
 
     async def _unwatched(self) -> None:
-        """Stop handing them over once no client has watched for ``grace`` seconds (a
-        stream that reconnects at once resumes without a resync)."""
-        since: float | None = None
+        """Once no client has watched for ``grace`` seconds (a stream that reconnects
+        at once resumes without a resync), drop the notifications, and stop receiving
+        them: receiving a message costs nats-py as much as handling the update."""
         loop = asyncio.get_running_loop()
+        since: float | None = loop.time()
         while True:
             await asyncio.sleep(UNWATCHED_CHECK)  # the period of a check, no wait on anything
-            if not self.watched or self.router.watched():
+            if self.router.watched():
                 since = None
-            elif since is None:
+                continue
+            if since is None:
                 since = loop.time()
-            if since is not None and loop.time() - since >= self.grace:
-                self.watched, since = False, None
+            if loop.time() - since >= self.grace:
+                self.watched = False
+                if self._twin is not None and (
+                    self._subscribing is None or self._subscribing.done()
+                ):
+                    twin, self._twin = self._twin, None
+                    with contextlib.suppress(Exception):
+                        await twin.unsubscribe()
 
     def action_status(self, message: Message) -> tuple[str, bytes, dict[str, str]]:
         """(subject, payload, headers) of an action status (a ``queryaction``

@@ -199,8 +199,8 @@ async def test_a_node_nobody_watches_drops_the_others_notifications_then_resyncs
         async with stream(session, path) as sse:
             await report(lamp, "brightness", 30)
             last = (await sse.next())["id"]
-        await until(lambda: not relay.watched, 5)  # nobody watches at node 2 now
-        await report(lamp, "brightness", 31)  # dropped there: not in its log
+        await until(lambda: not relay.watched and relay._twin is None, 5)  # nobody watches
+        await report(lamp, "brightness", 31)  # not even received at node 2
         async with stream(session, path, last_event_id=last) as resumed:
             assert relay.watched  # the new stream turned it on before it was answered
             assert (await resumed.next())["event"] == "resync"
