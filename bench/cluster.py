@@ -70,6 +70,7 @@ from _hub import PASSWORD, TD
 unshadow_packages()
 import nats  # noqa: E402
 
+from bindings.nats.other_nodes import UNWATCHED_CHECK, UNWATCHED_GRACE  # noqa: E402
 from bindings.nats.server import NatsKeys  # noqa: E402
 from bucketstore import open_store  # noqa: E402
 from bucketstore.jetstream import JetStreamStore, kv_name  # noqa: E402
@@ -248,6 +249,11 @@ async def running(setup: Setup, directory: Path) -> AsyncIterator[list[ServedNod
         for node in nodes:
             await node.start()
         await asyncio.gather(*(node.ready() for node in nodes))
+        if setup.nodes or "--workers" in setup.serve_args:
+            # A node (or worker) that no client watches stops receiving the other nodes' twin
+            # notifications UNWATCHED_GRACE seconds after its start: measured after that,
+            # as a node that runs for long is (the pause stands for the time it runs).
+            await asyncio.sleep(UNWATCHED_GRACE + 2 * UNWATCHED_CHECK)
         yield nodes
     finally:
         await asyncio.gather(*(node.stop() for node in nodes))
