@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from bindings.nats.agent_routing import FOLLOW, LOGINS
 from bindings.nats.callout import mqtt_id_belongs, permissions
 from bindings.nats.other_nodes import ACTIONS
 
@@ -15,13 +16,15 @@ from .conftest import Watched
 
 pytestmark = pytest.mark.timeout(90)
 
-# ACTIONS: the action statuses the nodes of a cluster send each other
+# ACTIONS, LOGINS, FOLLOW: what the nodes of a cluster tell each other (action statuses,
+# whose connection is whose, "subscribe to this agent")
+NODES = (ACTIONS, LOGINS, f"{FOLLOW}.n1")
 NEVER = (
     "$SYS.REQ.SERVER.PING",
     "$SYS.ACCOUNT.APP.CONNECT",
     "_INBOX.other.x",
     "wot.other",
-    ACTIONS,
+    *NODES,
 )
 NEVER_SUBSCRIBE = (
     ">",
@@ -29,7 +32,7 @@ NEVER_SUBSCRIBE = (
     "wot.>",
     "wot.client.otto.resp",
     "wot.agent.lamp-agent.req",
-    ACTIONS,
+    *NODES,
 )
 
 # role -> (publish allowed, publish refused, subscribe allowed, subscribe refused)
