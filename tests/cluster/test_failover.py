@@ -21,7 +21,6 @@ from tests.support.sse import stream
 from tests.support.tds import lamp_td
 from tests.waiting import until
 from vocabulary.channels import NATS as subjects
-from vocabulary.things import CLIENTS_THING
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -31,20 +30,10 @@ AGENT_PASSWORD = "the lamp's password"
 MIA_PASSWORD = "mia's own password"
 
 
-async def login(node, client_id, password):
-    async with node.session() as http:
-        answer = await http.post("/authn/login", json={"clientID": client_id, "password": password})
-        assert answer.status == 200, await answer.text()
-        return (await answer.json())["token"]
-
-
 async def add_client(node, admin, client_id, kind, role, password):
-    async with node.session(admin) as http:
-        answer = await http.post(
-            "/things/" + quote(CLIENTS_THING, safe="") + "/actions/addClient",
-            json={"clientID": client_id, "kind": kind, "role": role, "password": password},
-        )
-        assert answer.status in (200, 201), await answer.text()
+    await node.clients_action(
+        admin, "addClient", clientID=client_id, kind=kind, role=role, password=password
+    )
 
 
 async def invoke(node, token, level):
@@ -73,10 +62,10 @@ async def test_a_killed_node_loses_nothing_acknowledged(tmp_path):
     cluster = Cluster(tmp_path)
     try:
         one, two, three = await cluster.start()
-        admin = await login(one, "admin", cluster.admin_password())
+        admin = await one.login("admin", cluster.admin_password())
         await add_client(one, admin, "lamp", "agent", "agent", AGENT_PASSWORD)
         await add_client(two, admin, "mia", "consumer", "manager", MIA_PASSWORD)
-        mia = await login(two, "mia", MIA_PASSWORD)
+        mia = await two.login("mia", MIA_PASSWORD)
 
         # The agent at node 1, knowing every node.
         ca_pem = (one.home / "certs" / "ca.pem").read_bytes()
@@ -159,15 +148,10 @@ async def test_a_killed_node_loses_nothing_acknowledged(tmp_path):
 
         # Everything acknowledged is at the surviving nodes.
         for node in (two, three):
-            async with node.session(admin) as http:
-                async with http.get(THING_PATH) as answer:
-                    assert answer.status == 200
-                clients = http.post(
-                    "/things/" + quote(CLIENTS_THING, safe="") + "/actions/listClients", json={}
-                )
-                async with clients as answer:
-                    ids = {c["clientID"] for c in await answer.json()}
-                    assert {"admin", "lamp", "mia"} <= ids
+            async with node.session(admin) as http, http.get(THING_PATH) as answer:
+                assert answer.status == 200
+            clients = await node.clients_action(admin, "listClients")
+            assert {"admin", "lamp", "mia"} <= {c["clientID"] for c in clients}
             status, body = await status_at(node, mia, href)
             assert (status, body["status"], body["output"]) == (200, "completed", 20)
 
@@ -175,7 +159,7 @@ async def test_a_killed_node_loses_nothing_acknowledged(tmp_path):
         await add_client(two, admin, "late", "consumer", "viewer", "a late one's password")
         await one.start([p for p in cluster.ports if p != one.route_port])
         await one.ready()
-        late = await login(one, "late", "a late one's password")
+        late = await one.login("late", "a late one's password")
         status, body = await status_at(one, late, href_meanwhile)
         assert (status, body["status"]) == (200, "completed")
 

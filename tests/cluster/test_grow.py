@@ -4,23 +4,14 @@ so the cluster has what the single hub had, and makes no admin of its own."""
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 import pytest
 
 from tests.support.cluster import Cluster
 from tests.support.served import Process, serve_env, wait_listeners
-from vocabulary.things import CLIENTS_THING
 
 pytestmark = pytest.mark.timeout(180)
 
 FRIEND_PASSWORD = "an old friend's password"
-
-
-async def login(session, client_id, password):
-    answer = await session.post("/authn/login", json={"clientID": client_id, "password": password})
-    assert answer.status == 200, await answer.text()
-    return (await answer.json())["token"]
 
 
 async def test_a_single_hub_becomes_the_first_node_and_keeps_its_data(tmp_path):
@@ -33,19 +24,15 @@ async def test_a_single_hub_becomes_the_first_node_and_keeps_its_data(tmp_path):
     try:
         first.listeners = await wait_listeners(first.home, single)
         password = (first.home / "admin.password").read_text().strip()
-        async with first.session() as http:
-            admin = await login(http, "admin", password)
-        async with first.session(admin) as http:
-            answer = await http.post(
-                "/things/" + quote(CLIENTS_THING, safe="") + "/actions/addClient",
-                json={
-                    "clientID": "old-friend",
-                    "kind": "consumer",
-                    "role": "viewer",
-                    "password": FRIEND_PASSWORD,
-                },
-            )
-            assert answer.status in (200, 201), await answer.text()
+        admin = await first.login("admin", password)
+        await first.clients_action(
+            admin,
+            "addClient",
+            clientID="old-friend",
+            kind="consumer",
+            role="viewer",
+            password=FRIEND_PASSWORD,
+        )
     finally:
         assert await single.stop() == 0, single.output
 
@@ -57,8 +44,7 @@ async def test_a_single_hub_becomes_the_first_node_and_keeps_its_data(tmp_path):
         # The single hub's admin and client log in at every node; no other admin.
         assert cluster.admin_password() == password
         for node in (one, two, three):
-            async with node.session() as http:
-                await login(http, "old-friend", FRIEND_PASSWORD)
-                await login(http, "admin", password)
+            await node.login("old-friend", FRIEND_PASSWORD)
+            await node.login("admin", password)
     finally:
         await cluster.stop()

@@ -19,18 +19,10 @@ from tests.support.cluster import Cluster
 from tests.support.served import serve_env
 from tests.support.tds import lamp_td
 from tests.waiting import until
-from vocabulary.things import CLIENTS_THING
 
 pytestmark = pytest.mark.timeout(180)
 
 THING = "urn:dev:ops:cluster-lamp/1"
-
-
-async def login(node, client_id, password):
-    async with node.session() as http:
-        answer = await http.post("/authn/login", json={"clientID": client_id, "password": password})
-        assert answer.status == 200, await answer.text()
-        return (await answer.json())["token"]
 
 
 async def cluster_status(node, token):
@@ -42,13 +34,6 @@ async def cluster_status(node, token):
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
-
-
-async def clients_action(node, token, action, **data):
-    path = "/things/" + quote(CLIENTS_THING, safe="") + "/actions/" + action
-    async with node.session(token) as http, http.post(path, json=data) as answer:
-        assert answer.status in (200, 201), await answer.text()
-        return await answer.json()
 
 
 async def status_of(node, path, token):
@@ -64,21 +49,18 @@ async def test_three_nodes_share_accounts_tokens_and_things(tmp_path):
             assert f"node {node.name}" in node.process.output  # the start line names it
             async with node.session() as http, http.get("/health") as answer:
                 assert await answer.json() == {"status": "ok", "node": node.name}
-        admin = await login(one, "admin", cluster.admin_password())
+        admin = await one.login("admin", cluster.admin_password())
 
         # An agent added at node 2 logs in at node 3 and registers a TD there.
-        async with two.session(admin) as http:
-            answer = await http.post(
-                "/things/" + quote(CLIENTS_THING, safe="") + "/actions/addClient",
-                json={
-                    "clientID": "lamp",
-                    "kind": "agent",
-                    "role": "agent",
-                    "password": "a lamp's password",
-                },
-            )
-            assert answer.status in (200, 201), await answer.text()
-        agent_token = await login(three, "lamp", "a lamp's password")
+        await two.clients_action(
+            admin,
+            "addClient",
+            clientID="lamp",
+            kind="agent",
+            role="agent",
+            password="a lamp's password",
+        )
+        agent_token = await three.login("lamp", "a lamp's password")
         agent = WsClient(
             three.url.replace("https://", "wss://", 1) + "/ws",
             ca=three.ssl,
@@ -112,21 +94,21 @@ async def test_three_nodes_share_accounts_tokens_and_things(tmp_path):
         await until(at_node_one, 5)
 
         # Two nodes change the same client at the same moment: neither change is lost.
-        await clients_action(
-            one, admin, "addClient", clientID="carol", kind="consumer", role="viewer"
+        await one.clients_action(
+            admin, "addClient", clientID="carol", kind="consumer", role="viewer"
         )
         for round_ in range(5):
             role = ("operator", "manager")[round_ % 2]
             password = f"carol's password {round_}"
             await asyncio.gather(
-                clients_action(one, admin, "setRole", clientID="carol", role=role),
-                clients_action(two, admin, "setPassword", clientID="carol", password=password),
+                one.clients_action(admin, "setRole", clientID="carol", role=role),
+                two.clients_action(admin, "setPassword", clientID="carol", password=password),
             )
-            account = await clients_action(
-                three, admin, "setEnabled", clientID="carol", enabled=True
+            account = await three.clients_action(
+                admin, "setEnabled", clientID="carol", enabled=True
             )
             assert account["role"] == role, f"round {round_}: the role was lost"
-            await login(three, "carol", password)  # and the password was not
+            await three.login("carol", password)  # and the password was not
 
         # Each node's metrics say which node they are from.
         async with two.session(admin) as http, http.get("/metrics") as answer:

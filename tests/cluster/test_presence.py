@@ -5,7 +5,6 @@ it is online again once it connects to another node."""
 from __future__ import annotations
 
 import time
-from urllib.parse import quote
 
 import pytest
 
@@ -14,19 +13,11 @@ from hub.node_leases import RENEW, TTL
 from tests.support.cluster import Cluster
 from tests.support.tds import lamp_td
 from tests.waiting import until
-from vocabulary.things import CLIENTS_THING
 
 pytestmark = pytest.mark.timeout(180)
 
 THING = "urn:dev:ops:cluster-presence/1"
 PASSWORD = "a lamp's password"
-
-
-async def login(node, client_id, password):
-    async with node.session() as http:
-        answer = await http.post("/authn/login", json={"clientID": client_id, "password": password})
-        assert answer.status == 200, await answer.text()
-        return (await answer.json())["token"]
 
 
 async def online_at(node, token):
@@ -49,14 +40,11 @@ async def test_presence_is_the_clusters_and_a_dead_nodes_agents_go_offline(tmp_p
     cluster = Cluster(tmp_path)
     try:
         one, two, three = await cluster.start()
-        admin = await login(one, "admin", cluster.admin_password())
-        async with one.session(admin) as http:
-            answer = await http.post(
-                "/things/" + quote(CLIENTS_THING, safe="") + "/actions/addClient",
-                json={"clientID": "lamp", "kind": "agent", "role": "agent", "password": PASSWORD},
-            )
-            assert answer.status in (200, 201), await answer.text()
-        token = await login(one, "lamp", PASSWORD)
+        admin = await one.login("admin", cluster.admin_password())
+        await one.clients_action(
+            admin, "addClient", clientID="lamp", kind="agent", role="agent", password=PASSWORD
+        )
+        token = await one.login("lamp", PASSWORD)
 
         # Connected to node 1: online at node 2 and node 3 as soon as their stores know.
         agent = agent_at(one, token)

@@ -26,7 +26,7 @@ from tests.support.running import PASSWORD, RunningHub
 from tests.support.tds import SLASHED_LAMP as LAMP
 from tests.support.tds import lamp_td
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("clean_environment")]
 
 
 class CliHub:
@@ -51,14 +51,6 @@ class CliHub:
 
     def flags(self, token: str) -> list[str]:
         return ["--url", self.url, "--ca", str(self.ca_file), "--token", token]
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.startswith("WOTHUB_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # never the real home
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import stat
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,20 +24,12 @@ from tests.support.running import started_hub
 from tests.support.served import Process, serve_env
 from vocabulary import clock
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("clean_environment")]
 
 
 @pytest.fixture
 def hub_options() -> dict:
     return {"nats_enabled": True}  # the NATS keys are among the secrets a node gets
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.startswith("WOTHUB_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # never the real home
 
 
 @pytest.fixture

@@ -9,11 +9,14 @@ import asyncio
 import contextlib
 import ssl
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
 from hub.local_cluster import NodeHome, node_homes
 from tests.support.served import Process, serve_env, wait_listeners
+from vocabulary.things import CLIENTS_THING
 
 
 class Node:
@@ -45,6 +48,21 @@ class Node:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         connector = aiohttp.TCPConnector(ssl=self.ssl)
         return aiohttp.ClientSession(self.url, headers=headers, connector=connector)
+
+    async def login(self, client_id: str, password: str) -> str:
+        """A token for the client, logged in at this node (checked to succeed)."""
+        async with self.session() as http:
+            body = {"clientID": client_id, "password": password}
+            async with http.post("/authn/login", json=body) as answer:
+                assert answer.status == 200, await answer.text()
+                return (await answer.json())["token"]
+
+    async def clients_action(self, token: str, action: str, **data: Any) -> Any:
+        """An action of the hub's clients Thing at this node (checked to succeed)."""
+        path = "/things/" + quote(CLIENTS_THING, safe="") + "/actions/" + action
+        async with self.session(token) as http, http.post(path, json=data) as answer:
+            assert answer.status in (200, 201), await answer.text()
+            return await answer.json()
 
     async def stop(self) -> int:
         return await self.process.stop()
