@@ -109,6 +109,11 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+class ServerExited(OSError):
+    """nats-server exited while starting (its log says why): the hub cannot start, and
+    says so in one line rather than a traceback."""
+
+
 class PortTaken(OSError):
     """A port of the managed server is taken; ``listener`` names it when it is not the
     NATS binding's own (the MQTT listener is nats-server's too)."""
@@ -477,7 +482,7 @@ jetstream {{ store_dir: "{self.jetstream_dir}" }}
         other = ""  # what answers instead, for the error
         while True:
             if process.returncode is not None:
-                raise RuntimeError(
+                raise ServerExited(
                     f"nats-server exited with {process.returncode}{other}; see {self.log_path}"
                 )
             name = await _server_name(self.host, self.port)
