@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from vocabulary import operations as ops
 from vocabulary.identity import Client
-from vocabulary.things import ADMIN_THINGS, AUTHN_THING
+from vocabulary.things import ADMIN_THINGS, OPEN_THINGS
 
 from .accounts import Accounts
 from .errors import AuthenticationFailed
@@ -53,8 +53,8 @@ class RoleAuthorizer:
             return None
         if thing_id in ADMIN_THINGS:
             return f"only administrators may use {thing_id}"
-        if thing_id == AUTHN_THING and operation in (ops.INVOKE_ACTION, ops.READ_THING):
-            return None  # refresh and logout are for every client
+        if thing_id in OPEN_THINGS and operation in (ops.INVOKE_ACTION, ops.READ_THING):
+            return None  # refresh, logout, queries, groups: each action checks the client
         if operation not in PERMISSIONS.get(role, ()):
             return f"role {role} may not {operation}"
         if thing_id is None:

@@ -30,16 +30,22 @@ _READ = frozenset(
         ops.QUERY_ACTION,
         ops.QUERY_ALL_ACTIONS,
         ops.READ_THING,
+        ops.QUERY_HISTORY,  # who may read a Thing may read its history
+        ops.READ_STATE,  # and its state document
+        ops.OBSERVE_STATE,
+        ops.UNOBSERVE_STATE,
     }
 )
 _OPERATE = _READ | {ops.INVOKE_ACTION, ops.CANCEL_ACTION}
-_MANAGE = _OPERATE | {ops.WRITE_PROPERTY, ops.WRITE_MULTIPLE_PROPERTIES}
+_MANAGE = _OPERATE | {ops.WRITE_PROPERTY, ops.WRITE_MULTIPLE_PROPERTIES, ops.MANAGE_GROUPS}
 # What agents do, on their own Things only.
 AGENT_OPERATIONS = frozenset(
     {
         ops.UPDATE_THING,
         ops.DELETE_THING,
         ops.READ_THING,
+        ops.QUERY_HISTORY,
+        ops.READ_STATE,
         ops.REPORT_PROPERTY,
         ops.REPORT_EVENT,
         ops.ANSWER_REQUEST,

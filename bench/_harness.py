@@ -100,6 +100,22 @@ def report(results: list[Result], as_json: bool) -> None:
         )
 
 
+def bench_td(thing_id: str, title: str, **properties: dict[str, Any]) -> dict[str, Any]:
+    """A TD without security for the benchmarks' devices: ``properties`` maps each
+    property's name to its data schema (a form is added)."""
+    return {
+        "@context": "https://www.w3.org/2022/wot/td/v1.1",
+        "id": thing_id,
+        "title": title,
+        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
+        "security": "nosec_sc",
+        "properties": {
+            name: {**schema, "forms": [{"href": f"https://dev.local/{name}"}]}
+            for name, schema in properties.items()
+        },
+    }
+
+
 def bench_config(home: Path, **overrides: Any) -> Any:
     """A hub configuration for benchmarks: every listener on 127.0.0.1 and a free port,
     the bus bindings off unless asked for, and no per-client request rate (a benchmark

@@ -23,20 +23,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _harness import bench_config, command_lines, run_server, say, unshadow_packages
+from _harness import bench_config, bench_td, command_lines, run_server, say, unshadow_packages
 
 unshadow_packages()
 
 THING = "urn:dev:bench:lamp-1"
 PASSWORD = "bench password 123"
-TD = {
-    "@context": "https://www.w3.org/2022/wot/td/v1.1",
-    "id": THING,
-    "title": "Lamp",
-    "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-    "security": "nosec_sc",
-    "properties": {"level": {"type": "integer", "forms": [{"href": "x"}]}},
-}
+TD = bench_td(THING, "Lamp", level={"type": "integer"})
 
 
 def cpu_seconds() -> float:

@@ -24,13 +24,12 @@ import time
 import orjson
 import plyvel
 from _harness import Result, arguments, best_of, report, unshadow_packages
+from _routing import AllowAll, property_reports, report_wire
 
 unshadow_packages()
 from bucketstore import open_store  # noqa: E402
-from core.authz import Client  # noqa: E402
 from core.router import Router  # noqa: E402
 from digitwin.core import DigiTwin, TwinConfig  # noqa: E402
-from vocabulary.envelope import parse_message  # noqa: E402
 
 ACTIVE = 1000
 TD = {
@@ -69,16 +68,6 @@ TD = {
 }
 
 
-class AllowAll:
-    """The benchmark measures routing, not the rule table."""
-
-    def authorize(self, client, operation, thing_id, owner):
-        return None
-
-    def overrides_ownership(self, client):
-        return False
-
-
 def thing(i: int) -> dict:
     """A TD with its own id; a shallow copy (nothing downstream changes nested members),
     made when needed, so the benchmark's own data does not swell the peak RSS."""
@@ -92,41 +81,8 @@ def peak_rss_mb() -> float:
 def property_updates(tmp: str, count: int, rounds: int) -> Result:
     loop = asyncio.new_event_loop()
     store = open_store(f"{tmp}/updates")
-    router = Router(store, AllowAll())
-    agent = router.connect(Client("agent", "agent"), "bench")
-    router.handle(
-        agent,
-        parse_message(
-            {"messageType": "request", "operation": "updatething", "input": thing(0)}, "agent"
-        ),
-    )
-    thing_id = thing(0)["id"]
-    subscriber = router.connect(Client("viewer", "viewer"), "bench")
-    subscribe = {"messageType": "request", "operation": "observeproperty", "thingID": thing_id}
-    router.handle(subscriber, parse_message({**subscribe, "name": "temperature"}, "viewer"))
-    wire = [
-        orjson.dumps(
-            {
-                "messageType": "notification",
-                "operation": "observeproperty",
-                "thingID": thing_id,
-                "name": "temperature",
-                "value": 20 + (i % 100) / 10,
-            }
-        )
-        for i in range(count)
-    ]
-
-    async def through_router() -> int:
-        delivered = 0
-        for raw in wire:
-            router.handle(agent, parse_message(raw, "agent"))
-            while subscriber.pending():
-                _, message = await subscriber.next()
-                message.to_json()
-                delivered += 1
-        assert delivered == count, delivered
-        return count
+    through_router = property_reports(Router(store, AllowAll()), thing(0), count)
+    wire = report_wire(thing(0)["id"], count)
 
     def ours() -> int:
         return loop.run_until_complete(through_router())

@@ -70,6 +70,7 @@ from _harness import (
     ServerProcess,
     arguments,
     bench_config,
+    bench_td,
     command_lines,
     report,
     run_server,
@@ -100,20 +101,7 @@ PASSWORD = "bench password, not a secret"
 NODEWOT_MODULES = Path(__file__).parent.parent / "tests" / "interop" / "nodewot" / "node_modules"
 NODEWOT_VERSION = "0.9.2"  # as tests/interop/nodewot/package-lock.json pins it
 WINDOW = 100  # the most notifications a stream may have queued before the agent waits
-TD = {
-    "@context": "https://www.w3.org/2022/wot/td/v1.1",
-    "id": THING,
-    "title": "Thermostat",
-    "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-    "security": "nosec_sc",
-    "properties": {
-        PROPERTY: {
-            "type": "number",
-            "readOnly": True,
-            "forms": [{"href": "https://dev.local/temperature"}],
-        }
-    },
-}
+TD = bench_td(THING, "Thermostat", **{PROPERTY: {"type": "number", "readOnly": True}})
 
 
 def cpu_seconds() -> float:

@@ -49,6 +49,7 @@ from _harness import (
     ServerProcess,
     arguments,
     bench_config,
+    bench_td,
     command_lines,
     report,
     run_server,
@@ -72,20 +73,7 @@ THING = "urn:dev:bench:thermostat-1"
 PROPERTY = "temperature"
 PASSWORD = "bench password, not a secret"
 WINDOW = 200  # the most values the agent may be ahead of the slowest consumer
-TD = {
-    "@context": "https://www.w3.org/2022/wot/td/v1.1",
-    "id": THING,
-    "title": "Thermostat",
-    "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
-    "security": "nosec_sc",
-    "properties": {
-        PROPERTY: {
-            "type": "integer",
-            "readOnly": True,
-            "forms": [{"href": "https://dev.local/temperature"}],
-        }
-    },
-}
+TD = bench_td(THING, "Thermostat", **{PROPERTY: {"type": "integer", "readOnly": True}})
 WS_SETTINGS = {"ws_max_size": 2 * 1_048_576, "ws_ping_interval": 20.0, "ws_ping_timeout": 20.0}
 
 

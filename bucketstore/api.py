@@ -90,7 +90,14 @@ class Range:
 
     __slots__ = ("lower", "lower_inclusive", "upper", "upper_inclusive")
 
-    def __init__(self, start: str | None, reverse: bool, prefix: str, exclusive: bool) -> None:
+    def __init__(
+        self,
+        start: str | None,
+        reverse: bool,
+        prefix: str,
+        exclusive: bool,
+        below: str | None = None,
+    ) -> None:
         if start is not None and not isinstance(start, str):
             raise InvalidKeyError(f"start must be a str or None, not {type(start).__name__}")
         if not isinstance(prefix, str):
@@ -99,6 +106,11 @@ class Range:
         self.lower_inclusive = True
         self.upper: str | None = prefix_end(prefix) if prefix else None
         self.upper_inclusive = False
+        if below is not None:
+            if not isinstance(below, str):
+                raise InvalidKeyError(f"below must be a str or None, not {type(below).__name__}")
+            if self.upper is None or below <= self.upper:
+                self.upper, self.upper_inclusive = below, False
         if start is None:
             return
         if not reverse and (self.lower is None or start >= self.lower):
@@ -232,14 +244,15 @@ class Bucket(ABC):
         reverse: bool = False,
         prefix: str = "",
         exclusive: bool = False,
+        below: str | None = None,
     ) -> Iterator[tuple[str, bytes]]:
         """(key, value) pairs in key order, from a consistent view taken at this call.
 
         Forward, the first key is ``start`` or the next one after it; in reverse, ``start``
         or the one before it. ``exclusive`` skips ``start`` itself; ``prefix`` keeps only
-        keys that begin with it.
+        keys that begin with it; ``below`` only keys less than it (in either direction).
         """
-        return self._iterate(start, reverse, prefix, exclusive, True, True, None)
+        return self._iterate(start, reverse, prefix, exclusive, True, True, None, below)
 
     def keys(
         self,
@@ -248,9 +261,10 @@ class Bucket(ABC):
         reverse: bool = False,
         prefix: str = "",
         exclusive: bool = False,
+        below: str | None = None,
     ) -> Iterator[str]:
         """Keys in order; the same arguments as ``items``."""
-        return self._iterate(start, reverse, prefix, exclusive, True, False, None)
+        return self._iterate(start, reverse, prefix, exclusive, True, False, None, below)
 
     def values(
         self,
@@ -259,9 +273,10 @@ class Bucket(ABC):
         reverse: bool = False,
         prefix: str = "",
         exclusive: bool = False,
+        below: str | None = None,
     ) -> Iterator[bytes]:
         """Values in key order; the same arguments as ``items``."""
-        return self._iterate(start, reverse, prefix, exclusive, False, True, None)
+        return self._iterate(start, reverse, prefix, exclusive, False, True, None, below)
 
     def page(
         self,
@@ -288,8 +303,9 @@ class Bucket(ABC):
         keys: bool,
         values: bool,
         limit: int | None,
+        below: str | None = None,
     ) -> Iterator[Any]:
-        bounds = Range(start, reverse, prefix, exclusive)
+        bounds = Range(start, reverse, prefix, exclusive, below)
         if bounds.empty or limit == 0:
             return iter(())
         it = self._range(bounds, reverse, keys, values, limit)

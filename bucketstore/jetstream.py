@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import json
 import logging
 import os
@@ -72,15 +73,24 @@ _STREAM_NAME_MAX = 255  # nats-server's limit
 _PREFIX = re.compile(r"[A-Za-z0-9-]+\Z")  # no "_": it separates prefix and bucket
 _KV_OP = "KV-Operation"
 _WRITER = "Wothub-Writer"  # which store wrote a message: its own are not "changes"
+_WRITE_ID = "Wothub-Write"  # one conditional write, the same in each of its attempts
 _MARKER_REASON = "Nats-Marker-Reason"  # server-placed deletes (TTL, max age)
 _EXPECTED_LAST = "Nats-Expected-Last-Subject-Sequence"
 _WRONG_LAST = (10071, 10164)  # JetStream's "wrong last sequence" error codes
-_CAS_ATTEMPTS = 20  # re-reads after losing a race while the value still matches
+# Pauses between attempts of a conditional write refused while the value it expects is
+# still there: the key has a write in flight (another node's, or an earlier attempt of
+# this one that no quorum has committed yet). Doubling from the first, up to the last.
+_IN_FLIGHT_PAUSE = (0.005, 0.1)
 ELECTION_WAIT = 10.0  # seconds opening a bucket waits for a starting cluster, by default
 # JetStream's errors while fewer servers are up than replicas: insufficient resources,
 # no suitable peers for placement.
 _TOO_FEW_SERVERS = {10023, 10005}
 _NO_STREAM_PAUSE = 0.05  # seconds between writes while a stream has no leader
+_FIRST_ATTEMPT = 1.0  # seconds a write's first attempt waits for its acknowledgement
+# How long the acknowledgement of the current attempt is waited for (_answered sets it).
+_attempt_timeout: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "attempt_timeout", default=None
+)
 _WATCH_HEARTBEAT = 1.0  # seconds; a watch that misses two re-creates its consumer
 
 
@@ -97,8 +107,14 @@ def _b64(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
+subject_token = _b64  # any text as one subject token, as the buckets' keys are
+
+
 def _unb64(token: str) -> str:
     return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+
+
+subject_text = _unb64  # a subject token back to its text
 
 
 def kv_name(prefix: str, bucket: str) -> str:
@@ -203,6 +219,8 @@ class JetStreamBucket(Bucket):
         self._replica = _Replica()
         self._watch: Any = None
         self._listeners: list[tuple[Callable[[str], object], asyncio.AbstractEventLoop]] = []
+        # (revision, future): set once the watch has delivered that revision
+        self._catching_up: list[tuple[int, asyncio.Future[None]]] = []
 
     # -- reads: the local replica ---------------------------------------------------------
 
@@ -291,37 +309,52 @@ class JetStreamBucket(Bucket):
         writes = self._writes(set, delete)
         expected = check_expected(expect, writes)
         what = f"writing a batch of {len(writes)} keys if {len(expected)} are as expected"
-        batch = self._store._answered(lambda: self._batch_if(writes, expected))
+        write_id = uuid.uuid4().hex
+        batch = self._store._answered(lambda: self._batch_if(writes, expected, write_id))
         return self._store._run(batch, what, self)
 
     async def _batch_if(
-        self, writes: dict[str, tuple[str, bytes | None]], expected: dict[str, bytes | None]
+        self,
+        writes: dict[str, tuple[str, bytes | None]],
+        expected: dict[str, bytes | None],
+        write_id: str,
     ) -> bool:
         # The replica's revisions are tried first (no extra round trip when it is
         # current); the server's answer decides: after a refusal, or when the replica
         # disagrees with what is expected (it may lag behind another node), read the
-        # server.
+        # server. An earlier attempt of this write whose acknowledgement did not come may
+        # have been stored: the server's message then carries this write's id.
         revisions = {}
         trust_replica = True
         for key, old in expected.items():
             value, revisions[key] = self._replica.current(key)
             trust_replica = trust_replica and value == old
-        for _attempt in range(_CAS_ATTEMPTS):
+        # A refusal while the server still holds the expected values means a write to
+        # one of the keys is in flight; it ends committed or dropped, so this asks again
+        # until the attempt's time is up (then no quorum commits: a timeout, not a race).
+        deadline = time.monotonic() + (_attempt_timeout.get() or self._store.timeout)
+        pause = 0.0
+        while True:
             if not trust_replica:
                 for key, old in expected.items():
-                    value, revisions[key] = await self._read_server(key, writes[key][0])
+                    value, revisions[key], stored_by = await self._read_server(key, writes[key][0])
+                    if stored_by == write_id:
+                        return True
                     if value != old:
                         return False
             try:
-                await self._publish_batch(writes, revisions)
+                await self._publish_batch(writes, revisions, write_id)
                 return True
             except nats.js.errors.APIError as exc:
                 if exc.err_code not in _WRONG_LAST:
                     raise
+            if not trust_replica:  # the server agreed, yet refused: in flight
+                first, most = _IN_FLIGHT_PAUSE
+                pause = min(most, pause * 2 or first)
+                if time.monotonic() + pause > deadline:
+                    raise nats.errors.TimeoutError
+                await asyncio.sleep(pause)
             trust_replica = False
-        raise BucketStoreError(
-            f"bucket {self.name!r}: a conditional batch lost {_CAS_ATTEMPTS} races in a row"
-        )
 
     def _writes(self, set: Items, delete: Iterable[str]) -> dict[str, tuple[str, bytes | None]]:
         """key -> (subject, value or None to delete), checked, for one atomic batch."""
@@ -340,7 +373,10 @@ class JetStreamBucket(Bucket):
         return writes
 
     async def _publish_batch(
-        self, writes: dict[str, tuple[str, bytes | None]], expected: dict[str, int] | None = None
+        self,
+        writes: dict[str, tuple[str, bytes | None]],
+        expected: dict[str, int] | None = None,
+        write_id: str | None = None,
     ) -> None:
         """One atomic batch: the server stores every message or none, at consecutive
         sequence numbers, and acknowledges only the last (the commit)."""
@@ -356,6 +392,8 @@ class JetStreamBucket(Bucket):
             }
             if value is None:
                 headers[_KV_OP] = "DEL"
+            if write_id is not None:
+                headers[_WRITE_ID] = write_id
             if expected is not None and key in expected:  # the server refuses the batch
                 headers[_EXPECTED_LAST] = str(expected[key])  # if the key moved on
             if number < last:
@@ -368,12 +406,16 @@ class JetStreamBucket(Bucket):
         for offset, (key, (_subject, value)) in enumerate(writes.items()):
             self._replica.apply(key, value, first + offset)
 
-    async def _read_server(self, key: str, subject: str) -> tuple[bytes | None, int]:
-        """The key's current value (None when missing) and revision, from the stream."""
+    async def _read_server(self, key: str, subject: str) -> tuple[bytes | None, int, str | None]:
+        """The key's current value (None when missing), revision and write id (of a
+        conditional write), from the stream's leader. Not a direct get: any replica
+        answers those, a follower that lags too (just after a leader change), and a
+        conditional write that decided on its answer could be refused again and again,
+        or report a change that is not there."""
         try:
-            msg = await self._store._js.get_msg(self._stream, subject=subject, direct=True)
+            msg = await self._store._js.get_msg(self._stream, subject=subject, direct=False)
         except nats.js.errors.NotFoundError:
-            return None, 0
+            return None, 0, None
         headers = msg.headers or {}
         deleted = _KV_OP in headers or _MARKER_REASON in headers
         value = None if deleted else (msg.data or b"")
@@ -381,7 +423,35 @@ class JetStreamBucket(Bucket):
         # brings the same revision later, finds nothing new.
         if self._replica.apply(key, value, msg.seq) and headers.get(_WRITER) != self._store.writer:
             self._report(key)
-        return value, msg.seq
+        await self._caught_up(msg.seq)
+        return value, msg.seq, headers.get(_WRITE_ID)
+
+    async def _caught_up(self, revision: int) -> None:
+        """Wait until the watch has delivered ``revision`` (at most ``timeout``), so the
+        replica holds everything written before it too. A conditional write that read
+        the server because the replica lagged decides on that revision; what it decides
+        (the next arrival number of a request queue) must come with what was written
+        before (the requests that number follows), or a read right after the write
+        misses them."""
+        if self._replica.watched >= revision:
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._catching_up.append((revision, future))
+        try:
+            await asyncio.wait_for(asyncio.shield(future), self._store.timeout)
+        except TimeoutError:
+            log.warning("bucket %s: the watch is behind revision %d", self.name, revision)
+        finally:
+            if (revision, future) in self._catching_up:
+                self._catching_up.remove((revision, future))
+
+    def _watched(self, revision: int) -> None:
+        """The watch delivered ``revision``: wake the writes waiting for it."""
+        waiting = self._catching_up
+        for entry in [entry for entry in waiting if entry[0] <= revision]:
+            waiting.remove(entry)
+            if not entry[1].done():
+                entry[1].set_result(None)
 
     def _report(self, key: str) -> None:
         """Tell the on_change listeners, each on its loop, that another store changed
@@ -442,6 +512,8 @@ class JetStreamBucket(Bucket):
             changed = apply(key, None if deleted else msg.data, seq, watched=True)
             if changed and (headers is None or headers.get(_WRITER) != writer):
                 self._report(key)
+            if self._catching_up:
+                self._watched(seq)
             if seq >= last_seq:
                 loaded.set()
 
@@ -484,7 +556,9 @@ class JetStreamStore(BucketStore):
     this store's buckets apart from other users of the same servers; ``timeout`` bounds
     every call in seconds; ``cluster_wait``: seconds opening a bucket waits for a
     starting cluster (its leaders, and enough servers for the replicas). ``path`` is
-    only remembered.
+    only remembered. ``write_wait`` (``timeout`` unless set) is how long a write waits
+    for a stream that has no leader: a starting node sets it to ``cluster_wait`` until
+    it serves, since the other streams elect their leaders after the first opened.
     """
 
     backend = "jetstream"
@@ -512,6 +586,7 @@ class JetStreamStore(BucketStore):
         self.replicas = replicas
         self.timeout = timeout
         self.cluster_wait = cluster_wait
+        self.write_wait = timeout
         self._buckets: dict[str, JetStreamBucket] = {}
         self._closed = False
         self._lock = threading.Lock()  # one bucket opening at a time
@@ -562,13 +637,14 @@ class JetStreamStore(BucketStore):
         more is the safety net around the whole.
         """
         where = f"{self}" + (f", bucket {bucket.name!r}" if bucket is not None else "")
+        wait = max(self.timeout, self.write_wait)
         future = asyncio.run_coroutine_threadsafe(work, self._loop)
         try:
-            return future.result(self.timeout + 1.0 if bounded else None)
+            return future.result(wait + 1.0 if bounded else None)
         except (TimeoutError, nats.errors.TimeoutError):
             future.cancel()
             raise StoreUnavailableError(
-                f"{where}: no answer within {self.timeout} s while {what}"
+                f"{where}: no answer within {wait} s while {what}"
             ) from None
         except nats.js.errors.APIError as exc:
             raise BucketStoreError(
@@ -581,30 +657,67 @@ class JetStreamStore(BucketStore):
 
     async def _request(self, subject: str, payload: bytes, headers: dict | None) -> api.PubAck:
         """Publish to the stream and wait for its acknowledgement (or its refusal)."""
-        msg = await self._nc.request(subject, payload, timeout=self.timeout, headers=headers)
+        timeout = _attempt_timeout.get() or self.timeout
+        msg = await self._nc.request(subject, payload, timeout=timeout, headers=headers)
         answer = json.loads(msg.data)
         if "error" in answer:
             nats.js.errors.APIError.from_error(answer["error"])  # raises it
         return api.PubAck.from_response(answer)
 
     async def _answered(self, write: Callable[[], Awaitable[T]]) -> T:
-        """``write()``, again while no stream answers, for up to ``timeout``.
+        """``write()``, again while no stream answers, for up to ``write_wait``.
 
         After a server is lost, a stream has no leader until the others elect one (a
-        few seconds); meanwhile its subjects have no responders and nothing is written,
-        so the whole write can be repeated.
+        few seconds); meanwhile its subjects have no responders, or a leader just
+        elected answers 503 (JetStream temporarily unavailable), and nothing is written,
+        so the whole write can be repeated. A publish sent in that moment may also get
+        no answer at all: each attempt waits 1 s for its acknowledgement, then twice as
+        long, so the write goes to the new leader instead of waiting out the whole
+        timeout (the callers' event loop waits meanwhile). Repeating is safe: a write
+        stores the same values again, and a conditional write recognises its own
+        earlier attempt by its write id.
         """
-        deadline = time.monotonic() + self.timeout
+        wait = self.write_wait
+        deadline = time.monotonic() + wait
+        attempt = _FIRST_ATTEMPT
         while True:
+            left = deadline - time.monotonic()
+            token = _attempt_timeout.set(max(1e-4, min(attempt, left)))
             try:
                 return await write()
-            except nats.errors.NoRespondersError:
+            except (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError):
                 if time.monotonic() + _NO_STREAM_PAUSE > deadline:
                     raise StoreUnavailableError(
-                        f"no JetStream stream answered within {self.timeout} s (its leader "
+                        f"no JetStream stream answered within {wait} s (its leader "
                         f"is being elected, JetStream is off, or the stream was deleted)"
                     ) from None
+            except nats.errors.TimeoutError:
+                if time.monotonic() + _NO_STREAM_PAUSE > deadline:
+                    raise
+                attempt = min(attempt * 2, self.timeout)
+                log.warning("a JetStream write got no acknowledgement in time; sending it again")
+            finally:
+                _attempt_timeout.reset(token)
             await asyncio.sleep(_NO_STREAM_PAUSE)  # paces the attempts
+
+    # -- for other users of the same JetStream (digitwin/history_jetstream.py) ------------
+
+    @property
+    def connection(self) -> Any:
+        """The store's NATS connection; use it only in coroutines given to ``call``."""
+        return self._nc
+
+    @property
+    def max_value(self) -> int:
+        """The largest value (message payload) this store writes, in bytes."""
+        return self._max_value
+
+    def call(self, work: Callable[[], Awaitable[T]], what: str) -> T:
+        """``work()`` on the store's loop, again while no stream answers (as the
+        buckets' writes); NATS failures become bucketstore errors naming ``what``."""
+        if self._closed:
+            raise StoreClosedError(f"{self} is closed")
+        return self._run(self._answered(work), what)
 
     # -- buckets --------------------------------------------------------------------------
 

@@ -5,12 +5,15 @@ same situation, whatever the binding.
 
     ClientError                      anything that went wrong talking to the hub
     ├── HubError                     the hub refused: .status and its RFC 9457 .problem
+    │   ├── BadRequest               400: the input is not valid (schema, envelope)
     │   ├── Unauthorized             401: credentials missing, wrong, expired or revoked
     │   ├── Forbidden                403: the client's role does not allow it
-    │   └── NotFound                 404: no such Thing, affordance or action
+    │   ├── NotFound                 404: no such Thing, affordance or action
+    │   └── Conflict                 409: another client owns it; the request already ended
     ├── HubUnreachable               cannot connect: refused, no route, TLS not verified
     ├── Disconnected                 the connection was lost or closed
-    └── HubTimeout                   no answer in time
+    ├── HubTimeout                   no answer in time
+    └── NotSupported                 the binding has no way to do it (the directory, no HTTPS known)
 
 ``HubUnreachable`` and ``Disconnected`` are also ``ConnectionError``s and ``HubTimeout`` a
 ``TimeoutError``, so code that catches the built-in ones keeps working.
@@ -51,6 +54,10 @@ class HubError(ClientError):
         return f"{text}: {self.detail}" if self.detail else text
 
 
+class BadRequest(HubError):
+    """400: the input is not valid (a schema refused it, a field is missing)."""
+
+
 class Unauthorized(HubError):
     """401: the hub does not know who this is (no, wrong, expired or revoked credentials)."""
 
@@ -63,7 +70,17 @@ class NotFound(HubError):
     """404: no such Thing, affordance or action."""
 
 
-_BY_STATUS: dict[int, type[HubError]] = {401: Unauthorized, 403: Forbidden, 404: NotFound}
+class Conflict(HubError):
+    """409: another client owns that Thing, or the request already ended."""
+
+
+_BY_STATUS: dict[int, type[HubError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+}
 
 
 def hub_error(
@@ -103,6 +120,11 @@ class Disconnected(ClientError, ConnectionError):
 
 class HubTimeout(ClientError, TimeoutError):
     """The hub did not answer in time (the request may still have been carried out)."""
+
+
+class NotSupported(ClientError):
+    """The binding has no way to do this (HTTP carries no requests to agents, the buses
+    no directory listing)."""
 
 
 def reason(status: int) -> str:

@@ -15,13 +15,14 @@ Errors are those of clients/errors.py: an error response raises ``HubError`` (or
 ``Unauthorized``, ``Forbidden``, ``NotFound``) with the RFC 9457 problem in ``problem``;
 a hub that cannot be reached raises ``HubUnreachable``, a connection lost during a
 request ``Disconnected``, an answer that does not come within ``timeout`` ``HubTimeout``.
-After a password login, a request refused with 401 (an expired or revoked token) renews
-the token once, by refresh or else a new login, and is sent again.
+A request refused with 401 (an expired or revoked token) renews the token once, by
+refresh or else a new login with the password, and is sent again; the login, the token
+and the renewal are the client's ``Session`` (clients/session.py), which may be shared
+with other connections of the same client.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -37,6 +38,7 @@ from yarl import URL
 
 from vocabulary.envelope import ABSENT
 
+from .backoff import Backoff
 from .errors import (
     ClientError,
     Disconnected,
@@ -46,6 +48,7 @@ from .errors import (
     hub_error,
     reason,
 )
+from .session import Session
 
 log = logging.getLogger("wothub.client")
 
@@ -102,7 +105,9 @@ class HttpConsumer:
     (None: the system's trust store); ``client_cert``: (certificate, key) file paths to
     log in with a certificate; ``token``: a bearer token to use as is; ``timeout``:
     seconds for a request (streams only for connecting; ``idle_timeout`` is how long a
-    stream may stay silent, pings included, before it is taken as dropped)."""
+    stream may stay silent, pings included, before it is taken as dropped).
+    ``session``: the client's login shared with its other connections (then ``token``
+    is not given)."""
 
     def __init__(
         self,
@@ -115,18 +120,22 @@ class HttpConsumer:
         idle_timeout: float = 60.0,
         reconnect_delay: float = 0.1,
         max_reconnect_delay: float = 5.0,
+        session: Session | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.token = token
-        self.client_id: str | None = None
+        if session is None:
+            session = Session(token=token)
+            session.add_refresher(self.refresh_token, needs_connection=False)
+        elif token is not None:
+            raise ValueError("give the token to the session")
+        self.session = session
+        session.login_with(self.login_token)
         self.timeout = timeout
         self.idle_timeout = idle_timeout
         self.reconnect_delay = reconnect_delay
         self.max_reconnect_delay = max_reconnect_delay
         self._ssl = _ssl_context(ca, client_cert)
-        self._password: str | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._renewing: asyncio.Lock | None = None
         self._streams: set[EventStream] = set()
         self.closed = False
 
@@ -159,20 +168,31 @@ class HttpConsumer:
 
     # -- logging in ----------------------------------------------------------------------
 
+    @property
+    def token(self) -> str | None:
+        """The session's current token."""
+        return self.session.token
+
+    @token.setter
+    def token(self, token: str | None) -> None:
+        self.session.use_token(token)
+
+    @property
+    def client_id(self) -> str | None:
+        return self.session.client_id
+
     async def login(self, client_id: str, password: str) -> dict[str, Any]:
         """Log in with a password: {"token", "expires", "clientID", "role"}. The password
         is kept to log in again should the session end."""
-        answer = await self._login(client_id, password)
-        self._password = password
+        session = self.session
+        answer = await self.login_token(client_id, password)
+        session.client_id, session.password = client_id, password
+        session.use(answer)
         return answer
 
     async def refresh(self) -> dict[str, Any]:
         """A new token for this session (the current one may have expired)."""
-        if not self.token:
-            raise RuntimeError("no token to refresh; log in first")
-        answer = await self._call("POST", "/authn/refresh", renew=False)
-        self._use(answer)
-        return answer
+        return dict(await self.session.refresh())
 
     async def logout(self) -> None:
         """End the session; the token (and the remembered password) are forgotten."""
@@ -180,45 +200,20 @@ class HttpConsumer:
             if self.token:
                 await self._call("POST", "/authn/logout", renew=False)
         finally:
-            self.token = None
-            self._password = None
+            self.session.forget()
 
-    async def _login(self, client_id: str, password: str) -> dict[str, Any]:
-        answer = await self._call(
+    async def login_token(self, client_id: str, password: str) -> dict[str, Any]:
+        """``POST /authn/login``: the answer, the session left as it is."""
+        return await self._call(
             "POST",
             "/authn/login",
             json={"clientID": client_id, "password": password},
             auth=False,
         )
-        self.client_id = client_id
-        self._use(answer)
-        return answer
 
-    def _use(self, answer: Any) -> None:
-        if not isinstance(answer, dict) or not isinstance(answer.get("token"), str):
-            raise HubError(502, {"title": "Bad Gateway", "detail": "no token in the answer"})
-        self.token = answer["token"]
-
-    async def _renew(self, stale: str | None) -> bool:
-        """After a 401 with token ``stale``: refresh, else log in again. True when there
-        is a new token to try."""
-        if self._password is None or self.client_id is None:
-            return False
-        if self._renewing is None:
-            self._renewing = asyncio.Lock()
-        async with self._renewing:
-            if self.token != stale:  # another request renewed it meanwhile
-                return True
-            if self.token:
-                try:
-                    await self.refresh()
-                    return True
-                except HubError as exc:
-                    if exc.status != 401:
-                        raise
-                    log.debug("refresh refused (%s); logging in again", exc)
-            await self._login(self.client_id, self._password)
-            return True
+    async def refresh_token(self, token: str) -> dict[str, Any]:
+        """``POST /authn/refresh`` of ``token``: the answer, the session left as it is."""
+        return await self._call("POST", "/authn/refresh", json={"token": token}, auth=False)
 
     # -- the directory -------------------------------------------------------------------
 
@@ -271,8 +266,41 @@ class HttpConsumer:
     async def read_property(self, thing_id: str, name: str) -> Any:
         return await self._call("GET", _affordance_path(thing_id, "properties", name))
 
+    async def history(
+        self,
+        thing_id: str,
+        name: str,
+        *,
+        event: bool = False,
+        **query: Any,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """A property's (or an ``event``'s) history, item by item, page after page.
+        ``query``: from, to, limit (per page), order, step (docs/history.md); None
+        values are left out."""
+        params = {key: value for key, value in query.items() if value is not None}
+        while True:
+            page = await self.history_page(thing_id, name, event=event, **params)
+            for item in page["items"]:
+                yield item
+            if "cursor" not in page:
+                return
+            params["cursor"] = page["cursor"]
+
+    async def history_page(
+        self, thing_id: str, name: str, *, event: bool = False, **query: Any
+    ) -> dict[str, Any]:
+        """One page of a history: {"items": [...], "cursor" when there may be more}
+        (pass it as ``cursor`` for the next page)."""
+        member = "events" if event else "properties"
+        path = f"{_affordance_path(thing_id, member, name)}/history"
+        return await self._call("GET", path, params=query)
+
     async def read_all_properties(self, thing_id: str) -> dict[str, Any]:
         return await self._call("GET", _affordance_path(thing_id, "properties"))
+
+    async def read_state(self, thing_id: str) -> dict[str, Any]:
+        """The Thing's state document: reported, desired, declined, delta (docs/digitwin.md)."""
+        return await self._call("GET", f"{_thing_path(thing_id)}/state")
 
     async def write_property(
         self, thing_id: str, name: str, value: Any, *, wait: float | None = None
@@ -439,7 +467,7 @@ class HttpConsumer:
                 and auth
                 and renew
                 and attempt == 1
-                and await self._renew(sent_token)
+                and await self.session.renew(sent_token)
             ):
                 continue
             if result.status >= 400:
@@ -472,7 +500,7 @@ class HttpConsumer:
                 raw = b""
             finally:
                 response.release()
-            if response.status == 401 and attempt == 1 and await self._renew(sent_token):
+            if response.status == 401 and attempt == 1 and await self.session.renew(sent_token):
                 continue
             problem = _problem(response.status, response.headers, raw)
             raise hub_error(problem, status=response.status)
@@ -503,7 +531,7 @@ class EventStream:
         self._parser: _SseParser | None = None
         self._opened_once = False
         self._closed = False
-        self._delay = consumer.reconnect_delay
+        self._backoff = Backoff(consumer.reconnect_delay, consumer.max_reconnect_delay)
 
     async def __aenter__(self) -> EventStream:
         await self.open()
@@ -553,7 +581,7 @@ class EventStream:
                 log.debug("stream %s: %s", self._path, event.data.get("detail"))
                 self._drop()
                 continue
-            self._delay = self._consumer.reconnect_delay
+            self._backoff.reset()
             return event
 
     async def _connect(self) -> None:
@@ -567,8 +595,7 @@ class EventStream:
         """Open the stream again, retrying with backoff while the hub is away."""
         consumer = self._consumer
         while not (self._closed or consumer.closed):
-            await asyncio.sleep(self._delay)
-            self._delay = min(self._delay * 2, consumer.max_reconnect_delay)
+            await self._backoff.pause()
             if self._closed or consumer.closed:
                 return
             try:

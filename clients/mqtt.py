@@ -30,6 +30,12 @@ Errors are those of clients/errors.py: a hub that cannot be reached (or sends no
 CONNACK in time) raises ``HubUnreachable``; refused credentials ``Unauthorized``; an
 error response or a refused subscription ``HubError`` (``Forbidden`` for the latter); no
 connection ``Disconnected``; no response in time ``HubTimeout``.
+
+The credentials are the client's ``Session`` (clients/session.py; ``session=`` shares one
+with the client's other connections): each reconnect sends its password, else its
+current token. When the hub refuses them at a reconnect, the session renews the token
+(refresh, else a new login); when it cannot, the session has ended: the client stops
+reconnecting, and requests raise its ``Unauthorized``.
 """
 
 from __future__ import annotations
@@ -37,8 +43,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -46,16 +53,22 @@ import orjson
 import paho.mqtt.client as mqtt
 
 from vocabulary.channels import MQTT as topics
+from vocabulary.envelope import ABSENT
 
+from .backoff import Backoff
 from .errors import (
     ClientError,
     Disconnected,
     HubTimeout,
     HubUnreachable,
+    Unauthorized,
     hub_error,
     refused,
 )
+from .results import FinalResponses
+from .session import Session
 
+log = logging.getLogger("wothub.mqtt.client")
 # The old name of clients/errors.py's base class, kept for one release.
 MqttError = ClientError
 # CONNACK codes that refuse the credentials: bad user name or password, not authorized
@@ -78,6 +91,7 @@ class MqttClient:
         timeout: float = 10.0,
         session_suffix: str | None = None,
         agent: bool = False,
+        session: Session | None = None,
     ) -> None:
         urls = [url] if isinstance(url, str) else list(url)
         schemes = {urlsplit(u).scheme for u in urls}
@@ -104,21 +118,28 @@ class MqttClient:
             clean_session=not agent,
         )
         self.agent = agent
+        # Called (a coroutine awaited) after each reconnect, once subscribed again.
+        self.on_reconnect: Callable[[], Any] | None = None
         if parts.scheme == "mqtts":
             context = ssl.create_default_context(cadata=ca_pem.decode() if ca_pem else None)
             if certfile:
                 context.load_cert_chain(certfile, keyfile)
             self._paho.tls_set_context(context)
-        secret = token or password
-        if secret is not None:
-            self._paho.username_pw_set(client_id, secret)
+        if session is None:
+            session = Session(client_id, password=password, token=token)
+        self.session = session
+        session.when_ended(self._end)
+        self._sent: str | None = None  # the credential of the last attempt
+        self._renewing: asyncio.Future[None] | None = None
+        self._credentials()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected: asyncio.Future[int] | None = None
         self._subacks: dict[int, asyncio.Future[int]] = {}
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._queues: dict[str, list[asyncio.Queue[tuple[str, Any]]]] = {}
+        self._queues: dict[str, list[asyncio.Queue[tuple[str, Any, bool] | None]]] = {}
         self._requests: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._responses: asyncio.Queue[dict[str, Any]] = asyncio.Queue()  # uncorrelated
+        self._results = FinalResponses()  # the last response of each action or write
         self._ids = itertools.count(1)
         self._paho.on_connect = self._on_connect
         self._paho.on_subscribe = self._on_subscribe
@@ -188,21 +209,52 @@ class MqttClient:
         assert self._loop is not None
         await self._loop.run_in_executor(None, self._paho.reconnect)
 
+    def _credentials(self) -> None:
+        """The session's credential for the next CONNECT (``Unauthorized`` once ended)."""
+        self._sent = self.session.secret()
+        if self._sent is not None:
+            self._paho.username_pw_set(self.client_id, self._sent)
+
     async def _keep(self) -> None:
         """Paho's timers (keep-alive pings, retries), and reconnects: each broker once,
-        then again after a growing delay."""
-        delay = 0.5
+        then again after a growing delay, with the session's credential of the moment."""
+        backoff = Backoff(0.5, 30.0)
         while not self._closing:
             await asyncio.sleep(1.0)  # paho's loop_misc wants calling about once a second
             if self._paho.loop_misc() == mqtt.MQTT_ERR_SUCCESS and self._paho.is_connected():
-                delay = 0.5
+                backoff.reset()
                 continue
             if self._paho.is_connected() or self._closing:
                 continue
+            try:
+                if self._renewing is not None:  # the hub refused the last credential
+                    await self._renewing
+                self._credentials()
+            except Unauthorized:
+                self._end()
+                return
             if await self._reconnect():
                 continue
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
+            await self.session.pause(backoff)
+
+    async def _renew(self, stale: str | None) -> None:
+        """The hub refused ``stale`` at a reconnect: the session renews it, or ends."""
+        try:
+            await self.session.renew(stale)
+        except Unauthorized:
+            self._end()
+        except ClientError as exc:  # HTTPS is away too: the next refusal asks again
+            log.info("renewing the credentials of %s failed: %s", self.client_id, exc)
+
+    def _end(self) -> None:
+        """The session has ended: no more reconnects; waiting requests raise why."""
+        self._closing = True
+        error = self.session.ended or refused(401, "the hub refused the credentials")
+        for future in list(self._waiting.values()) + list(self._subacks.values()):
+            if not future.done():
+                future.set_exception(error)
+        with contextlib.suppress(Exception):
+            self._paho.disconnect()
 
     async def _reconnect(self) -> bool:
         """Open a socket to the current broker, else to each next one in turn; whether
@@ -227,6 +279,8 @@ class MqttClient:
             self._connected.set_result(code)
         elif code == 0:  # a reconnect: a clean session forgot the subscriptions
             self._resubscribing = asyncio.ensure_future(self._resubscribe())
+        elif code in _CREDENTIALS_REFUSED:
+            self._renewing = asyncio.ensure_future(self._renew(self._sent))
 
     async def _resubscribe(self) -> None:
         """The subscriptions again, then (an agent) hello once the broker confirmed them."""
@@ -236,6 +290,10 @@ class MqttClient:
         )
         if self.agent:
             self.hello()
+        if self.on_reconnect is not None:
+            result = self.on_reconnect()
+            if asyncio.iscoroutine(result):
+                await result
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         self._soon(self._suback, mid, reason_codes[0].value)
@@ -246,7 +304,7 @@ class MqttClient:
             future.set_result(code)
 
     def _on_message(self, client, userdata, message) -> None:
-        self._soon(self._deliver, message.topic, bytes(message.payload))
+        self._soon(self._deliver, message.topic, bytes(message.payload), bool(message.retain))
 
     def _first_time(self, request: Any) -> bool:
         """Whether this request was not handed over already. QoS 1 is at least once: a
@@ -262,7 +320,7 @@ class MqttClient:
             del self._seen_requests[next(iter(self._seen_requests))]  # the oldest
         return True
 
-    def _deliver(self, topic: str, payload: bytes) -> None:
+    def _deliver(self, topic: str, payload: bytes, retained: bool = False) -> None:
         try:
             data = orjson.loads(payload) if payload else None
         except orjson.JSONDecodeError:
@@ -277,12 +335,13 @@ class MqttClient:
             if future is not None and not future.done():
                 future.set_result(data)
             else:
+                self._results.record(data)
                 self._responses.put_nowait(data)
             return
         for topic_filter, queues in self._queues.items():
             if topics.matches(topic, topic_filter):
                 for queue in queues:
-                    queue.put_nowait((topic, data))
+                    queue.put_nowait((topic, data, retained))
 
     # -- connecting --------------------------------------------------------------------
 
@@ -293,6 +352,7 @@ class MqttClient:
     async def connect(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._connected = self._loop.create_future()
+        self._credentials()
         self._paho.connect_async(self.host, self.port, keepalive=30)
         url = f"{self.host}:{self.port}"
         try:
@@ -413,7 +473,7 @@ class MqttClient:
 
     async def request(
         self, operation: str, thing_id: str | None = None, name: str | None = None,
-        input: Any = None, **fields: Any,
+        input: Any = ABSENT, **fields: Any,
     ) -> dict[str, Any]:  # fmt: skip
         """Send a request; returns the first response (an error response raises)."""
         message: dict[str, Any] = {"messageType": "request", "operation": operation, **fields}
@@ -421,7 +481,7 @@ class MqttClient:
             message["thingID"] = thing_id
         if name is not None:
             message["name"] = name
-        if input is not None:
+        if input is not ABSENT:
             message["input"] = input
         response = await self._ask(topics.client_requests(self.client_id), message)
         if response.get("error"):
@@ -429,39 +489,32 @@ class MqttClient:
         return response
 
     def observe_property(
-        self, thing_id: str, name: str | None = None
-    ) -> AsyncIterator[tuple[str, Any]]:
+        self, thing_id: str, name: str | None = None, *, retained: bool = True
+    ) -> TwinStream:
         """(topic, value) each time the property changes, the latest (retained) value
-        first; every property of the Thing when ``name`` is None."""
-        return self._notifications(thing_id, topics.PROP, name)
+        first unless ``retained`` is False; every property of the Thing when ``name``
+        is None."""
+        return TwinStream(self, _twin_filter(thing_id, topics.PROP, name), retained)
 
-    def subscribe_event(
-        self, thing_id: str, name: str | None = None
-    ) -> AsyncIterator[tuple[str, Any]]:
+    def subscribe_event(self, thing_id: str, name: str | None = None) -> TwinStream:
         """(topic, data) each time the device reports the event; every event of the
         Thing when ``name`` is None."""
-        return self._notifications(thing_id, topics.EVENT, name)
+        return TwinStream(self, _twin_filter(thing_id, topics.EVENT, name), retained=False)
 
-    async def _notifications(
-        self, thing_id: str, family: str, name: str | None
-    ) -> AsyncIterator[tuple[str, Any]]:
-        level = "+" if name is None else topics.encode(name)
-        topic_filter = f"wot/twin/{topics.encode(thing_id)}/{family}/{level}"
-        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        self._queues.setdefault(topic_filter, []).append(queue)
+    async def action_result(
+        self, action_id: str, *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """The last response (completed, failed, expired or cancelled) of an action or
+        write this client asked for, within ``timeout`` (the client's by default)."""
+        timeout = self.timeout if timeout is None else timeout
         try:
-            await self.subscribe(topic_filter, 0)
-            while True:
-                yield await queue.get()
-        finally:
-            self._queues[topic_filter].remove(queue)
-            if not self._queues[topic_filter]:
-                del self._queues[topic_filter]
-                self._subscriptions.pop(topic_filter, None)
-                self._paho.unsubscribe(topic_filter)
+            return await self._results.wait(action_id, timeout)
+        except TimeoutError:
+            raise HubTimeout(f"action {action_id} did not end in {timeout} s") from None
 
     async def _ask(self, topic: str, message: dict[str, Any]) -> dict[str, Any]:
         assert self._loop is not None, "connect first"
+        self.session.check()
         correlation = message.setdefault("correlationID", f"{self.client_id}-{next(self._ids)}")
         future = self._loop.create_future()
         self._waiting[correlation] = future
@@ -479,3 +532,65 @@ class MqttClient:
                 return await future
         except TimeoutError:
             raise HubTimeout(late) from None
+
+
+class TwinStream:
+    """(topic, value) of the twin topics one filter matches, as an async iterator.
+    ``open`` subscribes (the first iteration does otherwise) and returns once the
+    broker confirmed it; ``retained=False`` leaves out the retained value the broker
+    sends on subscribing (MQTT sets the retain flag on that one only)."""
+
+    def __init__(self, client: MqttClient, topic_filter: str, retained: bool = True) -> None:
+        self._client = client
+        self.topic_filter = topic_filter
+        self._retained = retained
+        self._queue: asyncio.Queue[tuple[str, Any, bool] | None] | None = None
+        self._closed = False
+
+    def __aiter__(self) -> TwinStream:
+        return self
+
+    async def open(self) -> None:
+        if self._queue is not None or self._closed:
+            return
+        self._queue = asyncio.Queue()
+        self._client._queues.setdefault(self.topic_filter, []).append(self._queue)
+        try:
+            await self._client.subscribe(self.topic_filter, 0)
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def __anext__(self) -> tuple[str, Any]:
+        await self.open()
+        if self._closed or self._queue is None:
+            raise StopAsyncIteration
+        queue = self._queue
+        while True:
+            item = await queue.get()
+            if item is None:  # closed meanwhile
+                raise StopAsyncIteration
+            topic, value, retained = item
+            if self._retained or not retained:
+                return topic, value
+
+    async def aclose(self) -> None:
+        self._closed = True
+        queue, self._queue = self._queue, None
+        if queue is not None:
+            queue.put_nowait(None)  # wakes a reader waiting for the next one
+        client, topic_filter = self._client, self.topic_filter
+        queues = client._queues.get(topic_filter)
+        if queue is None or queues is None or queue not in queues:
+            return
+        queues.remove(queue)
+        if not queues:  # the last one: the broker need not send them any more
+            del client._queues[topic_filter]
+            client._subscriptions.pop(topic_filter, None)
+            with contextlib.suppress(Exception):
+                client._paho.unsubscribe(topic_filter)
+
+
+def _twin_filter(thing_id: str, family: str, name: str | None) -> str:
+    level = "+" if name is None else topics.encode(name)
+    return f"wot/twin/{topics.encode(thing_id)}/{family}/{level}"

@@ -10,7 +10,11 @@
     value = await consumer.read_property("urn:dev:lamp-1", "on")
 
 Credentials: ``password`` (with the client id), ``token``, or ``certificate`` =
-(cert path, key path) on the hub's ``wss://`` mutual-TLS listener. Every client uses the
+(cert path, key path) on the hub's ``wss://`` mutual-TLS listener; or ``session``, the
+client's login shared with its other connections (clients/session.py): a reconnect sends
+its current token. When the hub refuses the credentials at a reconnect the session
+renews the token (refresh, else a new login); when it cannot, the session has ended, the
+connection is closed and requests raise its ``Unauthorized``. Every client uses the
 reply inboxes ``_INBOX.{clientID}`` its permissions allow.
 
 Errors are those of clients/errors.py: refused credentials raise ``Unauthorized``; a
@@ -25,6 +29,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import re
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -38,6 +43,7 @@ from vocabulary import twin_wire
 from vocabulary.channels import NATS as subjects
 from vocabulary.channels import AddressError
 from vocabulary.envelope import ABSENT, new_id
+from vocabulary.nats_confirm import confirmed
 
 from .errors import (
     ClientError,
@@ -45,20 +51,57 @@ from .errors import (
     HubError,
     HubTimeout,
     HubUnreachable,
+    Unauthorized,
     hub_error,
     refused,
 )
+from .results import FinalResponses
+from .session import Session
 
 log = logging.getLogger("wothub.nats.client")
+# nats-server's error for a publish the client's permissions do not allow.
+_PUBLISH_REFUSED = re.compile(r'permissions violation for publish to "([^"]+)"', re.IGNORECASE)
 
 __all__ = ["HubError", "NatsAgent", "NatsClient", "NatsConsumer"]  # HubError: old import
 
 
 class NatsClient:
-    def __init__(self, nc: NatsConnection, client_id: str) -> None:
+    def __init__(self, nc: NatsConnection, client_id: str, session: Session | None = None) -> None:
         self.nc = nc
         self.client_id = client_id
+        self.session = session or Session(client_id)
+        self.session.when_ended(lambda: asyncio.ensure_future(self.close()))
+        self.sent: str | None = None  # the credential of the last (re)connect
+        self._renewing: asyncio.Task[None] | None = None
         self.errors: list[str] = []  # what the server reported (permission violations...)
+        # Requests waiting for an answer, by subject: nats-server drops a publish the
+        # client may not make and says so only in an error, which fails them (403).
+        self._asking: dict[str, set[asyncio.Future[None]]] = {}
+
+    def _server_error(self, text: str) -> None:
+        self.errors.append(text)
+        if "authorization violation" in text.lower() and self._renewing is None:
+            self._renewing = asyncio.ensure_future(self._renew(self.sent))
+        match = _PUBLISH_REFUSED.search(text)
+        if match is None:
+            return
+        for subject, waiting in self._asking.items():
+            if _refused_subject(match.group(1), subject):
+                for refusal in waiting:
+                    if not refusal.done():
+                        refusal.set_result(None)
+
+    async def _renew(self, stale: str | None) -> None:
+        """The hub refused ``stale`` at a reconnect: the session renews it (nats-py's
+        next attempt sends the new token), or it has ended and the connection closes."""
+        try:
+            await self.session.renew(stale)
+        except Unauthorized:
+            await self.close()
+        except ClientError as exc:  # HTTPS is away too: the next refusal asks again
+            log.info("renewing the credentials of %s failed: %s", self.client_id, exc)
+        finally:
+            self._renewing = None
 
     @classmethod
     async def connect(
@@ -71,6 +114,7 @@ class NatsClient:
         certificate: tuple[str, str] | None = None,
         ca_pem: bytes | str | None = None,
         tls: ssl.SSLContext | None = None,
+        session: Session | None = None,
         **options: Any,
     ):
         if tls is None:
@@ -84,16 +128,24 @@ class NatsClient:
 
         async def error_cb(exc: Exception) -> None:
             if holder:
-                holder[0].errors.append(str(exc))
+                holder[0]._server_error(str(exc))
             else:
                 first_errors.append(exc)
             log.debug("%s: %s", client_id, exc)
 
+        if session is None:
+            session = Session(client_id, password=password, token=token)
         credentials: dict[str, Any] = {}
-        if password is not None:
-            credentials = {"user": client_id, "password": password}
-        elif token is not None:
-            credentials = {"token": token}
+        if session.password is not None:
+            credentials = {"user": client_id, "password": session.password}
+        elif session.token is not None:
+
+            def current_token() -> str:  # nats-py asks at every (re)connect
+                if holder:
+                    holder[0].sent = session.token
+                return session.token or ""
+
+            credentials = {"token": current_token}
         options.setdefault("reconnect_time_wait", 0.2)
         # The first connection fails at once, as the other clients' do: nats-py would
         # retry refused credentials, and a server that is not there, for ever. Once
@@ -128,7 +180,8 @@ class NatsClient:
             cause = first_errors[-1] if first_errors else exc
             raise _connect_error(url, cause) from exc
         nc.options.update(reconnecting)
-        client = cls(nc, client_id)
+        client = cls(nc, client_id, session)
+        client.sent = session.secret()
         holder.append(client)
         try:
             await client._setup()
@@ -143,6 +196,11 @@ class NatsClient:
     async def _reconnected(self) -> None:
         pass
 
+    async def flush(self) -> None:
+        """Returns once the server has taken everything this client sent before: its
+        subscriptions are active (``confirmed``, vocabulary/nats_confirm.py)."""
+        await confirmed(self.nc)
+
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.nc.close()
@@ -154,16 +212,34 @@ class NatsClient:
         await self.close()
 
     async def _request(self, subject: str, message: dict[str, Any], timeout: float) -> dict:
+        self.session.check()
         message.setdefault("correlationID", new_id())
         operation = message.get("operation")
+        refusal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._asking.setdefault(subject, set()).add(refusal)
+        asking = asyncio.ensure_future(
+            self.nc.request(subject, orjson.dumps(message), timeout=timeout)
+        )
         try:
-            reply = await self.nc.request(subject, orjson.dumps(message), timeout=timeout)
+            await asyncio.wait({asking, refusal}, return_when=asyncio.FIRST_COMPLETED)
+            if not asking.done():
+                asking.cancel()
+                raise refused(403, f"the server refused {operation}: may not publish {subject}")
+            reply = asking.result()
         except nats.errors.TimeoutError:
             raise HubTimeout(f"no response to {operation} in {timeout} s") from None
         except nats.errors.NoRespondersError:
             raise HubUnreachable(subject, "the hub does not listen (no responders)") from None
         except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError) as exc:
+            self.session.check()  # closed because the session ended: say so
             raise Disconnected(f"{operation}: {exc}") from exc
+        finally:
+            asking.cancel()
+            waiting = self._asking.get(subject)
+            if waiting is not None:
+                waiting.discard(refusal)
+                if not waiting:
+                    del self._asking[subject]
         response = orjson.loads(reply.data)
         if response.get("error"):
             raise hub_error(response["error"], response=response)
@@ -314,11 +390,22 @@ class NatsConsumer(NatsClient):
 
     async def _setup(self) -> None:
         self.responses: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._results = FinalResponses()  # the last response of each action or write
         await self.nc.subscribe(subjects.client_responses(self.client_id), cb=self._on_response)
 
     async def _on_response(self, msg: Msg) -> None:
         with contextlib.suppress(orjson.JSONDecodeError):
-            await self.responses.put(orjson.loads(msg.data))
+            response = orjson.loads(msg.data)
+            self._results.record(response)
+            await self.responses.put(response)
+
+    async def action_result(self, action_id: str, *, timeout: float = 5.0) -> dict[str, Any]:
+        """The last response (completed, failed, expired or cancelled) of an action or
+        write this client asked for."""
+        try:
+            return await self._results.wait(action_id, timeout)
+        except TimeoutError:
+            raise HubTimeout(f"action {action_id} did not end in {timeout} s") from None
 
     async def request(
         self,
@@ -386,12 +473,13 @@ class NatsConsumer(NatsClient):
         kind: str = "prop",
         name: str | None = None,
     ):
-        """Subscribe to twin notifications (``kind`` prop, event, td or presence) of one
-        Thing (or every Thing with None); returns the nats-py subscription. The general
-        form of ``observe_property`` and ``subscribe_event``."""
+        """Subscribe to twin notifications (``kind`` prop, event, td, presence or state:
+        the changes of the state document, one property's entry each) of one Thing (or
+        every Thing with None); returns the nats-py subscription. The general form of
+        ``observe_property`` and ``subscribe_event``."""
         thing = subjects.encode(thing_id) if thing_id else "*"
         subject = f"{subjects.PREFIX}.twin.{thing}.{kind}"
-        if kind in ("prop", "event"):
+        if kind in ("prop", "event", "state"):
             subject += "." + (subjects.encode(name) if name else "*")
 
         async def deliver(msg: Msg) -> None:
@@ -405,6 +493,16 @@ class NatsConsumer(NatsClient):
                 await result
 
         return await self.nc.subscribe(subject, cb=deliver)
+
+
+def _refused_subject(refused: str, asked: str) -> bool:
+    """Whether the server's refusal of ``refused`` is of a publish to ``asked``: the same
+    subject, or (with workers) as the server maps it, with the client's partition after
+    its id (``wot.client.{c}.{p}.req.{op}``, docs/nats.md)."""
+    if refused == asked:
+        return True
+    tokens, asked_tokens = refused.split("."), asked.split(".")
+    return len(tokens) == len(asked_tokens) + 1 and tokens[:3] + tokens[4:] == asked_tokens
 
 
 def _connect_error(url: str, exc: BaseException) -> ClientError:

@@ -39,15 +39,21 @@ Authentication: ``token`` goes in an ``Authorization: Bearer`` header (or, with
 client certificate (each PEM text/bytes or a file path). ``ca`` is the hub CA (PEM or a
 path; an ``ssl.SSLContext`` is used as is); without it the system's trust store applies.
 
+The credentials are the client's ``Session`` (clients/session.py; ``session=`` to share
+one with its other connections): every (re)connect sends its current token, or its
+password.
+
 After a dropped connection (``reconnect=True``) the client connects again, waiting 0.1 s
 and doubling up to 5 s between attempts, sends its subscriptions again (the
 observe/subscribe requests it made and did not undo), then calls ``on_connect``. An agent
 gets the requests queued meanwhile from the hub. Requests waiting for a response when
 the connection dropped fail with ``Disconnected``; new ones wait for the connection
-within their timeout. Closing by the hub for bad credentials (4401) or repeated bad
-frames (1008) is final: ``closed`` is set and ``close_code`` / ``close_reason`` say why,
-and ``connect`` raises ``Unauthorized`` or ``Disconnected``. A hub that cannot be
-reached raises ``HubUnreachable``.
+within their timeout. When the hub closes for bad credentials (4401) the session renews
+the token (refresh, else a new login) and the client reconnects with the new one; when
+it cannot (the session has ended), and after repeated bad frames (1008), the close is
+final: ``closed`` is set and ``close_code`` / ``close_reason`` say why, and ``connect``
+and requests raise ``Unauthorized`` or ``Disconnected``. A hub that cannot be reached
+raises ``HubUnreachable``.
 """
 
 from __future__ import annotations
@@ -71,8 +77,19 @@ import orjson
 
 from vocabulary.envelope import ABSENT
 
-from .errors import ClientError, Disconnected, HubError, HubTimeout, hub_error, refused
+from .backoff import Backoff
+from .errors import (
+    ClientError,
+    Disconnected,
+    HubError,
+    HubTimeout,
+    Unauthorized,
+    hub_error,
+    refused,
+)
 from .http import connection_error
+from .results import FinalResponses
+from .session import Session
 
 log = logging.getLogger("wothub.wsclient")
 
@@ -84,7 +101,6 @@ WsDisconnected = Disconnected
 
 SUBPROTOCOL = "webthingprotocol"
 FINAL_CLOSE_CODES = frozenset({4401, 1008})  # not worth reconnecting after these
-TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 _SUBSCRIBE = {
     "observeproperty": "unobserveproperty",
     "observeallproperties": "unobserveallproperties",
@@ -161,12 +177,17 @@ class WsClient:
         connect_timeout: float = 10.0,
         min_backoff: float = 0.1,
         max_backoff: float = 5.0,
+        session: Session | None = None,
     ) -> None:
         self.url = url
         self.reconnect = reconnect
         self._ssl = ssl_context(ca, client_cert) if url.startswith("wss:") else None
-        self._token = token
-        self._basic = basic
+        if session is None:
+            client_id, password = basic or (None, None)
+            session = Session(client_id, password=password, token=token)
+        self.session = session
+        session.when_ended(self._session_ended)
+        self._sent: str | None = None  # the credential of the last attempt
         self._first_frame = first_frame
         self.on_connect = on_connect
         self._message_callbacks: list[Callback] = [on_message] if on_message else []
@@ -194,7 +215,7 @@ class WsClient:
         self._messages: deque[dict[str, Any]] = deque()
         self._message_ready = asyncio.Event()
         self._requests: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-        self._results: dict[str, asyncio.Future[dict[str, Any]]] = {}  # actionID -> last
+        self._results = FinalResponses()
 
     # -- connection life cycle ----------------------------------------------------------
 
@@ -248,11 +269,13 @@ class WsClient:
         return self.close_code
 
     def _headers(self) -> dict[str, str]:
-        if self._token and not self._first_frame:
-            return {"Authorization": f"Bearer {self._token}"}
-        if self._basic:
-            pair = f"{self._basic[0]}:{self._basic[1]}".encode()
+        session = self.session
+        self._sent = session.secret()
+        if session.password is not None:
+            pair = f"{session.client_id}:{session.password}".encode()
             return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
+        if session.token and not self._first_frame:
+            return {"Authorization": f"Bearer {session.token}"}
         return {}
 
     async def _open(self) -> aiohttp.ClientWebSocketResponse:
@@ -273,8 +296,9 @@ class WsClient:
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise connection_error(self.url, exc) from exc
         try:
-            if self._token and self._first_frame:
-                await ws.send_str(orjson.dumps({"authorization": f"Bearer {self._token}"}).decode())
+            token = self.session.token
+            if token and self._first_frame and self.session.password is None:
+                await ws.send_str(orjson.dumps({"authorization": f"Bearer {token}"}).decode())
             self._ws = ws
             self.close_code = self.close_reason = None
             self.connections += 1
@@ -311,37 +335,68 @@ class WsClient:
         await self.request("readthing", "urn:wothub:authn", timeout=self.connect_timeout)
 
     async def _supervise(self) -> None:
-        backoff = self.min_backoff
+        backoff = Backoff(self.min_backoff, self.max_backoff)
         while True:
             assert self._reader is not None
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._reader)
-            if not self.reconnect or self.close_code in FINAL_CLOSE_CODES:
+            if not self.reconnect or not await self._may_reconnect():
                 self._finish(self.close_code, self.close_reason)
                 return
             log.info("reconnecting to %s (closed %s)", self.url, self.close_code)
             while True:
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
                 try:
+                    await self.session.pause(backoff)  # the pause, then what to send
                     await self._open()
-                    backoff = self.min_backoff
+                    backoff.reset()
                     break
                 except Exception as exc:  # unreachable, refused, on_connect failed...
-                    if self.close_code in FINAL_CLOSE_CODES:
+                    if not self.reconnect or not await self._may_reconnect():
                         self._finish(self.close_code, self.close_reason)
                         return
                     log.info("reconnecting to %s failed: %s", self.url, exc)
+
+    def _session_ended(self) -> None:
+        """No reconnect; the open connection is closed (the hub refuses what it sends)."""
+        self.reconnect = False
+        ws = self._ws
+        if ws is not None and not ws.closed:
+            asyncio.ensure_future(ws.close())  # noqa: RUF006 - the supervisor sees it end
+
+    async def _may_reconnect(self) -> bool:
+        """Whether to connect again after the last close: not after repeated bad frames
+        (1008) nor once the session has ended; after bad credentials (4401) once the
+        session has renewed them."""
+        if self.session.ended is not None or self.close_code == 1008:
+            return False
+        if self.close_code != 4401:
+            return True
+        try:
+            return await self.session.renew(self._sent)
+        except Unauthorized:
+            return False
+        except ClientError as exc:  # the hub's HTTPS is away too: ask again next time
+            log.info("renewing the credentials for %s failed: %s", self.url, exc)
+            return True
 
     def _finish(self, code: int | None, reason: str | None) -> None:
         self._connected.clear()
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
-        self._fail_pending(Disconnected(f"closed ({self.close_code} {self.close_reason})"))
+        self._fail_pending(self._closed_error())
         if not self.closed.is_set():
             self.closed.set()
             self._message_ready.set()
             self._requests.put_nowait(None)
+
+    def _closed_error(self) -> ClientError:
+        """What a request on the closed client raises: why the session ended, else the
+        close (``Unauthorized`` for 4401)."""
+        if self.session.ended is not None:
+            return self.session.ended
+        if self.close_code in FINAL_CLOSE_CODES:
+            return _final_close(self.close_code, self.close_reason)
+        return Disconnected(f"closed ({self.close_code} {self.close_reason})")
 
     def _fail_pending(self, error: Exception) -> None:
         pending, self._pending = self._pending, {}
@@ -389,15 +444,7 @@ class WsClient:
                 else:
                     future.set_result(message)
                 return
-            action_id = message.get("actionID")
-            if action_id and message.get("status") in TERMINAL:
-                result = self._results.setdefault(
-                    action_id, asyncio.get_running_loop().create_future()
-                )
-                if not result.done():
-                    result.set_result(message)
-                while len(self._results) > 10_000:
-                    self._results.pop(next(iter(self._results)))
+            self._results.record(message)
         elif kind == "request":
             self._requests.put_nowait(message)
             for callback in self._request_callbacks:
@@ -426,6 +473,11 @@ class WsClient:
         """Call ``callback(message)`` for each notification (and response nobody waits
         for); a coroutine it returns is scheduled."""
         self._message_callbacks.append(callback)
+
+    def remove_callback(self, callback: Callback) -> None:
+        """Stop calling a callback ``add_callback`` added."""
+        with contextlib.suppress(ValueError):
+            self._message_callbacks.remove(callback)
 
     def add_request_callback(self, callback: Callback) -> None:
         """Call ``callback(request)`` for each request the hub sends (agents)."""
@@ -489,7 +541,7 @@ class WsClient:
         """Until connected; ``Disconnected`` once the client is closed for good."""
         while not self._connected.is_set():
             if self.closed.is_set():
-                raise Disconnected(f"closed ({self.close_code} {self.close_reason})")
+                raise self._closed_error()
             connected = asyncio.ensure_future(self._connected.wait())
             closed = asyncio.ensure_future(self.closed.wait())
             try:
@@ -498,7 +550,7 @@ class WsClient:
                 connected.cancel()
                 closed.cancel()
         if self.closed.is_set():
-            raise Disconnected(f"closed ({self.close_code} {self.close_reason})")
+            raise self._closed_error()
 
     async def request(
         self,
@@ -587,10 +639,8 @@ class WsClient:
     async def action_result(self, action_id: str, *, timeout: float = 10) -> dict[str, Any]:
         """The last response (completed, failed, expired or cancelled) of a request this
         client invoked or wrote on this connection."""
-        future = self._results.setdefault(action_id, asyncio.get_running_loop().create_future())
         try:
-            async with asyncio.timeout(timeout):
-                return await asyncio.shield(future)
+            return await self._results.wait(action_id, timeout)
         except TimeoutError:
             raise HubTimeout(f"action {action_id} did not end in {timeout} s") from None
 

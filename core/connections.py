@@ -9,6 +9,7 @@ requests (an SSE stream, one HTTP exchange) are not kept here; they may still su
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
 
 from auth.accounts import HUB_ID
 from digitwin.core import DigiTwin
@@ -20,6 +21,11 @@ from .stats import Counters
 from .subscriptions import Subscriptions
 
 log = logging.getLogger("wothub.router")
+
+# The client whose message the router is handling (Dispatch.handle sets it), its request
+# taken from the rate: what the router calls for it inside (a hub Thing's group or query
+# operations) takes none. One message, one request.
+ADMITTED: ContextVar[str | None] = ContextVar("admitted", default=None)
 
 
 class Connections:
@@ -121,6 +127,8 @@ class Connections:
     # -- limits ----------------------------------------------------------------------------
 
     def admit(self, client: Client) -> None:
+        if ADMITTED.get() == client.id:  # its message took the request already
+            return
         try:
             self.take_rate(client)
         except LimitExceeded:

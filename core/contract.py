@@ -14,15 +14,20 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
+from digitwin.selection import Selection
 from digitwin.twintd import FormProvider
 from vocabulary.envelope import Message
 from vocabulary.identity import Client
 
 from .connection import Connection
+from .groups import GroupOps
 
 
 class Core(Protocol):
     """The core as a binding sees it (each method is documented on ``Router``)."""
+
+    @property
+    def groups(self) -> GroupOps: ...  # groups of Things: administration, table, writes
 
     # Connections: one per client connection; a binding writes out what
     # ``await connection.next()`` yields and disconnects when the client goes.
@@ -74,9 +79,15 @@ class Core(Protocol):
 
     # The directory, for what a binding serves without a message (checked, admitted).
     def list_things(
-        self, client: Client, offset: int = 0, limit: int | None = None
+        self,
+        client: Client,
+        offset: int = 0,
+        limit: int | None = None,
+        selection: Selection | None = None,
     ) -> tuple[list[dict[str, Any]], int]: ...
-    def search_things(self, client: Client, query: str) -> list[Any]: ...
+    def search_things(
+        self, client: Client, query: str, selection: Selection | None = None
+    ) -> list[Any]: ...
     def thing_description(
         self, client: Client, thing_id: str, *, admit: bool = True
     ) -> dict[str, Any]: ...

@@ -38,7 +38,7 @@ from vocabulary.envelope import (
     TERMINAL,
     Message,
 )
-from vocabulary.problems import BadRequest, Conflict
+from vocabulary.problems import BadRequest, Conflict, Problem
 
 from .access import Access
 from .authz import Client
@@ -119,6 +119,56 @@ class Delivery:
         self._origin[record.id] = (connection, message.correlation_id, told)
         self.new_deadline()  # the new expiry may be the next deadline
         return response(message, status=record.status, action_id=record.id)
+
+    def queue_many(
+        self,
+        connection: Connection,
+        operation: str,
+        thing_ids: list[str],
+        name: str,
+        data: Any,
+        ttl: float | None = None,
+    ) -> tuple[list[Record], dict[str, Problem]]:
+        """``queue`` on many Things at once (a group's members): each authorized, held to
+        the queue limits and checked against its schema as ``queue`` does, and refused
+        for that Thing only (returned with its problem); the others recorded in a few
+        batch writes, then delivered to their agents connected here."""
+        client = connection.client
+        what = "the action input" if operation == ops.INVOKE_ACTION else "the value"
+        refused: dict[str, Problem] = {}
+        allowed = []
+        for thing_id in thing_ids:
+            try:
+                self.access.require_thing(client, operation, thing_id)
+                if thing_id in self._services:  # it answers at once: nothing to queue
+                    raise BadRequest(f"{thing_id} is a hub Thing: invoke it on its own")
+                self.check_queueable(thing_id, [(what, data)])
+            except Problem as problem:
+                refused[thing_id] = problem
+            else:
+                allowed.append(thing_id)
+        # Alone on the store, a connected agent's request is stored delivered at once (no
+        # second write to claim it). With other nodes, older requests queued there may
+        # wait: each Thing's pending ones are delivered in order, as ``queue`` does.
+        agents: dict[str, Connection] = {}
+        if not self._following:
+            for thing_id in allowed:
+                if connections := self.connections.of_agent(thing_id):
+                    agents[thing_id] = connections[-1]
+        records, invalid = self.twin.request_many(
+            operation, allowed, name, data, client.id, ttl=ttl, delivered=agents
+        )
+        refused |= invalid
+        queued = []
+        for record in records:
+            if record.thing_id in agents:
+                self._send(record, agents[record.thing_id])
+            elif self._following:
+                record = self._deliver_pending(record.thing_id).get(record.id, record)
+            self._origin[record.id] = (connection, None, (record.status, ABSENT, None))
+            queued.append(record)
+        self.new_deadline()  # the new expiries may hold the next deadline
+        return queued, refused
 
     def _invoke_service(
         self, connection: Connection, message: Message, service: ServiceThing
@@ -209,6 +259,11 @@ class Delivery:
                 record = self.twin.update_request(record, DELIVERED, if_status=record.status)
             except Conflict:
                 return self.twin.requests.get(record.id) or record
+        self._send(record, connection)
+        return record
+
+    def _send(self, record: Record, connection: Connection) -> None:
+        """A request to the agent connection, claimed (marked delivered) already."""
         self.counters.message_out(connection.binding, record.operation)
         connection.send(
             Message(
@@ -225,7 +280,6 @@ class Delivery:
         )
         if self._following:
             self._sent[record.id] = connection
-        return record
 
     def _deliver_pending(self, thing_id: str) -> dict[str, Record]:
         """Deliver the Thing's pending requests in arrival order, if its agent is
@@ -238,6 +292,15 @@ class Delivery:
             for record in self.twin.requests.open_for_thing(thing_id)
             if record.status == PENDING
         }
+
+    def restore_configuration(self, agent_id: str) -> None:
+        """Queue the configuration of the agent's Things that ask for it back
+        (docs/digitwin.md); ``deliver_queued`` then sends it with the rest."""
+        for thing_id in self.twin.directory.things_of(agent_id):
+            restored = self.twin.restore_configuration(thing_id, HUB_ID)
+            if restored:
+                log.info("restoring %s of %s", ", ".join(r.name for r in restored), thing_id)
+                self.new_deadline()  # their expiry may be the next deadline
 
     def deliver_queued(self, connection: Connection) -> None:
         """Everything not finished for the agent's Things, in order, to a new connection."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from bucketstore import StoreUnavailableError
 from digitwin.core import DigiTwin
 from vocabulary import operations as ops
 from vocabulary.envelope import ABSENT, NOTIFICATION, REQUEST, RESPONSE, Message
@@ -14,11 +15,12 @@ from vocabulary.problems import BadRequest, Problem
 
 from .access import Access
 from .connection import Connection
-from .connections import Connections
+from .connections import ADMITTED, Connections
 from .limits import Limits, check_size
 from .log_context import current as log_context
 from .responses import error_response
 from .stats import Counters
+from .store_unavailable import store_unavailable
 
 Handler = Callable[[Connection, Message], Message]
 
@@ -54,6 +56,7 @@ class Dispatch:
         counters = self.counters
         counters.message_in(connection.binding, message.operation)
         context = log_context.set((connection, message))
+        admitted = ADMITTED.set(connection.client.id)
         try:
             response = self._dispatch(connection, message)
             if response is not None:
@@ -62,6 +65,7 @@ class Dispatch:
                     counters.refuse_problem(response.error)
             return response
         finally:
+            ADMITTED.reset(admitted)
             log_context.reset(context)
             counters.router_seconds.observe(time.perf_counter() - started)
 
@@ -87,6 +91,8 @@ class Dispatch:
             return None
         except Problem as problem:
             return error_response(message, problem)
+        except StoreUnavailableError as exc:
+            return error_response(message, store_unavailable(exc))
 
     # -- what agents report ------------------------------------------------------------------
 

@@ -9,10 +9,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from digitwin.core import DigiTwin
+from digitwin.groups import GROUP_ID_PREFIX
 from digitwin.notifications import NotificationLog
 from vocabulary import operations as ops
 from vocabulary.envelope import COMPLETED, Message
-from vocabulary.problems import NotFound, Problem
+from vocabulary.problems import BadRequest, NotFound, Problem
 
 from .access import Access
 from .connection import Connection
@@ -25,6 +26,7 @@ from .subscriptions import (
     KIND_OF_NOTIFICATION,
     PRESENCE,
     PROPERTY,
+    STATE,
     Subscriptions,
 )
 
@@ -37,6 +39,7 @@ PERMISSION_OF_KIND = {
     ACTION: ops.QUERY_ACTION,
     PRESENCE: ops.READ_THING,
     DIRECTORY: ops.READ_THING,
+    STATE: ops.READ_STATE,
 }
 # Subscribe / unsubscribe requests: operation -> (kind, subscribe?, per affordance?)
 SUBSCRIPTION_OPS = {
@@ -48,6 +51,8 @@ SUBSCRIPTION_OPS = {
     ops.UNSUBSCRIBE_EVENT: (EVENT, False, True),
     ops.SUBSCRIBE_ALL_EVENTS: (EVENT, True, False),
     ops.UNSUBSCRIBE_ALL_EVENTS: (EVENT, False, False),
+    ops.OBSERVE_STATE: (STATE, True, False),
+    ops.UNOBSERVE_STATE: (STATE, False, False),
 }
 
 
@@ -61,6 +66,7 @@ class FanOut:
         counters: Counters,
         *,
         request_changed: Callable[[dict[str, Any]], None],
+        group_members: Callable[[str], list[str]],
     ) -> None:
         self.twin = twin
         self.access = access
@@ -68,6 +74,7 @@ class FanOut:
         self.log = log
         self.counters = counters
         self.request_changed = request_changed
+        self.group_members = group_members  # a group's Thing id -> every member now
         self.on_watch: Callable[[], None] | None = None  # a client's connection subscribed
 
     def publish(self, message: Message, *, to_relays: bool = True) -> None:
@@ -79,6 +86,8 @@ class FanOut:
             self.request_changed(message.value)
         kind = KIND_OF_NOTIFICATION[message.operation]
         thing_id = message.required_thing_id()  # the twin's notifications all name one
+        if kind == DIRECTORY:  # a Thing came or went: who is a member of each group now
+            self.groups_changed()
         sent: dict[str, int] = {}  # per binding, counted once after the loop
         for connection, wildcard in self.subscriptions.matching(kind, thing_id, message.name):
             if wildcard:  # a relay's subscriptions all are
@@ -114,6 +123,9 @@ class FanOut:
     def subscribe(
         self, connection: Connection, kind: str, thing_id: str | None, name: str | None
     ) -> None:
+        if thing_id is not None and _is_group(thing_id):
+            self._subscribe_group(connection, kind, thing_id, name)
+            return
         if not connection.trusted:
             owner = self.twin.owner_of(thing_id) if thing_id else None
             self.access.require(connection.client, PERMISSION_OF_KIND[kind], thing_id, owner)
@@ -123,13 +135,40 @@ class FanOut:
         if self.on_watch is not None and not connection.trusted:
             self.on_watch()
 
+    def _subscribe_group(
+        self, connection: Connection, kind: str, group_id: str, name: str | None
+    ) -> None:
+        """Observe a group: its members' notifications, each checked as for a
+        subscription to every Thing (the client sees the members it may observe), and
+        membership following the directory and the group's definition."""
+        if kind not in (PROPERTY, EVENT):
+            raise BadRequest("a group's members are observed for properties and events")
+        self.access.require(connection.client, ops.READ_THING, None, None)
+        self.access.require(connection.client, PERMISSION_OF_KIND[kind], None, None)
+        self.subscriptions.set_members(group_id, self.group_members(group_id))
+        self.subscriptions.add(connection, kind, group_id, name)
+        if self.on_watch is not None:
+            self.on_watch()
+
+    def groups_changed(self) -> None:
+        """Membership may have changed (a TD, a group defined or removed): read again
+        the members of the groups somebody observes (a removed group has none)."""
+        for group_id in self.subscriptions.watched_groups():
+            try:
+                members = self.group_members(group_id)
+            except NotFound:
+                members = []
+            self.subscriptions.set_members(group_id, members)
+
     def subscription(self, connection: Connection, message: Message) -> Message:
         """An observe / unobserve / subscribe / unsubscribe request."""
         kind, subscribe, named = SUBSCRIPTION_OPS[message.operation]
         name = message.name if named else None
         if subscribe:
             self.subscribe(connection, kind, message.thing_id, name)
-            if named:  # the affordance must exist and be readable (not write-only)
+            if named and not _is_group(
+                message.thing_id
+            ):  # the affordance must exist and be readable (not write-only)
                 read = self.twin.read_property if kind == PROPERTY else self.twin.read_event
                 try:
                     read(message.required_thing_id(), message.required_name())
@@ -169,3 +208,7 @@ class FanOut:
         except Problem:  # the client was removed or disabled meanwhile
             return False
         return reason is None
+
+
+def _is_group(thing_id: str | None) -> bool:
+    return thing_id is not None and thing_id.startswith(GROUP_ID_PREFIX)

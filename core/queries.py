@@ -10,6 +10,7 @@ from auth.accounts import HUB_ID
 from digitwin.core import DigiTwin
 from digitwin.requests import Record
 from digitwin.search import search
+from digitwin.selection import Selection
 from vocabulary import operations as ops
 from vocabulary.envelope import ABSENT, Message
 from vocabulary.problems import BadRequest, NotFound
@@ -69,6 +70,28 @@ class Queries:
         grouped = self.requests_by_name(connection.client, thing_id, ops.INVOKE_ACTION)
         return response(message, output=grouped)
 
+    def query_history(self, connection: Connection, message: Message) -> Message:
+        """A page of a property's (or, with input ``kind`` "event", an event's) history;
+        the rest of the input is the query (digitwin.history_query). Allowed to whoever
+        may read the Thing: an agent its own Things', a viewer every Thing's."""
+        thing_id, name = message.required_thing_id(), message.required_name()
+        self.access.require_thing(connection.client, ops.QUERY_HISTORY, thing_id)
+        params = {} if message.data is ABSENT else message.data
+        if not isinstance(params, dict):
+            raise BadRequest("queryhistory takes an object: kind, from, to, limit, ...")
+        params = dict(params)
+        kind = params.pop("kind", "property")
+        if kind not in ("property", "event"):
+            raise BadRequest(f"kind must be property or event, not {kind!r}", parameter="kind")
+        output = self.twin.query_history(thing_id, kind, name, params)
+        return response(message, output=output)
+
+    def read_state(self, connection: Connection, message: Message) -> Message:
+        """The Thing's state document (digitwin/state.py), to whoever may read it."""
+        thing_id = message.required_thing_id()
+        self.access.require_thing(connection.client, ops.READ_STATE, thing_id)
+        return response(message, output=self.twin.read_state(thing_id))
+
     def find_request(self, connection: Connection, message: Message, permission: str) -> Record:
         """The action or write the message names, if the client may ``permission`` it
         (a cancel is the invoker's to make)."""
@@ -88,21 +111,39 @@ class Queries:
     # -- calls bindings make without a message ----------------------------------------------
 
     def list_things(
-        self, client: Client, offset: int = 0, limit: int | None = None
+        self,
+        client: Client,
+        offset: int = 0,
+        limit: int | None = None,
+        selection: Selection | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
         self.admit(client)
         self.access.require(client, ops.READ_THING, None, None)
-        if self.access.reads_every_thing(client):
+        every = self.access.reads_every_thing(client)
+        if selection is not None and not selection.everything:
+            owner = None if every else client.id
+            chosen = list(selection.records(self.twin.directory, owner=owner))
+            records = chosen[offset:] if limit is None else chosen[offset : offset + limit]
+            return list(self.twin.enriched_tds(records)), len(chosen)
+        if every:
             page = list(self.twin.list_things(offset, limit, enriched=True))
             return page, self.twin.count_things()
         own = sorted(self.twin.things_of(client.id))
-        chosen = own[offset:] if limit is None else own[offset : offset + limit]
-        return [td for i in chosen if (td := self.twin.enriched_td(i)) is not None], len(own)
+        chosen_ids = own[offset:] if limit is None else own[offset : offset + limit]
+        return [td for i in chosen_ids if (td := self.twin.enriched_td(i)) is not None], len(own)
 
-    def search_things(self, client: Client, query: str) -> list[Any]:
+    def search_things(
+        self, client: Client, query: str, selection: Selection | None = None
+    ) -> list[Any]:
         self.admit(client)
         self.access.require(client, ops.READ_THING, None, None)
-        if self.access.reads_every_thing(client):
+        every = self.access.reads_every_thing(client)
+        if selection is not None and not selection.everything:
+            owner = None if every else client.id
+            return search(
+                query, self.twin.enriched_tds(selection.records(self.twin.directory, owner=owner))
+            )
+        if every:
             return self.twin.search_things(query)
         own = sorted(self.twin.things_of(client.id))
         return search(query, (td for i in own if (td := self.twin.enriched_td(i)) is not None))

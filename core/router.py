@@ -23,7 +23,9 @@ from typing import Any
 
 from bucketstore import BucketStore
 from digitwin.core import DigiTwin, TwinConfig
+from digitwin.groups import Groups
 from digitwin.notifications import NotificationLog
+from digitwin.selection import Selection
 from vocabulary import operations as ops
 from vocabulary.envelope import Message
 
@@ -34,6 +36,7 @@ from .connections import Connections
 from .delivery import Delivery
 from .dispatch import Dispatch
 from .fanout import SUBSCRIPTION_OPS, FanOut
+from .groups import GroupOps
 from .limits import Limits
 from .queries import Queries
 from .services import ServiceThing
@@ -99,7 +102,13 @@ class Router:
             self.log,
             counters,
             request_changed=self._delivery.changed,
+            group_members=lambda group_id: self._groups.members_of_thing(group_id),
         )
+        # Groups of Things and the operations on them (core/groups.py, docs/groups.md).
+        self._groups = GroupOps(
+            Groups(store.bucket("groups")), twin, access, self._connections, self._delivery, admit
+        )
+        self._groups.changed = self._fanout.groups_changed
         things = Things(twin, access, self.limits, admit, new_deadline=self._timers.wake)
         self._things = things
         queries, delivery = self._queries, self._delivery
@@ -119,12 +128,20 @@ class Router:
                 ops.QUERY_ALL_ACTIONS: queries.query_all_actions,
                 ops.CANCEL_ACTION: delivery.cancel,
                 ops.READ_THING: queries.read_thing,
+                ops.QUERY_HISTORY: queries.query_history,
+                ops.READ_STATE: queries.read_state,
                 ops.UPDATE_THING: things.update_thing,
                 ops.DELETE_THING: things.delete_thing,
                 **{op: self._fanout.subscription for op in SUBSCRIPTION_OPS},
             },
             answer=delivery.answer,
         )
+
+    @property
+    def groups(self) -> GroupOps:
+        """Groups of Things: define, read, write and invoke on every member (each
+        member operation authorized on that member: core/groups.py)."""
+        return self._groups
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -141,8 +158,10 @@ class Router:
         connected here are delivered from here (once: claimed in the store), and this
         node's askers and waiters hear how their requests go at other nodes. The work
         is done on ``loop``. Nothing is ever reported on LevelDB. (The twin follows
-        the other nodes through ``DigiTwin.follow_other_nodes``.)"""
+        the other nodes through ``DigiTwin.follow_other_nodes``.) A group another node
+        defines or removes changes the members of the groups observed here."""
         self._delivery.follow_other_nodes(loop)
+        self._groups.follow_other_nodes(loop)
 
     def add_service(self, service: ServiceThing) -> None:
         """Register one of the hub's own Things (its TD is replaced on every start)."""
@@ -169,6 +188,8 @@ class Router:
             client, binding, receives_requests=receives_requests, counted=counted
         )
         if receives_requests and client.is_agent:
+            if len(self._connections.of_client(client.id)) == 1:  # it just came online
+                self._delivery.restore_configuration(client.id)
             self._delivery.deliver_queued(connection)
         return connection
 
@@ -320,15 +341,23 @@ class Router:
     # -- the directory ---------------------------------------------------------------------
 
     def list_things(
-        self, client: Client, offset: int = 0, limit: int | None = None
+        self,
+        client: Client,
+        offset: int = 0,
+        limit: int | None = None,
+        selection: Selection | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
         """A page of the enriched twin TDs the client may read, in id order, and how many
-        there are in all. Agents see their own Things only."""
-        return self._queries.list_things(client, offset, limit)
+        there are in all; ``selection``: only those (by agent, @type). Agents see their
+        own Things only."""
+        return self._queries.list_things(client, offset, limit, selection)
 
-    def search_things(self, client: Client, query: str) -> list[Any]:
-        """RFC 9535 JSONPath over the enriched TDs the client may read."""
-        return self._queries.search_things(client, query)
+    def search_things(
+        self, client: Client, query: str, selection: Selection | None = None
+    ) -> list[Any]:
+        """RFC 9535 JSONPath over the enriched TDs the client may read (``selection``:
+        over those only)."""
+        return self._queries.search_things(client, query, selection)
 
     def thing_description(
         self, client: Client, thing_id: str, *, admit: bool = True

@@ -1,6 +1,7 @@
 """What the core does on time rather than on a message: expire requests and TDs when
-their deadline comes, write changed twins behind in batches, and now and then unload
-idle twins and prune old request records."""
+their deadline comes, write changed twins behind in batches (and the value history
+after them), prune the history a bounded step at a time, and now and then unload idle
+twins and prune old request records."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from vocabulary import clock
 from .stats import Counters
 
 log = logging.getLogger("wothub.router")
+PRUNE_BUDGET = 10_000  # history keys read or deleted per flush round, at least
 
 
 class Timers:
@@ -93,6 +95,8 @@ class Timers:
             await asyncio.sleep(self.flush_interval)
             try:
                 self.flush()
+                # History retention: a bounded step each round, never all at once.
+                self.twin.prune_history(PRUNE_BUDGET)
                 since_housekeeping += self.flush_interval
                 if since_housekeeping >= self.housekeeping_interval:
                     since_housekeeping = 0.0

@@ -12,23 +12,53 @@ microseconds) and must be made from one thread.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Container, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from bucketstore import BucketStore
 from vocabulary import clock
 from vocabulary import operations as ops
-from vocabulary.envelope import ABSENT, NOTIFICATION, TERMINAL, Message
-from vocabulary.problems import BadRequest, MethodNotAllowed, NotFound
+from vocabulary.envelope import (
+    ABSENT,
+    COMPLETED,
+    DELIVERED,
+    FAILED,
+    NOTIFICATION,
+    TERMINAL,
+    Message,
+)
+from vocabulary.problems import BadRequest, MethodNotAllowed, NotFound, Problem
 
 from .directory import Directory, ThingRecord, merge_diff
+from .history import (
+    EVENT,
+    KINDS,
+    PROPERTY,
+    HistoryConfig,
+    ThingHistory,
+    open_history,
+    series_prefix,
+)
+from .history_query import parse_query, run_query
 from .presence import Presence
 from .requests import Record, RequestQueue
 from .search import search
+from .state import (
+    RESTORE_TERM,
+    declined_entry,
+    declined_writes,
+    last_ended_writes,
+    property_state,
+    restore_values,
+    state_document,
+)
 from .twins import Twin, TwinCache, TwinStats
 from .twintd import AFFORDANCE_KINDS, FormProvider, build_twin_td, enriched_td
 from .validation import ValidationError, compile_data_schema, validate_td
+
+log = logging.getLogger("wothub.twin")
 
 
 @dataclass(frozen=True)
@@ -37,6 +67,7 @@ class TwinConfig:
     idle_timeout: float = 600.0  # seconds before an unused twin is unloaded
     request_ttl: float = 3600.0  # default expiry of queued actions and writes
     request_retention: float = 86400.0  # how long finished requests stay queryable
+    history: HistoryConfig = field(default_factory=HistoryConfig)  # docs/history.md
 
 
 class DigiTwin:
@@ -67,6 +98,7 @@ class DigiTwin:
             idle_timeout=self.config.idle_timeout,
         )
         self.agent_presence = Presence(store.bucket("presence"))
+        self.history = open_history(store, self.config.history)
         self._providers: list[FormProvider] = []
         self._twin_tds: dict[str, dict[str, Any]] = {}  # twin TDs of active twins
         self._notify = notify or (lambda message: None)
@@ -76,13 +108,53 @@ class DigiTwin:
     def follow_other_nodes(self, loop: asyncio.AbstractEventLoop) -> None:
         """What another node writes reaches this node's reads: a TD registered, changed
         or removed there, a twin's values written there. This node's copies (an active
-        twin, a built twin TD) are dropped, and read again from the store. (The
-        notifications of those changes are that node's; see docs/cluster.md.) The work
-        is done on ``loop``. On a store that only this hub writes (LevelDB), nothing is
-        ever reported."""
+        twin, a built twin TD) are dropped, and read again from the store; an active
+        twin's desired and declined writes follow the write records changed there; an
+        agent connected here that another node took for gone is put back.
+        (The notifications of those changes are that node's; see docs/cluster.md.) The
+        work is done on ``loop``. On a store that only this hub writes (LevelDB),
+        nothing is ever reported."""
         things, twins = self._shared
         things.on_change(self._thing_changed, loop)
         twins.on_change(self.twins.drop, loop)
+        active = self.twins.peek
+        self.requests.follow_queued_and_ended(
+            loop, lambda thing_id: active(thing_id) is not None, self._write_changed
+        )
+        self.history.follow_other_nodes(loop)
+        self.agent_presence.bucket.on_change(self._presence_changed, loop)
+
+    def _presence_changed(self, agent_id: str) -> None:
+        """Another node changed an agent's presence record. If it took this node out while
+        the agent is connected here (it counted this node gone: this node's lease
+        renewals stalled for 5 s, its event loop waiting on the store), this node puts
+        itself back and announces the agent online again."""
+        if self.agent_presence.restore(agent_id):
+            log.warning(
+                "another node counted this node gone while agent %s was connected here "
+                "(its lease renewals stalled): the agent is online again",
+                agent_id,
+            )
+            self._announce_presence(agent_id)
+
+    def _write_changed(self, record: Record) -> None:
+        """Another node queued or ended a request of an active twin: if it is a write,
+        that property's desired and declined follow the stored records, as ``request``
+        and ``_write_ended`` keep them on the node that did it."""
+        twin = self.twins.peek(record.thing_id)
+        if twin is None or record.operation != ops.WRITE_PROPERTY:
+            return  # a twin not active here is loaded from the records at its next use
+        waiting = [
+            r
+            for r in self.requests.open_for_thing(record.thing_id)
+            if r.operation == ops.WRITE_PROPERTY and r.name == record.name
+        ]
+        if waiting:
+            twin.desired[record.name] = _desired(waiting[-1])  # the last one queued
+        else:
+            twin.desired.pop(record.name, None)
+        if twin.declined is not None:
+            _follow_declined(twin.declined, record)
 
     def _thing_changed(self, key: str) -> None:
         kind, _, thing_id = key.partition("\x00")
@@ -104,6 +176,11 @@ class DigiTwin:
     def add_form_provider(self, provider: FormProvider) -> None:
         self._providers.append(provider)
         self._twin_tds.clear()
+
+    @property
+    def form_providers(self) -> tuple[FormProvider, ...]:
+        """The bindings' form providers, for the TDs the hub builds besides twin TDs."""
+        return tuple(self._providers)
 
     def remove_form_provider(self, provider: FormProvider) -> None:
         self._providers.remove(provider)
@@ -208,6 +285,13 @@ class DigiTwin:
     def things_of(self, owner: str) -> list[str]:
         return self.directory.things_of(owner)
 
+    def enriched_tds(self, records: Iterable[ThingRecord]) -> Iterator[dict[str, Any]]:
+        """The enriched twin TDs of these directory records (a selection's), built one
+        at a time as ``list_things`` builds them (no twin is loaded)."""
+        for record in records:
+            td = self._twin_tds.get(record.thing_id) or build_twin_td(record.td, self._providers)
+            yield enriched_td(td, record.registration())
+
     def purge_expired_things(self, now: float | None = None) -> list[ThingRecord]:
         purged = self.directory.purge_expired(now)
         for record in purged:
@@ -231,6 +315,7 @@ class DigiTwin:
         thing_id = record.thing_id
         self._twin_tds.pop(thing_id, None)
         self.twins.forget(thing_id)
+        self.history.forget(thing_id)
         for cancelled in self.requests.cancel_all_for_thing(
             thing_id, f"Thing {thing_id} was removed from the directory"
         ):
@@ -253,6 +338,7 @@ class DigiTwin:
         entry = {"value": value, "timestamp": timestamp or clock.rfc3339_now()}
         twin.properties[name] = entry
         self.twins.mark_dirty(twin)
+        self.history.append(thing_id, PROPERTY, name, value, entry["timestamp"])
         self._emit(ops.OBSERVE_PROPERTY, thing_id, name, value=value, timestamp=entry["timestamp"])
         return entry
 
@@ -269,6 +355,7 @@ class DigiTwin:
         }
         twin.events[name] = entry
         self.twins.mark_dirty(twin)
+        self.history.append(thing_id, EVENT, name, entry["value"], entry["timestamp"])
         self._emit(ops.SUBSCRIBE_EVENT, thing_id, name, value=value, timestamp=entry["timestamp"])
         return entry
 
@@ -298,6 +385,18 @@ class DigiTwin:
             if not (isinstance(affordance, dict) and affordance.get("writeOnly"))
         }
 
+    def query_history(
+        self, thing_id: str, kind: str, name: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A page of one property's or event's history (``kind`` property or event):
+        ``digitwin.history_query``. It sees every value reported before it."""
+        query = parse_query(params)
+        twin = self._twin(thing_id)
+        member = "properties" if kind == "property" else "events"
+        _affordance(twin, member, name)
+        self.history.flush()
+        return run_query(self.history, series_prefix(thing_id, KINDS[kind], name), query)
+
     def read_event(self, thing_id: str, name: str) -> dict[str, Any]:
         twin = self._twin(thing_id)
         _affordance(twin, "events", name)
@@ -318,19 +417,60 @@ class DigiTwin:
     ) -> Record:
         """Record an ``invokeaction`` or ``writeproperty`` for the Thing's agent (written
         through before this returns)."""
-        twin = self._twin(thing_id)
+        self._check_request(operation, thing_id, name, data)
+        record = self.requests.add(
+            operation, thing_id, name, sender_id, data, correlation_id=correlation_id, ttl=ttl
+        )
+        self._recorded(record)
+        return record
+
+    def request_many(
+        self,
+        operation: str,
+        thing_ids: Iterable[str],
+        name: str,
+        data: Any,
+        sender_id: str,
+        *,
+        ttl: float | None = None,
+        delivered: Container[str] = (),
+    ) -> tuple[list[Record], dict[str, Problem]]:
+        """``request`` on many Things at once (a group's members): each checked as
+        ``request`` checks it, the refused ones returned with their problem, the others
+        recorded together (``RequestQueue.add_many``; ``delivered``: stored as delivered,
+        and announced as ``update_request`` announces a delivery)."""
+        refused: dict[str, Problem] = {}
+        accepted = []
+        for thing_id in thing_ids:
+            try:
+                self._check_request(operation, thing_id, name, data)
+            except Problem as problem:
+                refused[thing_id] = problem
+            else:
+                accepted.append(thing_id)
+        records = self.requests.add_many(
+            operation, accepted, name, sender_id, data, delivered=delivered, ttl=ttl
+        )
+        for record in records:
+            self._recorded(record)
+            if record.status == DELIVERED:
+                self._emit_request(record)
+        return records, refused
+
+    def _recorded(self, record: Record) -> None:
+        """What follows a new request's record (``request``, ``request_many``)."""
+        if record.operation == ops.WRITE_PROPERTY:
+            twin = self._twin(record.thing_id)
+            twin.desired[record.name] = _desired(record)
+            self._emit_state(twin, record.name)
+
+    def _check_request(self, operation: str, thing_id: str, name: str, data: Any) -> None:
         if operation == ops.INVOKE_ACTION:
             self.check_action_input(thing_id, name, data)
         elif operation == ops.WRITE_PROPERTY:
             self.check_write(thing_id, name, data)
         else:
             raise BadRequest(f"{operation} is not queued for agents")
-        record = self.requests.add(
-            operation, thing_id, name, sender_id, data, correlation_id=correlation_id, ttl=ttl
-        )
-        if operation == ops.WRITE_PROPERTY:
-            twin.desired[name] = _desired(record)
-        return record
 
     def check_write(self, thing_id: str, name: str, data: Any) -> None:
         """Refuse (BadRequest, NotFound) a value the property does not take."""
@@ -383,20 +523,70 @@ class DigiTwin:
             record, status, output=output, error=error, if_status=if_status
         )
         if record.status in TERMINAL and record.operation == ops.WRITE_PROPERTY:
-            twin = self.twins.peek(record.thing_id)
-            if twin is not None and twin.desired.get(record.name, {}).get("id") == record.id:
-                del twin.desired[record.name]
+            self._write_ended(record)
         self._emit_request(record)
         return record
 
     def expire_requests(self, now: float | None = None) -> list[Record]:
         expired = self.requests.expire_due(now)
         for record in expired:
-            twin = self.twins.peek(record.thing_id)
-            if twin is not None and twin.desired.get(record.name, {}).get("id") == record.id:
-                del twin.desired[record.name]
+            if record.operation == ops.WRITE_PROPERTY:
+                self._write_ended(record)
             self._emit_request(record)
         return expired
+
+    def _write_ended(self, record: Record) -> None:
+        """A write ended: it is no longer desired; refused, it is the declined one, and
+        accepted, nothing is declined any more. Observers of the state are told."""
+        twin = self.twins.get(record.thing_id)
+        if twin is None:
+            return
+        if twin.desired.get(record.name, {}).get("id") == record.id:
+            del twin.desired[record.name]
+        if twin.declined is not None:
+            _follow_declined(twin.declined, record)
+        self._emit_state(twin, record.name)
+
+    # -- the state document and configuration restore -----------------------------------
+
+    def read_state(self, thing_id: str) -> dict[str, Any]:
+        """The Thing's state document (digitwin/state.py): per property reported,
+        desired and declined, and the delta."""
+        twin = self._twin(thing_id)
+        return state_document(
+            thing_id,
+            {name: self._property_state(twin, name) for name in twin.td.get("properties") or {}},
+        )
+
+    def restore_configuration(self, thing_id: str, sender_id: str) -> list[Record]:
+        """Queue, for a Thing whose TD asks for it, the last values of its writable
+        properties that have no write waiting (``state.restore_values``); a value its
+        TD no longer takes is skipped. Returns the writes queued (not delivered)."""
+        record = self.directory.get(thing_id)  # asked before a twin is loaded
+        twin = self.twins.get(thing_id) if record and record.td.get(RESTORE_TERM) is True else None
+        if twin is None:
+            return []
+        open_writes = self.requests.open_for_thing(thing_id)
+        queued = {r.name for r in open_writes if r.operation == ops.WRITE_PROPERTY}
+        ended = last_ended_writes(self.requests.for_thing(thing_id))
+        records = []
+        for name, value in restore_values(twin.td, twin.properties, ended, queued).items():
+            try:
+                records.append(self.request(ops.WRITE_PROPERTY, thing_id, name, value, sender_id))
+            except BadRequest:
+                continue  # the TD changed since: the value is no longer one it takes
+        return records
+
+    def _property_state(self, twin: Twin, name: str) -> dict[str, Any]:
+        if twin.declined is None:
+            twin.declined = declined_writes(self.requests.for_thing(twin.thing_id))
+        return property_state(
+            twin.properties.get(name), twin.desired.get(name), twin.declined.get(name)
+        )
+
+    def _emit_state(self, twin: Twin, name: str) -> None:
+        """Tell observers of the state that a property's desired or declined changed."""
+        self._emit(ops.OBSERVE_STATE, twin.thing_id, name, value=self._property_state(twin, name))
 
     def next_deadline(self) -> float | None:
         """The next time a request or a TD expires, if any."""
@@ -442,8 +632,19 @@ class DigiTwin:
     # -- housekeeping ------------------------------------------------------------------
 
     def flush(self) -> int:
-        """Write every changed twin's values (the write-behind batch)."""
-        return self.twins.flush()
+        """Write every changed twin's values (the write-behind batch), then the values
+        appended to the history since (docs/history.md); returns the twins written."""
+        written = self.twins.flush()
+        self.history.flush()
+        return written
+
+    def set_history_setting(self, thing_id: str, setting: ThingHistory | None) -> None:
+        """The administrators' history setting of a Thing (None: remove it)."""
+        self.history.set_setting(thing_id, setting)
+
+    def prune_history(self, budget: int = 10_000, now: float | None = None) -> int:
+        """A bounded step of the history's retention sweep (``History.prune``)."""
+        return self.history.prune(budget, now)
 
     def unload_idle(self, now: float | None = None) -> int:
         for twin_id in [t for t in self._twin_tds if self.twins.peek(t) is None]:
@@ -455,6 +656,7 @@ class DigiTwin:
 
     def close(self) -> None:
         self.flush()
+        self.history.close()  # cluster mode: the minutes still filling too (history.md)
 
     # -- internals -----------------------------------------------------------------------
 
@@ -533,9 +735,19 @@ def _check(twin: Twin, member: str, name: str, value: Any) -> None:
         ) from None
 
 
+def _follow_declined(declined: dict[str, dict[str, Any]], record: Record) -> None:
+    """A write that ended: refused, it is its property's declined one; accepted, nothing
+    is declined any more. Expired and cancelled writes change nothing."""
+    if record.status == FAILED:
+        declined[record.name] = declined_entry(record)
+    elif record.status == COMPLETED:
+        declined.pop(record.name, None)
+
+
 def _desired(record: Record) -> dict[str, Any]:
     return {
         "value": record.input,
         "timestamp": clock.rfc3339(record.time_requested),
+        "senderID": record.sender_id,
         "id": record.id,
     }

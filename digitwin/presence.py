@@ -7,7 +7,8 @@ its own entry, by compare-and-set, so two nodes never lose each other's change. 
 node trusts its own connections (``local``) over its entry in the record: a node that
 died and restarted has no connection yet, whatever its old entry says. Another node's
 entry counts while that node is alive (``node_alive``, from the nodes' leases; never on
-one node). When a node dies, ``remove_node`` takes its entries out.
+one node). When a node dies, ``remove_node`` takes its entries out; a node counted gone
+while it was alive puts its own back (``restore``).
 """
 
 from __future__ import annotations
@@ -57,6 +58,15 @@ class Presence:
             if gone:
                 changed.append(agent_id)
         return changed
+
+    def restore(self, agent_id: str) -> bool:
+        """Put this node back into the agent's record if the agent is connected here but
+        another node took this node out (it counted this node gone while it stalled);
+        whether that changed the record."""
+        if agent_id not in self.local:
+            return False
+        mine = {self.node}  # a record that has it already is not written (always=False)
+        return self._change(agent_id, lambda nodes: nodes | mine, clock.now(), always=False)
 
     def status(self, agent_id: str) -> dict[str, Any]:
         """{"online": bool, "lastSeen": RFC 3339 or absent}."""

@@ -22,7 +22,7 @@ One bucket holds the records and their indexes, so each change is one atomic wri
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -51,6 +51,7 @@ _ALLOWED = {
     RUNNING: {RUNNING, COMPLETED, FAILED, EXPIRED, CANCELLED},
 }
 _SEQ_KEY = "m\x00seq"
+_KEYS_PER_RECORD = 4  # the record and its open, Thing and expiry index entries
 _ATTEMPTS = 20  # conditional writes lost to other nodes before giving up
 
 
@@ -186,37 +187,97 @@ class RequestQueue:
         ttl: float | None = None,
         now: float | None = None,
     ) -> Record:
+        new = self._maker(operation, name, sender_id, input, ttl, now)
+        record = new(thing_id, correlation_id)
+        self._write_numbered([record], f"queueing {operation} on {thing_id}")
+        return record
+
+    def _maker(
+        self,
+        operation: str,
+        name: str,
+        sender_id: str,
+        input: Any,
+        ttl: float | None,
+        now: float | None,
+    ) -> Callable[[str, str | None], Record]:
+        """A maker of new records (one a Thing) of one request, numbered as written."""
         now = clock.now() if now is None else now
         ttl = self.default_ttl if ttl is None else ttl
         if ttl <= 0:
             raise ValueError(f"ttl must be positive, not {ttl}")
-        record_id = new_id()
-        for _attempt in range(_ATTEMPTS):
-            # The arrival number comes from the stored counter, written with the record
-            # only if no one took the next number meanwhile (nodes share the bucket).
-            counted = self._bucket.get(_SEQ_KEY)
-            record = Record(
-                id=record_id,
+        expires = now + ttl
+
+        def new(thing_id: str, correlation_id: str | None = None) -> Record:
+            return Record(
+                id=new_id(),
                 operation=operation,
                 thing_id=thing_id,
                 name=name,
                 sender_id=sender_id,
                 input=input,
                 time_requested=now,
-                expires=now + ttl,
-                seq=(int(counted) if counted else 0) + 1,
+                expires=expires,
+                seq=0,  # numbered as it is written
                 correlation_id=correlation_id,
             )
-            writes = {
-                f"r\x00{record.id}": record.to_json(),
-                _open_key(record): record.id.encode(),
-                _thing_key(record): record.id.encode(),
-                _expiry_key(record): b"",
-                _SEQ_KEY: str(record.seq).encode(),
-            }
+
+        return new
+
+    def add_many(
+        self,
+        operation: str,
+        thing_ids: Iterable[str],
+        name: str,
+        sender_id: str,
+        input: Any = ABSENT,
+        *,
+        delivered: Container[str] = (),
+        ttl: float | None = None,
+        now: float | None = None,
+    ) -> list[Record]:
+        """One record for each Thing of ``thing_ids`` with the same operation, name and
+        input (a group's members), numbered in that order and written in as few atomic
+        batches as the store takes (each within its batch limit, numbered from the
+        stored counter like ``add``): a thousand records cost a few writes, not a
+        thousand. Each batch is durable before the next is written.
+
+        The Things in ``delivered`` have their agent connected to the one hub that
+        writes this queue (not several nodes): their records are stored already
+        delivered, the claim that ``update`` would make right after, to be sent at once."""
+        new = self._maker(operation, name, sender_id, input, ttl, now)
+        records = []
+        for thing_id in thing_ids:
+            record = new(thing_id, None)
+            if thing_id in delivered:
+                record.status, record.deliveries = DELIVERED, 1
+            records.append(record)
+        limit = self._bucket.max_batch
+        per_batch = len(records) if limit is None else max(1, (limit - 1) // _KEYS_PER_RECORD)
+        for start in range(0, len(records), per_batch or 1):
+            batch = records[start : start + per_batch]
+            self._write_numbered(batch, f"queueing {len(batch)} of {operation} {name!r}")
+        return records
+
+    def _write_numbered(self, records: list[Record], what: str) -> None:
+        """Write new records with their indexes in one atomic batch, numbered in order
+        after the stored counter; the counter is written with them only if no one took
+        the next number meanwhile (nodes share the bucket), else numbered again."""
+        for _attempt in range(_ATTEMPTS):
+            counted = self._bucket.get(_SEQ_KEY)
+            seq = int(counted) if counted else 0
+            writes = {}
+            for record in records:
+                seq += 1
+                record.seq = seq
+                writes[f"r\x00{record.id}"] = record.to_json()
+                writes[_open_key(record)] = record.id.encode()
+                writes[_thing_key(record)] = record.id.encode()
+                writes[_expiry_key(record)] = b""
+            writes[_SEQ_KEY] = str(seq).encode()
             if self._bucket.batch_if({_SEQ_KEY: counted}, set=writes):
-                return record
-        raise _busy(f"queueing {operation} on {thing_id}")
+                return
+        raise _busy(what)
 
     def get(self, record_id: str) -> Record | None:
         raw = self._bucket.get(f"r\x00{record_id}")
@@ -294,6 +355,42 @@ class RequestQueue:
                 changed(rest)
             elif kind == "o" and self._bucket.get(key) is not None:
                 queued(rest.partition("\x00")[0])
+
+        self._bucket.on_change(on_change, loop)
+
+    def follow_queued_and_ended(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        wanted: Callable[[str], bool],
+        changed: Callable[[Record], object],
+    ) -> None:
+        """``changed(record)`` on ``loop`` for each request another node queues or ends
+        (its open entry is set or deleted) for a Thing that ``wanted(thing id)``; the
+        record is read only then. Never called on LevelDB."""
+        ending: set[str] = set()  # ended elsewhere, the record's end not in the replica yet
+
+        def on_change(key: str) -> None:
+            kind, _, rest = key.partition("\x00")
+            if kind == "r":
+                if rest in ending:
+                    record = self.get(rest)
+                    if record is None or record.final:
+                        ending.discard(rest)
+                    if record is not None and record.final:
+                        changed(record)
+                return
+            thing_id, _, seq = rest.partition("\x00")
+            if kind != "o" or not wanted(thing_id):
+                return
+            record_id = self._bucket.get(key) or self._bucket.get(f"t\x00{thing_id}\x00{seq}")
+            record = self.get(record_id.decode()) if record_id is not None else None
+            if record is None:
+                return
+            if self._bucket.get(key) is None and not record.final:
+                # A batch deletes before it sets: the record's end comes right after.
+                ending.add(record.id)
+                return
+            changed(record)
 
         self._bucket.on_change(on_change, loop)
 

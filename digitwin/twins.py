@@ -28,8 +28,11 @@ class Twin:
     td: dict[str, Any]
     properties: dict[str, dict[str, Any]]  # name -> {"value", "timestamp"}
     events: dict[str, dict[str, Any]]  # name -> {"value", "timestamp"}
-    desired: dict[str, dict[str, Any]]  # name -> {"value", "timestamp", "id"}, not stored
+    desired: dict[str, dict[str, Any]]  # name -> {"value", "timestamp", "senderID", "id"}
     last_used: float = 0.0
+    # name -> the write its device refused last (digitwin/state.py); None: not read yet.
+    # Neither desired nor declined is stored here: both come from the stored requests.
+    declined: dict[str, dict[str, Any]] | None = None
     # Compiled data-schema checkers by (member, name); cleared when the TD changes.
     checkers: dict[tuple[str, str], Callable[[Any], None]] = field(default_factory=dict)
 

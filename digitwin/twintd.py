@@ -57,11 +57,30 @@ def operations(kind: str, affordance: dict[str, Any] | None = None) -> tuple[str
     return tuple(served)
 
 
+def has_history(kind: str, affordance: Any) -> bool:
+    """Whether the hub keeps a history of an affordance: every event, every property
+    but a write-only one (docs/history.md)."""
+    if kind == "event":
+        return True
+    return kind == "property" and not (isinstance(affordance, dict) and affordance.get("writeOnly"))
+
+
+def _no_links(thing_id: str, kind: str, name: str) -> list[dict[str, Any]]:
+    return []
+
+
+def _none(thing_id: str) -> list[dict[str, Any]]:
+    return []
+
+
 class FormProvider(Protocol):
     """What a binding adds to twin TDs."""
 
     name: str
-    # Optional: ``context`` maps the prefixes of the provider's form terms to their IRIs.
+    # Optional: ``context`` maps the prefixes of the provider's form terms to their IRIs;
+    # ``history_links(thing_id, kind, name)`` gives the TD links (``rel`` "history") to
+    # where the history of a property or event is read; ``state_links(thing_id)`` the
+    # links (``rel`` "state") to the Thing's state document.
 
     def security_definitions(self) -> dict[str, dict[str, Any]]:
         """Security schemes this binding's forms refer to, by name."""
@@ -72,7 +91,9 @@ class FormProvider(Protocol):
     ) -> list[dict[str, Any]]:
         """Forms for ``operations`` (those the hub serves, see ``operations``) on one
         affordance (``kind`` property, action or event) or, with kind ``thing`` and no
-        name, on the Thing. No form for an operation the binding cannot carry."""
+        name, on the Thing; with kind ``group``, a group's Thing (its members observed
+        with requests on the group's Thing id, docs/groups.md). No form for an
+        operation the binding cannot carry."""
         ...
 
 
@@ -107,6 +128,19 @@ def build_twin_td(td: dict[str, Any], providers: list[FormProvider]) -> dict[str
             affordance["forms"] = [
                 form for p in providers for form in p.forms(thing_id, kind, name, served)
             ]
+    history = [
+        link
+        for member, kind in (("properties", "property"), ("events", "event"))
+        for name, affordance in (twin.get(member) or {}).items()
+        if has_history(kind, affordance)
+        for provider in providers
+        for link in getattr(provider, "history_links", _no_links)(thing_id, kind, name)
+    ]
+    state = [
+        link for provider in providers for link in getattr(provider, "state_links", _none)(thing_id)
+    ]
+    if history or state:  # after the agent's own links
+        twin["links"] = [*(twin.get("links") or []), *state, *history]
     served = operations("thing")
     thing_forms = [form for p in providers for form in p.forms(thing_id, "thing", None, served)]
     if thing_forms:

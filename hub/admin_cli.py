@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import getpass
 import json
 import os
@@ -43,6 +44,8 @@ from .listeners import LISTENERS_FILE, is_running, read_listeners
 KINDS = tuple(KIND_ROLES)
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_AUTH = 1, 2, 3, 4
+UNAVAILABLE_RETRIES = 3  # a 503 with Retry-After, asked again (README, the admin commands)
+MAX_RETRY_WAIT = 10  # seconds, at most, before asking again (unavailable_wait)
 
 
 class CommandError(Exception):
@@ -288,9 +291,26 @@ async def _with_client(target: Target, args: argparse.Namespace, action: Action)
                         EXIT_AUTH,
                     ) from None
                 raise
+        return await _asked_again_while_unavailable(client, args, action, target)
+
+
+async def _asked_again_while_unavailable(
+    client: Any, args: argparse.Namespace, action: Action, target: Target
+) -> int:
+    """``action``, asked again after its Retry-After while the hub answers 503 with one
+    (a cluster node whose store waits for a stream's new leader: a few seconds), at
+    most ``UNAVAILABLE_RETRIES`` times."""
+    from clients.errors import HubError
+
+    for attempt in range(UNAVAILABLE_RETRIES + 1):
         try:
             return await action(client, args)
         except HubError as exc:
+            wait = unavailable_wait(exc.status, exc.problem)
+            if wait is not None and attempt < UNAVAILABLE_RETRIES:
+                _error(f"{exc}; asking again in {wait} s")
+                await asyncio.sleep(wait)  # what the hub asked for
+                continue
             if exc.status == 401 and target.token is None and target.password is None:
                 raise CommandError(
                     f"not logged in: no credentials were given and "
@@ -301,6 +321,14 @@ async def _with_client(target: Target, args: argparse.Namespace, action: Action)
                     EXIT_AUTH,
                 ) from None
             raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def unavailable_wait(status: int, problem: Any) -> int | None:
+    """The seconds to wait before asking again, when the hub answered 503 with a
+    ``retryAfter`` (its store waits for a stream's new leader); None otherwise."""
+    wait = problem.get("retryAfter") if status == 503 and isinstance(problem, dict) else None
+    return min(max(wait, 1), MAX_RETRY_WAIT) if isinstance(wait, int) else None
 
 
 def _error(message: str) -> None:
@@ -762,6 +790,67 @@ def _configure_things(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# -- wothub history ----------------------------------------------------------------------
+
+_HISTORY_COLUMNS = {
+    False: [("time", "TIME"), ("value", "VALUE")],
+    True: [(key, key.upper()) for key in ("time", "count", "min", "max", "mean", "last")],
+}
+
+
+async def _history(client, args) -> int:
+    if args.limit < 1:
+        raise CommandError("--limit must be at least 1", EXIT_USAGE)
+    query = {"from": args.since, "to": args.until, "step": args.step, "order": args.order}
+    rows = []  # pages of up to 1,000 (the hub's most) until --limit
+    async for item in client.history(
+        args.thing, args.name, event=args.event, limit=min(args.limit, 1000), **query
+    ):
+        rows.append(item)
+        if len(rows) == args.limit:
+            break
+    columns = _HISTORY_COLUMNS[args.step is not None]
+    if args.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow([key for key, _ in columns])
+        for row in rows:
+            writer.writerow([_csv_cell(row.get(key)) for key, _ in columns])
+        return 0
+    if args.json:
+        print_json(rows)
+        return 0
+    print_table(({**row, "value": _csv_cell(row.get("value"))} for row in rows), columns)
+    return 0
+
+
+def _csv_cell(value: Any) -> str:
+    """Text as it is, anything else as JSON (so true, null and objects read back)."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _configure_history(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("thing", metavar="THING", help="the Thing's id")
+    parser.add_argument("name", metavar="NAME", help="the property's (or event's) name")
+    parser.add_argument("--event", action="store_true", help="NAME is an event's")
+    parser.add_argument(
+        "--from", dest="since", metavar="TIME", help="RFC 3339, e.g. 2026-01-31T00:00:00Z"
+    )
+    parser.add_argument("--to", dest="until", metavar="TIME", help="RFC 3339 (included)")
+    parser.add_argument(
+        "--step", metavar="DURATION", help="downsample into buckets of 10s, 5m, 1h, 1d, ..."
+    )
+    parser.add_argument(
+        "--limit", type=int, default=100, metavar="N", help="values (or buckets), default 100"
+    )
+    parser.add_argument(
+        "--order", choices=("newest", "oldest"), default="newest", help="default newest"
+    )
+    parser.add_argument("--csv", action="store_true", help="print CSV")
+    add_connection_arguments(parser)
+    parser.set_defaults(admin_action=_history)
+
+
 add_command("clients", "administer the clients that may connect", _configure_clients, _run)
 add_command("certs", "client certificates from the hub's CA", _configure_certs, _run)
 add_command("things", "the Things in the hub's directory", _configure_things, _run)
+add_command("history", "a property's or event's value history", _configure_history, _run)

@@ -4,7 +4,8 @@
 credentials, found as the other admin commands find them) for a gzipped tar of:
 
 - ``store/``: a LevelDB copy of a snapshot of the store, taken at one instant while the
-  hub keeps serving (the twins' write-behind values are flushed first);
+  hub keeps serving (the twins' write-behind values are flushed first); in cluster mode
+  with the values of the history stream as the ``history`` bucket a single hub has;
 - ``certs/`` and ``keys/``: the CA, the server certificate and the token signing key;
 - ``wothub.toml`` when the home has one;
 - ``wothub-backup.json``: what the file is, when it was made, by which hub.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import os
 import tarfile
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bucketstore import BucketStore
+from digitwin.history import History
 from vocabulary import clock
 
 BACKUP_PATH = "/admin/backup"
@@ -43,13 +46,15 @@ _BATCH = 1000
 # -- making one (in the hub) ---------------------------------------------------------------
 
 
-async def make_backup(store: BucketStore, home: Path, *, flush: Callable[[], None]) -> Path:
-    """Write a backup of the running hub (its ``store`` and ``home``) to a new temporary
-    file; returns its path (the caller deletes it). ``flush`` writes the values kept
-    behind first. The snapshot is taken on the event loop, between two messages, so it
-    is consistent; copying and packing run in a worker thread."""
+async def make_backup(
+    store: BucketStore, home: Path, *, flush: Callable[[], None], history: History
+) -> Path:
+    """Write a backup of the running hub (its ``store``, its ``history`` and ``home``) to
+    a new temporary file; returns its path (the caller deletes it). ``flush`` writes the
+    values kept behind first. The snapshot is taken on the event loop, between two
+    messages, so it is consistent; copying and packing run in a worker thread."""
     flush()  # values written behind are in the snapshot too
-    items = store.snapshot()
+    items = itertools.chain(store.snapshot(), history.snapshot())
     return await asyncio.to_thread(_pack, items, home, store.backend)
 
 

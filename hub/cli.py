@@ -17,6 +17,7 @@ from . import (
     backup_cli,  # noqa: F401  (backup, restore)
     cluster_cli,  # noqa: F401  (cluster)
     demo,  # noqa: F401  (demo)
+    groups_cli,  # noqa: F401  (groups)
     serve_cli,  # noqa: F401  (serve)
 )
 from .commands import command, commands

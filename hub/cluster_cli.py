@@ -12,6 +12,10 @@ its host name, and only on that connection does the token go out (``POST
 /cluster/join``). The secrets that come back are installed into the home
 (``install_secrets``). Exit codes as the admin commands': 3 when the hub cannot be
 reached or is not the cluster's, 4 when the token is refused.
+
+``nats-config`` prints what each server of a NATS cluster that someone else runs needs
+for the hubs (docs/cluster.md, "On a NATS cluster you run"): the accounts and the auth
+callout of the home's NATS keys. It makes the cluster's secrets in a home without them.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import re
 import socket
 import ssl
 import sys
+import time
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -39,15 +44,23 @@ from .admin_cli import (
     EXIT_REFUSED,
     EXIT_UNREACHABLE,
     EXIT_USAGE,
+    UNAVAILABLE_RETRIES,
     CommandError,
     add_connection_arguments,
     check_url,
     print_json,
     print_table,
     run_action,
+    unavailable_wait,
 )
 from .cluster_join import CA_PATH, JOIN_PATH, JOIN_TOKEN_PATH
-from .cluster_secrets import SECRET_FILES, ClusterSecretsError, ca_fingerprint, install_secrets
+from .cluster_secrets import (
+    SECRET_FILES,
+    ClusterSecretsError,
+    ca_fingerprint,
+    install_secrets,
+    make_secrets,
+)
 from .cluster_status import STATUS_PATH
 from .commands import add_command
 from .config import default_home
@@ -200,7 +213,15 @@ def _join_cluster(args: argparse.Namespace) -> int:
 
     # 2. The token, only to a server that this CA vouches for, under the URL's name.
     verified = ssl.create_default_context(cadata=ca_pem.decode())
-    status, body = _request(url, verified, "POST", JOIN_PATH, {"Authorization": f"Bearer {token}"})
+    authorization = {"Authorization": f"Bearer {token}"}
+    status, body = _request(url, verified, "POST", JOIN_PATH, authorization)
+    for _ in range(UNAVAILABLE_RETRIES):  # a 503 with Retry-After: as the admin commands
+        wait = _retry_after(status, body)
+        if wait is None:
+            break
+        print(f"wothub: the hub answered 503; asking again in {wait} s", file=sys.stderr)
+        time.sleep(wait)  # what the hub asked for
+        status, body = _request(url, verified, "POST", JOIN_PATH, authorization)
     if status != 200:
         _refused(url, status, body)
     try:
@@ -285,6 +306,15 @@ def _request(
         connection.close()
 
 
+def _retry_after(status: int, body: bytes) -> int | None:
+    """``unavailable_wait`` of a raw answer (the join's own HTTPS client)."""
+    try:
+        problem = json.loads(body) if status == 503 else None
+    except ValueError:
+        return None
+    return unavailable_wait(status, problem)
+
+
 def _refused(url: str, status: int, body: bytes) -> NoReturn:
     try:
         problem = json.loads(body)
@@ -295,6 +325,23 @@ def _refused(url: str, status: int, body: bytes) -> NoReturn:
     if status in (401, 403, 429):
         raise CommandError(f"the hub at {url} refused the join token: {detail}", EXIT_AUTH)
     raise CommandError(f"the hub at {url} answered the join with {status}: {detail}", EXIT_REFUSED)
+
+
+def _nats_config(args: argparse.Namespace) -> int:
+    """Print the accounts, system_account and authorization (auth callout) blocks of the
+    home's NATS keys: what each server of a NATS cluster you run adds to its
+    configuration for the hubs (docs/cluster.md, "On a NATS cluster you run"). A home
+    without the cluster's secrets gets them made first, as a first start would."""
+    home = args.home if args.home is not None else default_home()
+    made = make_secrets(home)
+    if made:
+        print(f"wothub: made the cluster's secrets in {home}: {', '.join(made)}", file=sys.stderr)
+    from bindings.nats.server import NatsKeys  # here: the other actions do not need it
+
+    keys = NatsKeys.load_or_create(home / "nats")
+    print(f"# wothub hubs: the accounts and auth callout of {home} (docs/cluster.md)")
+    print(keys.auth_config(), end="")
+    return 0
 
 
 # -- the command ---------------------------------------------------------------------------
@@ -337,10 +384,21 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     )
     join.set_defaults(cluster_run=_join)
 
+    help = "the blocks each server of a NATS cluster you run needs for the hubs"
+    nats_config = actions.add_parser("nats-config", help=help, description=help)
+    nats_config.add_argument(
+        "--home",
+        type=Path,
+        metavar="DIR",
+        help="a home with the cluster's secrets (env WOTHUB_HOME; default "
+        "$XDG_DATA_HOME/wothub or ~/.local/share/wothub)",
+    )
+    nats_config.set_defaults(cluster_run=_nats_config)
+
 
 add_command(
     "cluster",
-    "cluster mode: status, join tokens, joining a node",
+    "cluster mode: status, join tokens, joining a node, a NATS cluster's configuration",
     _configure,
     lambda a: a.cluster_run(a),
 )

@@ -14,12 +14,17 @@ import asyncio
 import logging
 import ssl
 import time
+from collections.abc import Iterator
+
+import orjson
 
 from bindings.nats.server import ClusterListener, NatsKeys, NatsServer
 from bucketstore import open_store
 from bucketstore.jetstream import JetStreamStore
 from bucketstore.memory import MemoryStore
 from certs import CertificateAuthority
+from digitwin.history import History, open_history
+from vocabulary import clock
 
 from .backup import copy_items
 from .bindings import mqtt_listener
@@ -125,14 +130,21 @@ class ClusterNode:
             config.cluster_wait,
             config.replicas,
         )
+        if config.nats_url is not None and config.cluster_replicas is None:
+            log.warning(
+                "the buckets this node creates get 1 replica: on a NATS cluster you run, "
+                "set [cluster] replicas (--replicas N) to the copies it should keep "
+                "(docs/cluster.md)"
+            )
         return await asyncio.to_thread(open_it)
 
     def adopt_single_hub(self, store: JetStreamStore) -> int:
         """A single hub that becomes the first node of a cluster keeps its data: its
-        LevelDB store (``<home>/store``) is copied into the cluster's store, if that
-        has no client yet, then set aside (``store.adopted-<time>``). Returns the items
-        copied; 0 when there is nothing to adopt, or the cluster has data of its own
-        already (the LevelDB store is then left in place, and a warning says so)."""
+        LevelDB store (``<home>/store``) is copied into the cluster's store (its value
+        history into the history stream), if that has no client yet, then set aside
+        (``store.adopted-<time>``). Returns the items copied; 0 when there is nothing
+        to adopt, or the cluster has data of its own already (the LevelDB store is then
+        left in place, and a warning says so)."""
         path = self.config.store_path
         if not (path / "CURRENT").is_file():  # no LevelDB store in this home
             return 0
@@ -145,7 +157,10 @@ class ClusterNode:
             )
             return 0
         with open_store(path, "leveldb") as single:
-            count = copy_items(single.snapshot(), store)
+            history = open_history(store, self.config.history_config())
+            items = single.snapshot()
+            count = copy_items((i for i in items if i[0] != "history"), store)
+            count += copy_history(single.bucket("history").items(), history)
         aside = path.with_name(f"store.adopted-{time.strftime('%Y%m%dT%H%M%S')}")
         path.rename(aside)
         log.info(
@@ -160,3 +175,21 @@ class ClusterNode:
         if self.server is not None:
             self.server.stop_supervising()
             await self.server.stop()
+
+
+ADOPTED_BATCH = 10_000  # history values appended, then flushed, at a time
+
+
+def copy_history(items: Iterator[tuple[str, bytes]], history: History) -> int:
+    """A single hub's ``history`` bucket into the cluster's history (its stream), through
+    its append and flush, a batch at a time; how many values."""
+    count = 0
+    for key, value in items:
+        thing_id, kind, name, millis, _ = key.split("\0")
+        timestamp = clock.rfc3339(int(millis) / 1000)
+        history.append(thing_id, kind, name, orjson.loads(value), timestamp)
+        count += 1
+        if count % ADOPTED_BATCH == 0:
+            history.flush()
+    history.flush()
+    return count

@@ -5,6 +5,8 @@ its first start, so that its CA, NATS accounts and tokens are the cluster's.
 
 A home that already has secrets of its own keeps them: installing different ones is
 refused before anything is written (a node cannot silently change CA).
+``make_secrets`` makes them in a first home as its first start would, for a cluster on
+a NATS cluster that someone else runs (``wothub cluster nats-config``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,22 @@ SECRET_FILES = {
 
 class ClusterSecretsError(Exception):
     """The secrets cannot be read or installed; the message says why."""
+
+
+def make_secrets(home: Path) -> list[str]:
+    """The secrets that ``home`` lacks, made as a hub's first start makes them; the
+    paths under the home that were made."""
+    from auth.tokens import TokenSigner  # here: joining a node needs none of them
+    from bindings.nats.server import NatsKeys
+    from bucketstore.memory import MemoryStore
+    from certs import CertificateAuthority
+
+    missing = [name for name in SECRET_FILES if not (Path(home) / name).is_file()]
+    # The records of issued certificates are in the cluster's store, none here.
+    CertificateAuthority.load_or_create(home, MemoryStore().bucket("certs"))
+    NatsKeys.load_or_create(Path(home) / "nats")
+    TokenSigner.load_or_create(home)
+    return missing
 
 
 def export_secrets(home: Path) -> dict[str, str]:

@@ -30,6 +30,7 @@ from .event_loop import EVENT_LOOPS
 if TYPE_CHECKING:
     from auth.service import AuthConfig
     from core.limits import Limits
+    from digitwin.history import HistoryConfig
 
 CONFIG_FILE_NAME = "wothub.toml"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -148,6 +149,12 @@ class Config:
     max_requests_per_second: float = 1000.0  # per client (token bucket)
     request_burst: int | None = None  # the bucket's size; None: 2 seconds' worth
     max_connections_per_client: int = 100
+    # [history] (docs/history.md): every reported value kept, for max_age seconds (0: no
+    # limit) and at most max_count values per property or event (0: no limit).
+    history_enabled: bool = True
+    history_max_age: float = 30 * 86400.0
+    history_max_count: int = 0
+    history_things: tuple[dict[str, Any], ...] = ()  # [[history.things]] tables, checked
     config_file: Path | None = None  # the file the values were read from, if any
 
     def __post_init__(self) -> None:
@@ -225,6 +232,26 @@ class Config:
             request_burst=self.request_burst,
             max_connections_per_client=self.max_connections_per_client,
         )
+
+    def history_config(self) -> HistoryConfig:
+        from digitwin.history import HistoryConfig, Retention, ThingHistory
+
+        things = {
+            entry["id"]: ThingHistory(
+                enabled=entry.get("enabled"),
+                off_properties=frozenset(entry.get("off_properties", ())),
+                off_events=frozenset(entry.get("off_events", ())),
+                max_age=entry.get("max_age"),
+                max_count=entry.get("max_count"),
+            )
+            for entry in self.history_things
+        }
+        retention = Retention(self.history_max_age, self.history_max_count)
+        # A cluster node notes its limits at each start (docs/history.md, "Cluster mode").
+        limits_file = None
+        if self.cluster_node is not None:
+            limits_file = self.home / f"history-limits-{self.cluster_node}.json"
+        return HistoryConfig(self.history_enabled, retention, things, limits_file=limits_file)
 
     def auth_config(self) -> AuthConfig:
         """The auth package's defaults, with what this configuration sets."""
@@ -443,6 +470,41 @@ _REPLICAS = _Kind("a number of replicas from 1 to 5", _integer(1, 5), int)
 _WORKERS = _Kind("a number of hub processes from 1 to 64", _integer(1, 64), int)
 
 
+def _history_things(value: Any) -> tuple[dict[str, Any], ...]:
+    """[[history.things]]: each a table with an ``id`` and settings of its own."""
+    if not isinstance(value, list | tuple):
+        raise TypeError(value)
+    checks: dict[str, Callable[[Any], Any]] = {
+        "id": _word,
+        "enabled": _boolean,
+        "off_properties": _affordance_names,
+        "off_events": _affordance_names,
+        "max_age": _seconds(0, inclusive=True),
+        "max_count": _integer(0),
+    }
+    things = []
+    for entry in value:
+        if not isinstance(entry, dict) or "id" not in entry or not set(entry) <= set(checks):
+            raise ValueError(entry)
+        things.append({key: checks[key](item) for key, item in entry.items()})
+    if len({entry["id"] for entry in things}) < len(things):
+        raise ValueError(value)  # one table per Thing
+    return tuple(things)
+
+
+def _affordance_names(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(n, str) and n for n in value):
+        raise TypeError(value)
+    return tuple(value)
+
+
+_HISTORY_THINGS = _Kind(
+    "tables with an id (one per Thing) and any of enabled, off_properties, off_events, "
+    "max_age, max_count",
+    _history_things,
+)
+
+
 # -- where each option is written -------------------------------------------------------
 
 
@@ -550,6 +612,12 @@ _SCHEMA: _Schema = {
     "metrics": {
         "public": _Value(_BOOL, "metrics_public"),
     },
+    "history": {
+        "enabled": _Value(_BOOL, "history_enabled"),
+        "max_age": _Value(_WAIT, "history_max_age"),
+        "max_count": _Value(_COUNT_OR_ZERO, "history_max_count"),
+        "things": _Value(_HISTORY_THINGS, "history_things"),
+    },
     "limits": {
         "max_td_bytes": _Value(_BYTES, "max_td_bytes"),
         "max_value_bytes": _Value(_BYTES, "max_value_bytes"),
@@ -602,6 +670,7 @@ FLAGS: dict[str, str] = {  # Config field -> the `wothub serve` flag that sets i
     "public_url": "--public-url",
     "mqtt_port": "--mqtt-port",
     "nats_port": "--nats-port",
+    "nats_url": "--nats-url",
     "cluster_node": "--node",
     "cluster_port": "--cluster-port",
     "cluster_routes": "--route",

@@ -16,6 +16,11 @@ its CA, the ``admin`` login from ``<home>/admin.password``); the MQTT and NATS a
 come from ``listeners.json``. The demo adds (or resets the password of) one agent client
 per device through the hub's clients Thing, then connects each device with it. It runs
 until Ctrl-C (or SIGTERM), or for ``--duration`` seconds.
+
+It is the reference example of a device on the client API (docs/client.md): each
+``connect``s over its binding, ``expose``s its TD, sets handlers for the actions and
+property writes, and emits its values and events; the API reconnects it and keeps what
+it emitted meanwhile.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import secrets
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from vocabulary.things import CLIENTS_THING
@@ -38,6 +43,9 @@ from .admin_cli import add_connection_arguments, find_target, run_action
 from .commands import add_command
 from .config import default_home
 from .listeners import read_listeners
+
+if TYPE_CHECKING:  # the clients are imported when the demo runs, not with every command
+    from clients import ExposedThing
 
 THERMOSTAT = "urn:wothub:demo:thermostat"
 LAMP = "urn:wothub:demo:lamp"
@@ -173,15 +181,12 @@ async def _agent_password(client, client_id: str) -> str:
 
 
 # -- the devices ---------------------------------------------------------------------------
+# Each is a device as docs/client.md shows one: connect(), expose(td), handlers, emit.
 
 
 class Thermostat:
     def __init__(self, url: str, password: str, ca: bytes | None) -> None:
-        from clients.mqtt import MqttClient
-
-        self.client = MqttClient(
-            url, AGENTS["thermostat"], password=password, ca_pem=ca, agent=True
-        )
+        self.url, self.password, self.ca = url, password, ca
         self.temperature = 19.0
         self.setpoint = 21.0
         self.mode = "heat"
@@ -189,47 +194,46 @@ class Thermostat:
         self.reached = False
 
     async def run(self) -> None:
-        await self.client.connect()
-        await self.client.update_thing(thermostat_td())
-        self.client.report_property(THERMOSTAT, "setpoint", self.setpoint)
-        self.client.report_property(THERMOSTAT, "mode", self.mode)
-        _say("thermostat", f"online over MQTT ({self.client.host}:{self.client.port})")
-        requests = asyncio.create_task(self._serve())
-        try:
-            while True:
-                self._step()
-                await asyncio.sleep(1.0)
-        finally:
-            requests.cancel()
-            await self.client.close()
+        from clients import connect
 
-    def _step(self) -> None:
+        agent = AGENTS["thermostat"]
+        async with connect(self.url, client_id=agent, password=self.password, ca=self.ca) as hub:
+            thermostat = await hub.expose(thermostat_td())
+            for name in ("setpoint", "mode"):
+                thermostat.set_property_write_handler(name, self._writer(thermostat, name))
+            thermostat.set_action_handler("boost", self._boost)
+            await thermostat.emit_property_change("setpoint", self.setpoint)
+            await thermostat.emit_property_change("mode", self.mode)
+            _say("thermostat", f"online over MQTT ({self.url})")
+            while True:
+                await self._step(thermostat)
+                await asyncio.sleep(1.0)  # the simulated room's pace
+
+    def _writer(self, thermostat: ExposedThing, name: str) -> Callable[[Any], Awaitable[None]]:
+        async def write(value: Any) -> None:
+            setattr(self, name, value)
+            await thermostat.emit_property_change(name, value)
+            _say("thermostat", f"{name} set to {value}")
+
+        return write
+
+    def _boost(self, minutes: Any) -> dict[str, Any]:
+        minutes = int(minutes or 5)
+        self.boost_until = time.monotonic() + 60 * minutes
+        _say("thermostat", f"boost for {minutes} min")
+        return {"boost": True, "minutes": minutes}
+
+    async def _step(self, thermostat: ExposedThing) -> None:
         target = {"heat": self.setpoint, "cool": self.setpoint, "off": 16.0}[self.mode]
         speed = 0.6 if time.monotonic() < self.boost_until else 0.2
         self.temperature += max(-speed, min(speed, target - self.temperature))
         self.temperature = round(self.temperature + random.uniform(-0.05, 0.05), 2)
-        self.client.report_property(THERMOSTAT, "temperature", self.temperature)
+        await thermostat.emit_property_change("temperature", self.temperature)
         reached = abs(self.temperature - self.setpoint) < 0.2
         if reached and not self.reached:
-            self.client.report_event(THERMOSTAT, "setpointReached", self.temperature)
+            await thermostat.emit_event("setpointReached", self.temperature)
             _say("thermostat", f"event setpointReached at {self.temperature} °C")
         self.reached = reached
-
-    async def _serve(self) -> None:
-        async for request in self.client.requests():
-            operation, name, value = request["operation"], request.get("name"), request.get("input")
-            if operation == "writeproperty" and name in ("setpoint", "mode"):
-                setattr(self, name, value)
-                self.client.report_property(THERMOSTAT, name, value)
-                self.client.answer(request)
-                _say("thermostat", f"{name} set to {value}")
-            elif operation == "invokeaction" and name == "boost":
-                minutes = int(value or 5)
-                self.boost_until = time.monotonic() + 60 * minutes
-                self.client.answer(request, output={"boost": True, "minutes": minutes})
-                _say("thermostat", f"boost for {minutes} min")
-            else:
-                self.client.answer(request, status="failed", error=_unsupported(request))
 
 
 class Lamp:
@@ -237,56 +241,49 @@ class Lamp:
         self.url, self.password, self.ca = url, password, ca
         self.on = False
         self.brightness = 60
-        self.agent = None
 
     def _power(self) -> float:
         return round(0.3 + (9.0 * self.brightness / 100 if self.on else 0.0), 2)
 
     async def run(self) -> None:
-        from clients.nats import NatsAgent
+        from clients import connect
 
-        self.agent = agent = await NatsAgent.connect(
-            self.url, AGENTS["lamp"], password=self.password, ca_pem=self.ca
-        )
-        agent.on_request = self._handle
-        try:
-            await agent.update_thing(lamp_td())
-            await agent.report_properties(
-                LAMP, {"on": self.on, "brightness": self.brightness, "power": self._power()}
-            )
+        agent = AGENTS["lamp"]
+        async with connect(self.url, client_id=agent, password=self.password, ca=self.ca) as hub:
+            lamp = self.lamp = await hub.expose(lamp_td())
+            lamp.set_property_write_handler("on", self._switch)
+            lamp.set_property_write_handler("brightness", self._dim)
+            lamp.set_action_handler("toggle", lambda _input: self._switch(not self.on))
+            lamp.set_action_handler("fade", self._fade)
+            for name, value in (("on", self.on), ("brightness", self.brightness)):
+                await lamp.emit_property_change(name, value)
+            await lamp.emit_property_change("power", self._power())
             _say("lamp", f"online over NATS ({self.url})")
             while True:
-                await asyncio.sleep(2.0)
-                await agent.report_property(LAMP, "power", self._power())
-        finally:
-            await agent.close()
+                await asyncio.sleep(2.0)  # the power meter's pace
+                await lamp.emit_property_change("power", self._power())
 
-    async def _handle(self, request: dict[str, Any]) -> Any:
-        agent = self.agent
-        operation, name, value = request["operation"], request.get("name"), request.get("input")
-        if operation == "writeproperty" and name in ("on", "brightness"):
-            setattr(self, name, value)
-            await agent.report_property(LAMP, name, value)
-            if name == "on":
-                await agent.report_event(LAMP, "switched", value)
-            _say("lamp", f"{name} set to {value}")
-            return None
-        if operation == "invokeaction" and name == "toggle":
-            self.on = not self.on
-            await agent.report_property(LAMP, "on", self.on)
-            await agent.report_event(LAMP, "switched", self.on)
-            _say("lamp", f"toggled {'on' if self.on else 'off'}")
-            return self.on
-        if operation == "invokeaction" and name == "fade":
-            level = int(value["level"])
-            start = self.brightness
-            for step in range(1, 6):  # a second, in five steps
-                await asyncio.sleep(0.2)
-                self.brightness = round(start + (level - start) * step / 5)
-                await agent.report_property(LAMP, "brightness", self.brightness)
-            _say("lamp", f"faded to {level}")
-            return level
-        raise ValueError(_unsupported(request)["detail"])
+    async def _switch(self, on: bool) -> bool:
+        self.on = on
+        await self.lamp.emit_property_change("on", on)
+        await self.lamp.emit_event("switched", on)
+        _say("lamp", f"switched {'on' if on else 'off'}")
+        return on
+
+    async def _dim(self, brightness: int) -> None:
+        self.brightness = brightness
+        await self.lamp.emit_property_change("brightness", brightness)
+        _say("lamp", f"brightness set to {brightness}")
+
+    async def _fade(self, input: dict[str, Any]) -> int:
+        level = int(input["level"])
+        start = self.brightness
+        for step in range(1, 6):  # a second, in five steps
+            await asyncio.sleep(0.2)
+            self.brightness = round(start + (level - start) * step / 5)
+            await self.lamp.emit_property_change("brightness", self.brightness)
+        _say("lamp", f"faded to {level}")
+        return level
 
 
 class Door:
@@ -305,65 +302,42 @@ class Door:
         while True:
             await self._online_period()
             _say("door", f"going offline for {self.offline:g} s: actions for it wait at the hub")
-            await asyncio.sleep(self.offline)
+            await asyncio.sleep(self.offline)  # the simulated outage
 
     async def _online_period(self) -> None:
-        from clients.websocket import WsClient
+        from clients import connect
 
-        async def registered(client: WsClient) -> None:
-            await client.update_thing(door_td())
-            await client.report_properties(
-                DOOR, {"open": self.open, "battery": self.battery, "armed": self.armed}
-            )
-
-        client = WsClient(
-            self.url,
-            ca=self.ca,
-            basic=(AGENTS["door"], self.password),
-            on_connect=registered,
-        )
-        await client.connect()
-        _say("door", f"online over WebSocket ({self.url}) for {self.online:g} s")
-        requests = asyncio.create_task(self._serve(client))
-        try:
+        agent = AGENTS["door"]
+        async with connect(self.url, client_id=agent, password=self.password, ca=self.ca) as hub:
+            # What the hub queued while the door was away goes to these handlers.
+            door = self.door = await hub.expose(door_td())
+            door.set_action_handler("selfTest", self._self_test)
+            door.set_property_write_handler("armed", self._arm)
+            for name in ("open", "battery", "armed"):
+                await door.emit_property_change(name, getattr(self, name))
+            _say("door", f"online over WebSocket ({self.url}) for {self.online:g} s")
             deadline = time.monotonic() + self.online
             while (left := deadline - time.monotonic()) > 0:
-                await asyncio.sleep(min(left, random.uniform(2.0, 4.0)))
+                await asyncio.sleep(min(left, random.uniform(2.0, 4.0)))  # someone walks by
                 if time.monotonic() >= deadline:
                     break
                 self.open = not self.open
-                await client.report_property(DOOR, "open", self.open)
-                await client.report_event(DOOR, "opened" if self.open else "closed", "front door")
+                await door.emit_property_change("open", self.open)
+                await door.emit_event("opened" if self.open else "closed", "front door")
                 _say("door", "opened" if self.open else "closed")
-        finally:
-            requests.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await requests
-            await client.close()
 
-    async def _serve(self, client) -> None:
-        async for request in client.requests():
-            operation, name, value = request["operation"], request.get("name"), request.get("input")
-            if operation == "invokeaction" and name == "selfTest":
-                await client.answer(request, status="running")
-                await asyncio.sleep(0.5)
-                self.battery = max(5, self.battery - 1)
-                await client.report_property(DOOR, "battery", self.battery)
-                output = {"ok": True, "battery": self.battery}
-                await client.answer(request, output=output)
-                _say("door", f"selfTest done: {output}")
-            elif operation == "writeproperty" and name == "armed":
-                self.armed = bool(value)
-                await client.report_property(DOOR, "armed", self.armed)
-                await client.answer(request)
-                _say("door", f"armed set to {self.armed}")
-            elif operation in ("invokeaction", "writeproperty"):
-                await client.answer(request, status="failed", error=_unsupported(request)["detail"])
+    async def _self_test(self, _input: Any) -> dict[str, Any]:
+        await asyncio.sleep(0.5)  # the simulated test takes a while
+        self.battery = max(5, self.battery - 1)
+        await self.door.emit_property_change("battery", self.battery)
+        output = {"ok": True, "battery": self.battery}
+        _say("door", f"selfTest done: {output}")
+        return output
 
-
-def _unsupported(request: dict[str, Any]) -> dict[str, Any]:
-    detail = f"the demo device does not do {request['operation']} {request.get('name')}"
-    return {"type": "about:blank", "title": "Not supported", "status": 400, "detail": detail}
+    async def _arm(self, armed: Any) -> None:
+        self.armed = bool(armed)
+        await self.door.emit_property_change("armed", self.armed)
+        _say("door", f"armed set to {self.armed}")
 
 
 # -- running them --------------------------------------------------------------------------

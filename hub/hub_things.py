@@ -1,6 +1,7 @@
-"""The hub's own Things: authentication (refresh, logout), client administration and
-certificates (docs/architecture.md). Only administrators may use clients and
-certificates (auth.authorizer); every client may refresh or end its own session."""
+"""The hub's own Things: authentication (refresh, logout), client administration,
+certificates and history settings (docs/architecture.md). Only administrators may use
+clients, certificates and history (auth.authorizer); every client may refresh or end
+its own session."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from auth.roles import KIND_ROLES, ROLES
 from auth.service import AuthService
 from certs import CertificateAuthority, CertificateError
 from core.services import ServiceThing, service_td
+from digitwin.core import DigiTwin
+from digitwin.history import ThingHistory
 from vocabulary.identity import Client
 from vocabulary.problems import BadRequest
-from vocabulary.things import AUTHN_THING, CERTS_THING, CLIENTS_THING
+from vocabulary.things import AUTHN_THING, CERTS_THING, CLIENTS_THING, HISTORY_THING
 
 _CLIENT_ID = {"type": "string", "minLength": 1, "maxLength": 128}
 _ACCOUNT = {
@@ -256,3 +259,76 @@ def certs_thing(ca: CertificateAuthority, auth: AuthService) -> ServiceThing:
             "revokeCertificate": revoke,
         },
     )
+
+
+_NAMES = {"type": "array", "items": {"type": "string", "minLength": 1}}
+_HISTORY_SETTING = {
+    "type": "object",
+    "properties": {
+        "enabled": {"type": "boolean", "description": "history of this Thing on or off"},
+        "offProperties": {**_NAMES, "description": "properties whose values are not kept"},
+        "offEvents": {**_NAMES, "description": "events that are not kept"},
+        "maxAge": {"type": "number", "minimum": 0, "description": "seconds; 0: for ever"},
+        "maxCount": {"type": "integer", "minimum": 0, "description": "per affordance; 0: all"},
+    },
+    "additionalProperties": False,
+}
+_THING_ID = {"type": "string", "minLength": 1}
+
+
+def history_thing(twin: DigiTwin) -> ServiceThing:
+    """Per-Thing history settings kept in the store: they need no TD change and win over
+    the file's ``[[history.things]]`` (docs/history.md)."""
+
+    def describe(thing_id: str) -> dict[str, Any]:
+        enabled, retention, merged = twin.history.effective(thing_id)
+        stored = twin.history.setting(thing_id)
+        effective = {
+            **merged.to_dict(),
+            "enabled": enabled,
+            "maxAge": retention.max_age,
+            "maxCount": retention.max_count,
+        }
+        return {
+            "thingID": thing_id,
+            "setting": stored.to_dict() if stored else {},
+            "effective": effective,
+        }
+
+    def set_setting(client: Client, data: Any) -> Any:
+        setting = ThingHistory.from_dict(data.get("setting") or {})
+        twin.set_history_setting(data["thingID"], setting)
+        return describe(data["thingID"])
+
+    def get_setting(client: Client, data: Any) -> Any:
+        return describe(data["thingID"])
+
+    described = {
+        "type": "object",
+        "properties": {
+            "thingID": {"type": "string"},
+            "setting": _HISTORY_SETTING,
+            "effective": _HISTORY_SETTING,
+        },
+    }
+    td = service_td(
+        HISTORY_THING,
+        "History",
+        "Per-Thing settings of the value history: on or off, properties and events left "
+        "out, retention. Reading history is done on each Thing (queryhistory).",
+        {
+            "setSetting": {
+                "description": "Replace a Thing's setting (an empty one removes it)",
+                "input": _object(
+                    ["thingID", "setting"], thingID=_THING_ID, setting=_HISTORY_SETTING
+                ),
+                "output": described,
+            },
+            "getSetting": {
+                "description": "A Thing's stored setting, and the settings in effect",
+                "input": _object(["thingID"], thingID=_THING_ID),
+                "output": described,
+            },
+        },
+    )
+    return ServiceThing(td, {"setSetting": set_setting, "getSetting": get_setting})

@@ -11,12 +11,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from auth.tokens import TokenSigner
-from bindings.nats.server import NatsKeys, free_port
-from bucketstore.memory import MemoryStore
-from certs import CertificateAuthority
+from bindings.nats.server import free_port
 
-from .cluster_secrets import export_secrets, install_secrets
+from .cluster_secrets import export_secrets, install_secrets, make_secrets
 
 LOOPBACK_FREE_PORTS = {
     "WOTHUB_HTTP_HOST": "127.0.0.1",
@@ -38,9 +35,7 @@ def serve_env(**extra: str) -> dict[str, str]:
 
 def cluster_secrets(home: Path) -> dict[str, str]:
     """A first node's secrets, made in ``home`` as its first start would."""
-    CertificateAuthority.load_or_create(home, MemoryStore().bucket("certs"))
-    NatsKeys.load_or_create(home / "nats")
-    TokenSigner.load_or_create(home)
+    make_secrets(home)
     return export_secrets(home)
 
 

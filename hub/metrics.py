@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from core.stats import CoreStats, Timings
+from digitwin.history import History
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -159,6 +160,39 @@ def _histogram(name: str, documentation: str, timings: Timings) -> Metric:
         cumulative += count
         buckets.append((floatToGoString(bound), cumulative))
     return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=timings.sum)
+
+
+class HistoryCollector(Collector):
+    """The value history's totals (docs/history.md), read from its counters."""
+
+    def __init__(self, history: History) -> None:
+        self.history = history
+
+    def collect(self) -> Iterator[Metric]:  # type: ignore[override]
+        counters = self.history.counters
+        yield CounterMetricFamily(
+            "wothub_history_values_written",
+            "Property values and events written to the history",
+            value=counters.written,
+        )
+        yield CounterMetricFamily(
+            "wothub_history_values_pruned",
+            "History values the hub's pruning deleted (retention, removed Things)",
+            value=counters.pruned,
+        )
+        yield CounterMetricFamily(
+            "wothub_history_values_dropped",
+            "History values given up after the store refused them too long",
+            value=self.history.dropped,
+        )
+        yield CounterMetricFamily(
+            "wothub_history_queries", "History queries answered", value=counters.queries
+        )
+        yield CounterMetricFamily(
+            "wothub_history_query_seconds",
+            "Time spent answering history queries",
+            value=counters.query_seconds,
+        )
 
 
 class HealthCollector(Collector):

@@ -6,7 +6,10 @@ after its last renewal (killed, cut off) or at once when it removes its lease (s
 ``on_gone`` is then told once, and its agents go offline (DigiTwin.node_gone).
 
 The lease record also says where the node serves (``record()``), for
-``wothub cluster status``.
+``wothub cluster status``, and which nats-server it is connected to (``server``):
+``hubs()`` gives that of every node alive, from which every node works out which node
+handles the agents at each server (bindings/nats/agent_routing.py); ``on_members`` is
+told when a node comes, goes or changes its server.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ class NodeLeases:
         self.node = node
         self.record = record  # what this node's lease says besides its renewal time
         self.on_gone = on_gone  # (node, when it was last alive, wall clock)
+        self.on_members: Callable[[], object] | None = None
+        self._servers: dict[str, str | None] = {}  # each node's server, as its lease says
         self._seen: dict[str, float] = {}  # another node -> time.monotonic() of a renewal
         self._gone: set[str] = set()
         self._task: asyncio.Task[None] | None = None
@@ -49,9 +54,10 @@ class NodeLeases:
         self.bucket.on_change(self._changed, loop)
         now = time.monotonic()
         # The others are alive until shown otherwise, for one TTL.
-        for node in self.bucket.keys():  # noqa: SIM118 (a Bucket, not a dict)
+        for node, raw in self.bucket.items():
             if node != self.node:
                 self._seen[node] = now
+                self._servers[node] = _server(raw)
         self._renew()
         self._task = loop.create_task(self._run(), name="node-lease")
 
@@ -60,6 +66,32 @@ class NodeLeases:
             return True
         seen = self._seen.get(node)
         return seen is not None and time.monotonic() - seen < TTL
+
+    def left_over(self) -> float | None:
+        """When this node's previous run was last alive (wall clock) if it did not stop
+        cleanly: its lease is still there (a clean stop removes it). Asked before
+        ``start``, which renews it; None otherwise."""
+        raw = self.bucket.get(self.node)
+        return clock.parse_rfc3339(orjson.loads(raw)["renewed"]) if raw else None
+
+    def first_alive(self) -> bool:
+        """Whether this node has the first name of the nodes alive, as it knows them: the
+        one that does a job for the others (a repair). Views differ for a moment when
+        nodes come and go, so such a job must be safe to do twice."""
+        return all(node > self.node for node in self._seen if self.alive(node))
+
+    def hubs(self) -> dict[str, str]:
+        """Each node alive whose lease names its nats-server (this one included, as its
+        last renewal said), with that server."""
+        return {
+            node: server
+            for node, server in self._servers.items()
+            if server is not None and self.alive(node)
+        }
+
+    def renew(self) -> None:
+        """Renew now (what the record says changed: the others learn it at once)."""
+        self._renew()
 
     def nodes(self) -> list[dict[str, Any]]:
         """Every node with a lease: its record, ``alive``, and the seconds since this
@@ -98,18 +130,25 @@ class NodeLeases:
     def _renew(self) -> None:
         lease = {**self.record(), "node": self.node, "renewed": clock.rfc3339(clock.now())}
         self.bucket.set(self.node, orjson.dumps(lease))
+        self._servers[self.node] = lease.get("server")
 
     def _changed(self, node: str) -> None:
         if node == self.node:
             return
-        if self.bucket.get(node) is None:  # removed: that node stopped
+        raw = self.bucket.get(node)
+        if raw is None:  # removed: that node stopped
             self._seen[node] = -TTL  # long ago: gone now
             self._went(node, None)
             return
+        server = _server(raw)
+        changed = not self.alive(node) or self._servers.get(node) != server
         self._seen[node] = time.monotonic()
+        self._servers[node] = server
         if node in self._gone:
             self._gone.discard(node)
             log.info("node %s is back", node)
+        if changed:
+            self._members_changed()
 
     def _find_gone(self) -> None:
         now = time.monotonic()
@@ -131,3 +170,13 @@ class NodeLeases:
             return
         self._gone.add(node)
         log.warning("node %s is gone: its agents are offline", node)
+        self._members_changed()
+
+    def _members_changed(self) -> None:
+        if self.on_members is not None:
+            self.on_members()
+
+
+def _server(raw: bytes) -> str | None:
+    server = orjson.loads(raw).get("server")
+    return server if isinstance(server, str) else None

@@ -138,7 +138,9 @@ class Operations:
     async def backup(self, request: Request) -> Response:
         await self._require_admin(request)
         hub = self.hub
-        path = await make_backup(hub.store, hub.config.home, flush=hub.router.flush)
+        path = await make_backup(
+            hub.store, hub.config.home, flush=hub.router.flush, history=hub.twin.history
+        )
         return FileResponse(
             path,
             media_type="application/gzip",

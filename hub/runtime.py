@@ -17,7 +17,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from auth.authorizer import RoleAuthorizer
@@ -33,17 +33,21 @@ from bucketstore import BucketStore, open_store
 from certs import CertificateAuthority
 from certs.issued import IssuedCertificate
 from core.router import Router
+from digitwin.core import TwinConfig
 
 from . import event_loop
 from .bindings import build_bindings, registration
 from .cluster_node import ClusterNode
 from .config import Config
-from .hub_things import authn_thing, certs_thing, clients_thing
+from .groups_thing import groups_thing
+from .history_repair import HistoryRepairs
+from .hub_things import authn_thing, certs_thing, clients_thing, history_thing
 from .listeners import remove_listeners, write_listeners
 from .loop_lag import LoopLag
-from .metrics import HealthCollector, HubMetrics
+from .metrics import HealthCollector, HistoryCollector, HubMetrics
 from .node_leases import NodeLeases
 from .operations import CountRefusals, Operations
+from .queries_thing import queries_thing
 
 log = logging.getLogger("wothub")
 _ANY_ADDRESS = ("", "0.0.0.0", "::")
@@ -71,6 +75,7 @@ class Hub:
         self.router = Router(
             store,
             RoleAuthorizer(self.auth.accounts, self.auth.sessions),
+            twin_config=TwinConfig(history=config.history_config()),
             flush_interval=config.flush_interval,
             log_size=config.notification_log_size,
             limits=config.limits(),
@@ -79,6 +84,7 @@ class Hub:
         # A cluster node: its agents' presence is shared with the others through the
         # store, and the nodes' leases say which others are alive.
         self.leases: NodeLeases | None = None
+        self.history_repairs = HistoryRepairs(self.twin.history)
         if config.cluster_node is not None:
             self.twin.agent_presence.node = config.cluster_node
             self.leases = NodeLeases(
@@ -92,11 +98,15 @@ class Hub:
         self.auth.on_client_changed = self._end_client_soon
         self.loop_lag = LoopLag()
         self.metrics.registry.register(HealthCollector(self.loop_lag, self.auth.hash_pool))
+        self.metrics.registry.register(HistoryCollector(self.twin.history))
         self.started = False  # all listeners up (GET /ready)
         for service in (
             authn_thing(self.auth),
             clients_thing(self.auth, self.ca),
             certs_thing(self.ca, self.auth),
+            history_thing(self.twin),
+            queries_thing(self.router),
+            groups_thing(self.router, lambda: self.http.forms),
         ):
             self.router.add_service(service)
         # By name, in registration order (hub/bindings.py); the four built in are kept
@@ -106,6 +116,11 @@ class Hub:
         self.websocket: WebSocketBinding = self.bindings["websocket"]
         self.mqtt: MqttBinding | None = self.bindings.get("mqtt")
         self.nats: NatsBinding | None = self.bindings.get("nats")
+        if self.leases is not None and self.nats is not None:
+            # Which hub handles the agents at each nats-server follows the leases.
+            assert config.cluster_node is not None
+            self.nats.set_cluster(config.cluster_node, self.leases.hubs)
+            self.leases.on_members = self.nats.hubs_changed
         # nats-server checks credentials at login only: a session ended by logout or a
         # revoked certificate closes the NATS connections that logged in with it.
         self.auth.on_session_ended = self._end_session_soon
@@ -156,11 +171,17 @@ class Hub:
         return f"https://{host}:{self.http_server.port}"
 
     def _node_gone(self, node: str, seen: float | None) -> None:
-        """Another node died: its connections went with it (the node name is its
-        nats-server's name)."""
-        if self.nats is not None:
+        """Another node died: its agents are offline. A managed node's nats-server (named
+        after it) died with it, and its connections with it; on a NATS cluster someone
+        else runs, the server and the connections stay (another hub takes its agents,
+        NatsBinding.hubs_changed)."""
+        if self.nats is not None and self.config.nats_url is None:
             self.nats.server_gone(node)
         self.twin.node_gone(node, seen)
+        # Killed (a stopped node removed its lease: no time): the rollups it had not
+        # published are made again from the values, by one node.
+        if seen is not None and self.leases is not None and self.leases.first_alive():
+            self.history_repairs.after_death(node, seen)
 
     def _lease_record(self) -> dict[str, Any]:
         """What this node's lease says of it (``wothub cluster status``)."""
@@ -168,6 +189,7 @@ class Hub:
             "url": self.base_url if self.started else None,
             "agents": len(self.twin.agent_presence.local),
             "connections": self.router.connections(),
+            "server": self.nats.server_name if self.nats is not None else None,
         }
 
     def _end_client_soon(self, client_id: str, reason: str) -> None:
@@ -206,8 +228,13 @@ class Hub:
             self.router.follow_other_nodes(asyncio.get_running_loop())
         if self.leases is not None:
             # Connections this node had before it restarted are gone, whatever the
-            # store still says; then the lease tells the others it is alive.
+            # store still says; then the lease tells the others it is alive. A lease
+            # still there: it was killed, and the rollups it had not published are made
+            # again (the others may not have seen it gone, if it came back within TTL).
             self.twin.node_gone(self.leases.node)
+            crashed = self.leases.left_over()
+            if crashed is not None:
+                self.history_repairs.after_death(self.leases.node, crashed)
             self.leases.start(asyncio.get_running_loop())
         await self.router.start()
         with _listening("HTTPS", self.config.http_host, self.config.http_port):
@@ -231,6 +258,9 @@ class Hub:
             listeners.update(bus.listeners())
             log.info("%s on %s", bus.forms.name.upper(), bus.listeners())
         write_listeners(self.config.home, listeners, worker=self.config.worker)
+        if self.leases is not None and self.nats is not None:
+            self.leases.renew()  # the others learn this node's nats-server at once
+            await self.nats.claim_agents()
         self.started = True
         log.info(
             "HTTPS (directory, WoT HTTP profile, SSE) on %s, WebSocket on %s",
@@ -260,6 +290,7 @@ class Hub:
             if self.leases is not None:  # after the listeners: its agents went offline
                 await _bounded("the node lease", self.leases.stop(), _ROUTER_STOP)
             await _bounded("the router", self.router.stop(), _ROUTER_STOP)
+            await _bounded("the history repairs", self.history_repairs.stop(), _ROUTER_STOP)
             self.twin.close()
             self.auth.hash_pool.close()
             await self.loop_lag.stop()
@@ -345,7 +376,9 @@ class _StopDeadline:
         os._exit(1)
 
 
-async def _run_until_signal(hub: Hub, deadline: _StopDeadline) -> None:
+async def _run_until_signal(
+    hub: Hub, deadline: _StopDeadline, started: Callable[[], None] | None = None
+) -> None:
     loop = asyncio.get_running_loop()
     stopped: asyncio.Future[str] = loop.create_future()
 
@@ -366,6 +399,8 @@ async def _run_until_signal(hub: Hub, deadline: _StopDeadline) -> None:
                 await starting
         else:
             starting.result()  # why it could not start, if it could not
+            if started is not None:
+                started()
             settle_heap()
             _log_started(hub)
         log.info("received %s, stopping", await stopped)
@@ -462,11 +497,19 @@ async def _serve_node(config: Config, deadline: _StopDeadline) -> None:
     await node.start()
     try:
         store = await node.open_store()
+        # Until it serves, the node's writes wait for streams' leaders as long as for
+        # the cluster: after a restart, the other streams may elect theirs seconds after
+        # the first bucket opened (a node that gave up would just be restarted).
+        store.write_wait = config.cluster_wait
+
+        def serving() -> None:
+            store.write_wait = store.timeout
+
         try:
             await asyncio.to_thread(node.adopt_single_hub, store)
             hub = Hub(config, store, node.server)
             hub.first_run()
-            await _run_until_signal(hub, deadline)
+            await _run_until_signal(hub, deadline, serving)
         finally:
             store.close()
     finally:

@@ -33,6 +33,7 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
         ("--public-url", "public_url", {"metavar": "URL"}),
         ("--mqtt-port", "mqtt_port", {"metavar": "N"}),
         ("--nats-port", "nats_port", {"metavar": "N"}),
+        ("--nats-url", "nats_url", {"metavar": "URL"}),
         ("--node", "cluster_node", {"metavar": "NAME"}),
         ("--cluster-port", "cluster_port", {"metavar": "N"}),
         ("--route", "cluster_routes", {"metavar": "HOST:PORT", "action": "append"}),
@@ -61,6 +62,9 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
         "WOTHUB_PUBLIC_URL; file: [http] public_url; default https://<host name>:<port>)",
         "mqtt_port": f"MQTT port (env WOTHUB_MQTT_PORT; file: [mqtt] port; default {d.mqtt_port})",
         "nats_port": f"NATS port (env WOTHUB_NATS_PORT; file: [nats] port; default {d.nats_port})",
+        "nats_url": "an existing NATS server or cluster to use instead of managing one, "
+        "nats:// or tls:// (docs/nats.md; with --node: docs/cluster.md; env "
+        "WOTHUB_NATS_URL; file: [nats] url)",
         "cluster_node": "run as this node of a cluster (docs/cluster.md): the node's name, "
         "the same at every start (env WOTHUB_CLUSTER_NODE; file: [cluster] node)",
         "cluster_port": "the node's route listener, where the other nodes connect (env "

@@ -15,7 +15,7 @@ placeholders, who publishes on it, and what a message on it is:
                    wot/client/{client}/req/{operation}      (NATS) requests of that operation
     hub -> client  wot/client/{client}/resp                 responses
     hub -> all     wot/twin/{thingID}/prop/{name}, .../event/{name}, .../td,
-                   .../presence (NATS)
+                   .../state/{name}, .../presence (NATS)
 
 What an address says about its message (the message type, the operation, the Thing and
 the name) may be left out of the envelope; when present it must agree (``Address.fill``).
@@ -35,7 +35,7 @@ from .identity import Client
 
 ROOT = "wot"
 AGENT, CLIENT, TWIN = "agent", "client", "twin"
-HELLO, REQ, RESP, TD, PROP, EVENT, PRESENCE = (
+HELLO, REQ, RESP, TD, PROP, EVENT, PRESENCE, STATE = (
     "hello",
     "req",
     "resp",
@@ -43,6 +43,7 @@ HELLO, REQ, RESP, TD, PROP, EVENT, PRESENCE = (
     "prop",
     "event",
     "presence",
+    "state",
 )
 HUB = "hub"  # a channel only the hub publishes on
 
@@ -67,7 +68,7 @@ class Channel:
 
     @property
     def kind(self) -> str:
-        return self.levels[3]  # td, prop, event, resp, req, hello, presence
+        return self.levels[3]  # td, prop, event, resp, req, hello, presence, state
 
 
 _AGENT_TD = (REQUEST, (ops.UPDATE_THING, ops.DELETE_THING))
@@ -89,6 +90,8 @@ CHANNELS = (
     Channel((ROOT, TWIN, THING, PROP, NAME), HUB, NOTIFICATION, (ops.OBSERVE_PROPERTY,)),
     Channel((ROOT, TWIN, THING, EVENT, NAME), HUB, NOTIFICATION, (ops.SUBSCRIBE_EVENT,)),
     Channel((ROOT, TWIN, THING, TD), HUB, NOTIFICATION, (ops.UPDATE_THING, ops.DELETE_THING)),
+    # a property's entry of the state document changed (desired or declined)
+    Channel((ROOT, TWIN, THING, STATE, NAME), HUB, NOTIFICATION, (ops.OBSERVE_STATE,)),
     Channel((ROOT, TWIN, THING, PRESENCE), HUB, NOTIFICATION, (ops.UPDATE_PRESENCE,), _NATS),
 )
 
@@ -160,6 +163,7 @@ class Bus:
     # The kinds, for callers that build addresses.
     PREFIX = ROOT
     HELLO, REQ, RESP, TD, PROP, EVENT, PRESENCE = HELLO, REQ, RESP, TD, PROP, EVENT, PRESENCE
+    STATE = STATE
     encode = staticmethod(encode)
     decode = staticmethod(decode)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime
 
@@ -33,6 +34,20 @@ def rfc3339_now() -> str:
             _last_second = (second, rfc3339(second)[:-4])  # without ".000Z"
         _last = (millis, f"{_last_second[1]}{milli:03d}Z")
     return _last[1]
+
+
+# RFC 3339 date-time; datetime.fromisoformat alone also takes other ISO 8601 forms
+# (basic format, week dates, no seconds) that no consumer expects in a timestamp.
+RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+
+
+def parse_rfc3339_strict(text: str) -> float:
+    """``parse_rfc3339``, for RFC 3339 date-times only (ValueError otherwise)."""
+    if not isinstance(text, str) or not RFC3339.fullmatch(text):
+        raise ValueError(f"{text!r} is not an RFC 3339 date-time")
+    return parse_rfc3339(text)
 
 
 def parse_rfc3339(text: str) -> float:

@@ -9,7 +9,6 @@ the authenticated client's id, whatever the wire said.
 from __future__ import annotations
 
 import itertools
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -89,11 +88,7 @@ _TEXT_FIELDS = frozenset(
         "timestamp",
     }
 )
-# RFC 3339 date-time; datetime.fromisoformat alone also takes other ISO 8601 forms
-# (basic format, week dates, no seconds) that no consumer expects in a timestamp.
-_RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})", re.ASCII
-)
+_RFC3339 = clock.RFC3339
 
 
 class EnvelopeError(ValueError):

@@ -28,12 +28,19 @@ UPDATE_THING = "updatething"  # an agent registers or replaces a TD; to consumer
 DELETE_THING = "deletething"
 READ_THING = "readthing"  # a consumer reads a twin TD
 UPDATE_PRESENCE = "updatepresence"  # notification: an agent went online or offline
+QUERY_HISTORY = "queryhistory"  # a page of a property's or event's values (docs/history.md)
+# A twin's state document: reported, desired, declined, delta (docs/digitwin.md)
+READ_STATE = "readstate"
+OBSERVE_STATE = "observestate"  # also the notification: a property's desired or declined changed
+UNOBSERVE_STATE = "unobservestate"
 
 # Permission names for what agents send (not wire operations): the router asks the
 # authorizer for these when an agent reports a value or an event or answers a request.
 REPORT_PROPERTY = "reportproperty"
 REPORT_EVENT = "reportevent"
 ANSWER_REQUEST = "answerrequest"
+# Permission name for defining and removing groups of Things (docs/groups.md).
+MANAGE_GROUPS = "managegroups"
 
 WOT_OPERATIONS = frozenset(
     {
@@ -56,7 +63,18 @@ WOT_OPERATIONS = frozenset(
         UNSUBSCRIBE_ALL_EVENTS,
     }
 )
-HUB_OPERATIONS = frozenset({UPDATE_THING, DELETE_THING, READ_THING, UPDATE_PRESENCE})
+HUB_OPERATIONS = frozenset(
+    {
+        UPDATE_THING,
+        DELETE_THING,
+        READ_THING,
+        UPDATE_PRESENCE,
+        QUERY_HISTORY,
+        READ_STATE,
+        OBSERVE_STATE,
+        UNOBSERVE_STATE,
+    }
+)
 OPERATIONS = WOT_OPERATIONS | HUB_OPERATIONS
 
 # Operations on one affordance, which therefore need a `name`.
@@ -69,6 +87,7 @@ NAMED_OPERATIONS = frozenset(
         INVOKE_ACTION,
         SUBSCRIBE_EVENT,
         UNSUBSCRIBE_EVENT,
+        QUERY_HISTORY,
     }
 )
 # Operations that may leave out `thingID`: the "all Things" subscriptions.
@@ -82,6 +101,11 @@ THINGLESS_OPERATIONS = frozenset(
         QUERY_ACTION,  # the actionID names the request, and so its Thing
         CANCEL_ACTION,
     }
+)
+# Requests that add a subscription (a consumer's; an agent's reports use the same names
+# as notifications).
+SUBSCRIBING_OPERATIONS = frozenset(
+    {OBSERVE_PROPERTY, OBSERVE_ALL_PROPERTIES, SUBSCRIBE_EVENT, SUBSCRIBE_ALL_EVENTS, OBSERVE_STATE}
 )
 # Requests that change what a Thing does; they wait in the queue for its agent.
 QUEUED_OPERATIONS = frozenset({INVOKE_ACTION, WRITE_PROPERTY})

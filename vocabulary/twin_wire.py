@@ -11,6 +11,8 @@ from which ``rebuild`` makes the envelope again (clients/nats.py).
 ``.event.{name}``      the event data (JSON; ``null`` when the event has none)
 ``.td``                the twin TD (JSON); empty when the Thing was deleted
 ``.presence``          the presence status (JSON)
+``.state.{name}``      the property's entry of the state document (JSON): its
+                       ``reported``, ``desired`` and ``declined``
 =====================  ==========================================================
 
 Pure data and functions: no I/O.

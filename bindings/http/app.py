@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 
 from auth.service import AuthService
 from bindings.common.web_credentials import WebCredentials
+from bucketstore import StoreUnavailableError
 from core.contract import Core
 from vocabulary.problems import Problem
 
@@ -22,8 +23,9 @@ from .context import HttpContext
 from .dashboard import Dashboard
 from .directory_api import DirectoryApi
 from .forms import HttpForms
+from .groups_api import GroupsApi
 from .paths import RawPathRouting
-from .problems import on_error, on_http_exception, on_problem
+from .problems import on_error, on_http_exception, on_problem, on_store_unavailable
 from .property_reads import PropertyReads
 from .things_api import ThingsApi
 
@@ -55,6 +57,7 @@ class HttpBinding:
         self.authn = AuthnApi(auth)
         self.directory = DirectoryApi(self.context)
         self.things = ThingsApi(self.context)
+        self.groups = GroupsApi(self.context)
         self.dashboard = Dashboard(self.directory.own_td)
 
     def set_base_url(self, base_url: str) -> None:
@@ -70,12 +73,14 @@ class HttpBinding:
                 *self.dashboard.routes(),
                 *self.directory.routes(),
                 *self.things.routes(),
+                *self.groups.routes(),
                 *(extra_routes or []),
             ],
             middleware=[Middleware(RawPathRouting, max_body_bytes=self.max_body_bytes)],
             exception_handlers={
                 Problem: on_problem,
                 HTTPException: on_http_exception,
+                StoreUnavailableError: on_store_unavailable,
                 Exception: on_error,
             },
         )

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from core.subscriptions import DIRECTORY, PRESENCE
+from digitwin.selection import Selection
 from digitwin.twintd import DISCOVERY_CONTEXT
 from vocabulary import operations as ops
 from vocabulary.envelope import ABSENT, REQUEST, Message, new_id
@@ -73,12 +74,13 @@ class DirectoryApi:
         if form not in ("array", "collection"):
             raise BadRequest(f"format is array or collection, not {form!r}", parameter="format")
         page_size = min(limit or MAX_PAGE, MAX_PAGE)
-        items, total = self.router.list_things(client, offset, page_size)
+        selection = _selection(params)
+        items, total = self.router.list_things(client, offset, page_size, selection)
         headers = {}
         links = ['</things>; rel="canonical"; etag="v1"']
         next_url = None
         if offset + len(items) < total:
-            next_url = _page_url(offset + len(items), page_size, form)
+            next_url = _page_url(offset + len(items), page_size, form, selection)
             links.insert(0, f'<{next_url}>; rel="next"')
         headers["Link"] = ", ".join(links)
         if form == "array":
@@ -88,7 +90,7 @@ class DirectoryApi:
             "@type": "ThingCollection",
             "total": total,
             "members": items,
-            "@id": _page_url(offset, page_size, form),
+            "@id": _page_url(offset, page_size, form, selection),
         }
         if next_url:
             collection["next"] = next_url
@@ -150,7 +152,7 @@ class DirectoryApi:
         query = request.query_params.get("query")
         if not query:
             raise BadRequest("search needs a query parameter (RFC 9535 JSONPath)")
-        found = self.router.search_things(client, query)
+        found = self.router.search_things(client, query, _selection(request.query_params))
         return Response(orjson.dumps(found), media_type="application/json")
 
     async def presence(self, request: Request) -> Response:
@@ -237,8 +239,18 @@ def _thing(request: Request) -> str:
     return segment(request.path_params["thing"])
 
 
-def _page_url(offset: int, limit: int, form: str) -> str:
+def _selection(params: Any) -> Selection:
+    """``?agent=ID&type=T`` (each optional, each at most once): the Things to list."""
+    for name in ("agent", "type"):
+        if len(params.getlist(name)) > 1:
+            raise BadRequest(f"{name} may be given once", parameter=name)
+    return Selection(params.get("agent"), params.get("type"))
+
+
+def _page_url(offset: int, limit: int, form: str, selection: Selection) -> str:
     query: dict[str, int | str] = {"offset": offset, "limit": limit}
     if form != "array":
         query["format"] = form
+    query |= {"agent": selection.agent} if selection.agent is not None else {}
+    query |= {"type": selection.thing_type} if selection.thing_type is not None else {}
     return f"/things?{urlencode(query)}"

@@ -19,6 +19,8 @@ from .paths import encode
 
 JSON = "application/json"
 SSE = "sse"
+HISTORY_REL = "history"  # the relation of a twin TD's link to an affordance's history
+STATE_REL = "state"  # the relation of a twin TD's link to the Thing's state document
 LONGPOLL = "longpoll"
 
 
@@ -44,7 +46,27 @@ class HttpForms:
         cancel with DELETE."""
         return f"{self.affordance_url(thing_id, member, name)}/{encode(request_id)}"
 
+    def history_url(self, thing_id: str, member: str, name: str) -> str:
+        return f"{self.affordance_url(thing_id, member, name)}/history"
+
     # -- FormProvider ----------------------------------------------------------------
+
+    def history_links(self, thing_id: str, kind: str, name: str) -> list[dict[str, Any]]:
+        """One TD link per property or event: its history (docs/history.md), anchored
+        at the affordance's own URL."""
+        member = "properties" if kind == "property" else "events"
+        return [
+            {
+                "rel": HISTORY_REL,
+                "href": self.history_url(thing_id, member, name),
+                "type": JSON,
+                "anchor": self.affordance_url(thing_id, member, name),
+            }
+        ]
+
+    def state_links(self, thing_id: str) -> list[dict[str, Any]]:
+        """The TD link to the Thing's state document (docs/digitwin.md)."""
+        return [{"rel": STATE_REL, "href": f"{self.thing_url(thing_id)}/state", "type": JSON}]
 
     def security_definitions(self) -> dict[str, dict[str, Any]]:
         return {
@@ -62,7 +84,7 @@ class HttpForms:
     ) -> list[dict[str, Any]]:
         forms = []
         urls: dict[str, str] = {}  # by member: several resources share one URL
-        for carried, member, shape in _RESOURCES[kind]:
+        for carried, member, shape in _RESOURCES.get(kind, ()):  # a group's: group_td.py
             offered = [op for op in operations if op in carried]
             if offered:
                 if member not in urls:

@@ -12,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
 
+from bucketstore import StoreUnavailableError
+from core.store_unavailable import store_unavailable
 from vocabulary.problems import Problem, problem_title
 
 log = logging.getLogger("wothub.http")
@@ -86,7 +88,19 @@ def _methods_of_path(request: Request) -> set[str]:
     return methods
 
 
+async def on_store_unavailable(request: Request, exc: Exception) -> Response:
+    """The store did not answer, outside the router (a login, a page, a join token): a
+    503 with Retry-After. A handler of its own, not ``on_error``'s: Starlette logs what
+    reaches that one as an application error and raises it again."""
+    assert isinstance(exc, StoreUnavailableError)
+    return problem_answer(store_unavailable(exc))
+
+
 async def on_error(request: Request, exc: Exception) -> Response:
+    """Anything else: a 500, logged (and the store not answering: ``on_store_unavailable``,
+    for the paths that call this one directly, as PropertyReads does)."""
+    if isinstance(exc, StoreUnavailableError):
+        return await on_store_unavailable(request, exc)
     log.exception("%s %s failed", request.method, request.url.path)
     return problem_response(
         {

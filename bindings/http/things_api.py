@@ -19,13 +19,13 @@ import asyncio
 import contextlib
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from core.subscriptions import EVENT, PROPERTY
 from vocabulary import operations as ops
 from vocabulary.envelope import (
     ABSENT,
@@ -60,6 +60,12 @@ PROFILE_STATUS = {
 _WAIT = re.compile(r"\bwait\s*=\s*(\d+)")
 # The kind of request whose status lives under each member of a Thing's URL.
 _MEMBER_OPERATION = {"actions": ops.INVOKE_ACTION, "properties": ops.WRITE_PROPERTY}
+# The notifications a stream of each subscribing operation carries (else: events).
+_NOTIFICATION_OF = {
+    ops.OBSERVE_PROPERTY: ops.OBSERVE_PROPERTY,
+    ops.OBSERVE_ALL_PROPERTIES: ops.OBSERVE_PROPERTY,
+    ops.OBSERVE_STATE: ops.OBSERVE_STATE,
+}
 
 
 class ThingsApi:
@@ -78,11 +84,48 @@ class ThingsApi:
             Route(f"{base}/actions", self.query_all_actions, methods=["GET"]),
             Route(f"{base}/writes", self.query_all_writes, methods=["GET"]),
             Route(f"{base}/actions/{{name}}", self.invoke, methods=["POST"]),
+            Route(f"{base}/state", self.state, methods=["GET"]),
+            Route(f"{base}/properties/{{name}}/history", self.history, methods=["GET"]),
+            Route(f"{base}/events/{{name}}/history", self.history, methods=["GET"]),
             Route(f"{base}/{{member}}/{{name}}/{{request}}", self.query, methods=["GET"]),
             Route(f"{base}/{{member}}/{{name}}/{{request}}", self.cancel, methods=["DELETE"]),
             Route(f"{base}/events", self.events, methods=["GET"]),
             Route(f"{base}/events/{{name}}", self.events, methods=["GET"]),
         ]
+
+    # -- the state document -------------------------------------------------------------
+
+    async def state(self, request: Request) -> Response:
+        """The Thing's state document (docs/digitwin.md); as an SSE stream, the changes
+        of each property's desired and declined writes (event name: the property)."""
+        client = await self.context.client(request)
+        thing = _thing(request)
+        if _wants_stream(request):
+            return await self._stream(request, client, ops.OBSERVE_STATE, thing, None)
+        message = Message(REQUEST, ops.READ_STATE, thing)
+        return _json(self.context.call(client, message).output)
+
+    # -- history ------------------------------------------------------------------------
+
+    async def history(self, request: Request) -> Response:
+        """A page of a property's or event's history (docs/history.md): the query
+        string is the query; ``Link: <...>; rel="next"`` when there may be more."""
+        client = await self.context.client(request)
+        thing, name = _thing(request), _name(request)
+        member = request.url.path.split("/")[3]  # properties or events
+        params = dict(request.query_params)
+        if "kind" in params:  # the path says which
+            raise BadRequest("kind is not a history parameter here", parameter="kind")
+        params["kind"] = "property" if member == "properties" else "event"
+        message = Message(REQUEST, ops.QUERY_HISTORY, thing, name, input=params)
+        output = self.context.call(client, message).output
+        headers = None
+        if "cursor" in output:
+            del params["kind"]
+            params["cursor"] = output["cursor"]
+            url = f"{self.forms.history_url(thing, member, name)}?{urlencode(params)}"
+            headers = {"Link": f'<{url}>; rel="next"'}
+        return _json(output, headers=headers)
 
     # -- properties ---------------------------------------------------------------------
 
@@ -227,10 +270,7 @@ class ThingsApi:
         if request.method == "HEAD":
             self.router.disconnect(connection)
             return Response(media_type=JSON if poll else "text/event-stream")
-        kind = (
-            PROPERTY if operation in (ops.OBSERVE_PROPERTY, ops.OBSERVE_ALL_PROPERTIES) else EVENT
-        )
-        notification = ops.OBSERVE_PROPERTY if kind == PROPERTY else ops.SUBSCRIBE_EVENT
+        notification = _NOTIFICATION_OF.get(operation, ops.SUBSCRIBE_EVENT)
 
         def render(message: Message) -> tuple[str, Any] | None:
             if message.operation != notification or message.thing_id != thing:

@@ -55,6 +55,21 @@ class MqttForms:
             **extra,
         }
 
+    def state_links(self, thing_id: str) -> list[dict[str, Any]]:
+        """Where the changes of the Thing's state document come (docs/digitwin.md): one
+        topic per property (``+``), each message that property's entry."""
+        if not self.base_url:
+            return []
+        topic_filter = f"{topics.twin_state(thing_id)}/+"
+        return [
+            {
+                "rel": "state",
+                "href": f"{self.base_url}/{topic_filter}",
+                "type": JSON,
+                "mqv:filter": topic_filter,
+            }
+        ]
+
     def forms(
         self, thing_id: str, kind: str, name: str | None, operations: tuple[str, ...]
     ) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from vocabulary.channels import (
     PROP,
     REQ,
     RESP,
+    STATE,
     TD,
     THING,
     TWIN,
@@ -60,6 +61,7 @@ __all__ = [
     "parse",
     "twin_event",
     "twin_property",
+    "twin_state",
     "twin_td",
     "valid_filter",
 ]
@@ -86,6 +88,12 @@ def twin_event(thing_id: str, name: str) -> str:
 
 def twin_td(thing_id: str) -> str:
     return MQTT.twin(thing_id, TD)
+
+
+def twin_state(thing_id: str, name: str | None = None) -> str:
+    """Where a property's changes of the state document come (without a name: the
+    level above them)."""
+    return MQTT.twin(thing_id, STATE, name)
 
 
 # -- subscription filters ----------------------------------------------------------------

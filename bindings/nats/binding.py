@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import ssl
@@ -53,18 +54,19 @@ from bindings.mqtt.warmup import connect_once
 from certs.authority import parse_certificate
 from core.connection import OVERFLOW, Connection
 from core.contract import Core
-from core.subscriptions import ACTION, DIRECTORY, EVENT, PRESENCE, PROPERTY
+from core.subscriptions import ACTION, DIRECTORY, EVENT, PRESENCE, PROPERTY, STATE
 from vocabulary import operations as ops
 from vocabulary import twin_wire
 from vocabulary.channels import HUB
 from vocabulary.envelope import REQUEST, Message, error_frame
 from vocabulary.identity import Client
+from vocabulary.nats_confirm import confirmed
 from vocabulary.problems import Problem
 
 from . import partitions, subjects
 from .agent_routing import EXPECT, FOLLOW, LOGINS, AgentRouting
 from .callout import AUTH_SUBJECT, AuthCallout, Login
-from .ejection import Logins, kick, open_connections
+from .ejection import KICK_TIMEOUT, Logins, kick, open_connections
 from .forms import NatsForms
 from .header_publish import HeaderPublisher
 from .other_nodes import OtherNodes
@@ -149,6 +151,8 @@ class NatsBinding:
         # agent's messages and handles those of the agents connected at its own server.
         self.route_agents = route_agents
         self.routing: AgentRouting | None = None
+        self.cluster_node: str | None = None  # set_cluster: this hub's node name
+        self._hubs: Callable[[], dict[str, str]] | None = None
         # The agents this node subscribes to (their newest connection is here), and
         # when it last made ready for a login of each (loop time).
         self._agent_subs: dict[str, Any] = {}
@@ -231,11 +235,11 @@ class NatsBinding:
     async def _connect(self) -> None:
         self._callout_nc = await self._open(self.keys.callout_user.seed, "wothub-callout")
         await self._callout_nc.subscribe(AUTH_SUBJECT, queue=QUEUE, cb=self._on_auth)
-        await self._callout_nc.flush()
+        await confirmed(self._callout_nc)
         self._sys_nc = await self._open(self.keys.sys_user.seed, "wothub-events")
         await self._sys_nc.subscribe(f"$SYS.ACCOUNT.{APP_ACCOUNT}.CONNECT", cb=self._on_event)
         await self._sys_nc.subscribe(f"$SYS.ACCOUNT.{APP_ACCOUNT}.DISCONNECT", cb=self._on_event)
-        await self._sys_nc.flush()
+        await confirmed(self._sys_nc)
         self._nc = await self._open(
             self.keys.hub_user.seed,
             "wothub",
@@ -249,9 +253,11 @@ class NatsBinding:
         else:
             if self.route_agents:
                 server_name = self._nc._server_info.get("server_name", "")
-                self.routing = AgentRouting(server_name)
+                self.routing = AgentRouting(self.cluster_node or server_name, server_name)
+                if self._hubs is not None:
+                    self.routing.set_hubs(self._hubs())
                 await self._nc.subscribe(LOGINS, cb=self._on_login_elsewhere)
-                await self._nc.subscribe(f"{FOLLOW}.{server_name}", cb=self._on_follow)
+                await self._nc.subscribe(f"{FOLLOW}.{self.routing.node}", cb=self._on_follow)
                 self.callout.before_answer = self._before_login_answer
             else:
                 await self._nc.subscribe(
@@ -264,9 +270,21 @@ class NatsBinding:
             await self._nc.subscribe(
                 f"{subjects.PREFIX}.client.*.req", queue=QUEUE, cb=self._on_message
             )
-        await self._nc.flush()
+        await confirmed(self._nc)
         if self.partition is not None:
             await self._reconnect_partition("a hub worker started")
+
+    def set_cluster(self, node: str, hubs: Callable[[], dict[str, str]]) -> None:
+        """A cluster node (before ``start``): its name, and the hubs alive with the
+        server each is connected to (their leases, hub/node_leases.py), which decide
+        which hub handles the agents at each server (bindings/nats/agent_routing.py).
+        ``hubs_changed`` is to be called when they change."""
+        self.cluster_node, self._hubs = node, hubs
+
+    @property
+    def server_name(self) -> str | None:
+        """The nats-server whose agents this cluster node handles, once connected."""
+        return self.routing.server_name if self.routing is not None else None
 
     async def mqtt_warm_up(self, timeout: float = 30.0) -> bool:
         """Make the MQTT streams exist (the managed server's warm-up connection), then
@@ -462,11 +480,26 @@ class NatsBinding:
         nc = self._sys_nc
         if not keys or nc is None:
             return
-        task = asyncio.create_task(kick(nc, keys, reason))
+        task = asyncio.create_task(self._kick_after_answers(nc, keys, reason))
         self._kicks.add(task)
         task.add_done_callback(self._kicks.discard)
 
+    async def _kick_after_answers(self, nc: Any, keys: list[tuple[str, int]], reason: str) -> int:
+        # The answers published already (a logout's own) go through the server before the
+        # kick, which sends a connection what it holds for it before closing it: else
+        # the kick, on another connection, can overtake the answer.
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._nc.flush(), KICK_TIMEOUT)
+        return await kick(nc, keys, reason)
+
     # -- connections and presence ------------------------------------------------------
+
+    @functools.cached_property
+    def _own_users(self) -> set[str]:
+        """The hubs' own NATS users (every node of a cluster has the same keys)."""
+        users = (self.keys.callout_user, self.keys.hub_user, self.keys.sys_user)
+        return {key.public_key for key in users}
 
     async def _on_event(self, msg: Msg) -> None:
         try:
@@ -476,6 +509,8 @@ class NatsBinding:
             client_id = info.get("user")
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             log.debug("ignoring an event on %s", msg.subject)
+            return
+        if client_id in self._own_users:  # a hub's own connection (another node's)
             return
         routing = self.routing
         if msg.subject.endswith(".CONNECT"):
@@ -603,6 +638,62 @@ class NatsBinding:
         if self.routing is not None:
             self.routing.server_gone(server_name)
 
+    def hubs_changed(self) -> None:
+        """A hub came or went (its lease): this hub takes the agents of each server it
+        handles now and did not before, where they are connected, and lets go of those
+        another hub handles now. No agent is disconnected."""
+        if self.routing is None or self._hubs is None:
+            return
+        for server in self.routing.set_hubs(self._hubs()):
+            owner = self.routing.handler(server)
+            log.info("the agents at nats-server %s are handled by hub %s now", server, owner)
+            if owner == self.routing.node:
+                self._soon(self._take_agents_at(server))
+        for client_id in list(self._agent_subs):
+            if self.routing.here(client_id) is False:
+                self._drop_peer(client_id, "handled by another hub")
+                self._unfollow_agent(client_id)
+
+    async def claim_agents(self) -> None:
+        """A cluster node whose link to its server is (again) up, once the other hubs
+        can know which server that is (its lease): it takes the agents that stayed
+        connected to that server while it was not there."""
+        if self.routing is not None:
+            await self._take_agents_at(self.routing.server_name)
+
+    async def _take_agents_at(self, server: str) -> None:
+        """Handle the agents connected at ``server`` where they are, if this hub is
+        its handler: their connections as the server lists them (CONNZ), their
+        subjects subscribed, their peers open (online; their queued requests go)."""
+        nc, sys_nc, routing = self._nc, self._sys_nc, self.routing
+        if nc is None or sys_nc is None or routing is None:
+            return
+        if routing.handler(server) != routing.node:
+            return
+        server_ids = routing.server_ids(server)
+        if server == routing.server_name:
+            server_ids.add(str((nc._server_info or {}).get("server_id")))
+        for server_id in server_ids:
+            try:
+                found = await open_connections(sys_nc, server_id, APP_ACCOUNT)
+            except Exception as exc:  # a server that is gone or restarting: so are its clients
+                log.debug("cannot list the connections at %s (%s): %r", server, server_id, exc)
+                continue
+            for key, user, info in found:
+                routing.connected(key, server, info)
+                routing.logged_in(key, user)
+        for client_id, mqtt in routing.clients_at(server).items():
+            account = self.auth.accounts.get(client_id)
+            if account is None or not Client(account.client_id, account.role).is_agent:
+                continue
+            if routing.here(client_id) and client_id not in self._peers:
+                await self._follow_agent(client_id)
+                try:
+                    self._peer(client_id, mqtt=mqtt)
+                except Problem:  # a limit: its next login is refused the same way
+                    continue
+                log.info("took agent %s at nats-server %s", client_id, server)
+
     def _client_of(self, client_id: str) -> Client | None:
         client = self._logins.latest(client_id)
         if client is not None:
@@ -642,6 +733,8 @@ class NatsBinding:
         log.info("NATS link back on %s (subscriptions restored)", self._nc.connected_url)
         if self.partition is not None:
             await self._reconnect_partition("a hub worker's NATS link came back")
+        elif self.routing is not None:
+            await self.claim_agents()
 
     async def _reconnect_partition(self, reason: str) -> None:
         """A worker that starts (again) or got its NATS link back does not know the
@@ -652,10 +745,7 @@ class NatsBinding:
         if nc is None or sys_nc is None:
             return
         server_id = (nc._server_info or {}).get("server_id")
-        own_users = {
-            key.public_key
-            for key in (self.keys.callout_user, self.keys.hub_user, self.keys.sys_user)
-        }
+        own_users = self._own_users
         try:
             found = await open_connections(sys_nc, str(server_id), APP_ACCOUNT)
         except Exception as exc:  # the server is restarting: so are its clients
@@ -663,7 +753,7 @@ class NatsBinding:
             return
         keys = [
             key
-            for key, user in found
+            for key, user, _ in found
             if user not in own_users and user != WARMUP_USER and self._owns(user)
         ]
         self._kick(keys, reason)
@@ -680,18 +770,19 @@ class NatsBinding:
             self.routing.logged_in(key, client_id)
 
     async def _before_login_answer(self, login: Login, server_name: str) -> None:
-        """An agent logs in at ``server_name``: that node subscribes to the agent's
-        subjects before the login is answered, so no message of it goes unheard (a
-        message with no subscriber is dropped by nats-server)."""
+        """An agent logs in at ``server_name``: the hub that handles that server's agents
+        subscribes to the agent's subjects before the login is answered, so no message
+        of it goes unheard (a message with no subscriber is dropped by nats-server)."""
         if not login.client.is_agent or self._nc is None or self.routing is None:
             return
-        if server_name == self.routing.server_name:
+        handler = self.routing.handler(server_name)
+        if handler == self.routing.node:
             await self._follow_agent(login.client.id)
             return
         try:
-            await self._nc.request(f"{FOLLOW}.{server_name}", login.client.id.encode(), 2.0)
-        except (nats.errors.Error, TimeoutError) as exc:  # that node's hub is not there
-            log.warning("node %s did not take agent %s: %r", server_name, login.client.id, exc)
+            await self._nc.request(f"{FOLLOW}.{handler}", login.client.id.encode(), 2.0)
+        except (nats.errors.Error, TimeoutError) as exc:  # that hub is not there
+            log.warning("hub %s did not take agent %s: %r", handler, login.client.id, exc)
 
     async def _on_follow(self, msg: Msg) -> None:
         try:
@@ -709,7 +800,7 @@ class NatsBinding:
             return
         subject = f"{subjects.PREFIX}.agent.{subjects.encode(client_id)}.>"
         self._agent_subs[client_id] = await self._nc.subscribe(subject, cb=self._on_routed)
-        await self._nc.flush()
+        await confirmed(self._nc)
 
     def _unfollow_agent(self, client_id: str) -> None:
         """Not this node's agent any more (its newest connection is elsewhere, or it has
@@ -862,7 +953,7 @@ class NatsBinding:
 
     def _start_twin_publisher(self) -> None:
         self._twin = self.router.connect_relay("nats")
-        for kind in (PROPERTY, EVENT, DIRECTORY, PRESENCE):
+        for kind in (PROPERTY, EVENT, DIRECTORY, PRESENCE, STATE):
             self.router.subscribe(self._twin, kind)
         if self._other_nodes is not None:  # action statuses, for the other nodes only
             self.router.subscribe(self._twin, ACTION)

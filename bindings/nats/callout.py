@@ -52,6 +52,8 @@ CONSUMER_REQUESTS = frozenset(
         ops.QUERY_ALL_ACTIONS,
         ops.CANCEL_ACTION,
         ops.READ_THING,
+        ops.QUERY_HISTORY,
+        ops.READ_STATE,
         ops.UPDATE_THING,
         ops.DELETE_THING,
         ops.OBSERVE_PROPERTY,
@@ -62,6 +64,8 @@ CONSUMER_REQUESTS = frozenset(
         ops.UNSUBSCRIBE_EVENT,
         ops.SUBSCRIBE_ALL_EVENTS,
         ops.UNSUBSCRIBE_ALL_EVENTS,
+        ops.OBSERVE_STATE,
+        ops.UNOBSERVE_STATE,
     }
 )
 
@@ -71,10 +75,13 @@ def permissions(
 ) -> dict[str, dict[str, list[str]]]:
     """``{"pub": {"allow": [...]}, "sub": {"allow": [...]}}`` for a client.
 
-    Agents publish only under their own ``wot.agent.{id}.>`` and subscribe to their
-    request subject; consumers publish one request subject per operation their role
-    allows (a viewer has no ``invokeaction`` or ``writeproperty`` subject) and subscribe
-    to ``wot.twin.>`` and their own responses; both get their own reply inboxes.
+    Agents publish under their own ``wot.agent.{id}.>`` and subscribe to their request
+    subject; every client publishes one request subject per operation its role allows
+    (a viewer has no ``invokeaction`` or ``writeproperty`` subject; an agent only
+    ``readthing``, ``queryhistory``, ``readstate``, ``updatething`` and ``deletething``,
+    which the router allows on its own Things) and subscribes to its own responses; consumers
+    also to ``wot.twin.>`` (values, events, TDs, presence and state changes of every Thing,
+    which they all may read; an agent may not); all get their own reply inboxes.
     ``wot.twin`` itself is allowed beside ``wot.twin.>``: an MQTT ``wot/twin/#``
     subscribes the parent level too, and is refused whole without it. With
     ``partitions`` (hub workers), each request subject is also granted as nats-server
@@ -90,15 +97,11 @@ def permissions(
         sub.append(subjects.agent(client_id, subjects.REQ))
     # MQTT's one request topic (wot/client/{c}/req) and its responses, every role
     pub.append(f"{subjects.PREFIX}.client.{c}.req")
-    if role == AGENT:
-        sub.append(subjects.client_responses(client_id))
-    if role != AGENT:
-        pub.extend(
-            subjects.client_request(client_id, op) for op in sorted(CONSUMER_REQUESTS & allowed)
-        )
-        sub.append(subjects.client_responses(client_id))
-        if ops.OBSERVE_PROPERTY in allowed or ops.SUBSCRIBE_EVENT in allowed:
-            sub.extend((f"{subjects.PREFIX}.twin", f"{subjects.PREFIX}.twin.>"))
+    # one subject per request operation the role has (an agent: reading its own Things)
+    pub.extend(subjects.client_request(client_id, op) for op in sorted(CONSUMER_REQUESTS & allowed))
+    sub.append(subjects.client_responses(client_id))
+    if allowed & {ops.OBSERVE_PROPERTY, ops.SUBSCRIBE_EVENT, ops.OBSERVE_STATE}:
+        sub.extend((f"{subjects.PREFIX}.twin", f"{subjects.PREFIX}.twin.>"))
     if partitions is not None:  # wot.agent.{c}.> covers an agent's own already
         requests = [subject for subject in pub if subject.startswith(f"{subjects.PREFIX}.client.")]
         pub.extend(mapped(subject, partitions) for subject in requests)

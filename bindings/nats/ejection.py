@@ -118,10 +118,11 @@ def of_certificate(serial: int) -> Callable[[Login], bool]:
 
 async def open_connections(
     nc: Any, server_id: str, account: str, page: int = 1024
-) -> list[tuple[Key, str]]:
+) -> list[tuple[Key, str, dict[str, Any]]]:
     """The open connections of ``account`` on one server, each with its user (the client
-    id, for a login the callout let in): ``$SYS.REQ.SERVER.<id>.CONNZ``, page by page."""
-    found: list[tuple[Key, str]] = []
+    id, for a login the callout let in) and what the server's events say of it (its
+    ``start`` and ``client_type``): ``$SYS.REQ.SERVER.<id>.CONNZ``, page by page."""
+    found: list[tuple[Key, str, dict[str, Any]]] = []
     offset = 0
     while True:
         options = {"acc": account, "auth": True, "offset": offset, "limit": page}
@@ -132,7 +133,8 @@ async def open_connections(
         for connection in connections:
             user = connection.get("authorized_user")
             if isinstance(user, str) and isinstance(connection.get("cid"), int):
-                found.append(((server_id, connection["cid"]), user))
+                info = {"start": connection.get("start"), "client_type": connection.get("type")}
+                found.append(((server_id, connection["cid"]), user, info))
         if len(connections) < page:
             return found
         offset += page

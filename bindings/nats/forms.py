@@ -22,6 +22,7 @@ from . import subjects
 NAMESPACE = "https://wothub.dev/ns/nats#"
 CONTENT_TYPE = "application/json"
 CLIENT = "{clientID}"
+STATE_REL = "state"  # the relation of the twin TD's link to the state document's changes
 
 # The operations each twin subject serves (see _twin_subjects): subscribe to it.
 _OBSERVE = frozenset({ops.OBSERVE_PROPERTY, ops.UNOBSERVE_PROPERTY})
@@ -60,6 +61,10 @@ class NatsForms:
     ) -> list[dict[str, Any]]:
         if not self.url:
             return []
+        if kind == "group":  # requests on the group's Thing id, on the one request subject
+            return [
+                self._form(list(operations), f"{subjects.PREFIX}.client.{CLIENT}.req", "request")
+            ]
         out = [
             self._form(op, f"{subjects.PREFIX}.client.{CLIENT}.req.{op}", "request")
             for op in operations
@@ -70,6 +75,21 @@ class NatsForms:
             if offered:
                 out.append(self._form(offered, subject))
         return out
+
+    def state_links(self, thing_id: str) -> list[dict[str, Any]]:
+        """Where the changes of the Thing's state document come (docs/digitwin.md): one
+        subject per property (``*``), each message that property's entry."""
+        if not self.url:
+            return []
+        return [
+            {
+                "rel": STATE_REL,
+                "href": self.url,
+                "type": CONTENT_TYPE,
+                "nats:subject": subjects.twin(thing_id, subjects.STATE) + ".*",
+                "nats:messageType": "notification",
+            }
+        ]
 
     def _form(self, op: Any, subject: str, message_type: str = "notification") -> dict[str, Any]:
         return {

@@ -15,11 +15,11 @@ A node hands the other nodes' twin notifications to its router only while one of
 clients subscribes to notifications (SSE, WebSocket). When none has for ``grace``
 seconds, it drops them unread and unsubscribes: receiving and handing them over costs as
 much as handling the update itself (docs/cluster.md, "How throughput grows with nodes").
-The next watcher subscribes it again: an SSE stream waits for that before it is
-answered; a WebSocket subscription is answered at once, and notifications of the other
-nodes from the same millisecond may not reach it. What was dropped is not in the node's
-notification log, so a stream that resumes from before the new subscription gets
-``resync``.
+The next watcher subscribes it again, and is answered once nats-server has that
+subscription (``ready``, which ``Core.notifications_ready`` awaits): an SSE stream before
+its response, a WebSocket subscription before its response (bindings/websocket). What
+was dropped is not in the node's notification log, so a stream that resumes from before
+the new subscription gets ``resync``.
 
 Action statuses are not on ``wot.twin``: who may see one is decided per subscriber by a
 hub. Nodes send them to each other as the envelope JSON on ``ACTIONS``, a subject no
@@ -44,6 +44,7 @@ from vocabulary import operations as ops
 from vocabulary import twin_wire
 from vocabulary.channels import TWIN
 from vocabulary.envelope import NOTIFICATION, Message
+from vocabulary.nats_confirm import confirmed
 
 from . import subjects
 
@@ -108,7 +109,7 @@ class OtherNodes:
         assert self._nc is not None
         if self._twin is None:
             self._twin = await self._nc.subscribe(TWIN_NOTIFICATIONS, cb=self._on_twin)
-            await self._nc.flush()
+            await confirmed(self._nc)
 
     async def _unwatched(self) -> None:
         """Once no client has watched for ``grace`` seconds (a stream that reconnects

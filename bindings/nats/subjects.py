@@ -18,6 +18,7 @@ raw; ``urn:dev:ops:32473-lamp-1`` stays readable.
 ``wot.twin.{thing}.event.{n}``         hub -> consumers: events
 ``wot.twin.{thing}.td``                hub -> consumers: TD created, updated, deleted
 ``wot.twin.{thing}.presence``          hub -> consumers: the agent went on/offline
+``wot.twin.{thing}.state.{n}``         hub -> consumers: a property's state changed
 ``_INBOX.{c}.>``                       a client's own reply inboxes
 =====================================  ===========================================
 """
@@ -33,6 +34,7 @@ from vocabulary.channels import (
     PROP,
     REQ,
     RESP,
+    STATE,
     TD,
     Address,
     AddressError,
@@ -46,6 +48,7 @@ __all__ = [
     "PROP",
     "REQ",
     "RESP",
+    "STATE",
     "TD",
     "Address",
     "AddressError",

@@ -35,6 +35,7 @@ from core.connection import OVERFLOW, Connection
 from core.contract import Core
 from vocabulary.envelope import Message, error_frame
 from vocabulary.identity import Client
+from vocabulary.operations import SUBSCRIBING_OPERATIONS
 from vocabulary.problems import Problem
 
 from .forms import PATH, SUBPROTOCOL, WebSocketForms
@@ -149,7 +150,18 @@ class WebSocketBinding:
 
     async def _read(self, websocket: WebSocket, connection: Connection) -> None:
         bad = BadMessages(self.max_bad_frames, self.bad_frame_window)
-        reply = connection.send  # ordered with the responses and notifications
+        held: list[Message] = []  # a new subscription's response, until it may go
+
+        def reply(answer: Message | dict) -> None:
+            if (
+                isinstance(answer, Message)
+                and answer.operation in SUBSCRIBING_OPERATIONS
+                and answer.error is None
+            ):
+                held.append(answer)
+            else:
+                connection.send(answer)  # ordered with the responses and notifications
+
         while not connection.closed:
             frame = await websocket.receive()
             if frame["type"] == "websocket.disconnect":
@@ -159,6 +171,12 @@ class WebSocketBinding:
                 detail = "binary frames are not accepted: send JSON text"
                 self.receiver.refuse(connection, reply, 400, detail)
             elif self.receiver.receive(connection, text, reply):
+                if held:
+                    # As an SSE stream: answered once the node has every notification
+                    # the subscription wants (a cluster node: the others' too). The next
+                    # frame is read after it, so the responses keep their order.
+                    await self.router.notifications_ready()
+                    connection.send(held.pop())
                 continue
             if bad.count():
                 log.warning("closing %s: too many bad frames", connection)

@@ -14,10 +14,12 @@ READ = {
     "readproperty", "readallproperties", "readmultipleproperties", "observeproperty",
     "unobserveproperty", "observeallproperties", "unobserveallproperties", "subscribeevent",
     "unsubscribeevent", "subscribeallevents", "unsubscribeallevents", "queryaction",
-    "queryallactions", "readthing",
+    "queryallactions", "readthing", "queryhistory", "readstate", "observestate",
+    "unobservestate",
 }  # fmt: skip
-AGENT_OWN = {"updatething", "deletething", "readthing", "reportproperty", "reportevent",
-             "answerrequest"}  # fmt: skip
+# Reading a Thing's history and state is allowed as reading the Thing (an agent: its own).
+AGENT_OWN = {"updatething", "deletething", "readthing", "queryhistory", "readstate",
+             "reportproperty", "reportevent", "answerrequest"}  # fmt: skip
 EVERYTHING = ops.OPERATIONS | {ops.REPORT_PROPERTY, ops.REPORT_EVENT, ops.ANSWER_REQUEST}
 
 # role -> (allowed on a Thing the client owns / invoked, allowed on someone else's)

@@ -46,3 +46,13 @@ def test_digitwin_bench_prints_its_three_figures_with_baselines():
     assert lines["register_tds"]["tds"] == 1200
     assert lines["register_tds"]["active"] == 1000
     assert lines["register_tds"]["peak_rss_mb"] > 0
+
+
+def test_groups_bench_prints_a_write_and_a_read_beside_a_group_of_one():
+    lines = {line["bench"]: line for line in run_bench("groups.py", "--members", "40")}
+    assert set(lines) == {"group_write", "group_read"}
+    for line in lines.values():
+        assert line["unit"] == "ms" and line["members"] == 40
+        assert line["figure"] > 0 and line["baseline_figure"] > 0 and line["hub_cpu_ms"] > 0
+        assert line["ratio"] == line["figure"] / line["baseline_figure"]
+    assert lines["group_write"]["offline"] == 20

@@ -144,3 +144,20 @@ def test_thing_level_operations_per_binding() -> None:
             "unsubscribeallevents",
         ],
     }
+
+
+def test_each_binding_links_the_state_document_or_its_changes() -> None:
+    """``rel`` state: HTTP the document (and its SSE stream), the buses the subject or
+    topic filter of its changes, one property each (docs/digitwin.md)."""
+    twin = build_twin_td(thing(), list(PROVIDERS.values()))
+    assert validate_td(twin) is None
+    links = {
+        SCHEMES[link["href"].split("://")[0]]: link
+        for link in twin["links"]
+        if link["rel"] == "state"
+    }
+    assert links["http"]["href"] == "https://hub.example:8444/things/urn:dev:ops:forms-1/state"
+    assert links["mqtt"]["mqv:filter"] == "wot/twin/urn:dev:ops:forms-1/state/+"
+    assert links["mqtt"]["href"] == "mqtts://hub.example:8883/wot/twin/urn:dev:ops:forms-1/state/+"
+    assert links["nats"]["nats:subject"] == "wot.twin.urn:dev:ops:forms-1.state.*"
+    assert set(links) == {"http", "mqtt", "nats"}  # WebSocket: the observestate request

@@ -217,6 +217,20 @@ def test_prefix_scan_stays_inside_prefix(bucket):
     ]
 
 
+def test_below_bounds_a_scan_in_either_direction(bucket):
+    fill(bucket, ["a", "ab", "abc", "abd", "ac", "b"])
+    assert list(bucket.keys(below="abd")) == ["a", "ab", "abc"]
+    assert list(bucket.keys("ab", below="abd")) == ["ab", "abc"]
+    assert list(bucket.keys("ab", below="abd", exclusive=True)) == ["abc"]
+    assert list(bucket.values("ab", below="ac")) == [b"ab", b"abc", b"abd"]
+    assert list(bucket.keys(below="abd", reverse=True)) == ["abc", "ab", "a"]
+    assert list(bucket.keys("zz", below="abd", reverse=True)) == ["abc", "ab", "a"]
+    assert list(bucket.keys("ab", below="abd", reverse=True)) == ["ab", "a"]
+    assert list(bucket.items(prefix="ab", below="abd")) == [("ab", b"ab"), ("abc", b"abc")]
+    assert list(bucket.keys(prefix="ab", below="b")) == ["ab", "abc", "abd"]
+    assert list(bucket.keys("b", below="ab")) == []
+
+
 def test_buckets_do_not_see_each_others_keys(store):
     # Names chosen so that one bucket's name is a prefix of the other's.
     short, long_ = store.bucket("a"), store.bucket("ab")

@@ -289,3 +289,82 @@ async def test_three_replicas_survive_losing_a_server(tmp_path):
             store.close()
         for server in servers:
             server.stop()
+
+
+def test_a_write_whose_acknowledgement_comes_late_is_sent_again_and_counted_once(
+    jetstream_store_factory, monkeypatch, caplog
+):
+    """Each attempt waits a short time for its acknowledgement (as after a stream leader
+    was lost), then the write goes again: a plain write stores the same value again; a
+    conditional write whose first attempt was stored recognises it by its write id, so
+    it succeeds once and is not taken for a lost race."""
+    monkeypatch.setattr("bucketstore.jetstream._FIRST_ATTEMPT", 1e-4)  # too short for any
+    store = jetstream_store_factory()
+    bucket, other = store.bucket("counters"), jetstream_store_factory().bucket("counters")
+    bucket.set("plain", b"1")
+    for number in range(1, 21):
+        old = None if number == 1 else str(number - 1).encode()
+        assert bucket.swap("next", old, str(number).encode()), number
+    assert bucket.get("plain") == b"1"
+    assert bucket.get("next") == b"20"
+    assert "sending it again" in caplog.text  # the short attempts did time out
+    # Another store's replica agrees, and its own conditional write from a stale value
+    # is refused: the retries left nothing half-done.
+    until_sync = time.monotonic() + 10
+    while other.get("next") != b"20" and time.monotonic() < until_sync:
+        time.sleep(0.01)  # polls the replica's watch (a condition with a deadline)
+    assert other.get("next") == b"20"
+    assert not other.swap("next", b"19", b"stale")
+
+
+def test_a_conditional_write_the_leader_cannot_commit_is_unavailable_not_a_lost_race(tmp_path):
+    """The stream's leader alone, its followers killed: it still takes writes but no
+    quorum commits them. The first attempt's batch stays in flight, so the next attempt
+    is refused ("wrong last sequence") while the server still holds the expected value.
+    That is the store not answering (503 at the bindings), not a race lost 20 times."""
+    servers = cluster_of_three(tmp_path)
+    store = None
+    try:
+        store = JetStreamStore(servers=[s.url for s in servers], replicas=3, timeout=2.0)
+        bucket = store.bucket("accounts")  # retries while the cluster elects its leaders
+        assert bucket.swap("ann", None, b"1")
+        leader = store._run(store._js.stream_info(bucket._stream), "info").cluster.leader
+        for server in servers:
+            if server.name != leader:
+                server.kill()  # the leader notices the lost quorum only after ~10 s
+        began = time.monotonic()
+        with pytest.raises(StoreUnavailableError):
+            bucket.swap("bob", None, b"1")
+        assert time.monotonic() - began < 2.0 + 1.5
+        assert bucket.get("ann") == b"1"
+    finally:
+        if store is not None:
+            store.close()
+        for server in servers:
+            server.stop()
+
+
+def test_a_write_waits_write_wait_for_a_server_that_comes_back(tmp_path, caplog):
+    """A starting node's writes wait ``write_wait`` (the cluster's wait), not the 1 s
+    timeout, for JetStream to answer: the write goes through once the server is back."""
+    server = JetStreamServer(tmp_path / "js").start()
+    store = JetStreamStore(servers=server.url, timeout=1.0)
+    try:
+        bucket = store.bucket("b")
+        bucket.set("k", b"v")
+        store.write_wait = 20.0
+        server.stop()
+        outcome: list[object] = []
+        writing = threading.Thread(target=lambda: outcome.append(bucket.set("k", b"w")))
+        writing.start()
+        waited = time.monotonic() + 10
+        while "sending it again" not in caplog.text and time.monotonic() < waited:
+            time.sleep(0.01)  # polls for the first attempt's timeout (a condition)
+        assert "sending it again" in caplog.text  # past the first attempt, still waiting
+        server.start()
+        writing.join(25)
+        assert outcome == [None]
+        assert bucket.get("k") == b"w"
+    finally:
+        store.close()
+        server.stop()

@@ -25,14 +25,7 @@ async def test_a_single_hub_becomes_the_first_node_and_keeps_its_data(tmp_path):
         first.listeners = await wait_listeners(first.home, single)
         password = (first.home / "admin.password").read_text().strip()
         admin = await first.login("admin", password)
-        await first.clients_action(
-            admin,
-            "addClient",
-            clientID="old-friend",
-            kind="consumer",
-            role="viewer",
-            password=FRIEND_PASSWORD,
-        )
+        await first.add_client(admin, "old-friend", "consumer", "viewer", FRIEND_PASSWORD)
     finally:
         assert await single.stop() == 0, single.output
 

@@ -52,14 +52,7 @@ async def test_three_nodes_share_accounts_tokens_and_things(tmp_path):
         admin = await one.login("admin", cluster.admin_password())
 
         # An agent added at node 2 logs in at node 3 and registers a TD there.
-        await two.clients_action(
-            admin,
-            "addClient",
-            clientID="lamp",
-            kind="agent",
-            role="agent",
-            password="a lamp's password",
-        )
+        await two.add_client(admin, "lamp", "agent", "agent", "a lamp's password")
         agent_token = await three.login("lamp", "a lamp's password")
         agent = WsClient(
             three.url.replace("https://", "wss://", 1) + "/ws",
@@ -94,9 +87,7 @@ async def test_three_nodes_share_accounts_tokens_and_things(tmp_path):
         await until(at_node_one, 5)
 
         # Two nodes change the same client at the same moment: neither change is lost.
-        await one.clients_action(
-            admin, "addClient", clientID="carol", kind="consumer", role="viewer"
-        )
+        await one.add_client(admin, "carol", "consumer", "viewer")
         for round_ in range(5):
             role = ("operator", "manager")[round_ % 2]
             password = f"carol's password {round_}"

@@ -41,9 +41,7 @@ async def test_presence_is_the_clusters_and_a_dead_nodes_agents_go_offline(tmp_p
     try:
         one, two, three = await cluster.start()
         admin = await one.login("admin", cluster.admin_password())
-        await one.clients_action(
-            admin, "addClient", clientID="lamp", kind="agent", role="agent", password=PASSWORD
-        )
+        await one.add_client(admin, "lamp", "agent", "agent", PASSWORD)
         token = await one.login("lamp", PASSWORD)
 
         # Connected to node 1: online at node 2 and node 3 as soon as their stores know.

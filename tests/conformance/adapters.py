@@ -272,6 +272,16 @@ class _Consumer:
 
         self._tasks.append(asyncio.create_task(pump()))
 
+    def _pump_notifications(self, envelopes: asyncio.Queue[dict[str, Any]]) -> None:
+        """The notifications among the envelopes a bus client queues for its responses
+        topic (the notifications of observe requests travel there)."""
+
+        async def queued():
+            while True:
+                yield await envelopes.get()
+
+        self._pump(queued(), WebSocketConsumer._note)
+
     async def _stop_pumps(self) -> None:
         for task in self._tasks:
             task.cancel()
@@ -309,6 +319,10 @@ class HttpConsumerSide(_Consumer):
         self._hrefs[status["id"]] = status.href
         return status["id"], status["state"]
 
+    async def service(self, thing_id: str, action: str, input: Any) -> Any:
+        """The output of an action of one of the hub's own Things (they answer at once)."""
+        return await self._call(self.client.invoke_service(thing_id, action, input))
+
     async def query_action(self, thing_id: str, action_id: str) -> dict[str, Any]:
         status = await self._call(self.client.query_action(self._hrefs[action_id]))
         return {**status, "status": status["state"]}
@@ -337,6 +351,25 @@ class HttpConsumerSide(_Consumer):
     async def _stream(self, thing_id: str, stream) -> None:
         await self._call(stream.open())  # subscribed once the stream is open
         self._pump(stream, lambda e: Note(thing_id, e.event, e.data, event_id=e.id))
+
+    async def observe_group(self, group: str) -> None:
+        """The group's SSE stream (its property and event notifications)."""
+        session = self.running.session(self.token)
+        self._raw.append(session)
+        response = await session.get(f"/groups/{group}/events")
+        assert response.status == 200, response.status
+        reader = SseReader(response)
+
+        async def events():
+            while True:
+                yield await reader.next(timeout=60)
+
+        self._pump(
+            events(),
+            lambda e: Note(
+                e["data"]["thingID"], e["data"]["name"], e["data"].get("value"), event_id=e["id"]
+            ),
+        )
 
     async def observe_all_and_stall(self, thing_id: str):
         """A raw SSE stream on all the Thing's properties that reads nothing until
@@ -399,6 +432,10 @@ class WebSocketConsumer(_Consumer):
         response = await self._call(self.client.invoke(thing_id, name, input))
         return response["actionID"], response["status"]
 
+    async def service(self, thing_id: str, action: str, input: Any) -> Any:
+        response = await self._call(self.client.request("invokeaction", thing_id, action, input))
+        return response.get("output")
+
     async def query_action(self, thing_id: str, action_id: str) -> dict[str, Any]:
         return await self._call(self.client.query_action(thing_id, action_id))
 
@@ -420,6 +457,11 @@ class WebSocketConsumer(_Consumer):
 
     async def observe_all(self, thing_id: str) -> None:
         await self._call(self.client.observe_property(thing_id, None))
+
+    async def observe_group(self, group: str) -> None:
+        """observeallproperties and subscribeallevents on the group's Thing id."""
+        await self.observe_all(f"urn:wothub:group:{group}")
+        await self._call(self.client.subscribe_event(f"urn:wothub:group:{group}", None))
 
     async def cut_off(self, stalled) -> str:
         """The hub closes the WebSocket with 1013 (docs/websocket.md)."""
@@ -449,11 +491,21 @@ class _BusConsumer(_Consumer):
         response = await self._request("invokeaction", thing_id, name, **fields)
         return response["actionID"], response["status"]
 
+    async def service(self, thing_id: str, action: str, input: Any) -> Any:
+        return (await self._request("invokeaction", thing_id, action, input=input)).get("output")
+
     async def query_action(self, thing_id: str, action_id: str) -> dict[str, Any]:
         return (await self._request("queryaction", thing_id, actionID=action_id))["output"]
 
     async def cancel_action(self, thing_id: str, action_id: str) -> dict[str, Any]:
         return (await self._request("cancelaction", thing_id, actionID=action_id))["output"]
+
+    async def observe_group(self, group: str) -> None:
+        """observeallproperties and subscribeallevents on the group's Thing id; the
+        notifications come on the client's responses topic."""
+        self._pump_notifications(self._responses())
+        for operation in ("observeallproperties", "subscribeallevents"):
+            await self._request(operation, f"urn:wothub:group:{group}")
 
     async def observe_all_and_stall(self, thing_id: str):
         """The twin topics are nats-server's to pace (its slow-consumer policy, for MQTT
@@ -501,6 +553,9 @@ class MqttConsumer(_BusConsumer):
         if _problem(response):
             raise Refused(response["error"].get("status"), response["error"])
         return response
+
+    def _responses(self) -> asyncio.Queue[dict[str, Any]]:
+        return self.client._responses
 
     async def outcome(self, thing_id: str, action_id: str) -> dict[str, Any]:
         await _final_response(self.client._responses, action_id)
@@ -558,21 +613,22 @@ class NatsConsumerSide(_BusConsumer):
     async def _request(self, operation: str, thing_id: str, name: str | None = None, **fields):
         """The response; Refused for an error response, and for a request the server
         refused to take (a subject the client may not publish to: docs/nats.md,
-        "Permissions"): then no problem comes, only the server's error, status None."""
-        errors = self.consumer.errors
-        seen = len(errors)
-        request = asyncio.ensure_future(self.consumer.request(operation, thing_id, name, **fields))
-        violation = asyncio.ensure_future(until(lambda: len(errors) > seen))
-        await asyncio.wait({request, violation}, return_when=asyncio.FIRST_COMPLETED)
-        if not request.done():
-            request.cancel()
-            await violation
-            raise Refused(None, {"detail": errors[seen]})
-        violation.cancel()
-        try:
-            return request.result()
-        except HubError as error:
-            raise Refused(error.status, error.problem) from None
+        "Permissions"), which the client raises as 403."""
+        return await self._call(self.consumer.request(operation, thing_id, name, **fields))
+
+    async def service(self, thing_id: str, action: str, input: Any) -> Any:
+        """On ``wot.client.{c}.req``, the request subject of every role (a viewer has no
+        ``.req.invokeaction``; the router checks what it may invoke: docs/nats.md)."""
+        message = {"messageType": "request", "operation": "invokeaction"}
+        message |= {"thingID": thing_id, "name": action, "input": input}
+        subject = f"{subjects.PREFIX}.client.{subjects.encode(self.client_id)}.req"
+        response = await self._call(self.consumer._request(subject, message, 5.0))
+        if _problem(response):
+            raise Refused(response["error"].get("status"), response["error"])
+        return response.get("output")
+
+    def _responses(self) -> asyncio.Queue[dict[str, Any]]:
+        return self.consumer.responses
 
     async def outcome(self, thing_id: str, action_id: str) -> dict[str, Any]:
         await _final_response(self.consumer.responses, action_id)

@@ -9,9 +9,10 @@ from contextlib import AsyncExitStack
 
 import pytest
 
-from tests.support.messages import answer, request
+from tests.support.messages import answer, notification, request
 from tests.support.tds import LAMP
 from tests.waiting import until
+from vocabulary.problems import NotFound
 
 from .conftest import CoreHub, drain, receive
 
@@ -196,3 +197,70 @@ async def test_the_asker_at_another_node_is_told_each_state_once(nodes):
     one.router.handle(agent, answer(delivered, output=100))
     assert (await asyncio.wait_for(waiter, 5))["output"] == 100
     assert [(m.status, m.output) for m in await drain(operator)] == [("completed", 100)]
+
+
+async def test_a_group_request_at_one_node_follows_older_ones_to_the_agent_at_another(nodes):
+    """A group's requests are queued in a batch; with other nodes, each member's pending
+    requests still reach its agent in arrival order, once, where the agent is
+    connected: the group's after the older one queued at the third node."""
+    one, two, three = nodes
+    agent = one.connect("lamp-agent", "agent")
+    mia, olga = two.connect("mia", "manager"), three.connect("olga", "operator")
+    manager = mia.client
+    two.router.groups.define(manager, "lamps", {"members": [LAMP]})
+
+    older = invoke(three, olga)
+    group = two.router.groups.request(manager, "lamps", "invokeaction", "toggle")
+    assert list(group["members"]) == [LAMP] and group["refused"] == {}
+    got = [await receive(agent, timeout=5) for _ in range(2)]
+    assert [m.action_id for m in got] == [
+        older.action_id,
+        two.router.groups.status(manager, group["id"])["members"][LAMP]["id"],
+    ]
+    for delivered in got:
+        one.router.handle(agent, answer(delivered))
+    await until(
+        lambda: two.router.groups.status(manager, group["id"])["status"] == "completed",
+        timeout=5,
+    )
+    assert await drain(agent) == []
+
+
+def members_at(node, name):
+    """The members a node's replica of the store lists for the group (None: no group)."""
+    try:
+        return node.router.groups.groups.get(name).members
+    except NotFound:
+        return None
+
+
+async def test_a_group_redefined_at_one_node_changes_who_is_observed_at_another(nodes):
+    """An observer of a group at node two gets the notifications of the members node one
+    defines once node two has the new definition, not only after the next TD change
+    there."""
+    one, two = nodes[0], nodes[1]
+    agent = two.connect("lamp-agent", "agent")
+    mia, vera = one.connect("mia", "manager"), two.connect("vera", "viewer")
+    one.router.groups.define(mia.client, "lamps", {"members": ["urn:dev:not-this-lamp"]})
+    await until(lambda: members_at(two, "lamps") == ["urn:dev:not-this-lamp"], timeout=5)
+    observing = two.router.handle(vera, request("observeallproperties", "urn:wothub:group:lamps"))
+    assert observing.error is None, observing.error
+
+    def report(value):
+        message = notification("observeproperty", LAMP, "brightness", value=value)
+        assert two.router.handle(agent, message) is None
+
+    report(1)
+    assert await drain(vera) == []  # not a member
+    one.router.groups.define(mia.client, "lamps", {"members": [LAMP]})
+    # Node two learns of it through its store's watch, then its router: reported until
+    # a value reaches the observer (without following, none ever does).
+    values, got = iter(range(2, 10_000)), []
+
+    async def observed() -> bool:
+        report(next(values))
+        got.extend(await drain(vera))
+        return bool(got)
+
+    await until(observed, timeout=5)
+    assert {(m.thing_id, m.name) for m in got} == {(LAMP, "brightness")}

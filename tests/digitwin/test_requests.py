@@ -116,6 +116,45 @@ def test_sequence_continues_after_reopening(store_path: Path) -> None:
         assert ids(queue.for_thing(LAMP)) == [third.id, second.id, first.id]
 
 
+def test_add_many_numbers_one_record_a_thing_after_the_others(store_path: Path) -> None:
+    """A group's requests: one record per Thing, numbered in order after the records
+    queued before them and before those queued after; written through (durable before
+    add_many returns); those of connected agents' Things stored delivered."""
+    store = open_store(store_path)
+    queue = RequestQueue(store.bucket("requests"))
+    before = invoke(queue, FAN)
+    many = queue.add_many(
+        "writeproperty", [LAMP, FAN], "level", "manager-1", 80, delivered={FAN}, ttl=30, now=T0
+    )
+    after = invoke(queue, FAN)
+    store.close()
+    with open_store(store_path) as reopened:
+        queue = RequestQueue(reopened.bucket("requests"))
+        lamp, fan = (queue.get(record.id) for record in many)
+        assert (lamp, fan) == tuple(many)
+        assert before.seq < lamp.seq < fan.seq < after.seq
+        assert (lamp.status, lamp.deliveries, fan.status, fan.deliveries) == (
+            PENDING,
+            0,
+            DELIVERED,
+            1,
+        )
+        assert (fan.operation, fan.name, fan.input, fan.sender_id) == (
+            "writeproperty",
+            "level",
+            80,
+            "manager-1",
+        )
+        assert fan.expires == T0 + 30
+        assert ids(queue.open_for_thing(FAN)) == [before.id, fan.id, after.id]
+        assert ids(queue.open_for_thing(LAMP)) == [lamp.id]
+
+
+def test_add_many_of_no_things_writes_nothing(queue: RequestQueue) -> None:
+    assert queue.add_many("invokeaction", [], "toggle", "consumer-1") == []
+    assert invoke(queue).seq == 1
+
+
 # --- the state machine --------------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from bucketstore import open_store
+from bucketstore import StoreUnavailableError, open_store
 from hub.cli import main
 from tests.support.running import PASSWORD, RunningHub
 from tests.support.tds import SLASHED_LAMP as LAMP
@@ -238,6 +238,30 @@ async def test_refused(cli_hub, capsys):
     assert code == 4 and out == ""
     assert err.startswith("wothub: not allowed: ")
     assert err.endswith("; log in as a client whose role allows it\n") and err.count("\n") == 1
+
+
+async def test_a_503_with_retry_after_is_asked_again(cli_hub, capsys, monkeypatch):
+    """A cluster node whose store waits for a stream's new leader answers 503 with
+    Retry-After: the command waits that long and asks again (at most 3 times)."""
+    flags = cli_hub.flags(cli_hub.token("ops"))
+    accounts = cli_hub.hub.auth.accounts
+    add, refused = accounts.add, []
+
+    def unavailable_once(*args, **kwargs):
+        if not refused:
+            refused.append(args[0])
+            raise StoreUnavailableError("bucket 'clients': no answer within 5.0 s (a test's)")
+        return add(*args, **kwargs)
+
+    monkeypatch.setattr(accounts, "add", unavailable_once)
+    code, out, err = await wothub(
+        capsys, "clients", "add", "dora", "--kind", "consumer", "--role", "viewer", "--json",
+        *flags,
+    )  # fmt: skip
+    assert code == 0, err
+    assert refused == ["dora"]
+    assert json.loads(out)["clientID"] == "dora"
+    assert "503" in err and "asking again in" in err
 
 
 # -- wothub clients ----------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from auth.join_tokens import BUCKET, JoinTokens
-from bucketstore import open_store
+from bucketstore import StoreUnavailableError, open_store
 from certs import CertificateAuthority
 from hub.cli import main
 from hub.cluster_secrets import SECRET_FILES, ca_fingerprint, export_secrets
@@ -117,6 +117,29 @@ async def test_a_fresh_node_joins_with_an_admins_token_and_gets_the_same_secrets
         f"wothub: the hub at {running.url} refused the join token: this join token was used at "
     )
     assert secrets_of(second) == {}
+
+
+async def test_a_join_answered_503_is_asked_again_after_its_retry_after(
+    running, flags, capsys, tmp_path, monkeypatch
+):
+    """The store did not answer while the token was redeemed (a cluster node whose
+    stream elects a new leader): 503 with Retry-After; the join asks again then."""
+    answer = await join_token(capsys, flags)
+    tokens = running.hub.operations.join.tokens
+    redeem, refused = tokens.redeem, []
+
+    def unavailable_once(*args, **kwargs):
+        if not refused:
+            refused.append(True)
+            raise StoreUnavailableError("bucket 'join-tokens': no answer (a test's)")
+        return redeem(*args, **kwargs)
+
+    monkeypatch.setattr(tokens, "redeem", unavailable_once)
+    code, out, err = await join(capsys, answer, tmp_path / "fresh")
+    assert code == 0, err
+    assert refused == [True] and "joined the cluster of" in out
+    assert "the hub answered 503; asking again in" in err
+    assert secrets_of(tmp_path / "fresh") == secrets_of(running.hub.config.home)
 
 
 async def test_an_expired_token_is_refused(running, capsys, tmp_path):

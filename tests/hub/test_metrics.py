@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from digitwin.history import ThingHistory
 from tests.support.http import ASYNC
 from tests.support.metrics import scrape, value
 from tests.support.tds import SIGN, sign_td
@@ -125,3 +126,35 @@ async def test_credentials_refused_on_any_binding_are_counted(running):
     refused = {"status": "401", "reason": "invalid_credentials"}
     name = "wothub_refused_total"
     assert value(after, name, **refused) - value(before, name, **refused) == 2
+
+
+async def test_history_values_written_pruned_and_queries_are_counted(running):
+    running.add_thing("sign-agent", sign_td())
+    before = await scrape(running)
+    agent = running.agent("sign-agent")
+    for n in range(5):
+        report = {"operation": "observeproperty", "thingID": SIGN, "name": "text"}
+        running.send(agent, {"messageType": "notification", "value": f"v{n}", **report})
+    running.hub.router.disconnect(agent)
+    running.hub.router.flush()
+    token = running.add_client("otto", "consumer", "operator")
+    async with running.session(token) as consumer:
+        for query in ("", "?step=1m"):
+            address = f"/things/{SIGN}/properties/text/history{query}"
+            async with consumer.get(address) as response:
+                assert response.status == 200
+    # A Thing's own retention of 2 values: the pruning step deletes 3.
+    twin = running.hub.twin
+    twin.set_history_setting(SIGN, ThingHistory(max_count=2))
+    while twin.prune_history(now=time.time() + 3600):
+        pass
+    after = await scrape(running)
+
+    def moved(name: str) -> float:
+        return value(after, name) - value(before, name)
+
+    assert moved("wothub_history_values_written_total") == 5
+    assert moved("wothub_history_values_pruned_total") == 3
+    assert moved("wothub_history_queries_total") == 2
+    assert moved("wothub_history_query_seconds_total") > 0
+    assert value(after, "wothub_history_values_dropped_total") == 0

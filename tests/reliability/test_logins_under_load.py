@@ -136,7 +136,8 @@ class HealthProbe:
         self.latencies, self.failures = result["latencies"], result["failures"]
 
     def p99(self) -> float:
-        assert len(self.latencies) >= 20, self.latencies
+        # A 99th percentile of fewer than 100 samples is their slowest one or two.
+        assert len(self.latencies) >= 100, self.latencies
         return statistics.quantiles(self.latencies, n=100, method="inclusive")[98]
 
 
@@ -286,7 +287,8 @@ async def test_500_agents_reconnecting_at_once_are_back_within_30_s(tmp_path):
             started = time.monotonic()
             clients = await asyncio.wait_for(connect_all(), timeout=30)
             elapsed = time.monotonic() - started
-            await probe.samples(20)  # and a second after the storm
+            # And a moment after the storm: at least 20 samples, and 100 in all (a p99).
+            await probe.samples(max(20, 100 - probe.count))
             await close_all(clients)
         print(
             f"{STORM_AGENTS} reconnects in {elapsed:.2f} s; /health p99 {probe.p99() * 1000:.1f} ms"

@@ -6,9 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from pathlib import Path
 
 from bindings.nats.server import find_binary
 from bucketstore import open_store
+from bucketstore.memory import MemoryStore
+from certs import CertificateAuthority
+from hub.cluster_node import MAX_PAYLOAD
 from hub.runtime import Hub
 from tests.support.running import hub_config
 
@@ -67,3 +71,32 @@ async def hub_on(home, url: str):
     finally:
         await hub.stop()
         store.close()
+
+
+def routed_config(
+    secrets: Path,
+    hub_blocks: str,
+    name: str,
+    port: int,
+    cluster_port: int,
+    routes: list[int],
+    store_dir: Path,
+) -> str:
+    """One server of a NATS cluster with JetStream, as docs/cluster.md ("On a NATS cluster
+    you run") tells an operator to configure it for the hubs: a TLS client listener with
+    a server certificate from the hubs' CA, JetStream, routes to the other servers (plain
+    on loopback here; TLS is the operator's choice), and ``hub_blocks``, what
+    ``wothub cluster nats-config`` prints. ``secrets``: a home with the hubs' secrets."""
+    ca = CertificateAuthority.load_or_create(secrets, MemoryStore().bucket("certs"))
+    server = ca.ensure_server_certificate([])
+    others = ", ".join(f'"nats-route://127.0.0.1:{other}"' for other in routes)
+    return (
+        f"server_name: {name}\n"
+        f'listen: "127.0.0.1:{port}"\n'
+        f'tls {{ cert_file: "{server.cert_path}", key_file: "{server.key_path}", '
+        f'ca_file: "{ca.ca_cert_path}", timeout: 2 }}\n'
+        f"max_payload: {MAX_PAYLOAD}\n"
+        f'jetstream {{ store_dir: "{store_dir}" }}\n'
+        f'cluster {{ name: ops, listen: "127.0.0.1:{cluster_port}", routes: [ {others} ] }}\n'
+        + hub_blocks
+    )

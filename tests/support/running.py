@@ -133,6 +133,26 @@ class RunningHub:
             self.url, headers=headers, connector=aiohttp.TCPConnector(ssl=self.ssl), **kwargs
         )
 
+    def binding_urls(self) -> dict[str, str]:
+        """Where a client reaches each binding (MQTT and NATS when they are enabled)."""
+        hub = self.hub
+        urls = {"http": self.url, "websocket": ws_url(self)}
+        if hub.config.mqtt_enabled:
+            urls["mqtt"] = f"mqtts://127.0.0.1:{hub.mqtt.port}"
+        if hub.config.nats_enabled:
+            urls["nats"] = hub.nats.url
+        return urls
+
+    def listener_ports(self) -> dict[str, int]:
+        """The hub's ports as configuration options: a restart binds the same ones."""
+        hub = self.hub
+        return {
+            "http_port": hub.http_server.port,
+            "mqtt_port": hub.mqtt.port,
+            "nats_port": hub.nats.server.port,
+            "nats_ws_port": hub.nats.server.ws_port,
+        }
+
     def add_client(self, client_id: str, kind: str = "consumer", role: str = "viewer") -> str:
         """Add a client with PASSWORD; returns a token for it."""
         self.hub.auth.add_client(client_id, kind, role, password=PASSWORD)

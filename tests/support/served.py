@@ -101,18 +101,17 @@ async def wait_listeners(home, process: Process, timeout: float = 40.0) -> dict:
 
 
 class Served:
-    """``wothub serve`` on a free loopback port; its log goes to a file (never blocks)."""
+    """``wothub serve`` on a free loopback port; its log goes to a file (never blocks).
+    ``command`` runs the CLI (default: this interpreter's ``hub.cli``; an installed
+    ``wothub`` script, say), with ``env`` (default: ``serve_env()``) in ``cwd``."""
 
-    def __init__(self, home, log_path):
+    def __init__(self, home, log_path, command=None, env=None, cwd=None):
         self.home = home
         self.log_path = log_path
         self.log_file = open(log_path, "a")  # noqa: SIM115 (closed in stop)
-        env = serve_env()
         self.process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "hub.cli",
+                *(command or (sys.executable, "-m", "hub.cli")),
                 "serve",
                 "--home",
                 str(home),
@@ -121,7 +120,8 @@ class Served:
                 "--http-host",
                 "127.0.0.1",
             ],
-            env=env,
+            env=serve_env() if env is None else env,
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=self.log_file,
             stderr=self.log_file,

@@ -5,6 +5,7 @@ project's client is ``running.device`` or clients.websocket.WsClient on ``ws_url
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 
 from websockets.asyncio.client import connect
@@ -40,8 +41,13 @@ async def send(ws, **message) -> None:
     await ws.send(json.dumps(message))
 
 
+_ids = itertools.count(1)
+
+
 async def ask(ws, **message) -> dict:
-    """Send a request and return the response with its correlationID."""
+    """Send a request (with a correlationID made up if it has none) and return the
+    response with its correlationID."""
+    message.setdefault("correlationID", f"ask-{next(_ids)}")
     await send(ws, messageType="request", **message)
     while True:
         answer = await receive(ws)

@@ -29,7 +29,11 @@ CONTENT_TYPES = {
     ".css": "text/css; charset=utf-8",
     ".svg": "image/svg+xml",
 }
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\.(js|css|svg)$")
+# A file of the folder (plain names), or of a vendored library under vendor/<library>/
+# (as it ships: uPlot.min.css). Every segment starts with a letter or digit: no "..".
+_NAME = re.compile(
+    r"^(vendor/[a-z0-9][a-z0-9_-]*/[A-Za-z0-9][A-Za-z0-9_.-]*|[a-z0-9][a-z0-9_-]*)\.(js|css|svg)$"
+)
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -54,7 +58,7 @@ class Dashboard:
         return [
             Route("/", self.root, methods=["GET"]),
             Route("/dashboard/", self.index, methods=["GET"]),
-            Route("/dashboard/{name}", self.static, methods=["GET"]),
+            Route("/dashboard/{name:path}", self.static, methods=["GET"]),
         ]
 
     async def root(self, request: Request) -> Response:

@@ -38,7 +38,7 @@ async def test_an_mqtt_agent_serves_a_nats_consumer(both_hub):
     try:
         values: asyncio.Queue = asyncio.Queue()
         await consumer.observe_property(THING, "level", callback=values.put_nowait)
-        await consumer.nc.flush()  # the server has the subscription
+        await consumer.flush()  # the server has the subscription
         agent.publish(topics.agent_topic("lamp-agent", "prop", THING, "level"), {"value": 33})
         notification = await asyncio.wait_for(values.get(), 10)
         assert (notification["thingID"], notification["name"]) == (THING, "level")

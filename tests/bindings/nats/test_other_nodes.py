@@ -235,3 +235,31 @@ async def test_an_action_asked_on_one_node_ends_there_when_answered_on_the_other
             assert await invoking == (200, 30)
     finally:
         invoking.cancel()
+
+
+async def test_a_websocket_subscription_is_answered_once_the_node_follows_again(nodes, monkeypatch):
+    one, two = nodes
+    relay = two.hub.nats._other_nodes
+    relay.grace = 0.0  # the drop starts at the next check
+    lamp = await register(one)
+    await _known(two, LAMP)
+    token = two.add_client("vera", "consumer", "viewer")
+    await until(lambda: not relay.watched and relay._twin is None, 5)  # nobody watches
+
+    # A slow link to nats-server: node 2's subscription to the twin notifications
+    # reaches it half a second late (a sleep that simulates the latency).
+    nc = relay._nc
+    subscribe = nc.subscribe
+
+    async def slow_subscribe(subject, *args, **kwargs):
+        await asyncio.sleep(0.5)
+        return await subscribe(subject, *args, **kwargs)
+
+    monkeypatch.setattr(nc, "subscribe", slow_subscribe)
+
+    # The subscription is answered only once node 2 follows node 1 again: a value node 1
+    # publishes right after the answer reaches it.
+    async with await _observe(two, token, LAMP) as ws:
+        assert relay._twin is not None
+        await report(lamp, "brightness", 40)
+        assert await _values(ws, 1) == [(LAMP, 40)]

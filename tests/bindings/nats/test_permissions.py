@@ -38,15 +38,21 @@ NEVER_SUBSCRIBE = (
 # role -> (publish allowed, publish refused, subscribe allowed, subscribe refused)
 CASES = {
     "agent": (
-        # wot.client.{id}.req and .resp: MQTT's one request topic and its responses
+        # wot.client.{id}.req and .resp: MQTT's one request topic and its responses;
+        # .req.{op} for the requests of the role (reading its own Things)
         [
             "wot.agent.fan-agent.hello",
             "wot.agent.fan-agent.prop.urn:x.level",
             "wot.client.fan-agent.req",
+            "wot.client.fan-agent.req.readthing",
+            "wot.client.fan-agent.req.queryhistory",
         ],
         [
             "wot.agent.lamp-agent.hello",
             "wot.client.fan-agent.req.readproperty",
+            "wot.client.fan-agent.req.invokeaction",
+            "wot.client.otto.req.readthing",
+            "wot.client.fan-agent.req.observestate",
             "wot.twin.urn:x.prop.level",
         ],
         ["wot.agent.fan-agent.req", "_INBOX.fan-agent.abc", "wot.client.fan-agent.resp"],
@@ -57,6 +63,7 @@ CASES = {
             "wot.client.fan-agent.req",  # MQTT's one request topic: the hub checks the op
             "wot.client.fan-agent.req.readproperty",
             "wot.client.fan-agent.req.observeproperty",
+            "wot.client.fan-agent.req.observestate",
         ],
         [
             "wot.client.fan-agent.req.invokeaction",
@@ -67,7 +74,13 @@ CASES = {
             "wot.twin.urn:x.prop.level",
         ],
         # wot.twin itself: an MQTT wot/twin/# subscribes the parent level too
-        ["wot.twin", "wot.twin.>", "wot.twin.*.prop.*", "wot.client.fan-agent.resp"],
+        [
+            "wot.twin",
+            "wot.twin.>",
+            "wot.twin.*.prop.*",
+            "wot.twin.*.state.*",
+            "wot.client.fan-agent.resp",
+        ],
         ["wot.agent.fan-agent.req", "_INBOX.otto.>", "wot.twinx"],
     ),
     "operator": (
@@ -114,7 +127,15 @@ async def test_each_role_gets_its_subjects_and_no_others(nats_hub, role):
 
 def test_the_grants_follow_the_client_id_as_one_token():
     granted = permissions("lamp.1 a", "agent")
-    assert granted["pub"]["allow"] == ["wot.agent.lamp%2E1%20a.>", "wot.client.lamp%2E1%20a.req"]
+    client = "wot.client.lamp%2E1%20a.req"
+    assert granted["pub"]["allow"] == [
+        "wot.agent.lamp%2E1%20a.>",
+        client,
+        *(
+            f"{client}.{op}"
+            for op in ("deletething", "queryhistory", "readstate", "readthing", "updatething")
+        ),
+    ]
     assert granted["sub"]["allow"] == [
         "_INBOX.lamp%2E1%20a.>",
         "wot.agent.lamp%2E1%20a.req",

@@ -5,6 +5,7 @@ import * as api from "./api.js";
 import { clientsPage, certificatesPage } from "./admin.js";
 import { directoryPage } from "./directory.js";
 import { h, clear, problemText } from "./dom.js";
+import { groupPage, groupsPage } from "./groups.js";
 import { thingPage } from "./thing.js";
 
 const view = document.getElementById("view");
@@ -39,6 +40,10 @@ function route() {
   let shown;
   if (path.startsWith("/thing/")) {
     shown = thingPage(view, decodeURIComponent(path.slice("/thing/".length)), signal);
+  } else if (path === "/groups") {
+    shown = groupsPage(view, signal);
+  } else if (path.startsWith("/group/")) {
+    shown = groupPage(view, decodeURIComponent(path.slice("/group/".length)), signal);
   } else if (path.startsWith("/admin/")) {
     if (!api.may.administer()) {
       clear(view, h("p", { class: "refused" }, "Only administrators may see this page."));

@@ -1,10 +1,11 @@
 // One Thing, built from its twin TD alone: properties with live values (SSE), the
-// desired value while a write waits for the device, forms for writable properties and
+// desired value while a write waits for the device and the last write it declined (the
+// state document, followed live), forms for writable properties and
 // actions made from their data schemas, the requests (actions and writes) and their
-// states, and events.
+// states, events, and charts of the history of numbers, booleans and enums.
 
 import * as api from "./api.js";
-import { Chart } from "./chart.js";
+import { HistoryChart, chartable } from "./chart.js";
 import { presenceBadge } from "./directory.js";
 import { h, clear, show, when, problemText } from "./dom.js";
 import { schemaForm, fillForm } from "./schema.js";
@@ -26,7 +27,21 @@ function dataSchema(affordance) {
   return schema;
 }
 
-const isNumeric = (schema) => schema.type === "number" || schema.type === "integer";
+// "properties/<name>" and "events/<name>" of each affordance whose history the TD links
+// (a link with rel "history" anchored at the affordance's URL; docs/history.md).
+function histories(td) {
+  const found = new Set();
+  for (const link of td.links || []) {
+    if (link.rel !== "history" || typeof link.anchor !== "string") continue;
+    try {
+      const [member, name] = new URL(link.anchor, location.href).pathname.split("/").slice(-2);
+      found.add(`${member}/${decodeURIComponent(name)}`);
+    } catch {
+      // not a URL the hub made (an agent's own link): no chart from it
+    }
+  }
+  return found;
+}
 
 export async function thingPage(view, id, signal) {
   clear(view, h("p", { class: "loading" }, "Loading…"));
@@ -88,12 +103,26 @@ export async function thingPage(view, id, signal) {
     unwatch: (id) => watchers.delete(id),
   };
 
+  // a history chart for each value that can be drawn, when the TD links its history
+  const linked = histories(td);
+  const charts = [];
+  const chartFor = (member, name, title, schema) => {
+    const how = chartable(schema);
+    if (!how || !linked.has(`${member}/${name}`)) return null;
+    const path = `${base}/${member}/${encodeURIComponent(name)}/history`;
+    const filename = `${td.title || id}-${name}`.replace(/[^A-Za-z0-9_.-]+/g, "-");
+    const chart = new HistoryChart(path, title, how, { signal, filename });
+    charts.push(chart);
+    return chart;
+  };
+
   const cards = new Map(); // property name -> card
   const propertySection = h("section", { id: "properties" }, h("h2", {}, "Properties"), properties.length ? "" : h("p", { class: "empty" }, "No properties."));
   const propertyGrid = h("div", { class: "cards" });
   propertySection.append(propertyGrid);
   for (const [name, affordance] of properties) {
-    const card = propertyCard(base, name, affordance, requests, signal);
+    const chart = chartFor("properties", name, affordance.title || name, dataSchema(affordance));
+    const card = propertyCard(base, name, affordance, chart, requests, signal);
     cards.set(name, card);
     propertyGrid.append(card.element);
   }
@@ -105,19 +134,33 @@ export async function thingPage(view, id, signal) {
   actionSection.append(actionGrid);
   for (const [name, affordance] of actions) actionGrid.append(actionCard(base, name, affordance, requests));
 
+  const eventCharts = new Map(); // event name -> its chart
+  const eventChartGrid = h("div", { class: "cards", id: "event-charts" });
+  for (const [name, affordance] of Object.entries(td.events || {})) {
+    const chart = chartFor("events", name, affordance.title || name, affordance.data);
+    if (!chart) continue;
+    eventCharts.set(name, chart);
+    eventChartGrid.append(h("div", { class: "card event", "data-event-chart": name }, h("h3", {}, affordance.title || name), chart.element));
+  }
   const eventLog = h("ol", { id: "event-log", class: "event-log" });
-  const eventSection = h("section", { id: "events" }, h("h2", {}, "Events"), Object.keys(td.events || {}).length ? eventLog : h("p", { class: "empty" }, "No events."));
+  const eventSection = h(
+    "section",
+    { id: "events" },
+    h("h2", {}, "Events"),
+    eventCharts.size ? eventChartGrid : "",
+    Object.keys(td.events || {}).length ? eventLog : h("p", { class: "empty" }, "No events."),
+  );
 
   const live = h("span", { class: "live", id: "live-state" }, "connecting…");
   clear(view, h("article", { class: "thing" }, live, header, propertySection, actionSection, hasRequests ? statusSection : "", eventSection));
 
-  // the values now (with their timestamps and any desired value), then live
-  await Promise.all([...cards.values()].map((card) => card.refresh()));
+  // the values now (with their timestamps and any desired value) and their history, then live
+  await Promise.all([...[...cards.values()].map((card) => card.refresh()), ...charts.map((chart) => chart.load())]);
   if (properties.length) {
     api.stream(
       `${base}/properties`,
       (name, value) => {
-        if (name === "resync") cards.forEach((card) => card.refresh());
+        if (name === "resync") cards.forEach((card) => card.refresh(true));
         else cards.get(name)?.update(value, new Date().toISOString());
       },
       {
@@ -135,7 +178,9 @@ export async function thingPage(view, id, signal) {
     api.stream(
       `${base}/events`,
       (name, data) => {
+        if (name === "resync") eventCharts.forEach((chart) => chart.load()); // the history has what was missed
         if (name === "resync" || name === "error") return;
+        eventCharts.get(name)?.add(data);
         const title = td.events[name]?.title || name;
         eventLog.prepend(h("li", { "data-event": name }, h("time", {}, new Date().toLocaleTimeString()), h("strong", {}, title), h("code", {}, show(data))));
         while (eventLog.children.length > 200) eventLog.lastChild.remove();
@@ -153,6 +198,22 @@ export async function thingPage(view, id, signal) {
     },
     { signal },
   );
+  // desired and declined writes and the delta (the state document), then their changes live
+  if (properties.length) {
+    const showState = (doc) => {
+      for (const [name, entry] of Object.entries(doc.properties || {})) cards.get(name)?.showState(entry);
+    };
+    const readState = () => api.request("GET", `${base}/state`, null, { signal }).then(showState, () => {});
+    // read once the stream is open: what changed before is in the answer, after in the stream
+    api.stream(
+      `${base}/state`,
+      (name, entry) => {
+        if (name === "resync") readState();
+        else if (name !== "error") cards.get(name)?.showState(entry);
+      },
+      { signal, onState: (s) => s === "open" && readState() },
+    );
+  }
   // requests change state at the device: look again every 2 s while this page is shown
   if (hasRequests) await refreshStatuses();
   const poll = setInterval(() => {
@@ -162,14 +223,14 @@ export async function thingPage(view, id, signal) {
   signal.addEventListener("abort", () => clearInterval(poll));
 }
 
-function propertyCard(base, name, affordance, requests, signal) {
+function propertyCard(base, name, affordance, chart, requests, signal) {
   const schema = dataSchema(affordance);
   const path = `${base}/properties/${encodeURIComponent(name)}`;
   const value = h("span", { class: "value" }, "—");
   const unit = affordance.unit ? h("span", { class: "unit" }, affordance.unit) : "";
   const stamp = h("small", { class: "timestamp" }, "");
   const desired = h("div", { class: "desired", hidden: true });
-  const chart = isNumeric(schema) ? new Chart(affordance.title || name) : null;
+  const declined = h("div", { class: "declined", hidden: true });
   const flags = [affordance.readOnly && "read-only", affordance.writeOnly && "write-only", affordance.observable && "observable"].filter(Boolean);
   const element = h(
     "div",
@@ -179,6 +240,7 @@ function propertyCard(base, name, affordance, requests, signal) {
     h("div", { class: "reading" }, value, unit),
     stamp,
     desired,
+    declined,
     chart ? chart.element : "",
   );
   let pendingWrite = false;
@@ -198,8 +260,24 @@ function propertyCard(base, name, affordance, requests, signal) {
       follow();
       if (pendingWrite) card.refresh();
     },
-    async refresh() {
+    // The property's entry in the state document: the last write the device refused,
+    // and whether the desired value differs from the reported one (the delta).
+    showState(entry) {
+      const refused = entry.declined;
+      declined.hidden = !refused;
+      if (refused) {
+        const why = [refused.error?.title, refused.error?.detail].filter(Boolean).join(": ") || "refused";
+        clear(declined, "declined ", h("strong", {}, show(refused.value)), ` · ${why} · asked by ${refused.senderID} · ${when(refused.time)}`);
+      }
+      const wanted = entry.desired;
+      const differs = !!wanted && (!entry.reported || JSON.stringify(entry.reported.value) !== JSON.stringify(wanted.value));
+      element.classList.toggle("in-delta", differs);
+      if (!!wanted !== pendingWrite) card.refresh(); // a write queued or ended elsewhere
+    },
+    // resync: values were missed, so the chart reads its history again too
+    async refresh(resync = false) {
       if (affordance.writeOnly) return;
+      if (resync) chart?.load();
       try {
         const before = live;
         const detail = await api.request("GET", `${path}?detail=true`, null, { signal });
@@ -207,7 +285,6 @@ function propertyCard(base, name, affordance, requests, signal) {
         if ("value" in detail && !stale && (detail.value !== current || !stamp.textContent)) {
           current = detail.value;
           value.textContent = show(detail.value);
-          if (chart && !chart.values.length) chart.add(detail.value);
           follow();
         }
         if (detail.timestamp && !stale) stamp.textContent = `reported ${when(detail.timestamp)}`;

@@ -85,7 +85,7 @@ async def test_property_values_stream_in_with_units_chart_and_desired(running, o
     for value in (22.0, 23.25, 22.5):  # live, without a reload
         await report(conn, "temperature", value)
         await temperature.locator(f".value:text-is('{value:g}')").wait_for()
-    await temperature.locator('svg.chart[data-points="4"]').wait_for()
+    await temperature.locator('.history-chart[data-points="4"]').wait_for()
     await emit(conn, "overheated", 80.5)
     await ui.page.locator("#event-log li[data-event='overheated']:has-text('80.5')").wait_for()
 

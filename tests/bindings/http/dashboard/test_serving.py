@@ -48,6 +48,8 @@ async def test_root_is_the_dashboard_for_browsers_and_the_td_for_the_rest(runnin
         ("api.js", "text/javascript"),
         ("style.css", "text/css"),
         ("icon.svg", "image/svg+xml"),
+        ("vendor/uplot/uPlot.iife.min.js", "text/javascript"),  # vendored, as it ships
+        ("vendor/uplot/uPlot.min.css", "text/css"),
         ("", "text/html"),
     ],
 )
@@ -67,7 +69,21 @@ async def test_static_files_have_types_csp_nosniff_and_cache_headers(running, na
             assert response.headers["ETag"] == etag
 
 
-@pytest.mark.parametrize("name", ["nope.js", "..%2Fapp.py", "__init__.py", "app.js.map", "x.html"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "nope.js",
+        "..%2Fapp.py",
+        "__init__.py",
+        "app.js.map",
+        "x.html",
+        "vendor/uplot/LICENSE",
+        "vendor/uplot/README.md",
+        "vendor/uplot/..%2F..%2Fapp.js",
+        "vendor/uplot/.hidden.js",
+        "static/app.js",
+    ],
+)
 async def test_only_dashboard_files_are_served(running, name):
     async with running.session() as http, http.get(f"/dashboard/{name}") as response:
         assert response.status == 404

@@ -151,3 +151,38 @@ async def test_a_write_input_follows_the_value_unless_being_edited(running, open
     await expect(field).to_have_value("80")
     await ui.shot("follows")
     assert ui.errors == []
+
+
+async def test_desired_and_declined_writes_follow_the_state_live(running, open_dashboard):
+    token = running.add_client("mona", "consumer", "manager")
+    conn = await register(running, td=desk_lamp_td())
+    await report(conn, "brightness", 40)
+    await conn.close()
+    ui = await open_thing(running, open_dashboard, "mona")
+    brightness = ui.page.locator('[data-property="brightness"]')
+    await brightness.locator(".value:text-is('40')").wait_for()
+
+    # Written by someone else (not this page's form): the state stream tells the page.
+    path = f"/things/{quote(LAMP, safe='')}/properties/brightness"
+    async with running.session(token) as session, session.put(path, json=75) as response:
+        assert response.status == 202
+    await brightness.locator(".desired:has-text('75')").wait_for()
+    await ui.page.wait_for_selector('[data-property="brightness"].in-delta')
+
+    conn = await running.device(AGENT)  # back: it refuses the write
+    delivered = await conn.next_request(10)
+    problem = {"type": "about:blank", "title": "Conflict", "status": 409, "detail": "jammed"}
+    await answer(conn, delivered, status="failed", error=problem)
+    declined = brightness.locator(".declined")
+    await declined.locator("strong:text-is('75')").wait_for()
+    assert "jammed" in await declined.inner_text() and "mona" in await declined.inner_text()
+    await brightness.locator(".desired").wait_for(state="hidden")
+    assert await ui.page.locator('[data-property="brightness"].in-delta').count() == 0
+    await ui.shot("declined")
+
+    assert ui.errors == []
+
+    again = await open_thing(running, open_dashboard, "mona")  # read from the state document
+    brightness = again.page.locator('[data-property="brightness"]')
+    await brightness.locator(".declined strong:text-is('75')").wait_for()
+    assert again.errors == []
