@@ -43,6 +43,7 @@ from vocabulary import twin_wire
 from vocabulary.channels import NATS as subjects
 from vocabulary.channels import AddressError
 from vocabulary.envelope import ABSENT, new_id
+from vocabulary.nats_close import close_connection
 from vocabulary.nats_confirm import confirmed
 
 from .errors import (
@@ -203,7 +204,7 @@ class NatsClient:
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
-            await self.nc.close()
+            await close_connection(self.nc)
 
     async def __aenter__(self):
         return self

@@ -60,6 +60,7 @@ from vocabulary import twin_wire
 from vocabulary.channels import HUB
 from vocabulary.envelope import REQUEST, Message, error_frame
 from vocabulary.identity import Client
+from vocabulary.nats_close import close_connection
 from vocabulary.nats_confirm import confirmed
 from vocabulary.problems import Problem
 
@@ -1016,7 +1017,7 @@ async def _close(nc: NatsConnection, timeout: float = 1.0) -> None:
         return
     try:
         async with asyncio.timeout(timeout):
-            await nc.close()
+            await close_connection(nc)
     except Exception as exc:  # the server may be gone already; the hub stops anyway
         log.debug("closing a NATS connection: %r", exc)
 
