@@ -214,12 +214,6 @@ async def bench_hub(
     return best, files, 1e6 * cpu_used / updates
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 async def _broker_rounds(command: list[str], port: int, ca: dict, n: int, rounds: int):
     """Start a broker, wait for its MQTT port, run the plain rounds, stop it."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -242,13 +236,13 @@ async def _broker_rounds(command: list[str], port: int, ca: dict, n: int, rounds
 async def bench_nats_mqtt(home: Path, ca, n: int, rounds: int) -> tuple[float, int]:
     """nats-server's MQTT listener as the hub configures it (TLS, JetStream), no hub:
     anonymous clients in the global account instead of the auth callout."""
-    from bindings.nats.server import find_binary
+    from bindings.nats.server import find_binary, free_ports
 
     home.mkdir(mode=0o700)
-    port = _free_port()
+    port, client_port = free_ports(2)
     conf = home / "nats-server.conf"
     conf.write_text(
-        f'listen: "127.0.0.1:{_free_port()}"\n'
+        f'listen: "127.0.0.1:{client_port}"\n'
         f'jetstream {{ store_dir: "{home / "jetstream"}" }}\n'
         f'mqtt {{\n  listen: "127.0.0.1:{port}"\n'
         f'  tls {{ cert_file: "{ca["server_cert"]}", key_file: "{ca["server_key"]}", '
@@ -258,13 +252,15 @@ async def bench_nats_mqtt(home: Path, ca, n: int, rounds: int) -> tuple[float, i
 
 
 async def bench_mosquitto(home: Path, ca, n: int, rounds: int) -> tuple[float, int] | None:
+    from bindings.nats.server import free_port
+
     binary = shutil.which("mosquitto") or (
         "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
     )
     if binary is None:
         return None
     home.mkdir(mode=0o700)
-    port = _free_port()
+    port = free_port()
     conf = home / "mosquitto.conf"
     conf.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\n"

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from bindings.nats.server import free_port
+from bindings.nats.server import free_ports
 
 from .cluster_secrets import export_secrets, install_secrets, make_secrets
 
@@ -66,10 +66,10 @@ def node_homes(directory: Path, count: int) -> list[NodeHome]:
     set of secrets (made in ``directory/secrets``), each with a free route port."""
     secrets = cluster_secrets(directory / "secrets")
     nodes = []
-    for i in range(1, count + 1):
+    for i, route_port in enumerate(free_ports(count), 1):
         home = directory / f"n{i}"
         install_secrets(home, secrets)
-        nodes.append(NodeHome(f"n{i}", home, free_port()))
+        nodes.append(NodeHome(f"n{i}", home, route_port))
     return nodes
 
 

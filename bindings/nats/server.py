@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import importlib.metadata
 import json
 import logging
@@ -38,6 +39,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -103,10 +105,26 @@ def find_binary() -> str:
     return found
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+def free_port(host: str = "127.0.0.1", avoid: Collection[int] = ()) -> int:
+    """A port nothing listens on now, and not one of ``avoid``: the ports picked already
+    for the server's other listeners. Once a probe is closed the kernel may hand out its
+    port again (the WebSocket and MQTT listeners once got the same one, and nats-server
+    exited "address already in use")."""
+    for _ in range(100):
+        with socket.socket() as sock:
+            sock.bind((host, 0))
+            port = sock.getsockname()[1]
+        if port not in avoid:
+            return port
+    raise OSError(errno.EADDRINUSE, f"no free port on {host} but {sorted(avoid)}")
+
+
+def free_ports(count: int, host: str = "127.0.0.1", avoid: Collection[int] = ()) -> list[int]:
+    """``count`` different free ports, none of ``avoid`` (``free_port`` says why)."""
+    ports: list[int] = []
+    for _ in range(count):
+        ports.append(free_port(host, {*avoid, *ports}))
+    return ports
 
 
 class ServerExited(OSError):
@@ -259,8 +277,8 @@ class NatsServer:
         self.directory = Path(home) / "nats"
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.host = host
-        self.port = port or free_port(host)
-        self.ws_port = None if ws_port is None else (ws_port or free_port(host))
+        self.port = port or free_port(host, {ws_port or 0})
+        self.ws_port = None if ws_port is None else (ws_port or free_port(host, {self.port}))
         self.cert_file, self.key_file, self.ca_file = cert_file, key_file, ca_file
         self.keys = keys or NatsKeys.load_or_create(self.directory)
         self.binary = binary or find_binary()
@@ -272,16 +290,15 @@ class NatsServer:
         # Replicas of the MQTT streams (sessions, QoS 1 messages, retained values); None:
         # nats-server picks by the cluster's size when it creates them.
         self.mqtt_replicas = mqtt_replicas
-        self.mqtt = mqtt
         # The clients' messages partitioned over this many hub workers (--workers).
         self.partitions = partitions
+        self.mqtt, self.cluster = mqtt, cluster
         if mqtt is not None and not mqtt.port:
             self.mqtt = MqttListener(
-                mqtt.host, free_port(mqtt.host), mqtt.tls, mqtt.client_certificate
+                mqtt.host, free_port(mqtt.host, self._ports()), mqtt.tls, mqtt.client_certificate
             )
-        self.cluster = cluster
         if cluster is not None and not cluster.port:
-            self.cluster = replace(cluster, port=free_port(cluster.host))
+            self.cluster = replace(cluster, port=free_port(cluster.host, self._ports()))
         self.jetstream_dir = self.directory / "jetstream"
         self.warmup_password = secrets.token_urlsafe(24)  # a new one on every start
         self.config_path = self.directory / "nats-server.conf"
@@ -293,6 +310,11 @@ class NatsServer:
         self.restarts = 0
         self._supervisor: asyncio.Task[None] | None = None
         self._stopping = False
+
+    def _ports(self) -> set[int]:
+        """The ports of the listeners set so far."""
+        others = [listener.port for listener in (self.mqtt, self.cluster) if listener is not None]
+        return {self.port, self.ws_port or 0, *others}
 
     def _name(self) -> str:
         """A new name on every start, or the node's own name in a cluster."""

@@ -19,10 +19,11 @@ from urllib.parse import quote
 
 import pytest
 
+from bindings.nats.server import free_ports
 from clients.nats import NatsAgent
 from hub.node_leases import RENEW, TTL
 from tests.support.cluster import Cluster
-from tests.support.nats_server import free_port, nats_server, routed_config
+from tests.support.nats_server import nats_server, routed_config
 from tests.support.served import serve_env
 from tests.support.sse import stream
 from tests.support.tds import lamp_td
@@ -49,7 +50,7 @@ async def nats_cluster(directory, route_ports):
         subprocess.run, command, capture_output=True, text=True, env=serve_env(), timeout=60
     )
     assert printed.returncode == 0, printed.stderr
-    ports = [free_port() for _ in route_ports]
+    ports = free_ports(len(route_ports), avoid=route_ports)
     async with contextlib.AsyncExitStack() as servers:
         for i, (port, cluster_port) in enumerate(zip(ports, route_ports, strict=True), 1):
             routes = [p for p in route_ports if p != cluster_port]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bindings.nats.server import find_binary, free_port
+from bindings.nats.server import find_binary, free_port, free_ports
 from bucketstore.jetstream import JetStreamStore
 
 READY_TIMEOUT = 20.0
@@ -24,10 +24,10 @@ MAX_PAYLOAD = 8 << 20  # the conformance suite stores a 1 MiB value (plus header
 class JetStreamServer:
     """One nats-server with JetStream on 127.0.0.1, its store in ``home``."""
 
-    def __init__(self, home: Path, name: str = "js", cluster: str = "") -> None:
+    def __init__(self, home: Path, name: str = "js", cluster: str = "", port: int = 0) -> None:
         self.home = home
         self.name = name
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
         self.cluster = cluster  # a cluster { } block, or ""
         self.process: subprocess.Popen | None = None
@@ -86,15 +86,17 @@ class JetStreamServer:
 def cluster_of_three(home: Path) -> list[JetStreamServer]:
     """Three servers routed to each other (cluster "c1"), started; JetStream elects its
     meta leader shortly after, so the first stream may need a retry (the store does)."""
-    route_ports = [free_port() for _ in range(3)]
+    ports = free_ports(6)  # each server's client port and route port
+    route_ports = ports[3:]
     routes = ", ".join(f"nats-route://127.0.0.1:{port}" for port in route_ports)
     servers = [
         JetStreamServer(
             home / f"n{i}",
             name=f"n{i}",
             cluster=f'cluster {{ name: c1, listen: "127.0.0.1:{port}", routes: [{routes}] }}\n',
+            port=client_port,
         )
-        for i, port in enumerate(route_ports)
+        for i, (client_port, port) in enumerate(zip(ports[:3], route_ports, strict=True))
     ]
     started = []
     try:

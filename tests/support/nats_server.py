@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from pathlib import Path
 
 from bindings.nats.server import find_binary
@@ -15,12 +14,6 @@ from certs import CertificateAuthority
 from hub.cluster_node import MAX_PAYLOAD
 from hub.runtime import Hub
 from tests.support.running import hub_config
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def external_config(hub: Hub, port: int) -> str:

@@ -14,7 +14,7 @@ from nats.errors import NoRespondersError
 from nats.js.api import KeyValueConfig
 from nats.js.errors import APIError, ServiceUnavailableError
 
-from bindings.nats.server import ClusterListener, NatsKeys, NatsServer, free_port
+from bindings.nats.server import ClusterListener, NatsKeys, NatsServer, free_ports
 from bucketstore import open_store
 from certs import CertificateAuthority
 from tests.waiting import until
@@ -54,7 +54,7 @@ async def test_three_nodes_route_messages_and_replicate_jetstream(tmp_path):
     with open_store(tmp_path / "shared-store") as store:
         CertificateAuthority.load_or_create(shared, store.bucket("certs"))
     keys = NatsKeys.load_or_create(shared / "nats")
-    ports = [free_port() for _ in range(3)]
+    *ports, foreign_port = free_ports(4)
     nodes = []
     for i, port in enumerate(ports):
         routes = [f"127.0.0.1:{p}" for p in ports if p != port]
@@ -64,7 +64,7 @@ async def test_three_nodes_route_messages_and_replicate_jetstream(tmp_path):
     with open_store(tmp_path / "foreign-store") as store:
         CertificateAuthority.load_or_create(foreign_shared, store.bucket("certs"))
     foreign = node_server(
-        tmp_path / "f", foreign_shared, keys, "f1", free_port(), [f"127.0.0.1:{ports[0]}"]
+        tmp_path / "f", foreign_shared, keys, "f1", foreign_port, [f"127.0.0.1:{ports[0]}"]
     )
     assert "verify: true" in nodes[0][0].config()
     connections = []

@@ -10,8 +10,9 @@ import contextlib
 
 import pytest
 
+from bindings.nats.server import free_port
 from clients.nats import NatsAgent, NatsConsumer
-from tests.support.nats_server import external_config, free_port, hub_on, nats_server
+from tests.support.nats_server import external_config, hub_on, nats_server
 from tests.support.running import PASSWORD
 from tests.support.tds import SIGN, sign_td
 

@@ -12,11 +12,11 @@ an operator to configure one. paho-mqtt clients."""
 from __future__ import annotations
 
 import contextlib
-import socket
 import time
 
 import pytest
 
+from bindings.nats.server import free_ports
 from tests.support.mqtt import Paho
 from tests.support.nats_server import external_config, hub_on, nats_server
 from tests.waiting import until
@@ -29,16 +29,10 @@ WITHIN = 1.0  # seconds from the change to the disconnect
 REFUSED = 0x80  # SUBACK failure
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 async def mqtt_hub(tmp_path):
     """(hub, MQTT port): the hub on an external nats-server with an MQTT listener."""
-    port, mqtt_port = free_port(), free_port()
+    port, mqtt_port = free_ports(2)
     async with contextlib.AsyncExitStack() as stack:
         hub = await stack.enter_async_context(hub_on(tmp_path / "home", f"nats://127.0.0.1:{port}"))
         config = external_config(hub, port).replace(

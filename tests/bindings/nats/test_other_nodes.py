@@ -16,11 +16,12 @@ import ssl
 import nats
 import pytest
 
+from bindings.nats.server import free_port
 from hub.cluster_secrets import export_secrets, install_secrets
 from hub.runtime import Hub
 from tests.support.devices import AGENT, answer, register, report
 from tests.support.http import url
-from tests.support.nats_server import external_config, free_port, nats_server
+from tests.support.nats_server import external_config, nats_server
 from tests.support.running import PASSWORD, RunningHub, hub_config
 from tests.support.sse import stream
 from tests.support.tds import LAMP, lamp_td

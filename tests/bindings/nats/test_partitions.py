@@ -13,11 +13,11 @@ import nats
 import pytest
 
 from bindings.nats import partitions
-from bindings.nats.server import find_binary
+from bindings.nats.server import find_binary, free_port
 from clients.nats import NatsAgent
 from hub.cluster_secrets import export_secrets, install_secrets
 from hub.runtime import Hub
-from tests.support.nats_server import free_port, nats_server
+from tests.support.nats_server import nats_server
 from tests.support.running import PASSWORD, hub_config
 from tests.support.tds import lamp_td
 from tests.waiting import until
