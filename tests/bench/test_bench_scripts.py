@@ -56,3 +56,23 @@ def test_groups_bench_prints_a_write_and_a_read_beside_a_group_of_one():
         assert line["figure"] > 0 and line["baseline_figure"] > 0 and line["hub_cpu_ms"] > 0
         assert line["ratio"] == line["figure"] / line["baseline_figure"]
     assert lines["group_write"]["offline"] == 20
+
+
+def test_history_bench_prints_each_figure_on_both_stores_with_its_baseline():
+    lines = run_bench("history.py", "--updates", "2000")
+    benches = {(line["bench"], line["backend"]): line for line in lines}
+    assert set(benches) == {
+        ("property_updates", "leveldb"),
+        ("downsample_day", "leveldb"),
+        ("downsample_day_3m", "leveldb"),
+        ("raw_page", "leveldb"),
+        ("bytes_per_value", "leveldb"),
+        ("downsample_day", "jetstream"),
+        ("downsample_day_3m", "jetstream"),
+        ("raw_page", "jetstream"),
+    }
+    for line in lines:
+        figure = line["figure"] if "figure" in line else line["ops_per_s"]
+        baseline = line["baseline_figure"] if "figure" in line else line["baseline_ops_per_s"]
+        assert figure > 0 and baseline > 0
+        assert line["ratio"] == figure / baseline

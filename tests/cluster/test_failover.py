@@ -1,8 +1,9 @@
 """A node dies: three nodes, an MQTT agent at node 1 given every node's URL, an SSE
 consumer at node 3, a NATS consumer, writes and actions through node 2's HTTP API. Then
 node 1 (hub and nats-server) is killed with SIGKILL: the agent is back, at another node,
-within 5 s; an action asked meanwhile reaches it once; the consumers keep receiving;
-what was acknowledged is at the surviving nodes; node 1 comes back and catches up."""
+within 5 s; an action and a write asked meanwhile reach it once, in order; the consumers
+keep receiving; what was acknowledged is at the surviving nodes; node 1 comes back and
+catches up."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import nats
 import pytest
 
 from clients.mqtt import MqttClient
-from tests.support.cluster import Cluster, post_until_available
+from tests.support.cluster import Cluster, until_available
 from tests.support.sse import stream
 from tests.support.tds import lamp_td
 from tests.waiting import until
@@ -35,13 +36,25 @@ async def invoke(node, token, level):
     again while the node answers 503 (its store had no stream leader in time: no leader
     took the write, so "once" below still holds; docs/cluster.md)."""
     async with node.session(token) as http:
-        status, body = await post_until_available(
+        status, body = await until_available(
             http,
+            "POST",
             f"{THING_PATH}/actions/fade",
             json={"level": level},
             headers={"Prefer": "respond-async"},
         )
     assert status == 201, body
+    return json.loads(body)["href"]
+
+
+async def write(node, token, brightness):
+    """A write of ``brightness`` through the node's HTTP API, with the device away: 202
+    and the queued write's status (asked again while the node answers 503, as above)."""
+    async with node.session(token) as http:
+        status, body = await until_available(
+            http, "PUT", f"{THING_PATH}/properties/brightness", json=brightness
+        )
+    assert status == 202, body
     return json.loads(body)["href"]
 
 
@@ -111,16 +124,21 @@ async def test_a_killed_node_loses_nothing_acknowledged(tmp_path):
             killed = time.monotonic()
             one.kill()
             href_meanwhile = await invoke(two, mia, 30)  # queued: the agent is away
+            write_meanwhile = await write(two, mia, 35)
             await until(
                 lambda: agent.connected and (agent.host, agent.port) != agent.brokers[0], 10
             )
             reconnected = time.monotonic() - killed
             assert reconnected < 5, f"the agent came back after {reconnected:.1f} s"
 
-            # The action asked meanwhile reaches it once, at its new node.
+            # The action and the write asked meanwhile reach it once, in order, at its
+            # new node.
             request = await anext_within(requests, 10)
             assert request["input"] == {"level": 30}
             agent.answer(request, output=30)
+            request = await anext_within(requests, 10)
+            assert (request["operation"], request["input"]) == ("writeproperty", 35)
+            agent.answer(request)
             barrier = await invoke(two, mia, 31)
             request = await anext_within(requests, 10)
             assert request["input"] == {"level": 31}, "the queued action came twice"
@@ -131,7 +149,7 @@ async def test_a_killed_node_loses_nothing_acknowledged(tmp_path):
             assert (await sse.next(10))["data"] == 40
             assert await next_not(values, 10, 10) == 40
 
-            for done in (href_meanwhile, barrier):
+            for done in (href_meanwhile, write_meanwhile, barrier):
 
                 async def ended(done=done):
                     status, body = await status_at(three, mia, done)

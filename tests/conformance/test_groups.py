@@ -1,7 +1,8 @@
 """Groups on every binding, through the actions of ``urn:wothub:groups`` (over HTTP
 there are also the /groups resources: tests/bindings/http/test_groups.py): define a
 group by query, read its members and table, write a property of every member with one
-online (the binding's own agent) and two offline, refusals, and the group's TD."""
+online (the binding's own agent) and two offline, refusals, and the group's TD; invoke an
+action of every member; remove the group."""
 
 from __future__ import annotations
 
@@ -79,6 +80,43 @@ async def test_group_write_read_and_td(running, clients, binding):
     assert {p["status"] for p in refused_all["refused"].values()} == {403}
     with pytest.raises(Refused) as refused:  # someone else's group request
         await viewer.service(GROUPS_THING, "queryGroupRequest", {"id": status["id"]})
+    assert refused.value.status == 404
+
+
+async def test_group_action_and_removal(running, clients, binding):
+    """invokeGroup queues the action for every member (the one online gets it at once),
+    and the group status follows; removeGroup is a manager's: a viewer is refused, and
+    a removed group is gone."""
+    agent = await clients.agent(AGENT_OF[binding], "lamp-agent")
+    await agent.register(lamp(0))
+    running.add_thing("agent-1", lamp(1))  # offline
+    manager = await clients.consumer(binding, "mia", "manager")
+    viewer = await clients.consumer(binding, "vic", "viewer")
+    lamps = {"name": "lamps", "query": {"type": "x:Lamp"}}
+    await manager.service(GROUPS_THING, "defineGroup", lamps)
+
+    fade = {"name": "lamps", "action": "fade", "input": {"level": 30}}
+    status = await manager.service(GROUPS_THING, "invokeGroup", fade)
+    assert status["counts"] == {"delivered": 1, "pending": 1}
+    request = await agent.next_request()
+    assert (request["thingID"], request["name"]) == ("urn:dev:g:lamp-0", "fade")
+    assert request["input"] == {"level": 30}
+    await agent.answer(request, 30)
+
+    async def completed() -> bool:
+        now = await manager.service(GROUPS_THING, "queryGroupRequest", {"id": status["id"]})
+        return now["counts"] == {"completed": 1, "pending": 1}
+
+    await until(completed)
+
+    with pytest.raises(Refused) as refused:
+        await viewer.service(GROUPS_THING, "removeGroup", {"name": "lamps"})
+    assert refused.value.status == 403
+    removed = await manager.service(GROUPS_THING, "removeGroup", {"name": "lamps"})
+    assert removed["name"] == "lamps"
+    assert await viewer.service(GROUPS_THING, "listGroups", {}) == []
+    with pytest.raises(Refused) as refused:
+        await viewer.service(GROUPS_THING, "getGroup", {"name": "lamps"})
     assert refused.value.status == 404
 
 

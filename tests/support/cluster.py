@@ -26,8 +26,10 @@ from vocabulary.things import CLIENTS_THING
 UNAVAILABLE_WAIT = 30.0  # seconds a test asks again while a node answers 503
 
 
-async def post_until_available(http: aiohttp.ClientSession, path: str, **options: Any):
-    """POST ``path`` until the node answers other than 503, as a client asks again:
+async def until_available(
+    http: aiohttp.ClientSession, method: str, path: str, **options: Any
+) -> tuple[int, bytes]:
+    """``method`` ``path`` until the node answers other than 503, as a client asks again:
     right after a node died its streams elect new leaders (nats-server's followers wait
     4-9 s; docs/cluster.md), and meanwhile the node's store gives up after its timeout
     (5 s) with a 503. That answer's (status, body); an AssertionError naming the last
@@ -35,7 +37,7 @@ async def post_until_available(http: aiohttp.ClientSession, path: str, **options
     answers: list[tuple[int, bytes]] = []
 
     async def answered() -> bool:
-        async with http.post(path, **options) as answer:
+        async with http.request(method, path, **options) as answer:
             answers.append((answer.status, await answer.read()))
         return answers[-1][0] != 503
 
@@ -43,7 +45,8 @@ async def post_until_available(http: aiohttp.ClientSession, path: str, **options
         await until(answered, UNAVAILABLE_WAIT)
     except TimeoutError:
         last = answers[-1:]
-        raise AssertionError(f"POST {path}: still 503 after {UNAVAILABLE_WAIT} s: {last}") from None
+        waited = f"still 503 after {UNAVAILABLE_WAIT} s"
+        raise AssertionError(f"{method} {path}: {waited}: {last}") from None
     return answers[-1]
 
 
@@ -93,10 +96,10 @@ class Node:
 
     async def clients_action(self, token: str, action: str, **data: Any) -> Any:
         """An action of the hub's clients Thing at this node (checked to succeed), asked
-        again while the node answers 503 (``post_until_available``)."""
+        again while the node answers 503 (``until_available``)."""
         path = "/things/" + quote(CLIENTS_THING, safe="") + "/actions/" + action
         async with self.session(token) as http:
-            status, body = await post_until_available(http, path, json=data)
+            status, body = await until_available(http, "POST", path, json=data)
         assert status in (200, 201), body
         return orjson.loads(body)
 
