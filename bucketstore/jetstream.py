@@ -744,36 +744,21 @@ class JetStreamStore(BucketStore):
 
     def health(self) -> dict[str, Any]:
         """The server connected to, and for each open bucket its stream's replicas: the
-        leader, and each other peer's state (current, lag, seconds since heard of)."""
+        leader, and each other peer's state (current, lag, seconds since heard of); or
+        the bucket's ``error`` when its stream did not answer (no leader yet, say)."""
         if self._closed:
             raise StoreClosedError(f"{self} is closed")
         return self._run(self._health(), "reading the buckets' state")
 
     async def _health(self) -> dict[str, Any]:
-        buckets = []
-        for name, bucket in sorted(self._buckets.items()):
-            info = await self._js.stream_info(bucket._stream)
-            cluster = info.cluster
-            peers = [
-                {
-                    "name": peer.name,
-                    "current": bool(peer.current),
-                    "offline": bool(peer.offline),
-                    "lag": peer.lag or 0,
-                    # JetStream gives nanoseconds since the leader last heard of it
-                    "seenAgo": None if peer.active is None else round(peer.active / 1e9, 3),
-                }
-                for peer in (cluster.replicas or [] if cluster else [])
-            ]
-            buckets.append(
-                {
-                    "bucket": name,
-                    "replicas": info.config.num_replicas,
-                    "leader": cluster.leader if cluster else None,
-                    "peers": peers,
-                    "keys": info.state.messages,
-                }
-            )
+        # Asked all at once, each answering for itself: one stream electing its leader
+        # (up to the timeout) neither hides the others nor adds up to more than that.
+        named = sorted(self._buckets.items())
+        infos = await asyncio.gather(
+            *(self._js.stream_info(bucket._stream) for _, bucket in named),
+            return_exceptions=True,
+        )
+        buckets = [_bucket_health(name, info) for (name, _), info in zip(named, infos, strict=True)]
         return {
             "backend": self.backend,
             "connected": self._nc.connected_url.geturl() if self._nc.connected_url else None,
@@ -837,3 +822,30 @@ class JetStreamStore(BucketStore):
 
     def __repr__(self) -> str:
         return f"<JetStreamStore {self.prefix!r} on {', '.join(self.servers)}>"
+
+
+def _bucket_health(name: str, info: api.StreamInfo | BaseException) -> dict[str, Any]:
+    """One bucket's part of ``health``: its replicas, or why its stream did not answer."""
+    if isinstance(info, (nats.errors.Error, TimeoutError, OSError)):
+        return {"bucket": name, "error": str(info) or type(info).__name__}
+    if isinstance(info, BaseException):
+        raise info
+    cluster = info.cluster
+    peers = [
+        {
+            "name": peer.name,
+            "current": bool(peer.current),
+            "offline": bool(peer.offline),
+            "lag": peer.lag or 0,
+            # JetStream gives nanoseconds since the leader last heard of it
+            "seenAgo": None if peer.active is None else round(peer.active / 1e9, 3),
+        }
+        for peer in (cluster.replicas or [] if cluster else [])
+    ]
+    return {
+        "bucket": name,
+        "replicas": info.config.num_replicas,
+        "leader": cluster.leader if cluster else None,
+        "peers": peers,
+        "keys": info.state.messages,
+    }

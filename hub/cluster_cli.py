@@ -126,14 +126,17 @@ async def _status(client: Any, args: argparse.Namespace) -> int:
     ]
     print()
     print_table(agents, [("agent", "AGENT"), ("nodes", "CONNECTED TO")])
-    store = report["store"]
+    print_store(report["store"])
+    return 0
+
+
+def print_store(store: dict[str, Any]) -> None:
+    """The store's part of the status: a line per bucket, with its replicas, or why its
+    stream did not answer."""
     print(f"\nstore: {store.get('backend')}, connected to {store.get('connected')}")
     if "error" in store:
         print(f"  cannot read the buckets' state: {store['error']}")
-    rows = [
-        {**bucket, "current": ", ".join(_peer(peer) for peer in bucket["peers"])}
-        for bucket in store.get("buckets", [])
-    ]
+    rows = [_bucket_row(bucket) for bucket in store.get("buckets", [])]
     print_table(
         rows,
         [
@@ -144,7 +147,12 @@ async def _status(client: Any, args: argparse.Namespace) -> int:
             ("keys", "KEYS"),
         ],
     )
-    return 0
+
+
+def _bucket_row(bucket: dict[str, Any]) -> dict[str, Any]:
+    if "error" in bucket:  # its stream did not answer (electing a leader, say)
+        return {**bucket, "current": f"no answer: {bucket['error']}"}
+    return {**bucket, "current": ", ".join(_peer(peer) for peer in bucket["peers"])}
 
 
 def _peer(peer: dict[str, Any]) -> str:

@@ -368,3 +368,23 @@ def test_a_write_waits_write_wait_for_a_server_that_comes_back(tmp_path, caplog)
     finally:
         store.close()
         server.stop()
+
+
+async def test_health_reports_a_stream_that_does_not_answer_and_the_others(
+    jetstream_store_factory, jetstream_server
+):
+    """Each bucket answers for itself: one whose stream is gone (or has no leader yet)
+    carries its error, and the others their replicas, rather than the whole report
+    failing (``wothub cluster status`` shows them all)."""
+    store = jetstream_store_factory()
+    store.bucket("things").set("a", b"1")
+    store.bucket("clients").set("b", b"2")
+    nc = await nats.connect(jetstream_server.url)
+    try:
+        await nc.jetstream().delete_stream(store.bucket("clients")._stream)
+    finally:
+        await nc.close()
+    health = await asyncio.to_thread(store.health)
+    buckets = {bucket["bucket"]: bucket for bucket in health["buckets"]}
+    assert set(buckets["clients"]) == {"bucket", "error"} and buckets["clients"]["error"]
+    assert buckets["things"]["keys"] == 1 and buckets["things"]["replicas"] == 1
