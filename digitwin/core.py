@@ -46,12 +46,12 @@ from .presence import Presence
 from .requests import Record, RequestQueue
 from .search import search
 from .state import (
-    RESTORE_TERM,
     declined_entry,
     declined_writes,
     last_ended_writes,
     property_state,
     restore_values,
+    restores,
     state_document,
 )
 from .twins import Twin, TwinCache, TwinStats
@@ -98,6 +98,7 @@ class DigiTwin:
             idle_timeout=self.config.idle_timeout,
         )
         self.agent_presence = Presence(store.bucket("presence"))
+        self._restore_settings = store.bucket("restoresettings")  # thing id -> true, false
         self.history = open_history(store, self.config.history)
         self._providers: list[FormProvider] = []
         self._twin_tds: dict[str, dict[str, Any]] = {}  # twin TDs of active twins
@@ -562,20 +563,36 @@ class DigiTwin:
         """Queue, for a Thing whose TD asks for it, the last values of its writable
         properties that have no write waiting (``state.restore_values``); a value its
         TD no longer takes is skipped. Returns the writes queued (not delivered)."""
+        setting = self.restore_setting(thing_id)
         record = self.directory.get(thing_id)  # asked before a twin is loaded
-        twin = self.twins.get(thing_id) if record and record.td.get(RESTORE_TERM) is True else None
+        twin = self.twins.get(thing_id) if record and restores(record.td, setting) else None
         if twin is None:
             return []
         open_writes = self.requests.open_for_thing(thing_id)
         queued = {r.name for r in open_writes if r.operation == ops.WRITE_PROPERTY}
         ended = last_ended_writes(self.requests.for_thing(thing_id))
         records = []
-        for name, value in restore_values(twin.td, twin.properties, ended, queued).items():
+        restoring = restore_values(twin.td, twin.properties, ended, queued, setting)
+        for name, value in restoring.items():
             try:
                 records.append(self.request(ops.WRITE_PROPERTY, thing_id, name, value, sender_id))
             except BadRequest:
                 continue  # the TD changed since: the value is no longer one it takes
         return records
+
+    def restore_setting(self, thing_id: str) -> bool | None:
+        """The administrators' restore setting of a Thing: True or False wins over its
+        TD's ``wothub:restoreConfiguration``; None, there is none."""
+        stored = self._restore_settings.get(thing_id)
+        return None if stored is None else stored == b"true"
+
+    def set_restore_setting(self, thing_id: str, setting: bool | None) -> None:
+        """Set (None: remove) the administrators' restore setting of a Thing, which may
+        not be registered yet."""
+        if setting is None:
+            self._restore_settings.delete(thing_id)
+        else:
+            self._restore_settings.set(thing_id, b"true" if setting else b"false")
 
     def _property_state(self, twin: Twin, name: str) -> dict[str, Any]:
         if twin.declined is None:

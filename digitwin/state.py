@@ -90,16 +90,23 @@ def state_document(thing_id: str, properties: dict[str, dict[str, Any]]) -> dict
     return {"thingID": thing_id, "properties": properties, "delta": delta}
 
 
+def restores(td: dict[str, Any], setting: bool | None) -> bool:
+    """Whether a Thing gets its configuration back: the administrators' ``setting``
+    when there is one, else its TD's ``RESTORE_TERM``."""
+    return setting if setting is not None else td.get(RESTORE_TERM) is True
+
+
 def restore_values(
     td: dict[str, Any],
     reported: dict[str, dict[str, Any]],
     ended: dict[str, Record],
     queued: set[str],
+    setting: bool | None = None,
 ) -> dict[str, Any]:
-    """What configuration restore sends a Thing whose TD asks for it (``RESTORE_TERM``):
-    per writable property (not readOnly, not writeOnly) with no write queued, the newer
-    of its last reported value and the last write its device accepted."""
-    if td.get(RESTORE_TERM) is not True:
+    """What configuration restore sends a Thing that gets it (``restores``): per
+    writable property (not readOnly, not writeOnly) with no write queued, the newer of
+    its last reported value and the last write its device accepted."""
+    if not restores(td, setting):
         return {}
     values: dict[str, Any] = {}
     for name, affordance in (td.get("properties") or {}).items():

@@ -13,9 +13,16 @@ from certs import CertificateAuthority, CertificateError
 from core.services import ServiceThing, service_td
 from digitwin.core import DigiTwin
 from digitwin.history import ThingHistory
+from digitwin.state import RESTORE_TERM, restores
 from vocabulary.identity import Client
 from vocabulary.problems import BadRequest
-from vocabulary.things import AUTHN_THING, CERTS_THING, CLIENTS_THING, HISTORY_THING
+from vocabulary.things import (
+    AUTHN_THING,
+    CERTS_THING,
+    CLIENTS_THING,
+    HISTORY_THING,
+    RESTORE_THING,
+)
 
 _CLIENT_ID = {"type": "string", "minLength": 1, "maxLength": 128}
 _ACCOUNT = {
@@ -326,6 +333,62 @@ def history_thing(twin: DigiTwin) -> ServiceThing:
             },
             "getSetting": {
                 "description": "A Thing's stored setting, and the settings in effect",
+                "input": _object(["thingID"], thingID=_THING_ID),
+                "output": described,
+            },
+        },
+    )
+    return ServiceThing(td, {"setSetting": set_setting, "getSetting": get_setting})
+
+
+def restore_thing(twin: DigiTwin) -> ServiceThing:
+    """Configuration restore per Thing, set by the administrators: on for a device whose
+    TD does not ask for it (a TD nobody can change), or off for one that does. It is kept
+    in the store and wins over the TD's ``wothub:restoreConfiguration`` (digitwin.md)."""
+
+    def describe(thing_id: str) -> dict[str, Any]:
+        setting = twin.restore_setting(thing_id)
+        record = twin.thing(thing_id)
+        return {
+            "thingID": thing_id,
+            "restore": setting,
+            "registered": record is not None,
+            "effective": record is not None and restores(record.td, setting),
+        }
+
+    def set_setting(client: Client, data: Any) -> Any:
+        twin.set_restore_setting(data["thingID"], data["restore"])
+        return describe(data["thingID"])
+
+    def get_setting(client: Client, data: Any) -> Any:
+        return describe(data["thingID"])
+
+    restore = {
+        "oneOf": [{"type": "boolean"}, {"type": "null"}],
+        "description": f"true or false: wins over the TD's {RESTORE_TERM}; null: the TD decides",
+    }
+    described = {
+        "type": "object",
+        "properties": {
+            "thingID": {"type": "string"},
+            "restore": restore,
+            "registered": {"type": "boolean"},
+            "effective": {"type": "boolean", "description": "whether a restore happens now"},
+        },
+    }
+    td = service_td(
+        RESTORE_THING,
+        "Configuration restore",
+        "Whether a Thing gets the last values of its writable properties when its agent "
+        "comes online, whatever its TD says.",
+        {
+            "setSetting": {
+                "description": "Set a Thing's restore setting (null removes it)",
+                "input": _object(["thingID", "restore"], thingID=_THING_ID, restore=restore),
+                "output": described,
+            },
+            "getSetting": {
+                "description": "A Thing's restore setting, and whether a restore happens",
                 "input": _object(["thingID"], thingID=_THING_ID),
                 "output": described,
             },

@@ -41,7 +41,7 @@ from .cluster_node import ClusterNode
 from .config import Config
 from .groups_thing import groups_thing
 from .history_repair import HistoryRepairs
-from .hub_things import authn_thing, certs_thing, clients_thing, history_thing
+from .hub_things import authn_thing, certs_thing, clients_thing, history_thing, restore_thing
 from .listeners import remove_listeners, write_listeners
 from .loop_lag import LoopLag
 from .metrics import HealthCollector, HistoryCollector, HubMetrics
@@ -105,6 +105,7 @@ class Hub:
             clients_thing(self.auth, self.ca),
             certs_thing(self.ca, self.auth),
             history_thing(self.twin),
+            restore_thing(self.twin),
             queries_thing(self.router),
             groups_thing(self.router, lambda: self.http.forms),
         ):

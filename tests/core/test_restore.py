@@ -1,8 +1,9 @@
 """Configuration restore (docs/digitwin.md): a Thing whose TD says
-``"wothub:restoreConfiguration": true`` gets the last values of its writable
-properties when its agent comes online, so a device that lost them gets them back.
-The device is a real WebSocket agent (``running.device``) that comes back empty; the
-manager writes over HTTPS."""
+``"wothub:restoreConfiguration": true``, or for which an admin turned it on
+(``urn:wothub:restore``), gets the last values of its writable properties when its
+agent comes online, so a device that lost them gets them back. The device is a real
+WebSocket agent (``running.device``) that comes back empty; the manager writes and the
+admin sets over HTTPS."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from auth.accounts import HUB_ID
 from digitwin.state import RESTORE_TERM
 from tests.support.devices import AGENT, answer, register_all, report
 from tests.support.http import url
+from tests.support.problems import problem_of
 from tests.support.tds import lamp_td
 from tests.waiting import until
+from vocabulary.things import RESTORE_THING
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -86,3 +89,52 @@ async def test_nothing_is_restored_while_a_restore_is_still_open(running):
     device = await running.device(AGENT)
     (again,) = await take_writes(device, device.pending())
     assert (again.action_id, again.input) == (first.action_id, 40)
+
+
+def set_restore(session, thing: str, restore):
+    setting = {"thingID": thing, "restore": restore}
+    return session.post(url(RESTORE_THING, "actions", "setSetting"), json=setting)
+
+
+async def test_an_admin_turns_restore_on_or_off_whatever_the_td_says(running):
+    device = await register_all(
+        running, AGENT, [lamp_td(RESTORED, **{RESTORE_TERM: True}), lamp_td(PLAIN)]
+    )
+    for thing in (RESTORED, PLAIN):
+        await report(device, "brightness", 40, thing)
+    manager = running.add_client("mia", "consumer", "manager")
+    admin = running.add_client("ada", "consumer", "admin")
+    async with running.session(manager) as session, set_restore(session, PLAIN, True) as refused:
+        await problem_of(refused, 403)  # an admin's setting only
+    async with running.session(admin) as session:
+        for thing, restore in ((PLAIN, True), (RESTORED, False)):
+            async with set_restore(session, thing, restore) as response:
+                assert response.status == 200, await response.text()
+                described = await response.json()
+            assert described == {
+                "thingID": thing,
+                "restore": restore,
+                "registered": True,
+                "effective": restore,
+            }
+        async with set_restore(session, PLAIN, "yes") as response:
+            await problem_of(response, 400)
+
+        await device.close()
+        device = await running.device(AGENT)  # back, with nothing configured
+        # Every request for it was sent before connect() returned: PLAIN's only.
+        restored = await take_writes(device, device.pending())
+        assert [(r.thing_id, r.name, r.input) for r in restored] == [(PLAIN, "brightness", 40)]
+        for delivered in restored:
+            await answer(device, delivered, status="completed")
+        await until(lambda: not running.hub.twin.requests.open_for_thing(PLAIN))
+
+        # The setting removed: each Thing's TD decides again.
+        for thing in (PLAIN, RESTORED):
+            async with set_restore(session, thing, None) as response:
+                described = await response.json()
+            assert (described["restore"], described["effective"]) == (None, thing == RESTORED)
+        await device.close()
+        device = await running.device(AGENT)
+        restored = await take_writes(device, device.pending())
+        assert [(r.thing_id, r.name, r.input) for r in restored] == [(RESTORED, "brightness", 40)]

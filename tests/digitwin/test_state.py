@@ -9,6 +9,7 @@ from digitwin.state import (
     declined_writes,
     property_state,
     restore_values,
+    restores,
     state_document,
 )
 from tests.support.tds import lamp_td
@@ -89,3 +90,16 @@ def test_restore_rules():
     assert restore_values(td, values, refused, set()) == {"on": True, "brightness": 40}
     assert restore_values({**td, RESTORE_TERM: "yes"}, values, ended, set()) == {}
     assert restore_values(lamp_td("urn:x"), values, ended, set()) == {}
+    # The administrators' setting wins over the TD's flag, either way.
+    assert restore_values(td, values, ended, set(), setting=False) == {}
+    plain = lamp_td("urn:x")
+    assert restore_values(plain, values, ended, set(), setting=True) == {
+        "on": True,
+        "brightness": 70,
+    }
+
+
+def test_the_administrators_setting_wins_over_the_tds_flag():
+    asking, plain = lamp_td("urn:x", **{RESTORE_TERM: True}), lamp_td("urn:y")
+    assert restores(asking, None) and not restores(plain, None)
+    assert not restores(asking, False) and restores(plain, True)

@@ -9,7 +9,7 @@ const PAGE = 50;
 const VALUES_SHOWN = 3; // current values shown per device
 const VALUES_EVERY = 5000; // ms between two reads of the values of the devices shown
 // The hub's own Things (auth/authorizer.py), owned by the hub itself: not devices.
-const HUB_THINGS = ["urn:wothub:authn", "urn:wothub:certs", "urn:wothub:clients", "urn:wothub:directory", "urn:wothub:groups", "urn:wothub:history", "urn:wothub:queries"];
+const HUB_THINGS = ["urn:wothub:authn", "urn:wothub:certs", "urn:wothub:clients", "urn:wothub:directory", "urn:wothub:groups", "urn:wothub:history", "urn:wothub:queries", "urn:wothub:restore"];
 const HUB_OWNER = "wothub";
 
 // The text search as a JSONPath query: RFC 9535 search() with an I-Regexp that matches
