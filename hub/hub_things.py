@@ -5,6 +5,8 @@ its own session."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from auth.roles import KIND_ROLES, ROLES
@@ -283,6 +285,52 @@ _HISTORY_SETTING = {
 _THING_ID = {"type": "string", "minLength": 1}
 
 
+@dataclass(frozen=True)
+class _SettingsThing:
+    """A hub Thing that keeps one setting per Thing for the administrators:
+    ``setSetting`` {thingID, <field>} stores it, ``getSetting`` {thingID} describes it;
+    both answer ``describe(thingID)``."""
+
+    thing_id: str
+    title: str
+    description: str
+    field: str  # the setting's name in setSetting's input
+    schema: dict[str, Any]  # its data schema
+    removal: str  # how a setting is removed, for the action's description
+    described: dict[str, Any]  # the schema of what describe answers
+    store: Callable[[str, Any], None]  # (thing id, the field's value)
+    describe: Callable[[str], dict[str, Any]]
+
+    def service(self) -> ServiceThing:
+        def set_setting(client: Client, data: Any) -> Any:
+            self.store(data["thingID"], data[self.field])
+            return self.describe(data["thingID"])
+
+        def get_setting(client: Client, data: Any) -> Any:
+            return self.describe(data["thingID"])
+
+        required = ["thingID", self.field]
+        setting_input = _object(required, thingID=_THING_ID, **{self.field: self.schema})
+        td = service_td(
+            self.thing_id,
+            self.title,
+            self.description,
+            {
+                "setSetting": {
+                    "description": f"Set a Thing's setting ({self.removal})",
+                    "input": setting_input,
+                    "output": self.described,
+                },
+                "getSetting": {
+                    "description": "A Thing's stored setting, and what is in effect",
+                    "input": _object(["thingID"], thingID=_THING_ID),
+                    "output": self.described,
+                },
+            },
+        )
+        return ServiceThing(td, {"setSetting": set_setting, "getSetting": get_setting})
+
+
 def history_thing(twin: DigiTwin) -> ServiceThing:
     """Per-Thing history settings kept in the store: they need no TD change and win over
     the file's ``[[history.things]]`` (docs/history.md)."""
@@ -302,13 +350,8 @@ def history_thing(twin: DigiTwin) -> ServiceThing:
             "effective": effective,
         }
 
-    def set_setting(client: Client, data: Any) -> Any:
-        setting = ThingHistory.from_dict(data.get("setting") or {})
-        twin.set_history_setting(data["thingID"], setting)
-        return describe(data["thingID"])
-
-    def get_setting(client: Client, data: Any) -> Any:
-        return describe(data["thingID"])
+    def store(thing_id: str, setting: Any) -> None:
+        twin.set_history_setting(thing_id, ThingHistory.from_dict(setting or {}))
 
     described = {
         "type": "object",
@@ -318,27 +361,18 @@ def history_thing(twin: DigiTwin) -> ServiceThing:
             "effective": _HISTORY_SETTING,
         },
     }
-    td = service_td(
+    return _SettingsThing(
         HISTORY_THING,
         "History",
         "Per-Thing settings of the value history: on or off, properties and events left "
         "out, retention. Reading history is done on each Thing (queryhistory).",
-        {
-            "setSetting": {
-                "description": "Replace a Thing's setting (an empty one removes it)",
-                "input": _object(
-                    ["thingID", "setting"], thingID=_THING_ID, setting=_HISTORY_SETTING
-                ),
-                "output": described,
-            },
-            "getSetting": {
-                "description": "A Thing's stored setting, and the settings in effect",
-                "input": _object(["thingID"], thingID=_THING_ID),
-                "output": described,
-            },
-        },
-    )
-    return ServiceThing(td, {"setSetting": set_setting, "getSetting": get_setting})
+        "setting",
+        _HISTORY_SETTING,
+        "an empty one removes it",
+        described,
+        store,
+        describe,
+    ).service()
 
 
 def restore_thing(twin: DigiTwin) -> ServiceThing:
@@ -356,13 +390,6 @@ def restore_thing(twin: DigiTwin) -> ServiceThing:
             "effective": record is not None and restores(record.td, setting),
         }
 
-    def set_setting(client: Client, data: Any) -> Any:
-        twin.set_restore_setting(data["thingID"], data["restore"])
-        return describe(data["thingID"])
-
-    def get_setting(client: Client, data: Any) -> Any:
-        return describe(data["thingID"])
-
     restore = {
         "oneOf": [{"type": "boolean"}, {"type": "null"}],
         "description": f"true or false: wins over the TD's {RESTORE_TERM}; null: the TD decides",
@@ -376,22 +403,15 @@ def restore_thing(twin: DigiTwin) -> ServiceThing:
             "effective": {"type": "boolean", "description": "whether a restore happens now"},
         },
     }
-    td = service_td(
+    return _SettingsThing(
         RESTORE_THING,
         "Configuration restore",
         "Whether a Thing gets the last values of its writable properties when its agent "
         "comes online, whatever its TD says.",
-        {
-            "setSetting": {
-                "description": "Set a Thing's restore setting (null removes it)",
-                "input": _object(["thingID", "restore"], thingID=_THING_ID, restore=restore),
-                "output": described,
-            },
-            "getSetting": {
-                "description": "A Thing's restore setting, and whether a restore happens",
-                "input": _object(["thingID"], thingID=_THING_ID),
-                "output": described,
-            },
-        },
-    )
-    return ServiceThing(td, {"setSetting": set_setting, "getSetting": get_setting})
+        "restore",
+        restore,
+        "null removes it",
+        described,
+        twin.set_restore_setting,
+        describe,
+    ).service()

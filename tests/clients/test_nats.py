@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 import pytest
 
 from clients.nats import NatsConsumer
-from tests.support.relay import Relay
+from tests.support.gate import Gate
 from tests.support.running import PASSWORD
 from tests.waiting import until
 
@@ -25,19 +25,19 @@ def hub_options() -> dict:
 async def test_a_client_closed_while_it_reconnects_closes(running):
     running.hub.auth.add_client("mia", "consumer", "viewer", password=PASSWORD)
     hub_nats = urlparse(running.hub.nats.url)
-    async with Relay(hub_nats.hostname, hub_nats.port) as relay:
+    async with Gate(hub_nats.port) as gate:
         client = await NatsConsumer.connect(
-            f"tls://127.0.0.1:{relay.port}",
+            f"tls://127.0.0.1:{gate.port}",
             "mia",
             password=PASSWORD,
             ca_pem=running.hub.ca.ca_cert_pem,
             ping_interval=0.2,  # a silent hub is found out after two unanswered pings
             max_outstanding_pings=1,
         )
-        relay.freeze()
+        gate.freeze()
         await until(lambda: client.nc.is_reconnecting, 10)
         # nats-py has scheduled its reconnect task; one turn of the loop runs it to its
-        # wait for the old TLS socket to close, which the frozen relay keeps waiting.
+        # wait for the old TLS socket to close, which the frozen gate keeps waiting.
         await asyncio.sleep(0)
         await client.close()
         assert client.nc.is_closed

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import nats
 import pytest
 
-from tests.support.relay import Relay
+from tests.support.gate import Gate
 from tests.support.running import PASSWORD
 from tests.waiting import until
 from vocabulary.nats_close import close_connection
@@ -28,11 +28,11 @@ async def test_a_close_cancelled_from_outside_is_cancelled(running):
     running.hub.auth.add_client("mia", "consumer", "viewer", password=PASSWORD)
     hub_nats = urlparse(running.hub.nats.url)
     tls = ssl.create_default_context(cadata=running.hub.ca.ca_cert_pem.decode())
-    async with Relay(hub_nats.hostname, hub_nats.port) as relay:
+    async with Gate(hub_nats.port) as gate:
         nc = await nats.connect(
-            f"tls://127.0.0.1:{relay.port}", user="mia", password=PASSWORD, tls=tls
+            f"tls://127.0.0.1:{gate.port}", user="mia", password=PASSWORD, tls=tls
         )
-        relay.freeze()  # the close waits for the hub's close_notify, which never comes
+        gate.freeze()  # the close waits for the hub's close_notify, which never comes
         closing = asyncio.create_task(close_connection(nc))
         await until(lambda: nc.is_closed, 10)  # the close has begun
         closing.cancel()
