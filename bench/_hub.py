@@ -21,6 +21,7 @@ import os
 import resource
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from _harness import bench_config, bench_td, command_lines, run_server, say, unshadow_packages
@@ -38,6 +39,20 @@ def cpu_seconds() -> float:
 
 
 RELAY_IN, RELAY_OUT = "bench.relay.in", "bench.relay.out"
+
+
+async def answer_commands(stdin, **commands: Callable[[], Awaitable[None]]) -> None:
+    """The hub process's side of the command lines: ``cpu`` (its CPU seconds), each of
+    ``commands`` by name, until ``quit`` or the end of input."""
+    while line := (await stdin.readline()).decode().split():
+        if line[0] == "quit":
+            return
+        if line[0] == "cpu":
+            say(cpu=cpu_seconds())
+        elif line[0] in commands:
+            await commands[line[0]]()
+        else:
+            say(error=f"unknown command {line[0]}")
 
 
 async def start_relay(hub):
@@ -95,16 +110,12 @@ async def serve(mqtt: bool, agents: list[str]) -> None:
                 hub_seed=hub.nats.keys.hub_user.seed,
                 pid=os.getpid(),
             )
-            while line := (await stdin.readline()).decode().split():
-                if line[0] == "quit":
-                    break
-                if line[0] == "cpu":
-                    say(cpu=cpu_seconds())
-                elif line[0] == "relay":
-                    relays.append(await start_relay(hub))
-                    say(relay=RELAY_IN, out=RELAY_OUT)
-                else:
-                    say(error=f"unknown command {line[0]}")
+
+            async def relay() -> None:
+                relays.append(await start_relay(hub))
+                say(relay=RELAY_IN, out=RELAY_OUT)
+
+            await answer_commands(stdin, relay=relay)
         finally:
             for relay in relays:
                 await relay.close()

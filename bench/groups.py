@@ -45,7 +45,7 @@ from _harness import (
     say,
     unshadow_packages,
 )
-from _hub import cpu_seconds
+from _hub import answer_commands
 
 unshadow_packages()
 
@@ -102,13 +102,7 @@ async def serve(members: int) -> None:
                 token=hub.auth.new_token("bench-manager")["token"],
                 pid=os.getpid(),
             )
-            while line := (await stdin.readline()).decode().split():
-                if line[0] == "quit":
-                    break
-                if line[0] == "cpu":
-                    say(cpu=cpu_seconds())
-                else:
-                    say(error=f"unknown command {line[0]}")
+            await answer_commands(stdin)
         finally:
             for task in readers:
                 task.cancel()
