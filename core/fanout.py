@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from bucketstore import BucketStoreError
 from digitwin.core import DigiTwin
 from digitwin.groups import GROUP_ID_PREFIX
 from digitwin.notifications import NotificationLog
@@ -158,6 +159,9 @@ class FanOut:
                 members = self.group_members(group_id)
             except NotFound:
                 members = []
+            except BucketStoreError as exc:  # the notification goes out all the same
+                log.warning("the members of %s stay as they were: %s", group_id, exc)
+                continue
             self.subscriptions.set_members(group_id, members)
 
     def subscription(self, connection: Connection, message: Message) -> Message:

@@ -4,6 +4,7 @@ subscribes to its members' notifications, each checked for the subscriber as for
 subscription to every Thing, and membership follows the directory and the group's
 definition. The bindings' requests reach this (tests/conformance/test_groups.py)."""
 
+from bucketstore import StoreUnavailableError
 from tests.support.messages import notification, request
 from tests.support.tds import lamp_td
 
@@ -101,3 +102,27 @@ async def test_group_events_by_name_and_who_may_observe(core_hub):
 
     missing = hub.router.handle(vera, request("observeallproperties", "urn:wothub:group:none"))
     assert missing.error["status"] == 404
+
+
+async def test_a_store_that_does_not_answer_keeps_the_members_and_the_notifications(
+    core_hub, monkeypatch
+):
+    """A TD change reads the watched groups' members again; a store that does not
+    answer then leaves them as they were, and the notification still goes out."""
+    hub = core_hub
+    agent = hub.connect("lamp-agent", "agent")
+    hub.register(agent, lamp(1))
+    mia = hub.connect("mia", "manager")
+    hub.router.groups.define(mia.client, "lamps", {"query": {"type": "x:Lamp"}})
+    vera = hub.connect("vera", "viewer")
+    observe(hub, vera)
+
+    def unavailable(group_id: str) -> list[str]:
+        raise StoreUnavailableError(f"{group_id}: no answer")
+
+    monkeypatch.setattr(hub.router._fanout, "group_members", unavailable)
+    hub.register(agent, lamp(2))  # its TD change finds the store away
+    await drain(vera)
+    report(hub, agent, 1, 10)
+    got = await receive(vera)
+    assert (got.thing_id, got.name, got.value) == ("urn:dev:g:lamp-1", "brightness", 10)
