@@ -568,9 +568,13 @@ class DigiTwin:
         twin = self.twins.get(thing_id) if record and restores(record.td, setting) else None
         if twin is None:
             return []
-        open_writes = self.requests.open_for_thing(thing_id)
-        queued = {r.name for r in open_writes if r.operation == ops.WRITE_PROPERTY}
-        ended = last_ended_writes(self.requests.for_thing(thing_id))
+        # One read of the Thing's records serves the open writes, the ended ones and
+        # (for the state notes of the writes queued below) the declined ones.
+        retained = self.requests.for_thing(thing_id)
+        queued = {r.name for r in retained if r.operation == ops.WRITE_PROPERTY and not r.final}
+        ended = last_ended_writes(retained)
+        if twin.declined is None:
+            twin.declined = declined_writes(retained)
         records = []
         restoring = restore_values(twin.td, twin.properties, ended, queued, setting)
         for name, value in restoring.items():

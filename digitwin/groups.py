@@ -224,8 +224,7 @@ class Groups:
         """The member ids in id order: the listed ones, or what the query selects now."""
         if group.members is not None:
             return group.members
-        assert group.query is not None
-        return [record.thing_id for record in group.query.records(directory)]
+        return [thing_id for thing_id, _ in self.member_records(group, directory)]
 
     def member_records(
         self, group: Group, directory: Directory

@@ -88,7 +88,6 @@ _TEXT_FIELDS = frozenset(
         "timestamp",
     }
 )
-_RFC3339 = clock.RFC3339
 
 
 class EnvelopeError(ValueError):
@@ -254,9 +253,7 @@ def parse_message(
     timestamp = data.get("timestamp")
     if timestamp is not None:
         try:
-            if not _RFC3339.fullmatch(timestamp):
-                raise ValueError(timestamp)
-            clock.parse_rfc3339(timestamp)
+            clock.parse_rfc3339_strict(timestamp)
         except ValueError:
             raise EnvelopeError(
                 "timestamp", f"{timestamp!r} is not an RFC 3339 date-time"
