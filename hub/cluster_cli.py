@@ -340,13 +340,19 @@ def _nats_config(args: argparse.Namespace) -> int:
     home's NATS keys: what each server of a NATS cluster you run adds to its
     configuration for the hubs (docs/cluster.md, "On a NATS cluster you run"). A home
     without the cluster's secrets gets them made first, as a first start would."""
-    home = args.home if args.home is not None else default_home()
-    made = make_secrets(home)
-    if made:
-        print(f"wothub: made the cluster's secrets in {home}: {', '.join(made)}", file=sys.stderr)
     from bindings.nats.server import NatsKeys  # here: the other actions do not need it
 
-    keys = NatsKeys.load_or_create(home / "nats")
+    home = args.home if args.home is not None else default_home()
+    try:
+        made = make_secrets(home)
+        keys = NatsKeys.load_or_create(home / "nats")
+    except (OSError, ValueError, KeyError) as exc:  # a home that cannot be written, a bad file
+        print(
+            f"wothub: cannot read or make the cluster's secrets in {home}: {exc}", file=sys.stderr
+        )
+        return EXIT_REFUSED
+    if made:
+        print(f"wothub: made the cluster's secrets in {home}: {', '.join(made)}", file=sys.stderr)
     print(f"# wothub hubs: the accounts and auth callout of {home} (docs/cluster.md)")
     print(keys.auth_config(), end="")
     return 0

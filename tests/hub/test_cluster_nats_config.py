@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from bindings.nats.server import NatsKeys
 from hub import cli
+from hub.admin_cli import EXIT_REFUSED
 from hub.cluster_secrets import SECRET_FILES, export_secrets
 
 
@@ -32,3 +33,14 @@ def test_a_home_without_secrets_gets_them_first_and_keeps_them(tmp_path, capsys,
     assert cli.main(["cluster", "nats-config", "--home", str(home)]) == 0
     again = capsys.readouterr()
     assert again.out == first.out and again.err == ""  # the same keys, nothing made
+
+
+def test_unreadable_keys_are_one_line_not_a_traceback(tmp_path, capsys, clean_environment):
+    home = tmp_path / "home"
+    NatsKeys.load_or_create(home / "nats")
+    (home / "nats" / "keys.json").write_text("{not json")
+    assert cli.main(["cluster", "nats-config", "--home", str(home)]) == EXIT_REFUSED
+    printed = capsys.readouterr()
+    assert printed.out == ""
+    assert printed.err.startswith("wothub: cannot read or make the cluster's secrets in ")
+    assert "Traceback" not in printed.err
