@@ -122,7 +122,7 @@ class Delivery:
 
     def queue_many(
         self,
-        connection: Connection,
+        client: Client,
         operation: str,
         thing_ids: list[str],
         name: str,
@@ -132,8 +132,9 @@ class Delivery:
         """``queue`` on many Things at once (a group's members): each authorized, held to
         the queue limits and checked against its schema as ``queue`` does, and refused
         for that Thing only (returned with its problem); the others recorded in a few
-        batch writes, then delivered to their agents connected here."""
-        client = connection.client
+        batch writes, then delivered to their agents connected here. Nobody is told of
+        the members' later changes: the group request's status is read from their
+        records."""
         what = "the action input" if operation == ops.INVOKE_ACTION else "the value"
         refused: dict[str, Problem] = {}
         allowed = []
@@ -165,7 +166,6 @@ class Delivery:
                 self._send(record, agents[record.thing_id])
             elif self._following:
                 record = self._deliver_pending(record.thing_id).get(record.id, record)
-            self._origin[record.id] = (connection, None, (record.status, ABSENT, None))
             queued.append(record)
         self.new_deadline()  # the new expiries may hold the next deadline
         return queued, refused

@@ -34,7 +34,6 @@ from vocabulary.problems import BadRequest, NotFound, Problem
 
 from .access import Access
 from .authz import Client
-from .connections import Connections
 from .delivery import Delivery
 
 log = logging.getLogger("wothub.router")
@@ -56,14 +55,12 @@ class GroupOps:
         groups: Groups,
         twin: DigiTwin,
         access: Access,
-        connections: Connections,
         delivery: Delivery,
         admit: Callable[[Client], None],
     ) -> None:
         self.groups = groups
         self.twin = twin
         self.access = access
-        self.connections = connections
         self.delivery = delivery
         self.admit = admit
         self.changed: Callable[[], None] = lambda: None  # a group defined or removed
@@ -230,17 +227,9 @@ class GroupOps:
                 request.skipped.append(thing_id)
             else:
                 targets.append(thing_id)
-        # One exchange for all members: closed at once, so nobody is sent the members'
-        # later changes (the group request's status is read from their records).
-        connection = self.connections.connect(
-            client, "groups", receives_requests=False, counted=False
+        queued, refused = self.delivery.queue_many(
+            client, operation, targets, affordance, data, ttl
         )
-        try:
-            queued, refused = self.delivery.queue_many(
-                connection, operation, targets, affordance, data, ttl
-            )
-        finally:
-            connection.close()
         for thing_id, problem in refused.items():
             request.refused[thing_id] = problem.to_dict()
         request.requests = {r.thing_id: r.id for r in queued}

@@ -105,9 +105,7 @@ class Router:
             group_members=lambda group_id: self._groups.members_of_thing(group_id),
         )
         # Groups of Things and the operations on them (core/groups.py, docs/groups.md).
-        self._groups = GroupOps(
-            Groups(store.bucket("groups")), twin, access, self._connections, self._delivery, admit
-        )
+        self._groups = GroupOps(Groups(store.bucket("groups")), twin, access, self._delivery, admit)
         self._groups.changed = self._fanout.groups_changed
         things = Things(twin, access, self.limits, admit, new_deadline=self._timers.wake)
         self._things = things
