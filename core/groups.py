@@ -147,13 +147,15 @@ class GroupOps:
             ids = [i for i in ids if self.twin.thing(i) is not None]
         return ids
 
-    def shared_affordances(self, client: Client, name: str) -> dict[str, dict[str, Any]]:
-        """The affordances every member has (by name, as the first member declares
-        them, without its forms): what the group's own TD offers."""
-        self._may_read(client)
-        group = self.groups.get(name)
+    def td_parts(
+        self, client: Client, name: str
+    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """What the group's own TD is made of, from one reading of the group: the group
+        as ``show`` gives it, and the affordances every member has (by name, as the
+        first member declares them, without its forms)."""
+        shown = self.show(client, name)
         shared: dict[str, dict[str, Any]] = {}
-        for i, thing_id in enumerate(self.members(client, group)):
+        for i, thing_id in enumerate(shown["memberIDs"]):
             record = self.twin.thing(thing_id)
             td = record.td if record is not None else {}
             for kind in ("properties", "actions", "events"):
@@ -166,7 +168,7 @@ class GroupOps:
                     }
                 else:
                     shared[kind] = {n: a for n, a in shared[kind].items() if n in mine}
-        return shared
+        return shown, shared
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bindings.http.forms import HttpForms
-from bindings.http.group_td import group_td
+from bindings.http.group_td import group_td_of
 from core.router import Router
 from core.services import ServiceThing, service_td
 from digitwin.groups import NAME
@@ -60,12 +60,7 @@ def groups_thing(router: Router, http_forms: Callable[[], HttpForms]) -> Service
         return groups.show(client, data["name"])
 
     def td(client: Client, data: Any) -> Any:
-        shared = groups.shared_affordances(client, data["name"])
-        shown = groups.show(client, data["name"])
-        forms = http_forms()
-        security = forms.security_definitions()
-        bus_forms = groups.observe_forms(shown["id"])
-        return group_td(shown, len(shown["memberIDs"]), shared, forms.base_url, security, bus_forms)
+        return group_td_of(groups, client, data["name"], http_forms())
 
     def read(client: Client, data: Any) -> Any:
         return groups.read(client, data["name"], data.get("offset", 0), data.get("limit"))

@@ -18,6 +18,20 @@ def group_url(base_url: str, name: str) -> str:
     return f"{base_url}/groups/{encode(name)}"
 
 
+def group_td_of(groups: Any, client: Any, name: str, forms: Any) -> dict[str, Any]:
+    """The TD of the group ``name`` as ``client`` sees it: ``groups`` is the router's
+    GroupOps, ``forms`` the HTTP binding's HttpForms (its base URL and security)."""
+    shown, shared = groups.td_parts(client, name)
+    return group_td(
+        shown,
+        len(shown["memberIDs"]),
+        shared,
+        forms.base_url,
+        forms.security_definitions(),
+        groups.observe_forms(shown["id"]),
+    )
+
+
 def group_td(
     group: dict[str, Any],
     members: int,

@@ -19,7 +19,7 @@ from vocabulary.problems import NotFound
 
 from . import sse
 from .context import HttpContext, json_body
-from .group_td import group_td, group_url
+from .group_td import group_td_of, group_url
 from .paths import encode, query_int, segment
 
 TD_JSON = "application/td+json"
@@ -71,18 +71,7 @@ class GroupsApi:
 
     async def td(self, request: Request) -> Response:
         client = await self.context.client(request)
-        name = _group(request)
-        shared = self.groups.shared_affordances(client, name)
-        shown = self.groups.show(client, name)
-        forms = self.context.forms
-        td = group_td(
-            shown,
-            len(shown["memberIDs"]),
-            shared,
-            forms.base_url,
-            forms.security_definitions(),
-            self.groups.observe_forms(shown["id"]),
-        )
+        td = group_td_of(self.groups, client, _group(request), self.context.forms)
         return Response(orjson.dumps(td), media_type=TD_JSON)
 
     async def table(self, request: Request) -> Response:
