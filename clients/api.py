@@ -28,6 +28,7 @@ from vocabulary.things import AUTHN_THING
 
 from .device import AgentLink, ExposedThing, agent_link
 from .errors import HubTimeout, NotSupported, hub_error
+from .http import history_items
 from .results import TERMINAL
 from .transports import (
     EVENT,
@@ -47,7 +48,6 @@ WAIT = 2.0
 # most: from 0.1 s, doubling.
 MAX_POLL = 2.0
 # History items asked for at once: the hub's most per page.
-HISTORY_PAGE = 1000
 # The hub's status for a request that ended without an error of its own.
 _ENDED = {"failed": 500, "expired": 408, "cancelled": 410}
 
@@ -368,18 +368,11 @@ class History:
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return self._items()
 
-    async def _items(self) -> AsyncIterator[dict[str, Any]]:
-        query, left = dict(self._query), self._limit
-        while True:  # a limit below 1 goes to the hub, which refuses it (BadRequest)
-            query["limit"] = HISTORY_PAGE if left is None else min(left, HISTORY_PAGE)
-            page = await self.hub.transport.history_page(*self._where, query)
-            for item in page["items"]:
-                yield item
-            if left is not None:
-                left -= len(page["items"])
-            if "cursor" not in page or (left is not None and left <= 0):
-                return
-            query["cursor"] = page["cursor"]
+    def _items(self) -> AsyncIterator[dict[str, Any]]:
+        async def page(query: dict[str, Any]) -> dict[str, Any]:
+            return await self.hub.transport.history_page(*self._where, query)
+
+        return history_items(page, self._query, self._limit)
 
     async def list(self) -> list[dict[str, Any]]:
         return [item async for item in self]

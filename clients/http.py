@@ -28,7 +28,7 @@ import logging
 import math
 import os
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlencode, urlsplit
@@ -266,25 +266,24 @@ class HttpConsumer:
     async def read_property(self, thing_id: str, name: str) -> Any:
         return await self._call("GET", _affordance_path(thing_id, "properties", name))
 
-    async def history(
+    def history(
         self,
         thing_id: str,
         name: str,
         *,
         event: bool = False,
+        total: int | None = None,
         **query: Any,
     ) -> AsyncIterator[dict[str, Any]]:
-        """A property's (or an ``event``'s) history, item by item, page after page.
-        ``query``: from, to, limit (per page), order, step (docs/history.md); None
+        """A property's (or an ``event``'s) history, item by item, page after page, at
+        most ``total`` items. ``query``: from, to, order, step (docs/history.md); None
         values are left out."""
         params = {key: value for key, value in query.items() if value is not None}
-        while True:
-            page = await self.history_page(thing_id, name, event=event, **params)
-            for item in page["items"]:
-                yield item
-            if "cursor" not in page:
-                return
-            params["cursor"] = page["cursor"]
+
+        async def page(params: dict[str, Any]) -> dict[str, Any]:
+            return await self.history_page(thing_id, name, event=event, **params)
+
+        return history_items(page, params, total)
 
     async def history_page(
         self, thing_id: str, name: str, *, event: bool = False, **query: Any
@@ -785,3 +784,27 @@ def _ssl_context(
         cert, key = client_cert
         context.load_cert_chain(os.fspath(cert), os.fspath(key))
     return context
+
+
+HISTORY_PAGE = 1000  # the most items the hub gives in one history page
+
+
+async def history_items(
+    page: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
+    query: dict[str, Any],
+    total: int | None,
+) -> AsyncIterator[dict[str, Any]]:
+    """The items of a history, page after page (``page(query)`` reads one), at most
+    ``total`` in all: the last page asks only for what is left. A total below 1 goes
+    to the hub, which refuses it (BadRequest)."""
+    query, left = dict(query), total
+    while True:
+        query["limit"] = HISTORY_PAGE if left is None else min(left, HISTORY_PAGE)
+        answer = await page(query)
+        for item in answer["items"]:
+            yield item
+        if left is not None:
+            left -= len(answer["items"])
+        if "cursor" not in answer or (left is not None and left <= 0):
+            return
+        query["cursor"] = answer["cursor"]

@@ -802,13 +802,8 @@ async def _history(client, args) -> int:
     if args.limit < 1:
         raise CommandError("--limit must be at least 1", EXIT_USAGE)
     query = {"from": args.since, "to": args.until, "step": args.step, "order": args.order}
-    rows = []  # pages of up to 1,000 (the hub's most) until --limit
-    async for item in client.history(
-        args.thing, args.name, event=args.event, limit=min(args.limit, 1000), **query
-    ):
-        rows.append(item)
-        if len(rows) == args.limit:
-            break
+    history = client.history(args.thing, args.name, event=args.event, total=args.limit, **query)
+    rows = [item async for item in history]
     columns = _HISTORY_COLUMNS[args.step is not None]
     if args.csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from clients import ActionHandle, api, connect
+import clients.http
+from clients import ActionHandle, connect
 from clients.errors import BadRequest, Forbidden, HubError, NotFound
 from tests.support.running import PASSWORD, Device, RunningHub
 from tests.support.tds import LAMP, lamp_td
@@ -185,7 +186,7 @@ async def test_history_is_read_the_same_way_on_every_binding(running, binding, m
         (bucket,) = await lamp.history("brightness", step="1w")
         assert (bucket["count"], bucket["min"], bucket["max"], bucket["last"]) == (3, 10, 12, 12)
 
-        monkeypatch.setattr(api, "HISTORY_PAGE", 2)  # the pages are followed
+        monkeypatch.setattr(clients.http, "HISTORY_PAGE", 2)  # the pages are followed
         values = [item["value"] async for item in lamp.history("brightness", order="oldest")]
         assert values == [10, 11, 12]
         assert [item["value"] for item in await lamp.history("brightness", limit=3)] == [12, 11, 10]
